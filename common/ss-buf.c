@@ -1,0 +1,70 @@
+/* SPDX-License-Identifier: MIT */
+#include "ss-buf.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+void ss_buf_init(ss_buf *b, size_t max)
+{
+        *b = (ss_buf){.max = max};
+}
+
+int ss_buf_reserve(ss_buf *b, size_t extra)
+{
+        size_t want, cap;
+        uint8_t *p;
+
+        if (extra > b->max || b->len > b->max - extra)
+                return -ENOBUFS;
+        want = b->len + extra;
+        if (want <= b->cap)
+                return 0;
+        cap = b->cap ? b->cap : 256;
+        while (cap < want)
+                cap = cap > b->max / 2 ? b->max : cap * 2;
+        p = realloc(b->data, cap);
+        if (!p)
+                return -ENOMEM;
+        b->data = p;
+        b->cap = cap;
+        return 0;
+}
+
+int ss_buf_append(ss_buf *b, const void *p, size_t n)
+{
+        int r;
+
+        if (n == 0)
+                return 0;
+        r = ss_buf_reserve(b, n);
+        if (r < 0)
+                return r;
+        memcpy(b->data + b->len, p, n);
+        b->len += n;
+        return 0;
+}
+
+void ss_buf_consume(ss_buf *b, size_t n)
+{
+        if (n >= b->len) {
+                b->len = 0;
+                return;
+        }
+        memmove(b->data, b->data + n, b->len - n);
+        b->len -= n;
+}
+
+void ss_buf_free(ss_buf *b)
+{
+        if (!b)
+                return;
+        free(b->data);
+        b->data = NULL;
+        b->len = b->cap = 0;
+}
+
+int ss_buf_msgpack_write(void *data, const char *buf, size_t len)
+{
+        return ss_buf_append(data, buf, len);
+}

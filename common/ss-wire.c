@@ -1,0 +1,452 @@
+/* SPDX-License-Identifier: MIT */
+#include "ss-wire.h"
+
+#include <errno.h>
+#include <string.h>
+
+/* ---- framing -------------------------------------------------------------------------- */
+
+int ss_frame_parse(const uint8_t *data, size_t len, size_t max_frame, const uint8_t **ret_payload,
+                   size_t *ret_len)
+{
+        uint32_t n;
+
+        if (len < SS_FRAME_HEADER)
+                return 0;
+        n = (uint32_t)data[0] << 24 | (uint32_t)data[1] << 16 | (uint32_t)data[2] << 8 | data[3];
+        if (n == 0)
+                return -EBADMSG;
+        if (n > max_frame)
+                return -EMSGSIZE;
+        if (len - SS_FRAME_HEADER < n)
+                return 0;
+        *ret_payload = data + SS_FRAME_HEADER;
+        *ret_len = n;
+        return (int)(SS_FRAME_HEADER + n);
+}
+
+/* ---- encoding ------------------------------------------------------------------------- */
+
+typedef struct frame {
+        ss_buf *b;
+        size_t start;
+        msgpack_packer pk;
+        int err;
+} frame;
+
+static void frame_begin(frame *f, ss_buf *b, uint32_t type, size_t nfields)
+{
+        static const uint8_t zero[SS_FRAME_HEADER];
+
+        *f = (frame){.b = b, .start = b->len};
+        msgpack_packer_init(&f->pk, b, ss_buf_msgpack_write);
+        f->err = ss_buf_append(b, zero, sizeof(zero));
+        if (!f->err)
+                f->err = msgpack_pack_array(&f->pk, nfields + 1);
+        if (!f->err)
+                f->err = msgpack_pack_uint32(&f->pk, type);
+}
+
+/* Packing calls return the ss_buf error (negative errno) or 0; keep the first. */
+static void frame_check(frame *f, int r)
+{
+        if (!f->err && r)
+                f->err = r < 0 ? r : -ENOBUFS;
+}
+
+static void put_bin(frame *f, const uint8_t *p, size_t n)
+{
+        if (!p) {
+                frame_check(f, msgpack_pack_nil(&f->pk));
+                return;
+        }
+        frame_check(f, msgpack_pack_bin_with_body(&f->pk, p, n));
+}
+
+static void put_str(frame *f, const char *s, size_t n)
+{
+        if (!s) {
+                frame_check(f, msgpack_pack_nil(&f->pk));
+                return;
+        }
+        frame_check(f, msgpack_pack_str_with_body(&f->pk, s, n));
+}
+
+static void put_map(frame *f, const ss_rawmap *m)
+{
+        frame_check(f, msgpack_pack_map(&f->pk, m ? m->count : 0));
+        if (m && m->len)
+                frame_check(f, ss_buf_append(f->b, m->data, m->len));
+}
+
+static int frame_end(frame *f, size_t max_frame)
+{
+        size_t n;
+        uint8_t *h;
+
+        if (f->err)
+                goto fail;
+        n = f->b->len - f->start - SS_FRAME_HEADER;
+        if (n > max_frame) {
+                f->err = -EMSGSIZE;
+                goto fail;
+        }
+        h = f->b->data + f->start;
+        h[0] = (uint8_t)(n >> 24);
+        h[1] = (uint8_t)(n >> 16);
+        h[2] = (uint8_t)(n >> 8);
+        h[3] = (uint8_t)n;
+        return 0;
+fail:
+        f->b->len = f->start;
+        return f->err;
+}
+
+int ss_wire_put_hello(ss_buf *b, size_t max_frame, const ss_rawmap *options)
+{
+        frame f;
+
+        frame_begin(&f, b, SS_MSG_HELLO, 2);
+        frame_check(&f, msgpack_pack_uint32(&f.pk, SS_PROTOCOL_VERSION));
+        put_map(&f, options);
+        return frame_end(&f, max_frame);
+}
+
+int ss_wire_put_span_start(ss_buf *b, size_t max_frame, const ss_span_head *h,
+                           const ss_rawmap *attrs, const ss_rawmap *options)
+{
+        frame f;
+
+        frame_begin(&f, b, SS_MSG_SPAN_START, 8);
+        put_bin(&f, h->trace_id, SS_TRACE_ID_LEN);
+        put_bin(&f, h->span_id, SS_SPAN_ID_LEN);
+        put_bin(&f, h->parent_id, SS_SPAN_ID_LEN);
+        put_str(&f, h->name, h->name_len);
+        frame_check(&f, msgpack_pack_int32(&f.pk, h->kind));
+        frame_check(&f, msgpack_pack_uint64(&f.pk, h->start_ns));
+        put_map(&f, attrs);
+        put_map(&f, options);
+        return frame_end(&f, max_frame);
+}
+
+int ss_wire_put_span_attrs(ss_buf *b, size_t max_frame, const uint8_t *span_id,
+                           const ss_rawmap *attrs)
+{
+        frame f;
+
+        frame_begin(&f, b, SS_MSG_SPAN_ATTRS, 2);
+        put_bin(&f, span_id, SS_SPAN_ID_LEN);
+        put_map(&f, attrs);
+        return frame_end(&f, max_frame);
+}
+
+int ss_wire_put_span_event(ss_buf *b, size_t max_frame, const uint8_t *span_id, const char *name,
+                           uint64_t time_ns, const ss_rawmap *attrs)
+{
+        frame f;
+
+        frame_begin(&f, b, SS_MSG_SPAN_EVENT, 4);
+        put_bin(&f, span_id, SS_SPAN_ID_LEN);
+        put_str(&f, name, strlen(name));
+        frame_check(&f, msgpack_pack_uint64(&f.pk, time_ns));
+        put_map(&f, attrs);
+        return frame_end(&f, max_frame);
+}
+
+int ss_wire_put_span_end(ss_buf *b, size_t max_frame, const uint8_t *span_id, uint64_t end_ns,
+                         int status_code, const char *status_msg, const ss_rawmap *attrs)
+{
+        frame f;
+
+        frame_begin(&f, b, SS_MSG_SPAN_END, 5);
+        put_bin(&f, span_id, SS_SPAN_ID_LEN);
+        frame_check(&f, msgpack_pack_uint64(&f.pk, end_ns));
+        frame_check(&f, msgpack_pack_int32(&f.pk, status_code));
+        put_str(&f, status_msg, status_msg ? strlen(status_msg) : 0);
+        put_map(&f, attrs);
+        return frame_end(&f, max_frame);
+}
+
+int ss_wire_put_seq(ss_buf *b, size_t max_frame, uint32_t type, uint64_t seq)
+{
+        frame f;
+
+        frame_begin(&f, b, type, 1);
+        frame_check(&f, msgpack_pack_uint64(&f.pk, seq));
+        return frame_end(&f, max_frame);
+}
+
+/* ---- decoding ------------------------------------------------------------------------- */
+
+/* A cursor over the fields of one message; a missing or ill-typed field sets bad. */
+typedef struct fields {
+        const msgpack_object *o;
+        uint32_t n;
+        uint32_t i;
+        bool bad;
+} fields;
+
+static const msgpack_object *next(fields *f)
+{
+        if (f->i >= f->n) {
+                f->bad = true;
+                return NULL;
+        }
+        return &f->o[f->i++];
+}
+
+static const uint8_t *get_id(fields *f, uint32_t len, bool nullable)
+{
+        const msgpack_object *o = next(f);
+
+        if (o && nullable && o->type == MSGPACK_OBJECT_NIL)
+                return NULL;
+        if (!o || o->type != MSGPACK_OBJECT_BIN || o->via.bin.size != len) {
+                f->bad = true;
+                return NULL;
+        }
+        return (const uint8_t *)o->via.bin.ptr;
+}
+
+static bool id_is_zero(const uint8_t *id, size_t len)
+{
+        for (size_t i = 0; i < len; i++)
+                if (id[i])
+                        return false;
+        return true;
+}
+
+static uint64_t get_u64(fields *f)
+{
+        const msgpack_object *o = next(f);
+
+        if (!o || o->type != MSGPACK_OBJECT_POSITIVE_INTEGER) {
+                f->bad = true;
+                return 0;
+        }
+        return o->via.u64;
+}
+
+static int32_t get_enum(fields *f, int32_t max)
+{
+        uint64_t v = get_u64(f);
+
+        if (v > (uint64_t)max)
+                f->bad = true;
+        return (int32_t)v;
+}
+
+static ss_str get_str(fields *f, bool nullable)
+{
+        const msgpack_object *o = next(f);
+
+        if (o && nullable && o->type == MSGPACK_OBJECT_NIL)
+                return (ss_str){0};
+        if (!o || o->type != MSGPACK_OBJECT_STR) {
+                f->bad = true;
+                return (ss_str){0};
+        }
+        return (ss_str){.ptr = o->via.str.ptr, .len = o->via.str.size};
+}
+
+static const msgpack_object_map *get_map(fields *f, bool attrs)
+{
+        const msgpack_object *o = next(f);
+
+        if (o && o->type == MSGPACK_OBJECT_NIL)
+                return NULL;
+        if (!o || o->type != MSGPACK_OBJECT_MAP) {
+                f->bad = true;
+                return NULL;
+        }
+        if (attrs && ss_wire_check_attrs(&o->via.map) < 0)
+                f->bad = true;
+        return &o->via.map;
+}
+
+static int check_value(const msgpack_object *v, unsigned depth);
+
+static int check_map(const msgpack_object_map *m, unsigned depth)
+{
+        for (uint32_t i = 0; i < m->size; i++) {
+                const msgpack_object *k = &m->ptr[i].key;
+
+                if (k->type != MSGPACK_OBJECT_STR || k->via.str.size == 0)
+                        return -EPROTO;
+                if (check_value(&m->ptr[i].val, depth + 1) < 0)
+                        return -EPROTO;
+        }
+        return 0;
+}
+
+static int check_value(const msgpack_object *v, unsigned depth)
+{
+        if (depth > SS_ATTR_DEPTH_MAX)
+                return -EPROTO;
+        switch (v->type) {
+        case MSGPACK_OBJECT_BOOLEAN:
+        case MSGPACK_OBJECT_POSITIVE_INTEGER:
+        case MSGPACK_OBJECT_NEGATIVE_INTEGER:
+        case MSGPACK_OBJECT_FLOAT32:
+        case MSGPACK_OBJECT_FLOAT64:
+        case MSGPACK_OBJECT_STR:
+        case MSGPACK_OBJECT_BIN:
+                return 0;
+        case MSGPACK_OBJECT_ARRAY:
+                for (uint32_t i = 0; i < v->via.array.size; i++)
+                        if (check_value(&v->via.array.ptr[i], depth + 1) < 0)
+                                return -EPROTO;
+                return 0;
+        case MSGPACK_OBJECT_MAP:
+                return check_map(&v->via.map, depth);
+        default:
+                return -EPROTO;
+        }
+}
+
+int ss_wire_check_attrs(const msgpack_object_map *attrs)
+{
+        return check_map(attrs, 0);
+}
+
+static void decode_span_head(fields *f, ss_msg_span *s)
+{
+        s->trace_id = get_id(f, SS_TRACE_ID_LEN, false);
+        s->span_id = get_id(f, SS_SPAN_ID_LEN, false);
+        s->parent_id = get_id(f, SS_SPAN_ID_LEN, true);
+        s->name = get_str(f, false);
+        s->kind = get_enum(f, SS_KIND_CONSUMER);
+        s->start_ns = get_u64(f);
+        s->attrs = get_map(f, true);
+        s->options = get_map(f, false);
+        if (f->bad)
+                return;
+        if (id_is_zero(s->trace_id, SS_TRACE_ID_LEN) || id_is_zero(s->span_id, SS_SPAN_ID_LEN) ||
+            (s->parent_id && id_is_zero(s->parent_id, SS_SPAN_ID_LEN)) || s->name.len == 0)
+                f->bad = true;
+}
+
+static void check_events(fields *f, const msgpack_object_array *ev)
+{
+        for (uint32_t i = 0; ev && !f->bad && i < ev->size; i++) {
+                const msgpack_object *e = &ev->ptr[i];
+                fields g;
+
+                if (e->type != MSGPACK_OBJECT_ARRAY) {
+                        f->bad = true;
+                        return;
+                }
+                g = (fields){.o = e->via.array.ptr, .n = e->via.array.size};
+                (void)get_str(&g, false);
+                (void)get_u64(&g);
+                (void)get_map(&g, true);
+                f->bad = g.bad;
+        }
+}
+
+static void decode_span(fields *f, ss_msg_span *s)
+{
+        const msgpack_object *o;
+
+        decode_span_head(f, s);
+        s->end_ns = get_u64(f);
+        s->status_code = get_enum(f, SS_STATUS_ERROR);
+        s->status_msg = get_str(f, true);
+        o = next(f);
+        if (o && o->type == MSGPACK_OBJECT_ARRAY)
+                s->events = &o->via.array;
+        else if (!o || o->type != MSGPACK_OBJECT_NIL)
+                f->bad = true;
+        check_events(f, s->events);
+        if (!f->bad && s->end_ns < s->start_ns)
+                f->bad = true;
+}
+
+static void decode_body(fields *f, ss_msg *m)
+{
+        switch (m->type) {
+        case SS_MSG_HELLO:
+                m->hello.version = (uint32_t)get_u64(f);
+                m->hello.options = get_map(f, true);
+                break;
+        case SS_MSG_SPAN_START:
+                decode_span_head(f, &m->span);
+                break;
+        case SS_MSG_SPAN:
+                decode_span(f, &m->span);
+                break;
+        case SS_MSG_SPAN_ATTRS:
+                m->attrs.span_id = get_id(f, SS_SPAN_ID_LEN, false);
+                m->attrs.attrs = get_map(f, true);
+                break;
+        case SS_MSG_SPAN_EVENT:
+                m->event.span_id = get_id(f, SS_SPAN_ID_LEN, false);
+                m->event.name = get_str(f, false);
+                m->event.time_ns = get_u64(f);
+                m->event.attrs = get_map(f, true);
+                break;
+        case SS_MSG_SPAN_END:
+                m->end.span_id = get_id(f, SS_SPAN_ID_LEN, false);
+                m->end.end_ns = get_u64(f);
+                m->end.status_code = get_enum(f, SS_STATUS_ERROR);
+                m->end.status_msg = get_str(f, true);
+                m->end.attrs = get_map(f, true);
+                break;
+        case SS_MSG_FLUSH:
+        case SS_MSG_STATS:
+        case SS_MSG_FLUSHED:
+                m->seq.seq = get_u64(f);
+                break;
+        default:
+                break;
+        }
+}
+
+static bool type_known(uint32_t t)
+{
+        return (t >= SS_MSG_HELLO && t <= SS_MSG_STATS) || t == SS_MSG_FLUSHED;
+}
+
+int ss_wire_decode(const uint8_t *payload, size_t len, msgpack_unpacked *unpacked, ss_msg *ret)
+{
+        const msgpack_object *root;
+        size_t off = 0;
+        fields f;
+
+        if (msgpack_unpack_next(unpacked, (const char *)payload, len, &off) !=
+                MSGPACK_UNPACK_SUCCESS ||
+            off != len)
+                return -EBADMSG;
+        root = &unpacked->data;
+        if (root->type != MSGPACK_OBJECT_ARRAY || root->via.array.size < 1)
+                return -EPROTO;
+        f = (fields){.o = root->via.array.ptr, .n = root->via.array.size};
+        *ret = (ss_msg){0};
+        ret->type = (uint32_t)get_u64(&f);
+        if (f.bad)
+                return -EPROTO;
+        if (!type_known(ret->type))
+                return -ENOTSUP;
+        decode_body(&f, ret);
+        /* Trailing elements are allowed for forward compatibility. */
+        return f.bad ? -EPROTO : 0;
+}
+
+const char *ss_msg_type_name(uint32_t type)
+{
+        static const char *const names[] = {
+            [SS_MSG_HELLO] = "HELLO",           [SS_MSG_SPAN_START] = "SPAN_START",
+            [SS_MSG_SPAN_ATTRS] = "SPAN_ATTRS", [SS_MSG_SPAN_EVENT] = "SPAN_EVENT",
+            [SS_MSG_SPAN_END] = "SPAN_END",     [SS_MSG_SPAN] = "SPAN",
+            [SS_MSG_FLUSH] = "FLUSH",           [SS_MSG_STATS] = "STATS",
+            [SS_MSG_SUBSCRIBE] = "SUBSCRIBE",
+        };
+
+        if (type < sizeof(names) / sizeof(names[0]) && names[type])
+                return names[type];
+        if (type == SS_MSG_FLUSHED)
+                return "FLUSHED";
+        if (type == SS_MSG_STATS_REPLY)
+                return "STATS_REPLY";
+        return "unknown";
+}

@@ -1,0 +1,165 @@
+/* SPDX-License-Identifier: MIT */
+#pragma once
+
+/*
+ * The sidespan wire protocol, version 1 (DESIGN.md section 3): frames of a
+ * 4-byte big-endian length N (1 <= N <= max_frame) followed by N bytes
+ * holding one msgpack array whose first element is the message type.
+ *
+ * Encoders append one whole frame to an ss_buf or leave it unchanged.
+ * The decoder points into the msgpack object tree of one frame: what it
+ * returns lives as long as the msgpack_unpacked it was given.
+ * Pure functions on caller-owned memory: any thread, never blocks.
+ */
+
+#include <msgpack.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "ss-buf.h"
+
+#define SS_PROTOCOL_VERSION  1u
+#define SS_FRAME_HEADER      4u
+#define SS_MAX_FRAME_DEFAULT (1u << 20)
+#define SS_MAX_FRAME_LIMIT   (64u << 20)
+#define SS_TRACE_ID_LEN      16u
+#define SS_SPAN_ID_LEN       8u
+#define SS_ATTR_DEPTH_MAX    8u
+
+enum ss_msg_type {
+        /* client to daemon */
+        SS_MSG_HELLO = 1,
+        SS_MSG_SPAN_START = 2,
+        SS_MSG_SPAN_ATTRS = 3,
+        SS_MSG_SPAN_EVENT = 4,
+        SS_MSG_SPAN_END = 5,
+        SS_MSG_SPAN = 6,
+        SS_MSG_FLUSH = 7,
+        SS_MSG_STATS = 8,
+        SS_MSG_SUBSCRIBE = 9,
+        /* daemon to client */
+        SS_MSG_FLUSHED = 65,
+        SS_MSG_STATS_REPLY = 66,
+};
+
+/* OTLP Status.code */
+enum { SS_STATUS_UNSET = 0, SS_STATUS_OK = 1, SS_STATUS_ERROR = 2 };
+/* OTLP SpanKind */
+enum {
+        SS_KIND_UNSPECIFIED = 0,
+        SS_KIND_INTERNAL = 1,
+        SS_KIND_SERVER = 2,
+        SS_KIND_CLIENT = 3,
+        SS_KIND_PRODUCER = 4,
+        SS_KIND_CONSUMER = 5
+};
+
+typedef struct ss_str {
+        const char *ptr;
+        uint32_t len;
+} ss_str;
+
+/* A msgpack map body already packed by the caller: count pairs in len bytes. */
+typedef struct ss_rawmap {
+        uint32_t count;
+        const uint8_t *data;
+        size_t len;
+} ss_rawmap;
+
+/* The head of a span as the client encodes it. parent_id NULL for a root. */
+typedef struct ss_span_head {
+        const uint8_t *trace_id; /* SS_TRACE_ID_LEN bytes */
+        const uint8_t *span_id;  /* SS_SPAN_ID_LEN bytes */
+        const uint8_t *parent_id;
+        const char *name;
+        size_t name_len;
+        int kind;
+        uint64_t start_ns;
+} ss_span_head;
+
+/* Decoded span head plus, for SS_MSG_SPAN, its end. Maps may be NULL. */
+typedef struct ss_msg_span {
+        const uint8_t *trace_id;
+        const uint8_t *span_id;
+        const uint8_t *parent_id; /* NULL for a root */
+        ss_str name;
+        int32_t kind;
+        uint64_t start_ns;
+        const msgpack_object_map *attrs;
+        const msgpack_object_map *options; /* trace_state (str), flags (uint) */
+        /* SS_MSG_SPAN only */
+        uint64_t end_ns;
+        int32_t status_code;
+        ss_str status_msg;                  /* ptr NULL when nil */
+        const msgpack_object_array *events; /* of [name, time_ns, attrs] */
+} ss_msg_span;
+
+typedef struct ss_msg {
+        uint32_t type;
+        union {
+                struct {
+                        uint32_t version;
+                        const msgpack_object_map *options;
+                } hello;
+                ss_msg_span span; /* SPAN_START and SPAN */
+                struct {
+                        const uint8_t *span_id;
+                        const msgpack_object_map *attrs;
+                } attrs;
+                struct {
+                        const uint8_t *span_id;
+                        ss_str name;
+                        uint64_t time_ns;
+                        const msgpack_object_map *attrs;
+                } event;
+                struct {
+                        const uint8_t *span_id;
+                        uint64_t end_ns;
+                        int32_t status_code;
+                        ss_str status_msg; /* ptr NULL when nil */
+                        const msgpack_object_map *attrs;
+                } end;
+                struct {
+                        uint64_t seq; /* FLUSH, FLUSHED, STATS request id */
+                } seq;
+        };
+} ss_msg;
+
+/*
+ * Split a frame off the front of data. Returns the bytes the frame takes
+ * (header included) with ret_payload and ret_len set, 0 if more bytes are
+ * needed, -EMSGSIZE if the announced length exceeds max_frame, -EBADMSG for
+ * a zero length.
+ */
+int ss_frame_parse(const uint8_t *data, size_t len, size_t max_frame, const uint8_t **ret_payload,
+                   size_t *ret_len);
+
+/*
+ * Decode one frame payload. 0 on success; -EBADMSG when it is not exactly one
+ * msgpack object; -EPROTO when a known message has the wrong shape;
+ * -ENOTSUP (with ret->type set) for an unknown message type, which the caller
+ * skips. unpacked must be initialised; its zone holds what ret points to.
+ */
+int ss_wire_decode(const uint8_t *payload, size_t len, msgpack_unpacked *unpacked, ss_msg *ret);
+
+/* 0 when every key is a non-empty string and every value a legal attribute value. */
+int ss_wire_check_attrs(const msgpack_object_map *attrs);
+
+/* A short static name of a message type, "unknown" for others. */
+const char *ss_msg_type_name(uint32_t type);
+
+/* Encoders. Each appends one frame of at most max_frame bytes (payload) to
+ * b, or returns -EMSGSIZE / -ENOBUFS / -ENOMEM with b unchanged. A NULL
+ * ss_rawmap means an empty map. */
+int ss_wire_put_hello(ss_buf *b, size_t max_frame, const ss_rawmap *options);
+int ss_wire_put_span_start(ss_buf *b, size_t max_frame, const ss_span_head *h,
+                           const ss_rawmap *attrs, const ss_rawmap *options);
+int ss_wire_put_span_attrs(ss_buf *b, size_t max_frame, const uint8_t *span_id,
+                           const ss_rawmap *attrs);
+int ss_wire_put_span_event(ss_buf *b, size_t max_frame, const uint8_t *span_id, const char *name,
+                           uint64_t time_ns, const ss_rawmap *attrs);
+int ss_wire_put_span_end(ss_buf *b, size_t max_frame, const uint8_t *span_id, uint64_t end_ns,
+                         int status_code, const char *status_msg, const ss_rawmap *attrs);
+/* FLUSH, FLUSHED and STATS: [type, seq]. */
+int ss_wire_put_seq(ss_buf *b, size_t max_frame, uint32_t type, uint64_t seq);
