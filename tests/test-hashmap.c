@@ -1,0 +1,95 @@
+/* SPDX-License-Identifier: MIT */
+#include <check.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "hashmap.h"
+#include "ss-id.h"
+
+START_TEST(put_get_remove_many)
+{
+        enum { N = 20000 };
+        static uint8_t keys[N][16];
+        ss_map m;
+
+        ss_map_init(&m, 16);
+        ck_assert_ptr_null(ss_map_get(&m, keys[0]));
+        ck_assert_ptr_null(ss_map_remove(&m, keys[0]));
+        for (uintptr_t i = 0; i < N; i++) {
+                ss_id_random(keys[i], 16);
+                ck_assert_int_eq(ss_map_put(&m, keys[i], (void *)(i + 1)), 0);
+        }
+        ck_assert_uint_eq(m.n, N);
+        for (uintptr_t i = 0; i < N; i++)
+                ck_assert_ptr_eq(ss_map_get(&m, keys[i]), (void *)(i + 1));
+        /* Remove every other key: backward shift must keep the rest reachable. */
+        for (uintptr_t i = 0; i < N; i += 2)
+                ck_assert_ptr_eq(ss_map_remove(&m, keys[i]), (void *)(i + 1));
+        ck_assert_uint_eq(m.n, N / 2);
+        for (uintptr_t i = 0; i < N; i++)
+                ck_assert_ptr_eq(ss_map_get(&m, keys[i]), i % 2 ? (void *)(i + 1) : NULL);
+        ss_map_free(&m);
+}
+END_TEST
+
+START_TEST(replace_and_short_keys)
+{
+        uint8_t k[8] = {1, 2, 3, 4, 5, 6, 7, 8};
+        int a, b;
+        ss_map m;
+
+        ss_map_init(&m, 8);
+        ck_assert_int_eq(ss_map_put(&m, k, &a), 0);
+        ck_assert_int_eq(ss_map_put(&m, k, &b), 0);
+        ck_assert_uint_eq(m.n, 1);
+        ck_assert_ptr_eq(ss_map_get(&m, k), &b);
+        k[7] = 9;
+        ck_assert_ptr_null(ss_map_get(&m, k));
+        ss_map_free(&m);
+}
+END_TEST
+
+/* Keys that share their home slot (same low bits after hashing are unlikely to be found
+ * by hand, so collide by filling a small table densely) still come back after removals. */
+START_TEST(dense_churn)
+{
+        uint8_t keys[64][8];
+        ss_map m;
+
+        ss_map_init(&m, 8);
+        for (int round = 0; round < 50; round++) {
+                for (uintptr_t i = 0; i < 12; i++) {
+                        ss_id_random(keys[i], 8);
+                        ck_assert_int_eq(ss_map_put(&m, keys[i], (void *)(i + 1)), 0);
+                }
+                for (uintptr_t i = 0; i < 12; i += 3)
+                        ck_assert_ptr_eq(ss_map_remove(&m, keys[i]), (void *)(i + 1));
+                for (uintptr_t i = 0; i < 12; i++)
+                        ck_assert_ptr_eq(ss_map_get(&m, keys[i]), i % 3 ? (void *)(i + 1) : NULL);
+                for (uintptr_t i = 1; i < 12; i++)
+                        if (i % 3)
+                                ss_map_remove(&m, keys[i]);
+                ck_assert_uint_eq(m.n, 0);
+        }
+        ss_map_free(&m);
+}
+END_TEST
+
+int main(void)
+{
+        Suite *s = suite_create("hashmap");
+        TCase *tc = tcase_create("map");
+        SRunner *sr;
+        int failed;
+
+        tcase_add_test(tc, put_get_remove_many);
+        tcase_add_test(tc, replace_and_short_keys);
+        tcase_add_test(tc, dense_churn);
+        suite_add_tcase(s, tc);
+        sr = srunner_create(s);
+        srunner_run_all(sr, CK_NORMAL);
+        failed = srunner_ntests_failed(sr);
+        srunner_free(sr);
+        return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}

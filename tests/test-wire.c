@@ -1,0 +1,432 @@
+/* SPDX-License-Identifier: MIT */
+/* The frame codec and message decoder: what a daemon does with every byte a client sends. */
+#include <check.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ss-wire.h"
+
+static const uint8_t TID[16] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16};
+static const uint8_t SID[8] = {0xa1, 2, 3, 4, 5, 6, 7, 8};
+static const uint8_t PID[8] = {0xb1, 2, 3, 4, 5, 6, 7, 8};
+
+/* Split off the one frame in b and decode it. */
+static int decode_one(const ss_buf *b, msgpack_unpacked *u, ss_msg *m)
+{
+        const uint8_t *p;
+        size_t n;
+        int used = ss_frame_parse(b->data, b->len, SS_MAX_FRAME_DEFAULT, &p, &n);
+
+        ck_assert_int_eq(used, (int)b->len);
+        return ss_wire_decode(p, n, u, m);
+}
+
+/* Decode a payload packed by hand (no frame header). */
+static int decode_raw(const ss_buf *b, msgpack_unpacked *u, ss_msg *m)
+{
+        return ss_wire_decode(b->data, b->len, u, m);
+}
+
+static void pack_attrs(ss_buf *b, uint32_t *count)
+{
+        msgpack_packer pk;
+
+        msgpack_packer_init(&pk, b, ss_buf_msgpack_write);
+        msgpack_pack_str_with_body(&pk, "k.str", 5);
+        msgpack_pack_str_with_body(&pk, "v", 1);
+        msgpack_pack_str_with_body(&pk, "k.int", 5);
+        msgpack_pack_int64(&pk, -42);
+        msgpack_pack_str_with_body(&pk, "k.arr", 5);
+        msgpack_pack_array(&pk, 2);
+        msgpack_pack_double(&pk, 1.5);
+        msgpack_pack_double(&pk, 2.5);
+        *count = 3;
+}
+
+START_TEST(frame_parse_needs_more_and_limits)
+{
+        const uint8_t *p;
+        size_t n;
+        uint8_t hdr[6] = {0, 0, 0, 2, 0x91, 0x01};
+        uint8_t big[4] = {0, 0x10, 0, 1};
+        uint8_t zero[4] = {0, 0, 0, 0};
+
+        ck_assert_int_eq(ss_frame_parse(hdr, 3, 100, &p, &n), 0);
+        ck_assert_int_eq(ss_frame_parse(hdr, 5, 100, &p, &n), 0);
+        ck_assert_int_eq(ss_frame_parse(hdr, 6, 100, &p, &n), 6);
+        ck_assert_uint_eq(n, 2);
+        ck_assert_ptr_eq(p, hdr + 4);
+        ck_assert_int_eq(ss_frame_parse(big, 4, SS_MAX_FRAME_DEFAULT, &p, &n), -EMSGSIZE);
+        ck_assert_int_eq(ss_frame_parse(zero, 4, 100, &p, &n), -EBADMSG);
+}
+END_TEST
+
+START_TEST(span_start_round_trip)
+{
+        ss_buf attrs, b;
+        ss_rawmap m = {0};
+        ss_span_head h = {.trace_id = TID,
+                          .span_id = SID,
+                          .parent_id = PID,
+                          .name = "agent.run",
+                          .name_len = 9,
+                          .kind = SS_KIND_SERVER,
+                          .start_ns = 1700000000123456789ull};
+        msgpack_unpacked u;
+        ss_msg msg;
+
+        ss_buf_init(&attrs, 4096);
+        ss_buf_init(&b, 4096);
+        pack_attrs(&attrs, &m.count);
+        m.data = attrs.data;
+        m.len = attrs.len;
+        ck_assert_int_eq(ss_wire_put_span_start(&b, SS_MAX_FRAME_DEFAULT, &h, &m, NULL), 0);
+        msgpack_unpacked_init(&u);
+        ck_assert_int_eq(decode_one(&b, &u, &msg), 0);
+        ck_assert_uint_eq(msg.type, SS_MSG_SPAN_START);
+        ck_assert_mem_eq(msg.span.trace_id, TID, 16);
+        ck_assert_mem_eq(msg.span.span_id, SID, 8);
+        ck_assert_mem_eq(msg.span.parent_id, PID, 8);
+        ck_assert_uint_eq(msg.span.name.len, 9);
+        ck_assert_mem_eq(msg.span.name.ptr, "agent.run", 9);
+        ck_assert_int_eq(msg.span.kind, SS_KIND_SERVER);
+        ck_assert_uint_eq(msg.span.start_ns, 1700000000123456789ull);
+        ck_assert_uint_eq(msg.span.attrs->size, 3);
+        ck_assert_int_eq(msg.span.attrs->ptr[1].val.via.i64, -42);
+        ck_assert_uint_eq(msg.span.options->size, 0);
+        msgpack_unpacked_destroy(&u);
+        ss_buf_free(&attrs);
+        ss_buf_free(&b);
+}
+END_TEST
+
+START_TEST(root_event_end_hello_flush)
+{
+        ss_span_head h = {.trace_id = TID,
+                          .span_id = SID,
+                          .name = "x",
+                          .name_len = 1,
+                          .kind = SS_KIND_INTERNAL,
+                          .start_ns = 5};
+        msgpack_unpacked u;
+        ss_msg m;
+        ss_buf b;
+
+        ss_buf_init(&b, 4096);
+        msgpack_unpacked_init(&u);
+        ck_assert_int_eq(ss_wire_put_span_start(&b, 4096, &h, NULL, NULL), 0);
+        ck_assert_int_eq(decode_one(&b, &u, &m), 0);
+        ck_assert_ptr_null(m.span.parent_id);
+
+        ss_buf_reset(&b);
+        ck_assert_int_eq(ss_wire_put_span_event(&b, 4096, SID, "gen_ai.first_token", 77, NULL), 0);
+        ck_assert_int_eq(decode_one(&b, &u, &m), 0);
+        ck_assert_uint_eq(m.type, SS_MSG_SPAN_EVENT);
+        ck_assert_uint_eq(m.event.time_ns, 77);
+        ck_assert_uint_eq(m.event.name.len, 18);
+
+        ss_buf_reset(&b);
+        ck_assert_int_eq(ss_wire_put_span_end(&b, 4096, SID, 99, SS_STATUS_ERROR, "boom", NULL), 0);
+        ck_assert_int_eq(decode_one(&b, &u, &m), 0);
+        ck_assert_uint_eq(m.type, SS_MSG_SPAN_END);
+        ck_assert_int_eq(m.end.status_code, SS_STATUS_ERROR);
+        ck_assert_mem_eq(m.end.status_msg.ptr, "boom", 4);
+
+        ss_buf_reset(&b);
+        ck_assert_int_eq(ss_wire_put_span_end(&b, 4096, SID, 99, SS_STATUS_OK, NULL, NULL), 0);
+        ck_assert_int_eq(decode_one(&b, &u, &m), 0);
+        ck_assert_ptr_null(m.end.status_msg.ptr);
+
+        ss_buf_reset(&b);
+        ck_assert_int_eq(ss_wire_put_hello(&b, 4096, NULL), 0);
+        ck_assert_int_eq(decode_one(&b, &u, &m), 0);
+        ck_assert_uint_eq(m.hello.version, SS_PROTOCOL_VERSION);
+
+        ss_buf_reset(&b);
+        ck_assert_int_eq(ss_wire_put_seq(&b, 4096, SS_MSG_FLUSH, 12345), 0);
+        ck_assert_int_eq(decode_one(&b, &u, &m), 0);
+        ck_assert_uint_eq(m.type, SS_MSG_FLUSH);
+        ck_assert_uint_eq(m.seq.seq, 12345);
+        msgpack_unpacked_destroy(&u);
+        ss_buf_free(&b);
+}
+END_TEST
+
+START_TEST(encoder_respects_max_frame_and_buffer)
+{
+        ss_span_head h = {.trace_id = TID,
+                          .span_id = SID,
+                          .name = "a-long-enough-name",
+                          .name_len = 18,
+                          .kind = 1,
+                          .start_ns = 1};
+        ss_buf b;
+
+        ss_buf_init(&b, 4096);
+        ck_assert_int_eq(ss_wire_put_span_start(&b, 16, &h, NULL, NULL), -EMSGSIZE);
+        ck_assert_uint_eq(b.len, 0);
+        ss_buf_free(&b);
+        ss_buf_init(&b, 20);
+        ck_assert_int_eq(ss_wire_put_span_start(&b, 4096, &h, NULL, NULL), -ENOBUFS);
+        ck_assert_uint_eq(b.len, 0);
+        ss_buf_free(&b);
+}
+END_TEST
+
+START_TEST(truncated_and_invalid_msgpack)
+{
+        ss_span_head h = {
+            .trace_id = TID, .span_id = SID, .name = "x", .name_len = 1, .kind = 1, .start_ns = 1};
+        const uint8_t garbage[] = {0xc1, 0xc1, 0xc1};
+        const uint8_t two[] = {0x91, 0x07, 0x91, 0x07};
+        msgpack_unpacked u;
+        ss_msg m;
+        ss_buf b;
+
+        ss_buf_init(&b, 4096);
+        msgpack_unpacked_init(&u);
+        ck_assert_int_eq(ss_wire_put_span_start(&b, 4096, &h, NULL, NULL), 0);
+        /* The payload cut short is not one msgpack object. */
+        ck_assert_int_eq(ss_wire_decode(b.data + 4, b.len - 4 - 3, &u, &m), -EBADMSG);
+        ck_assert_int_eq(ss_wire_decode(garbage, sizeof(garbage), &u, &m), -EBADMSG);
+        /* Two objects in one frame is not one object either. */
+        ck_assert_int_eq(ss_wire_decode(two, sizeof(two), &u, &m), -EBADMSG);
+        msgpack_unpacked_destroy(&u);
+        ss_buf_free(&b);
+}
+END_TEST
+
+/* Pack [type, fields...] with a callback filling the fields. */
+static void packed(ss_buf *b, void (*fill)(msgpack_packer *pk))
+{
+        msgpack_packer pk;
+
+        ss_buf_reset(b);
+        msgpack_packer_init(&pk, b, ss_buf_msgpack_write);
+        fill(&pk);
+}
+
+static void fill_not_array(msgpack_packer *pk)
+{
+        msgpack_pack_map(pk, 0);
+}
+static void fill_type_str(msgpack_packer *pk)
+{
+        msgpack_pack_array(pk, 1);
+        msgpack_pack_str_with_body(pk, "HELLO", 5);
+}
+static void fill_short_start(msgpack_packer *pk)
+{
+        msgpack_pack_array(pk, 3);
+        msgpack_pack_uint32(pk, SS_MSG_SPAN_START);
+        msgpack_pack_bin_with_body(pk, TID, 16);
+        msgpack_pack_bin_with_body(pk, SID, 8);
+}
+static void fill_bad_id_len(msgpack_packer *pk)
+{
+        msgpack_pack_array(pk, 3);
+        msgpack_pack_uint32(pk, SS_MSG_SPAN_ATTRS);
+        msgpack_pack_bin_with_body(pk, SID, 7);
+        msgpack_pack_map(pk, 0);
+}
+static void fill_bad_attr_key(msgpack_packer *pk)
+{
+        msgpack_pack_array(pk, 3);
+        msgpack_pack_uint32(pk, SS_MSG_SPAN_ATTRS);
+        msgpack_pack_bin_with_body(pk, SID, 8);
+        msgpack_pack_map(pk, 1);
+        msgpack_pack_int(pk, 7);
+        msgpack_pack_str_with_body(pk, "v", 1);
+}
+static void fill_nil_attr_value(msgpack_packer *pk)
+{
+        msgpack_pack_array(pk, 3);
+        msgpack_pack_uint32(pk, SS_MSG_SPAN_ATTRS);
+        msgpack_pack_bin_with_body(pk, SID, 8);
+        msgpack_pack_map(pk, 1);
+        msgpack_pack_str_with_body(pk, "k", 1);
+        msgpack_pack_nil(pk);
+}
+static void fill_bad_kind(msgpack_packer *pk)
+{
+        msgpack_pack_array(pk, 9);
+        msgpack_pack_uint32(pk, SS_MSG_SPAN_START);
+        msgpack_pack_bin_with_body(pk, TID, 16);
+        msgpack_pack_bin_with_body(pk, SID, 8);
+        msgpack_pack_nil(pk);
+        msgpack_pack_str_with_body(pk, "x", 1);
+        msgpack_pack_uint32(pk, 9);
+        msgpack_pack_uint64(pk, 1);
+        msgpack_pack_map(pk, 0);
+        msgpack_pack_map(pk, 0);
+}
+static void fill_zero_trace_id(msgpack_packer *pk)
+{
+        static const uint8_t zero[16];
+
+        msgpack_pack_array(pk, 9);
+        msgpack_pack_uint32(pk, SS_MSG_SPAN_START);
+        msgpack_pack_bin_with_body(pk, zero, 16);
+        msgpack_pack_bin_with_body(pk, SID, 8);
+        msgpack_pack_nil(pk);
+        msgpack_pack_str_with_body(pk, "x", 1);
+        msgpack_pack_uint32(pk, 1);
+        msgpack_pack_uint64(pk, 1);
+        msgpack_pack_map(pk, 0);
+        msgpack_pack_map(pk, 0);
+}
+static void fill_deep_attr(msgpack_packer *pk)
+{
+        msgpack_pack_array(pk, 3);
+        msgpack_pack_uint32(pk, SS_MSG_SPAN_ATTRS);
+        msgpack_pack_bin_with_body(pk, SID, 8);
+        msgpack_pack_map(pk, 1);
+        msgpack_pack_str_with_body(pk, "deep", 4);
+        for (int i = 0; i < 12; i++)
+                msgpack_pack_array(pk, 1);
+        msgpack_pack_int(pk, 1);
+}
+
+START_TEST(wrong_shapes_are_eproto)
+{
+        void (*cases[])(msgpack_packer *) = {
+            fill_not_array,  fill_type_str,      fill_short_start,
+            fill_bad_id_len, fill_bad_attr_key,  fill_nil_attr_value,
+            fill_bad_kind,   fill_zero_trace_id, fill_deep_attr};
+        msgpack_unpacked u;
+        ss_msg m;
+        ss_buf b;
+
+        ss_buf_init(&b, 4096);
+        msgpack_unpacked_init(&u);
+        for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+                packed(&b, cases[i]);
+                ck_assert_msg(decode_raw(&b, &u, &m) == -EPROTO, "case %zu not refused", i);
+        }
+        msgpack_unpacked_destroy(&u);
+        ss_buf_free(&b);
+}
+END_TEST
+
+static void fill_unknown(msgpack_packer *pk)
+{
+        msgpack_pack_array(pk, 2);
+        msgpack_pack_uint32(pk, 42);
+        msgpack_pack_str_with_body(pk, "future", 6);
+}
+static void fill_trailing(msgpack_packer *pk)
+{
+        msgpack_pack_array(pk, 4);
+        msgpack_pack_uint32(pk, SS_MSG_FLUSH);
+        msgpack_pack_uint64(pk, 9);
+        msgpack_pack_str_with_body(pk, "extra", 5);
+        msgpack_pack_map(pk, 0);
+}
+
+START_TEST(unknown_type_and_trailing_fields)
+{
+        msgpack_unpacked u;
+        ss_msg m;
+        ss_buf b;
+
+        ss_buf_init(&b, 4096);
+        msgpack_unpacked_init(&u);
+        packed(&b, fill_unknown);
+        ck_assert_int_eq(decode_raw(&b, &u, &m), -ENOTSUP);
+        ck_assert_uint_eq(m.type, 42);
+        packed(&b, fill_trailing);
+        ck_assert_int_eq(decode_raw(&b, &u, &m), 0);
+        ck_assert_uint_eq(m.seq.seq, 9);
+        ck_assert_str_eq(ss_msg_type_name(SS_MSG_SPAN_END), "SPAN_END");
+        ck_assert_str_eq(ss_msg_type_name(42), "unknown");
+        msgpack_unpacked_destroy(&u);
+        ss_buf_free(&b);
+}
+END_TEST
+
+static void fill_whole_span(msgpack_packer *pk)
+{
+        msgpack_pack_array(pk, 13);
+        msgpack_pack_uint32(pk, SS_MSG_SPAN);
+        msgpack_pack_bin_with_body(pk, TID, 16);
+        msgpack_pack_bin_with_body(pk, SID, 8);
+        msgpack_pack_bin_with_body(pk, PID, 8);
+        msgpack_pack_str_with_body(pk, "tool.execute", 12);
+        msgpack_pack_uint32(pk, SS_KIND_INTERNAL);
+        msgpack_pack_uint64(pk, 100);
+        msgpack_pack_map(pk, 0);
+        msgpack_pack_map(pk, 0);
+        msgpack_pack_uint64(pk, 200);
+        msgpack_pack_uint32(pk, SS_STATUS_OK);
+        msgpack_pack_nil(pk);
+        msgpack_pack_array(pk, 1);
+        msgpack_pack_array(pk, 3);
+        msgpack_pack_str_with_body(pk, "ev", 2);
+        msgpack_pack_uint64(pk, 150);
+        msgpack_pack_map(pk, 0);
+}
+
+START_TEST(whole_span_message)
+{
+        msgpack_unpacked u;
+        ss_msg m;
+        ss_buf b;
+
+        ss_buf_init(&b, 4096);
+        msgpack_unpacked_init(&u);
+        packed(&b, fill_whole_span);
+        ck_assert_int_eq(decode_raw(&b, &u, &m), 0);
+        ck_assert_uint_eq(m.type, SS_MSG_SPAN);
+        ck_assert_uint_eq(m.span.end_ns, 200);
+        ck_assert_uint_eq(m.span.events->size, 1);
+        msgpack_unpacked_destroy(&u);
+        ss_buf_free(&b);
+}
+END_TEST
+
+START_TEST(buf_bounds)
+{
+        ss_buf b;
+
+        ss_buf_init(&b, 8);
+        ck_assert_int_eq(ss_buf_append(&b, "12345", 5), 0);
+        ck_assert_int_eq(ss_buf_append(&b, "6789", 4), -ENOBUFS);
+        ck_assert_uint_eq(b.len, 5);
+        ss_buf_consume(&b, 2);
+        ck_assert_mem_eq(b.data, "345", 3);
+        ck_assert_int_eq(ss_buf_append(&b, "6789", 4), 0);
+        ck_assert_uint_eq(b.len, 7);
+        ss_buf_free(&b);
+        ss_buf_free(NULL);
+}
+END_TEST
+
+static Suite *wire_suite(void)
+{
+        Suite *s = suite_create("wire");
+        TCase *tc = tcase_create("codec");
+
+        tcase_add_test(tc, frame_parse_needs_more_and_limits);
+        tcase_add_test(tc, span_start_round_trip);
+        tcase_add_test(tc, root_event_end_hello_flush);
+        tcase_add_test(tc, encoder_respects_max_frame_and_buffer);
+        tcase_add_test(tc, truncated_and_invalid_msgpack);
+        tcase_add_test(tc, wrong_shapes_are_eproto);
+        tcase_add_test(tc, unknown_type_and_trailing_fields);
+        tcase_add_test(tc, whole_span_message);
+        tcase_add_test(tc, buf_bounds);
+        suite_add_tcase(s, tc);
+        return s;
+}
+
+int main(void)
+{
+        SRunner *sr = srunner_create(wire_suite());
+        int failed;
+
+        srunner_run_all(sr, CK_NORMAL);
+        failed = srunner_ntests_failed(sr);
+        srunner_free(sr);
+        return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
