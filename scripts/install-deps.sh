@@ -1,0 +1,31 @@
+#!/bin/sh
+# Install the Debian packages sidespan needs to build, run and test, when missing.
+# Idempotent: prints nothing to do when everything is there. Uses sudo when not root.
+set -eu
+
+PACKAGES="gcc libc6-dev make pkg-config meson ninja-build
+libuv1-dev libcurl4-openssl-dev libmsgpack-dev libprotobuf-c-dev protobuf-c-compiler
+zlib1g-dev check libsubunit-dev
+python3 python3-protobuf python3-msgpack protobuf-compiler"
+
+missing=""
+for p in $PACKAGES; do
+        if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+                missing="$missing $p"
+        fi
+done
+[ -z "$missing" ] && exit 0
+
+if [ "$(id -u)" -eq 0 ]; then
+        SUDO=""
+elif command -v sudo >/dev/null 2>&1; then
+        SUDO="sudo"
+else
+        echo "install-deps: need root or sudo to install:$missing" >&2
+        exit 1
+fi
+echo "install-deps: installing$missing"
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+# shellcheck disable=SC2086
+$SUDO apt-get install -y -qq --no-install-recommends $missing

@@ -1,0 +1,65 @@
+#!/usr/bin/python3
+# SPDX-License-Identifier: MIT
+"""Count every test case of one or more meson runs and print 'N passed, N failed'.
+
+Reads meson-logs/testlog.json of each build directory given. A Check suite
+counts its checks ("Checks: N, Failures: F, Errors: E"), a Python unittest
+run its cases ("Ran N tests" / "FAILED (failures=F, errors=E)"); a test with
+neither counts as one case by its meson result. A test meson failed without
+a failing case in its output (a crash after the summary, a timeout) adds one
+failure, so nothing fails silently.
+"""
+import json
+import re
+import sys
+
+CHECK = re.compile(r"Checks: (\d+), Failures: (\d+), Errors: (\d+)")
+RAN = re.compile(r"^Ran (\d+) tests?", re.M)
+FAILED = re.compile(r"^FAILED \(([^)]*)\)", re.M)
+
+
+def count(test):
+    out = (test.get("stdout") or "") + "\n" + (test.get("stderr") or "")
+    ok = test.get("result") in ("OK", "EXPECTEDFAIL", "SKIP")
+    passed = failed = 0
+    found = False
+    for m in CHECK.finditer(out):
+        n, f, e = map(int, m.groups())
+        passed += n - f - e
+        failed += f + e
+        found = True
+    ran = RAN.search(out)
+    if ran:
+        n = int(ran.group(1))
+        bad = 0
+        fm = FAILED.search(out)
+        if fm:
+            for part in fm.group(1).split(","):
+                key, _, val = part.strip().partition("=")
+                if key in ("failures", "errors", "unexpected successes"):
+                    bad += int(val)
+        passed += n - bad
+        failed += bad
+        found = True
+    if not found:
+        return (1, 0) if ok else (0, 1)
+    if not ok and failed == 0:
+        failed = 1
+    return passed, failed
+
+
+def main(dirs):
+    passed = failed = 0
+    for d in dirs:
+        with open(d + "/meson-logs/testlog.json") as f:
+            for line in f:
+                if line.strip():
+                    p, fl = count(json.loads(line))
+                    passed += p
+                    failed += fl
+    print("%d passed, %d failed" % (passed, failed))
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

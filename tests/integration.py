@@ -1,0 +1,643 @@
+#!/usr/bin/python3
+# SPDX-License-Identifier: MIT
+"""End-to-end tests: the real sidespand on a temporary socket, a real OTLP/HTTP
+receiver that decodes protobuf (tests/otlp_receiver.py), the demo agent, the
+client library (tests/itest-client.c) and raw protocol clients.
+
+Run by meson with SIDESPAND, DEMO_AGENT, ITEST_CLIENT and PROTO_DIR set.
+"""
+
+import json
+import os
+import select
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import tempfile
+import time
+import unittest
+
+import msgpack
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from otlp_receiver import Receiver  # noqa: E402
+
+SIDESPAND = os.environ["SIDESPAND"]
+DEMO_AGENT = os.environ["DEMO_AGENT"]
+ITEST_CLIENT = os.environ["ITEST_CLIENT"]
+
+STEPS = [
+    "initialization", "storage_connection", "cache_check", "llm_manager",
+    "model_selection", "tool_setup", "memory_prepare", "system_prompt_build",
+    "context_build", "chat_history", "user_policy", "user_input_build",
+    "message_assembly", "call_manager_setup", "model_execution",
+    "response_processing", "reflection", "task_management", "reliability",
+    "agent_policy", "cache_storage", "finalization", "memory_save",
+    "call_management",
+]
+KIND_INTERNAL, KIND_SERVER, KIND_CLIENT = 1, 2, 3
+STATUS_OK, STATUS_ERROR = 1, 2
+CONTENT_KEYS = {
+    "upsonic.input", "upsonic.output", "upsonic.tools_called",
+    "gen_ai.input.messages", "gen_ai.output.messages",
+    "gen_ai.system_instructions", "gen_ai.tool.call.arguments",
+    "gen_ai.tool.call.result", "gen_ai.tool.definitions",
+}
+
+MSG_HELLO, MSG_SPAN_START, MSG_SPAN_END, MSG_FLUSH, MSG_STATS = 1, 2, 5, 7, 8
+MSG_FLUSHED, MSG_STATS_REPLY = 65, 66
+
+
+def frame(*fields):
+    body = msgpack.packb(list(fields), use_bin_type=True)
+    return struct.pack(">I", len(body)) + body
+
+
+class RawClient:
+    """A protocol client written from DESIGN.md section 3, independent of libsidespan."""
+
+    def __init__(self, path):
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.settimeout(10)
+        self.sock.connect(path)
+        self.buf = b""
+
+    def send(self, data):
+        self.sock.sendall(data)
+
+    def hello(self, **options):
+        opts = {"service.name": "raw-client", "process.pid": os.getpid(), "instance": 77}
+        opts.update(options)
+        self.send(frame(MSG_HELLO, 1, opts))
+
+    def recv_frame(self):
+        while True:
+            if len(self.buf) >= 4:
+                (n,) = struct.unpack(">I", self.buf[:4])
+                if len(self.buf) >= 4 + n:
+                    body, self.buf = self.buf[4:4 + n], self.buf[4 + n:]
+                    return msgpack.unpackb(body, raw=False)
+            chunk = self.sock.recv(65536)
+            if not chunk:
+                return None
+            self.buf += chunk
+
+    def stats(self):
+        self.send(frame(MSG_STATS, 1))
+        reply = self.recv_frame()
+        assert reply[0] == MSG_STATS_REPLY and reply[1] == 1, reply
+        return reply[2]
+
+    def flush(self, seq=1):
+        self.send(frame(MSG_FLUSH, seq))
+        reply = self.recv_frame()
+        assert reply == [MSG_FLUSHED, seq], reply
+
+    def closed_by_peer(self, timeout=5):
+        """True when the daemon closes this connection within timeout."""
+        deadline = time.time() + timeout
+        self.sock.setblocking(False)
+        try:
+            while time.time() < deadline:
+                r, _, _ = select.select([self.sock], [], [], 0.1)
+                if r:
+                    try:
+                        if not self.sock.recv(65536):
+                            return True
+                    except ConnectionResetError:
+                        return True
+            return False
+        finally:
+            self.sock.setblocking(True)
+
+    def close(self):
+        self.sock.close()
+
+
+def span_start(trace_id, span_id, parent, name, kind=KIND_INTERNAL, attrs=None):
+    return frame(MSG_SPAN_START, trace_id, span_id, parent, name, kind,
+                 time.time_ns(), attrs or {}, {})
+
+
+def span_end(span_id, status=STATUS_OK, attrs=None):
+    return frame(MSG_SPAN_END, span_id, time.time_ns(), status, None, attrs or {})
+
+
+class Daemon:
+    """sidespand on its own socket in a temporary directory."""
+
+    def __init__(self, tmp, args=(), env=None, name="d"):
+        self.socket = os.path.join(tmp, name + ".sock")
+        self.log_path = os.path.join(tmp, name + ".log")
+        self.out_path = os.path.join(tmp, name + ".out")
+        self.args = ["--socket", self.socket, "--log-level", "debug"] + list(args)
+        self.env = dict(os.environ)
+        for k in list(self.env):
+            if k.startswith(("OTEL_", "UPSONIC_", "SIDESPAN_SOCKET")):
+                del self.env[k]
+        self.env.update(env or {})
+        self.proc = None
+
+    def start(self, wait=True):
+        self.log = open(self.log_path, "w")
+        self.out = open(self.out_path, "w")
+        self.proc = subprocess.Popen([SIDESPAND] + self.args, env=self.env,
+                                     stdout=self.out, stderr=self.log)
+        if wait:
+            deadline = time.time() + 10
+            while time.time() < deadline:
+                if self.proc.poll() is not None:
+                    raise AssertionError("sidespand exited: " + self.stderr())
+                # Not the socket file: a stale one may be there before we bind.
+                if "listening on " + self.socket in self.stderr():
+                    return self
+                time.sleep(0.02)
+            raise AssertionError("sidespand did not listen: " + self.stderr())
+        return self
+
+    def stop(self, timeout=20):
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            self.proc.wait(timeout)
+        for f in (self.log, self.out):
+            f.close()
+        return self.proc.returncode
+
+    def stderr(self):
+        with open(self.log_path) as f:
+            return f.read()
+
+    def stdout(self):
+        with open(self.out_path) as f:
+            return f.read()
+
+
+def run(cmd, env=None, timeout=60):
+    full = dict(os.environ)
+    full.update(env or {})
+    return subprocess.run(cmd, env=full, capture_output=True, text=True, timeout=timeout)
+
+
+def by_trace(spans):
+    traces = {}
+    for s in spans:
+        traces.setdefault(s["trace_id"], []).append(s)
+    return traces
+
+
+class Base(unittest.TestCase):
+    def setUp(self):
+        self.tmpdir = tempfile.TemporaryDirectory(prefix="sidespan-it-")
+        self.tmp = self.tmpdir.name
+        self.rx = Receiver(os.environ.get("PROTO_DIR")).start()
+        self.daemons = []
+
+    def tearDown(self):
+        for d in self.daemons:
+            if d.proc and d.proc.poll() is None:
+                d.stop()
+        self.rx.stop()
+        self.tmpdir.cleanup()
+
+    def daemon(self, args=(), env=None, name="d", wait=True):
+        d = Daemon(self.tmp, args, env, name)
+        self.daemons.append(d)
+        return d.start(wait)
+
+    def http_daemon(self, extra=(), **kw):
+        return self.daemon(["--endpoint", self.rx.url, "--batch-delay-ms", "100"] + list(extra),
+                           **kw)
+
+    def wait_spans(self, n, timeout=20):
+        ok = self.rx.wait_spans(n, timeout)
+        self.assertTrue(ok, "receiver got %d of %d spans" % (len(self.rx.spans()), n))
+        return self.rx.spans()
+
+
+class DemoAgentTrace(Base):
+    """The demo agent's run arrives as TRACE-MODEL.md describes it."""
+
+    def check_run(self, spans):
+        self.assertEqual(len(spans), 30, [s["name"] for s in spans])
+        by_id = {s["span_id"]: s for s in spans}
+        self.assertEqual(len(by_id), 30, "span ids are unique")
+        names = [s["name"] for s in spans]
+
+        run = [s for s in spans if s["name"] == "agent.run"]
+        self.assertEqual(len(run), 1)
+        run = run[0]
+        self.assertEqual(run["parent_span_id"], "")
+        self.assertEqual(run["kind"], KIND_SERVER)
+        self.assertEqual(run["service_name"], "demo-agent")
+        self.assertIn("process.pid", run["resource"])
+        self.assertEqual(run["status_code"], STATUS_OK)
+        a = run["attributes"]
+        for key in ("upsonic.agent.name", "upsonic.agent.model", "upsonic.run_id",
+                    "gen_ai.usage.input_tokens", "gen_ai.usage.output_tokens",
+                    "upsonic.usage.total_tokens", "upsonic.total_cost",
+                    "upsonic.execution_time", "upsonic.model_execution_time",
+                    "upsonic.tool_execution_time", "upsonic.framework_overhead_time",
+                    "upsonic.tool_call_count", "upsonic.status", "upsonic.is_streaming",
+                    "upsonic.pipeline.executed_steps", "upsonic.input", "upsonic.output"):
+            self.assertIn(key, a, key)
+        self.assertEqual(a["upsonic.status"], "COMPLETED")
+        self.assertEqual(a["upsonic.tool_call_count"], 2)
+        self.assertEqual(a["upsonic.pipeline.executed_steps"], 24)
+        self.assertIs(a["upsonic.is_streaming"], False)
+        self.assertIsInstance(a["upsonic.total_cost"], float)
+
+        pipe = [s for s in spans if s["name"] == "pipeline.execute"]
+        self.assertEqual(len(pipe), 1)
+        pipe = pipe[0]
+        self.assertEqual(pipe["parent_span_id"], run["span_id"])
+        self.assertEqual(pipe["kind"], KIND_INTERNAL)
+        self.assertEqual(pipe["attributes"]["upsonic.pipeline.total_steps"], 24)
+
+        steps = [s for s in spans if s["name"].startswith("pipeline.step.")]
+        self.assertEqual([s["name"] for s in sorted(steps, key=lambda s: s["start_time_unix_nano"])],
+                         ["pipeline.step." + n for n in STEPS])
+        for s in steps:
+            self.assertEqual(s["parent_span_id"], pipe["span_id"])
+            self.assertEqual(s["kind"], KIND_INTERNAL)
+            self.assertEqual(s["attributes"]["upsonic.step.name"], s["name"][len("pipeline.step."):])
+            self.assertEqual(s["attributes"]["upsonic.step.status"], "COMPLETED")
+            self.assertIn("upsonic.step.execution_time", s["attributes"])
+        model_step = [s for s in steps if s["name"] == "pipeline.step.model_execution"][0]
+
+        chats = [s for s in spans if s["name"].startswith("chat ")]
+        self.assertEqual(len(chats), 2)
+        for c in chats:
+            self.assertEqual(c["kind"], KIND_CLIENT)
+            self.assertEqual(c["parent_span_id"], model_step["span_id"])
+            ca = c["attributes"]
+            self.assertEqual(c["name"], "chat " + ca["gen_ai.request.model"])
+            self.assertEqual(ca["gen_ai.operation.name"], "chat")
+            for key in ("gen_ai.provider.name", "gen_ai.response.model", "gen_ai.response.id",
+                        "gen_ai.usage.input_tokens", "gen_ai.usage.output_tokens",
+                        "gen_ai.input.messages", "gen_ai.output.messages"):
+                self.assertIn(key, ca, key)
+            self.assertIsInstance(ca["gen_ai.response.finish_reasons"], list)
+            self.assertIsInstance(ca["gen_ai.usage.input_tokens"], int)
+        first = min(chats, key=lambda s: s["start_time_unix_nano"])
+        self.assertIn("gen_ai.first_token", [e["name"] for e in first["events"]])
+        self.assertEqual(sum(c["attributes"]["gen_ai.usage.input_tokens"] for c in chats),
+                         a["gen_ai.usage.input_tokens"])
+
+        tools = [s for s in spans if s["name"] == "tool.execute"]
+        self.assertEqual(len(tools), 2)
+        for t in tools:
+            self.assertEqual(t["kind"], KIND_INTERNAL)
+            self.assertEqual(t["parent_span_id"], model_step["span_id"])
+            for key in ("upsonic.tool.name", "upsonic.tool.call_id", "upsonic.tool.success",
+                        "upsonic.tool.execution_time", "gen_ai.tool.call.arguments",
+                        "gen_ai.tool.call.result"):
+                self.assertIn(key, t["attributes"], key)
+
+        for s in spans:
+            self.assertGreater(s["end_time_unix_nano"], 0)
+            self.assertGreaterEqual(s["end_time_unix_nano"], s["start_time_unix_nano"])
+            if s is not run:
+                self.assertIn(s["parent_span_id"], by_id, s["name"])
+                parent = by_id[s["parent_span_id"]]
+                self.assertGreaterEqual(s["start_time_unix_nano"], parent["start_time_unix_nano"])
+        self.assertEqual(names.count("pipeline.step.model_execution"), 1)
+
+    def test_demo_runs_arrive_whole(self):
+        self.http_daemon()
+        r = run([DEMO_AGENT, "--runs", "3", "--threads", "2", "--service", "demo-agent",
+                 "--socket", self.daemons[0].socket], timeout=60)
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        spans = self.wait_spans(90)
+        traces = by_trace(spans)
+        self.assertEqual(len(traces), 3)
+        for trace_id, t in traces.items():
+            self.assertEqual(len(trace_id), 32)
+            self.check_run(t)
+        req = self.rx.requests[-1]
+        self.assertEqual(req["content_type"], "application/x-protobuf")
+        self.assertIsNone(req["decode_error"])
+
+    def test_sigterm_flushes_and_exits_zero(self):
+        # A long batch delay: only the drain on SIGTERM can deliver in time.
+        d = self.daemon(["--endpoint", self.rx.url, "--batch-delay-ms", "600000"])
+        c = RawClient(d.socket)
+        c.hello()
+        tid, root, child = os.urandom(16), os.urandom(8), os.urandom(8)
+        c.send(span_start(tid, root, None, "held.root"))
+        c.send(span_start(tid, child, root, "held.child"))
+        c.send(span_end(child))
+        c.send(span_end(root))
+        c.send(span_start(os.urandom(16), os.urandom(8), None, "open.at.exit"))
+        self.assertEqual(c.stats()["spans_started"], 3)
+        self.assertEqual(d.stop(), 0, d.stderr())
+        c.close()
+        spans = {s["name"]: s for s in self.wait_spans(3, timeout=5)}
+        self.assertEqual(spans["held.child"]["parent_span_id"], root.hex())
+        self.assertEqual(spans["open.at.exit"]["status_code"], STATUS_ERROR)
+        self.assertIs(spans["open.at.exit"]["attributes"]["sidespan.orphaned"], True)
+        self.assertFalse(os.path.exists(d.socket), "socket removed at exit")
+
+
+class ClientLibrary(Base):
+    def test_attribute_types_and_events(self):
+        d = self.http_daemon()
+        r = run([ITEST_CLIENT, "spans", "3"], env={"SIDESPAN_SOCKET": d.socket})
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        out = json.loads(r.stdout)
+        spans = self.wait_spans(9)
+        traces = by_trace(spans)
+        self.assertEqual(sorted(traces), sorted(out["trace_ids"]))
+        for t in traces.values():
+            self.assertEqual(len(t), 3)
+            roots = [s for s in t if not s["parent_span_id"]]
+            self.assertEqual(len(roots), 1)
+            for s in t:
+                if s is not roots[0]:
+                    self.assertEqual(s["parent_span_id"], roots[0]["span_id"])
+        values = {}
+        events = []
+        for s in spans:
+            values.update(s["attributes"])
+            events += s["events"]
+        kinds = {type(v) for v in values.values()}
+        self.assertTrue({str, int, float, bool, list} <= kinds, kinds)
+        lists = [v for v in values.values() if isinstance(v, list)]
+        self.assertTrue(any(all(isinstance(x, str) for x in v) for v in lists))
+        self.assertTrue(any(all(isinstance(x, int) for x in v) for v in lists))
+        self.assertTrue(any(all(isinstance(x, float) for x in v) for v in lists))
+        self.assertTrue(events and any(e["attributes"] for e in events))
+
+    def test_remote_parent_continues_trace(self):
+        d = self.http_daemon()
+        parent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+        r = run([ITEST_CLIENT, "remote", parent], env={"SIDESPAN_SOCKET": d.socket})
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        out = json.loads(r.stdout)
+        spans = self.wait_spans(2)
+        self.assertEqual({s["trace_id"] for s in spans}, {"4bf92f3577b34da6a3ce929d0e0e4736"})
+        top = [s for s in spans if s["parent_span_id"] == "00f067aa0ba902b7"]
+        self.assertEqual(len(top), 1)
+        self.assertTrue(out["traceparent"].startswith("00-4bf92f3577b34da6a3ce929d0e0e4736-"))
+        self.assertIn(out["traceparent"][36:52], {s["span_id"] for s in spans})
+
+    def test_include_content_false_drops_content(self):
+        d = self.http_daemon()
+        r = run([ITEST_CLIENT, "nocontent"], env={"SIDESPAN_SOCKET": d.socket})
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        spans = self.wait_spans(1)
+        keys = set()
+        for s in spans:
+            keys |= set(s["attributes"])
+            for e in s["events"]:
+                keys |= set(e["attributes"])
+        self.assertFalse(keys & CONTENT_KEYS, keys & CONTENT_KEYS)
+        self.assertTrue(keys - CONTENT_KEYS, "non-content attributes still arrive")
+
+    def test_sampling_keeps_whole_traces(self):
+        d = self.http_daemon()
+        r = run([ITEST_CLIENT, "sampled", "0.5", "200"], env={"SIDESPAN_SOCKET": d.socket})
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        out = json.loads(r.stdout)
+        kept = out["trace_ids"]
+        self.assertTrue(40 < len(kept) < 160, len(kept))
+        time.sleep(0.5)
+        spans = self.wait_spans(len(kept) * 1)
+        self.assertEqual(set(by_trace(spans)), set(kept))
+
+    def test_absent_daemon_returns_promptly(self):
+        sock = os.path.join(self.tmp, "nobody-here.sock")
+        t0 = time.monotonic()
+        r = run([ITEST_CLIENT, "absent", "2000"], env={"SIDESPAN_SOCKET": sock}, timeout=30)
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+        out = json.loads(r.stdout)
+        self.assertEqual(out["sent"], 0)
+        self.assertLess(out["flush"], 0, "flush reports the daemon as absent")
+        # A liveness bound, not a benchmark: blocking on a missing daemon would hang.
+        self.assertLess(time.monotonic() - t0, 20)
+
+    def test_demo_without_daemon_exits_zero(self):
+        sock = os.path.join(self.tmp, "nobody-here.sock")
+        r = run([DEMO_AGENT, "--runs", "2", "--socket", sock], timeout=30)
+        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+
+    def test_client_reconnects_after_daemon_restart(self):
+        d = self.http_daemon()
+        proc = subprocess.Popen([ITEST_CLIENT, "reconnect"],
+                                env=dict(os.environ, SIDESPAN_SOCKET=d.socket),
+                                stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        try:
+            self.assertEqual(proc.stdout.readline().strip(), "first 0")
+            self.wait_spans(1)
+            self.assertEqual(d.stop(), 0)
+            self.http_daemon()  # same socket path, a new daemon
+            proc.stdin.write("go\n")
+            proc.stdin.flush()
+            out = json.loads(proc.stdout.readline())
+            self.assertEqual(out["flush"], 0, out)
+            self.assertGreaterEqual(out["reconnects"], 1, out)
+            spans = self.wait_spans(2)
+            self.assertEqual(sorted(s["name"] for s in spans), ["after.restart", "before.restart"])
+        finally:
+            proc.kill()
+            proc.wait()
+
+
+class BadInput(Base):
+    def test_garbage_is_disconnected_other_client_unharmed(self):
+        d = self.http_daemon()
+        good = RawClient(d.socket)
+        good.hello(instance=1)
+        tid, sid = os.urandom(16), os.urandom(8)
+        good.send(span_start(tid, sid, None, "good.before"))
+
+        cases = [
+            struct.pack(">I", 5) + b"\xc1\xc1\xc1\xc1\xc1",           # not msgpack
+            struct.pack(">I", 0x7fffffff),                              # over max_frame
+            struct.pack(">I", 0),                                       # empty frame
+            frame(MSG_SPAN_START, b"short", 1, 2),                      # wrong shape
+            frame(MSG_SPAN_START, os.urandom(16), os.urandom(8), None, "x", 1, 1, {}, {}),  # before HELLO
+        ]
+        for data in cases:
+            bad = RawClient(d.socket)
+            if data is not cases[-1]:
+                bad.hello(instance=2)
+            bad.send(data)
+            self.assertTrue(bad.closed_by_peer(), "daemon closed the connection for %r" % data[:16])
+            bad.close()
+
+        # An unknown message type is skipped, not fatal.
+        odd = RawClient(d.socket)
+        odd.hello(instance=3)
+        odd.send(frame(42, "from the future"))
+        odd.flush(9)
+        stats = odd.stats()
+        odd.close()
+
+        good.send(span_end(sid))
+        good.flush()
+        spans = self.wait_spans(1)
+        self.assertEqual(spans[0]["name"], "good.before")
+        self.assertEqual(spans[0]["span_id"], sid.hex())
+        self.assertGreaterEqual(stats["protocol_errors"], len(cases))
+        self.assertEqual(stats["unknown_messages"], 1)
+        good.close()
+        self.assertIn("closing connection", d.stderr())
+        self.assertEqual(d.stop(), 0)
+
+    def test_end_for_unknown_span_is_counted(self):
+        d = self.http_daemon()
+        c = RawClient(d.socket)
+        c.hello()
+        c.send(span_end(os.urandom(8)))
+        stats = c.stats()
+        self.assertEqual(stats["unknown_span"], 1)
+        self.assertEqual(stats["span_errors"], 1)
+        self.assertFalse(c.closed_by_peer(0.3))
+        c.close()
+
+    def test_orphaned_spans_end_with_error(self):
+        d = self.http_daemon(["--orphan-grace-ms", "200"])
+        c = RawClient(d.socket)
+        c.hello(instance=5)
+        tid, sid = os.urandom(16), os.urandom(8)
+        c.send(span_start(tid, sid, None, "abandoned"))
+        c.stats()
+        c.close()
+        s = self.wait_spans(1)[0]
+        self.assertEqual(s["name"], "abandoned")
+        self.assertEqual(s["status_code"], STATUS_ERROR)
+        self.assertIs(s["attributes"]["sidespan.orphaned"], True)
+
+
+class Exporters(Base):
+    def test_console_is_the_default(self):
+        d = self.daemon()
+        r = run([DEMO_AGENT, "--runs", "1", "--service", "demo-agent", "--socket", d.socket])
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(d.stop(), 0)
+        out = d.stdout()
+        self.assertIn("no exporter configured", d.stderr())
+        self.assertRegex(out, r"trace [0-9a-f]{32}  service=demo-agent  30 spans")
+        self.assertIn("agent.run [server]", out)
+        self.assertIn("pipeline.step.model_execution", out)
+        self.assertRegex(out, r"chat \S+ \[client\]")
+        self.assertEqual(out.count("tool.execute"), 2)
+
+    def test_file_exporter_writes_otlp_json_lines(self):
+        path = os.path.join(self.tmp, "traces.jsonl")
+        d = self.daemon(["--exporter", "file", "--file", path, "--batch-delay-ms", "50"])
+        r = run([DEMO_AGENT, "--runs", "1", "--service", "demo-agent", "--socket", d.socket])
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(d.stop(), 0)
+        spans = []
+        with open(path) as f:
+            for line in f:
+                req = json.loads(line)
+                for rs in req["resourceSpans"]:
+                    svc = [a for a in rs["resource"]["attributes"] if a["key"] == "service.name"]
+                    self.assertEqual(svc[0]["value"]["stringValue"], "demo-agent")
+                    for ss in rs["scopeSpans"]:
+                        spans += ss["spans"]
+        self.assertEqual(len(spans), 30)
+        self.assertEqual(len({s["traceId"] for s in spans}), 1)
+        for s in spans:
+            self.assertRegex(s["traceId"], r"^[0-9a-f]{32}$")
+            self.assertRegex(s["spanId"], r"^[0-9a-f]{16}$")
+            self.assertIsInstance(s["startTimeUnixNano"], str)
+        run_span = [s for s in spans if s["name"] == "agent.run"][0]
+        self.assertEqual(run_span["kind"], KIND_SERVER)
+        self.assertNotIn("parentSpanId", run_span)
+
+    def test_gzip_and_headers(self):
+        d = self.http_daemon(["--compression", "gzip", "--header", "x-api-key=s%20ecret",
+                              "--header", "x-tenant=acme"])
+        r = run([DEMO_AGENT, "--runs", "1", "--socket", d.socket])
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.wait_spans(30)
+        req = self.rx.requests[-1]
+        self.assertEqual(req["content_encoding"], "gzip")
+        self.assertEqual(req["headers"].get("x-api-key"), "s ecret")
+        self.assertEqual(req["headers"].get("x-tenant"), "acme")
+        self.assertTrue(req["user_agent"].startswith("sidespan/"))
+
+    def test_retry_after_backend_failure(self):
+        self.rx.fail_next(2, 503)
+        d = self.daemon(["--endpoint", self.rx.url, "--batch-delay-ms", "50"])
+        r = run([DEMO_AGENT, "--runs", "1", "--socket", d.socket])
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.wait_spans(30, timeout=30)
+        self.assertEqual([q["status"] for q in self.rx.requests][:2], [503, 503])
+
+
+class Configuration(Base):
+    def test_environment_endpoint_is_a_base(self):
+        base = self.rx.url[: -len("v1/traces")]
+        d = self.daemon(env={"OTEL_EXPORTER_OTLP_ENDPOINT": base})
+        r = run([DEMO_AGENT, "--runs", "1", "--socket", d.socket])
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.wait_spans(30)
+        self.assertEqual(self.rx.requests[-1]["path"], "/v1/traces")
+        self.assertIn("exporting OTLP/HTTP protobuf to " + self.rx.url, d.stderr())
+
+    def test_traces_endpoint_and_headers_from_env(self):
+        d = self.daemon(env={"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": self.rx.url,
+                             "OTEL_EXPORTER_OTLP_HEADERS": "authorization=Basic%20abc",
+                             "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf"})
+        r = run([DEMO_AGENT, "--runs", "1", "--socket", d.socket])
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.wait_spans(30)
+        self.assertEqual(self.rx.requests[-1]["headers"].get("authorization"), "Basic abc")
+
+    def test_bad_values_are_named(self):
+        sock = os.path.join(self.tmp, "x.sock")
+        cases = [
+            (["--batch-size", "abc"], {}, "--batch-size: 'abc'"),
+            (["--exporter", "kafka"], {}, "--exporter: 'kafka'"),
+            (["--endpoint", "ftp://x"], {}, "--endpoint: 'ftp://x'"),
+            ([], {"OTEL_EXPORTER_OTLP_TIMEOUT": "soon"}, "OTEL_EXPORTER_OTLP_TIMEOUT: 'soon'"),
+            ([], {"OTEL_EXPORTER_OTLP_PROTOCOL": "grpc"}, "OTEL_EXPORTER_OTLP_PROTOCOL: 'grpc'"),
+            ([], {"OTEL_EXPORTER_OTLP_COMPRESSION": "br"}, "OTEL_EXPORTER_OTLP_COMPRESSION: 'br'"),
+            ([], {"OTEL_EXPORTER_OTLP_HEADERS": "novalue"}, "OTEL_EXPORTER_OTLP_HEADERS: 'novalue'"),
+            (["--exporter", "otlp-http"], {}, "needs --endpoint"),
+        ]
+        for args, env, message in cases:
+            full = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
+            full.update(env)
+            r = subprocess.run([SIDESPAND, "--socket", sock] + args, env=full,
+                               capture_output=True, text=True, timeout=10)
+            self.assertEqual(r.returncode, 2, (args, env, r.stderr))
+            self.assertIn(message, r.stderr)
+
+    def test_help_documents_every_flag(self):
+        r = run([SIDESPAND, "--help"])
+        self.assertEqual(r.returncode, 0)
+        for flag in ("--socket", "--exporter", "--endpoint", "--header", "--timeout-ms",
+                     "--compression", "--file", "--batch-size", "--batch-delay-ms", "--max-frame",
+                     "--max-open-spans", "--orphan-grace-ms", "--log-level", "--version"):
+            self.assertIn(flag, r.stdout)
+
+    def test_second_daemon_refused_stale_socket_replaced(self):
+        d = self.daemon()
+        other = Daemon(self.tmp, [], name="d")
+        other.start(wait=False)
+        self.assertEqual(other.proc.wait(10), 1)
+        other.stop()
+        self.assertIn("another sidespand is listening", other.stderr())
+        self.assertEqual(d.stop(), 0)
+        # A socket file nobody listens on is stale: the next daemon replaces it.
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        s.bind(d.socket)
+        s.close()
+        self.assertTrue(os.path.exists(d.socket))
+        d2 = self.daemon(name="d")
+        self.assertIn("removed stale socket", d2.stderr())
+        c = RawClient(d2.socket)
+        c.hello()
+        self.assertEqual(c.stats()["connections"], 1)
+        c.close()
+
+
+if __name__ == "__main__":
+    unittest.main()
