@@ -83,12 +83,24 @@ static void print_value(FILE *out, const msgpack_object *v)
         }
 }
 
-static void print_span(FILE *out, const ss_span *s, unsigned depth)
+/* The tree's left margin: one column per ancestor, open while that ancestor has siblings to come.
+ */
+static void print_prefix(FILE *out, const bool *last, unsigned depth)
 {
         unsigned shown = depth > MAX_DEPTH_SHOWN ? MAX_DEPTH_SHOWN : depth;
 
-        fprintf(out, "  %*s%s%.*s", (int)(shown * 3), "", depth ? "└─ " : "", (int)s->name.size,
-                s->name.ptr);
+        fputs("  ", out);
+        if (depth == 0)
+                return;
+        for (unsigned d = 1; d < shown; d++)
+                fputs(last[d] ? "   " : "│  ", out);
+        fputs(last[shown] ? "└─ " : "├─ ", out);
+}
+
+static void print_span(FILE *out, const ss_span *s, const bool *last, unsigned depth)
+{
+        print_prefix(out, last, depth);
+        fprintf(out, "%.*s", (int)s->name.size, s->name.ptr);
         if (*kind_name(s->kind))
                 fprintf(out, " [%s]", kind_name(s->kind));
         fputs("  ", out);
@@ -152,6 +164,8 @@ static int tree_build(tree *t, size_t n)
 /* Depth-first print without recursion: a trace may be deep. */
 static void tree_print(FILE *out, const tree *t, size_t n, size_t *stack, unsigned *depth)
 {
+        bool last[MAX_DEPTH_SHOWN + 1] = {false};
+
         for (size_t root = 0; root < n; root++) {
                 size_t top = 0;
 
@@ -163,7 +177,8 @@ static void tree_print(FILE *out, const tree *t, size_t n, size_t *stack, unsign
                         size_t i = stack[--top] - 1, c;
                         unsigned d = depth[top];
 
-                        print_span(out, t->spans[i], d);
+                        last[d > MAX_DEPTH_SHOWN ? MAX_DEPTH_SHOWN : d] = t->next[i] == 0;
+                        print_span(out, t->spans[i], last, d);
                         /* Push children in reverse so the first child prints first. */
                         size_t mark = top;
                         for (c = t->first[i]; c; c = t->next[c - 1]) {

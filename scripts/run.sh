@@ -24,6 +24,8 @@ cmd=${1:-}
 case "$cmd" in
 demo)
         shift
+        # One run with simulated model latency, so the durations look like an agent's.
+        [ $# -gt 0 ] || set -- --runs 1 --latency 150
         sh scripts/install-deps.sh
         setup "$BUILD"
         exec sh scripts/demo.sh "$BUILD" "$@"
