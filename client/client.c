@@ -19,6 +19,7 @@
 
 #include "client-internal.h"
 #include "ss-id.h"
+#include "ss-kvlist.h"
 
 /* The first published layouts; a caller's struct may be this size or larger. */
 #define OPTIONS_V1_SIZE (offsetof(sidespan_options, n_resource_attrs) + sizeof(size_t))
@@ -515,56 +516,10 @@ typedef struct env_resource {
         size_t n;
 } env_resource;
 
-static int unhex_digit(char c)
+static int add_resource_item(char *key, char *value, void *ctx)
 {
-        if (c >= '0' && c <= '9')
-                return c - '0';
-        c |= 0x20;
-        return c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
-}
+        env_resource *r = ctx;
 
-/* Trim blanks and percent-decode s in place. -EINVAL for a bad escape. */
-static int decode_token(char *s, char **ret)
-{
-        char *end = s + strlen(s), *w;
-
-        while (*s == ' ' || *s == '\t')
-                s++;
-        while (end > s && (end[-1] == ' ' || end[-1] == '\t'))
-                *--end = '\0';
-        w = *ret = s;
-        for (char *p = s; *p; p++) {
-                int hi, lo;
-
-                if (*p != '%') {
-                        *w++ = *p;
-                        continue;
-                }
-                hi = unhex_digit(p[1]);
-                lo = hi < 0 ? -1 : unhex_digit(p[2]);
-                if (lo < 0)
-                        return -EINVAL;
-                *w++ = (char)(hi << 4 | lo);
-                p += 2;
-        }
-        *w = '\0';
-        return 0;
-}
-
-/* One "key=value" item into r->attrs[r->n]; an empty item is skipped. */
-static int parse_resource_item(char *item, env_resource *r)
-{
-        char *eq = strchr(item, '='), *key, *value;
-
-        if (!eq) {
-                for (char *p = item; *p; p++)
-                        if (*p != ' ' && *p != '\t')
-                                return -EINVAL;
-                return 0;
-        }
-        *eq = '\0';
-        if (decode_token(item, &key) < 0 || decode_token(eq + 1, &value) < 0 || !key[0])
-                return -EINVAL;
         r->attrs[r->n++] = (sidespan_attr){.key = key, .type = SIDESPAN_ATTR_STR, .value.s = value};
         return 0;
 }
@@ -572,7 +527,6 @@ static int parse_resource_item(char *item, env_resource *r)
 static int parse_resource(const char *s, env_resource *r)
 {
         size_t items = 1;
-        char *save = NULL;
 
         for (const char *p = s; *p; p++)
                 items += *p == ',';
@@ -580,14 +534,7 @@ static int parse_resource(const char *s, env_resource *r)
         r->attrs = calloc(items, sizeof(*r->attrs));
         if (!r->buf || !r->attrs)
                 return -ENOMEM;
-        /* strtok_r would fold ",," away; an empty item is harmless, so that is fine. */
-        for (char *item = strtok_r(r->buf, ",", &save); item; item = strtok_r(NULL, ",", &save)) {
-                int e = parse_resource_item(item, r);
-
-                if (e < 0)
-                        return e;
-        }
-        return 0;
+        return ss_kvlist_parse(r->buf, add_resource_item, r);
 }
 
 static bool has_key(const sidespan_attr *a, size_t n, const char *key)

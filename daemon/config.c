@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "ss-kvlist.h"
 #include "ss-macro.h"
 #include "ss-wire.h"
 
@@ -205,79 +206,44 @@ static int parse_compression(const char *what, const char *value, bool *ret)
         return 0;
 }
 
-static int hexdigit(char c)
+typedef struct header_ctx {
+        ss_config *cfg;
+        const char *what;
+        const char *value;
+        bool reported; /* add_header() printed its own error */
+} header_ctx;
+
+/* One decoded pair as a "k: v" line; CR, LF and ':' can't smuggle in another header. */
+static int add_header(char *key, char *value, void *ctx)
 {
-        if (c >= '0' && c <= '9')
-                return c - '0';
-        c = (char)(c | 0x20);
-        return c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
-}
+        header_ctx *h = ctx;
+        char *line;
 
-int ss_percent_decode(char *s)
-{
-        char *w = s;
-
-        for (const char *p = s; *p; p++) {
-                int hi, lo;
-
-                if (*p != '%') {
-                        *w++ = *p;
-                        continue;
-                }
-                hi = hexdigit(p[1]);
-                lo = hi < 0 ? -1 : hexdigit(p[2]);
-                if (lo < 0)
-                        return -EINVAL;
-                *w++ = (char)(hi << 4 | lo);
-                p += 2;
-        }
-        *w = '\0';
-        return 0;
-}
-
-static char *trim(char *s)
-{
-        char *e;
-
-        while (*s == ' ' || *s == '\t')
-                s++;
-        e = s + strlen(s);
-        while (e > s && (e[-1] == ' ' || e[-1] == '\t'))
-                *--e = '\0';
-        return s;
-}
-
-/* "k=v" into "k: v" after percent-decoding; CR, LF and NUL can't smuggle in a header. */
-static int add_header(ss_config *cfg, const char *what, char *pair)
-{
-        char *eq = strchr(pair, '='), *k, *v, *line;
-
-        if (!eq)
-                return bad(what, pair, "expected key=value");
-        *eq = '\0';
-        k = trim(pair);
-        v = trim(eq + 1);
-        if (!*k || ss_percent_decode(k) < 0 || ss_percent_decode(v) < 0 || strpbrk(k, "\r\n: \t") ||
-            strpbrk(v, "\r\n"))
-                return bad(what, k, "expected a header name and a percent-encoded value");
-        if (cfg->n_headers == SS_CONFIG_MAX_HEADERS)
-                return bad(what, k, "too many headers");
-        if (asprintf(&line, "%s: %s", k, v) < 0)
+        h->reported = true;
+        if (strpbrk(key, "\r\n: \t") || strpbrk(value, "\r\n"))
+                return bad(h->what, h->value, "a header name or value has a forbidden character");
+        if (h->cfg->n_headers == SS_CONFIG_MAX_HEADERS)
+                return bad(h->what, h->value, "too many headers");
+        h->reported = false;
+        if (asprintf(&line, "%s: %s", key, value) < 0)
                 return -ENOMEM;
-        cfg->headers[cfg->n_headers++] = line;
+        h->cfg->headers[h->cfg->n_headers++] = line;
         return 0;
 }
 
 int ss_config_parse_headers(ss_config *cfg, const char *what, const char *value)
 {
-        char *list = strdup(value), *save = NULL;
-        int r = 0;
+        header_ctx h = {.cfg = cfg, .what = what, .value = value};
+        char *list = strdup(value);
+        int r;
 
         if (!list)
                 return -ENOMEM;
-        for (char *t = strtok_r(list, ",", &save); t && r == 0; t = strtok_r(NULL, ",", &save))
-                r = add_header(cfg, what, t);
+        r = ss_kvlist_parse(list, add_header, &h);
         free(list);
+        if (r == -EINVAL && !h.reported)
+                r = bad(what, value,
+                        "expected key=value pairs, percent-encoded, separated by commas");
         return r;
 }
 
@@ -529,13 +495,23 @@ static int finish(ss_config *cfg)
         return 0;
 }
 
+/* --help and --version answer even when the environment holds a bad value. */
+static bool asks_for_help(int argc, char **argv)
+{
+        for (int i = 1; i < argc && strcmp(argv[i], "--") != 0; i++)
+                if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0 ||
+                    strcmp(argv[i], "--version") == 0 || strcmp(argv[i], "-V") == 0)
+                        return true;
+        return false;
+}
+
 int ss_config_load(ss_config *cfg, int argc, char **argv)
 {
         int r;
 
         set_defaults(cfg);
         cfg->exporters_defaulted = true;
-        r = load_env(cfg);
+        r = asks_for_help(argc, argv) ? 0 : load_env(cfg);
         if (r == 0)
                 r = load_flags(cfg, argc, argv);
         if (r == 0)

@@ -55,8 +55,5 @@ int ss_config_load(ss_config *cfg, int argc, char **argv);
 
 void ss_config_free(ss_config *cfg);
 
-/* Percent-decode s in place (OTLP header and resource values). -EINVAL when malformed. */
-int ss_percent_decode(char *s);
-
 /* Parse "k=v,k=v" headers into "k: v" lines appended to cfg. -EINVAL (printed, naming what). */
 int ss_config_parse_headers(ss_config *cfg, const char *what, const char *value);
