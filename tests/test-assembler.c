@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /* The assembler: hierarchy, traces over several sessions, bad sequences, orphans, limits. */
-#include <check.h>
+#include "ss-check.h"
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -363,8 +363,6 @@ int main(void)
 {
         Suite *s = suite_create("assembler");
         TCase *tc = tcase_create("assembler");
-        SRunner *sr;
-        int failed;
 
         tcase_add_checked_fixture(tc, setup, teardown);
         tcase_add_test(tc, hierarchy_completes_when_last_span_ends);
@@ -378,9 +376,5 @@ int main(void)
         tcase_add_test(tc, long_trace_is_handed_on_in_chunks);
         tcase_add_test(tc, shutdown_orphans_open_spans);
         suite_add_tcase(s, tc);
-        sr = srunner_create(s);
-        srunner_run_all(sr, CK_NORMAL);
-        failed = srunner_ntests_failed(sr);
-        srunner_free(sr);
-        return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+        return ss_check_run(s);
 }

@@ -5,7 +5,7 @@
  * arrives with the real decoder (ss_frame_parse + ss_wire_decode), answers
  * FLUSH with FLUSHED when told to, and can drop connections or stop reading.
  */
-#include <check.h>
+#include "ss-check.h"
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -1649,11 +1649,5 @@ static Suite *client_suite(void)
 
 int main(void)
 {
-        SRunner *sr = srunner_create(client_suite());
-        int failed;
-
-        srunner_run_all(sr, CK_NORMAL);
-        failed = srunner_ntests_failed(sr);
-        srunner_free(sr);
-        return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+        return ss_check_run(client_suite());
 }

@@ -5,7 +5,7 @@
  * from proto/. Each test spawns its receiver, runs a libuv loop with the
  * exporter, then reads what arrived from the receiver's /_sidespan/summary.
  */
-#include <check.h>
+#include "ss-check.h"
 #include <curl/curl.h>
 #include <errno.h>
 #include <netinet/in.h>
@@ -877,15 +877,11 @@ static Suite *exporter_http_suite(void)
 
 int main(void)
 {
-        SRunner *sr;
-        int failed;
+        int r;
 
         if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
                 return EXIT_FAILURE;
-        sr = srunner_create(exporter_http_suite());
-        srunner_run_all(sr, CK_NORMAL);
-        failed = srunner_ntests_failed(sr);
-        srunner_free(sr);
+        r = ss_check_run(exporter_http_suite());
         curl_global_cleanup();
-        return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+        return r;
 }

@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-#include <check.h>
+#include "ss-check.h"
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -80,16 +80,10 @@ int main(void)
 {
         Suite *s = suite_create("hashmap");
         TCase *tc = tcase_create("map");
-        SRunner *sr;
-        int failed;
 
         tcase_add_test(tc, put_get_remove_many);
         tcase_add_test(tc, replace_and_short_keys);
         tcase_add_test(tc, dense_churn);
         suite_add_tcase(s, tc);
-        sr = srunner_create(s);
-        srunner_run_all(sr, CK_NORMAL);
-        failed = srunner_ntests_failed(sr);
-        srunner_free(sr);
-        return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+        return ss_check_run(s);
 }

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /* Ids, time, traceparent, consistent sampling and the content key list. */
-#include <check.h>
+#include "ss-check.h"
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -160,8 +160,6 @@ int main(void)
 {
         Suite *s = suite_create("id");
         TCase *tc = tcase_create("id");
-        SRunner *sr;
-        int failed;
 
         tcase_add_test(tc, ids_are_random_and_non_zero);
         tcase_add_test(tc, forked_child_gets_other_ids);
@@ -171,9 +169,5 @@ int main(void)
         tcase_add_test(tc, sampling_is_consistent_on_trace_id);
         tcase_add_test(tc, content_keys);
         suite_add_tcase(s, tc);
-        sr = srunner_create(s);
-        srunner_run_all(sr, CK_NORMAL);
-        failed = srunner_ntests_failed(sr);
-        srunner_free(sr);
-        return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+        return ss_check_run(s);
 }

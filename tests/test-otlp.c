@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-#include <check.h>
+#include "ss-check.h"
 #include <errno.h>
 #include <math.h>
 #include <msgpack.h>
@@ -626,11 +626,5 @@ static Suite *otlp_suite(void)
 
 int main(void)
 {
-        SRunner *sr = srunner_create(otlp_suite());
-        int failed;
-
-        srunner_run_all(sr, CK_NORMAL);
-        failed = srunner_ntests_failed(sr);
-        srunner_free(sr);
-        return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+        return ss_check_run(otlp_suite());
 }

@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: MIT */
-#include <check.h>
+#include "ss-check.h"
 #include <msgpack.h>
 #include <stdlib.h>
 #include <string.h>
@@ -845,11 +845,5 @@ static Suite *span_suite(void)
 
 int main(void)
 {
-        SRunner *sr = srunner_create(span_suite());
-        int failed;
-
-        srunner_run_all(sr, CK_NORMAL);
-        failed = srunner_ntests_failed(sr);
-        srunner_free(sr);
-        return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+        return ss_check_run(span_suite());
 }

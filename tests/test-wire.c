@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /* The frame codec and message decoder: what a daemon does with every byte a client sends. */
-#include <check.h>
+#include "ss-check.h"
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -422,11 +422,5 @@ static Suite *wire_suite(void)
 
 int main(void)
 {
-        SRunner *sr = srunner_create(wire_suite());
-        int failed;
-
-        srunner_run_all(sr, CK_NORMAL);
-        failed = srunner_ntests_failed(sr);
-        srunner_free(sr);
-        return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+        return ss_check_run(wire_suite());
 }
