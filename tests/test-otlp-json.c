@@ -10,68 +10,11 @@
 #include <unistd.h>
 
 #include "otlp.h"
+#include "mp-fixture.h"
 #include "span.h"
 #include "ss-buf.h"
 
 /* ---- helpers ------------------------------------------------------------------------------ */
-
-typedef struct mp {
-        msgpack_sbuffer sb;
-        msgpack_packer pk;
-        msgpack_unpacked up;
-} mp;
-
-static msgpack_packer *mp_begin(mp *m)
-{
-        msgpack_sbuffer_init(&m->sb);
-        msgpack_packer_init(&m->pk, &m->sb, msgpack_sbuffer_write);
-        msgpack_unpacked_init(&m->up);
-        return &m->pk;
-}
-
-static const msgpack_object_map *mp_map(mp *m)
-{
-        size_t off = 0;
-
-        ck_assert_int_eq(msgpack_unpack_next(&m->up, m->sb.data, m->sb.size, &off),
-                         MSGPACK_UNPACK_SUCCESS);
-        ck_assert_int_eq(m->up.data.type, MSGPACK_OBJECT_MAP);
-        return &m->up.data.via.map;
-}
-
-static void mp_done(mp *m)
-{
-        msgpack_unpacked_destroy(&m->up);
-        msgpack_sbuffer_destroy(&m->sb);
-}
-
-static void pk_str(msgpack_packer *pk, const char *s)
-{
-        msgpack_pack_str_with_body(pk, s, strlen(s));
-}
-
-static ss_resource *resource(const char *service, const char *sdk, const char *version)
-{
-        mp o;
-        msgpack_packer *pk = mp_begin(&o);
-        ss_resource *r;
-
-        msgpack_pack_map(pk, 1 + (sdk != NULL) + (version != NULL));
-        pk_str(pk, "service.name");
-        pk_str(pk, service);
-        if (sdk) {
-                pk_str(pk, "sdk.name");
-                pk_str(pk, sdk);
-        }
-        if (version) {
-                pk_str(pk, "sdk.version");
-                pk_str(pk, version);
-        }
-        r = ss_resource_new(mp_map(&o));
-        mp_done(&o);
-        ck_assert_ptr_nonnull(r);
-        return r;
-}
 
 static const uint8_t tid[16] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16};
 static const uint8_t sid[8] = {0xa1, 0xa2, 0xa3, 0xa4, 0xa5, 0xa6, 0xa7, 0xa8};
@@ -124,7 +67,7 @@ static char *json(ss_span *const *spans, size_t n)
 
 START_TEST(test_exact_small)
 {
-        ss_resource *r = resource("svc", NULL, NULL);
+        ss_resource *r = mp_resource("svc", NULL, NULL);
         mp a;
         msgpack_packer *pk = mp_begin(&a);
         ss_span *s;
@@ -151,7 +94,7 @@ END_TEST
 /* Every optional span field, in field-number order. */
 START_TEST(test_exact_full_span)
 {
-        ss_resource *r = resource("svc", NULL, NULL);
+        ss_resource *r = mp_resource("svc", NULL, NULL);
         mp o, e;
         msgpack_packer *pk = mp_begin(&o);
         ss_span *s;
@@ -271,7 +214,7 @@ static void pk_nested(msgpack_packer *pk)
 
 START_TEST(test_exact_values)
 {
-        ss_resource *r = resource("svc", NULL, NULL);
+        ss_resource *r = mp_resource("svc", NULL, NULL);
         char *v;
 
         v = value_json(r, pk_doubles);
@@ -309,7 +252,7 @@ START_TEST(test_escaping)
         static const char want[] = "q\\\"b\\\\s/n\\nr\\rt\\tb\\bf\\f\\u0001\\u001f\x7f"
                                    "\xC3\xA9\xF0\x9F\x98\x80|\xEF\xBF\xBD|\xEF\xBF\xBD|"
                                    "\xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBD|\\u0000z";
-        ss_resource *r = resource("svc", NULL, NULL);
+        ss_resource *r = mp_resource("svc", NULL, NULL);
         ss_span *s = mkspan(r, "placeholder", false, NULL, NULL);
         char *j, *p;
 
@@ -330,7 +273,7 @@ END_TEST
 
 START_TEST(test_buffer)
 {
-        ss_resource *r = resource("svc", NULL, NULL);
+        ss_resource *r = mp_resource("svc", NULL, NULL);
         ss_span *s = mkspan(r, "op", false, NULL, NULL);
         ss_buf b;
         size_t need;
@@ -442,8 +385,8 @@ static char *run_python(const char *json_text)
 
 START_TEST(test_python_round_trip)
 {
-        ss_resource *r1 = resource("travel-agent", "sidespan-python", "0.3.1");
-        ss_resource *r2 = resource("other", NULL, NULL);
+        ss_resource *r1 = mp_resource("travel-agent", "sidespan-python", "0.3.1");
+        ss_resource *r2 = mp_resource("other", NULL, NULL);
         ss_span *spans[3];
         mp a;
         msgpack_packer *pk = mp_begin(&a);

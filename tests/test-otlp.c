@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "otlp.h"
+#include "mp-fixture.h"
 #include "span.h"
 #include "ss-buf.h"
 #include "trace_service.pb-c.h"
@@ -27,64 +28,6 @@ typedef Opentelemetry__Proto__Common__V1__AnyValue AnyValue;
         opentelemetry__proto__collector__trace__v1__export_trace_service_response__##fn
 
 /* ---- helpers ------------------------------------------------------------------------------ */
-
-typedef struct mp {
-        msgpack_sbuffer sb;
-        msgpack_packer pk;
-        msgpack_unpacked up;
-} mp;
-
-static msgpack_packer *mp_begin(mp *m)
-{
-        msgpack_sbuffer_init(&m->sb);
-        msgpack_packer_init(&m->pk, &m->sb, msgpack_sbuffer_write);
-        msgpack_unpacked_init(&m->up);
-        return &m->pk;
-}
-
-static const msgpack_object_map *mp_map(mp *m)
-{
-        size_t off = 0;
-
-        ck_assert_int_eq(msgpack_unpack_next(&m->up, m->sb.data, m->sb.size, &off),
-                         MSGPACK_UNPACK_SUCCESS);
-        ck_assert_int_eq(m->up.data.type, MSGPACK_OBJECT_MAP);
-        return &m->up.data.via.map;
-}
-
-static void mp_done(mp *m)
-{
-        msgpack_unpacked_destroy(&m->up);
-        msgpack_sbuffer_destroy(&m->sb);
-}
-
-static void pk_str(msgpack_packer *pk, const char *s)
-{
-        msgpack_pack_str_with_body(pk, s, strlen(s));
-}
-
-static ss_resource *resource(const char *service, const char *sdk, const char *version)
-{
-        mp o;
-        msgpack_packer *pk = mp_begin(&o);
-        ss_resource *r;
-
-        msgpack_pack_map(pk, 1 + (sdk != NULL) + (version != NULL));
-        pk_str(pk, "service.name");
-        pk_str(pk, service);
-        if (sdk) {
-                pk_str(pk, "sdk.name");
-                pk_str(pk, sdk);
-        }
-        if (version) {
-                pk_str(pk, "sdk.version");
-                pk_str(pk, version);
-        }
-        r = ss_resource_new(mp_map(&o));
-        mp_done(&o);
-        ck_assert_ptr_nonnull(r);
-        return r;
-}
 
 /* A span named name; ids derived from seed; parent when parent_seed != 0. */
 static ss_span *mkspan(ss_resource *r, const char *name, uint8_t seed, uint8_t parent_seed,
@@ -345,8 +288,8 @@ static void ck_rich_span(const Span *p)
 
 START_TEST(test_encode_everything)
 {
-        ss_resource *r1 = resource("travel-agent", "sidespan-python", "0.3.1");
-        ss_resource *r2 = resource("other", NULL, NULL);
+        ss_resource *r1 = mp_resource("travel-agent", "sidespan-python", "0.3.1");
+        ss_resource *r2 = mp_resource("other", NULL, NULL);
         ss_span *spans[3];
         Request *req;
         ResourceSpans *rs;
@@ -406,8 +349,8 @@ END_TEST
 
 START_TEST(test_grouping_first_appearance)
 {
-        ss_resource *r[3] = {resource("a", "sa", "1"), resource("b", "sb", "2"),
-                             resource("c", NULL, NULL)};
+        ss_resource *r[3] = {mp_resource("a", "sa", "1"), mp_resource("b", "sb", "2"),
+                             mp_resource("c", NULL, NULL)};
         /* resources a b a c b a: expect a{0,2,5} b{1,4} c{3} */
         static const int which[6] = {0, 1, 0, 2, 1, 0};
         static const char *const want[3][3] = {{"s0", "s2", "s5"}, {"s1", "s4"}, {"s3"}};
@@ -453,7 +396,7 @@ END_TEST
 /* Many spans: the arena spills into several blocks. */
 START_TEST(test_large_batch)
 {
-        ss_resource *r = resource("bulk", NULL, NULL);
+        ss_resource *r = mp_resource("bulk", NULL, NULL);
         enum { N = 2000 };
         ss_span **spans = calloc(N, sizeof(*spans));
         char big[1024];
@@ -489,7 +432,7 @@ END_TEST
 
 START_TEST(test_enobufs_and_append)
 {
-        ss_resource *r = resource("svc", NULL, NULL);
+        ss_resource *r = mp_resource("svc", NULL, NULL);
         ss_span *s = mkspan(r, "op", 1, 0, NULL);
         Request *req;
         ss_buf b;

@@ -4,54 +4,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "mp-fixture.h"
 #include "span.h"
 #include "ss-buf.h"
 #include "ss-wire.h"
 
 /* ---- helpers: msgpack input ------------------------------------------------------------ */
-
-/* A msgpack object built with a packer, unpacked so tests hold real object trees. */
-typedef struct mp {
-        msgpack_sbuffer sb;
-        msgpack_packer pk;
-        msgpack_unpacked up;
-} mp;
-
-static msgpack_packer *mp_begin(mp *m)
-{
-        msgpack_sbuffer_init(&m->sb);
-        msgpack_packer_init(&m->pk, &m->sb, msgpack_sbuffer_write);
-        msgpack_unpacked_init(&m->up);
-        return &m->pk;
-}
-
-static const msgpack_object *mp_end(mp *m)
-{
-        size_t off = 0;
-
-        ck_assert_int_eq(msgpack_unpack_next(&m->up, m->sb.data, m->sb.size, &off),
-                         MSGPACK_UNPACK_SUCCESS);
-        return &m->up.data;
-}
-
-static const msgpack_object_map *mp_map(mp *m)
-{
-        const msgpack_object *o = mp_end(m);
-
-        ck_assert_int_eq(o->type, MSGPACK_OBJECT_MAP);
-        return &o->via.map;
-}
-
-static void mp_done(mp *m)
-{
-        msgpack_unpacked_destroy(&m->up);
-        msgpack_sbuffer_destroy(&m->sb);
-}
-
-static void pk_str(msgpack_packer *pk, const char *s)
-{
-        msgpack_pack_str_with_body(pk, s, strlen(s));
-}
 
 static void pk_bin(msgpack_packer *pk, const void *p, size_t n)
 {
