@@ -65,22 +65,6 @@ static scratch *scratch_get(void)
         return s;
 }
 
-/* A msgpack write callback for the hot path: most writes are a few bytes into room
- * already there, so skip ss_buf_reserve() for them (cap never exceeds max). */
-static int buf_write(void *data, const char *p, size_t len)
-{
-        ss_buf *b = data;
-
-        if (len > b->cap - b->len)
-                return ss_buf_append(b, p, len);
-        if (len == 1)
-                b->data[b->len] = (uint8_t)p[0];
-        else
-                memcpy(b->data + b->len, p, len);
-        b->len += len;
-        return 0;
-}
-
 /* Count a frame that could not be encoded (too large, out of memory) as dropped. */
 static int encode_failed(sidespan_client *c, int r)
 {
@@ -172,7 +156,7 @@ int ssc_pack_attr(ss_buf *b, const sidespan_attr *a, bool drop_content, bool *re
                 *ret_added = false;
                 return 0;
         }
-        msgpack_packer_init(&pk, b, buf_write);
+        msgpack_packer_init(&pk, b, ss_buf_msgpack_write);
         r = pack_str(&pk, a->key);
         if (!r)
                 r = pack_value(&pk, a);
@@ -219,7 +203,7 @@ static void pack_span_options(ss_buf *b, const sidespan_span *s, bool remote)
         uint32_t flags = 0x100u | (remote ? 0x200u : 0u) | (s->sampled ? 1u : 0u);
         msgpack_packer pk;
 
-        msgpack_packer_init(&pk, b, buf_write);
+        msgpack_packer_init(&pk, b, ss_buf_msgpack_write);
         (void)msgpack_pack_str_with_body(&pk, "flags", 5);
         (void)msgpack_pack_uint32(&pk, flags);
         if (s->trace_state && s->trace_state[0]) {

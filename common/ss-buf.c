@@ -20,9 +20,12 @@ int ss_buf_reserve(ss_buf *b, size_t extra)
         want = b->len + extra;
         if (want <= b->cap)
                 return 0;
+        /* cap never exceeds max: ss_buf_append()'s inline path relies on it. */
         cap = b->cap ? b->cap : 256;
         while (cap < want)
                 cap = cap > b->max / 2 ? b->max : cap * 2;
+        if (cap > b->max)
+                cap = b->max;
         p = realloc(b->data, cap);
         if (!p)
                 return -ENOMEM;
@@ -31,7 +34,7 @@ int ss_buf_reserve(ss_buf *b, size_t extra)
         return 0;
 }
 
-int ss_buf_append(ss_buf *b, const void *p, size_t n)
+int ss_buf_append_slow(ss_buf *b, const void *p, size_t n)
 {
         int r;
 

@@ -3,6 +3,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 /*
  * A growable byte buffer with a hard maximum fixed at creation, so that no
@@ -22,8 +23,19 @@ void ss_buf_init(ss_buf *b, size_t max);
 /* Make room for extra more bytes: -ENOBUFS past max, -ENOMEM if malloc fails. */
 int ss_buf_reserve(ss_buf *b, size_t extra);
 
-/* Append n bytes; on failure the buffer is unchanged. */
-int ss_buf_append(ss_buf *b, const void *p, size_t n);
+/* ss_buf_append() when the bytes do not fit the current allocation. */
+int ss_buf_append_slow(ss_buf *b, const void *p, size_t n);
+
+/* Append n bytes; on failure the buffer is unchanged. Most appends (msgpack
+ * writes a few bytes at a time) fit the allocation: that path is inline. */
+static inline int ss_buf_append(ss_buf *b, const void *p, size_t n)
+{
+        if (n == 0 || n > b->cap - b->len)
+                return ss_buf_append_slow(b, p, n);
+        memcpy(b->data + b->len, p, n);
+        b->len += n;
+        return 0;
+}
 
 /* Drop the first n bytes (n <= len), keeping the rest in order. */
 void ss_buf_consume(ss_buf *b, size_t n);
