@@ -122,6 +122,15 @@ struct sidespan_span {
 /* CLOCK_MONOTONIC in nanoseconds. */
 uint64_t ssc_mono_ns(void);
 
+/* Size-versioned public structs (their first field is the caller's sizeof). Fill dst, the
+ * caller's struct of size bytes, from defaults of ours bytes: an older caller's struct is a
+ * prefix of ours, a newer caller's extra fields are zeroed. Any thread. */
+void ssc_init_sized(void *dst, size_t size, const void *defaults, size_t ours);
+
+/* Overlay what a caller's struct in (NULL allowed) holds onto dst, our full-size struct of
+ * ours bytes already filled with defaults, and mark dst full-size. Any thread. */
+void ssc_copy_sized(void *dst, size_t ours, const void *in);
+
 /*
  * Copy one encoded frame into the client's buffer, or drop and count it when
  * it does not fit. Wakes the sender only at the watermark or when it sleeps.

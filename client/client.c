@@ -53,16 +53,26 @@ SIDESPAN_EXPORT const char *sidespan_strerror(int err)
 
 /* ---- options -------------------------------------------------------------------------- */
 
-/* Copy the leading size bytes of a struct of defaults: an older caller's struct is a
- * prefix of ours, a newer caller's extra fields are zeroed. */
-static void init_sized(void *dst, size_t size, const void *defaults, size_t ours)
+void ssc_init_sized(void *dst, size_t size, const void *defaults, size_t ours)
 {
-        if (size < sizeof(size_t))
+        if (!dst || size < sizeof(size_t))
                 return;
         memcpy(dst, defaults, size < ours ? size : ours);
         if (size > ours)
                 memset((uint8_t *)dst + ours, 0, size - ours);
         memcpy(dst, &size, sizeof(size));
+}
+
+void ssc_copy_sized(void *dst, size_t ours, const void *in)
+{
+        size_t size;
+
+        if (in) {
+                memcpy(&size, in, sizeof(size));
+                if (size >= sizeof(size_t))
+                        memcpy(dst, in, size < ours ? size : ours);
+        }
+        memcpy(dst, &ours, sizeof(ours));
 }
 
 SIDESPAN_EXPORT void sidespan_options_init_sized(sidespan_options *opts, size_t size)
@@ -76,16 +86,14 @@ SIDESPAN_EXPORT void sidespan_options_init_sized(sidespan_options *opts, size_t 
             .max_frame = SS_MAX_FRAME_DEFAULT,
         };
 
-        if (opts)
-                init_sized(opts, size, &d, sizeof(d));
+        ssc_init_sized(opts, size, &d, sizeof(d));
 }
 
 SIDESPAN_EXPORT void sidespan_stats_init_sized(sidespan_stats *st, size_t size)
 {
         const sidespan_stats d = {0};
 
-        if (st)
-                init_sized(st, size, &d, sizeof(d));
+        ssc_init_sized(st, size, &d, sizeof(d));
 }
 
 /* Our full-size copy of the caller's options (NULL: defaults). */
@@ -96,8 +104,7 @@ static int options_get(const sidespan_options *in, sidespan_options *ret)
                 return 0;
         if (in->size < OPTIONS_V1_SIZE)
                 return -EINVAL;
-        memcpy(ret, in, in->size < sizeof(*ret) ? in->size : sizeof(*ret));
-        ret->size = sizeof(*ret);
+        ssc_copy_sized(ret, sizeof(*ret), in);
         return 0;
 }
 
