@@ -139,11 +139,13 @@ static void destroy_exporters(sidespand *d)
 {
         for (size_t i = 0; i < d->n_exporters; i++) {
                 ss_exporter *e = d->exporters[i];
+                /* Past the drain, whatever came in and was not exported is lost: dropped on
+                 * the way, or still queued now (destroy() drops it). */
+                uint64_t lost = e->stats.spans_in - e->stats.spans_exported;
 
-                ss_log(e->stats.spans_dropped ? SS_LOG_WARNING : SS_LOG_INFO,
-                       "%s exporter: %llu span(s) exported, %llu dropped", e->name,
-                       (unsigned long long)e->stats.spans_exported,
-                       (unsigned long long)e->stats.spans_dropped);
+                ss_log(lost ? SS_LOG_WARNING : SS_LOG_INFO,
+                       "%s exporter: %llu span(s) exported, %llu not delivered", e->name,
+                       (unsigned long long)e->stats.spans_exported, (unsigned long long)lost);
                 e->ops->destroy(e);
         }
         d->n_exporters = 0;
@@ -159,7 +161,6 @@ static void on_drain_tick(uv_timer_t *t)
                 ss_log(SS_LOG_WARNING, "drain timeout (%u ms) reached with exports pending",
                        d->cfg.drain_timeout_ms);
         uv_close((uv_handle_t *)t, NULL);
-        /* Dropped spans are counted and logged by each exporter's stats above. */
         destroy_exporters(d);
 }
 

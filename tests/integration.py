@@ -340,6 +340,26 @@ class DemoAgentTrace(Base):
         self.assertFalse(os.path.exists(d.socket), "socket removed at exit")
 
 
+    def test_sigterm_with_dead_backend_reports_drops(self):
+        dead = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        dead.bind(("127.0.0.1", 0))
+        port = dead.getsockname()[1]
+        dead.close()  # nothing listens there now: connections are refused
+        d = self.daemon(["--endpoint", "http://127.0.0.1:%d" % port, "--batch-delay-ms", "10",
+                         "--drain-timeout-ms", "500"])
+        c = RawClient(d.socket)
+        c.hello()
+        tid, sid = os.urandom(16), os.urandom(8)
+        c.send(span_start(tid, sid, None, "undeliverable"))
+        c.send(span_end(sid))
+        c.flush()
+        c.close()
+        t0 = time.monotonic()
+        self.assertEqual(d.stop(), 0)
+        self.assertLess(time.monotonic() - t0, 10, "the drain timeout bounds the exit")
+        self.assertRegex(d.stderr(), r"otlp-http exporter: 0 span\(s\) exported, 1 not delivered")
+
+
 class ClientLibrary(Base):
     def test_attribute_types_and_events(self):
         d = self.http_daemon()
