@@ -1,0 +1,310 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * bench-client: what libsidespan costs the thread that calls it. One span is
+ * a root span started, given 5 attributes and ended (two frames). Cases:
+ *   (a) no daemon listening: the buffer fills, then frames are dropped;
+ *   (b) a running sidespand on --socket PATH;
+ *   (c) sample rate 0: nothing is encoded or sent;
+ *   (d) --threads threads on one client, with the daemon when one is given.
+ * Every span is timed on its own (one clock_gettime per span, whose cost is
+ * printed first and is included in the figures) for the percentiles.
+ * A benchmark, not a test: it prints figures and asserts nothing.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "sidespan.h"
+
+#define FLUSH_TIMEOUT_MS 60000
+#define MAX_THREADS      64
+#define ROUNDS           5 /* per case; the median round is printed */
+
+typedef struct config {
+        const char *socket;
+        long iterations;
+        long threads;
+} config;
+
+/* One timed loop: iterations spans on one thread, each one's duration in lat[]. */
+typedef struct run {
+        sidespan_client *client;
+        long iterations;
+        uint64_t *lat;
+        uint64_t elapsed_ns;
+        int failures;
+} run;
+
+/* A case's figures. */
+typedef struct result {
+        double ns_per_span;
+        uint64_t p50, p99, max;
+        double spans_per_s;
+        uint64_t frames_queued;
+        uint64_t dropped;
+        int flush_rc;
+} result;
+
+static uint64_t now_ns(void)
+{
+        struct timespec ts;
+
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+static int one_span(sidespan_client *c, long i)
+{
+        sidespan_span *s;
+        int r;
+
+        r = sidespan_span_start(c, NULL, "bench.span", SIDESPAN_KIND_INTERNAL, &s);
+        if (r < 0)
+                return r;
+        (void)sidespan_span_set_str(s, "gen_ai.operation.name", "chat");
+        (void)sidespan_span_set_str(s, "gen_ai.request.model", "gpt-4o");
+        (void)sidespan_span_set_int(s, "gen_ai.usage.input_tokens", 412 + i % 7);
+        (void)sidespan_span_set_double(s, "gen_ai.request.temperature", 0.2);
+        (void)sidespan_span_set_bool(s, "upsonic.tool.success", true);
+        return sidespan_span_end(s, SIDESPAN_STATUS_OK, NULL);
+}
+
+static void *run_main(void *arg)
+{
+        run *w = arg;
+        uint64_t t0 = now_ns(), prev = t0, t;
+
+        for (long i = 0; i < w->iterations; i++) {
+                if (one_span(w->client, i) < 0)
+                        w->failures++;
+                t = now_ns();
+                w->lat[i] = t - prev;
+                prev = t;
+        }
+        w->elapsed_ns = prev - t0;
+        return NULL;
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+        uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+
+        return (x > y) - (x < y);
+}
+
+/* The cost of the clock itself, which every per-span figure includes once. */
+static double clock_cost_ns(void)
+{
+        const int n = 1000000;
+        uint64_t t0 = now_ns();
+
+        for (int i = 0; i < n; i++)
+                (void)now_ns();
+        return (double)(now_ns() - t0) / n;
+}
+
+static int open_client(const char *socket, double rate, sidespan_client **ret)
+{
+        sidespan_options o;
+
+        sidespan_options_init(&o);
+        o.socket_path = socket;
+        o.service_name = "bench-client";
+        o.sample_rate = rate;
+        o.flush_on_exit = false;
+        o.exit_flush_timeout_ms = 100;
+        return sidespan_client_open(&o, ret);
+}
+
+/* Run nthreads loops of iterations spans each on c; fills res (all but the client counters). */
+static int run_threads(sidespan_client *c, long iterations, long nthreads, result *res)
+{
+        size_t total = (size_t)iterations * (size_t)nthreads;
+        uint64_t *lat = malloc(total * sizeof(*lat)), t0, wall;
+        run w[MAX_THREADS];
+        pthread_t t[MAX_THREADS];
+        double per_span = 0;
+        long started = 0;
+        int failures = 0;
+
+        if (!lat)
+                return -ENOMEM;
+        for (long i = 0; i < nthreads; i++)
+                w[i] = (run){.client = c, .iterations = iterations, .lat = lat + i * iterations};
+        t0 = now_ns();
+        for (; started < nthreads; started++)
+                if (pthread_create(&t[started], NULL, run_main, &w[started]) != 0)
+                        break;
+        for (long i = 0; i < started; i++)
+                pthread_join(t[i], NULL);
+        wall = now_ns() - t0;
+        for (long i = 0; i < started; i++) {
+                per_span += (double)w[i].elapsed_ns / (double)iterations / (double)started;
+                failures += w[i].failures;
+        }
+        total = (size_t)iterations * (size_t)started;
+        qsort(lat, total, sizeof(*lat), cmp_u64);
+        *res = (result){.ns_per_span = per_span,
+                        .p50 = total ? lat[total / 2] : 0,
+                        .p99 = total ? lat[total * 99 / 100] : 0,
+                        .max = total ? lat[total - 1] : 0,
+                        .spans_per_s = (double)total * 1e9 / (double)wall};
+        free(lat);
+        return started == nthreads && failures == 0 ? 0 : -EIO;
+}
+
+/* One timed round on c; frames and drops are those of the round (flushed when a daemon
+ * listens, so the next round starts with an empty buffer). */
+static int run_round(sidespan_client *c, bool daemon, long iterations, long nthreads, result *ret)
+{
+        sidespan_stats before, after;
+        int r;
+
+        sidespan_stats_init(&before);
+        sidespan_stats_init(&after);
+        (void)sidespan_client_stats(c, &before);
+        r = run_threads(c, iterations, nthreads, ret);
+        ret->flush_rc = daemon ? sidespan_flush(c, FLUSH_TIMEOUT_MS) : 0;
+        (void)sidespan_client_stats(c, &after);
+        ret->frames_queued = after.frames_queued - before.frames_queued;
+        ret->dropped = after.dropped - before.dropped;
+        return r;
+}
+
+static int cmp_rounds(const void *a, const void *b)
+{
+        double x = ((const result *)a)->ns_per_span, y = ((const result *)b)->ns_per_span;
+
+        return (x > y) - (x < y);
+}
+
+/* One case: a fresh client, a warm-up of a tenth of the spans, then ROUNDS timed rounds;
+ * *ret is the median round, ret_min and ret_max the extremes of ns/span. */
+static int run_case(const char *socket, double rate, bool daemon, const config *cfg, long nthreads,
+                    result *ret, double *ret_min, double *ret_max)
+{
+        sidespan_client *c = NULL;
+        result res[ROUNDS];
+        int r;
+
+        r = open_client(socket, rate, &c);
+        if (r < 0)
+                return r;
+        for (long i = 0; i < cfg->iterations / 10; i++)
+                (void)one_span(c, i);
+        if (daemon)
+                (void)sidespan_flush(c, FLUSH_TIMEOUT_MS);
+        for (int i = 0; i < ROUNDS && r == 0; i++)
+                r = run_round(c, daemon, cfg->iterations, nthreads, &res[i]);
+        (void)sidespan_client_close(&c);
+        if (r < 0)
+                return r;
+        qsort(res, ROUNDS, sizeof(res[0]), cmp_rounds);
+        *ret = res[ROUNDS / 2];
+        *ret_min = res[0].ns_per_span;
+        *ret_max = res[ROUNDS - 1].ns_per_span;
+        return 0;
+}
+
+/* Run one case and print its row; false when it failed. */
+static bool row(const char *label, const char *socket, double rate, bool daemon, const config *cfg,
+                long nthreads)
+{
+        double lo = 0, hi = 0;
+        char range[32];
+        result res;
+        int r = run_case(socket, rate, daemon, cfg, nthreads, &res, &lo, &hi);
+
+        if (r < 0) {
+                printf("%-26s failed: %s\n", label, sidespan_strerror(r));
+                return false;
+        }
+        snprintf(range, sizeof(range), "%.0f-%.0f", lo, hi);
+        printf("%-26s %7.0f %11s %6" PRIu64 " %6" PRIu64 " %7.1f %10.0f %8" PRIu64 " %8" PRIu64
+               "%s\n",
+               label, res.ns_per_span, range, res.p50, res.p99, (double)res.max / 1000.0,
+               res.spans_per_s, res.frames_queued, res.dropped,
+               res.flush_rc < 0 ? "  (flush: not confirmed)" : "");
+        return true;
+}
+
+static void usage(FILE *f, const char *argv0)
+{
+        fprintf(f,
+                "Usage: %s [--socket PATH] [--iterations N] [--threads N]\n"
+                "Caller-side cost of libsidespan per span (start + 5 attributes + end).\n"
+                "  -s, --socket PATH     a running sidespand (without it, case (b) is skipped\n"
+                "                        and (c) and (d) run without a daemon)\n"
+                "  -n, --iterations N    spans per case and thread (default 200000)\n"
+                "  -t, --threads N       threads of case (d) (default 4)\n",
+                argv0);
+}
+
+static int parse_args(int argc, char **argv, config *cfg)
+{
+        static const struct option opts[] = {
+            {"socket", required_argument, NULL, 's'},
+            {"iterations", required_argument, NULL, 'n'},
+            {"threads", required_argument, NULL, 't'},
+            {"help", no_argument, NULL, 'h'},
+            {0},
+        };
+        int c;
+
+        while ((c = getopt_long(argc, argv, "s:n:t:h", opts, NULL)) != -1) {
+                if (c == 's')
+                        cfg->socket = optarg;
+                else if (c == 'n')
+                        cfg->iterations = strtol(optarg, NULL, 10);
+                else if (c == 't')
+                        cfg->threads = strtol(optarg, NULL, 10);
+                else if (c == 'h') {
+                        usage(stdout, argv[0]);
+                        exit(0);
+                } else
+                        return -EINVAL;
+        }
+        if (optind < argc || cfg->iterations < 10 || cfg->threads < 1 || cfg->threads > MAX_THREADS)
+                return -EINVAL;
+        return 0;
+}
+
+int main(int argc, char **argv)
+{
+        config cfg = {.iterations = 200000, .threads = 4};
+        const char *absent = "/nonexistent/sidespan-bench.sock";
+        bool daemon;
+        char label[64];
+        bool ok = true;
+
+        if (parse_args(argc, argv, &cfg) < 0) {
+                usage(stderr, argv[0]);
+                return 2;
+        }
+        daemon = cfg.socket != NULL;
+        printf("libsidespan %s, span = start + 5 attributes + end; per case %d rounds of %ld\n"
+               "spans per thread, figures of the median round (by ns/span)\n",
+               sidespan_version(), ROUNDS, cfg.iterations);
+        printf("clock_gettime: %.1f ns per call (included once in every per-span figure)\n\n",
+               clock_cost_ns());
+        printf("%-26s %7s %11s %6s %6s %7s %10s %8s %8s\n", "case", "ns/span", "(min-max)", "p50",
+               "p99", "max us", "spans/s", "frames", "dropped");
+        ok &= row("(a) no daemon", absent, 1.0, false, &cfg, 1);
+        if (daemon)
+                ok &= row("(b) sidespand running", cfg.socket, 1.0, true, &cfg, 1);
+        ok &= row("(c) unsampled (rate 0)", daemon ? cfg.socket : absent, 0.0, daemon, &cfg, 1);
+        snprintf(label, sizeof(label), "(d) %ld threads, %s", cfg.threads,
+                 daemon ? "sidespand" : "no daemon");
+        ok &= row(label, daemon ? cfg.socket : absent, 1.0, daemon, &cfg, cfg.threads);
+        printf("\nns/span: mean per span on one calling thread (min-max over the rounds); p50,\n"
+               "p99 (ns) and max (us) of single spans; spans/s: all threads together.\n"
+               "frames: messages queued (2 per sampled span); dropped: frames lost because the\n"
+               "buffer (4 MiB) was full: without a daemon it is full after the warm-up, and a\n"
+               "loop this tight outruns any daemon, so (b) and (d) drop too.\n");
+        return ok ? 0 : 1;
+}

@@ -1,0 +1,553 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * bench-daemon: sidespand's throughput end to end. --threads threads, each
+ * with its own sidespan_client, emit --runs agent runs shaped like
+ * sidespan-demo-agent's (30 spans: agent.run, pipeline.execute, 24 steps, 2
+ * chat and 2 tool spans) or, with --simple, --runs single spans, as fast as
+ * they can, then flush. The daemon's own counters (a STATS request over its
+ * socket) give the spans it finished and, later, the spans its exporter
+ * accepted; the clients' counters give the frames they dropped because the
+ * daemon did not keep up. A benchmark, not a test: it prints figures.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <msgpack.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "sidespan.h"
+#include "ss-buf.h"
+#include "ss-wire.h"
+
+#define MAX_THREADS      64
+#define FLUSH_TIMEOUT_MS 600000
+#define STATS_MAX        (64u * 1024u)
+#define SETTLE_NS        (3ull * 1000000000ull) /* export given up after this long idle */
+
+typedef struct config {
+        const char *socket;
+        long threads;
+        long runs;
+        bool simple;
+        long buffer_mb;
+        long export_timeout_s;
+        long pid; /* the daemon's, for its CPU time; 0: unknown */
+} config;
+
+/* The daemon counters this benchmark reads (exporter ones summed over exporters). */
+typedef struct dstats {
+        uint64_t frames;
+        uint64_t spans_finished;
+        uint64_t span_errors;
+        uint64_t exported;
+        uint64_t export_dropped;
+} dstats;
+
+typedef struct worker {
+        const config *cfg;
+        uint64_t spans;   /* spans emitted */
+        uint64_t dropped; /* frames the client dropped */
+        uint64_t emit_ns; /* from the start until its last span was queued */
+        int failures;
+        int flush_rc;
+} worker;
+
+static uint64_t now_ns(void)
+{
+        struct timespec ts;
+
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+/* CPU seconds (user + system) process pid has used so far, or -1 when unknown. */
+static double cpu_seconds(long pid)
+{
+        unsigned long long utime, stime;
+        char path[64], buf[1024], *p;
+        FILE *f;
+        size_t n;
+
+        snprintf(path, sizeof(path), "/proc/%ld/stat", pid);
+        f = pid > 0 ? fopen(path, "re") : NULL;
+        if (!f)
+                return -1;
+        n = fread(buf, 1, sizeof(buf) - 1, f);
+        fclose(f);
+        buf[n] = '\0';
+        /* Fields 14 and 15, counted after the ")" that ends the command name. */
+        p = strrchr(buf, ')');
+        if (!p || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &utime,
+                         &stime) != 2)
+                return -1;
+        return (double)(utime + stime) / (double)sysconf(_SC_CLK_TCK);
+}
+
+/* ---- the daemon's STATS ------------------------------------------------------------- */
+
+static int stats_connect(const char *path)
+{
+        struct sockaddr_un sa = {.sun_family = AF_UNIX};
+        int fd;
+
+        if (strlen(path) >= sizeof(sa.sun_path))
+                return -ENAMETOOLONG;
+        strcpy(sa.sun_path, path);
+        fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        if (fd < 0)
+                return -errno;
+        if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+                int r = -errno;
+
+                close(fd);
+                return r;
+        }
+        return fd;
+}
+
+static bool key_is(const msgpack_object_str *k, const char *prefix, const char *suffix)
+{
+        size_t p = strlen(prefix), s = strlen(suffix);
+
+        return k->size >= p + s && memcmp(k->ptr, prefix, p) == 0 &&
+               memcmp(k->ptr + k->size - s, suffix, s) == 0;
+}
+
+static void read_counters(const msgpack_object_map *m, dstats *ret)
+{
+        *ret = (dstats){0};
+        for (uint32_t i = 0; i < m->size; i++) {
+                const msgpack_object_str *k = &m->ptr[i].key.via.str;
+                uint64_t v = m->ptr[i].val.via.u64;
+
+                if (m->ptr[i].key.type != MSGPACK_OBJECT_STR ||
+                    m->ptr[i].val.type != MSGPACK_OBJECT_POSITIVE_INTEGER)
+                        continue;
+                if (key_is(k, "frames", ""))
+                        ret->frames = v;
+                else if (key_is(k, "spans_finished", ""))
+                        ret->spans_finished = v;
+                else if (key_is(k, "span_errors", ""))
+                        ret->span_errors = v;
+                else if (key_is(k, "exporter.", ".spans_exported"))
+                        ret->exported += v;
+                else if (key_is(k, "exporter.", ".spans_dropped"))
+                        ret->export_dropped += v;
+        }
+}
+
+/* Parse one [66, id, {counters}] frame out of buf (n bytes); 0, or -EAGAIN for more bytes. */
+static int parse_reply(const uint8_t *buf, size_t n, dstats *ret)
+{
+        const uint8_t *payload;
+        msgpack_unpacked u;
+        const msgpack_object *a;
+        size_t len, off = 0;
+        int r = ss_frame_parse(buf, n, STATS_MAX, &payload, &len);
+
+        if (r <= 0)
+                return r == 0 ? -EAGAIN : r;
+        msgpack_unpacked_init(&u);
+        r = -EBADMSG;
+        if (msgpack_unpack_next(&u, (const char *)payload, len, &off) != MSGPACK_UNPACK_SUCCESS)
+                goto out;
+        a = u.data.via.array.ptr;
+        if (u.data.type != MSGPACK_OBJECT_ARRAY || u.data.via.array.size != 3 ||
+            a[0].via.u64 != SS_MSG_STATS_REPLY || a[2].type != MSGPACK_OBJECT_MAP)
+                goto out;
+        read_counters(&a[2].via.map, ret);
+        r = 0;
+out:
+        msgpack_unpacked_destroy(&u);
+        return r;
+}
+
+/* Ask the daemon on fd for its counters: frame [8, id], reply [66, id, map]. Blocks. */
+static int daemon_stats(int fd, dstats *ret)
+{
+        static uint8_t in[STATS_MAX];
+        size_t have = 0;
+        ss_buf out;
+        ssize_t k;
+        int r;
+
+        ss_buf_init(&out, 64);
+        r = ss_wire_put_seq(&out, 64, SS_MSG_STATS, 1);
+        if (r == 0 && send(fd, out.data, out.len, MSG_NOSIGNAL) != (ssize_t)out.len)
+                r = -EIO;
+        ss_buf_free(&out);
+        while (r == 0 || r == -EAGAIN) {
+                k = recv(fd, in + have, sizeof(in) - have, 0);
+                if (k <= 0)
+                        return k == 0 ? -ECONNRESET : -errno;
+                have += (size_t)k;
+                r = parse_reply(in, have, ret);
+                if (r == 0)
+                        return 0;
+        }
+        return r;
+}
+
+/* ---- the load --------------------------------------------------------------------------- */
+
+static int chat(sidespan_client *c, const sidespan_span *parent, int turn)
+{
+        static const char *const stop[] = {"stop"};
+        sidespan_chat_request req;
+        sidespan_chat_result res;
+        sidespan_span *s;
+        int r;
+
+        sidespan_chat_request_init(&req);
+        req.temperature = 0.2;
+        req.max_tokens = 1024;
+        req.server_address = "api.openai.com";
+        req.server_port = 443;
+        req.input_messages = "[{\"role\":\"user\",\"parts\":[{\"type\":\"text\",\"content\":"
+                             "\"What is the weather in Paris and the time in Tokyo?\"}]}]";
+        r = sidespan_chat_start(c, parent, "openai", "gpt-4o", &req, &s);
+        if (r < 0)
+                return r;
+        sidespan_chat_result_init(&res);
+        res.response_model = "gpt-4o";
+        res.response_id = "chatcmpl-bench";
+        res.finish_reasons = stop;
+        res.n_finish_reasons = 1;
+        res.input_tokens = 412 + turn;
+        res.output_tokens = 46;
+        res.output_messages = "[{\"role\":\"assistant\",\"parts\":[{\"type\":\"text\",\"content\":"
+                              "\"Paris: 18C and cloudy. Tokyo: 21:04.\"}]}]";
+        return sidespan_chat_end(s, &res);
+}
+
+static int tool(sidespan_client *c, const sidespan_span *parent)
+{
+        sidespan_span *s;
+        int r;
+
+        r = sidespan_tool_start(c, parent, "get_weather", "call_1", "{\"city\":\"Paris\"}", &s);
+        if (r < 0)
+                return r;
+        return sidespan_tool_end(s, true, "{\"temp_c\":18,\"sky\":\"cloudy\"}", 0.001);
+}
+
+/* The model step's children, in order: chat, tool, tool, chat. */
+static int model_execution(sidespan_client *c, const sidespan_span *step)
+{
+        int r = chat(c, step, 0);
+
+        if (r == 0)
+                r = tool(c, step);
+        if (r == 0)
+                r = tool(c, step);
+        if (r == 0)
+                r = chat(c, step, 1);
+        return r;
+}
+
+/* pipeline.execute and its 24 steps; the 15th is the model step. */
+static int pipeline(sidespan_client *c, const sidespan_span *run)
+{
+        sidespan_span *p, *s;
+        char name[32];
+        int r;
+
+        r = sidespan_pipeline_start(c, run, 24, false, &p);
+        if (r < 0)
+                return r;
+        for (int i = 0; i < 24 && r == 0; i++) {
+                snprintf(name, sizeof(name), "step_%d", i);
+                r = sidespan_step_start(c, p, name, "A pipeline step", &s);
+                if (r < 0)
+                        break;
+                if (i == 14)
+                        r = model_execution(c, s);
+                (void)sidespan_step_end(s, "COMPLETED", 0.0001);
+        }
+        (void)sidespan_span_end(p, SIDESPAN_STATUS_OK, NULL);
+        return r;
+}
+
+static int agent_run(sidespan_client *c, long n)
+{
+        sidespan_run_result res;
+        sidespan_span *run;
+        char run_id[32];
+        int r;
+
+        snprintf(run_id, sizeof(run_id), "run-%ld", n);
+        r = sidespan_agent_run_start(c, "bench-agent", "gpt-4o", run_id, "user-42", "session-1",
+                                     "What is the weather in Paris and the time in Tokyo?", &run);
+        if (r < 0)
+                return r;
+        r = pipeline(c, run);
+        sidespan_run_result_init(&res);
+        res.output = "Paris: 18C and cloudy. Tokyo: 21:04.";
+        res.input_tokens = 825;
+        res.output_tokens = 92;
+        res.requests = 2;
+        res.tool_call_count = 2;
+        res.executed_steps = 24;
+        (void)sidespan_agent_run_end(run, &res);
+        return r;
+}
+
+static int simple_span(sidespan_client *c, long n)
+{
+        sidespan_span *s;
+        int r;
+
+        r = sidespan_span_start(c, NULL, "bench.span", SIDESPAN_KIND_INTERNAL, &s);
+        if (r < 0)
+                return r;
+        (void)sidespan_span_set_str(s, "gen_ai.operation.name", "chat");
+        (void)sidespan_span_set_str(s, "gen_ai.request.model", "gpt-4o");
+        (void)sidespan_span_set_int(s, "gen_ai.usage.input_tokens", n);
+        (void)sidespan_span_set_double(s, "gen_ai.request.temperature", 0.2);
+        (void)sidespan_span_set_bool(s, "upsonic.tool.success", true);
+        return sidespan_span_end(s, SIDESPAN_STATUS_OK, NULL);
+}
+
+static void *worker_main(void *arg)
+{
+        worker *w = arg;
+        const config *cfg = w->cfg;
+        sidespan_client *c = NULL;
+        sidespan_options o;
+        sidespan_stats st;
+        uint64_t t0 = now_ns();
+
+        sidespan_options_init(&o);
+        o.socket_path = cfg->socket;
+        o.service_name = "bench-daemon";
+        o.buffer_size = (size_t)cfg->buffer_mb << 20;
+        o.flush_on_exit = false;
+        w->flush_rc = sidespan_client_open(&o, &c);
+        if (w->flush_rc < 0)
+                return NULL;
+        for (long i = 0; i < cfg->runs; i++)
+                if ((cfg->simple ? simple_span(c, i) : agent_run(c, i)) < 0)
+                        w->failures++;
+        w->emit_ns = now_ns() - t0;
+        w->flush_rc = sidespan_flush(c, FLUSH_TIMEOUT_MS);
+        sidespan_stats_init(&st);
+        (void)sidespan_client_stats(c, &st);
+        w->spans = st.spans_started;
+        w->dropped = st.dropped;
+        (void)sidespan_client_close(&c);
+        return NULL;
+}
+
+/* ---- main ------------------------------------------------------------------------------- */
+
+/* Run the workers; ret_elapsed: until the last flush was confirmed. */
+static int emit(const config *cfg, worker *w, uint64_t *ret_elapsed)
+{
+        pthread_t t[MAX_THREADS];
+        uint64_t t0 = now_ns();
+        long started = 0;
+        int r = 0;
+
+        for (; started < cfg->threads; started++) {
+                w[started] = (worker){.cfg = cfg};
+                if (pthread_create(&t[started], NULL, worker_main, &w[started]) != 0)
+                        break;
+        }
+        for (long i = 0; i < started; i++)
+                pthread_join(t[i], NULL);
+        *ret_elapsed = now_ns() - t0;
+        for (long i = 0; i < started; i++)
+                if (w[i].failures || w[i].flush_rc < 0)
+                        r = -EIO;
+        return started == cfg->threads ? r : -EAGAIN;
+}
+
+/* Poll until the exporters accounted for every finished span (or gave no sign of life for
+ * SETTLE_NS, or the timeout passed); *ret_elapsed counts from t0. */
+static int wait_export(int fd, const config *cfg, const dstats *base, uint64_t t0, dstats *ret,
+                       uint64_t *ret_elapsed)
+{
+        const struct timespec poll = {.tv_nsec = 10 * 1000000L};
+        uint64_t last_change = now_ns(), last_done = UINT64_MAX, done, t = 0;
+        uint64_t deadline = last_change + (uint64_t)cfg->export_timeout_s * 1000000000ull;
+        dstats s;
+        int r;
+
+        for (;;) {
+                r = daemon_stats(fd, &s);
+                if (r < 0)
+                        return r;
+                t = now_ns();
+                done = s.exported + s.export_dropped - base->exported - base->export_dropped;
+                if (done != last_done) {
+                        last_done = done;
+                        last_change = t;
+                }
+                if (done >= s.spans_finished - base->spans_finished ||
+                    t - last_change > SETTLE_NS || t > deadline)
+                        break;
+                nanosleep(&poll, NULL);
+        }
+        *ret = s;
+        *ret_elapsed = last_change - t0;
+        return 0;
+}
+
+/* Everything one measurement gathered. */
+typedef struct measure {
+        dstats before, flushed, exported;
+        uint64_t emit_ns;   /* until the last span was queued */
+        uint64_t ingest_ns; /* until every client's flush was confirmed */
+        uint64_t export_ns; /* until the exporter last made progress */
+        double cpu_s;       /* the daemon's CPU time meanwhile, < 0 when unknown */
+} measure;
+
+static double per_s(uint64_t n, uint64_t ns)
+{
+        return ns ? (double)n * 1e9 / (double)ns : 0;
+}
+
+static void report(const config *cfg, const worker *w, const measure *m)
+{
+        const dstats *a = &m->before, *b = &m->flushed, *e = &m->exported;
+        uint64_t spans = 0, dropped = 0, finished = b->spans_finished - a->spans_finished;
+        uint64_t exported = e->exported - a->exported, lost = e->export_dropped - a->export_dropped;
+
+        for (long i = 0; i < cfg->threads; i++) {
+                spans += w[i].spans;
+                dropped += w[i].dropped;
+        }
+        printf("%ld client threads x %ld %s, client buffer %ld MiB\n", cfg->threads, cfg->runs,
+               cfg->simple ? "single spans" : "demo runs of 30 spans", cfg->buffer_mb);
+        printf("  offered:  %9" PRIu64 " spans in %.3f s = %8.0f spans/s\n", spans,
+               (double)m->emit_ns / 1e9, per_s(spans, m->emit_ns));
+        printf("  accepted: %9" PRIu64 " spans finished by the daemon in %.3f s = %8.0f spans/s "
+               "(%" PRIu64 " frames)\n",
+               finished, (double)m->ingest_ns / 1e9, per_s(finished, m->ingest_ns),
+               b->frames - a->frames);
+        printf("  exported: %9" PRIu64 " spans in %.3f s = %8.0f spans/s (%" PRIu64
+               " dropped by the exporter, %" PRIu64 " held in incomplete traces)\n",
+               exported, (double)m->export_ns / 1e9, per_s(exported, m->export_ns), lost,
+               e->spans_finished - a->spans_finished - exported - lost);
+        printf("  dropped:  %9" PRIu64 " frames by the clients (buffer full), %" PRIu64
+               " span messages refused by the daemon\n",
+               dropped, b->span_errors - a->span_errors);
+        if (m->cpu_s >= 0 && finished)
+                printf("  daemon CPU: %.3f s = %.2f us per finished span\n", m->cpu_s,
+                       m->cpu_s * 1e6 / (double)finished);
+}
+
+static void usage(FILE *f, const char *argv0)
+{
+        fprintf(f,
+                "Usage: %s --socket PATH [OPTIONS]\n"
+                "Throughput of a running sidespand, from its own STATS counters.\n"
+                "  -s, --socket PATH        the daemon's socket (required)\n"
+                "  -t, --threads N          client threads, one client each (default 4)\n"
+                "  -n, --runs N             demo runs (30 spans) per thread (default 2000)\n"
+                "      --simple             single spans (start + 5 attributes + end) instead\n"
+                "  -b, --buffer-mb N        client buffer (default 4, the library's default)\n"
+                "      --export-timeout S   longest wait for the exporter (default 300)\n"
+                "      --pid PID            the daemon's process, to report its CPU time\n",
+                argv0);
+}
+
+static int parse_args(int argc, char **argv, config *cfg)
+{
+        static const struct option opts[] = {
+            {"socket", required_argument, NULL, 's'},
+            {"threads", required_argument, NULL, 't'},
+            {"runs", required_argument, NULL, 'n'},
+            {"simple", no_argument, NULL, 'S'},
+            {"buffer-mb", required_argument, NULL, 'b'},
+            {"export-timeout", required_argument, NULL, 'T'},
+            {"pid", required_argument, NULL, 'p'},
+            {"help", no_argument, NULL, 'h'},
+            {0},
+        };
+        int c;
+
+        while ((c = getopt_long(argc, argv, "s:t:n:b:h", opts, NULL)) != -1) {
+                if (c == 's')
+                        cfg->socket = optarg;
+                else if (c == 't')
+                        cfg->threads = strtol(optarg, NULL, 10);
+                else if (c == 'n')
+                        cfg->runs = strtol(optarg, NULL, 10);
+                else if (c == 'S')
+                        cfg->simple = true;
+                else if (c == 'b')
+                        cfg->buffer_mb = strtol(optarg, NULL, 10);
+                else if (c == 'T')
+                        cfg->export_timeout_s = strtol(optarg, NULL, 10);
+                else if (c == 'p')
+                        cfg->pid = strtol(optarg, NULL, 10);
+                else if (c == 'h') {
+                        usage(stdout, argv[0]);
+                        exit(0);
+                } else
+                        return -EINVAL;
+        }
+        if (optind < argc || !cfg->socket || cfg->threads < 1 || cfg->threads > MAX_THREADS ||
+            cfg->runs < 1 || cfg->buffer_mb < 1 || cfg->buffer_mb > 4096 ||
+            cfg->export_timeout_s < 1)
+                return -EINVAL;
+        return 0;
+}
+
+/* Emit, wait for the flushes and then for the exporter, reading the daemon's counters. */
+static int measure_once(int fd, const config *cfg, worker *w, measure *m)
+{
+        double cpu0 = cpu_seconds(cfg->pid);
+        uint64_t t0 = now_ns();
+        int r, q;
+
+        r = emit(cfg, w, &m->ingest_ns);
+        if (r == -EAGAIN)
+                return r;
+        m->emit_ns = 0;
+        for (long i = 0; i < cfg->threads; i++)
+                if (w[i].emit_ns > m->emit_ns)
+                        m->emit_ns = w[i].emit_ns;
+        q = daemon_stats(fd, &m->flushed);
+        if (q == 0)
+                q = wait_export(fd, cfg, &m->before, t0, &m->exported, &m->export_ns);
+        m->cpu_s = cpu0 >= 0 ? cpu_seconds(cfg->pid) - cpu0 : -1;
+        return q < 0 ? q : r;
+}
+
+int main(int argc, char **argv)
+{
+        config cfg = {.threads = 4, .runs = 2000, .buffer_mb = 4, .export_timeout_s = 300};
+        worker w[MAX_THREADS];
+        measure m;
+        int fd, r;
+
+        if (parse_args(argc, argv, &cfg) < 0) {
+                usage(stderr, argv[0]);
+                return 2;
+        }
+        fd = stats_connect(cfg.socket);
+        r = fd < 0 ? fd : daemon_stats(fd, &m.before);
+        if (r < 0) {
+                fprintf(stderr, "bench-daemon: no daemon on %s: %s\n", cfg.socket, strerror(-r));
+                return 1;
+        }
+        r = measure_once(fd, &cfg, w, &m);
+        close(fd);
+        if (r == -EIO)
+                fprintf(stderr, "bench-daemon: some runs or flushes failed\n");
+        else if (r < 0) {
+                fprintf(stderr, "bench-daemon: %s\n", strerror(-r));
+                return 1;
+        }
+        report(&cfg, w, &m);
+        return r < 0 ? 1 : 0;
+}

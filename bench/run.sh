@@ -1,0 +1,138 @@
+#!/bin/bash
+# SPDX-License-Identifier: MIT
+# Build the release tree build-bench and run the three benchmarks, starting and
+# stopping sidespand (and, for the OTLP/HTTP case, the Python test receiver)
+# on a temporary socket. Prints figures only; asserts nothing (STYLE.md rule 15).
+#
+#   bench/run.sh            everything
+#   BENCH_HTTP=0 bench/run.sh   skip the OTLP/HTTP receiver case
+set -euo pipefail
+
+SRC=$(cd "$(dirname "$0")/.." && pwd)
+BUILD="$SRC/build-bench"
+PYTHON3=/usr/bin/python3 # Debian's: it has the protobuf module the receiver needs
+TMP=$(mktemp -d /tmp/sidespan-bench.XXXXXX)
+DAEMON_PID=
+RECEIVER_PID=
+BENCH_PID=
+
+# Only what this script started, by pid.
+stop_pid() {
+        local pid=$1
+        [ -n "$pid" ] || return 0
+        if kill -0 "$pid" 2>/dev/null; then
+                kill -TERM "$pid" 2>/dev/null || true
+                wait "$pid" 2>/dev/null || true
+        fi
+}
+
+cleanup() {
+        stop_pid "$BENCH_PID"
+        stop_pid "$DAEMON_PID"
+        stop_pid "$RECEIVER_PID"
+        rm -rf "$TMP"
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# The daemon and the clients read these; a benchmark must not inherit them.
+for v in $(compgen -e); do
+        case $v in OTEL_* | UPSONIC_* | SIDESPAN_SOCKET) unset "$v" ;; esac
+done
+
+build() {
+        if [ ! -d "$BUILD" ]; then
+                meson setup "$BUILD" "$SRC" --buildtype=release >/dev/null
+        fi
+        ninja -C "$BUILD" daemon/sidespand bench/bench-client bench/bench-daemon \
+                bench/bench-encode >/dev/null
+}
+
+# start_daemon NAME ARGS...: sidespand on $TMP/NAME.sock; sets SOCK and DAEMON_PID.
+start_daemon() {
+        local name=$1
+        shift
+        SOCK="$TMP/$name.sock"
+        "$BUILD/daemon/sidespand" --socket "$SOCK" --log-level info "$@" \
+                >"$TMP/$name.out" 2>"$TMP/$name.log" &
+        DAEMON_PID=$!
+        for _ in $(seq 200); do
+                grep -q "listening on $SOCK" "$TMP/$name.log" && return 0
+                kill -0 "$DAEMON_PID" 2>/dev/null || break
+                sleep 0.05
+        done
+        echo "sidespand did not start:" >&2
+        cat "$TMP/$name.log" >&2
+        exit 1
+}
+
+stop_daemon() {
+        stop_pid "$DAEMON_PID"
+        DAEMON_PID=
+}
+
+start_receiver() {
+        PROTO_DIR="$SRC/proto" "$PYTHON3" "$SRC/tests/otlp_receiver.py" \
+                --port-file "$TMP/receiver.port" 2>"$TMP/receiver.log" &
+        RECEIVER_PID=$!
+        for _ in $(seq 200); do
+                [ -s "$TMP/receiver.port" ] && return 0
+                sleep 0.05
+        done
+        echo "the OTLP receiver did not start:" >&2
+        cat "$TMP/receiver.log" >&2
+        exit 1
+}
+
+# A benchmark program, waited for in the background so that a signal reaches the trap at once.
+run() {
+        "$@" &
+        BENCH_PID=$!
+        wait "$BENCH_PID"
+        BENCH_PID=
+}
+
+section() {
+        printf '\n==== %s\n\n' "$1"
+}
+
+build
+section "machine"
+echo "$(nproc) CPUs: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //')," \
+        "Linux $(uname -r), $(git -C "$SRC" describe --always --dirty 2>/dev/null || echo '?')"
+
+section "bench-encode: OTLP encoders (daemon modules, no I/O)"
+run "$BUILD/bench/bench-encode"
+
+section "bench-client: caller-side cost (sidespand --exporter file --file /dev/null)"
+start_daemon client --exporter file --file /dev/null
+run "$BUILD/bench/bench-client" --socket "$SOCK"
+stop_daemon
+
+section "bench-daemon: sidespand --exporter file --file /dev/null (OTLP/JSON)"
+start_daemon d1 --exporter file --file /dev/null
+run "$BUILD/bench/bench-daemon" --socket "$SOCK" --pid "$DAEMON_PID" --threads 4 --runs 2000
+stop_daemon
+echo
+start_daemon d2 --exporter file --file /dev/null
+run "$BUILD/bench/bench-daemon" --socket "$SOCK" --pid "$DAEMON_PID" --threads 4 --runs 5000 \
+        --buffer-mb 256
+stop_daemon
+echo
+start_daemon d3 --exporter file --file /dev/null
+run "$BUILD/bench/bench-daemon" --socket "$SOCK" --pid "$DAEMON_PID" --threads 4 --runs 150000 \
+        --simple --buffer-mb 256
+stop_daemon
+
+if [ "${BENCH_HTTP:-1}" != 0 ]; then
+        section "bench-daemon: sidespand --endpoint (OTLP/HTTP protobuf) to tests/otlp_receiver.py"
+        echo "(the Python receiver, which decodes and keeps every span, is the bottleneck here)"
+        echo
+        start_receiver
+        start_daemon http --endpoint "http://127.0.0.1:$(cat "$TMP/receiver.port")/v1/traces"
+        run "$BUILD/bench/bench-daemon" --socket "$SOCK" --pid "$DAEMON_PID" --threads 4 \
+                --runs 1000 --buffer-mb 256
+        stop_daemon
+        stop_pid "$RECEIVER_PID"
+        RECEIVER_PID=
+fi
