@@ -3,7 +3,7 @@
 # Idempotent: prints nothing to do when everything is there. Uses sudo when not root.
 set -eu
 
-PACKAGES="gcc libc6-dev make pkg-config meson ninja-build
+PACKAGES="gcc libc6-dev pkg-config meson ninja-build
 libuv1-dev libcurl4-openssl-dev libmsgpack-dev libprotobuf-c-dev protobuf-c-compiler
 zlib1g-dev check libsubunit-dev
 python3 python3-protobuf python3-msgpack protobuf-compiler"
