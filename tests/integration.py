@@ -360,6 +360,28 @@ class DemoAgentTrace(Base):
         self.assertRegex(d.stderr(), r"otlp-http exporter: 0 span\(s\) exported, 1 not delivered")
 
 
+    def test_one_trace_over_two_connections(self):
+        d = self.http_daemon()
+        planner, worker = RawClient(d.socket), RawClient(d.socket)
+        planner.hello(instance=10, **{"service.name": "planner"})
+        worker.hello(instance=11, **{"service.name": "worker"})
+        tid, root, child = os.urandom(16), os.urandom(8), os.urandom(8)
+        planner.send(span_start(tid, root, None, "agent.run", KIND_SERVER))
+        planner.stats()  # the root is open before the worker's child arrives
+        worker.send(span_start(tid, child, root, "tool.execute"))
+        worker.send(span_end(child))
+        worker.flush()
+        planner.send(span_end(root))
+        planner.flush()
+        spans = {s["name"]: s for s in self.wait_spans(2)}
+        self.assertEqual(spans["tool.execute"]["trace_id"], tid.hex())
+        self.assertEqual(spans["tool.execute"]["parent_span_id"], root.hex())
+        self.assertEqual(spans["tool.execute"]["service_name"], "worker")
+        self.assertEqual(spans["agent.run"]["service_name"], "planner")
+        planner.close()
+        worker.close()
+
+
 class ClientLibrary(Base):
     def test_attribute_types_and_events(self):
         d = self.http_daemon()
@@ -589,6 +611,46 @@ class Exporters(Base):
         self.assertEqual(r.returncode, 0, r.stderr)
         self.wait_spans(30, timeout=30)
         self.assertEqual([q["status"] for q in self.rx.requests][:2], [503, 503])
+
+
+class Packaging(unittest.TestCase):
+    def test_installed_library_and_pkg_config(self):
+        build = os.environ["SIDESPAN_BUILD_ROOT"]
+        source = os.environ["SIDESPAN_SOURCE_ROOT"]
+        with tempfile.TemporaryDirectory(prefix="sidespan-install-") as dest:
+            r = run(["meson", "install", "-C", build, "--destdir", dest, "--no-rebuild",
+                     "--quiet"], timeout=120)
+            self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+            pcs = [os.path.join(root, f) for root, _, files in os.walk(dest)
+                   for f in files if f == "sidespan.pc"]
+            self.assertEqual(len(pcs), 1, pcs)
+            env = {"PKG_CONFIG_PATH": os.path.dirname(pcs[0]), "PKG_CONFIG_SYSROOT_DIR": dest}
+            flags = run(["pkg-config", "--cflags", "--libs", "sidespan"], env=env)
+            self.assertEqual(flags.returncode, 0, flags.stderr)
+            exe = os.path.join(dest, "quickstart")
+            sanitize = os.environ.get("SIDESPAN_SANITIZE", "none")
+            cflags = [] if sanitize == "none" else ["-fsanitize=" + sanitize]
+            quickstart = os.path.join(source, "examples", "quickstart.c")
+            cc = run(["cc", "-std=c11", "-Wall", "-Werror", "-o", exe, quickstart] + cflags
+                     + flags.stdout.split(), env=env)
+            self.assertEqual(cc.returncode, 0, cc.stderr)
+            libdir = [a[2:] for a in flags.stdout.split() if a.startswith("-L")][0]
+            for unit in ("sidespand.service", "sidespan.conf"):
+                self.assertTrue(any(unit in files for _, _, files in os.walk(dest)), unit)
+
+            rx = Receiver(os.environ.get("PROTO_DIR")).start()
+            try:
+                with tempfile.TemporaryDirectory() as tmp:
+                    d = Daemon(tmp, ["--endpoint", rx.url, "--batch-delay-ms", "50"]).start()
+                    q = run([exe], env={"LD_LIBRARY_PATH": libdir, "UPSONIC_OTEL_ENABLED": "1",
+                                        "SIDESPAN_SOCKET": d.socket})
+                    self.assertEqual(q.returncode, 0, q.stderr)
+                    self.assertTrue(rx.wait_spans(2, 20))
+                    self.assertEqual(sorted(s["name"] for s in rx.spans()),
+                                     ["agent.run", "chat gpt-4o"])
+                    self.assertEqual(d.stop(), 0)
+            finally:
+                rx.stop()
 
 
 class Configuration(Base):
