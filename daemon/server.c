@@ -2,6 +2,7 @@
 #include "server.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -141,20 +142,30 @@ static void reply_seq(conn *c, uint32_t type, uint64_t seq)
 
 /* ---- STATS ---------------------------------------------------------------------------- */
 
-static void pack_counter(msgpack_packer *pk, const char *key, uint64_t value)
+typedef struct counter {
+        char name[96];
+        uint64_t value;
+} counter;
+
+#define MAX_COUNTERS 64
+
+static size_t add(counter *c, size_t n, const char *name, uint64_t value)
 {
-        msgpack_pack_str_with_body(pk, key, strlen(key));
-        msgpack_pack_uint64(pk, value);
+        if (n < MAX_COUNTERS) {
+                snprintf(c[n].name, sizeof(c[n].name), "%s", name);
+                c[n].value = value;
+        }
+        return n + 1;
 }
 
-static void pack_exporter(msgpack_packer *pk, const ss_exporter *e)
+static size_t exporter_counters(counter *c, size_t n, const ss_exporter *e)
 {
         const ss_exporter_stats *st = &e->stats;
         char key[96];
 
 #define EXPORTER_COUNTER(field)                                                                    \
         snprintf(key, sizeof(key), "exporter.%s." #field, e->name);                                \
-        pack_counter(pk, key, st->field)
+        n = add(c, n, key, st->field)
         EXPORTER_COUNTER(spans_in);
         EXPORTER_COUNTER(spans_exported);
         EXPORTER_COUNTER(spans_dropped);
@@ -162,41 +173,51 @@ static void pack_exporter(msgpack_packer *pk, const ss_exporter *e)
         EXPORTER_COUNTER(failures);
         EXPORTER_COUNTER(retries);
 #undef EXPORTER_COUNTER
+        return n;
 }
 
-#define N_SERVER_COUNTERS    9
-#define N_ASSEMBLER_COUNTERS 11
-#define N_EXPORTER_COUNTERS  6
-
-static void pack_stats(ss_server *s, msgpack_packer *pk)
+/* Every counter of the daemon, as the STATS reply's map; returns how many. */
+static size_t collect_counters(const ss_server *s, counter *c)
 {
         const ss_server_stats *v = &s->stats;
         const ss_assembler_stats *a = ss_assembler_get_stats(s->assembler);
+        size_t n = 0;
 
-        msgpack_pack_map(pk, N_SERVER_COUNTERS + N_ASSEMBLER_COUNTERS +
-                                 N_EXPORTER_COUNTERS * s->n_exporters);
-        pack_counter(pk, "connections", v->connections);
-        pack_counter(pk, "connections_refused", v->connections_refused);
-        pack_counter(pk, "connections_active", v->connections_active);
-        pack_counter(pk, "frames", v->frames);
-        pack_counter(pk, "bytes", v->bytes);
-        pack_counter(pk, "protocol_errors", v->protocol_errors);
-        pack_counter(pk, "unknown_messages", v->unknown_messages);
-        pack_counter(pk, "span_errors", v->span_errors);
-        pack_counter(pk, "flushes", v->flushes);
-        pack_counter(pk, "sessions", a->sessions);
-        pack_counter(pk, "spans_started", a->spans_started);
-        pack_counter(pk, "spans_finished", a->spans_finished);
-        pack_counter(pk, "spans_orphaned", a->spans_orphaned);
-        pack_counter(pk, "spans_open", ss_assembler_open_spans(s->assembler));
-        pack_counter(pk, "traces_completed", a->traces_completed);
-        pack_counter(pk, "unknown_span", a->unknown_span);
-        pack_counter(pk, "duplicate_span", a->duplicate_span);
-        pack_counter(pk, "open_span_limit", a->open_span_limit);
-        pack_counter(pk, "chunks_early", a->chunks_early);
-        pack_counter(pk, "no_memory", a->no_memory);
+        n = add(c, n, "connections", v->connections);
+        n = add(c, n, "connections_refused", v->connections_refused);
+        n = add(c, n, "connections_active", v->connections_active);
+        n = add(c, n, "frames", v->frames);
+        n = add(c, n, "bytes", v->bytes);
+        n = add(c, n, "protocol_errors", v->protocol_errors);
+        n = add(c, n, "unknown_messages", v->unknown_messages);
+        n = add(c, n, "span_errors", v->span_errors);
+        n = add(c, n, "flushes", v->flushes);
+        n = add(c, n, "sessions", a->sessions);
+        n = add(c, n, "spans_started", a->spans_started);
+        n = add(c, n, "spans_finished", a->spans_finished);
+        n = add(c, n, "spans_orphaned", a->spans_orphaned);
+        n = add(c, n, "spans_open", ss_assembler_open_spans(s->assembler));
+        n = add(c, n, "traces_completed", a->traces_completed);
+        n = add(c, n, "unknown_span", a->unknown_span);
+        n = add(c, n, "duplicate_span", a->duplicate_span);
+        n = add(c, n, "open_span_limit", a->open_span_limit);
+        n = add(c, n, "chunks_early", a->chunks_early);
+        n = add(c, n, "no_memory", a->no_memory);
         for (size_t i = 0; i < s->n_exporters; i++)
-                pack_exporter(pk, s->exporters[i]);
+                n = exporter_counters(c, n, s->exporters[i]);
+        return n < MAX_COUNTERS ? n : MAX_COUNTERS;
+}
+
+static void pack_stats(ss_server *s, msgpack_packer *pk)
+{
+        counter c[MAX_COUNTERS];
+        size_t n = collect_counters(s, c);
+
+        msgpack_pack_map(pk, (uint32_t)n);
+        for (size_t i = 0; i < n; i++) {
+                msgpack_pack_str_with_body(pk, c[i].name, strlen(c[i].name));
+                msgpack_pack_uint64(pk, c[i].value);
+        }
 }
 
 static void reply_stats(conn *c, uint64_t id)
