@@ -271,7 +271,8 @@ static int span_start(ss_assembler *a, ss_session *s, const ss_msg_span *m, bool
                 a->stats.duplicate_span++;
                 return -EEXIST;
         }
-        if (!whole && s->open.n >= a->cfg.max_open_spans) {
+        if (!whole && (s->open.n >= a->cfg.max_open_spans ||
+                       (a->cfg.max_open_total && a->open_spans >= a->cfg.max_open_total))) {
                 a->stats.open_span_limit++;
                 return -ENOSPC;
         }

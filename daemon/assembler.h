@@ -33,6 +33,7 @@ typedef struct ss_session ss_session;
 typedef struct ss_assembler_config {
         ss_limits limits;
         uint32_t max_open_spans;  /* per session */
+        uint32_t max_open_total;  /* across sessions, those in their grace period included */
         uint32_t max_trace_spans; /* finished spans held per open trace */
         uint64_t orphan_grace_ms;
 } ss_assembler_config;

@@ -52,6 +52,9 @@ static const char usage[] =
     "      --max-frame BYTES      largest accepted frame (default 1048576)\n"
     "      --max-connections N    concurrent client connections (default 1024)\n"
     "      --max-open-spans N     open spans per client (default 10000)\n"
+    "      --max-open-spans-total N\n"
+    "                             open spans of all clients, disconnected ones in\n"
+    "                             their grace period included (default 1000000)\n"
     "      --max-trace-spans N    finished spans held per open trace (default 10000)\n"
     "      --max-attributes N     attributes per span or event (default 128)\n"
     "      --max-events N         events per span (default 128)\n"
@@ -77,6 +80,7 @@ enum {
         OPT_MAX_FRAME,
         OPT_MAX_CONNECTIONS,
         OPT_MAX_OPEN,
+        OPT_MAX_OPEN_TOTAL,
         OPT_MAX_TRACE,
         OPT_MAX_ATTRS,
         OPT_MAX_EVENTS,
@@ -100,6 +104,7 @@ static const struct option options[] = {
     {"max-frame", required_argument, NULL, OPT_MAX_FRAME},
     {"max-connections", required_argument, NULL, OPT_MAX_CONNECTIONS},
     {"max-open-spans", required_argument, NULL, OPT_MAX_OPEN},
+    {"max-open-spans-total", required_argument, NULL, OPT_MAX_OPEN_TOTAL},
     {"max-trace-spans", required_argument, NULL, OPT_MAX_TRACE},
     {"max-attributes", required_argument, NULL, OPT_MAX_ATTRS},
     {"max-events", required_argument, NULL, OPT_MAX_EVENTS},
@@ -292,6 +297,7 @@ static void set_defaults(ss_config *cfg)
                 {
                     .limits = {.max_attrs = 128, .max_events = 128, .max_value_len = 256u * 1024u},
                     .max_open_spans = 10000,
+                    .max_open_total = 1000000,
                     .max_trace_spans = 10000,
                     .orphan_grace_ms = 10000,
                 },
@@ -408,6 +414,8 @@ static int load_flag(ss_config *cfg, int opt, const char *arg)
                 return parse_u32("--max-connections", arg, 1, 1000000, &cfg->max_connections);
         case OPT_MAX_OPEN:
                 return parse_u32("--max-open-spans", arg, 1, 100000000, &a->max_open_spans);
+        case OPT_MAX_OPEN_TOTAL:
+                return parse_u32("--max-open-spans-total", arg, 1, 100000000, &a->max_open_total);
         case OPT_MAX_TRACE:
                 return parse_u32("--max-trace-spans", arg, 1, 100000000, &a->max_trace_spans);
         case OPT_MAX_ATTRS:

@@ -697,7 +697,7 @@ class Configuration(Base):
         self.assertEqual(r.returncode, 0)
         for flag in ("--socket", "--exporter", "--endpoint", "--header", "--timeout-ms",
                      "--compression", "--file", "--batch-size", "--batch-delay-ms", "--max-frame",
-                     "--max-open-spans", "--orphan-grace-ms", "--log-level", "--version"):
+                     "--max-open-spans", "--max-open-spans-total", "--orphan-grace-ms", "--log-level", "--version"):
             self.assertIn(flag, r.stdout)
 
     def test_second_daemon_refused_stale_socket_replaced(self):

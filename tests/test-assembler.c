@@ -269,6 +269,29 @@ static void run_ms(uint64_t ms)
         uv_run(&loop, UV_RUN_NOWAIT);
 }
 
+START_TEST(total_open_limit_spans_sessions)
+{
+        ss_exporter *e = &rec.base;
+        ss_session *a, *b;
+
+        ss_assembler_free(asm_, "restart");
+        uv_run(&loop, UV_RUN_DEFAULT);
+        cfg.max_open_total = 3;
+        ck_assert_int_eq(ss_assembler_new(&loop, &cfg, &e, 1, &asm_), 0);
+        a = hello(1, "a", 100);
+        b = hello(2, "b", 101);
+        ck_assert_int_eq(start(a, T1, 1, 0, "a1"), 0);
+        ck_assert_int_eq(start(a, T1, 2, 1, "a2"), 0);
+        ss_session_detach(a); /* in its grace period, its spans still count */
+        ck_assert_int_eq(start(b, T2, 3, 0, "b1"), 0);
+        ck_assert_int_eq(start(b, T2, 4, 3, "b2"), -ENOSPC);
+        ck_assert_uint_eq(ss_assembler_get_stats(asm_)->open_span_limit, 1);
+        ck_assert_int_eq(end(b, 3, SS_STATUS_OK), 0);
+        ck_assert_int_eq(start(b, T2, 5, 0, "b3"), 0);
+        ss_session_detach(b);
+}
+END_TEST
+
 START_TEST(orphans_end_as_error_after_grace)
 {
         ss_session *s = hello(7, "svc", 100);
@@ -370,6 +393,7 @@ int main(void)
         tcase_add_test(tc, session_cannot_touch_another_sessions_span);
         tcase_add_test(tc, ended_twice_and_unknown_span);
         tcase_add_test(tc, duplicate_start_and_open_limit);
+        tcase_add_test(tc, total_open_limit_spans_sessions);
         tcase_add_test(tc, orphans_end_as_error_after_grace);
         tcase_add_test(tc, reconnect_within_grace_keeps_spans);
         tcase_add_test(tc, same_instance_other_process_is_another_session);
