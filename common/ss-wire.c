@@ -432,6 +432,26 @@ int ss_wire_decode(const uint8_t *payload, size_t len, msgpack_unpacked *unpacke
         return f.bad ? -EPROTO : 0;
 }
 
+const msgpack_object_kv *ss_wire_kv_find(const msgpack_object_kv *kv, uint32_t n, const char *key,
+                                         size_t len)
+{
+        for (uint32_t i = 0; i < n; i++) {
+                const msgpack_object *k = &kv[i].key;
+
+                if (k->type == MSGPACK_OBJECT_STR && k->via.str.size == len &&
+                    memcmp(k->via.str.ptr, key, len) == 0)
+                        return &kv[i];
+        }
+        return NULL;
+}
+
+const msgpack_object *ss_wire_map_get(const msgpack_object_map *m, const char *key)
+{
+        const msgpack_object_kv *kv = m ? ss_wire_kv_find(m->ptr, m->size, key, strlen(key)) : NULL;
+
+        return kv ? &kv->val : NULL;
+}
+
 const char *ss_msg_type_name(uint32_t type)
 {
         static const char *const names[] = {

@@ -146,6 +146,13 @@ int ss_wire_decode(const uint8_t *payload, size_t len, msgpack_unpacked *unpacke
 /* 0 when every key is a non-empty string and every value a legal attribute value. */
 int ss_wire_check_attrs(const msgpack_object_map *attrs);
 
+/* The pair among kv[0..n) whose key is the string key (len bytes), or NULL. */
+const msgpack_object_kv *ss_wire_kv_find(const msgpack_object_kv *kv, uint32_t n, const char *key,
+                                         size_t len);
+
+/* The value under the string key in m (which may be NULL), or NULL. */
+const msgpack_object *ss_wire_map_get(const msgpack_object_map *m, const char *key);
+
 /* A short static name of a message type, "unknown" for others. */
 const char *ss_msg_type_name(uint32_t type);
 

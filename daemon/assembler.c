@@ -162,16 +162,9 @@ static void session_orphan(ss_assembler *a, ss_session *s, const char *reason)
 
 static uint64_t option_u64(const msgpack_object_map *o, const char *key)
 {
-        size_t len = strlen(key);
+        const msgpack_object *v = ss_wire_map_get(o, key);
 
-        for (uint32_t i = 0; o && i < o->size; i++) {
-                const msgpack_object *k = &o->ptr[i].key, *v = &o->ptr[i].val;
-
-                if (k->via.str.size == len && memcmp(k->via.str.ptr, key, len) == 0 &&
-                    v->type == MSGPACK_OBJECT_POSITIVE_INTEGER)
-                        return v->via.u64;
-        }
-        return 0;
+        return v && v->type == MSGPACK_OBJECT_POSITIVE_INTEGER ? v->via.u64 : 0;
 }
 
 ss_session *ss_assembler_hello(ss_assembler *a, const msgpack_object_map *options, pid_t peer_pid,

@@ -243,15 +243,10 @@ static int copy_value(msgpack_zone *z, msgpack_object *dst, const msgpack_object
 
 /* ---- attribute lists ------------------------------------------------------------------- */
 
+/* The pair of key in a, writable: the span owns it. */
 static msgpack_object_kv *attrs_find(const ss_attrs *a, const char *key, size_t len)
 {
-        for (uint32_t i = 0; i < a->n; i++) {
-                const msgpack_object_str *k = &a->kv[i].key.via.str;
-
-                if (k->size == len && memcmp(k->ptr, key, len) == 0)
-                        return &a->kv[i];
-        }
-        return NULL;
+        return (msgpack_object_kv *)ss_wire_kv_find(a->kv, a->n, key, len);
 }
 
 static int attrs_grow(ss_attrs *a)
@@ -466,25 +461,11 @@ void ss_span_end(ss_span *s, uint64_t end_ns, int status_code, const char *msg, 
 
 /* ---- building a span from a message ----------------------------------------------------- */
 
-static const msgpack_object *map_get(const msgpack_object_map *m, const char *key)
-{
-        size_t len = strlen(key);
-
-        for (uint32_t i = 0; m && i < m->size; i++) {
-                const msgpack_object *k = &m->ptr[i].key;
-
-                if (k->type == MSGPACK_OBJECT_STR && k->via.str.size == len &&
-                    memcmp(k->via.str.ptr, key, len) == 0)
-                        return &m->ptr[i].val;
-        }
-        return NULL;
-}
-
 /* Options of SPAN_START: trace_state (str) and flags (uint, OTLP Span.flags). */
 static int span_options(ss_span *s, const msgpack_object_map *opts)
 {
-        const msgpack_object *ts = map_get(opts, "trace_state");
-        const msgpack_object *fl = map_get(opts, "flags");
+        const msgpack_object *ts = ss_wire_map_get(opts, "trace_state");
+        const msgpack_object *fl = ss_wire_map_get(opts, "flags");
 
         if (fl && fl->type == MSGPACK_OBJECT_POSITIVE_INTEGER && fl->via.u64 <= UINT32_MAX)
                 s->flags = (uint32_t)fl->via.u64;
@@ -567,8 +548,8 @@ static bool protocol_option(const msgpack_object_str *k)
 
 static int resource_scope(ss_resource *r, const msgpack_object_map *opts)
 {
-        const msgpack_object *n = map_get(opts, "sdk.name");
-        const msgpack_object *v = map_get(opts, "sdk.version");
+        const msgpack_object *n = ss_wire_map_get(opts, "sdk.name");
+        const msgpack_object *v = ss_wire_map_get(opts, "sdk.version");
 
         r->scope_name = (msgpack_object_str){.size = 11, .ptr = "libsidespan"};
         r->scope_version = (msgpack_object_str){.size = 0, .ptr = ""};
@@ -588,7 +569,7 @@ static int resource_fill(ss_resource *r, const msgpack_object_map *opts)
         uint32_t unused = 0;
 
         /* The default goes first, where the client's own would usually be. */
-        if (!map_get(opts, "service.name")) {
+        if (!ss_wire_map_get(opts, "service.name")) {
                 dflt.via.str = (msgpack_object_str){.size = 7, .ptr = "upsonic"};
                 if (attrs_set(r->zone, &r->attrs, &service_key, &dflt, 0, 0, &unused) < 0)
                         return -ENOMEM;

@@ -385,6 +385,38 @@ START_TEST(whole_span_message)
 }
 END_TEST
 
+START_TEST(map_lookup)
+{
+        msgpack_unpacked u;
+        msgpack_packer pk;
+        ss_buf b;
+        size_t off = 0;
+        const msgpack_object *v;
+
+        ss_buf_init(&b, 256);
+        msgpack_packer_init(&pk, &b, ss_buf_msgpack_write);
+        msgpack_pack_map(&pk, 3);
+        msgpack_pack_int(&pk, 1); /* a non-string key never matches */
+        msgpack_pack_int(&pk, 10);
+        msgpack_pack_str_with_body(&pk, "instance", 8);
+        msgpack_pack_uint64(&pk, 77);
+        msgpack_pack_str_with_body(&pk, "inst", 4);
+        msgpack_pack_uint64(&pk, 5);
+        msgpack_unpacked_init(&u);
+        ck_assert_int_eq(msgpack_unpack_next(&u, (char *)b.data, b.len, &off),
+                         MSGPACK_UNPACK_SUCCESS);
+        v = ss_wire_map_get(&u.data.via.map, "instance");
+        ck_assert_ptr_nonnull(v);
+        ck_assert_uint_eq(v->via.u64, 77);
+        ck_assert_uint_eq(ss_wire_map_get(&u.data.via.map, "inst")->via.u64, 5);
+        ck_assert_ptr_null(ss_wire_map_get(&u.data.via.map, "instances"));
+        ck_assert_ptr_null(ss_wire_map_get(NULL, "instance"));
+        ck_assert_ptr_null(ss_wire_kv_find(u.data.via.map.ptr, 1, "instance", 8));
+        msgpack_unpacked_destroy(&u);
+        ss_buf_free(&b);
+}
+END_TEST
+
 START_TEST(buf_bounds)
 {
         ss_buf b;
@@ -415,6 +447,7 @@ static Suite *wire_suite(void)
         tcase_add_test(tc, wrong_shapes_are_eproto);
         tcase_add_test(tc, unknown_type_and_trailing_fields);
         tcase_add_test(tc, whole_span_message);
+        tcase_add_test(tc, map_lookup);
         tcase_add_test(tc, buf_bounds);
         suite_add_tcase(s, tc);
         return s;
