@@ -5,7 +5,6 @@
  * flushes them at exit() and keeps them working in a fork() child.
  */
 #include <errno.h>
-#include <inttypes.h>
 #include <limits.h>
 #include <signal.h>
 #include <stdio.h>
@@ -185,27 +184,6 @@ static const char *service_name(const sidespan_options *o)
         return "upsonic";
 }
 
-/* The OpenTelemetry consistent-sampling threshold for tracestate: "ot=th:<hex>" with
- * T = (1 - rate) * 2^56 in 14 hex digits, trailing zeros removed. "" at rate 0 or 1. */
-static void make_trace_state(char *out, size_t size, double rate)
-{
-        char hex[17];
-        uint64_t t;
-        int n = 14;
-
-        out[0] = '\0';
-        if (!(rate > 0.0 && rate < 1.0))
-                return;
-        t = (uint64_t)((1.0 - rate) * 72057594037927936.0);
-        if (t >= (1ull << 56))
-                t = (1ull << 56) - 1;
-        snprintf(hex, sizeof(hex), "%014" PRIx64, t);
-        while (n > 1 && hex[n - 1] == '0')
-                n--;
-        hex[n] = '\0';
-        snprintf(out, size, "ot=th:%s", hex);
-}
-
 static int socket_paths(sidespan_client *c, const sidespan_options *o)
 {
         const char *p = o->socket_path ? o->socket_path : env_get("SIDESPAN_SOCKET");
@@ -278,7 +256,7 @@ static void client_defaults(sidespan_client *c, const sidespan_options *o)
         ss_buf_init(&c->hello, SS_FRAME_HEADER + o->max_frame);
         ss_buf_init(&c->scratch, o->max_frame);
         ss_id_random((uint8_t *)&c->instance, sizeof(c->instance));
-        make_trace_state(c->trace_state, sizeof(c->trace_state), o->sample_rate);
+        ss_sample_tracestate(c->trace_state, sizeof(c->trace_state), o->sample_rate);
 }
 
 static int client_new(const sidespan_options *o, sidespan_client **ret)

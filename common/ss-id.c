@@ -2,8 +2,10 @@
 #include "ss-id.h"
 
 #include <errno.h>
+#include <inttypes.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/random.h>
 #include <time.h>
@@ -181,10 +183,14 @@ int ss_traceparent_parse(const char *s, uint8_t *ret_trace_id, uint8_t *ret_span
         return 0;
 }
 
+uint64_t ss_sample_threshold(double rate)
+{
+        return (uint64_t)((1.0 - rate) * 72057594037927936.0);
+}
+
 bool ss_sample_keep(const uint8_t *trace_id, double rate)
 {
-        const double two56 = 72057594037927936.0;
-        uint64_t r = 0, threshold;
+        uint64_t r = 0;
 
         if (!(rate > 0.0))
                 return false;
@@ -192,8 +198,27 @@ bool ss_sample_keep(const uint8_t *trace_id, double rate)
                 return true;
         for (int i = 9; i < 16; i++)
                 r = r << 8 | trace_id[i];
-        threshold = (uint64_t)((1.0 - rate) * two56);
-        return r >= threshold;
+        return r >= ss_sample_threshold(rate);
+}
+
+void ss_sample_tracestate(char *out, size_t size, double rate)
+{
+        char hex[17];
+        uint64_t t;
+        int n = 14;
+
+        out[0] = '\0';
+        if (!(rate > 0.0 && rate < 1.0))
+                return;
+        /* A rate too small for a double to tell from 0 keeps nothing; say the largest T. */
+        t = ss_sample_threshold(rate);
+        if (t >= (1ull << 56))
+                t = (1ull << 56) - 1;
+        snprintf(hex, sizeof(hex), "%014" PRIx64, t);
+        while (n > 1 && hex[n - 1] == '0')
+                n--;
+        hex[n] = '\0';
+        snprintf(out, size, "ot=th:%s", hex);
 }
 
 bool ss_content_key(const char *key, size_t len)

@@ -43,6 +43,15 @@ int ss_traceparent_parse(const char *s, uint8_t *ret_trace_id, uint8_t *ret_span
  */
 bool ss_sample_keep(const uint8_t *trace_id, double rate);
 
+/* The threshold T = (1 - rate) * 2^56 that ss_sample_keep() compares with, for 0 < rate < 1. */
+uint64_t ss_sample_threshold(double rate);
+
+/*
+ * The tracestate entry that records the threshold, "ot=th:<hex>" (up to 14 hex
+ * digits, trailing zeros removed: rate 0.5 is "ot=th:8"); "" at rate 0 or 1.
+ */
+void ss_sample_tracestate(char *out, size_t size, double rate);
+
 /*
  * True when an attribute key names content (prompts, completions, tool
  * arguments and results) that include_content=false must drop: the list of

@@ -131,6 +131,22 @@ START_TEST(sampling_is_consistent_on_trace_id)
 }
 END_TEST
 
+START_TEST(tracestate_records_the_threshold)
+{
+        char ts[32];
+
+        ss_sample_tracestate(ts, sizeof(ts), 0.5);
+        ck_assert_str_eq(ts, "ot=th:8");
+        ss_sample_tracestate(ts, sizeof(ts), 0.25);
+        ck_assert_str_eq(ts, "ot=th:c");
+        ss_sample_tracestate(ts, sizeof(ts), 1.0);
+        ck_assert_str_eq(ts, "");
+        ss_sample_tracestate(ts, sizeof(ts), 0.0);
+        ck_assert_str_eq(ts, "");
+        ck_assert_uint_eq(ss_sample_threshold(0.5), 1ull << 55);
+}
+END_TEST
+
 START_TEST(content_keys)
 {
         static const char *const content[] = {
@@ -167,6 +183,7 @@ int main(void)
         tcase_add_test(tc, traceparent_round_trip);
         tcase_add_test(tc, traceparent_rejects_malformed);
         tcase_add_test(tc, sampling_is_consistent_on_trace_id);
+        tcase_add_test(tc, tracestate_records_the_threshold);
         tcase_add_test(tc, content_keys);
         suite_add_tcase(s, tc);
         return ss_check_run(s);
