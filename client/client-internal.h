@@ -27,6 +27,20 @@
 #define SSC_IN_SIZE        4096u                /* replies are tiny; bigger ones are skipped */
 #define SSC_SYSTEM_SOCKET  "/run/sidespan/sidespan.sock"
 
+/* The public values are the wire's (OTLP's): the span API passes them through. */
+#define SSC_SAME(a, b) ((int)(a) == (int)(b))
+_Static_assert(SSC_SAME(SIDESPAN_KIND_INTERNAL, SS_KIND_INTERNAL) &&
+                   SSC_SAME(SIDESPAN_KIND_SERVER, SS_KIND_SERVER) &&
+                   SSC_SAME(SIDESPAN_KIND_CLIENT, SS_KIND_CLIENT) &&
+                   SSC_SAME(SIDESPAN_KIND_PRODUCER, SS_KIND_PRODUCER) &&
+                   SSC_SAME(SIDESPAN_KIND_CONSUMER, SS_KIND_CONSUMER),
+               "SIDESPAN_KIND_* must equal the wire's SpanKind values");
+_Static_assert(SSC_SAME(SIDESPAN_STATUS_UNSET, SS_STATUS_UNSET) &&
+                   SSC_SAME(SIDESPAN_STATUS_OK, SS_STATUS_OK) &&
+                   SSC_SAME(SIDESPAN_STATUS_ERROR, SS_STATUS_ERROR),
+               "SIDESPAN_STATUS_* must equal the wire's Status.code values");
+#undef SSC_SAME
+
 /* Counters, updated without the lock (relaxed atomics) so that the hot path stays short. */
 typedef struct ssc_counters {
         atomic_uint_fast64_t spans_started;

@@ -138,18 +138,6 @@ static const char *env_get(const char *name)
 
 /* ---- building a client -------------------------------------------------------------- */
 
-static bool hello_key(const char *k)
-{
-        static const char *const keys[] = {"service.name",   "process.pid", "sdk.name",
-                                           "sdk.version",    "instance",    "sample_rate",
-                                           "include_content"};
-
-        for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
-                if (strcmp(k, keys[i]) == 0)
-                        return true;
-        return false;
-}
-
 /* Pack the extra resource attributes, leaving out the keys HELLO sets itself. */
 static int pack_resource(sidespan_client *c, const sidespan_options *o)
 {
@@ -159,7 +147,7 @@ static int pack_resource(sidespan_client *c, const sidespan_options *o)
                 bool added;
                 int r;
 
-                if (a->key && hello_key(a->key))
+                if (a->key && ss_hello_key(a->key, strlen(a->key), NULL))
                         continue;
                 r = ssc_pack_attr(&c->resource, a, false, &added);
                 if (r < 0)
@@ -177,8 +165,8 @@ static const char *service_name(const sidespan_options *o)
         for (size_t i = 0; i < o->n_resource_attrs; i++) {
                 const sidespan_attr *a = &o->resource_attrs[i];
 
-                if (a->key && strcmp(a->key, "service.name") == 0 && a->type == SIDESPAN_ATTR_STR &&
-                    a->value.s && a->value.s[0])
+                if (a->key && strcmp(a->key, SS_HELLO_SERVICE_NAME) == 0 &&
+                    a->type == SIDESPAN_ATTR_STR && a->value.s && a->value.s[0])
                         return a->value.s;
         }
         return "upsonic";

@@ -122,23 +122,23 @@ static void pack_str_option(msgpack_packer *pk, int *err, const char *k, const c
 
 static void pack_hello_options(sidespan_client *c, msgpack_packer *pk, int *err)
 {
-        pack_str_option(pk, err, "service.name", c->service_name);
-        pack_key(pk, err, "process.pid");
+        pack_str_option(pk, err, SS_HELLO_SERVICE_NAME, c->service_name);
+        pack_key(pk, err, SS_HELLO_PROCESS_PID);
         keep(err, msgpack_pack_int64(pk, getpid()));
-        pack_str_option(pk, err, "sdk.name", "libsidespan");
-        pack_str_option(pk, err, "sdk.version", SIDESPAN_VERSION_STRING);
-        pack_key(pk, err, "instance");
+        pack_str_option(pk, err, SS_HELLO_SDK_NAME, "libsidespan");
+        pack_str_option(pk, err, SS_HELLO_SDK_VERSION, SIDESPAN_VERSION_STRING);
+        pack_key(pk, err, SS_HELLO_INSTANCE);
         keep(err, msgpack_pack_uint64(pk, c->instance));
-        pack_key(pk, err, "sample_rate");
+        pack_key(pk, err, SS_HELLO_SAMPLE_RATE);
         keep(err, msgpack_pack_double(pk, c->sample_rate));
-        pack_key(pk, err, "include_content");
+        pack_key(pk, err, SS_HELLO_INCLUDE_CONTENT);
         keep(err, c->include_content ? msgpack_pack_true(pk) : msgpack_pack_false(pk));
         keep(err, ss_buf_append(pk->data, c->resource.data, c->resource.len));
 }
 
 int ssc_build_hello(sidespan_client *c)
 {
-        ss_rawmap map = {.count = 7 + c->n_resource};
+        ss_rawmap map = {.count = SS_HELLO_N_KEYS + c->n_resource};
         msgpack_packer pk;
         int err = 0;
 
@@ -217,8 +217,7 @@ static void try_connect(sidespan_client *c)
 /* The total size (header included) of the frame whose header starts at p. */
 static size_t frame_size(const uint8_t *p)
 {
-        return SS_FRAME_HEADER +
-               ((size_t)p[0] << 24 | (size_t)p[1] << 16 | (size_t)p[2] << 8 | p[3]);
+        return SS_FRAME_HEADER + (size_t)ss_frame_header_get(p);
 }
 
 /* Count the frames of out written whole so far. */

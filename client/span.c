@@ -204,10 +204,10 @@ static void pack_span_options(ss_buf *b, const sidespan_span *s, bool remote)
         msgpack_packer pk;
 
         msgpack_packer_init(&pk, b, ss_buf_msgpack_write);
-        (void)msgpack_pack_str_with_body(&pk, "flags", 5);
+        (void)pack_str(&pk, SS_OPT_FLAGS);
         (void)msgpack_pack_uint32(&pk, flags);
         if (s->trace_state && s->trace_state[0]) {
-                (void)msgpack_pack_str_with_body(&pk, "trace_state", 11);
+                (void)pack_str(&pk, SS_OPT_TRACE_STATE);
                 (void)pack_str(&pk, s->trace_state);
         }
 }

@@ -13,7 +13,7 @@ int ss_frame_parse(const uint8_t *data, size_t len, size_t max_frame, const uint
 
         if (len < SS_FRAME_HEADER)
                 return 0;
-        n = (uint32_t)data[0] << 24 | (uint32_t)data[1] << 16 | (uint32_t)data[2] << 8 | data[3];
+        n = ss_frame_header_get(data);
         if (n == 0)
                 return -EBADMSG;
         if (n > max_frame)
@@ -82,20 +82,15 @@ static void put_map(frame *f, const ss_rawmap *m)
 static int frame_end(frame *f, size_t max_frame)
 {
         size_t n;
-        uint8_t *h;
 
         if (f->err)
                 goto fail;
         n = f->b->len - f->start - SS_FRAME_HEADER;
-        if (n > max_frame) {
+        if (n > max_frame || n > UINT32_MAX) {
                 f->err = -EMSGSIZE;
                 goto fail;
         }
-        h = f->b->data + f->start;
-        h[0] = (uint8_t)(n >> 24);
-        h[1] = (uint8_t)(n >> 16);
-        h[2] = (uint8_t)(n >> 8);
-        h[3] = (uint8_t)n;
+        ss_frame_header_put(f->b->data + f->start, (uint32_t)n);
         return 0;
 fail:
         f->b->len = f->start;
@@ -126,17 +121,6 @@ int ss_wire_put_span_start(ss_buf *b, size_t max_frame, const ss_span_head *h,
         frame_check(&f, msgpack_pack_uint64(&f.pk, h->start_ns));
         put_map(&f, attrs);
         put_map(&f, options);
-        return frame_end(&f, max_frame);
-}
-
-int ss_wire_put_span_attrs(ss_buf *b, size_t max_frame, const uint8_t *span_id,
-                           const ss_rawmap *attrs)
-{
-        frame f;
-
-        frame_begin(&f, b, SS_MSG_SPAN_ATTRS, 2);
-        put_bin(&f, span_id, SS_SPAN_ID_LEN);
-        put_map(&f, attrs);
         return frame_end(&f, max_frame);
 }
 
@@ -174,6 +158,43 @@ int ss_wire_put_seq(ss_buf *b, size_t max_frame, uint32_t type, uint64_t seq)
         frame_begin(&f, b, type, 1);
         frame_check(&f, msgpack_pack_uint64(&f.pk, seq));
         return frame_end(&f, max_frame);
+}
+
+int ss_wire_put_stats(ss_buf *b, size_t max_frame, uint64_t id, const ss_stat *v, size_t n)
+{
+        frame f;
+
+        frame_begin(&f, b, SS_MSG_STATS_REPLY, 2);
+        frame_check(&f, msgpack_pack_uint64(&f.pk, id));
+        frame_check(&f, n > UINT32_MAX ? -EMSGSIZE : msgpack_pack_map(&f.pk, (uint32_t)n));
+        for (size_t i = 0; i < n && !f.err; i++) {
+                put_str(&f, v[i].name, strlen(v[i].name));
+                frame_check(&f, msgpack_pack_uint64(&f.pk, v[i].value));
+        }
+        return frame_end(&f, max_frame);
+}
+
+/* ---- HELLO keys ------------------------------------------------------------------------ */
+
+bool ss_hello_key(const char *key, size_t len, bool *ret_protocol)
+{
+        static const struct {
+                const char *name;
+                bool protocol;
+        } keys[SS_HELLO_N_KEYS] = {
+            {SS_HELLO_SERVICE_NAME, false},   {SS_HELLO_PROCESS_PID, false},
+            {SS_HELLO_SDK_NAME, true},        {SS_HELLO_SDK_VERSION, true},
+            {SS_HELLO_INSTANCE, true},        {SS_HELLO_SAMPLE_RATE, true},
+            {SS_HELLO_INCLUDE_CONTENT, true},
+        };
+
+        for (size_t i = 0; i < SS_HELLO_N_KEYS; i++)
+                if (strlen(keys[i].name) == len && memcmp(keys[i].name, key, len) == 0) {
+                        if (ret_protocol)
+                                *ret_protocol = keys[i].protocol;
+                        return true;
+                }
+        return false;
 }
 
 /* ---- decoding ------------------------------------------------------------------------- */
@@ -362,6 +383,18 @@ static void decode_span(fields *f, ss_msg_span *s)
                 f->bad = true;
 }
 
+/* A STATS reply's counters: string names, unsigned values. */
+static const msgpack_object_map *get_counters(fields *f)
+{
+        const msgpack_object_map *m = get_map(f, false);
+
+        for (uint32_t i = 0; m && i < m->size; i++)
+                if (m->ptr[i].key.type != MSGPACK_OBJECT_STR ||
+                    m->ptr[i].val.type != MSGPACK_OBJECT_POSITIVE_INTEGER)
+                        f->bad = true;
+        return m;
+}
+
 static void decode_body(fields *f, ss_msg *m)
 {
         switch (m->type) {
@@ -397,6 +430,10 @@ static void decode_body(fields *f, ss_msg *m)
         case SS_MSG_FLUSHED:
                 m->seq.seq = get_u64(f);
                 break;
+        case SS_MSG_STATS_REPLY:
+                m->stats.id = get_u64(f);
+                m->stats.counters = get_counters(f);
+                break;
         default:
                 break;
         }
@@ -404,7 +441,8 @@ static void decode_body(fields *f, ss_msg *m)
 
 static bool type_known(uint32_t t)
 {
-        return (t >= SS_MSG_HELLO && t <= SS_MSG_STATS) || t == SS_MSG_FLUSHED;
+        return (t >= SS_MSG_HELLO && t <= SS_MSG_STATS) || t == SS_MSG_FLUSHED ||
+               t == SS_MSG_STATS_REPLY;
 }
 
 int ss_wire_decode(const uint8_t *payload, size_t len, msgpack_unpacked *unpacked, ss_msg *ret)

@@ -43,6 +43,24 @@ enum ss_msg_type {
         SS_MSG_STATS_REPLY = 66,
 };
 
+/*
+ * HELLO option keys, named once for both sides. Every key but the protocol
+ * ones below becomes a resource attribute of the session; the client sets
+ * all of these itself, so a caller's extra resource attributes never carry one.
+ */
+#define SS_HELLO_SERVICE_NAME    "service.name"
+#define SS_HELLO_PROCESS_PID     "process.pid"
+#define SS_HELLO_SDK_NAME        "sdk.name"
+#define SS_HELLO_SDK_VERSION     "sdk.version"
+#define SS_HELLO_INSTANCE        "instance"
+#define SS_HELLO_SAMPLE_RATE     "sample_rate"
+#define SS_HELLO_INCLUDE_CONTENT "include_content"
+#define SS_HELLO_N_KEYS          7u
+
+/* SPAN_START options keys. */
+#define SS_OPT_TRACE_STATE "trace_state"
+#define SS_OPT_FLAGS       "flags"
+
 /* OTLP Status.code */
 enum { SS_STATUS_UNSET = 0, SS_STATUS_OK = 1, SS_STATUS_ERROR = 2 };
 /* OTLP SpanKind */
@@ -123,8 +141,40 @@ typedef struct ss_msg {
                 struct {
                         uint64_t seq; /* FLUSH, FLUSHED, STATS request id */
                 } seq;
+                struct {
+                        uint64_t id;                        /* the STATS request's */
+                        const msgpack_object_map *counters; /* str -> uint, checked */
+                } stats;
         };
 } ss_msg;
+
+/* One named counter of a STATS reply. */
+typedef struct ss_stat {
+        const char *name;
+        uint64_t value;
+} ss_stat;
+
+/* The frame header: the payload length as 4 big-endian bytes. */
+static inline void ss_frame_header_put(uint8_t *p, uint32_t len)
+{
+        p[0] = (uint8_t)(len >> 24);
+        p[1] = (uint8_t)(len >> 16);
+        p[2] = (uint8_t)(len >> 8);
+        p[3] = (uint8_t)len;
+}
+
+static inline uint32_t ss_frame_header_get(const uint8_t *p)
+{
+        return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+
+/*
+ * True when key (len bytes) is one of the SS_HELLO_* keys. With
+ * ret_protocol, says whether it is a protocol option (instance, sample_rate,
+ * include_content, sdk.name, sdk.version) rather than a resource attribute
+ * (service.name, process.pid).
+ */
+bool ss_hello_key(const char *key, size_t len, bool *ret_protocol);
 
 /*
  * Split a frame off the front of data. Returns the bytes the frame takes
@@ -162,11 +212,11 @@ const char *ss_msg_type_name(uint32_t type);
 int ss_wire_put_hello(ss_buf *b, size_t max_frame, const ss_rawmap *options);
 int ss_wire_put_span_start(ss_buf *b, size_t max_frame, const ss_span_head *h,
                            const ss_rawmap *attrs, const ss_rawmap *options);
-int ss_wire_put_span_attrs(ss_buf *b, size_t max_frame, const uint8_t *span_id,
-                           const ss_rawmap *attrs);
 int ss_wire_put_span_event(ss_buf *b, size_t max_frame, const uint8_t *span_id, const char *name,
                            uint64_t time_ns, const ss_rawmap *attrs);
 int ss_wire_put_span_end(ss_buf *b, size_t max_frame, const uint8_t *span_id, uint64_t end_ns,
                          int status_code, const char *status_msg, const ss_rawmap *attrs);
 /* FLUSH, FLUSHED and STATS: [type, seq]. */
 int ss_wire_put_seq(ss_buf *b, size_t max_frame, uint32_t type, uint64_t seq);
+/* STATS_REPLY: [66, id, {name: value, ...}] with the n counters of v. */
+int ss_wire_put_stats(ss_buf *b, size_t max_frame, uint64_t id, const ss_stat *v, size_t n);

@@ -171,7 +171,7 @@ ss_session *ss_assembler_hello(ss_assembler *a, const msgpack_object_map *option
                                uid_t peer_uid)
 {
         uint8_t key[SESSION_KEY_LEN];
-        uint64_t instance = option_u64(options, "instance");
+        uint64_t instance = option_u64(options, SS_HELLO_INSTANCE);
         uint32_t pid = (uint32_t)peer_pid, uid = (uint32_t)peer_uid;
         ss_session *s;
 

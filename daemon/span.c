@@ -464,8 +464,8 @@ void ss_span_end(ss_span *s, uint64_t end_ns, int status_code, const char *msg, 
 /* Options of SPAN_START: trace_state (str) and flags (uint, OTLP Span.flags). */
 static int span_options(ss_span *s, const msgpack_object_map *opts)
 {
-        const msgpack_object *ts = ss_wire_map_get(opts, "trace_state");
-        const msgpack_object *fl = ss_wire_map_get(opts, "flags");
+        const msgpack_object *ts = ss_wire_map_get(opts, SS_OPT_TRACE_STATE);
+        const msgpack_object *fl = ss_wire_map_get(opts, SS_OPT_FLAGS);
 
         if (fl && fl->type == MSGPACK_OBJECT_POSITIVE_INTEGER && fl->via.u64 <= UINT32_MAX)
                 s->flags = (uint32_t)fl->via.u64;
@@ -537,19 +537,15 @@ ss_span *ss_span_new(const ss_msg_span *m, bool whole, ss_resource *r, const ss_
 
 static bool protocol_option(const msgpack_object_str *k)
 {
-        static const char *const names[] = {"instance", "sample_rate", "include_content",
-                                            "sdk.name", "sdk.version"};
+        bool protocol;
 
-        for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
-                if (k->size == strlen(names[i]) && memcmp(k->ptr, names[i], k->size) == 0)
-                        return true;
-        return false;
+        return ss_hello_key(k->ptr, k->size, &protocol) && protocol;
 }
 
 static int resource_scope(ss_resource *r, const msgpack_object_map *opts)
 {
-        const msgpack_object *n = ss_wire_map_get(opts, "sdk.name");
-        const msgpack_object *v = ss_wire_map_get(opts, "sdk.version");
+        const msgpack_object *n = ss_wire_map_get(opts, SS_HELLO_SDK_NAME);
+        const msgpack_object *v = ss_wire_map_get(opts, SS_HELLO_SDK_VERSION);
 
         r->scope_name = (msgpack_object_str){.size = 11, .ptr = "libsidespan"};
         r->scope_version = (msgpack_object_str){.size = 0, .ptr = ""};
@@ -569,7 +565,7 @@ static int resource_fill(ss_resource *r, const msgpack_object_map *opts)
         uint32_t unused = 0;
 
         /* The default goes first, where the client's own would usually be. */
-        if (!ss_wire_map_get(opts, "service.name")) {
+        if (!ss_wire_map_get(opts, SS_HELLO_SERVICE_NAME)) {
                 dflt.via.str = (msgpack_object_str){.size = 7, .ptr = "upsonic"};
                 if (attrs_set(r->zone, &r->attrs, &service_key, &dflt, 0, 0, &unused) < 0)
                         return -ENOMEM;

@@ -417,6 +417,87 @@ START_TEST(map_lookup)
 }
 END_TEST
 
+START_TEST(frame_header_codec)
+{
+        uint8_t h[SS_FRAME_HEADER];
+
+        ss_frame_header_put(h, 0x01020304u);
+        ck_assert_uint_eq(h[0], 1);
+        ck_assert_uint_eq(h[3], 4);
+        ck_assert_uint_eq(ss_frame_header_get(h), 0x01020304u);
+        ss_frame_header_put(h, UINT32_MAX);
+        ck_assert_uint_eq(ss_frame_header_get(h), UINT32_MAX);
+}
+END_TEST
+
+START_TEST(stats_reply_round_trip)
+{
+        const ss_stat v[] = {{"frames", 12}, {"exporter.otlp-http.spans_exported", 1ull << 40}};
+        msgpack_unpacked u;
+        ss_msg m;
+        ss_buf b;
+
+        ss_buf_init(&b, 4096);
+        msgpack_unpacked_init(&u);
+        ck_assert_int_eq(ss_wire_put_stats(&b, 4096, 7, v, 2), 0);
+        ck_assert_int_eq(decode_one(&b, &u, &m), 0);
+        ck_assert_uint_eq(m.type, SS_MSG_STATS_REPLY);
+        ck_assert_uint_eq(m.stats.id, 7);
+        ck_assert_uint_eq(m.stats.counters->size, 2);
+        ck_assert_uint_eq(ss_wire_map_get(m.stats.counters, "frames")->via.u64, 12);
+        ck_assert_uint_eq(
+            ss_wire_map_get(m.stats.counters, "exporter.otlp-http.spans_exported")->via.u64,
+            1ull << 40);
+        /* Too big for max_frame: the buffer is left as it was. */
+        ss_buf_reset(&b);
+        ck_assert_int_eq(ss_wire_put_stats(&b, 8, 7, v, 2), -EMSGSIZE);
+        ck_assert_uint_eq(b.len, 0);
+        msgpack_unpacked_destroy(&u);
+        ss_buf_free(&b);
+}
+END_TEST
+
+static void fill_bad_stats(msgpack_packer *pk)
+{
+        msgpack_pack_array(pk, 3);
+        msgpack_pack_uint32(pk, SS_MSG_STATS_REPLY);
+        msgpack_pack_uint64(pk, 1);
+        msgpack_pack_map(pk, 1);
+        msgpack_pack_str_with_body(pk, "frames", 6);
+        msgpack_pack_int64(pk, -1);
+}
+
+START_TEST(stats_reply_with_negative_counter_is_eproto)
+{
+        msgpack_unpacked u;
+        ss_msg m;
+        ss_buf b;
+
+        ss_buf_init(&b, 4096);
+        msgpack_unpacked_init(&u);
+        packed(&b, fill_bad_stats);
+        ck_assert_int_eq(decode_raw(&b, &u, &m), -EPROTO);
+        msgpack_unpacked_destroy(&u);
+        ss_buf_free(&b);
+}
+END_TEST
+
+START_TEST(hello_keys_named_once)
+{
+        bool protocol = false;
+
+        ck_assert(ss_hello_key("service.name", 12, &protocol));
+        ck_assert(!protocol);
+        ck_assert(ss_hello_key("process.pid", 11, &protocol));
+        ck_assert(!protocol);
+        ck_assert(ss_hello_key("instance", 8, &protocol));
+        ck_assert(protocol);
+        ck_assert(ss_hello_key("include_content", 15, NULL));
+        ck_assert(!ss_hello_key("instances", 9, NULL));
+        ck_assert(!ss_hello_key("deployment.environment", 22, NULL));
+}
+END_TEST
+
 START_TEST(buf_bounds)
 {
         ss_buf b;
@@ -449,6 +530,10 @@ static Suite *wire_suite(void)
         tcase_add_test(tc, whole_span_message);
         tcase_add_test(tc, map_lookup);
         tcase_add_test(tc, buf_bounds);
+        tcase_add_test(tc, frame_header_codec);
+        tcase_add_test(tc, stats_reply_round_trip);
+        tcase_add_test(tc, stats_reply_with_negative_counter_is_eproto);
+        tcase_add_test(tc, hello_keys_named_once);
         suite_add_tcase(s, tc);
         return s;
 }
