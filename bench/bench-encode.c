@@ -15,8 +15,8 @@
 #include <time.h>
 #include <zlib.h>
 
-#include "otlp.h"
-#include "span.h"
+#include "otlp/otlp.h"
+#include "model/span.h"
 #include "ss-buf.h"
 
 #define BATCH       512

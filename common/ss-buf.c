@@ -2,6 +2,8 @@
 #include "ss-buf.h"
 
 #include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -65,6 +67,30 @@ void ss_buf_free(ss_buf *b)
         free(b->data);
         b->data = NULL;
         b->len = b->cap = 0;
+}
+
+int ss_buf_printf(ss_buf *b, const char *fmt, ...)
+{
+        char small[256];
+        va_list ap;
+        int n, r;
+
+        va_start(ap, fmt);
+        n = vsnprintf(small, sizeof(small), fmt, ap);
+        va_end(ap);
+        if (n < 0)
+                return -EINVAL;
+        if ((size_t)n < sizeof(small))
+                return ss_buf_append(b, small, (size_t)n);
+        /* Longer text is formatted in place, into room reserved for it and its NUL. */
+        r = ss_buf_reserve(b, (size_t)n + 1);
+        if (r < 0)
+                return r;
+        va_start(ap, fmt);
+        vsnprintf((char *)b->data + b->len, (size_t)n + 1, fmt, ap);
+        va_end(ap);
+        b->len += (size_t)n;
+        return 0;
 }
 
 int ss_buf_msgpack_write(void *data, const char *buf, size_t len)

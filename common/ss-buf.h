@@ -49,5 +49,9 @@ static inline void ss_buf_reset(ss_buf *b)
 /* Release the memory; the buffer may be re-used after ss_buf_init(). Accepts NULL. */
 void ss_buf_free(ss_buf *b);
 
+/* Append formatted text (no NUL); on failure the buffer is unchanged. 0, -ENOBUFS, -ENOMEM,
+ * -EINVAL for a bad format. */
+int ss_buf_printf(ss_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
 /* A msgpack_packer_write callback appending to the ss_buf passed as data. */
 int ss_buf_msgpack_write(void *data, const char *buf, size_t len);

@@ -1,113 +1,39 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * sidespand: one libuv loop owns ingest, assembly and export. Start-up
- * builds the exporters, the assembler and the listener in that order;
- * SIGINT/SIGTERM take them down in reverse, draining the exporters first.
+ * sidespand: wires the stages together and runs one libuv loop. Data flows
+ * ingest -> trace -> (policy) -> export -> otlp; start-up builds the stages
+ * from the last to the first so each has its downstream, and SIGINT/SIGTERM
+ * take them down from the first: stop accepting, end what is open, drain the
+ * exports. No stage logic lives here.
  */
 #include <curl/curl.h>
 #include <errno.h>
 #include <signal.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <sys/stat.h>
-#include <sys/un.h>
-#include <unistd.h>
 #include <uv.h>
 
-#include "assembler.h"
-#include "config.h"
-#include "exporter-console.h"
-#include "exporter-file.h"
-#include "exporter-http.h"
-#include "log.h"
-#include "server.h"
-
-#define DRAIN_POLL_MS 50
+#include "base/log.h"
+#include "base/notify.h"
+#include "conf/config.h"
+#include "export/pipeline.h"
+#include "ingest/control.h"
+#include "ingest/listener.h"
+#include "sidespan-version.h"
+#include "trace/assembler.h"
 
 typedef struct sidespand {
         uv_loop_t loop;
         uv_signal_t sigint;
         uv_signal_t sigterm;
-        uv_timer_t drain;
-        uint64_t drain_deadline;
         ss_config cfg;
-        ss_exporter *exporters[3];
-        size_t n_exporters;
+        ss_pipeline *pipeline;
         ss_assembler *assembler;
-        ss_server *server;
+        ss_control *control;
+        ss_listener *listener;
         bool stopping;
 } sidespand;
-
-/* systemd Type=notify, without linking libsystemd: one datagram to $NOTIFY_SOCKET. */
-static void notify(const char *state)
-{
-        const char *path = getenv("NOTIFY_SOCKET");
-        struct sockaddr_un sa = {.sun_family = AF_UNIX};
-        size_t len;
-        int fd;
-
-        if (!path || (path[0] != '/' && path[0] != '@') ||
-            (len = strlen(path)) >= sizeof(sa.sun_path))
-                return;
-        memcpy(sa.sun_path, path, len);
-        if (sa.sun_path[0] == '@')
-                sa.sun_path[0] = '\0';
-        fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-        if (fd < 0)
-                return;
-        (void)sendto(fd, state, strlen(state), MSG_NOSIGNAL, (struct sockaddr *)&sa,
-                     (socklen_t)(offsetof(struct sockaddr_un, sun_path) + len));
-        close(fd);
-}
-
-static int build_exporters(sidespand *d)
-{
-        const ss_config *c = &d->cfg;
-        int r = 0;
-
-        if (c->exporters & SS_EXPORT_CONSOLE)
-                r = ss_console_exporter_new(stdout, &d->exporters[d->n_exporters++]);
-        if (r == 0 && (c->exporters & SS_EXPORT_FILE))
-                r = ss_file_exporter_new(&d->loop, c->file_path, c->batch_size, c->batch_delay_ms,
-                                         &d->exporters[d->n_exporters++]);
-        if (r == 0 && (c->exporters & SS_EXPORT_OTLP_HTTP)) {
-                ss_http_config h;
-
-                ss_http_config_defaults(&h);
-                h.endpoint = c->endpoint;
-                h.headers = (const char *const *)c->headers;
-                h.n_headers = c->n_headers;
-                h.timeout_ms = c->timeout_ms;
-                h.gzip = c->gzip;
-                h.max_batch = c->batch_size;
-                h.batch_delay_ms = c->batch_delay_ms;
-                h.max_queue_bytes = c->retry_queue_bytes;
-                h.max_attempts = c->max_attempts;
-                r = ss_http_exporter_new(&d->loop, &h, &d->exporters[d->n_exporters++]);
-        }
-        if (r < 0) {
-                d->n_exporters--;
-                ss_log(SS_LOG_ERR, "cannot create the exporters: %s", strerror(-r));
-        }
-        return r;
-}
-
-static void log_exporters(const sidespand *d)
-{
-        const ss_config *c = &d->cfg;
-
-        if (c->exporters & SS_EXPORT_OTLP_HTTP)
-                ss_log(SS_LOG_INFO, "exporting OTLP/HTTP protobuf to %s%s", c->endpoint,
-                       c->gzip ? " (gzip)" : "");
-        if (c->exporters & SS_EXPORT_FILE)
-                ss_log(SS_LOG_INFO, "writing OTLP/JSON lines to %s", c->file_path);
-        if (c->exporters_defaulted && (c->exporters & SS_EXPORT_CONSOLE))
-                ss_log(SS_LOG_NOTICE, "no exporter configured: printing finished traces to the "
-                                      "console (set --endpoint or OTEL_EXPORTER_OTLP_ENDPOINT "
-                                      "to export OTLP)");
-}
 
 /* Create the socket's directory when it is missing (one level, like systemd's RuntimeDirectory). */
 static void make_socket_dir(const char *path)
@@ -125,59 +51,26 @@ static void make_socket_dir(const char *path)
         free(dir);
 }
 
-/* ---- shutdown ------------------------------------------------------------------------- */
+/* ---- shutdown --------------------------------------------------------------------------- */
 
-static bool exporters_busy(const sidespand *d)
+/* First to last: what the listener held is ended by the assembler, and the pipeline drains. */
+static void take_down(sidespand *d, const char *reason)
 {
-        for (size_t i = 0; i < d->n_exporters; i++)
-                if (d->exporters[i]->ops->busy(d->exporters[i]))
-                        return true;
-        return false;
+        ss_assembler_free(d->assembler, reason);
+        d->assembler = NULL;
+        ss_control_free(d->control);
+        d->control = NULL;
+        if (d->pipeline)
+                ss_pipeline_drain(d->pipeline, d->cfg.drain_timeout_ms, NULL, NULL);
+        d->pipeline = NULL;
 }
 
-static void destroy_exporters(sidespand *d)
-{
-        for (size_t i = 0; i < d->n_exporters; i++) {
-                ss_exporter *e = d->exporters[i];
-                /* Past the drain, whatever came in and was not exported is lost: dropped on
-                 * the way, or still queued now (destroy() drops it). */
-                uint64_t lost = e->stats.spans_in - e->stats.spans_exported;
-
-                ss_log(lost ? SS_LOG_WARNING : SS_LOG_INFO,
-                       "%s exporter: %llu span(s) exported, %llu not delivered", e->name,
-                       (unsigned long long)e->stats.spans_exported, (unsigned long long)lost);
-                e->ops->destroy(e);
-        }
-        d->n_exporters = 0;
-}
-
-static void on_drain_tick(uv_timer_t *t)
-{
-        sidespand *d = t->data;
-
-        if (exporters_busy(d) && uv_now(&d->loop) < d->drain_deadline)
-                return;
-        if (exporters_busy(d))
-                ss_log(SS_LOG_WARNING, "drain timeout (%u ms) reached with exports pending",
-                       d->cfg.drain_timeout_ms);
-        uv_close((uv_handle_t *)t, NULL);
-        destroy_exporters(d);
-}
-
-static void on_server_closed(void *ctx)
+static void on_listener_closed(void *ctx)
 {
         sidespand *d = ctx;
 
-        d->server = NULL;
-        /* Connections are gone: end what they left open and hand every trace on. */
-        ss_assembler_free(d->assembler, "daemon shutting down");
-        d->assembler = NULL;
-        for (size_t i = 0; i < d->n_exporters; i++)
-                d->exporters[i]->ops->flush(d->exporters[i]);
-        d->drain_deadline = uv_now(&d->loop) + d->cfg.drain_timeout_ms;
-        uv_timer_init(&d->loop, &d->drain);
-        d->drain.data = d;
-        uv_timer_start(&d->drain, on_drain_tick, 0, DRAIN_POLL_MS);
+        d->listener = NULL;
+        take_down(d, "daemon shutting down");
 }
 
 static void on_signal(uv_signal_t *sig, int signum)
@@ -188,48 +81,82 @@ static void on_signal(uv_signal_t *sig, int signum)
                 return;
         d->stopping = true;
         ss_log(SS_LOG_INFO, "%s: draining and exiting", strsignal(signum));
-        notify("STOPPING=1");
+        ss_notify("STOPPING=1");
         uv_close((uv_handle_t *)&d->sigint, NULL);
         uv_close((uv_handle_t *)&d->sigterm, NULL);
-        ss_server_close(d->server, on_server_closed, d);
+        ss_listener_close(d->listener, on_listener_closed, d);
 }
 
-/* ---- start-up ------------------------------------------------------------------------- */
+/* ---- start-up --------------------------------------------------------------------------- */
+
+static int signals_start(sidespand *d)
+{
+        int r = uv_signal_init(&d->loop, &d->sigint);
+
+        if (r == 0)
+                r = uv_signal_init(&d->loop, &d->sigterm);
+        d->sigint.data = d->sigterm.data = d;
+        if (r == 0)
+                r = uv_signal_start(&d->sigint, on_signal, SIGINT);
+        if (r == 0)
+                r = uv_signal_start(&d->sigterm, on_signal, SIGTERM);
+        if (r < 0)
+                ss_log(SS_LOG_ERR, "cannot watch SIGINT and SIGTERM: %s", uv_strerror(r));
+        return r;
+}
+
+/* The counters STATS answers with, from every stage that has them. */
+static int control_start(sidespand *d)
+{
+        int r = ss_control_new(ss_pipeline_sink(d->pipeline), &d->control);
+
+        if (r == 0)
+                r = ss_control_add_counters(d->control, ss_assembler_counters, d->assembler);
+        if (r == 0)
+                r = ss_control_add_counters(d->control, ss_pipeline_counters, d->pipeline);
+        return r;
+}
 
 static int start(sidespand *d)
 {
-        ss_server_config sc = {.path = d->cfg.socket_path,
-                               .max_frame = d->cfg.max_frame,
-                               .max_connections = d->cfg.max_connections};
         int r;
 
-        r = build_exporters(d);
+        r = ss_pipeline_new(&d->loop, &d->pipeline);
+        if (r == 0)
+                r = ss_pipeline_add_configured(d->pipeline, &d->cfg.export);
+        if (r == 0)
+                r = ss_assembler_new(&d->loop, &d->cfg.assembler, ss_pipeline_sink(d->pipeline),
+                                     &d->assembler);
+        if (r == 0)
+                r = control_start(d);
         if (r < 0)
                 return r;
-        r = ss_assembler_new(&d->loop, &d->cfg.assembler, d->exporters, d->n_exporters,
-                             &d->assembler);
+        make_socket_dir(d->cfg.listener.path);
+        r = ss_listener_new(&d->loop, &d->cfg.listener, d->assembler, d->control, &d->listener);
+        if (r == 0)
+                r = ss_control_add_counters(d->control, ss_listener_counters, d->listener);
+        if (r == 0)
+                r = signals_start(d);
         if (r < 0)
                 return r;
-        make_socket_dir(d->cfg.socket_path);
-        r = ss_server_new(&d->loop, &sc, d->assembler, d->exporters, d->n_exporters, &d->server);
-        if (r < 0)
-                return r;
-        uv_signal_init(&d->loop, &d->sigint);
-        uv_signal_init(&d->loop, &d->sigterm);
-        d->sigint.data = d->sigterm.data = d;
-        uv_signal_start(&d->sigint, on_signal, SIGINT);
-        uv_signal_start(&d->sigterm, on_signal, SIGTERM);
-        ss_log(SS_LOG_INFO, "listening on %s", d->cfg.socket_path);
-        log_exporters(d);
-        notify("READY=1");
+        ss_log(SS_LOG_INFO, "sidespand %s listening on %s", SIDESPAN_VERSION_STRING,
+               d->cfg.listener.path);
+        ss_notify("READY=1");
         return 0;
 }
 
 /* A failed start: take down what was built and let the loop run the close callbacks. */
 static void abort_start(sidespand *d)
 {
-        ss_assembler_free(d->assembler, "daemon failed to start");
-        destroy_exporters(d);
+        if (d->listener) {
+                ss_listener_close(d->listener, on_listener_closed, d);
+        } else {
+                take_down(d, "daemon failed to start");
+        }
+        if (d->sigint.loop)
+                uv_close((uv_handle_t *)&d->sigint, NULL);
+        if (d->sigterm.loop)
+                uv_close((uv_handle_t *)&d->sigterm, NULL);
         uv_run(&d->loop, UV_RUN_DEFAULT);
 }
 
@@ -249,7 +176,11 @@ int main(int argc, char **argv)
                 ss_log(SS_LOG_ERR, "curl_global_init failed");
                 return EXIT_FAILURE;
         }
-        uv_loop_init(&d.loop);
+        r = uv_loop_init(&d.loop);
+        if (r < 0) {
+                ss_log(SS_LOG_ERR, "cannot create the event loop: %s", uv_strerror(r));
+                return EXIT_FAILURE;
+        }
         r = start(&d);
         if (r < 0)
                 abort_start(&d);

@@ -5,55 +5,20 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "assembler.h"
-#include "log.h"
+#include "trace/assembler.h"
+#include "base/log.h"
+#include "fixture.h"
 #include "ss-id.h"
 
-/* An exporter that records what the assembler hands on, one "trace" per add(). */
-typedef struct recorder {
-        ss_exporter base;
-        ss_span *spans[256];
-        size_t n;
-        size_t adds;
-} recorder;
-
-static void rec_add(ss_exporter *e, ss_span *const *spans, size_t n)
-{
-        recorder *r = (recorder *)e;
-
-        r->adds++;
-        for (size_t i = 0; i < n && r->n < 256; i++)
-                r->spans[r->n++] = ss_span_ref(spans[i]);
-}
-static void rec_flush(ss_exporter *e)
-{
-}
-static bool rec_busy(const ss_exporter *e)
-{
-        return false;
-}
-static void rec_destroy(ss_exporter *e)
-{
-        recorder *r = (recorder *)e;
-
-        for (size_t i = 0; i < r->n; i++)
-                ss_span_unref(r->spans[i]);
-        r->n = 0;
-}
-static const ss_exporter_ops rec_ops = {rec_add, rec_flush, rec_busy, rec_destroy};
-
 static uv_loop_t loop;
-static recorder rec;
+static fx_sink rec;
 static ss_assembler *asm_;
 static ss_assembler_config cfg;
 
 static void setup(void)
 {
-        ss_exporter *e = &rec.base;
-
         ss_log_set_level(SS_LOG_ERR);
-        memset(&rec, 0, sizeof(rec));
-        rec.base = (ss_exporter){.ops = &rec_ops, .name = "recorder"};
+        fx_sink_init(&rec);
         cfg = (ss_assembler_config){
             .limits = {.max_attrs = 16, .max_events = 16, .max_value_len = 1024},
             .max_open_spans = 100,
@@ -61,13 +26,13 @@ static void setup(void)
             .orphan_grace_ms = 40,
         };
         ck_assert_int_eq(uv_loop_init(&loop), 0);
-        ck_assert_int_eq(ss_assembler_new(&loop, &cfg, &e, 1, &asm_), 0);
+        ck_assert_int_eq(ss_assembler_new(&loop, &cfg, &rec.base, &asm_), 0);
 }
 
 static void teardown(void)
 {
         ss_assembler_free(asm_, "test over");
-        rec_destroy(&rec.base);
+        fx_sink_clear(&rec);
         uv_run(&loop, UV_RUN_DEFAULT);
         ck_assert_int_eq(uv_loop_close(&loop), 0);
 }
@@ -154,12 +119,10 @@ static int end(ss_session *s, uint8_t sid_byte, int status)
 
 static const ss_span *find(const char *name)
 {
-        for (size_t i = 0; i < rec.n; i++)
-                if (rec.spans[i]->name.size == strlen(name) &&
-                    memcmp(rec.spans[i]->name.ptr, name, strlen(name)) == 0)
-                        return rec.spans[i];
-        ck_abort_msg("span %s not exported", name);
-        return NULL;
+        const ss_span *s = fx_sink_find(&rec, name);
+
+        ck_assert_msg(s != NULL, "span %s not handed on", name);
+        return s;
 }
 
 static const uint8_t T1[16] = {0x11, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1};
@@ -174,10 +137,10 @@ START_TEST(hierarchy_completes_when_last_span_ends)
         ck_assert_int_eq(start(s, T1, 3, 2, "pipeline.step.model_execution"), 0);
         ck_assert_int_eq(end(s, 3, SS_STATUS_OK), 0);
         ck_assert_int_eq(end(s, 2, SS_STATUS_OK), 0);
-        ck_assert_uint_eq(rec.adds, 0);
+        ck_assert_uint_eq(rec.puts, 0);
         ck_assert_uint_eq(ss_assembler_open_spans(asm_), 1);
         ck_assert_int_eq(end(s, 1, SS_STATUS_OK), 0);
-        ck_assert_uint_eq(rec.adds, 1);
+        ck_assert_uint_eq(rec.puts, 1);
         ck_assert_uint_eq(rec.n, 3);
         ck_assert(!find("agent.run")->has_parent);
         ck_assert_uint_eq(find("pipeline.execute")->parent_id[0], 1);
@@ -197,9 +160,9 @@ START_TEST(trace_over_two_sessions)
         ck_assert_int_eq(start(a, T1, 1, 0, "agent.run"), 0);
         ck_assert_int_eq(start(b, T1, 2, 1, "tool.execute"), 0);
         ck_assert_int_eq(end(a, 1, SS_STATUS_OK), 0);
-        ck_assert_uint_eq(rec.adds, 0); /* the worker's span is still open */
+        ck_assert_uint_eq(rec.puts, 0); /* the worker's span is still open */
         ck_assert_int_eq(end(b, 2, SS_STATUS_OK), 0);
-        ck_assert_uint_eq(rec.adds, 1);
+        ck_assert_uint_eq(rec.puts, 1);
         ck_assert_uint_eq(rec.n, 2);
         svc = ss_attrs_get(&find("tool.execute")->resource->attrs, "service.name");
         ck_assert_int_eq(svc->type, MSGPACK_OBJECT_STR);
@@ -271,13 +234,12 @@ static void run_ms(uint64_t ms)
 
 START_TEST(total_open_limit_spans_sessions)
 {
-        ss_exporter *e = &rec.base;
         ss_session *a, *b;
 
         ss_assembler_free(asm_, "restart");
         uv_run(&loop, UV_RUN_DEFAULT);
         cfg.max_open_total = 3;
-        ck_assert_int_eq(ss_assembler_new(&loop, &cfg, &e, 1, &asm_), 0);
+        ck_assert_int_eq(ss_assembler_new(&loop, &cfg, &rec.base, &asm_), 0);
         a = hello(1, "a", 100);
         b = hello(2, "b", 101);
         ck_assert_int_eq(start(a, T1, 1, 0, "a1"), 0);
@@ -344,23 +306,22 @@ END_TEST
 
 START_TEST(long_trace_is_handed_on_in_chunks)
 {
-        ss_exporter *e = &rec.base;
         ss_session *s;
 
         ss_assembler_free(asm_, "restart");
         uv_run(&loop, UV_RUN_DEFAULT);
         cfg.max_trace_spans = 10;
-        ck_assert_int_eq(ss_assembler_new(&loop, &cfg, &e, 1, &asm_), 0);
+        ck_assert_int_eq(ss_assembler_new(&loop, &cfg, &rec.base, &asm_), 0);
         s = hello(7, "svc", 100);
         ck_assert_int_eq(start(s, T1, 1, 0, "root"), 0);
         for (int i = 2; i < 27; i++) {
                 ck_assert_int_eq(start(s, T1, (uint8_t)i, 1, "child"), 0);
                 ck_assert_int_eq(end(s, (uint8_t)i, SS_STATUS_OK), 0);
         }
-        ck_assert_uint_eq(rec.adds, 2); /* 20 of 25 children handed on early */
+        ck_assert_uint_eq(rec.puts, 2); /* 20 of 25 children handed on early */
         ck_assert_uint_eq(rec.n, 20);
         ck_assert_int_eq(end(s, 1, SS_STATUS_OK), 0);
-        ck_assert_uint_eq(rec.adds, 3);
+        ck_assert_uint_eq(rec.puts, 3);
         ck_assert_uint_eq(rec.n, 26);
         ck_assert_uint_eq(ss_assembler_get_stats(asm_)->chunks_early, 2);
         ss_session_detach(s);
@@ -370,7 +331,6 @@ END_TEST
 START_TEST(shutdown_orphans_open_spans)
 {
         ss_session *s = hello(7, "svc", 100);
-        ss_exporter *e = &rec.base;
 
         ck_assert_int_eq(start(s, T1, 1, 0, "open-at-exit"), 0);
         ss_assembler_free(asm_, "daemon shutting down");
@@ -378,7 +338,7 @@ START_TEST(shutdown_orphans_open_spans)
         ck_assert_int_eq(find("open-at-exit")->status_code, SS_STATUS_ERROR);
         ck_assert_mem_eq(find("open-at-exit")->status_msg.ptr, "daemon shutting down", 20);
         uv_run(&loop, UV_RUN_DEFAULT);
-        ck_assert_int_eq(ss_assembler_new(&loop, &cfg, &e, 1, &asm_), 0);
+        ck_assert_int_eq(ss_assembler_new(&loop, &cfg, &rec.base, &asm_), 0);
 }
 END_TEST
 

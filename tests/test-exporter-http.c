@@ -20,9 +20,9 @@
 #include <unistd.h>
 #include <uv.h>
 
-#include "exporter-http.h"
-#include "otlp.h"
-#include "span.h"
+#include "export/exporter-http.h"
+#include "otlp/otlp.h"
+#include "model/span.h"
 #include "ss-id.h"
 
 #define WAIT_MS 20000 /* liveness bound for a loop run, not an assertion on time */
@@ -348,8 +348,8 @@ static void config(ss_http_config *cfg)
 {
         ss_http_config_defaults(cfg);
         cfg->batch_delay_ms = 60000; /* tests flush, unless they test the delay */
-        cfg->backoff_initial_ms = 20;
-        cfg->backoff_max_ms = 100;
+        cfg->retry.backoff_initial_ms = 20;
+        cfg->retry.backoff_max_ms = 100;
 }
 
 /* ---- tests ---- */
@@ -555,8 +555,8 @@ START_TEST(test_retry_after)
         config(&cfg);
         /* Without Retry-After the retry would come after ten minutes, far past run_until's
          * bound: delivery proves the header was obeyed. */
-        cfg.backoff_initial_ms = 600000;
-        cfg.backoff_max_ms = 600000;
+        cfg.retry.backoff_initial_ms = 600000;
+        cfg.retry.backoff_max_ms = 600000;
         e = exporter_new(&cfg);
         add_spans(e, "patient", 1);
         e->ops->flush(e);
@@ -586,8 +586,8 @@ START_TEST(test_retry_after_date)
         snprintf(path, sizeof(path), "/_sidespan/fail?n=1&status=503&retry_after=%s", date);
         rx_control(path);
         config(&cfg);
-        cfg.backoff_initial_ms = 600000; /* as above: only the date can bring the retry */
-        cfg.backoff_max_ms = 600000;
+        cfg.retry.backoff_initial_ms = 600000; /* as above: only the date can bring the retry */
+        cfg.retry.backoff_max_ms = 600000;
         e = exporter_new(&cfg);
         add_spans(e, "dated", 1);
         e->ops->flush(e);
@@ -671,8 +671,8 @@ START_TEST(test_queue_drops_oldest)
         rx_control("/_sidespan/fail?n=1&status=503");
         config(&cfg);
         cfg.max_inflight = 1;
-        cfg.backoff_initial_ms = 1000; /* a waits at least 500 ms: time enough for b..e */
-        cfg.backoff_max_ms = 1000;
+        cfg.retry.backoff_initial_ms = 1000; /* a waits at least 500 ms: time enough for b..e */
+        cfg.retry.backoff_max_ms = 1000;
         cfg.max_queue_bytes = 3 * size + size / 2;
         e = exporter_new(&cfg);
         add_spans(e, "a", 1);
@@ -714,8 +714,8 @@ START_TEST(test_queue_drops_new)
         snprintf(url, sizeof(url), "http://127.0.0.1:%d/v1/traces", closed_port());
         config(&cfg);
         cfg.endpoint = url;
-        cfg.backoff_initial_ms = 600000;
-        cfg.backoff_max_ms = 600000;
+        cfg.retry.backoff_initial_ms = 600000;
+        cfg.retry.backoff_max_ms = 600000;
         cfg.max_queue_bytes = size + size / 2;
         e = exporter_new(&cfg);
         add_spans(e, "a", 1);
@@ -761,9 +761,9 @@ START_TEST(test_connection_refused)
         snprintf(url, sizeof(url), "http://127.0.0.1:%d/v1/traces", closed_port());
         config(&cfg);
         cfg.endpoint = url;
-        cfg.max_attempts = 2;
-        cfg.backoff_initial_ms = 10;
-        cfg.backoff_max_ms = 10;
+        cfg.retry.max_attempts = 2;
+        cfg.retry.backoff_initial_ms = 10;
+        cfg.retry.backoff_max_ms = 10;
         e = exporter_new(&cfg);
         add_spans(e, "lost", 3);
         e->ops->flush(e);
@@ -792,8 +792,8 @@ START_TEST(test_destroy_pending)
         rx_control("/_sidespan/fail?n=100&status=503");
         config(&cfg);
         cfg.max_inflight = 1;
-        cfg.backoff_initial_ms = 60000;
-        cfg.backoff_max_ms = 60000;
+        cfg.retry.backoff_initial_ms = 60000;
+        cfg.retry.backoff_max_ms = 60000;
         e = exporter_new(&cfg);
         add_spans(e, "w", 2);
         e->ops->flush(e);
@@ -821,7 +821,7 @@ START_TEST(test_bad_config)
         ck_assert_uint_eq(cfg.timeout_ms, 10000);
         ck_assert_uint_eq(cfg.max_batch, 512);
         ck_assert_uint_eq(cfg.max_queue_bytes, (size_t)64 << 20);
-        ck_assert_uint_eq(cfg.max_attempts, 5);
+        ck_assert_uint_eq(cfg.retry.max_attempts, 5);
         cfg.endpoint = NULL;
         ck_assert_int_eq(ss_http_exporter_new(&loop, &cfg, &e), -EINVAL);
         cfg.endpoint = "ftp://127.0.0.1/v1/traces";

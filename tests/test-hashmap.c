@@ -4,7 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "hashmap.h"
+#include "base/hashmap.h"
 #include "ss-id.h"
 
 START_TEST(put_get_remove_many)

@@ -9,9 +9,9 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "otlp.h"
-#include "mp-fixture.h"
-#include "span.h"
+#include "otlp/otlp.h"
+#include "fixture.h"
+#include "model/span.h"
 #include "ss-buf.h"
 
 /* ---- helpers ------------------------------------------------------------------------------ */

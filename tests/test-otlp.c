@@ -7,9 +7,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "otlp.h"
-#include "mp-fixture.h"
-#include "span.h"
+#include "otlp/otlp.h"
+#include "fixture.h"
+#include "model/span.h"
 #include "ss-buf.h"
 #include "trace_service.pb-c.h"
 

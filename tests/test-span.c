@@ -4,8 +4,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "mp-fixture.h"
-#include "span.h"
+#include "fixture.h"
+#include "base/utf8.h"
+#include "model/span.h"
 #include "ss-buf.h"
 #include "ss-wire.h"
 

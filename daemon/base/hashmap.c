@@ -1,0 +1,127 @@
+/* SPDX-License-Identifier: MIT */
+#include "base/hashmap.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ss-id.h"
+
+static uint64_t seed[2];
+
+static uint64_t mix(uint64_t a, uint64_t b)
+{
+        __uint128_t r = (__uint128_t)a * b;
+
+        return (uint64_t)r ^ (uint64_t)(r >> 64);
+}
+
+static size_t hash(const ss_map *m, const void *key)
+{
+        uint64_t k[2] = {0, 0};
+
+        if (!seed[0])
+                ss_id_random((uint8_t *)seed, sizeof(seed));
+        memcpy(k, key, m->key_len);
+        return (size_t)mix(k[0] ^ seed[0], k[1] ^ seed[1] ^ 0x9e3779b97f4a7c15ull);
+}
+
+void ss_map_init(ss_map *m, size_t key_len)
+{
+        *m = (ss_map){.key_len = key_len};
+}
+
+static size_t find(const ss_map *m, const void *key)
+{
+        size_t i = hash(m, key) & (m->cap - 1);
+
+        while (m->slots[i].value && memcmp(m->slots[i].key, key, m->key_len) != 0)
+                i = (i + 1) & (m->cap - 1);
+        return i;
+}
+
+void *ss_map_get(const ss_map *m, const void *key)
+{
+        if (m->n == 0)
+                return NULL;
+        return m->slots[find(m, key)].value;
+}
+
+static int grow(ss_map *m)
+{
+        size_t cap = m->cap ? m->cap * 2 : 16;
+        ss_map old = *m;
+
+        if (cap > SIZE_MAX / sizeof(ss_map_slot))
+                return -ENOMEM;
+        m->slots = calloc(cap, sizeof(ss_map_slot));
+        if (!m->slots) {
+                m->slots = old.slots;
+                return -ENOMEM;
+        }
+        m->cap = cap;
+        for (size_t i = 0; i < old.cap; i++)
+                if (old.slots[i].value)
+                        m->slots[find(m, old.slots[i].key)] = old.slots[i];
+        free(old.slots);
+        return 0;
+}
+
+int ss_map_put(ss_map *m, const void *key, void *value)
+{
+        size_t i;
+
+        /* Keep the load at or under 3/4 so probe runs stay short. */
+        if ((m->n + 1) * 4 > m->cap * 3) {
+                int r = grow(m);
+
+                if (r < 0)
+                        return r;
+        }
+        i = find(m, key);
+        if (!m->slots[i].value) {
+                memcpy(m->slots[i].key, key, m->key_len);
+                m->n++;
+        }
+        m->slots[i].value = value;
+        return 0;
+}
+
+void *ss_map_remove(ss_map *m, const void *key)
+{
+        size_t i, j, mask = m->cap - 1;
+        void *value;
+
+        if (m->n == 0)
+                return NULL;
+        i = find(m, key);
+        value = m->slots[i].value;
+        if (!value)
+                return NULL;
+        /* Backward shift: pull later members of the run into the hole when
+         * their home slot does not lie cyclically in (hole, their slot]. */
+        for (j = (i + 1) & mask; m->slots[j].value; j = (j + 1) & mask) {
+                size_t home = hash(m, m->slots[j].key) & mask;
+
+                if (((j - home) & mask) >= ((j - i) & mask)) {
+                        m->slots[i] = m->slots[j];
+                        i = j;
+                }
+        }
+        m->slots[i].value = NULL;
+        m->n--;
+        return value;
+}
+
+void ss_map_foreach(const ss_map *m, void (*fn)(void *value, void *ctx), void *ctx)
+{
+        for (size_t i = 0; i < m->cap; i++)
+                if (m->slots[i].value)
+                        fn(m->slots[i].value, ctx);
+}
+
+void ss_map_free(ss_map *m)
+{
+        free(m->slots);
+        *m = (ss_map){.key_len = m->key_len};
+}

@@ -1,0 +1,95 @@
+/* SPDX-License-Identifier: MIT */
+#include "base/utf8.h"
+
+#include <string.h>
+
+static bool is_cont(uint8_t c)
+{
+        return (c & 0xC0) == 0x80;
+}
+
+size_t ss_utf8_char_len(const uint8_t *p, size_t n)
+{
+        uint8_t c = p[0];
+
+        if (c < 0x80)
+                return 1;
+        if (c < 0xC2 || c > 0xF4)
+                return 0;
+        if (c < 0xE0)
+                return n >= 2 && is_cont(p[1]) ? 2 : 0;
+        if (c < 0xF0) {
+                if (n < 3 || !is_cont(p[1]) || !is_cont(p[2]))
+                        return 0;
+                if ((c == 0xE0 && p[1] < 0xA0) || (c == 0xED && p[1] > 0x9F))
+                        return 0; /* overlong, surrogate */
+                return 3;
+        }
+        if (n < 4 || !is_cont(p[1]) || !is_cont(p[2]) || !is_cont(p[3]))
+                return 0;
+        if ((c == 0xF0 && p[1] < 0x90) || (c == 0xF4 && p[1] > 0x8F))
+                return 0; /* overlong, past U+10FFFF */
+        return 4;
+}
+
+static const char replacement[] = "\xEF\xBF\xBD"; /* U+FFFD */
+
+size_t ss_utf8_measure(const uint8_t *p, size_t n, size_t max, size_t *ret_in, bool *ret_clean)
+{
+        size_t in = 0, out = 0;
+        bool clean = true;
+
+        while (in < n) {
+                size_t l, w;
+                uint64_t v;
+
+                /* Eight ASCII bytes at a time: content attributes are mostly ASCII. */
+                if (n - in >= 8 && max - out >= 8) {
+                        memcpy(&v, p + in, sizeof(v));
+                        if (!(v & 0x8080808080808080ull)) {
+                                in += 8;
+                                out += 8;
+                                continue;
+                        }
+                }
+                l = p[in] < 0x80 ? 1 : ss_utf8_char_len(p + in, n - in);
+                w = l ? l : sizeof(replacement) - 1;
+
+                if (out + w > max)
+                        break;
+                clean = clean && l;
+                out += w;
+                in += l ? l : 1;
+        }
+        *ret_in = in;
+        *ret_clean = clean;
+        return out;
+}
+
+void ss_utf8_write(char *dst, const uint8_t *p, size_t n)
+{
+        size_t in = 0;
+
+        while (in < n) {
+                size_t l = ss_utf8_char_len(p + in, n - in);
+
+                if (l) {
+                        memcpy(dst, p + in, l);
+                        dst += l;
+                        in += l;
+                } else {
+                        memcpy(dst, replacement, sizeof(replacement) - 1);
+                        dst += sizeof(replacement) - 1;
+                        in++;
+                }
+        }
+}
+
+bool ss_utf8_valid(const char *p, size_t n)
+{
+        size_t in;
+        bool clean;
+
+        ss_utf8_measure((const uint8_t *)p, n, SIZE_MAX, &in, &clean);
+        return clean;
+}

@@ -1,0 +1,52 @@
+/* SPDX-License-Identifier: MIT */
+#pragma once
+
+/*
+ * The OTLP/HTTP protobuf exporter: spans are batched (export/batcher.h),
+ * encoded once into an ExportTraceServiceRequest, optionally gzipped, queued
+ * (export/request-queue.h) and POSTed with libcurl driven by the daemon's
+ * loop (base/curl-uv.h). Retryable failures are sent again with the same
+ * bytes after the retry policy's wait (export/retry.h). Loop thread only;
+ * nothing blocks. The caller owns curl_global_init().
+ */
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "export/exporter.h"
+#include "export/retry.h"
+
+#define SS_HTTP_TIMEOUT_MS_DEFAULT      10000u
+#define SS_HTTP_MAX_BATCH_DEFAULT       512u
+#define SS_HTTP_BATCH_DELAY_MS_DEFAULT  1000u
+#define SS_HTTP_MAX_QUEUE_BYTES_DEFAULT ((size_t)64 << 20)
+#define SS_HTTP_MAX_INFLIGHT_DEFAULT    4u
+
+typedef struct ss_http_config {
+        /* Full URL used as given, e.g. http://127.0.0.1:4318/v1/traces */
+        const char *endpoint;
+        const char *const *headers; /* "Name: value" lines */
+        size_t n_headers;
+        uint32_t timeout_ms;     /* per request, default 10000 */
+        bool gzip;               /* Content-Encoding: gzip */
+        size_t max_batch;        /* spans per request, default 512 */
+        uint64_t batch_delay_ms; /* default 1000 */
+        size_t max_queue_bytes;  /* encoded bytes waiting for retry or in flight, default 64 MiB */
+        uint32_t max_inflight;   /* concurrent requests, default 4 */
+        ss_retry_config retry;
+} ss_http_config;
+
+/* Fill cfg with the defaults above; endpoint NULL and no headers. Any thread. */
+void ss_http_config_defaults(ss_http_config *cfg);
+
+/*
+ * New exporter; copies what it needs from cfg (the caller keeps cfg and its
+ * strings). A zero numeric field takes its default. 0 or -errno: -EINVAL for
+ * a bad endpoint scheme (only http:// and https:// are accepted) or a header
+ * line that is not "Name: value" on one line, -ENOMEM. Free with its
+ * ops->destroy(), which closes its handles of loop (finishing in a later
+ * loop iteration). Loop thread.
+ */
+int ss_http_exporter_new(uv_loop_t *loop, const ss_http_config *cfg, ss_exporter **ret);

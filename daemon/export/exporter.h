@@ -1,0 +1,51 @@
+/* SPDX-License-Identifier: MIT */
+#pragma once
+
+/*
+ * The exporter interface. The export pipeline hands each finished trace (or, for a
+ * very large or long trace, a chunk of it) to every exporter through add();
+ * the exporter takes its own span references and owns its queue, so a slow
+ * backend never holds up a fast one. Loop thread only; nothing here blocks.
+ */
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "model/span.h"
+
+typedef struct ss_exporter ss_exporter;
+
+typedef struct ss_exporter_stats {
+        uint64_t spans_in;       /* handed to add() */
+        uint64_t spans_exported; /* accepted by the backend */
+        uint64_t spans_dropped;  /* given up: queue full, final error, retries exhausted */
+        uint64_t requests;       /* requests sent (retries included) */
+        uint64_t failures;       /* requests that failed */
+        uint64_t retries;        /* requests queued again after a retryable failure */
+} ss_exporter_stats;
+
+typedef struct ss_exporter_ops {
+        /* Take spans of one trace; the caller keeps its references. */
+        void (*add)(ss_exporter *e, ss_span *const *spans, size_t n);
+        /* Send what is batched now, without waiting for the batch triggers. */
+        void (*flush)(ss_exporter *e);
+        /* True while anything is batched, queued for retry or in flight. */
+        bool (*busy)(const ss_exporter *e);
+        /* Drop everything and free; uv handles are closed first, so this may
+         * finish in a later loop iteration. Pending work is counted dropped. */
+        void (*destroy)(ss_exporter *e);
+} ss_exporter_ops;
+
+struct ss_exporter {
+        const ss_exporter_ops *ops;
+        const char *name; /* "console", "file", "otlp-http" */
+        ss_exporter_stats stats;
+};
+
+/* Count n spans given up (a failure, n dropped) and log why, rate-limited. Loop thread. */
+void ss_exporter_dropped(ss_exporter *e, size_t n, const char *why);
+
+/* export/writer.h's done() for an exporter whose ctx is its ss_exporter: n spans written
+ * (exported) or given up with status (dropped). */
+void ss_exporter_written(void *exporter, size_t n, int status);

@@ -1,0 +1,230 @@
+/* SPDX-License-Identifier: MIT */
+#include "export/pipeline.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/log.h"
+#include "export/exporter-console.h"
+#include "export/exporter-file.h"
+#include "ss-macro.h"
+
+#define DRAIN_POLL_MS 50
+
+struct ss_pipeline {
+        ss_sink sink;
+        uv_loop_t *loop;
+        uv_timer_t drain; /* polls the exporters while they drain */
+        bool drain_started;
+        uint64_t drain_deadline;
+        uint32_t drain_timeout_ms;
+        ss_exporter *exporters[SS_PIPELINE_MAX_EXPORTERS];
+        size_t n;
+        void (*done)(void *ctx);
+        void *done_ctx;
+};
+
+static void pipeline_put(ss_sink *s, ss_span *const *spans, size_t n)
+{
+        ss_pipeline *p = ss_container_of(s, ss_pipeline, sink);
+
+        for (size_t i = 0; i < p->n; i++)
+                p->exporters[i]->ops->add(p->exporters[i], spans, n);
+}
+
+static void pipeline_flush(ss_sink *s)
+{
+        ss_pipeline *p = ss_container_of(s, ss_pipeline, sink);
+
+        for (size_t i = 0; i < p->n; i++)
+                p->exporters[i]->ops->flush(p->exporters[i]);
+}
+
+static const ss_sink_ops pipeline_sink_ops = {.put = pipeline_put, .flush = pipeline_flush};
+
+int ss_pipeline_new(uv_loop_t *loop, ss_pipeline **ret)
+{
+        ss_pipeline *p = calloc(1, sizeof(*p));
+
+        if (!p)
+                return -ENOMEM;
+        p->sink.ops = &pipeline_sink_ops;
+        p->loop = loop;
+        *ret = p;
+        return 0;
+}
+
+int ss_pipeline_add(ss_pipeline *p, ss_exporter *e)
+{
+        if (p->n == SS_PIPELINE_MAX_EXPORTERS) {
+                e->ops->destroy(e);
+                return -E2BIG;
+        }
+        p->exporters[p->n++] = e;
+        return 0;
+}
+
+static int add_new(ss_pipeline *p, int r, ss_exporter *e, const char *what)
+{
+        if (r < 0) {
+                ss_log(SS_LOG_ERR, "cannot create the %s exporter: %s", what, strerror(-r));
+                return r;
+        }
+        return ss_pipeline_add(p, e);
+}
+
+static void log_exporters(const ss_export_config *c)
+{
+        if (c->exporters & SS_EXPORT_OTLP_HTTP)
+                ss_log(SS_LOG_INFO, "exporting OTLP/HTTP protobuf to %s%s", c->http.endpoint,
+                       c->http.gzip ? " (gzip)" : "");
+        if (c->exporters & SS_EXPORT_FILE)
+                ss_log(SS_LOG_INFO, "writing OTLP/JSON lines to %s", c->file_path);
+        if (c->exporters_defaulted && (c->exporters & SS_EXPORT_CONSOLE))
+                ss_log(SS_LOG_NOTICE, "no exporter configured: printing finished traces to the "
+                                      "console (set --endpoint or OTEL_EXPORTER_OTLP_ENDPOINT "
+                                      "to export OTLP)");
+}
+
+/* One exporter of the configuration; skipped (0) when it is not asked for. */
+static int build(ss_pipeline *p, const ss_export_config *c, unsigned which)
+{
+        ss_exporter *e = NULL;
+        int r;
+
+        switch (which) {
+        case SS_EXPORT_CONSOLE:
+                r = ss_console_exporter_new(p->loop, c->console_fd, &e);
+                break;
+        case SS_EXPORT_FILE:
+                r = ss_file_exporter_new(p->loop, c->file_path, c->http.max_batch,
+                                         c->http.batch_delay_ms, &e);
+                break;
+        default:
+                r = ss_http_exporter_new(p->loop, &c->http, &e);
+                break;
+        }
+        return add_new(p, r, e,
+                       which == SS_EXPORT_CONSOLE ? "console"
+                       : which == SS_EXPORT_FILE  ? "file"
+                                                  : "otlp-http");
+}
+
+int ss_pipeline_add_configured(ss_pipeline *p, const ss_export_config *c)
+{
+        static const unsigned order[] = {SS_EXPORT_CONSOLE, SS_EXPORT_FILE, SS_EXPORT_OTLP_HTTP};
+        int r = 0;
+
+        for (size_t i = 0; i < SS_ELEMENTSOF(order) && r == 0; i++)
+                if (c->exporters & order[i])
+                        r = build(p, c, order[i]);
+        if (r == 0)
+                log_exporters(c);
+        return r;
+}
+
+ss_sink *ss_pipeline_sink(ss_pipeline *p)
+{
+        return &p->sink;
+}
+
+bool ss_pipeline_busy(const ss_pipeline *p)
+{
+        for (size_t i = 0; i < p->n; i++)
+                if (p->exporters[i]->ops->busy(p->exporters[i]))
+                        return true;
+        return false;
+}
+
+void ss_pipeline_counters(const void *pipeline, ss_counters *out)
+{
+        const ss_pipeline *p = pipeline;
+
+        for (size_t i = 0; i < p->n; i++) {
+                const ss_exporter *e = p->exporters[i];
+                const ss_exporter_stats *st = &e->stats;
+                char prefix[SS_COUNTER_NAME_MAX];
+
+                snprintf(prefix, sizeof(prefix), "exporter.%s.", e->name);
+                ss_counters_add(out, prefix, "spans_in", st->spans_in);
+                ss_counters_add(out, prefix, "spans_exported", st->spans_exported);
+                ss_counters_add(out, prefix, "spans_dropped", st->spans_dropped);
+                ss_counters_add(out, prefix, "requests", st->requests);
+                ss_counters_add(out, prefix, "failures", st->failures);
+                ss_counters_add(out, prefix, "retries", st->retries);
+        }
+}
+
+/* ---- drain ------------------------------------------------------------------------------ */
+
+static void destroy_exporters(ss_pipeline *p)
+{
+        for (size_t i = 0; i < p->n; i++) {
+                ss_exporter *e = p->exporters[i];
+                /* Past the drain, whatever came in and was not exported is lost: dropped on
+                 * the way, or still queued now (destroy() drops it). */
+                uint64_t lost = e->stats.spans_in - e->stats.spans_exported;
+
+                ss_log(lost ? SS_LOG_WARNING : SS_LOG_INFO,
+                       "%s exporter: %llu span(s) exported, %llu not delivered", e->name,
+                       (unsigned long long)e->stats.spans_exported, (unsigned long long)lost);
+                e->ops->destroy(e);
+        }
+        p->n = 0;
+}
+
+static void on_drain_closed(uv_handle_t *h)
+{
+        ss_pipeline *p = h->data;
+        void (*done)(void *ctx) = p->done;
+        void *ctx = p->done_ctx;
+
+        free(p);
+        if (done)
+                done(ctx);
+}
+
+static void drain_finish(ss_pipeline *p)
+{
+        destroy_exporters(p);
+        if (p->drain_started) {
+                uv_close((uv_handle_t *)&p->drain, on_drain_closed);
+                return;
+        }
+        on_drain_closed((uv_handle_t *)&p->drain);
+}
+
+static void on_drain_tick(uv_timer_t *t)
+{
+        ss_pipeline *p = t->data;
+        bool busy = ss_pipeline_busy(p);
+
+        if (busy && uv_now(p->loop) < p->drain_deadline)
+                return;
+        if (busy)
+                ss_log(SS_LOG_WARNING, "drain timeout (%u ms) reached with exports pending",
+                       p->drain_timeout_ms);
+        drain_finish(p);
+}
+
+void ss_pipeline_drain(ss_pipeline *p, uint32_t timeout_ms, void (*done)(void *ctx), void *ctx)
+{
+        int r;
+
+        p->done = done;
+        p->done_ctx = ctx;
+        p->drain_timeout_ms = timeout_ms;
+        p->drain.data = p; /* also the pipeline when there is no timer to close */
+        pipeline_flush(&p->sink);
+        p->drain_deadline = uv_now(p->loop) + timeout_ms;
+        r = uv_timer_init(p->loop, &p->drain);
+        if (r == 0) {
+                p->drain_started = true;
+                r = uv_timer_start(&p->drain, on_drain_tick, 0, DRAIN_POLL_MS);
+        }
+        if (r < 0) {
+                ss_log(SS_LOG_ERR, "cannot wait for the exports to finish: %s", uv_strerror(r));
+                drain_finish(p);
+        }
+}

@@ -1,0 +1,223 @@
+/* SPDX-License-Identifier: MIT */
+#include "export/writer.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include "ss-macro.h"
+
+union ss_writer_stream {
+        uv_handle_t handle;
+        uv_stream_t stream;
+        uv_pipe_t pipe;
+        uv_tty_t tty;
+};
+
+struct ss_writer_chunk {
+        ss_writer_chunk *next;
+        uv_write_t wreq; /* stream mode */
+        ss_writer *w;
+        ss_buf data;
+        size_t off; /* file mode: bytes written so far */
+        size_t items;
+};
+
+static void chunk_done(ss_writer *w, ss_writer_chunk *c, int status)
+{
+        w->queued -= c->data.len;
+        w->done(w->ctx, c->items, status);
+        ss_buf_free(&c->data);
+        free(c);
+}
+
+/* ---- streams ---------------------------------------------------------------------------- */
+
+static void on_stream_written(uv_write_t *req, int status)
+{
+        ss_writer_chunk *c = ss_container_of(req, ss_writer_chunk, wreq);
+
+        chunk_done(c->w, c, status < 0 ? status : 0);
+}
+
+static int stream_write(ss_writer *w, ss_writer_chunk *c)
+{
+        uv_buf_t b = uv_buf_init((char *)c->data.data, (unsigned)c->data.len);
+
+        return uv_write(&c->wreq, &w->s->stream, &b, 1, on_stream_written);
+}
+
+/* ---- files ------------------------------------------------------------------------------ */
+
+static void fs_next(ss_writer *w);
+
+static void on_fs_written(uv_fs_t *req)
+{
+        ss_writer *w = ss_container_of(req, ss_writer, req);
+        ss_writer_chunk *c = w->head;
+        ssize_t n = req->result;
+
+        uv_fs_req_cleanup(req);
+        w->fs_busy = false;
+        if (n >= 0)
+                c->off += (size_t)n;
+        if (n >= 0 && c->off < c->data.len && !w->closing) {
+                fs_next(w); /* a short write: the rest of the same chunk */
+                return;
+        }
+        w->head = c->next;
+        if (!w->head)
+                w->tail = NULL;
+        chunk_done(w, c, n < 0 ? (int)n : c->off < c->data.len ? -ECANCELED : 0);
+        fs_next(w);
+}
+
+static void on_fs_closed(uv_fs_t *req)
+{
+        ss_writer *w = ss_container_of(req, ss_writer, req);
+
+        uv_fs_req_cleanup(req);
+        w->closed(w->ctx);
+}
+
+/* Start the next file write, or finish a close once nothing is in flight. */
+static void fs_next(ss_writer *w)
+{
+        ss_writer_chunk *c;
+        uv_buf_t b;
+        int r;
+
+        while (!w->fs_busy && (c = w->head)) {
+                if (w->closing) {
+                        w->head = c->next;
+                        chunk_done(w, c, -ECANCELED);
+                        continue;
+                }
+                b = uv_buf_init((char *)c->data.data + c->off, (unsigned)(c->data.len - c->off));
+                r = uv_fs_write(w->loop, &w->req, w->fd, &b, 1, -1, on_fs_written);
+                if (r == 0) {
+                        w->fs_busy = true;
+                        return;
+                }
+                w->head = c->next;
+                chunk_done(w, c, r);
+        }
+        if (!w->head)
+                w->tail = NULL;
+        if (w->closing && !w->fs_busy) {
+                if (w->own_fd && uv_fs_close(w->loop, &w->req, w->fd, on_fs_closed) == 0)
+                        return;
+                w->closed(w->ctx); /* nothing to close: we are done at once */
+        }
+}
+
+/* ---- the writer ------------------------------------------------------------------------- */
+
+static void on_open_failed(uv_handle_t *h)
+{
+        free(h);
+}
+
+/* Stream mode for a terminal or a pipe (FIFOs and sockets included); files stay in file mode. */
+static int stream_open(ss_writer *w, int fd)
+{
+        uv_handle_type t = uv_guess_handle(fd);
+        ss_writer_stream *s;
+        int r;
+
+        if (t != UV_TTY && t != UV_NAMED_PIPE)
+                return 0; /* a file: the thread pool writes it */
+        s = calloc(1, sizeof(*s));
+        if (!s)
+                return -ENOMEM;
+        /* A stream handle closes its fd (stdio's excepted): give it a copy of one we do not
+         * own, so that two writers may share stdout. */
+        if (!w->own_fd && (fd = dup(fd)) < 0) {
+                free(s);
+                return -errno;
+        }
+        if (t == UV_TTY)
+                r = uv_tty_init(w->loop, &s->tty, fd, 0);
+        else if ((r = uv_pipe_init(w->loop, &s->pipe, 0)) == 0 &&
+                 (r = uv_pipe_open(&s->pipe, fd)) < 0)
+                uv_close(&s->handle, on_open_failed);
+        if (r < 0) {
+                if (fd != w->fd)
+                        close(fd);
+                if (t == UV_TTY || !s->handle.loop)
+                        free(s);
+                return r;
+        }
+        w->fd = fd;
+        w->own_fd = true;
+        s->handle.data = w;
+        w->s = s;
+        return 0;
+}
+
+int ss_writer_open(ss_writer *w, uv_loop_t *loop, int fd, bool own_fd, size_t max_queued,
+                   void (*done)(void *ctx, size_t items, int status), void *ctx)
+{
+        *w = (ss_writer){.loop = loop,
+                         .fd = fd,
+                         .own_fd = own_fd,
+                         .max_queued = max_queued,
+                         .done = done,
+                         .ctx = ctx};
+        return stream_open(w, fd);
+}
+
+int ss_writer_write(ss_writer *w, ss_buf *data, size_t items)
+{
+        ss_writer_chunk *c;
+        int r;
+
+        if (w->closing)
+                return -ECANCELED;
+        if (data->len > w->max_queued - w->queued)
+                return -ENOBUFS;
+        c = calloc(1, sizeof(*c));
+        if (!c)
+                return -ENOMEM;
+        *c = (ss_writer_chunk){.w = w, .data = *data, .items = items};
+        if (w->s) {
+                r = stream_write(w, c);
+                if (r < 0) {
+                        free(c);
+                        return r;
+                }
+        } else {
+                if (w->tail)
+                        w->tail->next = c;
+                else
+                        w->head = c;
+                w->tail = c;
+        }
+        w->queued += c->data.len;
+        ss_buf_init(data, data->max);
+        if (!w->s)
+                fs_next(w);
+        return 0;
+}
+
+static void on_stream_closed(uv_handle_t *h)
+{
+        ss_writer *w = h->data;
+
+        /* The handle closed its fd (our copy when we did not own the original). */
+        free(w->s);
+        w->s = NULL;
+        w->closed(w->ctx);
+}
+
+void ss_writer_close(ss_writer *w, void (*closed)(void *ctx))
+{
+        w->closing = true;
+        w->closed = closed;
+        if (w->s) {
+                /* Writes still queued complete with UV_ECANCELED before the close callback. */
+                uv_close(&w->s->handle, on_stream_closed);
+                return;
+        }
+        fs_next(w);
+}

@@ -1,0 +1,275 @@
+/* SPDX-License-Identifier: MIT */
+#include "ingest/connection.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include "base/log.h"
+
+#define READ_CHUNK (64u * 1024u)
+/* Replies a peer has not read yet: past this it is not reading, and is closed. */
+#define MAX_REPLY_QUEUED (1u << 20)
+
+static void on_closed(uv_handle_t *h)
+{
+        ss_conn *c = (ss_conn *)h;
+
+        if (c->session)
+                ss_session_detach(c->session);
+        c->env->closed(c->env->ctx, c);
+        ss_buf_free(&c->in);
+        free(c);
+}
+
+void ss_conn_close(ss_conn *c)
+{
+        if (c->closing)
+                return;
+        c->closing = true;
+        uv_close((uv_handle_t *)&c->pipe, on_closed);
+}
+
+static void conn_fail(ss_conn *c, const char *what, int err)
+{
+        c->env->stats->protocol_errors++;
+        ss_log_ratelimited(SS_LOG_WARNING, "closing connection %llu (pid %d): %s (%s)",
+                           (unsigned long long)c->id, (int)c->pid, what, strerror(-err));
+        ss_conn_close(c);
+}
+
+/* ---- replies ---------------------------------------------------------------------------- */
+
+typedef struct reply {
+        uv_write_t req;
+        ss_buf data;
+} reply;
+
+static void on_reply_written(uv_write_t *req, int status)
+{
+        reply *r = (reply *)req;
+
+        ss_buf_free(&r->data);
+        free(r);
+}
+
+/* Send the frame build() appends (FLUSHED, STATS_REPLY). */
+static void send_reply(ss_conn *c, int err, reply *r)
+{
+        uv_buf_t b;
+
+        if (err < 0) {
+                if (r)
+                        ss_buf_free(&r->data);
+                free(r);
+                conn_fail(c, "cannot build a reply", err);
+                return;
+        }
+        b = uv_buf_init((char *)r->data.data, (unsigned)r->data.len);
+        /* A peer that never reads its replies must not grow our memory. */
+        if (uv_stream_get_write_queue_size((uv_stream_t *)&c->pipe) > MAX_REPLY_QUEUED ||
+            uv_write(&r->req, (uv_stream_t *)&c->pipe, &b, 1, on_reply_written) < 0) {
+                on_reply_written(&r->req, 0);
+                conn_fail(c, "peer does not read its replies", -ENOBUFS);
+        }
+}
+
+static reply *reply_new(void)
+{
+        reply *r = calloc(1, sizeof(*r));
+
+        if (r)
+                ss_buf_init(&r->data, SS_CONTROL_MAX_REPLY);
+        return r;
+}
+
+static void control_message(ss_conn *c, const ss_msg *m)
+{
+        reply *r = reply_new();
+        int err = -ENOMEM;
+
+        if (r && m->type == SS_MSG_FLUSH) {
+                c->env->stats->flushes++;
+                err = ss_control_flush(c->env->control, m->seq.seq, &r->data);
+        } else if (r) {
+                err = ss_control_stats(c->env->control, m->seq.seq, &r->data);
+        }
+        send_reply(c, err, r);
+}
+
+/* ---- messages --------------------------------------------------------------------------- */
+
+static void hello(ss_conn *c, const ss_msg *m)
+{
+        if (c->session) {
+                conn_fail(c, "second HELLO on one connection", -EPROTO);
+                return;
+        }
+        if (m->hello.version != SS_PROTOCOL_VERSION) {
+                conn_fail(c, "unsupported protocol version", -EPROTONOSUPPORT);
+                return;
+        }
+        c->session = ss_assembler_hello(c->env->assembler, m->hello.options, c->pid, c->uid);
+        if (!c->session)
+                conn_fail(c, "cannot create a session", -ENOMEM);
+}
+
+static const char *span_error(int r)
+{
+        return r == -ENOENT   ? "no such open span in this session"
+               : r == -EEXIST ? "span id already open"
+               : r == -ENOSPC ? "too many open spans"
+                              : strerror(-r);
+}
+
+static void span_message(ss_conn *c, const ss_msg *m)
+{
+        int r;
+
+        if (!c->session) {
+                conn_fail(c, "span message before HELLO", -EPROTO);
+                return;
+        }
+        r = ss_assembler_apply(c->env->assembler, c->session, m);
+        if (r < 0) {
+                c->env->stats->span_errors++;
+                ss_log_ratelimited(SS_LOG_WARNING, "connection %llu (pid %d): %s skipped: %s",
+                                   (unsigned long long)c->id, (int)c->pid,
+                                   ss_msg_type_name(m->type), span_error(r));
+        }
+}
+
+static void message(ss_conn *c, const ss_msg *m)
+{
+        switch (m->type) {
+        case SS_MSG_HELLO:
+                hello(c, m);
+                break;
+        case SS_MSG_FLUSH:
+        case SS_MSG_STATS:
+                control_message(c, m);
+                break;
+        case SS_MSG_FLUSHED:
+        case SS_MSG_STATS_REPLY:
+                conn_fail(c, "a daemon message from a client", -EPROTO);
+                break;
+        default:
+                span_message(c, m);
+                break;
+        }
+}
+
+static void frame(ss_conn *c, const uint8_t *payload, size_t len)
+{
+        msgpack_unpacked u;
+        ss_msg m;
+        int r;
+
+        c->env->stats->frames++;
+        msgpack_unpacked_init(&u);
+        r = ss_wire_decode(payload, len, &u, &m);
+        if (r == 0) {
+                message(c, &m);
+        } else if (r == -ENOTSUP) {
+                c->env->stats->unknown_messages++;
+                ss_log_ratelimited(SS_LOG_INFO, "connection %llu: skipped unknown message type %u",
+                                   (unsigned long long)c->id, m.type);
+        } else {
+                conn_fail(c,
+                          r == -EBADMSG ? "frame is not one msgpack object"
+                                        : "message has the wrong shape",
+                          r);
+        }
+        msgpack_unpacked_destroy(&u);
+}
+
+/* ---- reading ---------------------------------------------------------------------------- */
+
+static void process(ss_conn *c)
+{
+        size_t off = 0;
+
+        while (!c->closing) {
+                const uint8_t *payload;
+                size_t len;
+                int r = ss_frame_parse(c->in.data + off, c->in.len - off, c->env->max_frame,
+                                       &payload, &len);
+
+                if (r == 0)
+                        break;
+                if (r < 0) {
+                        conn_fail(
+                            c, r == -EMSGSIZE ? "frame larger than max_frame" : "zero-length frame",
+                            r);
+                        return;
+                }
+                off += (size_t)r;
+                frame(c, payload, len);
+        }
+        ss_buf_consume(&c->in, off);
+}
+
+static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+        ss_conn *c = (ss_conn *)h;
+        size_t room = c->in.max - c->in.len;
+
+        if (room > READ_CHUNK)
+                room = READ_CHUNK;
+        if (room == 0 || ss_buf_reserve(&c->in, room) < 0) {
+                *buf = uv_buf_init(NULL, 0);
+                return;
+        }
+        *buf = uv_buf_init((char *)c->in.data + c->in.len, (unsigned)room);
+}
+
+static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
+{
+        ss_conn *c = (ss_conn *)stream;
+
+        if (nread == UV_EOF) {
+                ss_conn_close(c);
+                return;
+        }
+        if (nread < 0) {
+                conn_fail(c, "read failed", (int)nread);
+                return;
+        }
+        c->in.len += (size_t)nread;
+        c->env->stats->bytes += (uint64_t)nread;
+        process(c);
+}
+
+/* ---- lifetime --------------------------------------------------------------------------- */
+
+ss_conn *ss_conn_new(uv_loop_t *loop, const ss_conn_env *env, uint64_t id)
+{
+        ss_conn *c = calloc(1, sizeof(*c));
+
+        if (!c)
+                return NULL;
+        if (uv_pipe_init(loop, &c->pipe, 0) < 0) {
+                free(c);
+                return NULL;
+        }
+        c->env = env;
+        c->id = id;
+        c->uid = (uid_t)-1;
+        ss_buf_init(&c->in, env->max_frame + SS_FRAME_HEADER + READ_CHUNK);
+        return c;
+}
+
+int ss_conn_start(ss_conn *c)
+{
+        struct ucred cred;
+        socklen_t len = sizeof(cred);
+        uv_os_fd_t fd;
+
+        if (uv_fileno((uv_handle_t *)&c->pipe, &fd) == 0 &&
+            getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) == 0) {
+                c->pid = cred.pid;
+                c->uid = cred.uid;
+        }
+        return uv_read_start((uv_stream_t *)&c->pipe, on_alloc, on_read);
+}

@@ -1,0 +1,70 @@
+/* SPDX-License-Identifier: MIT */
+#pragma once
+
+/*
+ * One client connection: reads frames (bounded by max_frame), decodes each
+ * message and applies it: HELLO and span messages to the assembler, FLUSH
+ * and STATS to control, whose replies it writes back. A frame over
+ * max_frame, a frame that is not msgpack or a message of the wrong shape
+ * closes this connection with a logged, counted reason; nothing a peer sends
+ * touches another connection. Internal to ingest/: the listener creates and
+ * lists connections. Loop thread only; nothing blocks.
+ */
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+#include <uv.h>
+
+#include "ingest/control.h"
+#include "trace/assembler.h"
+
+typedef struct ss_conn ss_conn;
+
+/* Counters of every connection, kept by the listener. */
+typedef struct ss_ingest_stats {
+        uint64_t connections;         /* accepted and served */
+        uint64_t connections_refused; /* over max_connections */
+        uint64_t connections_active;
+        uint64_t accept_failures; /* accept errors, no memory for a connection */
+        uint64_t frames;
+        uint64_t bytes;
+        uint64_t protocol_errors; /* connections closed for bad input */
+        uint64_t unknown_messages;
+        uint64_t span_errors; /* unknown span, duplicate start, limits: counted, skipped */
+        uint64_t flushes;
+} ss_ingest_stats;
+
+/* What a connection works with: the listener's, shared by all of them. */
+typedef struct ss_conn_env {
+        size_t max_frame;
+        ss_assembler *assembler;
+        ss_control *control;
+        ss_ingest_stats *stats;
+        /* The connection's handle closed; it is freed after this returns. */
+        void (*closed)(void *ctx, ss_conn *c);
+        void *ctx;
+} ss_conn_env;
+
+struct ss_conn {
+        uv_pipe_t pipe; /* first: the handle's address is the connection's */
+        const ss_conn_env *env;
+        ss_conn *prev, *next; /* the listener's list */
+        ss_buf in;
+        ss_session *session;
+        uint64_t id;
+        pid_t pid;
+        uid_t uid;
+        bool closing;
+};
+
+/* A connection ready for uv_accept() into c->pipe; NULL on out-of-memory. */
+ss_conn *ss_conn_new(uv_loop_t *loop, const ss_conn_env *env, uint64_t id);
+
+/* After uv_accept(): read the peer's credentials and start reading. 0 or a libuv error
+ * (the caller closes). */
+int ss_conn_start(ss_conn *c);
+
+/* Close (idempotent): the session detaches, env->closed() runs from the loop, then the
+ * connection is freed. */
+void ss_conn_close(ss_conn *c);

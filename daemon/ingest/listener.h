@@ -1,0 +1,43 @@
+/* SPDX-License-Identifier: MIT */
+#pragma once
+
+/*
+ * The Unix socket listener: binds the socket (replacing a stale socket file,
+ * refusing when another daemon answers on it), accepts clients up to
+ * max_connections and keeps their connections (ingest/connection.h).
+ * Loop thread only; nothing blocks.
+ */
+
+#include <stddef.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "base/counters.h"
+#include "ingest/control.h"
+#include "trace/assembler.h"
+
+typedef struct ss_listener ss_listener;
+
+typedef struct ss_listener_config {
+        const char *path;
+        size_t max_frame;
+        uint32_t max_connections;
+} ss_listener_config;
+
+/*
+ * Listen on cfg->path (the socket file gets mode 0660). A stale socket file
+ * is removed; if another process answers on it, -EADDRINUSE; a path that
+ * exists and is not a socket, -EEXIST. Errors are logged with the path.
+ * Connections apply their messages to a and answer FLUSH and STATS through
+ * control (both borrowed: they must outlive the listener).
+ */
+int ss_listener_new(uv_loop_t *loop, const ss_listener_config *cfg, ss_assembler *a,
+                    ss_control *control, ss_listener **ret);
+
+/* Stop accepting, close every connection (detaching their sessions), remove
+ * the socket file; done(ctx) runs once every handle has closed, and the
+ * listener is freed. */
+void ss_listener_close(ss_listener *l, void (*done)(void *ctx), void *ctx);
+
+/* connections, frames, protocol_errors, ...: an ss_counters_fn. */
+void ss_listener_counters(const void *listener, ss_counters *out);

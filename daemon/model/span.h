@@ -1,0 +1,77 @@
+/* SPDX-License-Identifier: MIT */
+#pragma once
+
+/*
+ * The daemon's span model: what the assembler builds from wire messages and
+ * what every later stage reads. A span owns a msgpack_zone holding its
+ * strings and attribute values (msgpack_object trees deep-copied out of the
+ * frame that carried them, model/value.h), so it outlives the frame and the
+ * connection. Spans are reference counted: several exporters may hold one.
+ * Loop thread only.
+ */
+
+#include <msgpack.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "model/attrs.h"
+#include "model/resource.h"
+#include "ss-wire.h"
+
+typedef struct ss_event {
+        uint64_t time_ns;
+        msgpack_object_str name;
+        ss_attrs attrs;
+        uint32_t dropped_attrs; /* past ss_limits.max_attrs */
+} ss_event;
+
+typedef struct ss_span {
+        unsigned refs;
+        uint8_t trace_id[SS_TRACE_ID_LEN];
+        uint8_t span_id[SS_SPAN_ID_LEN];
+        uint8_t parent_id[SS_SPAN_ID_LEN];
+        bool has_parent;
+        bool ended;
+        uint8_t kind;        /* OTLP SpanKind */
+        uint8_t status_code; /* OTLP Status.code */
+        uint32_t flags;      /* OTLP Span.flags */
+        uint64_t start_ns;
+        uint64_t end_ns;
+        msgpack_object_str name;
+        msgpack_object_str status_msg;  /* size 0 when none */
+        msgpack_object_str trace_state; /* size 0 when none */
+        ss_attrs attrs;
+        ss_event *events;
+        uint32_t n_events;
+        uint32_t cap_events;
+        uint32_t dropped_attrs;
+        uint32_t dropped_events;
+        ss_resource *resource; /* counted reference, never NULL */
+        msgpack_zone *zone;
+} ss_span;
+
+/* New span with one reference, from a SPAN_START or SPAN message (attributes,
+ * options and, for SPAN, end and events included). Takes a resource ref.
+ * NULL on out-of-memory. */
+ss_span *ss_span_new(const ss_msg_span *m, bool whole, ss_resource *r, const ss_limits *lim);
+
+/* Merge attributes: a later value for a key replaces the earlier one. Keys
+ * past lim->max_attrs are dropped and counted in dropped_attrs. -ENOMEM. */
+int ss_span_set_attrs(ss_span *s, const msgpack_object_map *m, const ss_limits *lim);
+
+/* Append an event (dropped and counted past lim->max_events). -ENOMEM. */
+int ss_span_add_event(ss_span *s, const char *name, uint32_t name_len, uint64_t time_ns,
+                      const msgpack_object_map *attrs, const ss_limits *lim);
+
+/* Mark ended. A status ERROR once set is never downgraded. */
+void ss_span_end(ss_span *s, uint64_t end_ns, int status_code, const char *msg, uint32_t msg_len);
+
+/* Set one string attribute (daemon-derived, e.g. sidespan.orphaned). -ENOMEM. */
+int ss_span_set_str(ss_span *s, const char *key, const char *value);
+int ss_span_set_bool(ss_span *s, const char *key, bool value);
+
+ss_span *ss_span_ref(ss_span *s);
+void ss_span_unref(ss_span *s); /* accepts NULL */
+
+/* The value of key in attrs, or NULL. */
+const msgpack_object *ss_attrs_get(const ss_attrs *a, const char *key);

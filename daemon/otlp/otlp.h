@@ -1,0 +1,38 @@
+/* SPDX-License-Identifier: MIT */
+#pragma once
+
+/*
+ * OTLP encoding of finished spans, behind one interface so the protobuf-c
+ * based encoder can later be replaced by a direct writer. Spans are grouped
+ * into ResourceSpans by resource (ss_resource.id) and into ScopeSpans by
+ * scope, in order of first appearance. Pure functions: any thread.
+ */
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "model/span.h"
+#include "ss-buf.h"
+
+/* Append an ExportTraceServiceRequest (protobuf) to out. -ENOMEM / -ENOBUFS. */
+int ss_otlp_encode(ss_span *const *spans, size_t n, ss_buf *out);
+
+/* Append the same request as OTLP/JSON on one line, no newline. */
+int ss_otlp_json_encode(ss_span *const *spans, size_t n, ss_buf *out);
+
+/*
+ * Read an ExportTraceServiceResponse. 0 with *ret_rejected (0 when no
+ * partial_success) and a malloc'd *ret_message (NULL when none); -EBADMSG when
+ * the body is not one.
+ */
+int ss_otlp_parse_response(const uint8_t *body, size_t len, int64_t *ret_rejected,
+                           char **ret_message);
+
+/*
+ * The order both encoders write spans[0..n) in: ret_order (n entries, the
+ * caller's) lists span indices so that the spans of one resource are
+ * adjacent, resources in order of first appearance, spans in their given
+ * order within a resource. A resource carries its one InstrumentationScope,
+ * so each resource run is also one ScopeSpans. 0 or -ENOMEM.
+ */
+int ss_otlp_order(ss_span *const *spans, size_t n, size_t *ret_order);

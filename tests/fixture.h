@@ -1,0 +1,132 @@
+/* SPDX-License-Identifier: MIT */
+#pragma once
+
+/*
+ * What the daemon's suites share: msgpack objects built with a packer and
+ * unpacked again, so suites hold real object trees; resources made from
+ * HELLO-like option maps; and a recording sink standing for the stages after
+ * the one under test. Header-only: each suite compiles what it uses.
+ */
+
+#include <check.h>
+#include <msgpack.h>
+#include <string.h>
+
+#include "model/sink.h"
+#include "model/span.h"
+
+typedef struct mp {
+        msgpack_sbuffer sb;
+        msgpack_packer pk;
+        msgpack_unpacked up;
+} mp;
+
+static inline msgpack_packer *mp_begin(mp *m)
+{
+        msgpack_sbuffer_init(&m->sb);
+        msgpack_packer_init(&m->pk, &m->sb, msgpack_sbuffer_write);
+        msgpack_unpacked_init(&m->up);
+        return &m->pk;
+}
+
+/* The object packed since mp_begin(); valid until mp_done(). */
+static inline const msgpack_object *mp_end(mp *m)
+{
+        size_t off = 0;
+
+        ck_assert_int_eq(msgpack_unpack_next(&m->up, m->sb.data, m->sb.size, &off),
+                         MSGPACK_UNPACK_SUCCESS);
+        return &m->up.data;
+}
+
+static inline const msgpack_object_map *mp_map(mp *m)
+{
+        const msgpack_object *o = mp_end(m);
+
+        ck_assert_int_eq(o->type, MSGPACK_OBJECT_MAP);
+        return &o->via.map;
+}
+
+static inline void mp_done(mp *m)
+{
+        msgpack_unpacked_destroy(&m->up);
+        msgpack_sbuffer_destroy(&m->sb);
+}
+
+static inline void pk_str(msgpack_packer *pk, const char *s)
+{
+        msgpack_pack_str_with_body(pk, s, strlen(s));
+}
+
+/* A resource as a HELLO with service.name and, when not NULL, sdk.name and sdk.version makes. */
+static inline ss_resource *mp_resource(const char *service, const char *sdk, const char *version)
+{
+        mp o;
+        msgpack_packer *pk = mp_begin(&o);
+        ss_resource *r;
+
+        msgpack_pack_map(pk, 1 + (sdk != NULL) + (version != NULL));
+        pk_str(pk, "service.name");
+        pk_str(pk, service);
+        if (sdk) {
+                pk_str(pk, "sdk.name");
+                pk_str(pk, sdk);
+        }
+        if (version) {
+                pk_str(pk, "sdk.version");
+                pk_str(pk, version);
+        }
+        r = ss_resource_new(mp_map(&o));
+        mp_done(&o);
+        ck_assert_ptr_nonnull(r);
+        return r;
+}
+
+/* A sink that keeps a reference to every span handed to it; puts counts put() calls. */
+typedef struct fx_sink {
+        ss_sink base;
+        ss_span *spans[256];
+        size_t n;
+        size_t puts;
+        size_t flushes;
+} fx_sink;
+
+static inline void fx_sink_put(ss_sink *s, ss_span *const *spans, size_t n)
+{
+        fx_sink *r = (fx_sink *)s;
+
+        r->puts++;
+        for (size_t i = 0; i < n && r->n < 256; i++)
+                r->spans[r->n++] = ss_span_ref(spans[i]);
+}
+
+static inline void fx_sink_flush(ss_sink *s)
+{
+        ((fx_sink *)s)->flushes++;
+}
+
+static inline void fx_sink_init(fx_sink *r)
+{
+        static const ss_sink_ops ops = {.put = fx_sink_put, .flush = fx_sink_flush};
+
+        memset(r, 0, sizeof(*r));
+        r->base.ops = &ops;
+}
+
+/* Drop the references the sink holds. */
+static inline void fx_sink_clear(fx_sink *r)
+{
+        for (size_t i = 0; i < r->n; i++)
+                ss_span_unref(r->spans[i]);
+        r->n = 0;
+}
+
+/* The span the sink got with this name, or NULL. */
+static inline ss_span *fx_sink_find(const fx_sink *r, const char *name)
+{
+        for (size_t i = 0; i < r->n; i++)
+                if (r->spans[i]->name.size == strlen(name) &&
+                    memcmp(r->spans[i]->name.ptr, name, strlen(name)) == 0)
+                        return r->spans[i];
+        return NULL;
+}
