@@ -4,6 +4,8 @@
 #include <errno.h>
 #include <stdlib.h>
 
+#include "base/log.h"
+
 static void on_timer(uv_timer_t *t)
 {
         ss_batcher_flush(t->data);
@@ -12,12 +14,19 @@ static void on_timer(uv_timer_t *t)
 int ss_batcher_init(ss_batcher *b, uv_loop_t *loop, size_t max_batch, uint64_t delay_ms,
                     ss_batch_send_fn send, void *ctx)
 {
+        int r;
+
         *b = (ss_batcher){
             .max_batch = max_batch ? max_batch : 1, .delay_ms = delay_ms, .send = send, .ctx = ctx};
         b->spans = calloc(b->max_batch, sizeof(*b->spans));
         if (!b->spans)
                 return -ENOMEM;
-        uv_timer_init(loop, &b->timer);
+        r = uv_timer_init(loop, &b->timer);
+        if (r < 0) {
+                free(b->spans);
+                b->spans = NULL;
+                return r;
+        }
         b->timer.data = b;
         return 0;
 }
@@ -26,7 +35,8 @@ void ss_batcher_flush(ss_batcher *b)
 {
         size_t n = b->n;
 
-        uv_timer_stop(&b->timer);
+        /* uv_timer_stop() cannot fail on an initialised timer. */
+        (void)uv_timer_stop(&b->timer);
         if (n == 0)
                 return;
         b->n = 0;
@@ -38,8 +48,11 @@ void ss_batcher_flush(ss_batcher *b)
 void ss_batcher_add(ss_batcher *b, ss_span *const *spans, size_t n)
 {
         for (size_t i = 0; i < n; i++) {
-                if (b->n == 0 && b->delay_ms)
-                        uv_timer_start(&b->timer, on_timer, b->delay_ms, 0);
+                /* A timer that cannot start (only when closing) leaves the batch to the size
+                 * trigger and the next flush. */
+                if (b->n == 0 && b->delay_ms &&
+                    uv_timer_start(&b->timer, on_timer, b->delay_ms, 0) < 0)
+                        ss_log_ratelimited(SS_LOG_ERR, "batch timer did not start");
                 b->spans[b->n++] = ss_span_ref(spans[i]);
                 if (b->n == b->max_batch || !b->delay_ms)
                         ss_batcher_flush(b);

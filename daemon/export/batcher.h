@@ -28,7 +28,7 @@ typedef struct ss_batcher {
         void *ctx;
 } ss_batcher;
 
-/* 0 or -ENOMEM. The timer is a handle of loop: close with ss_batcher_close(). */
+/* 0, -ENOMEM or a libuv error. The timer is a handle of loop: close with ss_batcher_close(). */
 int ss_batcher_init(ss_batcher *b, uv_loop_t *loop, size_t max_batch, uint64_t delay_ms,
                     ss_batch_send_fn send, void *ctx);
 
