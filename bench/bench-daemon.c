@@ -120,6 +120,7 @@ static bool key_is(const msgpack_object_str *k, const char *prefix, const char *
                memcmp(k->ptr + k->size - s, suffix, s) == 0;
 }
 
+/* The counters of a decoded STATS_REPLY (ss_wire_decode() checked their types). */
 static void read_counters(const msgpack_object_map *m, dstats *ret)
 {
         *ret = (dstats){0};
@@ -127,9 +128,6 @@ static void read_counters(const msgpack_object_map *m, dstats *ret)
                 const msgpack_object_str *k = &m->ptr[i].key.via.str;
                 uint64_t v = m->ptr[i].val.via.u64;
 
-                if (m->ptr[i].key.type != MSGPACK_OBJECT_STR ||
-                    m->ptr[i].val.type != MSGPACK_OBJECT_POSITIVE_INTEGER)
-                        continue;
                 if (key_is(k, "frames", ""))
                         ret->frames = v;
                 else if (key_is(k, "spans_finished", ""))
@@ -143,28 +141,23 @@ static void read_counters(const msgpack_object_map *m, dstats *ret)
         }
 }
 
-/* Parse one [66, id, {counters}] frame out of buf (n bytes); 0, or -EAGAIN for more bytes. */
+/* Parse one STATS_REPLY frame out of buf (n bytes); 0, or -EAGAIN for more bytes. */
 static int parse_reply(const uint8_t *buf, size_t n, dstats *ret)
 {
         const uint8_t *payload;
         msgpack_unpacked u;
-        const msgpack_object *a;
-        size_t len, off = 0;
+        ss_msg m;
+        size_t len;
         int r = ss_frame_parse(buf, n, STATS_MAX, &payload, &len);
 
         if (r <= 0)
                 return r == 0 ? -EAGAIN : r;
         msgpack_unpacked_init(&u);
-        r = -EBADMSG;
-        if (msgpack_unpack_next(&u, (const char *)payload, len, &off) != MSGPACK_UNPACK_SUCCESS)
-                goto out;
-        a = u.data.via.array.ptr;
-        if (u.data.type != MSGPACK_OBJECT_ARRAY || u.data.via.array.size != 3 ||
-            a[0].via.u64 != SS_MSG_STATS_REPLY || a[2].type != MSGPACK_OBJECT_MAP)
-                goto out;
-        read_counters(&a[2].via.map, ret);
-        r = 0;
-out:
+        r = ss_wire_decode(payload, len, &u, &m);
+        if (r == 0 && (m.type != SS_MSG_STATS_REPLY || !m.stats.counters))
+                r = -EBADMSG;
+        if (r == 0)
+                read_counters(m.stats.counters, ret);
         msgpack_unpacked_destroy(&u);
         return r;
 }
