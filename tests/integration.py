@@ -140,6 +140,14 @@ def send_trace(client, name, n_children, attrs=None):
     return tid
 
 
+def project_version():
+    """The version in the project() call of the top-level meson.build."""
+    with open(os.path.join(os.environ["SIDESPAN_SOURCE_ROOT"], "meson.build")) as f:
+        m = re.search(r"project\s*\(.*?\bversion\s*:\s*'([^']+)'", f.read(), re.S)
+    assert m, "no version in meson.build's project()"
+    return m.group(1)
+
+
 class Daemon:
     """sidespand on its own socket in a temporary directory."""
 
@@ -785,6 +793,14 @@ class Configuration(Base):
                      "--compression", "--file", "--batch-size", "--batch-delay-ms", "--max-frame",
                      "--max-open-spans", "--max-open-spans-total", "--orphan-grace-ms", "--log-level", "--version"):
             self.assertIn(flag, r.stdout)
+
+    def test_version_is_the_project_version(self):
+        version = project_version()
+        self.assertRegex(version, r"^\d+\.\d+\.\d+")
+        for flag in ("--version", "-V"):
+            r = run([SIDESPAND, flag])
+            self.assertEqual(r.returncode, 0, r.stderr)
+            self.assertEqual(r.stdout, "sidespand %s\n" % version)
 
     def test_second_daemon_refused_stale_socket_replaced(self):
         d = self.daemon()
