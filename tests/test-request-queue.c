@@ -28,15 +28,56 @@ static ss_req *mkreq(size_t n_spans, size_t len)
         return r;
 }
 
+/* Push r: want is what ss_reqq_push() returns, want_dropped the spans it drops to make
+ * room; a refusal must leave *ret_dropped alone. */
+static void push_req(ss_req *r, int want, size_t want_dropped)
+{
+        size_t dropped = 77;
+
+        ck_assert_int_eq(ss_reqq_push(&q, r, &dropped), want);
+        ck_assert_uint_eq(dropped, want == 0 ? want_dropped : 77);
+}
+
 /* A request queued that fits without dropping anything. */
 static ss_req *push(size_t n_spans, size_t len)
 {
         ss_req *r = mkreq(n_spans, len);
-        size_t dropped = 77;
 
-        ck_assert_int_eq(ss_reqq_push(&q, r, &dropped), 0);
-        ck_assert_uint_eq(dropped, 0);
+        push_req(r, 0, 0);
         return r;
+}
+
+/* Queue n requests of one span and len bytes each into r[0..n). */
+static void push_n(ss_req **r, size_t n, size_t len)
+{
+        for (size_t i = 0; i < n; i++)
+                r[i] = push(1, len);
+}
+
+/* Starting at now_ms moves exactly want[0..n) in flight, in that order. */
+static void ck_starts(uint64_t now_ms, ss_req *const *want, size_t n)
+{
+        for (size_t i = 0; i < n; i++)
+                ck_assert_ptr_eq(ss_reqq_start_next(&q, now_ms), want[i]);
+        ck_assert_ptr_null(ss_reqq_start_next(&q, now_ms));
+}
+
+/* A request queued and started at once, on a queue with one slot. */
+static ss_req *push_started(size_t n_spans, size_t len)
+{
+        ss_req *r = push(n_spans, len);
+
+        ck_starts(0, &r, 1);
+        return r;
+}
+
+/* A queue with max_inflight slots and n requests of 10 bytes in r[0..n), as many of them
+ * in flight as the slots take, oldest first. */
+static void queue_started(ss_req **r, size_t n, uint32_t max_inflight)
+{
+        ss_reqq_init(&q, "test", 1000, max_inflight);
+        push_n(r, n, 10);
+        ck_starts(0, r, n < max_inflight ? n : max_inflight);
 }
 
 /* The list holds exactly want[0..n), in that order, linked both ways. */
@@ -84,11 +125,9 @@ START_TEST(test_push_keeps_creation_order)
         ck_assert(ss_reqq_busy(&q));
 
         /* they start oldest first, each counting its attempt */
-        for (int i = 0; i < 4; i++) {
-                ck_assert_ptr_eq(ss_reqq_start_next(&q, 0), r[i]);
+        ck_starts(0, r, 4);
+        for (int i = 0; i < 4; i++)
                 ck_assert_uint_eq(r[i]->attempts, 1);
-        }
-        ck_assert_ptr_null(ss_reqq_start_next(&q, 0));
         ck_list(&q.waiting, NULL, 0);
         ck_list(&q.inflight, r, 4);
         ck_assert_uint_eq(q.bytes, 40);
@@ -101,11 +140,7 @@ START_TEST(test_start_next_max_inflight)
 {
         ss_req *r[3];
 
-        ss_reqq_init(&q, "test", 1000, 2);
-        for (int i = 0; i < 3; i++)
-                r[i] = push(1, 10);
-        ck_assert_ptr_eq(ss_reqq_start_next(&q, 0), r[0]);
-        ck_assert_ptr_eq(ss_reqq_start_next(&q, 0), r[1]);
+        queue_started(r, 3, 2);
         /* both slots taken: r[2] is due but waits */
         ck_assert_ptr_null(ss_reqq_start_next(&q, UINT64_MAX));
         ck_assert_uint_eq(ss_reqq_next_due(&q), UINT64_MAX);
@@ -114,7 +149,7 @@ START_TEST(test_start_next_max_inflight)
 
         ck_assert_uint_eq(ss_reqq_finish(&q, r[0]), 1);
         ck_assert_uint_eq(ss_reqq_next_due(&q), 0);
-        ck_assert_ptr_eq(ss_reqq_start_next(&q, 0), r[2]);
+        ck_starts(0, &r[2], 1);
         ck_list(&q.inflight, &r[1], 2);
         drain();
 }
@@ -126,11 +161,7 @@ START_TEST(test_start_next_honours_due)
 {
         ss_req *r[2];
 
-        ss_reqq_init(&q, "test", 1000, 4);
-        r[0] = push(1, 10);
-        r[1] = push(1, 10);
-        ck_assert_ptr_eq(ss_reqq_start_next(&q, 0), r[0]);
-        ck_assert_ptr_eq(ss_reqq_start_next(&q, 0), r[1]);
+        queue_started(r, 2, 4);
         ss_reqq_retry(&q, r[0], 100);
         ss_reqq_retry(&q, r[1], 50);
         ck_assert_uint_eq(r[0]->due_ms, 100);
@@ -156,11 +187,7 @@ START_TEST(test_retry_back_in_age_order)
 {
         ss_req *r[5];
 
-        ss_reqq_init(&q, "test", 1000, 2);
-        for (int i = 0; i < 4; i++)
-                r[i] = push(1, 10);
-        ck_assert_ptr_eq(ss_reqq_start_next(&q, 0), r[0]);
-        ck_assert_ptr_eq(ss_reqq_start_next(&q, 0), r[1]);
+        queue_started(r, 4, 2);
         ck_list(&q.waiting, &r[2], 2);
 
         /* r[1] goes back ahead of the younger r[2], r[3]; then r[0] ahead of all */
@@ -176,9 +203,7 @@ START_TEST(test_retry_back_in_age_order)
         r[4] = push(1, 10);
         ck_list(&q.waiting, r, 5);
         ck_assert_uint_eq(ss_reqq_next_due(&q), 0);
-        ck_assert_ptr_eq(ss_reqq_start_next(&q, 0), r[2]);
-        ck_assert_ptr_eq(ss_reqq_start_next(&q, 0), r[3]);
-        ck_assert_ptr_null(ss_reqq_start_next(&q, 0));
+        ck_starts(0, &r[2], 2); /* r[0], r[1] are not due yet */
         ck_assert_uint_eq(ss_reqq_next_due(&q), UINT64_MAX);
         drain();
 }
@@ -190,11 +215,9 @@ START_TEST(test_next_due)
 
         ss_reqq_init(&q, "test", 1000, 3);
         ck_assert_uint_eq(ss_reqq_next_due(&q), UINT64_MAX);
-        for (int i = 0; i < 3; i++)
-                r[i] = push(1, 10);
+        push_n(r, 3, 10);
         ck_assert_uint_eq(ss_reqq_next_due(&q), 0);
-        for (int i = 0; i < 3; i++)
-                ck_assert_ptr_eq(ss_reqq_start_next(&q, 0), r[i]);
+        ck_starts(0, r, 3);
         ck_assert_uint_eq(ss_reqq_next_due(&q), UINT64_MAX); /* all in flight */
         ss_reqq_retry(&q, r[0], 700);
         ss_reqq_retry(&q, r[2], 300);
@@ -212,11 +235,9 @@ END_TEST
 START_TEST(test_push_drops_oldest_waiting)
 {
         ss_req *a, *b, *c, *d, *e;
-        size_t dropped = 77;
 
         ss_reqq_init(&q, "test", 300, 1);
-        a = push(1, 100);
-        ck_assert_ptr_eq(ss_reqq_start_next(&q, 0), a);
+        a = push_started(1, 100);
         b = push(2, 100);
         c = push(3, 100);
         ck_assert_uint_eq(q.bytes, 300); /* exactly at the bound: nothing dropped */
@@ -224,16 +245,14 @@ START_TEST(test_push_drops_oldest_waiting)
 
         /* one more: b, the oldest waiting, goes; a in flight is never dropped */
         d = mkreq(4, 100);
-        ck_assert_int_eq(ss_reqq_push(&q, d, &dropped), 0);
-        ck_assert_uint_eq(dropped, 2);
+        push_req(d, 0, 2);
         ck_list(&q.waiting, (ss_req *[]){c, d}, 2);
         ck_list(&q.inflight, &a, 1);
         ck_assert_uint_eq(q.bytes, 300);
 
         /* twice the size: both waiting go */
         e = mkreq(5, 200);
-        ck_assert_int_eq(ss_reqq_push(&q, e, &dropped), 0);
-        ck_assert_uint_eq(dropped, 3 + 4);
+        push_req(e, 0, 3 + 4);
         ck_list(&q.waiting, &e, 1);
         ck_list(&q.inflight, &a, 1);
         ck_assert_uint_eq(q.bytes, 300);
@@ -244,17 +263,14 @@ END_TEST
 START_TEST(test_push_refused_changes_nothing)
 {
         ss_req *a, *b, *c, *big;
-        size_t dropped = 77;
 
         ss_reqq_init(&q, "test", 300, 1);
-        a = push(1, 200);
-        ck_assert_ptr_eq(ss_reqq_start_next(&q, 0), a);
+        a = push_started(1, 200);
         b = push(2, 50);
 
         /* 200 in flight + 150 > 300 even with b gone: refused, b kept */
         c = mkreq(3, 150);
-        ck_assert_int_eq(ss_reqq_push(&q, c, &dropped), -ENOBUFS);
-        ck_assert_uint_eq(dropped, 77);
+        push_req(c, -ENOBUFS, 0);
         ck_list(&q.waiting, &b, 1);
         ck_list(&q.inflight, &a, 1);
         ck_assert_uint_eq(q.bytes, 250);
@@ -264,22 +280,19 @@ START_TEST(test_push_refused_changes_nothing)
 
         /* larger than the whole bound, on an otherwise empty queue too */
         big = mkreq(9, 301);
-        ck_assert_int_eq(ss_reqq_push(&q, big, &dropped), -ENOBUFS);
-        ck_assert_uint_eq(dropped, 77);
+        push_req(big, -ENOBUFS, 0);
         ck_assert_uint_eq(q.bytes, 250);
         drain();
-        ck_assert_int_eq(ss_reqq_push(&q, big, &dropped), -ENOBUFS);
+        push_req(big, -ENOBUFS, 0);
         ck_assert_uint_eq(q.bytes, 0);
         ck_assert(!ss_reqq_busy(&q));
         ss_req_free(big);
 
         /* what exactly fits beside the in-flight bytes once b is dropped is taken */
-        a = push(1, 200);
-        ck_assert_ptr_eq(ss_reqq_start_next(&q, 0), a);
-        b = push(2, 50);
+        push_started(1, 200);
+        push(2, 50);
         c = mkreq(3, 100);
-        ck_assert_int_eq(ss_reqq_push(&q, c, &dropped), 0);
-        ck_assert_uint_eq(dropped, 2);
+        push_req(c, 0, 2);
         ck_list(&q.waiting, &c, 1);
         ck_assert_uint_eq(q.bytes, 300);
         drain();
@@ -291,10 +304,9 @@ START_TEST(test_finish_releases)
         ss_req *r[3];
 
         ss_reqq_init(&q, "test", 100, 1);
-        r[0] = push(4, 30);
+        r[0] = push_started(4, 30);
         r[1] = push(5, 30);
         r[2] = push(6, 30);
-        ck_assert_ptr_eq(ss_reqq_start_next(&q, 0), r[0]);
         ck_assert_uint_eq(q.bytes, 90);
 
         /* a waiting one from the middle of its list */
