@@ -3,17 +3,22 @@
 
 /*
  * What the daemon's suites share: msgpack objects built with a packer and
- * unpacked again, so suites hold real object trees; resources made from
- * HELLO-like option maps; and a recording sink standing for the stages after
- * the one under test. Header-only: each suite compiles what it uses.
+ * unpacked again, so suites hold real object trees, or put together in place
+ * from fx_str() and friends; resources made from HELLO-like option maps;
+ * spans built from one fx_span_spec; and a recording sink standing for the
+ * stages after the one under test. Header-only: each suite compiles what it
+ * uses.
  */
 
 #include <check.h>
 #include <msgpack.h>
+#include <stdbool.h>
+#include <stdint.h>
 #include <string.h>
 
 #include "model/sink.h"
 #include "model/span.h"
+#include "ss-wire.h"
 
 typedef struct mp {
         msgpack_sbuffer sb;
@@ -80,6 +85,119 @@ static inline ss_resource *mp_resource(const char *service, const char *sdk, con
         mp_done(&o);
         ck_assert_ptr_nonnull(r);
         return r;
+}
+
+/* ---- msgpack objects in place: they point at their arguments, which must outlive them ---- */
+
+static inline msgpack_object fx_str(const char *s)
+{
+        return (msgpack_object){.type = MSGPACK_OBJECT_STR,
+                                .via.str = {.size = (uint32_t)strlen(s), .ptr = s}};
+}
+
+static inline msgpack_object fx_uint(uint64_t v)
+{
+        return (msgpack_object){.type = MSGPACK_OBJECT_POSITIVE_INTEGER, .via.u64 = v};
+}
+
+static inline msgpack_object fx_bool(bool b)
+{
+        return (msgpack_object){.type = MSGPACK_OBJECT_BOOLEAN, .via.boolean = b};
+}
+
+static inline msgpack_object fx_array(msgpack_object *items, uint32_t n)
+{
+        return (msgpack_object){.type = MSGPACK_OBJECT_ARRAY,
+                                .via.array = {.size = n, .ptr = items}};
+}
+
+static inline msgpack_object fx_map(msgpack_object_kv *kv, uint32_t n)
+{
+        return (msgpack_object){.type = MSGPACK_OBJECT_MAP, .via.map = {.size = n, .ptr = kv}};
+}
+
+static inline msgpack_object_kv fx_kv(const char *key, msgpack_object val)
+{
+        return (msgpack_object_kv){.key = fx_str(key), .val = val};
+}
+
+/* ---- spans -------------------------------------------------------------------------------- */
+
+/*
+ * One span as a test wants it. Ids are given as arrays or derived from seeds:
+ * the trace id is 0xA0 bytes ending in trace_seed, a span id is its seed in
+ * every byte; a span with neither parent_id nor parent_seed is a root.
+ * whole: a SPAN message (end, status and events from the spec); else a
+ * SPAN_START, ended with ss_span_end() when end_ns is set and left open when
+ * it is 0. resource and name are required; maps and limits may be NULL.
+ */
+typedef struct fx_span_spec {
+        ss_resource *resource;
+        const char *name;
+        const uint8_t *trace_id;  /* SS_TRACE_ID_LEN bytes, or NULL: from trace_seed */
+        const uint8_t *span_id;   /* SS_SPAN_ID_LEN bytes, or NULL: from seed */
+        const uint8_t *parent_id; /* SS_SPAN_ID_LEN bytes, or NULL: from parent_seed */
+        uint8_t trace_seed;
+        uint8_t seed;
+        uint8_t parent_seed; /* 0: no parent */
+        int32_t kind;
+        uint64_t start_ns;
+        uint64_t end_ns;
+        int32_t status_code;
+        const char *status_msg; /* NULL: none */
+        const msgpack_object_map *attrs;
+        const msgpack_object_map *options;
+        const msgpack_object_array *events; /* of [name, time_ns, attrs]; whole spans only */
+        const ss_limits *limits;
+        bool whole;
+} fx_span_spec;
+
+/* Where fx_span_msg() keeps the ids it derives. */
+typedef struct fx_span_ids {
+        uint8_t trace[SS_TRACE_ID_LEN];
+        uint8_t span[SS_SPAN_ID_LEN];
+        uint8_t parent[SS_SPAN_ID_LEN];
+} fx_span_ids;
+
+/* The message ss_wire_decode() would make of the spec: every field set, whole or not.
+ * It points into sp's arrays and maps and into ids. */
+static inline ss_msg_span fx_span_msg(const fx_span_spec *sp, fx_span_ids *ids)
+{
+        const char *msg = sp->status_msg;
+
+        memset(ids->trace, 0xA0, sizeof(ids->trace));
+        ids->trace[SS_TRACE_ID_LEN - 1] = sp->trace_seed;
+        memset(ids->span, sp->seed, sizeof(ids->span));
+        memset(ids->parent, sp->parent_seed, sizeof(ids->parent));
+        return (ss_msg_span){
+            .trace_id = sp->trace_id ? sp->trace_id : ids->trace,
+            .span_id = sp->span_id ? sp->span_id : ids->span,
+            .parent_id = sp->parent_id     ? sp->parent_id
+                         : sp->parent_seed ? ids->parent
+                                           : NULL,
+            .name = {.ptr = sp->name, .len = (uint32_t)strlen(sp->name)},
+            .kind = sp->kind,
+            .start_ns = sp->start_ns,
+            .attrs = sp->attrs,
+            .options = sp->options,
+            .end_ns = sp->end_ns,
+            .status_code = sp->status_code,
+            .status_msg = {.ptr = msg, .len = msg ? (uint32_t)strlen(msg) : 0},
+            .events = sp->events,
+        };
+}
+
+/* The span of the spec, with one reference; it holds a reference to sp->resource. */
+static inline ss_span *fx_span(const fx_span_spec *sp)
+{
+        fx_span_ids ids;
+        ss_msg_span m = fx_span_msg(sp, &ids);
+        ss_span *s = ss_span_new(&m, sp->whole, sp->resource, sp->limits);
+
+        ck_assert_ptr_nonnull(s);
+        if (!sp->whole && sp->end_ns)
+                ss_span_end(s, sp->end_ns, sp->status_code, m.status_msg.ptr, m.status_msg.len);
+        return s;
 }
 
 /* A sink that keeps a reference to every span handed to it; puts counts put() calls. */
