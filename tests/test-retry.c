@@ -58,6 +58,8 @@ START_TEST(test_after_capped)
         /* past what seconds * 1000 could hold in 32 bits, and in a long */
         ck_assert_int_eq(ss_retry_after_parse("4294968", 0), SS_RETRY_AFTER_MAX_MS);
         ck_assert_int_eq(ss_retry_after_parse("18446744073709551", 0), SS_RETRY_AFTER_MAX_MS);
+        /* past what strtoull holds: still a number of seconds, so the longest wait */
+        ck_assert_int_eq(ss_retry_after_parse("99999999999999999999999", 0), SS_RETRY_AFTER_MAX_MS);
         /* a date a day ahead */
         ck_assert_int_eq(ss_retry_after_parse("Sun, 06 Nov 1994 08:49:37 GMT", RFC_DATE_T - 86400),
                          SS_RETRY_AFTER_MAX_MS);
@@ -90,7 +92,17 @@ END_TEST
 START_TEST(test_after_garbage)
 {
         static const char *const bad[] = {
-            "", "   ", "soon", "-5", "+5", "1.5", "0x10", "12abc", "Nov", "tomorrow at noon",
+            "",
+            "   ",
+            "soon",
+            "-5",
+            "+5",
+            "1.5",
+            "0x10",
+            "12abc",
+            "5 seconds",
+            "Nov",
+            "tomorrow at noon",
         };
 
         for (size_t i = 0; i < SS_ELEMENTSOF(bad); i++)
