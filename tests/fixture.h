@@ -229,3 +229,47 @@ static inline ss_span *fx_span(ss_resource *r, const char *name, uint8_t trace_s
         ck_assert_ptr_nonnull(s);
         return s;
 }
+
+static inline void fx_on_tick(uv_timer_t *t)
+{
+        (*(unsigned *)t->data)++;
+}
+
+static inline bool fx_ticked_thrice(void *ctx)
+{
+        return *(unsigned *)ctx >= 3;
+}
+
+/* True when a repeating timer of loop fires three times: nothing blocks the loop. */
+static inline bool fx_loop_turns(uv_loop_t *loop)
+{
+        unsigned ticks = 0;
+        uv_timer_t t;
+        bool ok;
+
+        ck_assert_int_eq(uv_timer_init(loop, &t), 0);
+        t.data = &ticks;
+        ck_assert_int_eq(uv_timer_start(&t, fx_on_tick, 1, 1), 0);
+        ok = fx_run_until(loop, fx_ticked_thrice, &ticks);
+        uv_close((uv_handle_t *)&t, NULL);
+        uv_run(loop, UV_RUN_NOWAIT); /* t lives on this stack: its close must be done */
+        return ok;
+}
+
+static inline void fx_assert_has(const char *hay, const char *needle)
+{
+        ck_assert_msg(strstr(hay, needle), "missing \"%s\" in:\n%s", needle, hay);
+}
+
+/* The first size - 1 bytes of the file at path, NUL-terminated in buf; how many. */
+static inline size_t fx_read_file(const char *path, char *buf, size_t size)
+{
+        FILE *f = fopen(path, "re");
+        size_t n;
+
+        ck_assert_msg(f != NULL, "cannot open %s", path);
+        n = fread(buf, 1, size - 1, f);
+        buf[n] = '\0';
+        fclose(f);
+        return n;
+}

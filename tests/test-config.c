@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "conf/config.h"
+#include "fixture.h"
 #include "sidespan-version.h"
 
 static const char *const env_names[] = {
@@ -105,11 +106,6 @@ static int load_argv(char **argv)
 #define LOAD(...)      load_argv((char *[]){"sidespand", __VA_ARGS__, NULL})
 #define LOAD_NO_ARGS() load_argv((char *[]){"sidespand", NULL})
 
-static void assert_has(const char *hay, const char *needle)
-{
-        ck_assert_msg(strstr(hay, needle), "missing \"%s\" in:\n%s", needle, hay);
-}
-
 /* The stage configurations point at the strings cfg owns. */
 static void assert_linked(void)
 {
@@ -181,7 +177,7 @@ START_TEST(default_socket_paths)
                 ck_assert_str_eq(cfg.socket_path, "/run/user/1000/sidespan.sock");
                 ck_assert_int_eq(unsetenv("XDG_RUNTIME_DIR"), 0);
                 ck_assert_int_eq(LOAD_NO_ARGS(), -EINVAL);
-                assert_has(err_text, "SIDESPAN_SOCKET");
+                fx_assert_has(err_text, "SIDESPAN_SOCKET");
         }
         assert_linked();
 }
@@ -351,8 +347,8 @@ START_TEST(help_and_version_exit_zero)
         /* Even with a bad value in the environment. */
         ck_assert_int_eq(setenv("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc", 1), 0);
         ck_assert_int_eq(LOAD("--help"), 1);
-        assert_has(out_text, "Usage: sidespand");
-        assert_has(out_text, "--max-frame");
+        fx_assert_has(out_text, "Usage: sidespand");
+        fx_assert_has(out_text, "--max-frame");
         ck_assert_str_eq(err_text, "");
         ck_assert_int_eq(LOAD("-V"), 1);
         snprintf(want, sizeof(want), "sidespand %s\n", SIDESPAN_VERSION_STRING);
@@ -413,16 +409,16 @@ START_TEST(bad_value_names_what_and_value)
         if (c->env)
                 ck_assert_int_eq(setenv(c->env, c->value, 1), 0);
         ck_assert_int_eq(load_argv(argv), -EINVAL);
-        assert_has(err_text, c->says[0]);
-        assert_has(err_text, c->says[1]);
+        fx_assert_has(err_text, c->says[0]);
+        fx_assert_has(err_text, c->says[1]);
 }
 END_TEST
 
 START_TEST(otlp_http_without_endpoint)
 {
         ck_assert_int_eq(LOAD("-e", "otlp-http"), -EINVAL);
-        assert_has(err_text, "otlp-http");
-        assert_has(err_text, "--endpoint");
+        fx_assert_has(err_text, "otlp-http");
+        fx_assert_has(err_text, "--endpoint");
 }
 END_TEST
 
@@ -436,8 +432,8 @@ START_TEST(empty_endpoint_flag)
 
         ck_assert_ptr_nonnull(empty);
         ck_assert_int_eq(load_argv((char *[]){"sidespand", "--endpoint", empty, NULL}), -EINVAL);
-        assert_has(err_text, "--endpoint");
-        assert_has(err_text, "''");
+        fx_assert_has(err_text, "--endpoint");
+        fx_assert_has(err_text, "''");
         free(empty);
 }
 END_TEST

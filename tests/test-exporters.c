@@ -89,22 +89,11 @@ static void trace_hex(uint8_t trace, char *hex)
         ss_hex(hex, id, SS_TRACE_ID_LEN);
 }
 
-static void assert_has(const char *hay, const char *needle)
-{
-        ck_assert_msg(strstr(hay, needle), "missing \"%s\" in:\n%s", needle, hay);
-}
-
 static char *read_all(const char *p)
 {
         static char buf[1 << 16];
-        int fd = open(p, O_RDONLY | O_CLOEXEC);
-        ssize_t n;
 
-        ck_assert_int_ge(fd, 0);
-        n = read(fd, buf, sizeof(buf) - 1);
-        ck_assert_int_ge(n, 0);
-        buf[n] = '\0';
-        close(fd);
+        fx_read_file(p, buf, sizeof(buf));
         return buf;
 }
 
@@ -152,14 +141,14 @@ START_TEST(file_appends_one_line_per_batch)
         trace_hex(4, hex2);
         ck_assert_str_eq(lines[0], "earlier");
         ck_assert_int_eq(strncmp(lines[1], "{\"resourceSpans\":", 17), 0);
-        assert_has(lines[1], "\"agent.run\"");
-        assert_has(lines[1], "\"llm.call\"");
-        assert_has(lines[1], hex1);
-        assert_has(lines[1], "\"export-svc\"");
+        fx_assert_has(lines[1], "\"agent.run\"");
+        fx_assert_has(lines[1], "\"llm.call\"");
+        fx_assert_has(lines[1], hex1);
+        fx_assert_has(lines[1], "\"export-svc\"");
         ck_assert_ptr_null(strstr(lines[1], "second.batch"));
         ck_assert_int_eq(strncmp(lines[2], "{\"resourceSpans\":", 17), 0);
-        assert_has(lines[2], "\"second.batch\"");
-        assert_has(lines[2], hex2);
+        fx_assert_has(lines[2], "\"second.batch\"");
+        fx_assert_has(lines[2], hex2);
         ck_assert_ptr_null(strstr(lines[2], hex1));
         destroy_wait(e);
 }
@@ -177,8 +166,8 @@ START_TEST(file_batches_by_size)
         ck_assert_uint_eq(e->stats.requests, 2);
         ck_assert_uint_eq(e->stats.spans_exported, 4);
         ck_assert_uint_eq(split_lines(read_all(path), lines, 8), 2);
-        assert_has(lines[0], "\"tool.exec\"");
-        assert_has(lines[1], "\"http.get\"");
+        fx_assert_has(lines[0], "\"tool.exec\"");
+        fx_assert_has(lines[1], "\"http.get\"");
         ck_assert_ptr_null(strstr(lines[1], "agent.run"));
         destroy_wait(e);
 }
@@ -219,16 +208,6 @@ START_TEST(fifo_without_reader_fails_at_once)
 }
 END_TEST
 
-static void on_tick(uv_timer_t *t)
-{
-        (*(unsigned *)t->data)++;
-}
-
-static bool ticked(void *ctx)
-{
-        return *(unsigned *)ctx >= 3;
-}
-
 static unsigned drained;
 
 static void on_drained(void *ctx)
@@ -261,8 +240,6 @@ START_TEST(fifo_nobody_reads)
         char *name = malloc(name_len + 1);
         ss_pipeline *p = NULL;
         ss_exporter *e = NULL;
-        unsigned ticks = 0;
-        uv_timer_t tick;
         ss_counters c;
         size_t line, fit;
         ss_span *big;
@@ -291,11 +268,7 @@ START_TEST(fifo_nobody_reads)
         ck_assert_uint_eq(e->stats.failures, BATCHES - fit);
         ck_assert(ss_pipeline_busy(p));
         /* The loop keeps turning. */
-        ck_assert_int_eq(uv_timer_init(&loop, &tick), 0);
-        tick.data = &ticks;
-        ck_assert_int_eq(uv_timer_start(&tick, on_tick, 1, 1), 0);
-        ck_assert(fx_run_until(&loop, ticked, &ticks));
-        uv_close((uv_handle_t *)&tick, NULL);
+        ck_assert(fx_loop_turns(&loop));
         ss_counters_init(&c);
         ss_pipeline_counters(p, &c);
         ck_assert_uint_eq(ss_counters_get(&c, "exporter.file.spans_in"), BATCHES);
@@ -388,7 +361,7 @@ START_TEST(console_chunk_without_its_root)
         e->ops->flush(e); /* nothing held back: a no-op */
         ck_assert(fx_run_until(&loop, read_until_idle, &t));
         ck_assert_uint_eq(split_lines(t.buf, lines, 8), 3);
-        assert_has(lines[0], "2 spans");
+        fx_assert_has(lines[0], "2 spans");
         ck_assert_int_eq(strncmp(lines[1], "  llm.call  ", 12), 0);
         ck_assert_int_eq(strncmp(lines[2], "  tool.exec  ", 13), 0);
         ck_assert_uint_eq(e->stats.spans_exported, 2);

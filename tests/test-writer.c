@@ -112,19 +112,6 @@ static void close_wait(void)
         ck_assert_uint_eq(got.closed, 1);
 }
 
-static size_t read_file(const char *p, char *buf, size_t size)
-{
-        int fd = open(p, O_RDONLY | O_CLOEXEC);
-        ssize_t n;
-
-        ck_assert_int_ge(fd, 0);
-        n = read(fd, buf, size - 1);
-        ck_assert_int_ge(n, 0);
-        buf[n] = '\0';
-        close(fd);
-        return (size_t)n;
-}
-
 static bool fd_open(int fd)
 {
         return fcntl(fd, F_GETFD) >= 0;
@@ -151,7 +138,7 @@ START_TEST(file_chunks_in_order)
                 ck_assert_uint_eq(got.items[i], i + 1);
                 ck_assert_int_eq(got.status[i], 0);
         }
-        ck_assert_uint_eq(read_file(path, text, sizeof(text)), 14);
+        ck_assert_uint_eq(fx_read_file(path, text, sizeof(text)), 14);
         ck_assert_str_eq(text, "one\ntwo\nthree\n");
         close_wait();
         ck_assert(!fd_open(fd)); /* owned: closed with the writer */
@@ -182,7 +169,7 @@ START_TEST(file_bound_and_close_with_a_write_in_flight)
         ck_assert_int_eq(got.status[0], 0);
         ck_assert_uint_eq(got.items[1], 2);
         ck_assert_int_eq(got.status[1], -ECANCELED);
-        ck_assert_uint_eq(read_file(path, text, sizeof(text)), 8);
+        ck_assert_uint_eq(fx_read_file(path, text, sizeof(text)), 8);
         ck_assert_int_eq(write_text("late", 1), -ECANCELED);
 }
 END_TEST
@@ -332,21 +319,9 @@ static size_t fill(size_t *k, size_t *items)
         return taken;
 }
 
-static void on_tick(uv_timer_t *t)
-{
-        (*(unsigned *)t->data)++;
-}
-
-static bool ticked(void *ctx)
-{
-        return *(unsigned *)ctx >= 3;
-}
-
 START_TEST(pipe_nobody_reads)
 {
         size_t k = 0, items = 0, in_pipe = 0, ok_chunks = 0;
-        unsigned ticks = 0;
-        uv_timer_t tick;
         char *buf;
         ssize_t n;
         int p[2];
@@ -358,11 +333,7 @@ START_TEST(pipe_nobody_reads)
         ck_assert_uint_eq(fill(&k, &items), BOUND / CHUNK);
         ck_assert_uint_eq(w.queued, BOUND);
         /* The loop goes on turning while the pipe is full. */
-        ck_assert_int_eq(uv_timer_init(&loop, &tick), 0);
-        tick.data = &ticks;
-        ck_assert_int_eq(uv_timer_start(&tick, on_tick, 1, 1), 0);
-        ck_assert(fx_run_until(&loop, ticked, &ticks));
-        uv_close((uv_handle_t *)&tick, NULL);
+        ck_assert(fx_loop_turns(&loop));
         /* What fit in the pipe is done; the rest waits, and the bound holds again. */
         ck_assert_uint_gt(got.calls, 0);
         ck_assert_uint_lt(got.calls, k);
