@@ -915,6 +915,12 @@ int main(void)
         TCase *bad = tcase_create("bad-input");
         TCase *conns = tcase_create("connections");
         TCase *file = tcase_create("socket-file");
+        TCase *all[] = {ctrl, bad, conns, file};
+
+        /* Waits are bounded by FX_WAIT_MS, so a wait that fails says so before Check's own
+         * timeout (4 s when the test runs outside meson) cuts it short. */
+        for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++)
+                tcase_set_timeout(all[i], 30);
 
         tcase_add_checked_fixture(ctrl, setup, teardown);
         tcase_add_test(ctrl, flush_answered_with_its_sequence);
