@@ -25,12 +25,23 @@ static char dir[64], path[128];
 static ss_resource *res;
 static int rd = -1; /* the read end of a pipe or FIFO the test holds */
 
+/* The directory is made and removed by Check's parent process, once per test case, so that
+ * a failed test leaves nothing behind; each test clears what it made. */
+static void dir_make(void)
+{
+        fx_tmpdir(dir, sizeof(dir), "exporters");
+}
+
+static void dir_remove(void)
+{
+        fx_tmpdir_remove(dir);
+}
+
 static void setup(void)
 {
         ss_log_set_level(SS_LOG_ERR);
         rd = -1;
         ck_assert_int_eq(uv_loop_init(&loop), 0);
-        fx_tmpdir(dir, sizeof(dir), "exporters");
         snprintf(path, sizeof(path), "%s/traces.jsonl", dir);
         res = mp_resource("export-svc", "sidespan-test", "1.2.3");
 }
@@ -42,7 +53,7 @@ static void teardown(void)
         if (rd >= 0)
                 close(rd);
         ss_resource_unref(res);
-        fx_tmpdir_remove(dir);
+        fx_tmpdir_clear(dir);
 }
 
 /* Hand e one trace: spans named names[i], span i + 1 the child of parents[i] (< 0: a root). */
@@ -376,6 +387,7 @@ int main(void)
         TCase *file = tcase_create("file");
         TCase *console = tcase_create("console");
 
+        tcase_add_unchecked_fixture(file, dir_make, dir_remove);
         tcase_add_checked_fixture(file, setup, teardown);
         tcase_add_test(file, file_appends_one_line_per_batch);
         tcase_add_test(file, file_batches_by_size);
@@ -385,6 +397,7 @@ int main(void)
         tcase_add_test(file, fifo_nobody_reads);
         suite_add_tcase(s, file);
 
+        tcase_add_unchecked_fixture(console, dir_make, dir_remove);
         tcase_add_checked_fixture(console, setup, teardown);
         tcase_add_test(console, console_prints_the_tree);
         tcase_add_test(console, console_chunk_without_its_root);

@@ -42,6 +42,18 @@ static ss_listener_config listener_config(const char *path)
 
 /* ---- the daemon's side ------------------------------------------------------------------ */
 
+/* The directory is made and removed by Check's parent process, once per test case, so that
+ * a failed test leaves nothing behind; each test clears what it made. */
+static void dir_make(void)
+{
+        fx_tmpdir(dir, sizeof(dir), "listener");
+}
+
+static void dir_remove(void)
+{
+        fx_tmpdir_remove(dir);
+}
+
 static void setup(void)
 {
         ss_assembler_config acfg = {
@@ -57,7 +69,6 @@ static void setup(void)
         ss_fault_arm(SS_FAULT_ACCEPT_ALLOC, 0);
         fx_sink_init(&rec);
         ck_assert_int_eq(uv_loop_init(&loop), 0);
-        fx_tmpdir(dir, sizeof(dir), "listener");
         snprintf(sock_path, sizeof(sock_path), "%s/s.sock", dir);
         ck_assert_int_eq(ss_assembler_new(&loop, &acfg, &rec.base, &asm_), 0);
         ck_assert_int_eq(ss_control_new(&rec.base, &ctl), 0);
@@ -100,7 +111,7 @@ static void teardown(void)
         fx_sink_clear(&rec);
         uv_run(&loop, UV_RUN_DEFAULT);
         ck_assert_int_eq(uv_loop_close(&loop), 0);
-        fx_tmpdir_remove(dir);
+        fx_tmpdir_clear(dir);
 }
 
 /* The value of a counter as STATS would report it now; absent is a failure. */
@@ -922,6 +933,7 @@ int main(void)
         for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++)
                 tcase_set_timeout(all[i], 30);
 
+        tcase_add_unchecked_fixture(ctrl, dir_make, dir_remove);
         tcase_add_checked_fixture(ctrl, setup, teardown);
         tcase_add_test(ctrl, flush_answered_with_its_sequence);
         tcase_add_test(ctrl, flush_needs_no_hello);
@@ -932,18 +944,21 @@ int main(void)
         tcase_add_test(ctrl, unknown_message_is_skipped);
         suite_add_tcase(s, ctrl);
 
+        tcase_add_unchecked_fixture(bad, dir_make, dir_remove);
         tcase_add_checked_fixture(bad, setup, teardown);
         tcase_add_loop_test(bad, bad_input_closes_only_that_connection, 0,
                             (int)(sizeof(bad_inputs) / sizeof(bad_inputs[0])));
         tcase_add_test(bad, peer_not_reading_replies_is_closed);
         suite_add_tcase(s, bad);
 
+        tcase_add_unchecked_fixture(conns, dir_make, dir_remove);
         tcase_add_checked_fixture(conns, setup, teardown);
         tcase_add_test(conns, max_connections_refused_and_counted);
         tcase_add_test(conns, accept_failure_closes_client_and_keeps_listening);
         tcase_add_test(conns, accept_failures_back_to_back);
         suite_add_tcase(s, conns);
 
+        tcase_add_unchecked_fixture(file, dir_make, dir_remove);
         tcase_add_checked_fixture(file, setup, teardown);
         tcase_add_test(file, socket_file_mode);
         tcase_add_test(file, stale_socket_is_replaced);

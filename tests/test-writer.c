@@ -52,12 +52,23 @@ static void on_closed(void *ctx)
         got.closed++;
 }
 
+/* The directory is made and removed by Check's parent process, once per test case, so that
+ * a failed test leaves nothing behind; each test clears what it made. */
+static void dir_make(void)
+{
+        fx_tmpdir(dir, sizeof(dir), "writer");
+}
+
+static void dir_remove(void)
+{
+        fx_tmpdir_remove(dir);
+}
+
 static void setup(void)
 {
         memset(&got, 0, sizeof(got));
         rd = -1;
         ck_assert_int_eq(uv_loop_init(&loop), 0);
-        fx_tmpdir(dir, sizeof(dir), "writer");
         snprintf(path, sizeof(path), "%s/out", dir);
 }
 
@@ -67,7 +78,7 @@ static void teardown(void)
         ck_assert_int_eq(uv_loop_close(&loop), 0);
         if (rd >= 0)
                 close(rd);
-        fx_tmpdir_remove(dir);
+        fx_tmpdir_clear(dir);
 }
 
 /* Queue text as one chunk of items; data must be taken. */
@@ -371,6 +382,7 @@ int main(void)
         TCase *file = tcase_create("file");
         TCase *pipe_ = tcase_create("pipe");
 
+        tcase_add_unchecked_fixture(file, dir_make, dir_remove);
         tcase_add_checked_fixture(file, setup, teardown);
         tcase_add_test(file, file_chunks_in_order);
         tcase_add_test(file, file_bound_and_close_with_a_write_in_flight);
@@ -378,6 +390,7 @@ int main(void)
         tcase_add_test(file, file_not_owned_stays_open);
         suite_add_tcase(s, file);
 
+        tcase_add_unchecked_fixture(pipe_, dir_make, dir_remove);
         tcase_add_checked_fixture(pipe_, setup, teardown);
         tcase_add_test(pipe_, pipe_read_by_the_test);
         tcase_add_test(pipe_, pipe_not_owned_is_duplicated);
