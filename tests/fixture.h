@@ -248,3 +248,153 @@ static inline ss_span *fx_sink_find(const fx_sink *r, const char *name)
                         return r->spans[i];
         return NULL;
 }
+
+/* ---- loops, temporary directories and finished spans (ingest and export suites) ---- */
+
+#include <dirent.h>
+#include <poll.h>
+#include <stdio.h>
+#include <time.h>
+#include <unistd.h>
+#include <uv.h>
+
+/* How long a test may wait for something to happen: a bound against hanging, not a timing
+ * assertion. */
+#define FX_WAIT_MS 5000
+
+static inline uint64_t fx_now_ms(void)
+{
+        struct timespec ts;
+
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+/* Turn loop (UV_RUN_NOWAIT, then a 1 ms nap) until pred(ctx) holds; false after FX_WAIT_MS. */
+static inline bool fx_run_until(uv_loop_t *loop, bool (*pred)(void *ctx), void *ctx)
+{
+        uint64_t deadline = fx_now_ms() + FX_WAIT_MS;
+
+        while (!pred(ctx)) {
+                if (fx_now_ms() > deadline)
+                        return false;
+                uv_run(loop, UV_RUN_NOWAIT);
+                poll(NULL, 0, 1);
+        }
+        return true;
+}
+
+/* A fresh directory "/tmp/ss-test-<tag>-XXXXXX" written to dir. */
+static inline void fx_tmpdir(char *dir, size_t size, const char *tag)
+{
+        ck_assert_int_lt(snprintf(dir, size, "/tmp/ss-test-%s-XXXXXX", tag), (int)size);
+        ck_assert_ptr_nonnull(mkdtemp(dir));
+}
+
+/* Remove the files in dir (one level: the suites make no subdirectories). */
+static inline void fx_tmpdir_clear(const char *dir)
+{
+        DIR *d = opendir(dir);
+        struct dirent *e;
+        char path[512];
+
+        if (!d)
+                return;
+        while ((e = readdir(d)))
+                if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0) {
+                        snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
+                        unlink(path);
+                }
+        closedir(d);
+}
+
+/* Remove dir and its files. Without assertions: an unchecked teardown calls it in Check's
+ * parent process, so the directory goes even when a test failed half-way. */
+static inline void fx_tmpdir_remove(const char *dir)
+{
+        fx_tmpdir_clear(dir);
+        (void)rmdir(dir);
+}
+
+/* The ids fx_span() gives: byte i of a trace id is seed + i, of a span id seed * 16 + i. */
+static inline void fx_trace_id(uint8_t seed, uint8_t *out)
+{
+        for (unsigned i = 0; i < SS_TRACE_ID_LEN; i++)
+                out[i] = (uint8_t)(seed + i);
+}
+
+static inline void fx_span_id(uint8_t seed, uint8_t *out)
+{
+        for (unsigned i = 0; i < SS_SPAN_ID_LEN; i++)
+                out[i] = (uint8_t)(seed * 16 + i);
+}
+
+/* A finished span of r in trace trace_seed: a root when parent_seed < 0, else the child of
+ * span parent_seed; it starts span_seed microseconds after its trace and lasts 1 ms. */
+static inline ss_span *fx_span(ss_resource *r, const char *name, uint8_t trace_seed,
+                               uint8_t span_seed, int parent_seed)
+{
+        static const ss_limits lim = {.max_attrs = 16, .max_events = 16, .max_value_len = 1024};
+        uint8_t tid[SS_TRACE_ID_LEN], sid[SS_SPAN_ID_LEN], pid[SS_SPAN_ID_LEN];
+        uint64_t start = 1700000000000000000ull + span_seed * 1000ull;
+        ss_span *s;
+
+        fx_trace_id(trace_seed, tid);
+        fx_span_id(span_seed, sid);
+        fx_span_id((uint8_t)parent_seed, pid);
+        s = ss_span_new(&(ss_msg_span){.trace_id = tid,
+                                       .span_id = sid,
+                                       .parent_id = parent_seed >= 0 ? pid : NULL,
+                                       .name = {name, (uint32_t)strlen(name)},
+                                       .kind = SS_KIND_INTERNAL,
+                                       .start_ns = start,
+                                       .end_ns = start + 1000000u,
+                                       .status_code = SS_STATUS_OK},
+                        true, r, &lim);
+        ck_assert_ptr_nonnull(s);
+        return s;
+}
+
+static inline void fx_on_tick(uv_timer_t *t)
+{
+        (*(unsigned *)t->data)++;
+}
+
+static inline bool fx_ticked_thrice(void *ctx)
+{
+        return *(unsigned *)ctx >= 3;
+}
+
+/* True when a repeating timer of loop fires three times: nothing blocks the loop. */
+static inline bool fx_loop_turns(uv_loop_t *loop)
+{
+        unsigned ticks = 0;
+        uv_timer_t t;
+        bool ok;
+
+        ck_assert_int_eq(uv_timer_init(loop, &t), 0);
+        t.data = &ticks;
+        ck_assert_int_eq(uv_timer_start(&t, fx_on_tick, 1, 1), 0);
+        ok = fx_run_until(loop, fx_ticked_thrice, &ticks);
+        uv_close((uv_handle_t *)&t, NULL);
+        uv_run(loop, UV_RUN_NOWAIT); /* t lives on this stack: its close must be done */
+        return ok;
+}
+
+static inline void fx_assert_has(const char *hay, const char *needle)
+{
+        ck_assert_msg(strstr(hay, needle), "missing \"%s\" in:\n%s", needle, hay);
+}
+
+/* The first size - 1 bytes of the file at path, NUL-terminated in buf; how many. */
+static inline size_t fx_read_file(const char *path, char *buf, size_t size)
+{
+        FILE *f = fopen(path, "re");
+        size_t n;
+
+        ck_assert_msg(f != NULL, "cannot open %s", path);
+        n = fread(buf, 1, size - 1, f);
+        buf[n] = '\0';
+        fclose(f);
+        return n;
+}
