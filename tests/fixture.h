@@ -330,29 +330,29 @@ static inline void fx_span_id(uint8_t seed, uint8_t *out)
 }
 
 /* A finished span of r in trace trace_seed: a root when parent_seed < 0, else the child of
- * span parent_seed; it starts span_seed microseconds after its trace and lasts 1 ms. */
-static inline ss_span *fx_span(ss_resource *r, const char *name, uint8_t trace_seed,
-                               uint8_t span_seed, int parent_seed)
+ * span parent_seed; it starts span_seed microseconds after its trace and lasts 1 ms. Ids as
+ * fx_trace_id() and fx_span_id() make them. */
+static inline ss_span *fx_finished_span(ss_resource *r, const char *name, uint8_t trace_seed,
+                                        uint8_t span_seed, int parent_seed)
 {
         static const ss_limits lim = {.max_attrs = 16, .max_events = 16, .max_value_len = 1024};
         uint8_t tid[SS_TRACE_ID_LEN], sid[SS_SPAN_ID_LEN], pid[SS_SPAN_ID_LEN];
         uint64_t start = 1700000000000000000ull + span_seed * 1000ull;
-        ss_span *s;
 
         fx_trace_id(trace_seed, tid);
         fx_span_id(span_seed, sid);
         fx_span_id((uint8_t)parent_seed, pid);
-        s = ss_span_new(&(ss_msg_span){.trace_id = tid,
+        return fx_span(&(fx_span_spec){.resource = r,
+                                       .name = name,
+                                       .trace_id = tid,
                                        .span_id = sid,
                                        .parent_id = parent_seed >= 0 ? pid : NULL,
-                                       .name = {name, (uint32_t)strlen(name)},
                                        .kind = SS_KIND_INTERNAL,
                                        .start_ns = start,
                                        .end_ns = start + 1000000u,
-                                       .status_code = SS_STATUS_OK},
-                        true, r, &lim);
-        ck_assert_ptr_nonnull(s);
-        return s;
+                                       .status_code = SS_STATUS_OK,
+                                       .limits = &lim,
+                                       .whole = true});
 }
 
 static inline void fx_on_tick(uv_timer_t *t)

@@ -54,7 +54,7 @@ static void setup(void)
         res = mp_resource("batch-svc", NULL, NULL);
         for (int i = 0; i < N_SPANS; i++) {
                 name[0] = (char)('a' + i);
-                spans[i] = fx_span(res, name, 1, (uint8_t)i, -1);
+                spans[i] = fx_finished_span(res, name, 1, (uint8_t)i, -1);
         }
 }
 

@@ -64,7 +64,7 @@ static void add_trace(ss_exporter *e, uint8_t trace, const char *const *names, c
 
         ck_assert_uint_le(n, 16);
         for (size_t i = 0; i < n; i++)
-                spans[i] = fx_span(res, names[i], trace, (uint8_t)(i + 1), parents[i]);
+                spans[i] = fx_finished_span(res, names[i], trace, (uint8_t)(i + 1), parents[i]);
         e->ops->add(e, spans, n);
         for (size_t i = 0; i < n; i++)
                 ss_span_unref(spans[i]);
@@ -258,7 +258,7 @@ START_TEST(fifo_nobody_reads)
         ck_assert_ptr_nonnull(name);
         memset(name, 'n', name_len);
         name[name_len] = '\0';
-        big = fx_span(res, name, 9, 1, -1);
+        big = fx_finished_span(res, name, 9, 1, -1);
         free(name);
         line = json_line_size(&big, 1);
         fit = SS_WRITER_MAX_QUEUED_DEFAULT / line;

@@ -136,8 +136,8 @@ static void setup(void)
         ck_assert_int_eq(ss_pipeline_new(&loop, &pl), 0);
         res = mp_resource("pipe-svc", NULL, NULL);
         for (int i = 0; i < 3; i++)
-                spans[i] =
-                    fx_span(res, i == 0 ? "root" : "child", 2, (uint8_t)(i + 1), i == 0 ? -1 : 1);
+                spans[i] = fx_finished_span(res, i == 0 ? "root" : "child", 2, (uint8_t)(i + 1),
+                                            i == 0 ? -1 : 1);
 }
 
 static void on_drained(void *ctx)
