@@ -210,9 +210,8 @@ START_TEST(file_not_owned_stays_open)
         ck_assert_int_eq(write_text("kept\n", 1), 0);
         wait_done(1);
         ss_writer_close(&w, on_closed);
-        /* DAEMON BUG (export/writer.c:110): with a file descriptor it does not own and no write
-         * in flight, ss_writer_close() calls closed() before it returns, against writer.h's
-         * "close, then closed(ctx) from the loop". Fails until closed() is deferred. */
+        /* With a file descriptor it does not own and no write in flight, closed() still
+         * comes from the loop, not from inside ss_writer_close(). */
         ck_assert_uint_eq(got.closed, 0);
         uv_run(&loop, UV_RUN_DEFAULT);
         ck_assert_uint_eq(got.closed, 1);
