@@ -172,11 +172,6 @@ void ssc_sender_after_fork(sidespan_client *c);
 /* Free what the sender owns, after it stopped. */
 void ssc_sender_free(sidespan_client *c);
 
-/* Append one attribute to a packed map body, validating it first; content keys are
- * skipped (returning 0 with *added false) when drop_content. On failure b is unchanged:
- * -EINVAL for a malformed attribute, -ENOBUFS/-ENOMEM when b is full. */
-int ssc_pack_attr(ss_buf *b, const sidespan_attr *a, bool drop_content, bool *ret_added);
-
 /*
  * Start a span below parent (NULL: a new root) with attributes that travel in
  * SPAN_START. The name is prefix followed by suffix (suffix may be NULL).

@@ -16,6 +16,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "attrs.h"
 #include "client-internal.h"
 #include "ss-id.h"
 #include "ss-kvlist.h"
@@ -149,7 +150,7 @@ static int pack_resource(sidespan_client *c, const sidespan_options *o)
 
                 if (a->key && ss_hello_key(a->key, strlen(a->key), NULL))
                         continue;
-                r = ssc_pack_attr(&c->resource, a, false, &added);
+                r = ssc_attrs_pack_one(&c->resource, a, false, &added);
                 if (r < 0)
                         return r;
                 c->n_resource += added;

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "attrs.h"
 #include "client-internal.h"
 #include "ss-id.h"
 
@@ -72,130 +73,6 @@ static int encode_failed(sidespan_client *c, int r)
         return r == -ENOBUFS ? -EMSGSIZE : r;
 }
 
-/* ---- attributes --------------------------------------------------------------------- */
-
-static int check_attr(const sidespan_attr *a)
-{
-        if (!a || !a->key || !a->key[0])
-                return -EINVAL;
-        switch (a->type) {
-        case SIDESPAN_ATTR_STR:
-                return a->value.s ? 0 : -EINVAL;
-        case SIDESPAN_ATTR_INT:
-        case SIDESPAN_ATTR_DOUBLE:
-        case SIDESPAN_ATTR_BOOL:
-                return 0;
-        case SIDESPAN_ATTR_STR_ARRAY:
-                if (a->value.strs.n > UINT32_MAX || (a->value.strs.n && !a->value.strs.v))
-                        return -EINVAL;
-                for (size_t i = 0; i < a->value.strs.n; i++)
-                        if (!a->value.strs.v[i])
-                                return -EINVAL;
-                return 0;
-        case SIDESPAN_ATTR_INT_ARRAY:
-        case SIDESPAN_ATTR_DOUBLE_ARRAY:
-                /* ints and doubles share the layout {v, n}. */
-                if (a->value.ints.n > UINT32_MAX || (a->value.ints.n && !a->value.ints.v))
-                        return -EINVAL;
-                return 0;
-        default:
-                return -EINVAL;
-        }
-}
-
-static int pack_str(msgpack_packer *pk, const char *s)
-{
-        size_t n = strlen(s);
-
-        if (n > UINT32_MAX)
-                return -EINVAL;
-        return msgpack_pack_str_with_body(pk, s, n);
-}
-
-static int pack_value(msgpack_packer *pk, const sidespan_attr *a)
-{
-        int r = 0;
-
-        switch (a->type) {
-        case SIDESPAN_ATTR_STR:
-                return pack_str(pk, a->value.s);
-        case SIDESPAN_ATTR_INT:
-                return msgpack_pack_int64(pk, a->value.i);
-        case SIDESPAN_ATTR_DOUBLE:
-                return msgpack_pack_double(pk, a->value.d);
-        case SIDESPAN_ATTR_BOOL:
-                return a->value.b ? msgpack_pack_true(pk) : msgpack_pack_false(pk);
-        case SIDESPAN_ATTR_STR_ARRAY:
-                r = msgpack_pack_array(pk, a->value.strs.n);
-                for (size_t i = 0; !r && i < a->value.strs.n; i++)
-                        r = pack_str(pk, a->value.strs.v[i]);
-                return r;
-        case SIDESPAN_ATTR_INT_ARRAY:
-                r = msgpack_pack_array(pk, a->value.ints.n);
-                for (size_t i = 0; !r && i < a->value.ints.n; i++)
-                        r = msgpack_pack_int64(pk, a->value.ints.v[i]);
-                return r;
-        default: /* SIDESPAN_ATTR_DOUBLE_ARRAY, checked before */
-                r = msgpack_pack_array(pk, a->value.doubles.n);
-                for (size_t i = 0; !r && i < a->value.doubles.n; i++)
-                        r = msgpack_pack_double(pk, a->value.doubles.v[i]);
-                return r;
-        }
-}
-
-int ssc_pack_attr(ss_buf *b, const sidespan_attr *a, bool drop_content, bool *ret_added)
-{
-        size_t start = b->len;
-        msgpack_packer pk;
-        int r;
-
-        r = check_attr(a);
-        if (r < 0)
-                return r;
-        if (drop_content && ss_content_key(a->key, strlen(a->key))) {
-                *ret_added = false;
-                return 0;
-        }
-        msgpack_packer_init(&pk, b, ss_buf_msgpack_write);
-        r = pack_str(&pk, a->key);
-        if (!r)
-                r = pack_value(&pk, a);
-        if (r) {
-                b->len = start;
-                return r < 0 ? r : -ENOBUFS;
-        }
-        *ret_added = true;
-        return 0;
-}
-
-/* Pack n attributes into b. A malformed one (-EINVAL) leaves b as it was. When one does
- * not fit: with skip_full it is left out and counted, else b is restored and -ENOBUFS. */
-static int pack_attrs(sidespan_client *c, ss_buf *b, const sidespan_attr *attrs, size_t n,
-                      bool skip_full, uint32_t *ret_count)
-{
-        size_t start = b->len;
-        uint32_t count = 0;
-
-        if (n && !attrs)
-                return -EINVAL;
-        for (size_t i = 0; i < n; i++) {
-                bool added;
-                int r = ssc_pack_attr(b, &attrs[i], !c->include_content, &added);
-
-                if (r < 0 && r != -EINVAL && skip_full) {
-                        atomic_fetch_add_explicit(&c->n.attrs_dropped, 1, memory_order_relaxed);
-                        continue;
-                }
-                if (r < 0) {
-                        b->len = start;
-                        return r;
-                }
-                count += added;
-        }
-        *ret_count = count;
-        return 0;
-}
-
 /* The SPAN_START options map: OTLP Span.flags (W3C flags, has-is-remote, is-remote) and
  * the trace state, packed into mem (SPAN_OPTIONS_MAX bytes). */
 static void pack_span_options(ss_buf *b, const sidespan_span *s, bool remote)
@@ -204,11 +81,11 @@ static void pack_span_options(ss_buf *b, const sidespan_span *s, bool remote)
         msgpack_packer pk;
 
         msgpack_packer_init(&pk, b, ss_buf_msgpack_write);
-        (void)pack_str(&pk, SS_OPT_FLAGS);
+        (void)ssc_attrs_pack_str(&pk, SS_OPT_FLAGS);
         (void)msgpack_pack_uint32(&pk, flags);
         if (s->trace_state && s->trace_state[0]) {
-                (void)pack_str(&pk, SS_OPT_TRACE_STATE);
-                (void)pack_str(&pk, s->trace_state);
+                (void)ssc_attrs_pack_str(&pk, SS_OPT_TRACE_STATE);
+                (void)ssc_attrs_pack_str(&pk, s->trace_state);
         }
 }
 
@@ -305,11 +182,16 @@ static char *join_name(char *buf, size_t size, const char *prefix, const char *s
 static int start_sampled(sidespan_span *s, const ssc_parent *p, const char *prefix,
                          const char *suffix, int kind, const sidespan_attr *attrs, size_t n)
 {
+        sidespan_client *c = s->client;
         char stack[NAME_STACK], *name;
+        uint64_t skipped = 0;
         size_t name_len;
         int r;
 
-        r = pack_attrs(s->client, &s->attrs, attrs, n, true, &s->n_attrs);
+        /* Start attributes that do not fit are left out and counted; the span goes on. */
+        r = ssc_attrs_pack(&s->attrs, attrs, n, !c->include_content, &skipped, &s->n_attrs);
+        if (skipped)
+                atomic_fetch_add_explicit(&c->n.attrs_dropped, skipped, memory_order_relaxed);
         if (r < 0)
                 return r;
         name = join_name(stack, sizeof(stack), prefix, suffix, &name_len);
@@ -392,10 +274,10 @@ SIDESPAN_EXPORT int sidespan_span_set_attr(sidespan_span *s, const sidespan_attr
         if (!s)
                 return 0;
         if (!s->sampled)
-                return check_attr(a);
+                return ssc_attrs_check(a);
         if (s->n_attrs == UINT32_MAX)
                 return -ENOBUFS;
-        r = ssc_pack_attr(&s->attrs, a, !s->client->include_content, &added);
+        r = ssc_attrs_pack_one(&s->attrs, a, !s->client->include_content, &added);
         if (r == -ENOBUFS || r == -ENOMEM)
                 atomic_fetch_add_explicit(&s->client->n.attrs_dropped, 1, memory_order_relaxed);
         if (r < 0)
@@ -482,7 +364,7 @@ SIDESPAN_EXPORT int sidespan_span_add_event(sidespan_span *s, const char *name,
         sc = scratch_get();
         if (!sc)
                 return encode_failed(c, -ENOMEM);
-        r = pack_attrs(c, &sc->map, attrs, n, false, &map.count);
+        r = ssc_attrs_pack(&sc->map, attrs, n, !c->include_content, NULL, &map.count);
         if (r == -EINVAL)
                 return r;
         if (r < 0)
