@@ -14,6 +14,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "options.h"
 #include "sidespan.h"
 #include "ss-buf.h"
 #include "ss-wire.h"
@@ -55,20 +56,8 @@ typedef struct ssc_counters {
 } ssc_counters;
 
 struct sidespan_client {
-        /* Set at open, read-only afterwards. */
         bool enabled;
-        bool include_content;
-        bool flush_on_exit;
-        int exit_timeout_ms;
-        double sample_rate;
-        size_t buffer_size;
-        size_t max_frame;
-        char *socket_path; /* explicit path or $SIDESPAN_SOCKET; NULL: resolve per attempt */
-        char *xdg_socket;  /* $XDG_RUNTIME_DIR/sidespan.sock, the fallback, or NULL */
-        char *service_name;
-        ss_buf resource; /* packed map body of the extra resource attributes */
-        uint32_t n_resource;
-        char trace_state[32]; /* "ot=th:<hex>" for traces rooted here, "" at rate 1 */
+        ssc_config cfg; /* set at open, read-only afterwards */
 
         pthread_mutex_t lock;
         pthread_cond_t cond; /* flush waiters: acks, connection outcomes */
@@ -135,15 +124,6 @@ struct sidespan_span {
 
 /* CLOCK_MONOTONIC in nanoseconds. */
 uint64_t ssc_mono_ns(void);
-
-/* Size-versioned public structs (their first field is the caller's sizeof). Fill dst, the
- * caller's struct of size bytes, from defaults of ours bytes: an older caller's struct is a
- * prefix of ours, a newer caller's extra fields are zeroed. Any thread. */
-void ssc_init_sized(void *dst, size_t size, const void *defaults, size_t ours);
-
-/* Overlay what a caller's struct in (NULL allowed) holds onto dst, our full-size struct of
- * ours bytes already filled with defaults, and mark dst full-size. Any thread. */
-void ssc_copy_sized(void *dst, size_t ours, const void *in);
 
 /*
  * Copy one encoded frame into the client's buffer, or drop and count it when

@@ -98,14 +98,14 @@ SIDESPAN_EXPORT void sidespan_run_result_init_sized(sidespan_run_result *r, size
             .time_to_first_token = -1.0,
         };
 
-        ssc_init_sized(r, size, &d, sizeof(d));
+        ssc_options_init_sized(r, size, &d, sizeof(d));
 }
 
 /* Our full-size copy of a caller's result, defaults where its struct ends. */
 static void run_result_get(const sidespan_run_result *in, sidespan_run_result *out)
 {
         sidespan_run_result_init(out);
-        ssc_copy_sized(out, sizeof(*out), in);
+        ssc_options_copy_sized(out, sizeof(*out), in);
 }
 
 static int run_usage(sidespan_span *s, const sidespan_run_result *r)
@@ -217,7 +217,7 @@ SIDESPAN_EXPORT void sidespan_chat_request_init_sized(sidespan_chat_request *r, 
 {
         sidespan_chat_request d = {.temperature = -1.0, .top_p = -1.0, .max_tokens = -1};
 
-        ssc_init_sized(r, size, &d, sizeof(d));
+        ssc_options_init_sized(r, size, &d, sizeof(d));
 }
 
 static void chat_request_attrs(attr_list *l, const sidespan_chat_request *in)
@@ -225,7 +225,7 @@ static void chat_request_attrs(attr_list *l, const sidespan_chat_request *in)
         sidespan_chat_request r;
 
         sidespan_chat_request_init(&r);
-        ssc_copy_sized(&r, sizeof(r), in);
+        ssc_options_copy_sized(&r, sizeof(r), in);
         add_double(l, "gen_ai.request.temperature", r.temperature);
         add_int(l, "gen_ai.request.max_tokens", r.max_tokens);
         add_double(l, "gen_ai.request.top_p", r.top_p);
@@ -266,7 +266,7 @@ SIDESPAN_EXPORT void sidespan_chat_result_init_sized(sidespan_chat_result *r, si
             .cache_creation_tokens = -1,
         };
 
-        ssc_init_sized(r, size, &d, sizeof(d));
+        ssc_options_init_sized(r, size, &d, sizeof(d));
 }
 
 static int chat_result_set(sidespan_span *s, const sidespan_chat_result *r)
@@ -295,7 +295,7 @@ SIDESPAN_EXPORT int sidespan_chat_end(sidespan_span *span, const sidespan_chat_r
         if (!span)
                 return 0;
         sidespan_chat_result_init(&r);
-        ssc_copy_sized(&r, sizeof(r), in);
+        ssc_options_copy_sized(&r, sizeof(r), in);
         e = chat_result_set(span, &r);
         q = sidespan_span_end(span, r.error ? SIDESPAN_STATUS_ERROR : SIDESPAN_STATUS_OK, r.error);
         return e ? e : q;

@@ -48,7 +48,7 @@ void ssc_enqueue(sidespan_client *c, const uint8_t *frame, size_t len)
         if (!c->thread_running)
                 (void)ssc_ensure_thread(c);
         before = c->pending.len;
-        if (len > c->buffer_size - before || ss_buf_append(&c->pending, frame, len) < 0) {
+        if (len > c->cfg.buffer_size - before || ss_buf_append(&c->pending, frame, len) < 0) {
                 pthread_mutex_unlock(&c->lock);
                 count(&c->n.dropped, 1);
                 return;
@@ -73,11 +73,11 @@ static const char *socket_path(const sidespan_client *c)
 {
         struct stat st;
 
-        if (c->socket_path)
-                return c->socket_path;
-        if (stat(SSC_SYSTEM_SOCKET, &st) == 0 || !c->xdg_socket)
+        if (c->cfg.socket_path)
+                return c->cfg.socket_path;
+        if (stat(SSC_SYSTEM_SOCKET, &st) == 0 || !c->cfg.xdg_socket)
                 return SSC_SYSTEM_SOCKET;
-        return c->xdg_socket;
+        return c->cfg.xdg_socket;
 }
 
 /* A non-blocking connect: a Unix socket answers at once (EAGAIN when the backlog is full
@@ -122,7 +122,7 @@ static void pack_str_option(msgpack_packer *pk, int *err, const char *k, const c
 
 static void pack_hello_options(sidespan_client *c, msgpack_packer *pk, int *err)
 {
-        pack_str_option(pk, err, SS_HELLO_SERVICE_NAME, c->service_name);
+        pack_str_option(pk, err, SS_HELLO_SERVICE_NAME, c->cfg.service_name);
         pack_key(pk, err, SS_HELLO_PROCESS_PID);
         keep(err, msgpack_pack_int64(pk, getpid()));
         pack_str_option(pk, err, SS_HELLO_SDK_NAME, "libsidespan");
@@ -130,15 +130,15 @@ static void pack_hello_options(sidespan_client *c, msgpack_packer *pk, int *err)
         pack_key(pk, err, SS_HELLO_INSTANCE);
         keep(err, msgpack_pack_uint64(pk, c->instance));
         pack_key(pk, err, SS_HELLO_SAMPLE_RATE);
-        keep(err, msgpack_pack_double(pk, c->sample_rate));
+        keep(err, msgpack_pack_double(pk, c->cfg.sample_rate));
         pack_key(pk, err, SS_HELLO_INCLUDE_CONTENT);
-        keep(err, c->include_content ? msgpack_pack_true(pk) : msgpack_pack_false(pk));
-        keep(err, ss_buf_append(pk->data, c->resource.data, c->resource.len));
+        keep(err, c->cfg.include_content ? msgpack_pack_true(pk) : msgpack_pack_false(pk));
+        keep(err, ss_buf_append(pk->data, c->cfg.resource.data, c->cfg.resource.len));
 }
 
 int ssc_build_hello(sidespan_client *c)
 {
-        ss_rawmap map = {.count = SS_HELLO_N_KEYS + c->n_resource};
+        ss_rawmap map = {.count = SS_HELLO_N_KEYS + c->cfg.n_resource};
         msgpack_packer pk;
         int err = 0;
 
@@ -153,7 +153,7 @@ int ssc_build_hello(sidespan_client *c)
                 return err;
         map.data = c->scratch.data;
         map.len = c->scratch.len;
-        return ss_wire_put_hello(&c->hello, c->max_frame, &map);
+        return ss_wire_put_hello(&c->hello, c->cfg.max_frame, &map);
 }
 
 static uint64_t jitter(uint64_t ns)
@@ -274,7 +274,7 @@ static void swap_out(sidespan_client *c)
         c->out_off = c->out_scan = 0;
         c->linger_deadline_ns = 0;
         if (c->flush_queued < c->flush_req &&
-            ss_wire_put_seq(&c->out, c->max_frame, SS_MSG_FLUSH, c->flush_req) == 0) {
+            ss_wire_put_seq(&c->out, c->cfg.max_frame, SS_MSG_FLUSH, c->flush_req) == 0) {
                 c->flush_queued = c->flush_req;
                 count(&c->n.frames_queued, 1);
         }

@@ -111,15 +111,16 @@ static sidespan_span *span_new(sidespan_client *c, const ssc_parent *p)
         s->client = c;
         s->n_attrs = 0;
         /* Attributes must leave room for the rest of SPAN_END in one frame. */
-        ss_buf_init(&s->attrs, c->max_frame > 256 ? c->max_frame - 256 : c->max_frame / 2);
+        ss_buf_init(&s->attrs,
+                    c->cfg.max_frame > 256 ? c->cfg.max_frame - 256 : c->cfg.max_frame / 2);
         if (p) {
                 memcpy(s->trace_id, p->trace_id, SS_TRACE_ID_LEN);
                 s->sampled = p->sampled;
                 s->trace_state = p->trace_state;
         } else {
                 ss_id_random(s->trace_id, SS_TRACE_ID_LEN);
-                s->sampled = ss_sample_keep(s->trace_id, c->sample_rate);
-                s->trace_state = c->trace_state;
+                s->sampled = ss_sample_keep(s->trace_id, c->cfg.sample_rate);
+                s->trace_state = c->cfg.trace_state;
         }
         ss_id_random(s->span_id, SS_SPAN_ID_LEN);
         return s;
@@ -150,7 +151,7 @@ static int send_start(sidespan_span *s, const ssc_parent *p, const char *name, s
         pack_span_options(&opts, s, p && p->remote);
         options.data = opts.data;
         options.len = opts.len;
-        r = ss_wire_put_span_start(&sc->frame, c->max_frame, &h, &attrs, &options);
+        r = ss_wire_put_span_start(&sc->frame, c->cfg.max_frame, &h, &attrs, &options);
         if (r < 0)
                 return encode_failed(c, r);
         ssc_enqueue(c, sc->frame.data, sc->frame.len);
@@ -189,7 +190,7 @@ static int start_sampled(sidespan_span *s, const ssc_parent *p, const char *pref
         int r;
 
         /* Start attributes that do not fit are left out and counted; the span goes on. */
-        r = ssc_attrs_pack(&s->attrs, attrs, n, !c->include_content, &skipped, &s->n_attrs);
+        r = ssc_attrs_pack(&s->attrs, attrs, n, !c->cfg.include_content, &skipped, &s->n_attrs);
         if (skipped)
                 atomic_fetch_add_explicit(&c->n.attrs_dropped, skipped, memory_order_relaxed);
         if (r < 0)
@@ -277,7 +278,7 @@ SIDESPAN_EXPORT int sidespan_span_set_attr(sidespan_span *s, const sidespan_attr
                 return ssc_attrs_check(a);
         if (s->n_attrs == UINT32_MAX)
                 return -ENOBUFS;
-        r = ssc_attrs_pack_one(&s->attrs, a, !s->client->include_content, &added);
+        r = ssc_attrs_pack_one(&s->attrs, a, !s->client->cfg.include_content, &added);
         if (r == -ENOBUFS || r == -ENOMEM)
                 atomic_fetch_add_explicit(&s->client->n.attrs_dropped, 1, memory_order_relaxed);
         if (r < 0)
@@ -364,14 +365,15 @@ SIDESPAN_EXPORT int sidespan_span_add_event(sidespan_span *s, const char *name,
         sc = scratch_get();
         if (!sc)
                 return encode_failed(c, -ENOMEM);
-        r = ssc_attrs_pack(&sc->map, attrs, n, !c->include_content, NULL, &map.count);
+        r = ssc_attrs_pack(&sc->map, attrs, n, !c->cfg.include_content, NULL, &map.count);
         if (r == -EINVAL)
                 return r;
         if (r < 0)
                 return encode_failed(c, r);
         map.data = sc->map.data;
         map.len = sc->map.len;
-        r = ss_wire_put_span_event(&sc->frame, c->max_frame, s->span_id, name, ss_now_ns(), &map);
+        r = ss_wire_put_span_event(&sc->frame, c->cfg.max_frame, s->span_id, name, ss_now_ns(),
+                                   &map);
         if (r < 0)
                 return encode_failed(c, r);
         ssc_enqueue(c, sc->frame.data, sc->frame.len);
@@ -389,12 +391,12 @@ static int send_end(sidespan_span *s, int status, const char *message)
                 return encode_failed(c, -ENOMEM);
         if (status != SIDESPAN_STATUS_ERROR)
                 message = NULL;
-        r = ss_wire_put_span_end(&sc->frame, c->max_frame, s->span_id, ss_now_ns(), status, message,
-                                 &attrs);
+        r = ss_wire_put_span_end(&sc->frame, c->cfg.max_frame, s->span_id, ss_now_ns(), status,
+                                 message, &attrs);
         /* A message too long for the frame must not cost the span its end. */
         if (r == -EMSGSIZE && message)
-                r = ss_wire_put_span_end(&sc->frame, c->max_frame, s->span_id, ss_now_ns(), status,
-                                         NULL, &attrs);
+                r = ss_wire_put_span_end(&sc->frame, c->cfg.max_frame, s->span_id, ss_now_ns(),
+                                         status, NULL, &attrs);
         if (r < 0)
                 return encode_failed(c, r);
         ssc_enqueue(c, sc->frame.data, sc->frame.len);
