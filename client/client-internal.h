@@ -15,6 +15,7 @@
 #include <stdint.h>
 
 #include "options.h"
+#include "registry.h"
 #include "sidespan.h"
 #include "ss-buf.h"
 #include "ss-wire.h"
@@ -98,9 +99,7 @@ struct sidespan_client {
 
         ssc_counters n;
 
-        /* Registry of open clients (exit flush, fork), under the registry lock. */
-        sidespan_client *reg_prev;
-        sidespan_client *reg_next;
+        ssc_registry_entry reg; /* exit flush and fork */
 };
 
 /* The context a new span descends from. */

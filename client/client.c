@@ -13,10 +13,7 @@
 
 #include "client-internal.h"
 #include "ss-id.h"
-
-static pthread_mutex_t registry_lock = PTHREAD_MUTEX_INITIALIZER;
-static pthread_once_t registry_once = PTHREAD_ONCE_INIT;
-static sidespan_client *registry;
+#include "ss-macro.h"
 
 SIDESPAN_EXPORT const char *sidespan_version(void)
 {
@@ -158,77 +155,52 @@ static void stop_thread(sidespan_client *c)
                 pthread_join(t, NULL);
 }
 
-/* ---- registry: exit flush and fork ---------------------------------------------------- */
+/* ---- exit flush and fork: what the registry calls ------------------------------------ */
 
-static void at_exit(void)
+static sidespan_client *client_of(ssc_registry_entry *e)
 {
-        pthread_mutex_lock(&registry_lock);
-        for (sidespan_client *c = registry; c; c = c->reg_next)
-                if (c->cfg.flush_on_exit)
-                        (void)sidespan_flush(c, c->cfg.exit_timeout_ms);
-        pthread_mutex_unlock(&registry_lock);
+        return ss_container_of(e, sidespan_client, reg);
 }
 
-/* Hold every client's lock across fork(), so that the child inherits whole buffers. */
-static void fork_prepare(void)
+static void on_exit_flush(ssc_registry_entry *e)
 {
-        pthread_mutex_lock(&registry_lock);
-        for (sidespan_client *c = registry; c; c = c->reg_next)
-                pthread_mutex_lock(&c->lock);
+        sidespan_client *c = client_of(e);
+
+        if (c->cfg.flush_on_exit)
+                (void)sidespan_flush(c, c->cfg.exit_timeout_ms);
 }
 
-static void fork_parent(void)
+/* Hold the client's lock across fork(), so that the child inherits whole buffers. */
+static void on_fork_prepare(ssc_registry_entry *e)
 {
-        for (sidespan_client *c = registry; c; c = c->reg_next)
-                pthread_mutex_unlock(&c->lock);
-        pthread_mutex_unlock(&registry_lock);
+        pthread_mutex_lock(&client_of(e)->lock);
 }
 
-static void fork_child(void)
+static void on_fork_parent(ssc_registry_entry *e)
 {
+        pthread_mutex_unlock(&client_of(e)->lock);
+}
+
+static void on_fork_child(ssc_registry_entry *e)
+{
+        sidespan_client *c = client_of(e);
         pthread_condattr_t ca;
 
         pthread_condattr_init(&ca);
         pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-        for (sidespan_client *c = registry; c; c = c->reg_next) {
-                ssc_sender_after_fork(c);
-                /* The parent's waiters do not exist here. */
-                pthread_cond_init(&c->cond, &ca);
-                pthread_mutex_unlock(&c->lock);
-        }
+        ssc_sender_after_fork(c);
+        /* The parent's waiters do not exist here. */
+        pthread_cond_init(&c->cond, &ca);
         pthread_condattr_destroy(&ca);
-        pthread_mutex_unlock(&registry_lock);
+        pthread_mutex_unlock(&c->lock);
 }
 
-static void registry_init(void)
-{
-        (void)pthread_atfork(fork_prepare, fork_parent, fork_child);
-        (void)atexit(at_exit);
-}
-
-static void registry_add(sidespan_client *c)
-{
-        pthread_once(&registry_once, registry_init);
-        pthread_mutex_lock(&registry_lock);
-        c->reg_prev = NULL;
-        c->reg_next = registry;
-        if (registry)
-                registry->reg_prev = c;
-        registry = c;
-        pthread_mutex_unlock(&registry_lock);
-}
-
-static void registry_remove(sidespan_client *c)
-{
-        pthread_mutex_lock(&registry_lock);
-        if (c->reg_prev)
-                c->reg_prev->reg_next = c->reg_next;
-        else
-                registry = c->reg_next;
-        if (c->reg_next)
-                c->reg_next->reg_prev = c->reg_prev;
-        pthread_mutex_unlock(&registry_lock);
-}
+static const ssc_registry_ops registry_ops = {
+    .at_exit = on_exit_flush,
+    .fork_prepare = on_fork_prepare,
+    .fork_parent = on_fork_parent,
+    .fork_child = on_fork_child,
+};
 
 /* ---- open and close ------------------------------------------------------------------- */
 
@@ -254,7 +226,7 @@ SIDESPAN_EXPORT int sidespan_client_open(const sidespan_options *opts, sidespan_
                 client_free(c);
                 return r;
         }
-        registry_add(c);
+        ssc_registry_add(&c->reg, &registry_ops);
         *ret = c;
         return 0;
 }
@@ -280,7 +252,7 @@ SIDESPAN_EXPORT int sidespan_client_close(sidespan_client **pc)
         c = *pc;
         *pc = NULL;
         if (c->enabled) {
-                registry_remove(c);
+                ssc_registry_remove(&c->reg);
                 r = sidespan_flush(c, c->cfg.exit_timeout_ms);
                 stop_thread(c);
         }
