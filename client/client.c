@@ -1,18 +1,16 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Client lifecycle: open and close, flush with a deadline, statistics, and the process-wide
- * registry of open clients that flushes them at exit() and keeps them working in a fork() child.
+ * Client lifecycle: open and close, flush with a deadline, statistics. A
+ * client is composed of parts (client.h) that their own modules create and
+ * free; this file puts them together in order, takes them apart in reverse,
+ * and answers the registry at exit() and fork().
  */
 #include <errno.h>
 #include <limits.h>
-#include <signal.h>
 #include <stdlib.h>
-#include <sys/eventfd.h>
-#include <time.h>
-#include <unistd.h>
+#include <string.h>
 
-#include "client-internal.h"
-#include "ss-id.h"
+#include "client.h"
 #include "ss-macro.h"
 
 SIDESPAN_EXPORT const char *sidespan_version(void)
@@ -34,49 +32,17 @@ SIDESPAN_EXPORT const char *sidespan_strerror(int err)
 
 /* ---- building a client -------------------------------------------------------------- */
 
-static int locks_init(sidespan_client *c)
-{
-        pthread_condattr_t ca;
-        int r;
-
-        r = pthread_mutex_init(&c->lock, NULL);
-        if (r)
-                return -r;
-        pthread_condattr_init(&ca);
-        pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-        r = pthread_cond_init(&c->cond, &ca);
-        pthread_condattr_destroy(&ca);
-        if (r) {
-                pthread_mutex_destroy(&c->lock);
-                return -r;
-        }
-        return 0;
-}
-
+/* Accepts a client that failed half-way through client_new(). */
 static void client_free(sidespan_client *c)
 {
         if (!c)
                 return;
         if (c->enabled) {
-                ssc_sender_free(c);
-                ss_buf_free(&c->pending);
-                pthread_cond_destroy(&c->cond);
-                pthread_mutex_destroy(&c->lock);
+                ssc_sender_free(&c->snd);
+                ssc_queue_free(&c->q);
         }
         ssc_options_config_free(&c->cfg);
         free(c);
-}
-
-static void client_defaults(sidespan_client *c, const sidespan_options *o)
-{
-        c->enabled = true;
-        c->fd = c->wake_fd = -1;
-        c->backoff_ns = SSC_BACKOFF_MIN_NS;
-        ss_buf_init(&c->pending, o->buffer_size + SSC_FLUSH_SLACK);
-        ss_buf_init(&c->out, o->buffer_size + SSC_FLUSH_SLACK);
-        ss_buf_init(&c->hello, SS_FRAME_HEADER + o->max_frame);
-        ss_buf_init(&c->scratch, o->max_frame);
-        ss_id_random((uint8_t *)&c->instance, sizeof(c->instance));
 }
 
 static int client_new(const sidespan_options *o, sidespan_client **ret)
@@ -86,16 +52,13 @@ static int client_new(const sidespan_options *o, sidespan_client **ret)
 
         if (!c)
                 return -ENOMEM;
-        client_defaults(c, o);
-        r = locks_init(c);
-        if (r < 0) {
-                c->enabled = false; /* no locks to destroy, and the buffers hold nothing yet */
-                goto fail;
-        }
         r = ssc_options_resolve(o, &c->cfg);
-        /* A HELLO that cannot fit max_frame would be refused on every connection. */
         if (r == 0)
-                r = ssc_build_hello(c) == 0 ? 0 : -EINVAL;
+                r = ssc_queue_init(&c->q, c->cfg.buffer_size, c->cfg.max_frame, &c->n);
+        if (r < 0)
+                goto fail;
+        c->enabled = true; /* the queue exists: client_free() takes the parts apart */
+        r = ssc_sender_init(&c->snd, &c->q, &c->cfg, &c->n);
         if (r < 0)
                 goto fail;
         *ret = c;
@@ -103,56 +66,6 @@ static int client_new(const sidespan_options *o, sidespan_client **ret)
 fail:
         client_free(c);
         return r;
-}
-
-/* ---- the sender thread ---------------------------------------------------------------- */
-
-int ssc_ensure_thread(sidespan_client *c)
-{
-        uint64_t now = ssc_mono_ns();
-        sigset_t all, old;
-        int r;
-
-        if (c->thread_running)
-                return 0;
-        /* A failure (no memory, thread limit) is retried at most once a second. */
-        if (c->thread_retry_ns && now < c->thread_retry_ns)
-                return -EAGAIN;
-        if (c->wake_fd < 0)
-                c->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-        if (c->wake_fd < 0) {
-                c->thread_retry_ns = now + 1000000000ull;
-                return -errno;
-        }
-        /* The host's signal handlers must never run on our thread. */
-        sigfillset(&all);
-        pthread_sigmask(SIG_SETMASK, &all, &old);
-        r = pthread_create(&c->thread, NULL, ssc_sender_main, c);
-        pthread_sigmask(SIG_SETMASK, &old, NULL);
-        if (r) {
-                c->thread_retry_ns = now + 1000000000ull;
-                return -r;
-        }
-        (void)pthread_setname_np(c->thread, "sidespan-send");
-        c->thread_running = true;
-        c->thread_retry_ns = 0;
-        return 0;
-}
-
-static void stop_thread(sidespan_client *c)
-{
-        bool running;
-        pthread_t t;
-
-        pthread_mutex_lock(&c->lock);
-        c->stopping = true;
-        ssc_kick(c);
-        running = c->thread_running;
-        t = c->thread;
-        c->thread_running = false;
-        pthread_mutex_unlock(&c->lock);
-        if (running)
-                pthread_join(t, NULL);
 }
 
 /* ---- exit flush and fork: what the registry calls ------------------------------------ */
@@ -173,26 +86,23 @@ static void on_exit_flush(ssc_registry_entry *e)
 /* Hold the client's lock across fork(), so that the child inherits whole buffers. */
 static void on_fork_prepare(ssc_registry_entry *e)
 {
-        pthread_mutex_lock(&client_of(e)->lock);
+        ssc_queue_lock(&client_of(e)->q);
 }
 
 static void on_fork_parent(ssc_registry_entry *e)
 {
-        pthread_mutex_unlock(&client_of(e)->lock);
+        ssc_queue_unlock(&client_of(e)->q);
 }
 
+/* The child has no sender thread: its first span or flush starts one (see queue.h). */
 static void on_fork_child(ssc_registry_entry *e)
 {
         sidespan_client *c = client_of(e);
-        pthread_condattr_t ca;
 
-        pthread_condattr_init(&ca);
-        pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-        ssc_sender_after_fork(c);
-        /* The parent's waiters do not exist here. */
-        pthread_cond_init(&c->cond, &ca);
-        pthread_condattr_destroy(&ca);
-        pthread_mutex_unlock(&c->lock);
+        ssc_sender_after_fork(&c->snd);
+        ssc_queue_after_fork(&c->q);
+        ssc_counters_reset(&c->n);
+        ssc_queue_unlock(&c->q);
 }
 
 static const ssc_registry_ops registry_ops = {
@@ -217,11 +127,8 @@ SIDESPAN_EXPORT int sidespan_client_open(const sidespan_options *opts, sidespan_
                 r = ssc_options_check(&o);
         if (r == 0)
                 r = client_new(&o, &c);
-        if (r < 0)
-                return r;
-        pthread_mutex_lock(&c->lock);
-        r = ssc_ensure_thread(c);
-        pthread_mutex_unlock(&c->lock);
+        if (r == 0)
+                r = ssc_queue_start(&c->q);
         if (r < 0) {
                 client_free(c);
                 return r;
@@ -237,7 +144,6 @@ static int open_disabled(sidespan_client **ret)
 
         if (!c)
                 return -ENOMEM;
-        c->fd = c->wake_fd = -1;
         *ret = c;
         return SIDESPAN_OPEN_DISABLED;
 }
@@ -254,7 +160,7 @@ SIDESPAN_EXPORT int sidespan_client_close(sidespan_client **pc)
         if (c->enabled) {
                 ssc_registry_remove(&c->reg);
                 r = sidespan_flush(c, c->cfg.exit_timeout_ms);
-                stop_thread(c);
+                ssc_sender_stop(&c->snd);
         }
         client_free(c);
         return r;
@@ -291,58 +197,29 @@ SIDESPAN_EXPORT int sidespan_client_open_env(sidespan_client **ret)
 
 /* ---- flush and stats ---------------------------------------------------------------- */
 
-static struct timespec deadline_after(int timeout_ms)
-{
-        uint64_t t = ssc_mono_ns() + (uint64_t)timeout_ms * 1000000ull;
-
-        return (struct timespec){.tv_sec = (time_t)(t / 1000000000ull),
-                                 .tv_nsec = (long)(t % 1000000000ull)};
-}
-
-/* Wait for FLUSHED seq. Under lock. */
-static int flush_wait(sidespan_client *c, uint64_t seq, int timeout_ms)
-{
-        struct timespec deadline = deadline_after(timeout_ms < 0 ? 0 : timeout_ms);
-        uint64_t gen = c->connect_fail_gen;
-
-        while (c->flush_acked < seq) {
-                /* A connection attempt made since the flush began failed: no daemon. */
-                if (!c->connected && c->connect_fail_gen != gen)
-                        return -ENOTCONN;
-                if (timeout_ms < 0) {
-                        pthread_cond_wait(&c->cond, &c->lock);
-                } else if (pthread_cond_timedwait(&c->cond, &c->lock, &deadline) == ETIMEDOUT) {
-                        if (c->flush_acked >= seq)
-                                break;
-                        return c->connected ? -ETIMEDOUT : -ENOTCONN;
-                }
-        }
-        return 0;
-}
-
 SIDESPAN_EXPORT int sidespan_flush(sidespan_client *c, int timeout_ms)
 {
-        int r;
-
         if (!c || !c->enabled)
                 return 0;
-        pthread_mutex_lock(&c->lock);
-        r = ssc_ensure_thread(c);
-        if (r == 0) {
-                uint64_t seq = ++c->flush_req;
-
-                if (!c->connected)
-                        c->force_connect = true;
-                ssc_kick(c);
-                r = flush_wait(c, seq, timeout_ms);
-        }
-        pthread_mutex_unlock(&c->lock);
-        return r;
+        return ssc_queue_flush(&c->q, timeout_ms);
 }
 
-static uint64_t load(atomic_uint_fast64_t *v)
+static void stats_get(sidespan_client *c, sidespan_stats *st)
 {
-        return atomic_load_explicit(v, memory_order_relaxed);
+        st->spans_started = ssc_count_get(&c->n.spans_started);
+        st->unsampled = ssc_count_get(&c->n.unsampled);
+        st->frames_queued = ssc_count_get(&c->n.frames_queued);
+        st->frames_sent = ssc_count_get(&c->n.frames_sent);
+        st->bytes_sent = ssc_count_get(&c->n.bytes_sent);
+        st->dropped = ssc_count_get(&c->n.dropped);
+        st->attrs_dropped = ssc_count_get(&c->n.attrs_dropped);
+        st->reconnects = ssc_count_get(&c->n.reconnects);
+        st->connect_failures = ssc_count_get(&c->n.connect_failures);
+        st->enabled = true;
+        ssc_queue_lock(&c->q);
+        st->connected = ssc_queue_connected(&c->q);
+        st->buffered_bytes = ssc_queue_pending(&c->q) + ssc_sender_buffered(&c->snd);
+        ssc_queue_unlock(&c->q);
 }
 
 SIDESPAN_EXPORT int sidespan_client_stats(const sidespan_client *cc, sidespan_stats *ret)
@@ -352,22 +229,8 @@ SIDESPAN_EXPORT int sidespan_client_stats(const sidespan_client *cc, sidespan_st
 
         if (ssc_options_stats_check(ret) < 0)
                 return -EINVAL;
-        if (c && c->enabled) {
-                st.spans_started = load(&c->n.spans_started);
-                st.unsampled = load(&c->n.unsampled);
-                st.frames_queued = load(&c->n.frames_queued);
-                st.frames_sent = load(&c->n.frames_sent);
-                st.bytes_sent = load(&c->n.bytes_sent);
-                st.dropped = load(&c->n.dropped);
-                st.attrs_dropped = load(&c->n.attrs_dropped);
-                st.reconnects = load(&c->n.reconnects);
-                st.connect_failures = load(&c->n.connect_failures);
-                st.enabled = true;
-                pthread_mutex_lock(&c->lock);
-                st.connected = c->connected;
-                st.buffered_bytes = c->pending.len + c->out.len;
-                pthread_mutex_unlock(&c->lock);
-        }
+        if (c && c->enabled)
+                stats_get(c, &st);
         ssc_options_put_sized(ret, &st, sizeof(st));
         return 0;
 }

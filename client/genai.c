@@ -7,7 +7,9 @@
 #include <errno.h>
 #include <string.h>
 
-#include "client-internal.h"
+#include "client.h" /* c->enabled */
+#include "options.h"
+#include "span.h"
 
 #define MAX_START_ATTRS 12
 
@@ -174,11 +176,11 @@ SIDESPAN_EXPORT int sidespan_pipeline_start(sidespan_client *c, const sidespan_s
                                             sidespan_span **ret)
 {
         attr_list l = {.n = 0};
-        ssc_parent p;
+        ssc_span_parent p;
 
         add_int(&l, "upsonic.pipeline.total_steps", total_steps);
         add_bool(&l, "upsonic.pipeline.streaming", streaming);
-        return ssc_span_start(c, ssc_parent_of(parent, &p), "pipeline.execute", NULL,
+        return ssc_span_start(c, ssc_span_parent_of(parent, &p), "pipeline.execute", NULL,
                               SIDESPAN_KIND_INTERNAL, l.v, l.n, ret);
 }
 
@@ -187,13 +189,13 @@ SIDESPAN_EXPORT int sidespan_step_start(sidespan_client *c, const sidespan_span 
                                         sidespan_span **ret)
 {
         attr_list l = {.n = 0};
-        ssc_parent p;
+        ssc_span_parent p;
 
         if (c && c->enabled && (!step_name || !step_name[0]))
                 return -EINVAL;
         add_str(&l, "upsonic.step.name", step_name);
         add_str(&l, "upsonic.step.description", description);
-        return ssc_span_start(c, ssc_parent_of(parent, &p), "pipeline.step.", step_name,
+        return ssc_span_start(c, ssc_span_parent_of(parent, &p), "pipeline.step.", step_name,
                               SIDESPAN_KIND_INTERNAL, l.v, l.n, ret);
 }
 
@@ -241,14 +243,14 @@ SIDESPAN_EXPORT int sidespan_chat_start(sidespan_client *c, const sidespan_span 
                                         const sidespan_chat_request *req, sidespan_span **ret)
 {
         attr_list l = {.n = 0};
-        ssc_parent p;
+        ssc_span_parent p;
 
         add_str(&l, "gen_ai.operation.name", "chat");
         add_str(&l, "gen_ai.provider.name", provider);
         add_str(&l, "gen_ai.request.model", model);
         chat_request_attrs(&l, req);
         /* The GenAI convention names the span "{operation} {model}". */
-        return ssc_span_start(c, ssc_parent_of(parent, &p), model ? "chat " : "chat", model,
+        return ssc_span_start(c, ssc_span_parent_of(parent, &p), model ? "chat " : "chat", model,
                               SIDESPAN_KIND_CLIENT, l.v, l.n, ret);
 }
 
@@ -308,12 +310,12 @@ SIDESPAN_EXPORT int sidespan_tool_start(sidespan_client *c, const sidespan_span 
                                         const char *arguments_json, sidespan_span **ret)
 {
         attr_list l = {.n = 0};
-        ssc_parent p;
+        ssc_span_parent p;
 
         add_str(&l, "upsonic.tool.name", tool_name);
         add_str(&l, "upsonic.tool.call_id", call_id);
         add_str(&l, "gen_ai.tool.call.arguments", arguments_json);
-        return ssc_span_start(c, ssc_parent_of(parent, &p), "tool.execute", NULL,
+        return ssc_span_start(c, ssc_span_parent_of(parent, &p), "tool.execute", NULL,
                               SIDESPAN_KIND_INTERNAL, l.v, l.n, ret);
 }
 

@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * The span API: the caller's thread encodes each message into a thread-local
- * scratch buffer, then ssc_enqueue() copies the frame into the client's
- * shared buffer under a short lock. No system call on this path except the
+ * scratch buffer, then ssc_queue_enqueue() copies the frame into the client's
+ * queue under a short lock. No system call on this path except the
  * occasional wake-up of the sender.
  */
 #include <errno.h>
@@ -10,11 +10,38 @@
 #include <string.h>
 
 #include "attrs.h"
-#include "client-internal.h"
+#include "client.h"
+#include "span.h"
 #include "ss-id.h"
+#include "ss-wire.h"
 
 #define SPAN_OPTIONS_MAX 96 /* {"flags": u32, "trace_state": str<32} */
 #define NAME_STACK       256
+#define SCRATCH_KEEP     (256u * 1024) /* a scratch grown past this is released after use */
+
+/* The public values are the wire's (OTLP's): the span API passes them through. */
+#define SAME(a, b) ((int)(a) == (int)(b))
+_Static_assert(SAME(SIDESPAN_KIND_INTERNAL, SS_KIND_INTERNAL) &&
+                   SAME(SIDESPAN_KIND_SERVER, SS_KIND_SERVER) &&
+                   SAME(SIDESPAN_KIND_CLIENT, SS_KIND_CLIENT) &&
+                   SAME(SIDESPAN_KIND_PRODUCER, SS_KIND_PRODUCER) &&
+                   SAME(SIDESPAN_KIND_CONSUMER, SS_KIND_CONSUMER),
+               "SIDESPAN_KIND_* must equal the wire's SpanKind values");
+_Static_assert(SAME(SIDESPAN_STATUS_UNSET, SS_STATUS_UNSET) &&
+                   SAME(SIDESPAN_STATUS_OK, SS_STATUS_OK) &&
+                   SAME(SIDESPAN_STATUS_ERROR, SS_STATUS_ERROR),
+               "SIDESPAN_STATUS_* must equal the wire's Status.code values");
+#undef SAME
+
+struct sidespan_span {
+        sidespan_client *client;
+        uint8_t trace_id[SS_TRACE_ID_LEN];
+        uint8_t span_id[SS_SPAN_ID_LEN];
+        bool sampled;
+        const char *trace_state; /* the client's string or NULL; lives as long as the client */
+        uint32_t n_attrs;
+        ss_buf attrs; /* packed map body sent with SPAN_END */
+};
 
 /* Per-thread scratch: one frame being encoded and one map body being packed. Freed at
  * thread exit through a key destructor, so threads that come and go leak nothing. */
@@ -57,9 +84,9 @@ static scratch *scratch_get(void)
                 tls_scratch = s;
         }
         /* One huge message should not pin megabytes per thread for ever. */
-        if (s->frame.cap > SSC_WATERMARK * 4)
+        if (s->frame.cap > SCRATCH_KEEP)
                 ss_buf_free(&s->frame);
-        if (s->map.cap > SSC_WATERMARK * 4)
+        if (s->map.cap > SCRATCH_KEEP)
                 ss_buf_free(&s->map);
         ss_buf_reset(&s->frame);
         ss_buf_reset(&s->map);
@@ -69,7 +96,7 @@ static scratch *scratch_get(void)
 /* Count a frame that could not be encoded (too large, out of memory) as dropped. */
 static int encode_failed(sidespan_client *c, int r)
 {
-        atomic_fetch_add_explicit(&c->n.dropped, 1, memory_order_relaxed);
+        ssc_count(&c->n.dropped, 1);
         return r == -ENOBUFS ? -EMSGSIZE : r;
 }
 
@@ -91,18 +118,18 @@ static void pack_span_options(ss_buf *b, const sidespan_span *s, bool remote)
 
 /* ---- span start ----------------------------------------------------------------------- */
 
-const ssc_parent *ssc_parent_of(const sidespan_span *s, ssc_parent *buf)
+const ssc_span_parent *ssc_span_parent_of(const sidespan_span *s, ssc_span_parent *buf)
 {
         if (!s)
                 return NULL;
-        *buf = (ssc_parent){.trace_id = s->trace_id,
-                            .span_id = s->span_id,
-                            .sampled = s->sampled,
-                            .trace_state = s->trace_state};
+        *buf = (ssc_span_parent){.trace_id = s->trace_id,
+                                 .span_id = s->span_id,
+                                 .sampled = s->sampled,
+                                 .trace_state = s->trace_state};
         return buf;
 }
 
-static sidespan_span *span_new(sidespan_client *c, const ssc_parent *p)
+static sidespan_span *span_new(sidespan_client *c, const ssc_span_parent *p)
 {
         sidespan_span *s = malloc(sizeof(*s));
 
@@ -127,7 +154,7 @@ static sidespan_span *span_new(sidespan_client *c, const ssc_parent *p)
 }
 
 /* Encode and queue SPAN_START with the attributes already packed in s->attrs. */
-static int send_start(sidespan_span *s, const ssc_parent *p, const char *name, size_t name_len,
+static int send_start(sidespan_span *s, const ssc_span_parent *p, const char *name, size_t name_len,
                       int kind)
 {
         sidespan_client *c = s->client;
@@ -154,7 +181,7 @@ static int send_start(sidespan_span *s, const ssc_parent *p, const char *name, s
         r = ss_wire_put_span_start(&sc->frame, c->cfg.max_frame, &h, &attrs, &options);
         if (r < 0)
                 return encode_failed(c, r);
-        ssc_enqueue(c, sc->frame.data, sc->frame.len);
+        ssc_queue_enqueue(&c->q, sc->frame.data, sc->frame.len);
         return 0;
 }
 
@@ -180,7 +207,7 @@ static char *join_name(char *buf, size_t size, const char *prefix, const char *s
         return p;
 }
 
-static int start_sampled(sidespan_span *s, const ssc_parent *p, const char *prefix,
+static int start_sampled(sidespan_span *s, const ssc_span_parent *p, const char *prefix,
                          const char *suffix, int kind, const sidespan_attr *attrs, size_t n)
 {
         sidespan_client *c = s->client;
@@ -192,7 +219,7 @@ static int start_sampled(sidespan_span *s, const ssc_parent *p, const char *pref
         /* Start attributes that do not fit are left out and counted; the span goes on. */
         r = ssc_attrs_pack(&s->attrs, attrs, n, !c->cfg.include_content, &skipped, &s->n_attrs);
         if (skipped)
-                atomic_fetch_add_explicit(&c->n.attrs_dropped, skipped, memory_order_relaxed);
+                ssc_count(&c->n.attrs_dropped, skipped);
         if (r < 0)
                 return r;
         name = join_name(stack, sizeof(stack), prefix, suffix, &name_len);
@@ -207,8 +234,9 @@ static int start_sampled(sidespan_span *s, const ssc_parent *p, const char *pref
         return r == -ENOMEM ? r : 0;
 }
 
-int ssc_span_start(sidespan_client *c, const ssc_parent *p, const char *prefix, const char *suffix,
-                   int kind, const sidespan_attr *attrs, size_t n, sidespan_span **ret)
+int ssc_span_start(sidespan_client *c, const ssc_span_parent *p, const char *prefix,
+                   const char *suffix, int kind, const sidespan_attr *attrs, size_t n,
+                   sidespan_span **ret)
 {
         sidespan_span *s;
         int r;
@@ -225,9 +253,9 @@ int ssc_span_start(sidespan_client *c, const ssc_parent *p, const char *prefix, 
         s = span_new(c, p);
         if (!s)
                 return -ENOMEM;
-        atomic_fetch_add_explicit(&c->n.spans_started, 1, memory_order_relaxed);
+        ssc_count(&c->n.spans_started, 1);
         if (!s->sampled) {
-                atomic_fetch_add_explicit(&c->n.unsampled, 1, memory_order_relaxed);
+                ssc_count(&c->n.unsampled, 1);
         } else {
                 r = start_sampled(s, p, prefix, suffix, kind, attrs, n);
                 if (r < 0) {
@@ -243,16 +271,16 @@ int ssc_span_start(sidespan_client *c, const ssc_parent *p, const char *prefix, 
 SIDESPAN_EXPORT int sidespan_span_start(sidespan_client *c, const sidespan_span *parent,
                                         const char *name, int kind, sidespan_span **ret)
 {
-        ssc_parent buf;
+        ssc_span_parent buf;
 
-        return ssc_span_start(c, ssc_parent_of(parent, &buf), name, NULL, kind, NULL, 0, ret);
+        return ssc_span_start(c, ssc_span_parent_of(parent, &buf), name, NULL, kind, NULL, 0, ret);
 }
 
 SIDESPAN_EXPORT int sidespan_span_start_remote(sidespan_client *c, const char *traceparent,
                                                const char *name, int kind, sidespan_span **ret)
 {
         uint8_t trace_id[SS_TRACE_ID_LEN], span_id[SS_SPAN_ID_LEN];
-        ssc_parent p = {.trace_id = trace_id, .span_id = span_id, .remote = true};
+        ssc_span_parent p = {.trace_id = trace_id, .span_id = span_id, .remote = true};
         int r;
 
         if (!c || !c->enabled || !ret)
@@ -280,7 +308,7 @@ SIDESPAN_EXPORT int sidespan_span_set_attr(sidespan_span *s, const sidespan_attr
                 return -ENOBUFS;
         r = ssc_attrs_pack_one(&s->attrs, a, !s->client->cfg.include_content, &added);
         if (r == -ENOBUFS || r == -ENOMEM)
-                atomic_fetch_add_explicit(&s->client->n.attrs_dropped, 1, memory_order_relaxed);
+                ssc_count(&s->client->n.attrs_dropped, 1);
         if (r < 0)
                 return r;
         s->n_attrs += added;
@@ -376,7 +404,7 @@ SIDESPAN_EXPORT int sidespan_span_add_event(sidespan_span *s, const char *name,
                                    &map);
         if (r < 0)
                 return encode_failed(c, r);
-        ssc_enqueue(c, sc->frame.data, sc->frame.len);
+        ssc_queue_enqueue(&c->q, sc->frame.data, sc->frame.len);
         return 0;
 }
 
@@ -399,7 +427,7 @@ static int send_end(sidespan_span *s, int status, const char *message)
                                          status, NULL, &attrs);
         if (r < 0)
                 return encode_failed(c, r);
-        ssc_enqueue(c, sc->frame.data, sc->frame.len);
+        ssc_queue_enqueue(&c->q, sc->frame.data, sc->frame.len);
         return 0;
 }
 
