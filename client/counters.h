@@ -4,8 +4,9 @@
 /*
  * A client's counters, the figures of sidespan_client_stats(). Updated with
  * relaxed atomics and no lock, from any thread, so that counting costs the
- * hot path one atomic add. Owned by the client; the queue, the sender and
- * the span API hold a pointer to them and only add.
+ * hot path one atomic add. Owned by the client (client.c reads them for
+ * stats and zeroes them in a fork() child); the queue and the sender hold a
+ * pointer to them, the span API reaches them through the client: all add.
  */
 
 #include <stdatomic.h>

@@ -59,11 +59,12 @@ void ssc_options_put_sized(void *dst, const void *src, size_t ours);
  * struct older than the first published layout. Any thread. */
 int ssc_options_get(const sidespan_options *in, sidespan_options *ret);
 
-/* 0 when every option is in range; -EINVAL, or -ENAMETOOLONG for a socket path. */
+/* 0 when every option of o (full-size) is in range; -EINVAL, or -ENAMETOOLONG for a socket
+ * path. Any thread. */
 int ssc_options_check(const sidespan_options *o);
 
 /* 0 when st is a caller's stats struct we can fill (at least the first layout), else
- * -EINVAL. */
+ * -EINVAL. Any thread. */
 int ssc_options_stats_check(const sidespan_stats *st);
 
 /* Whether sidespan_client_open_env() opens an enabled client: OTEL_SDK_DISABLED=true says
@@ -76,14 +77,15 @@ int ssc_options_env_enabled(bool force_enable, bool *ret_enabled);
  * for a malformed value, -ENOMEM. Reads the environment: not concurrently with setenv(). */
 int ssc_options_apply_env(sidespan_options *o, ssc_options_env *env);
 
-/* Release what ssc_options_apply_env() allocated. Accepts a zeroed env. */
+/* Release what ssc_options_apply_env() allocated. Accepts a zeroed env. Any thread. */
 void ssc_options_env_free(ssc_options_env *env);
 
 /* Resolve checked options o into cfg (zeroed by the caller): copies of the strings, the
  * socket paths ($SIDESPAN_SOCKET, $XDG_RUNTIME_DIR), the packed resource attributes.
  * -ENOMEM, -ENAMETOOLONG, -EINVAL for a malformed resource attribute; on failure cfg is
- * half-built and still freed with ssc_options_config_free(). */
+ * half-built and still freed with ssc_options_config_free(). Reads the environment, at open:
+ * not concurrently with setenv(). */
 int ssc_options_resolve(const sidespan_options *o, ssc_config *cfg);
 
-/* Release what cfg holds. Accepts a zeroed or half-built cfg. */
+/* Release what cfg holds, once no thread reads it. Accepts a zeroed or half-built cfg. */
 void ssc_options_config_free(ssc_config *cfg);

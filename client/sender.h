@@ -54,8 +54,9 @@ typedef struct ssc_sender {
  * failure. Before the client is shared; starts no thread. */
 int ssc_sender_init(ssc_sender *s, ssc_queue *q, const ssc_config *cfg, ssc_counters *n);
 
-/* Stop the thread, if it runs, and wait for it: it leaves at once, without finishing its
- * writes (flush first for that). Any thread but the sender's; blocks for the join. */
+/* Stop the thread, if it runs, and wait for it: it leaves after its current round, with
+ * what it has not written yet left behind (flush first for that). Any thread but the
+ * sender's; blocks for the join. */
 void ssc_sender_stop(ssc_sender *s);
 
 /* Bytes taken from the queue and not written yet. Under the queue lock. */
