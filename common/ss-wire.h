@@ -117,7 +117,7 @@ typedef struct ss_msg {
         uint32_t type;
         union {
                 struct {
-                        uint32_t version;
+                        uint64_t version;
                         const msgpack_object_map *options;
                 } hello;
                 ss_msg_span span; /* SPAN_START and SPAN */

@@ -56,6 +56,13 @@ typedef struct ss_span {
  * the live ones. */
 #define SS_SPAN_COMPACT_MIN ((uint64_t)64 << 10)
 
+/* What a span costs to hold and to send, about: its stored bytes and a fixed part. */
+#define SS_SPAN_OVERHEAD 256u
+static inline uint64_t ss_span_size(const ss_span *s)
+{
+        return s->store.live + SS_SPAN_OVERHEAD;
+}
+
 /* New span with one reference, from a SPAN_START or SPAN message (attributes,
  * options and, for SPAN, end and events included). Takes a resource ref.
  * NULL on out-of-memory. */

@@ -84,6 +84,9 @@ ss_session *ss_assembler_hello(ss_assembler *a, const msgpack_object_map *option
 /* The connection of a session closed. */
 void ss_session_detach(ss_session *s);
 
+/* Spans the session has open. */
+size_t ss_session_open_spans(const ss_session *s);
+
 /* The resource of a session (borrowed). */
 const ss_resource *ss_session_resource(const ss_session *s);
 

@@ -297,6 +297,11 @@ void ss_sessions_free(ss_assembler *a, const char *reason)
         ss_map_free(&a->procs);
 }
 
+size_t ss_session_open_spans(const ss_session *s)
+{
+        return s->open.n;
+}
+
 const ss_resource *ss_session_resource(const ss_session *s)
 {
         return s->resource;
