@@ -134,7 +134,8 @@ uint64_t ss_setting_get(const ss_config *cfg, const ss_setting *s)
 static void wrap(FILE *out, const char *text, int col)
 {
         while (*text) {
-                size_t room = USAGE_WIDTH - (size_t)col, n = strlen(text);
+                size_t room = USAGE_WIDTH - (size_t)(col > USAGE_INDENT ? col : USAGE_INDENT);
+                size_t n = strlen(text);
 
                 if (n > room) {
                         n = room;
