@@ -32,7 +32,8 @@ static uint32_t key_hash(const char *p, size_t n)
 
 static bool key_eq(const msgpack_object_kv *kv, const char *key, size_t len)
 {
-        return kv->key.via.str.size == len && memcmp(kv->key.via.str.ptr, key, len) == 0;
+        return kv->key.via.str.size == len &&
+               (len == 0 || memcmp(kv->key.via.str.ptr, key, len) == 0);
 }
 
 /* The slot of key in the index: its entry, or the empty slot where it would go. */

@@ -43,9 +43,9 @@ int ss_store_str(ss_store *st, const char *p, size_t n, uint32_t max, msgpack_ob
         d = store_alloc(st, len + 1, false);
         if (!d)
                 return -ENOMEM;
-        if (clean)
+        if (clean && len) /* msgpack-c gives some empty strings a NULL p */
                 memcpy(d, p, len);
-        else
+        else if (!clean)
                 ss_utf8_write(d, (const uint8_t *)p, in);
         d[len] = '\0';
         *ret = (msgpack_object_str){.size = (uint32_t)len, .ptr = d};
