@@ -114,41 +114,22 @@ static void teardown(void)
         fx_tmpdir_clear(dir);
 }
 
+/* control's counters as an ss_counters_fn. */
+static void collect(const void *control, ss_counters *out)
+{
+        ss_control_collect(control, out);
+}
+
 /* The value of a counter as STATS would report it now; absent is a failure. */
 static uint64_t stat_now(const char *name)
 {
-        ss_counters all;
-        uint64_t v = UINT64_MAX;
-
-        ss_counters_init(&all);
-        ss_control_collect(ctl, &all);
-        for (size_t i = 0; i < all.n; i++)
-                if (strcmp(all.v[i].name, name) == 0)
-                        v = all.v[i].value;
-        ss_counters_free(&all);
-        ck_assert_msg(v != UINT64_MAX, "no counter %s", name);
-        return v;
-}
-
-typedef struct stat_want {
-        const char *name;
-        uint64_t value;
-} stat_want;
-
-static bool stat_reached(void *ctx)
-{
-        const stat_want *w = ctx;
-
-        return stat_now(w->name) == w->value;
+        return fx_counter(collect, ctl, name);
 }
 
 /* Turn the loop until counter name has value. */
 static void wait_stat(const char *name, uint64_t value)
 {
-        stat_want w = {name, value};
-
-        ck_assert_msg(fx_run_until(&loop, stat_reached, &w), "%s stayed at %llu, not %llu", name,
-                      (unsigned long long)stat_now(name), (unsigned long long)value);
+        fx_wait_counter(&loop, collect, ctl, name, value);
 }
 
 /* ---- clients ---------------------------------------------------------------------------- */
