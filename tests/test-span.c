@@ -189,6 +189,98 @@ START_TEST(test_new_from_whole_span)
 }
 END_TEST
 
+/* The client's clock may step back: a SPAN ending before its start is decoded, and the
+ * model clamps its end to its start, as it does for SPAN_END. */
+START_TEST(test_end_before_start_clamped)
+{
+        msgpack_unpacked up;
+        ss_msg msg;
+        ss_resource *r = ss_resource_new(NULL);
+        ss_span *s, *t;
+        mp o;
+        msgpack_packer *pk = mp_begin(&o);
+
+        msgpack_pack_array(pk, 13);
+        msgpack_pack_uint8(pk, SS_MSG_SPAN);
+        pk_bin(pk, trace_id, 16);
+        pk_bin(pk, span_id, 8);
+        msgpack_pack_nil(pk);
+        pk_str(pk, "backwards");
+        msgpack_pack_uint8(pk, SS_KIND_INTERNAL);
+        msgpack_pack_uint64(pk, 5000);
+        msgpack_pack_map(pk, 0);
+        msgpack_pack_map(pk, 0);
+        msgpack_pack_uint64(pk, 4000); /* ends before it starts */
+        msgpack_pack_uint8(pk, SS_STATUS_OK);
+        msgpack_pack_nil(pk);
+        msgpack_pack_array(pk, 0);
+        msgpack_unpacked_init(&up);
+        ck_assert_int_eq(ss_wire_decode((const uint8_t *)o.sb.data, o.sb.size, &up, &msg), 0);
+        ck_assert_uint_eq(msg.span.end_ns, 4000);
+        s = ss_span_new(&msg.span, true, r, NULL);
+        msgpack_unpacked_destroy(&up);
+        mp_done(&o);
+        ck_assert_ptr_nonnull(s);
+        ck_assert(s->ended);
+        ck_assert_uint_eq(s->start_ns, 5000);
+        ck_assert_uint_eq(s->end_ns, 5000);
+
+        t = plain_span(r, NULL); /* starts at 1000 */
+        ss_span_end(t, 999, SS_STATUS_OK, NULL, 0);
+        ck_assert_uint_eq(t->end_ns, 1000);
+        ss_span_unref(t);
+        ss_span_unref(s);
+        ss_resource_unref(r);
+}
+END_TEST
+
+/* Empty strings as a client may send them: a span name or a key is never empty, a value or
+ * an event name may be. */
+START_TEST(test_empty_strings_from_the_wire)
+{
+        msgpack_unpacked up;
+        ss_msg msg;
+        ss_resource *r = ss_resource_new(NULL);
+        ss_span *s;
+        mp o;
+        msgpack_packer *pk = mp_begin(&o);
+
+        msgpack_pack_array(pk, 13);
+        msgpack_pack_uint8(pk, SS_MSG_SPAN);
+        pk_bin(pk, trace_id, 16);
+        pk_bin(pk, span_id, 8);
+        msgpack_pack_nil(pk);
+        pk_str(pk, "op");
+        msgpack_pack_uint8(pk, SS_KIND_INTERNAL);
+        msgpack_pack_uint64(pk, 5000);
+        msgpack_pack_map(pk, 1);
+        pk_str(pk, "empty");
+        pk_str(pk, "");
+        msgpack_pack_map(pk, 0);
+        msgpack_pack_uint64(pk, 6000);
+        msgpack_pack_uint8(pk, SS_STATUS_ERROR);
+        pk_str(pk, "");
+        msgpack_pack_array(pk, 1);
+        msgpack_pack_array(pk, 3);
+        pk_str(pk, "");
+        msgpack_pack_uint64(pk, 5500);
+        msgpack_pack_map(pk, 0);
+        msgpack_unpacked_init(&up);
+        ck_assert_int_eq(ss_wire_decode((const uint8_t *)o.sb.data, o.sb.size, &up, &msg), 0);
+        s = ss_span_new(&msg.span, true, r, NULL);
+        msgpack_unpacked_destroy(&up);
+        mp_done(&o);
+        ck_assert_ptr_nonnull(s);
+        fx_assert_str(ss_attrs_get(&s->attrs, "empty"), "");
+        ck_assert_uint_eq(s->n_events, 1);
+        ck_assert_uint_eq(s->events[0].name.size, 0);
+        ck_assert_uint_eq(s->status_code, SS_STATUS_ERROR);
+        ck_assert_uint_eq(s->status_msg.size, 0);
+        ss_span_unref(s);
+        ss_resource_unref(r);
+}
+END_TEST
+
 /* A SPAN_START (whole=false) ignores end fields even when set. */
 START_TEST(test_new_start_not_ended)
 {
@@ -766,6 +858,8 @@ static Suite *span_suite(void)
 
         tcase_add_test(tc, test_new_from_span_start);
         tcase_add_test(tc, test_new_from_whole_span);
+        tcase_add_test(tc, test_end_before_start_clamped);
+        tcase_add_test(tc, test_empty_strings_from_the_wire);
         tcase_add_test(tc, test_new_start_not_ended);
         tcase_add_test(tc, test_new_bad_kind_and_flags);
         tcase_add_test(tc, test_attrs_merge_replace);
