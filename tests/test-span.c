@@ -189,38 +189,55 @@ START_TEST(test_new_from_whole_span)
 }
 END_TEST
 
-/* The client's clock may step back: a SPAN ending before its start is decoded, and the
- * model clamps its end to its start, as it does for SPAN_END. */
-START_TEST(test_end_before_start_clamped)
+/* Begin a whole SPAN message of the ids above in o: its first seven fields. */
+static msgpack_packer *whole_head(mp *o, const char *name, uint64_t start_ns)
 {
-        msgpack_unpacked up;
-        ss_msg msg;
-        ss_resource *r = ss_resource_new(NULL);
-        ss_span *s, *t;
-        mp o;
-        msgpack_packer *pk = mp_begin(&o);
+        msgpack_packer *pk = mp_begin(o);
 
         msgpack_pack_array(pk, 13);
         msgpack_pack_uint8(pk, SS_MSG_SPAN);
         pk_bin(pk, trace_id, 16);
         pk_bin(pk, span_id, 8);
         msgpack_pack_nil(pk);
-        pk_str(pk, "backwards");
+        pk_str(pk, name);
         msgpack_pack_uint8(pk, SS_KIND_INTERNAL);
-        msgpack_pack_uint64(pk, 5000);
+        msgpack_pack_uint64(pk, start_ns);
+        return pk;
+}
+
+/* The span of the message packed in o, through the daemon's decoder; o is done. */
+static ss_span *whole_span(mp *o, ss_resource *r)
+{
+        msgpack_unpacked up;
+        ss_msg msg;
+        ss_span *s;
+
+        msgpack_unpacked_init(&up);
+        ck_assert_int_eq(ss_wire_decode((const uint8_t *)o->sb.data, o->sb.size, &up, &msg), 0);
+        ck_assert_uint_eq(msg.type, SS_MSG_SPAN);
+        s = ss_span_new(&msg.span, true, r, NULL);
+        msgpack_unpacked_destroy(&up);
+        mp_done(o);
+        ck_assert_ptr_nonnull(s);
+        return s;
+}
+
+/* The client's clock may step back: a SPAN ending before its start is decoded, and the
+ * model clamps its end to its start, as it does for SPAN_END. */
+START_TEST(test_end_before_start_clamped)
+{
+        ss_resource *r = ss_resource_new(NULL);
+        ss_span *s, *t;
+        mp o;
+        msgpack_packer *pk = whole_head(&o, "backwards", 5000);
+
         msgpack_pack_map(pk, 0);
         msgpack_pack_map(pk, 0);
         msgpack_pack_uint64(pk, 4000); /* ends before it starts */
         msgpack_pack_uint8(pk, SS_STATUS_OK);
         msgpack_pack_nil(pk);
         msgpack_pack_array(pk, 0);
-        msgpack_unpacked_init(&up);
-        ck_assert_int_eq(ss_wire_decode((const uint8_t *)o.sb.data, o.sb.size, &up, &msg), 0);
-        ck_assert_uint_eq(msg.span.end_ns, 4000);
-        s = ss_span_new(&msg.span, true, r, NULL);
-        msgpack_unpacked_destroy(&up);
-        mp_done(&o);
-        ck_assert_ptr_nonnull(s);
+        s = whole_span(&o, r);
         ck_assert(s->ended);
         ck_assert_uint_eq(s->start_ns, 5000);
         ck_assert_uint_eq(s->end_ns, 5000);
@@ -238,21 +255,11 @@ END_TEST
  * an event name may be. */
 START_TEST(test_empty_strings_from_the_wire)
 {
-        msgpack_unpacked up;
-        ss_msg msg;
         ss_resource *r = ss_resource_new(NULL);
         ss_span *s;
         mp o;
-        msgpack_packer *pk = mp_begin(&o);
+        msgpack_packer *pk = whole_head(&o, "op", 5000);
 
-        msgpack_pack_array(pk, 13);
-        msgpack_pack_uint8(pk, SS_MSG_SPAN);
-        pk_bin(pk, trace_id, 16);
-        pk_bin(pk, span_id, 8);
-        msgpack_pack_nil(pk);
-        pk_str(pk, "op");
-        msgpack_pack_uint8(pk, SS_KIND_INTERNAL);
-        msgpack_pack_uint64(pk, 5000);
         msgpack_pack_map(pk, 1);
         pk_str(pk, "empty");
         pk_str(pk, "");
@@ -265,12 +272,7 @@ START_TEST(test_empty_strings_from_the_wire)
         pk_str(pk, "");
         msgpack_pack_uint64(pk, 5500);
         msgpack_pack_map(pk, 0);
-        msgpack_unpacked_init(&up);
-        ck_assert_int_eq(ss_wire_decode((const uint8_t *)o.sb.data, o.sb.size, &up, &msg), 0);
-        s = ss_span_new(&msg.span, true, r, NULL);
-        msgpack_unpacked_destroy(&up);
-        mp_done(&o);
-        ck_assert_ptr_nonnull(s);
+        s = whole_span(&o, r);
         fx_assert_str(ss_attrs_get(&s->attrs, "empty"), "");
         ck_assert_uint_eq(s->n_events, 1);
         ck_assert_uint_eq(s->events[0].name.size, 0);
