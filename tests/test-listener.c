@@ -51,8 +51,19 @@ static void dir_make(void)
         fx_tmpdir(dir, sizeof(dir), "listener");
 }
 
+/* The subdirectories the socket-file tests make, with what a failed test left in them. */
+static const char *const subdirs[] = {"open", "theirs"};
+
 static void dir_remove(void)
 {
+        char path[200];
+
+        for (size_t i = 0; i < sizeof(subdirs) / sizeof(subdirs[0]); i++) {
+                snprintf(path, sizeof(path), "%s/%s/s.sock", dir, subdirs[i]);
+                (void)unlink(path);
+                snprintf(path, sizeof(path), "%s/%s", dir, subdirs[i]);
+                (void)rmdir(path);
+        }
         fx_tmpdir_remove(dir);
 }
 
