@@ -130,7 +130,7 @@ def project_version():
 class Daemon:
     """sidespand on its own socket in a temporary directory."""
 
-    def __init__(self, tmp, args=(), env=None, name="d"):
+    def __init__(self, tmp, args=(), env=None, name="d", preexec_fn=None):
         self.socket = os.path.join(tmp, name + ".sock")
         self.log_path = os.path.join(tmp, name + ".log")
         self.out_path = os.path.join(tmp, name + ".out")
@@ -140,13 +140,15 @@ class Daemon:
             if k.startswith(("OTEL_", "UPSONIC_", "SIDESPAN_SOCKET")):
                 del self.env[k]
         self.env.update(env or {})
+        self.preexec_fn = preexec_fn
         self.proc = None
 
     def start(self, wait=True):
         self.log = open(self.log_path, "w")
         self.out = open(self.out_path, "w")
         self.proc = subprocess.Popen([os.environ["SIDESPAND"]] + self.args, env=self.env,
-                                     stdout=self.out, stderr=self.log)
+                                     stdout=self.out, stderr=self.log,
+                                     preexec_fn=self.preexec_fn)
         if wait:
             deadline = time.time() + 10
             while time.time() < deadline:
@@ -203,8 +205,8 @@ class Base(unittest.TestCase):
         self.rx.stop()
         self.tmpdir.cleanup()
 
-    def daemon(self, args=(), env=None, name="d", wait=True):
-        d = Daemon(self.tmp, args, env, name)
+    def daemon(self, args=(), env=None, name="d", wait=True, preexec_fn=None):
+        d = Daemon(self.tmp, args, env, name, preexec_fn)
         self.daemons.append(d)
         return d.start(wait)
 
