@@ -57,15 +57,15 @@ def asan_quarantine_bytes():
     return 256 * MiB
 
 
-def rss_bound(baseline, term, churn=0):
+def rss_bound(baseline, term):
     """The RSS a daemon may reach: its RSS at rest with the well-behaved client
     (baseline) + what the attack may make it hold by the limits (term) + 24 MiB
     for allocator slack, export buffers and the well-behaved client's spans.
-    Under ASan every allocation has redzones and freed bytes sit in a quarantine:
-    2 x term + min(churn, quarantine) + 64 MiB, where churn is what the attack
-    makes the daemon allocate and free."""
+    Under ASan every allocation has redzones and every attack frees enough to
+    fill the quarantine of freed memory: baseline + 2 x term + quarantine + 64 MiB,
+    a loose bound that still catches growth without end; the plain build's is tight."""
     if SANITIZED:
-        return baseline + 2 * term + min(churn, asan_quarantine_bytes()) + 64 * MiB
+        return baseline + 2 * term + asan_quarantine_bytes() + 64 * MiB
     return baseline + term + 24 * MiB
 
 
@@ -227,6 +227,7 @@ def helper_open(path, n, instance):
     """Open a trace's root and n children, FLUSH, print {"trace", "root"}; then wait: 'end'
     on stdin ends them all, FLUSHes and prints {"done": true}."""
     c = RawClient(path)
+    c.sock.settimeout(120)
     c.hello(**{"service.name": "helper", "instance": instance})
     tid, root = os.urandom(16), os.urandom(8)
     kids = [os.urandom(8) for _ in range(n)]
@@ -246,6 +247,7 @@ def helper_child(path, trace_hex, parent_hex):
     """Start a child span under a trace and parent it learned, print {"started": span}; on
     'end' on stdin end it and FLUSH."""
     c = RawClient(path)
+    c.sock.settimeout(120)
     c.hello(**{"service.name": "stranger", "instance": 666})
     sid = os.urandom(8)
     c.send(span_start(bytes.fromhex(trace_hex), sid, bytes.fromhex(parent_hex), "stranger.child"))
@@ -411,9 +413,9 @@ class Attack(Base):
         finally:
             c.close()
 
-    def finish(self, name, term, churn=0, counters=()):
+    def finish(self, name, term, counters=()):
         """End the attack: the daemon answers FLUSH and STATS; every trace of the well-behaved
-        client arrived whole; peak RSS within rss_bound(baseline, term, churn). Returns STATS."""
+        client arrived whole; peak RSS within rss_bound(baseline, term). Returns STATS."""
         stats = self.alive()
         # The well-behaved client goes on past the attack: three more traces.
         self.good.wait_count("trace", self.good.count("trace") + 3)
@@ -433,7 +435,7 @@ class Attack(Base):
                 break
             time.sleep(0.1)
         self.watch.stop()
-        peak, bound = self.watch.peak(), rss_bound(self.baseline, term, churn)
+        peak, bound = self.watch.peak(), rss_bound(self.baseline, term)
         stats = self.alive()
         sys.stderr.write(
             "\nATTACK %s: peak RSS %.1f MiB (at rest %.1f MiB, bound %.1f MiB); "
@@ -495,7 +497,7 @@ class AttributeStorm(Attack):
         c.close()
         # Bound: the span's store (max_span_bytes) twice while it is compacted, and the frame in
         # an input buffer that doubles (2 x max_frame).
-        stats = self.finish("attr-storm", 2 * max_span + 2 * MiB, churn=n * 256 * KiB,
+        stats = self.finish("attr-storm", 2 * max_span + 2 * MiB,
                             counters=("span_compactions", "values_cut"))
         self.assertGreater(stats["span_compactions"], 0)
         self.assertTrue(self.rx.wait_spans(1, 30))
@@ -546,7 +548,6 @@ class OversizedNamesAndKeys(Attack):
         # export: two batches (--batch-bytes, 8 MiB) being encoded and the retry queue
         # (--retry-queue-bytes, 64 MiB) of encoded requests.
         stats = self.finish("names-keys", 2 * MiB + 2 * 8 * MiB + 64 * MiB,
-                            churn=n_names * 2 * MiB + n_full * 8 * MiB,
                             counters=("names_cut", "attrs_dropped_key_length",
                                       "attrs_dropped_span_bytes",
                                       "exporter.otlp-http.spans_dropped"))
@@ -722,9 +723,21 @@ class InputBudget(Attack):
     def test_partial_large_frames(self):
         budget, max_frame, n = 4 * MiB, 1 * MiB, 40
         self.start("--max-input-bytes", budget, "--max-frame", max_frame,
-                   "--frame-timeout-ms", 60000, "--max-connections-per-process", 64)
+                   "--frame-timeout-ms", 5000, "--max-connections-per-process", 64)
         ctl = RawClient(self.d.socket)
+        ctl.sock.settimeout(30)
         ctl.hello(instance=1)
+        # Once a large frame is through, its connection's buffer shrinks back.
+        big = RawClient(self.d.socket)
+        big.hello(instance=2)
+        sid = os.urandom(8)
+        big.send(span_start(os.urandom(16), sid, None, "big") +
+                 span_attrs(sid, {"v": "z" * (max_frame - 200)}) + span_end(sid))
+        big.flush()
+        self.assertLessEqual(ctl.stats()["input_bytes"], 4 * READ_CHUNK)
+        big.close()
+
+        # 40 connections each send a frame of almost max_frame and stop 2 bytes short.
         conns, left = [], {}
         body = b"\xc6" + struct.pack(">I", max_frame - 100) + b"y" * (max_frame - 100)
         for i in range(n):
@@ -732,7 +745,6 @@ class InputBudget(Attack):
             s.sendall(hello_frame(instance=100 + i))
             s.setblocking(False)
             conns.append(s)
-            # bin 32 in a one-element array, 2 bytes short of the frame's length
             left[s] = struct.pack(">I", len(body) + 3) + b"\x91" + body
         max_used, paused, cut_off = 0, 0, 0
         last_progress = time.monotonic()
@@ -770,29 +782,30 @@ class InputBudget(Attack):
         self.assertLessEqual(max_used, budget + READ_CHUNK * (n + 3))
         self.assertGreater(paused, 0)
         self.assertIsNotNone(newcomer)
-        # DAEMON BUG (if this fails): a client that connects while hostile connections hold
-        # the input budget waits for their frame deadline (60 s here) before it is read.
-        opened = newcomer.wait_for(lambda x: "trace" in x, timeout=20)
-        self.assertIsNotNone(opened, "a new client is served while the budget is spent")
+        opened = newcomer.wait_for(lambda x: "trace" in x, timeout=30)
+        st = ctl.stats()
+        self.assertIsNotNone(opened, "a new client is served")
+        # DAEMON BUG (seen with the crash above patched out): a client that connects while
+        # hostile connections hold the budget is not read until their frame deadline closes
+        # them; paused connections do not even see their peer close. One read chunk per
+        # connection outside the budget would keep small-frame clients going.
+        self.assertEqual(st["timeouts_frame"], 0,
+                         "the newcomer was served while the hostile frames still held the budget")
         newcomer.tell("end")
         self.assertIsNotNone(newcomer.wait_for(lambda x: "done" in x, timeout=30))
+        # Their frame deadline closes the hostile connections and frees the budget.
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and ctl.stats()["timeouts_frame"] < n:
+            time.sleep(0.1)
+        self.assertLessEqual(ctl.stats()["input_bytes"], 4 * READ_CHUNK)
         for s in conns:
             s.close()
-        # Once a large frame is through, a connection's buffer shrinks back.
-        big = RawClient(self.d.socket)
-        big.hello(instance=2)
-        sid = os.urandom(8)
-        big.send(span_start(os.urandom(16), sid, None, "big") +
-                 span_attrs(sid, {"v": "z" * (max_frame - 200)}) + span_end(sid))
-        big.flush()
-        used = ctl.stats()["input_bytes"]
-        self.assertLessEqual(used, READ_CHUNK * 4)
-        big.close()
         ctl.close()
         # Bound: the budget, one read chunk per connection.
         stats = self.finish("input-budget", budget + READ_CHUNK * (n + 3),
-                            counters=("input_paused", "input_bytes"))
+                            counters=("input_paused", "input_bytes", "timeouts_frame"))
         self.assertGreater(stats["input_paused"], 0)
+        self.assertGreaterEqual(stats["timeouts_frame"], n)
 
 
 class TracePinning(Attack):
