@@ -32,9 +32,9 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests"))
+import itest_lib  # noqa: E402
 from itest_lib import (  # noqa: E402
-    KIND_INTERNAL, MSG_FLUSH, MSG_FLUSHED, MSG_HELLO, MSG_SPAN, MSG_SPAN_ATTRS, STATUS_OK,
-    RawClient, frame, span_start)
+    MSG_FLUSH, MSG_FLUSHED, RawClient, frame, hello_bomb, span_attrs, span_start)
 
 KiB, MiB = 1 << 10, 1 << 20
 MAX_FRAME = 1 * MiB  # sidespand's default --max-frame
@@ -45,21 +45,12 @@ THIS = os.path.abspath(__file__)
 
 def whole_span(name, attrs):
     now = time.time_ns()
-    return frame(MSG_SPAN, os.urandom(16), os.urandom(8), None, name, KIND_INTERNAL, now, attrs,
-                 {}, now + 1000, STATUS_OK, None, None)
-
-
-def hello_bomb():
-    """About 1 MB: 110 000 resource attributes (max_resource_attributes keeps 128)."""
-    opts = {"service.name": "bomb", "instance": 9}
-    for i in range(110000):
-        opts["%05x" % i] = "vv"
-    return frame(MSG_HELLO, 1, opts)
+    return itest_lib.whole_span(os.urandom(16), os.urandom(8), None, name, now, now + 1000, attrs)
 
 
 def attr_map(span_id):
     """About 1 MB of SPAN_ATTRS: 110 000 attributes on one open span (max_attributes 128)."""
-    return frame(MSG_SPAN_ATTRS, span_id, {"%05x" % i: "vv" for i in range(110000)})
+    return span_attrs(span_id, {"%05x" % i: "vv" for i in range(110000)})
 
 
 def max_attrs():
@@ -75,7 +66,7 @@ def big_name():
 
 def reset_value(span_id):
     """A 256 KiB value (max_value_length) re-set on one key of one open span."""
-    return frame(MSG_SPAN_ATTRS, span_id, {"gen_ai.output.messages": "x" * (256 * KiB)})
+    return span_attrs(span_id, {"gen_ai.output.messages": "x" * (256 * KiB)})
 
 
 def long_keys():
@@ -94,6 +85,7 @@ class Attacker:
             if kind in ("attr-map", "reset-value"):
                 self.sid = os.urandom(8)
                 self.c.send(span_start(os.urandom(16), self.sid, None, "long.lived"))
+        # hello_bomb(): 110 000 resource attributes, about 1 MB (max_resource_attributes 128).
         self.data = {"hello": hello_bomb, "name": big_name, "max-attrs": max_attrs,
                      "keys": long_keys}.get(kind)
         self.data = self.data() if self.data else \
@@ -133,6 +125,8 @@ def probe_main(path, seconds):
     c = RawClient(path)
     c.sock.settimeout(120)
     c.hello(**{"service.name": "probe", "instance": 2})
+    c.flush(0)
+    print("ready", flush=True)
     rtts, seq, end = [], 0, time.monotonic() + seconds
     while time.monotonic() < end:
         seq += 1
@@ -223,6 +217,7 @@ class Bench:
             attacker = Attacker(sock, kind) if kind != "rest" else None
             probe = subprocess.Popen([sys.executable, THIS, "--probe", sock,
                                       str(self.args.seconds)], stdout=subprocess.PIPE, text=True)
+            probe.stdout.readline()  # "ready": the attack and the measure start together
             cpu0, frames = cpu_seconds(p.pid), 0
             end = time.monotonic() + self.args.seconds
             while attacker and time.monotonic() < end:
@@ -231,7 +226,7 @@ class Bench:
             if attacker:
                 attacker.finish()
             cpu = cpu_seconds(p.pid) - cpu0
-            rtts = json.loads(probe.communicate(timeout=120)[0])
+            rtts = json.loads(probe.communicate(timeout=300)[0])
         finally:
             self.stop(p)
         return rtts, frames, cpu

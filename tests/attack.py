@@ -36,9 +36,9 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from itest_lib import (  # noqa: E402
-    KIND_CLIENT, KIND_INTERNAL, KIND_SERVER, MSG_FLUSH, MSG_FLUSHED, MSG_HELLO, MSG_SPAN,
-    MSG_SPAN_ATTRS, STATUS_ERROR, STATUS_OK, Base, RawClient, by_trace, frame,
-    span_end, span_start)
+    KIND_CLIENT, KIND_SERVER, MSG_FLUSH, MSG_FLUSHED, MSG_HELLO, MSG_SPAN, STATUS_ERROR, Base,
+    RawClient, by_trace, frame, hello_bomb, span_attrs, span_end, span_fields, span_start,
+    whole_span)
 
 PYTHON = sys.executable
 THIS = os.path.abspath(__file__)
@@ -144,27 +144,9 @@ def agent_trace():
     return tid, b"".join(out)
 
 
-def whole_span(trace_id, span_id, parent, name, start, end, attrs=None, events=None,
-               status=STATUS_OK):
-    return frame(MSG_SPAN, trace_id, span_id, parent, name, KIND_INTERNAL, start, attrs or {}, {},
-                 end, status, None, events)
-
-
-def span_attrs(span_id, attrs):
-    return frame(MSG_SPAN_ATTRS, span_id, attrs)
-
-
 def hello_frame(**options):
     opts = {"service.name": "attacker", "process.pid": os.getpid(), "instance": 1}
     opts.update(options)
-    return frame(MSG_HELLO, 1, opts)
-
-
-def hello_bomb(n_attrs=110000):
-    """A HELLO of about 1 MB: n_attrs resource attributes (5-hex-digit keys, 2-byte values)."""
-    opts = {"service.name": "bomb", "process.pid": os.getpid(), "instance": 9}
-    for i in range(n_attrs):
-        opts["%05x" % i] = "vv"
     return frame(MSG_HELLO, 1, opts)
 
 
@@ -944,14 +926,14 @@ class SmallerDefects(Attack):
         c.hello(instance=1)
         before = c.stats()
         tid, sid, now = os.urandom(16), os.urandom(8), time.time_ns()
-        span = msgpack_span_fields(tid, sid, "wide.type", now, now + 1000)
+        span = span_fields(tid, sid, None, "wide.type", now, now + 1000)
         c.send(frame(2 ** 32 + MSG_SPAN, *span))
         c.flush()
         after = c.stats()
         self.assertEqual(after["unknown_messages"], before["unknown_messages"] + 1)
         # The same span as a real SPAN goes through: the connection stayed open.
         sid2 = os.urandom(8)
-        c.send(frame(MSG_SPAN, *msgpack_span_fields(tid, sid2, "real.type", now, now + 1000)))
+        c.send(frame(MSG_SPAN, *span_fields(tid, sid2, None, "real.type", now, now + 1000)))
         c.flush(2)
         # A HELLO with a protocol version wider than 32 bits is refused, not taken as 1.
         v = RawClient(self.d.socket)
@@ -968,7 +950,7 @@ class SmallerDefects(Attack):
         c = RawClient(self.d.socket)
         c.hello(instance=1)
         tid, sid, now = os.urandom(16), os.urandom(8), time.time_ns()
-        c.send(frame(MSG_SPAN, *msgpack_span_fields(tid, sid, "backwards", now, now - 10 ** 9)))
+        c.send(frame(MSG_SPAN, *span_fields(tid, sid, None, "backwards", now, now - 10 ** 9)))
         c.flush()  # the connection stays open
         c.close()
         self.finish("end-before-start", 1 * MiB)
@@ -1000,11 +982,6 @@ class SmallerDefects(Attack):
         self.assertEqual(mode, 0o660)
         self.assertEqual(seen | {mode}, {0o660})
         self.assertEqual(d.stop(), 0)
-
-
-def msgpack_span_fields(tid, sid, name, start, end):
-    """The fields of a whole SPAN after its type."""
-    return [tid, sid, None, name, KIND_INTERNAL, start, {}, {}, end, STATUS_OK, None, None]
 
 
 if __name__ == "__main__":

@@ -107,6 +107,30 @@ def span_end(span_id, status=STATUS_OK, attrs=None):
     return frame(MSG_SPAN_END, span_id, time.time_ns(), status, None, attrs or {})
 
 
+def span_fields(trace_id, span_id, parent, name, start, end, attrs=None, events=None,
+                status=STATUS_OK):
+    """The fields of a whole SPAN message after its type."""
+    return [trace_id, span_id, parent, name, KIND_INTERNAL, start, attrs or {}, {}, end, status,
+            None, events]
+
+
+def whole_span(*args, **kw):
+    """A whole SPAN: span_fields()' arguments."""
+    return frame(MSG_SPAN, *span_fields(*args, **kw))
+
+
+def span_attrs(span_id, attrs):
+    return frame(MSG_SPAN_ATTRS, span_id, attrs)
+
+
+def hello_bomb(n_attrs=110000):
+    """A HELLO of about 1 MB: n_attrs resource attributes (5-hex-digit keys, 2-byte values)."""
+    opts = {"service.name": "bomb", "process.pid": os.getpid(), "instance": 9}
+    for i in range(n_attrs):
+        opts["%05x" % i] = "vv"
+    return frame(MSG_HELLO, 1, opts)
+
+
 def send_trace(client, name, n_children, attrs=None):
     """A whole trace over client: a root and n_children children, each ended at once.
     Returns its trace id."""
