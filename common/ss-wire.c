@@ -462,15 +462,17 @@ static uint64_t be(const uint8_t *p, size_t n)
  * array and map declares no more elements than the bytes left could hold
  * (one byte each at least): msgpack-c allocates the declared count before it
  * reads one element, so a 5-byte header could otherwise ask for 2^32
- * objects. Nesting deeper than SS_WIRE_DEPTH_MAX is refused as well.
+ * objects. Nesting deeper than SS_WIRE_DEPTH_MAX, and more than
+ * SS_WIRE_MAX_OBJECTS objects in all, are refused as well.
  */
-static int skip_object(const uint8_t **p, const uint8_t *end, unsigned depth)
+static int skip_object(const uint8_t **p, const uint8_t *end, unsigned depth, uint32_t *objects)
 {
         uint64_t count = 0, body = 0;
         uint8_t c;
 
-        if (*p >= end || depth > SS_WIRE_DEPTH_MAX)
+        if (*p >= end || depth > SS_WIRE_DEPTH_MAX || *objects == 0)
                 return -EBADMSG;
+        (*objects)--;
         c = *(*p)++;
         if (c <= 0x7f || c >= 0xe0 || c == 0xc0 || c == 0xc2 || c == 0xc3)
                 return 0; /* fixint, nil, bool */
@@ -515,7 +517,7 @@ static int skip_object(const uint8_t **p, const uint8_t *end, unsigned depth)
                 return -EBADMSG;
         *p += body;
         for (uint64_t k = 0; k < count; k++)
-                if (skip_object(p, end, depth + 1) < 0)
+                if (skip_object(p, end, depth + 1, objects) < 0)
                         return -EBADMSG;
         return 0;
 }
@@ -523,8 +525,9 @@ static int skip_object(const uint8_t **p, const uint8_t *end, unsigned depth)
 int ss_msgpack_check(const uint8_t *data, size_t len)
 {
         const uint8_t *walk = data;
+        uint32_t objects = SS_WIRE_MAX_OBJECTS;
 
-        if (skip_object(&walk, data + len, 0) < 0 || walk != data + len)
+        if (skip_object(&walk, data + len, 0, &objects) < 0 || walk != data + len)
                 return -EBADMSG;
         return 0;
 }

@@ -29,6 +29,9 @@
 /* Nesting of a whole frame: the message array and an attribute value at SS_ATTR_DEPTH_MAX
  * inside events and maps leave room under it; deeper frames are refused as bad msgpack. */
 #define SS_WIRE_DEPTH_MAX 32u
+/* Objects in one frame (each key, value and element counts): a span of 128 attributes with
+ * arrays is some hundreds; a million tiny objects would cost the loop tens of ms to unpack. */
+#define SS_WIRE_MAX_OBJECTS 65536u
 
 enum ss_msg_type {
         /* client to daemon */
@@ -191,7 +194,8 @@ int ss_frame_parse(const uint8_t *data, size_t len, size_t max_frame, const uint
 /*
  * 0 when data is exactly one msgpack object whose every array and map
  * declares no more elements than its bytes could hold, nested at most
- * SS_WIRE_DEPTH_MAX deep; -EBADMSG otherwise. Run it before handing peer
+ * SS_WIRE_DEPTH_MAX deep, of at most SS_WIRE_MAX_OBJECTS objects; -EBADMSG
+ * otherwise. Run it before handing peer
  * bytes to msgpack-c, which allocates a container's declared count before
  * reading it (a 5-byte header could ask for 2^32 objects). Linear, no
  * allocation.

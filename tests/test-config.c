@@ -570,10 +570,8 @@ START_TEST(empty_allow_list_is_refused)
         static const char *const empty[] = {"", ",", " "};
 
         for (size_t i = 0; i < sizeof(empty) / sizeof(empty[0]); i++) {
-                /* DAEMON BUG (daemon/conf/parse.c:93): ss_conf_ids() takes a value with no
-                 * entry ("" or ",") as an empty list and returns 0, so --allow-uids "" leaves
-                 * the daemon open to every user, silently (config.h: "never a silent
-                 * default"). " " is refused, as no user is named " ". */
+                /* A value with no entry ("" or ",") once made an empty list, which reads as
+                 * "anyone": it is refused, naming the flag. */
                 ck_assert_msg(load_argv((char *[]){"sidespand", "--allow-uids", (char *)empty[i],
                                                    NULL}) == -EINVAL,
                               "--allow-uids '%s' accepted: %zu uids", empty[i], cfg.n_allow_uids);

@@ -210,9 +210,8 @@ START_TEST(repaired_value_is_held_to_span_bytes)
 
         /* 301 bytes as sent, 901 repaired, under a key of 100: 1005 bytes in all. */
         set1(s, key, fx_str(v300), &lim);
-        /* DAEMON BUG (daemon/model/attrs.c:173): the check after the copy leaves out the new
-         * key's bytes, which attrs_append() stores afterwards: the span's live bytes end at
-         * 1005, past max_bytes 1000. */
+        /* The check after the copy counts the new key's bytes too (it once left them out, and
+         * the span ended at 1005 bytes, past max_bytes 1000). */
         ck_assert_msg(s->store.live <= lim.max_bytes, "live %llu past max_bytes %llu",
                       (unsigned long long)s->store.live, (unsigned long long)lim.max_bytes);
         free(v400);
@@ -486,10 +485,8 @@ START_TEST(value_size_min_is_a_lower_bound_when_cut)
         src = mp_end(&o);
         ck_assert_int_eq(ss_store_value(&st, &v, src, 3), 1);
         ck_assert_uint_eq(ss_value_size(&v), 2);
-        /* DAEMON BUG (daemon/model/value.c:184): size_of() cuts a source string to max bytes,
-         * not to the character boundary ss_store_str() cuts at, so the "lower bound" is 4
-         * here, above the 2 bytes the copy takes: ss_attrs_set() may refuse a value that
-         * fits max_bytes. */
+        /* The copy cuts at a character boundary, up to 3 bytes short of max: the lower bound
+         * allows for it. */
         ck_assert_uint_le(ss_value_size_min(src, 3), ss_value_size(&v));
         mp_done(&o);
         ss_store_free(&st);
@@ -506,9 +503,7 @@ START_TEST(empty_string_without_a_pointer)
         msgpack_object v;
 
         ck_assert_int_eq(ss_store_init(&st), 0);
-        /* DAEMON BUG (daemon/model/value.c:47): ss_store_str() calls memcpy(d, NULL, 0),
-         * undefined behaviour: the sanitizer build (UBSAN_OPTIONS=halt_on_error=1) stops
-         * here. Latent: the wire decoder never hands the model such a string today. */
+        /* msgpack-c gives some empty strings a NULL pointer: no memcpy() of 0 bytes from it. */
         ck_assert_int_eq(ss_store_value(&st, &v, &empty, 0), 0);
         fx_assert_str(&v, "");
         ck_assert_uint_eq(ss_value_size(&v), 1);

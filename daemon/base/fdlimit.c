@@ -32,3 +32,12 @@ int ss_fd_limit_raise(uint64_t want)
         }
         return 0;
 }
+
+uint64_t ss_fd_limit(void)
+{
+        struct rlimit rl;
+
+        if (getrlimit(RLIMIT_NOFILE, &rl) < 0 || rl.rlim_cur == RLIM_INFINITY)
+                return 0;
+        return rl.rlim_cur;
+}

@@ -10,6 +10,12 @@
 
 /* Descriptors beside the connections: listener, exporters' sockets and files, stdio. */
 #define SS_FD_RESERVE 64u
+/* A connection whose descriptor is this close to the limit is refused (counted), so the
+ * daemon keeps descriptors for its exporters and libuv never has to drop one unseen. */
+#define SS_FD_MARGIN 32u
+
+/* The soft RLIMIT_NOFILE now; 0 when unlimited or unknown. */
+uint64_t ss_fd_limit(void);
 
 /*
  * Raise the soft RLIMIT_NOFILE to the hard limit and say whether want

@@ -99,5 +99,10 @@ int ss_conf_ids(const char *what, const char *value, int groups, uint32_t *v, si
                         (*n)++;
         }
         free(list);
+        /* An empty list is not "nobody", which would read as "anyone": say so. */
+        if (r == 0 && *n == 0)
+                r = ss_conf_bad(what, value,
+                                groups ? "expected at least one group"
+                                       : "expected at least one user");
         return r;
 }

@@ -11,18 +11,28 @@
 #define READ_CHUNK (64u * 1024u)
 /* An input buffer that grew past this for a large frame is given back once it drains. */
 #define SHRINK_ABOVE (256u * 1024u)
+/* ...when it has not needed that much for this long. */
+#define SHRINK_AFTER_MS 2000u
 /* Replies a peer has not read yet: past this it is not reading, and is closed. */
 #define MAX_REPLY_QUEUED (1u << 20)
 
 /* ---- the input budget ------------------------------------------------------------------- */
 
+/* What of a buffer of cap bytes the budget holds: every connection reads its first chunk
+ * outside it, so a newcomer is always served and a peer's close always seen. */
+static size_t budget_share(size_t cap)
+{
+        return cap > READ_CHUNK ? cap - READ_CHUNK : 0;
+}
+
 /* The input buffer's allocation changed: move the difference in or out of the budget. */
 static void budget_update(ss_conn *c)
 {
         ss_input_budget *b = c->env->budget;
+        size_t share = budget_share(c->in.cap);
 
-        b->used = b->used - c->in_counted + c->in.cap;
-        c->in_counted = c->in.cap;
+        b->used = b->used - c->in_counted + share;
+        c->in_counted = share;
 }
 
 static void budget_pause(ss_conn *c)
@@ -40,7 +50,8 @@ static void budget_pause(ss_conn *c)
                            "connection %llu (pid %d): reading paused, the daemon's input "
                            "buffers hold max_input_bytes (%llu)",
                            (unsigned long long)c->id, (int)c->pid, (unsigned long long)b->max);
-        (void)uv_read_stop((uv_stream_t *)&c->pipe);
+        /* Reading stops in on_read(): libuv calls the read callback once more for the empty
+         * buffer, and uv_read_stop() here would have cleared it. */
 }
 
 static void budget_unlink(ss_conn *c)
@@ -300,15 +311,26 @@ static void process(ss_conn *c)
                 frame(c, payload, len);
         }
         ss_buf_consume(&c->in, off);
+        /* The deadline is per frame: it starts when a frame begins, not when a read of a
+         * client that streams without pause happens to end in the middle of one. */
         if (c->in.len == 0)
                 c->partial_since_ms = 0;
-        else if (!c->partial_since_ms)
+        else if (off > 0 || !c->partial_since_ms)
                 c->partial_since_ms = uv_now(c->pipe.loop);
-        if (c->in.cap > SHRINK_ABOVE && c->in.len < c->in.cap / 4) {
-                ss_buf_shrink(&c->in, READ_CHUNK);
-                budget_update(c);
-                budget_resume(c->env->budget);
-        }
+        if (c->in.cap > SHRINK_ABOVE)
+                c->grew_ms = uv_now(c->pipe.loop);
+}
+
+void ss_conn_shrink(ss_conn *c, uint64_t now_ms)
+{
+        /* Not at once: a client that sends large frames would have its buffer grown back
+         * (mremap) for every one. */
+        if (c->in.cap <= SHRINK_ABOVE || c->in.len >= c->in.cap / 4 ||
+            now_ms - c->grew_ms < SHRINK_AFTER_MS)
+                return;
+        ss_buf_shrink(&c->in, READ_CHUNK);
+        budget_update(c);
+        budget_resume(c->env->budget);
 }
 
 /* Whether growing the buffer to hold room more bytes fits the budget (it grows by doubling). */
@@ -323,7 +345,7 @@ static bool budget_allows(const ss_conn *c, size_t room)
                 cap *= 2;
         if (cap > c->in.max)
                 cap = c->in.max;
-        return b->used - c->in.cap + cap <= b->max;
+        return b->used - c->in_counted + budget_share(cap) <= b->max;
 }
 
 static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
@@ -350,8 +372,10 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
 {
         ss_conn *c = (ss_conn *)stream;
 
-        if (nread == UV_ENOBUFS && c->paused)
-                return; /* read again once the budget has room */
+        if (nread == UV_ENOBUFS && c->paused) {
+                (void)uv_read_stop(stream); /* read again once the budget has room */
+                return;
+        }
         if (nread == UV_EOF) {
                 ss_conn_close(c);
                 return;

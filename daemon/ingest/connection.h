@@ -27,6 +27,7 @@ typedef struct ss_ingest_stats {
         uint64_t connections_refused;         /* over max_connections */
         uint64_t connections_refused_process; /* over max_connections_per_process */
         uint64_t connections_denied;          /* not in allow_uids / allow_gids */
+        uint64_t connections_refused_fds;     /* too few file descriptors left */
         uint64_t connections_active;
         uint64_t accept_failures; /* accept errors (no descriptors), no memory */
         uint64_t timeouts_hello;  /* closed: no HELLO within hello_timeout */
@@ -77,6 +78,7 @@ struct ss_conn {
         uint64_t connected_ms;     /* uv_now() at accept */
         uint64_t last_read_ms;     /* the last bytes */
         uint64_t partial_since_ms; /* a frame begun and not complete since; 0: none */
+        uint64_t grew_ms;          /* the input buffer last held a large frame */
         bool paused;
         bool counted; /* in the listener's count of its process */
         bool closing;
@@ -93,6 +95,10 @@ int ss_conn_start(ss_conn *c);
 
 /* Whether the connection holds nothing: no open span, no partial frame. */
 bool ss_conn_idle(const ss_conn *c);
+
+/* Give back an input buffer that grew for large frames and has not needed it for a while.
+ * The listener calls it from its timer. */
+void ss_conn_shrink(ss_conn *c, uint64_t now_ms);
 
 /* Close with a reason, logged (rate-limited). */
 void ss_conn_close_because(ss_conn *c, const char *why);

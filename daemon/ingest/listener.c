@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "base/fault.h"
+#include "base/fdlimit.h"
 #include "base/hashmap.h"
 #include "base/list.h"
 #include "base/log.h"
@@ -30,6 +31,7 @@ struct ss_listener {
         uv_timer_t timeouts; /* closes connections past their deadlines */
         bool timeouts_on;
         bool closing;
+        uint64_t fd_limit; /* the soft RLIMIT_NOFILE at start; 0: unlimited */
         ss_conn *conns;
         uint64_t next_id;
         unsigned pending_closes; /* connections and handles not yet closed */
@@ -182,9 +184,24 @@ static bool allowed(const ss_listener *l, const ss_conn *c)
                group_allowed(l, c);
 }
 
+/* Whether the connection's descriptor is among the last few the process may open: past
+ * them libuv would accept and close connections itself, unseen and uncounted. */
+static bool near_fd_limit(const ss_listener *l, const ss_conn *c)
+{
+        uv_os_fd_t fd;
+
+        return l->fd_limit && uv_fileno((const uv_handle_t *)&c->pipe, &fd) == 0 &&
+               (uint64_t)fd + SS_FD_MARGIN >= l->fd_limit;
+}
+
 /* Why c may not stay, counted; NULL when it may. */
 static const char *admit(ss_listener *l, const ss_conn *c)
 {
+        if (near_fd_limit(l, c)) {
+                l->stats.connections_refused_fds++;
+                return "the daemon is out of file descriptors (raise LimitNOFILE or lower "
+                       "--max-connections)";
+        }
         if (!allowed(l, c)) {
                 l->stats.connections_denied++;
                 return "its uid and groups are not in allow_uids / allow_gids";
@@ -271,6 +288,8 @@ static const char *overdue(ss_listener *l, const ss_conn *c, uint64_t now)
 {
         const ss_listener_config *cfg = &l->cfg;
 
+        /* A paused connection's frame deadline runs too: pausing is what the budget does
+         * under pressure, and whoever holds it with unfinished frames must not keep it. */
         if (cfg->hello_timeout_ms && !c->session && now - c->connected_ms > cfg->hello_timeout_ms) {
                 l->stats.timeouts_hello++;
                 return "no HELLO within hello_timeout";
@@ -298,6 +317,8 @@ static void on_timeouts(uv_timer_t *t)
 
                 if (why)
                         ss_conn_close_because(c, why);
+                else if (!c->closing)
+                        ss_conn_shrink(c, now);
         }
 }
 
@@ -306,15 +327,15 @@ static int timeouts_start(ss_listener *l)
 {
         const uint32_t all[] = {l->cfg.hello_timeout_ms, l->cfg.frame_timeout_ms,
                                 l->cfg.idle_timeout_ms};
-        uint64_t every = 0;
+        uint64_t every;
         int r;
 
+        /* At least once a second: it also gives back input buffers that grew. */
+        every = 1000;
         for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++)
-                if (all[i] && (!every || all[i] / 4 < every))
+                if (all[i] && all[i] / 4 < every)
                         every = all[i] / 4;
-        if (!every)
-                return 0;
-        every = every < 10 ? 10 : every > 1000 ? 1000 : every;
+        every = every < 10 ? 10 : every;
         r = uv_timer_init(l->loop, &l->timeouts);
         if (r < 0)
                 return r;
@@ -360,6 +381,7 @@ int ss_listener_new(uv_loop_t *loop, const ss_listener_config *cfg, ss_assembler
                                .closed = on_conn_closed,
                                .ctx = l};
         ss_map_init(&l->per_process, 8);
+        l->fd_limit = ss_fd_limit();
         l->path = strdup(cfg->path);
         r = l->path ? uv_pipe_init(loop, &l->pipe, 0) : -ENOMEM;
         if (r < 0) {
@@ -417,6 +439,7 @@ void ss_listener_counters(const void *listener, ss_counters *out)
         ss_counters_add(out, NULL, "connections_refused", v->connections_refused);
         ss_counters_add(out, NULL, "connections_refused_process", v->connections_refused_process);
         ss_counters_add(out, NULL, "connections_denied", v->connections_denied);
+        ss_counters_add(out, NULL, "connections_refused_fds", v->connections_refused_fds);
         ss_counters_add(out, NULL, "timeouts_hello", v->timeouts_hello);
         ss_counters_add(out, NULL, "timeouts_frame", v->timeouts_frame);
         ss_counters_add(out, NULL, "timeouts_idle", v->timeouts_idle);

@@ -170,8 +170,10 @@ int ss_attrs_set(ss_store *st, ss_attrs *a, const msgpack_object_str *key,
         r = ss_store_value(st, &v, val, max_len);
         if (r < 0)
                 return r;
-        /* The copy may be larger than its bound (ill-formed UTF-8 repaired): check again. */
-        if (lim && lim->max_bytes && st->live - old > lim->max_bytes) {
+        /* The copy may be larger than its bound (ill-formed UTF-8 repaired): check again,
+         * with the key a new attribute still has to store. */
+        if (lim && lim->max_bytes &&
+            st->live - old + (kv || stored ? 0 : k.size + 1ull) > lim->max_bytes) {
                 ss_store_release(st, ss_value_size(&v));
                 drop(st, stored, &h->bytes_over, dropped);
                 return 0;
@@ -191,7 +193,21 @@ int ss_attrs_set(ss_store *st, ss_attrs *a, const msgpack_object_str *key,
 int ss_attrs_merge(ss_store *st, ss_attrs *a, const msgpack_object_map *m, const ss_limits *lim,
                    uint32_t *dropped)
 {
-        for (uint32_t i = 0; m && i < m->size; i++) {
+        uint32_t n = m ? m->size : 0;
+
+        /* A map far longer than the attributes a list may hold is not looked at past a bound:
+         * its tail could only replace values or be dropped, and 100 000 keys must not cost
+         * the loop milliseconds. What is not looked at is counted as dropped. */
+        if (lim && lim->max_attrs && n > ss_attrs_merge_max(lim->max_attrs)) {
+                uint32_t skipped = n - ss_attrs_merge_max(lim->max_attrs);
+
+                n -= skipped;
+                if (lim->hits)
+                        lim->hits->attrs_over_count += skipped;
+                if (dropped)
+                        *dropped += skipped;
+        }
+        for (uint32_t i = 0; i < n; i++) {
                 const msgpack_object_kv *kv = &m->ptr[i];
 
                 if (kv->key.type != MSGPACK_OBJECT_STR)

@@ -56,7 +56,15 @@ typedef struct ss_limits {
 int ss_attrs_set(ss_store *st, ss_attrs *a, const msgpack_object_str *key,
                  const msgpack_object *val, const ss_limits *lim, uint32_t *dropped);
 
-/* Set every string-keyed pair of m (NULL: none) under lim. 0 or -ENOMEM. */
+/* The entries of one map ss_attrs_merge() looks at under max_attrs: twice as many, so a
+ * client that sets its keys again in one map loses nothing. */
+static inline uint32_t ss_attrs_merge_max(uint32_t max_attrs)
+{
+        return max_attrs > UINT32_MAX / 2 ? UINT32_MAX : 2 * max_attrs;
+}
+
+/* Set every string-keyed pair of m (NULL: none) under lim; entries past
+ * ss_attrs_merge_max(lim->max_attrs) are dropped unread. 0 or -ENOMEM. */
 int ss_attrs_merge(ss_store *st, ss_attrs *a, const msgpack_object_map *m, const ss_limits *lim,
                    uint32_t *dropped);
 

@@ -42,21 +42,33 @@ static int set(ss_resource *r, const char *key, const msgpack_object *v)
         return ss_attrs_set(&r->store, &r->attrs, &k, v, NULL, NULL);
 }
 
-/* The peer's real identity over what HELLO claims. */
+/* Keys the kernel answers for when the peer is known: a client's value is not taken. */
+static bool identity_key(const msgpack_object_str *k)
+{
+        static const char *const keys[] = {SS_HELLO_PROCESS_PID, "process.owner",
+                                           "sidespan.claimed_pid"};
+
+        for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
+                if (k->size == strlen(keys[i]) && memcmp(k->ptr, keys[i], k->size) == 0)
+                        return true;
+        return false;
+}
+
+/* The peer's real identity, after the client's attributes and outside their limit (the
+ * client's own keys for it were skipped); a different pid claimed is kept as
+ * sidespan.claimed_pid. */
 static int resource_peer(ss_resource *r, const msgpack_object_map *opts, const ss_peer *peer)
 {
         const msgpack_object *claimed = ss_wire_map_get(opts, SS_HELLO_PROCESS_PID);
         msgpack_object v = {.type = MSGPACK_OBJECT_POSITIVE_INTEGER};
 
-        if (!peer || peer->pid <= 0)
-                return 0;
+        v.via.u64 = (uint64_t)peer->pid;
+        if (set(r, SS_HELLO_PROCESS_PID, &v) < 0)
+                return -ENOMEM;
         if (claimed &&
             !(claimed->type == MSGPACK_OBJECT_POSITIVE_INTEGER &&
               claimed->via.u64 == (uint64_t)peer->pid) &&
             set(r, "sidespan.claimed_pid", claimed) < 0)
-                return -ENOMEM;
-        v.via.u64 = (uint64_t)peer->pid;
-        if (set(r, SS_HELLO_PROCESS_PID, &v) < 0)
                 return -ENOMEM;
         if (!peer->owner)
                 return 0;
@@ -70,6 +82,7 @@ static int resource_fill(ss_resource *r, const msgpack_object_map *opts, const s
 {
         static const msgpack_object_str service_key = {.size = 12, .ptr = "service.name"};
         msgpack_object dflt = {.type = MSGPACK_OBJECT_STR};
+        bool known = peer && peer->pid > 0;
 
         /* The default goes first, where the client's own would usually be. */
         if (!ss_wire_map_get(opts, SS_HELLO_SERVICE_NAME)) {
@@ -80,13 +93,21 @@ static int resource_fill(ss_resource *r, const msgpack_object_map *opts, const s
         for (uint32_t i = 0; opts && i < opts->size; i++) {
                 const msgpack_object_kv *kv = &opts->ptr[i];
 
-                if (kv->key.type != MSGPACK_OBJECT_STR || protocol_option(&kv->key.via.str))
+                /* As ss_attrs_merge() does: a map far past the limit is not read to its end
+                 * (the protocol keys and the identity the kernel gives come on top). */
+                if (lim && lim->max_attrs &&
+                    i >= ss_attrs_merge_max(lim->max_attrs) + SS_HELLO_N_KEYS + 3) {
+                        r->dropped_attrs += opts->size - i;
+                        break;
+                }
+                if (kv->key.type != MSGPACK_OBJECT_STR || protocol_option(&kv->key.via.str) ||
+                    (known && identity_key(&kv->key.via.str)))
                         continue;
                 if (ss_attrs_set(&r->store, &r->attrs, &kv->key.via.str, &kv->val, lim,
                                  &r->dropped_attrs) < 0)
                         return -ENOMEM;
         }
-        if (resource_peer(r, opts, peer) < 0)
+        if (known && resource_peer(r, opts, peer) < 0)
                 return -ENOMEM;
         return resource_scope(r, opts);
 }

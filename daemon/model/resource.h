@@ -37,7 +37,8 @@ typedef struct ss_peer {
  * max_key_len, max_value_len; NULL: none); service.name defaults to
  * "upsonic". With a peer, process.pid is the peer's real pid and
  * process.owner its user, whatever HELLO claims; a claimed pid that differs
- * is kept as sidespan.claimed_pid. One reference; NULL on out-of-memory.
+ * is kept as sidespan.claimed_pid. These come on top of the limit: they are
+ * the daemon's, not the client's. One reference; NULL on out-of-memory.
  */
 ss_resource *ss_resource_new_for(const msgpack_object_map *hello_options, const ss_peer *peer,
                                  const ss_limits *lim);

@@ -181,7 +181,10 @@ static uint64_t size_of(const msgpack_object *o, uint32_t max, unsigned depth)
                 return 0;
         switch (o->type) {
         case MSGPACK_OBJECT_STR:
-                return (max && o->via.str.size > max ? max : o->via.str.size) + 1ull;
+                /* A string cut to max may lose up to 3 more bytes to a character boundary. */
+                if (max && o->via.str.size > max)
+                        return (max > 3 ? max - 3 : 0) + 1ull;
+                return o->via.str.size + 1ull;
         case MSGPACK_OBJECT_BIN: {
                 uint32_t len = max && o->via.bin.size > max ? max : o->via.bin.size;
 
