@@ -49,8 +49,9 @@ def whole_span(name, attrs):
 
 
 def attr_map(span_id):
-    """About 1 MB of SPAN_ATTRS: 110 000 attributes on one open span (max_attributes 128)."""
-    return span_attrs(span_id, {"%05x" % i: "vv" for i in range(110000)})
+    """SPAN_ATTRS of 32 000 attributes on one open span (max_attributes 128): the largest map a
+    frame may hold (65 536 msgpack objects, SS_WIRE_MAX_OBJECTS); a larger one is refused."""
+    return span_attrs(span_id, {"%05x" % i: "vv" for i in range(32000)})
 
 
 def max_attrs():
@@ -85,8 +86,8 @@ class Attacker:
             if kind in ("attr-map", "reset-value"):
                 self.sid = os.urandom(8)
                 self.c.send(span_start(os.urandom(16), self.sid, None, "long.lived"))
-        # hello_bomb(): 110 000 resource attributes, about 1 MB (max_resource_attributes 128).
-        self.data = {"hello": hello_bomb, "name": big_name, "max-attrs": max_attrs,
+        # The largest HELLO a frame may hold: 32 000 resource attributes (65 536 objects).
+        self.data = {"hello": lambda: hello_bomb(32000), "name": big_name, "max-attrs": max_attrs,
                      "keys": long_keys}.get(kind)
         self.data = self.data() if self.data else \
             (attr_map if kind == "attr-map" else reset_value)(self.sid)
@@ -262,8 +263,8 @@ class Bench:
 
 KINDS = [
     ("rest", "at rest (no attacker)"),
-    ("hello", "HELLO, 110 000 resource attrs (~1 MB)"),
-    ("attr-map", "SPAN_ATTRS, 110 000 attrs (~1 MB)"),
+    ("hello", "HELLO, 32 000 resource attrs"),
+    ("attr-map", "SPAN_ATTRS, 32 000 attrs"),
     ("name", "SPAN, 1 MB name"),
     ("max-attrs", "SPAN, 128 attrs x 8 KB values"),
     ("reset-value", "SPAN_ATTRS, 256 KiB value re-set"),
