@@ -5,7 +5,7 @@ set -eu
 
 PACKAGES="gcc libc6-dev pkg-config meson ninja-build
 libuv1-dev libcurl4-openssl-dev libmsgpack-dev libprotobuf-c-dev protobuf-c-compiler
-zlib1g-dev check libsubunit-dev
+zlib1g-dev libinih-dev check libsubunit-dev
 python3 python3-protobuf python3-msgpack protobuf-compiler"
 
 missing=""

@@ -582,7 +582,7 @@ class Configuration(Base):
             (["--exporter", "kafka"], {}, "--exporter: 'kafka'"),
             (["--endpoint", "ftp://x"], {}, "--endpoint: 'ftp://x'"),
             ([], {"OTEL_EXPORTER_OTLP_TIMEOUT": "soon"}, "OTEL_EXPORTER_OTLP_TIMEOUT: 'soon'"),
-            ([], {"OTEL_EXPORTER_OTLP_PROTOCOL": "grpc"}, "OTEL_EXPORTER_OTLP_PROTOCOL: 'grpc'"),
+            ([], {"OTEL_EXPORTER_OTLP_PROTOCOL": "thrift"}, "OTEL_EXPORTER_OTLP_PROTOCOL: 'thrift'"),
             ([], {"OTEL_EXPORTER_OTLP_COMPRESSION": "br"}, "OTEL_EXPORTER_OTLP_COMPRESSION: 'br'"),
             ([], {"OTEL_EXPORTER_OTLP_HEADERS": "novalue"}, "OTEL_EXPORTER_OTLP_HEADERS: 'novalue'"),
             (["--exporter", "otlp-http"], {}, "needs --endpoint"),

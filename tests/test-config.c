@@ -107,14 +107,34 @@ static int load_argv(char **argv)
 #define LOAD(...)      load_argv((char *[]){"sidespand", __VA_ARGS__, NULL})
 #define LOAD_NO_ARGS() load_argv((char *[]){"sidespand", NULL})
 
+/* The exporter of kind the configuration builds, or NULL. */
+static const ss_exporter_def *def_of(unsigned kind)
+{
+        for (size_t i = 0; i < cfg.export.n; i++)
+                if (cfg.export.defs[i].kind == kind)
+                        return &cfg.export.defs[i];
+        return NULL;
+}
+
+/* The path the file exporter writes to, or NULL when there is none. */
+static const char *file_path(void)
+{
+        const ss_exporter_def *d = def_of(SS_EXPORT_FILE);
+
+        return d ? d->file_path : NULL;
+}
+
 /* The stage configurations point at the strings cfg owns. */
 static void assert_linked(void)
 {
+        const ss_exporter_def *d = def_of(SS_EXPORT_OTLP_HTTP);
+
         ck_assert_ptr_eq(cfg.listener.path, cfg.socket_path);
-        ck_assert_ptr_eq(cfg.export.http.endpoint, cfg.endpoint);
-        ck_assert_ptr_eq(cfg.export.http.headers, (const char *const *)cfg.headers);
-        ck_assert_uint_eq(cfg.export.http.n_headers, cfg.n_headers);
-        ck_assert_ptr_eq(cfg.export.file_path, cfg.file_path);
+        if (!d)
+                return;
+        ck_assert_ptr_eq(d->http.endpoint, cfg.cli.endpoint);
+        ck_assert_ptr_eq(d->http.headers, (const char *const *)cfg.cli.headers);
+        ck_assert_uint_eq(d->http.n_headers, cfg.cli.n_headers);
 }
 
 /* ---- defaults --------------------------------------------------------------------------- */
@@ -127,9 +147,9 @@ START_TEST(defaults_without_endpoint_print_to_console)
         ck_assert_uint_eq(cfg.export.exporters, SS_EXPORT_CONSOLE);
         ck_assert(cfg.export.exporters_defaulted);
         ck_assert_int_eq(cfg.export.console_fd, 1);
-        ck_assert_ptr_null(cfg.endpoint);
-        ck_assert_ptr_null(cfg.file_path);
-        ck_assert_uint_eq(cfg.n_headers, 0);
+        ck_assert_ptr_null(cfg.cli.endpoint);
+        ck_assert_ptr_null(file_path());
+        ck_assert_uint_eq(cfg.cli.n_headers, 0);
         ck_assert_uint_eq(cfg.listener.max_frame, SS_MAX_FRAME_DEFAULT);
         ck_assert_uint_eq(cfg.listener.max_connections, 1024);
         ck_assert_uint_eq(cfg.assembler.max_open_spans, 10000);
@@ -138,9 +158,9 @@ START_TEST(defaults_without_endpoint_print_to_console)
         ck_assert_uint_eq(cfg.assembler.orphan_grace_ms, 10000);
         ck_assert_uint_eq(cfg.assembler.limits.max_attrs, 128);
         ck_assert_uint_eq(cfg.assembler.limits.max_value_len, 256u * 1024u);
-        ck_assert_uint_eq(cfg.export.http.timeout_ms, 10000);
-        ck_assert_uint_eq(cfg.export.http.max_batch, 512);
-        ck_assert(!cfg.export.http.gzip);
+        ck_assert_uint_eq(cfg.cli.http.timeout_ms, 10000);
+        ck_assert_uint_eq(cfg.cli.http.max_batch, 512);
+        ck_assert(!cfg.cli.http.gzip);
         ck_assert_uint_eq(cfg.drain_timeout_ms, 15000);
         ck_assert_int_eq(cfg.log_level, 6);
         ck_assert_str_eq(err_text, "");
@@ -153,7 +173,7 @@ START_TEST(endpoint_makes_otlp_http_the_default)
         ck_assert_int_eq(setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "http://collector:4318", 1), 0);
         ck_assert_int_eq(LOAD_NO_ARGS(), 0);
         ck_assert_uint_eq(cfg.export.exporters, SS_EXPORT_OTLP_HTTP);
-        ck_assert_str_eq(cfg.endpoint, "http://collector:4318/v1/traces");
+        ck_assert_str_eq(cfg.cli.endpoint, "http://collector:4318/v1/traces");
         assert_linked();
         /* An exporter named on the command line is what runs, endpoint or not. */
         ck_assert_int_eq(LOAD("-e", "console"), 0);
@@ -188,11 +208,11 @@ START_TEST(file_exporter_default_path)
 {
         ck_assert_int_eq(LOAD("-e", "file,console"), 0);
         ck_assert_uint_eq(cfg.export.exporters, SS_EXPORT_FILE | SS_EXPORT_CONSOLE);
-        ck_assert_str_eq(cfg.file_path, "sidespan-traces.jsonl");
+        ck_assert_str_eq(file_path(), "sidespan-traces.jsonl");
         assert_linked();
         ck_assert_int_eq(LOAD("--file", "/tmp/out.jsonl", "--exporter", "file"), 0);
         ck_assert_uint_eq(cfg.export.exporters, SS_EXPORT_FILE);
-        ck_assert_str_eq(cfg.export.file_path, "/tmp/out.jsonl");
+        ck_assert_str_eq(file_path(), "/tmp/out.jsonl");
         assert_linked();
 }
 END_TEST
@@ -204,13 +224,13 @@ START_TEST(flags_override_environment)
         ck_assert_int_eq(setenv("OTEL_EXPORTER_OTLP_TIMEOUT", "5000", 1), 0);
         ck_assert_int_eq(setenv("OTEL_EXPORTER_OTLP_COMPRESSION", "gzip", 1), 0);
         ck_assert_int_eq(LOAD_NO_ARGS(), 0);
-        ck_assert_uint_eq(cfg.export.http.timeout_ms, 5000);
-        ck_assert(cfg.export.http.gzip);
+        ck_assert_uint_eq(cfg.cli.http.timeout_ms, 5000);
+        ck_assert(cfg.cli.http.gzip);
         ck_assert_int_eq(
             LOAD("--socket", "/tmp/flag.sock", "--timeout-ms", "7000", "--compression", "none"), 0);
         ck_assert_str_eq(cfg.socket_path, "/tmp/flag.sock");
-        ck_assert_uint_eq(cfg.export.http.timeout_ms, 7000);
-        ck_assert(!cfg.export.http.gzip);
+        ck_assert_uint_eq(cfg.cli.http.timeout_ms, 7000);
+        ck_assert(!cfg.cli.http.gzip);
         assert_linked();
 }
 END_TEST
@@ -222,12 +242,12 @@ START_TEST(traces_variables_win_over_general_ones)
         ck_assert_int_eq(setenv("OTEL_EXPORTER_OTLP_COMPRESSION", "gzip", 1), 0);
         ck_assert_int_eq(setenv("OTEL_EXPORTER_OTLP_TRACES_COMPRESSION", "none", 1), 0);
         ck_assert_int_eq(LOAD_NO_ARGS(), 0);
-        ck_assert_uint_eq(cfg.export.http.timeout_ms, 6000);
-        ck_assert(!cfg.export.http.gzip);
+        ck_assert_uint_eq(cfg.cli.http.timeout_ms, 6000);
+        ck_assert(!cfg.cli.http.gzip);
         /* An empty variable counts as unset. */
         ck_assert_int_eq(setenv("OTEL_EXPORTER_OTLP_TRACES_TIMEOUT", "", 1), 0);
         ck_assert_int_eq(LOAD_NO_ARGS(), 0);
-        ck_assert_uint_eq(cfg.export.http.timeout_ms, 5000);
+        ck_assert_uint_eq(cfg.cli.http.timeout_ms, 5000);
 }
 END_TEST
 
@@ -245,8 +265,8 @@ START_TEST(limit_flags_reach_their_stages)
         ck_assert_uint_eq(cfg.assembler.limits.max_attrs, 7);
         ck_assert_uint_eq(cfg.assembler.orphan_grace_ms, 0);
         ck_assert_uint_eq(cfg.drain_timeout_ms, 9);
-        ck_assert_uint_eq(cfg.export.http.max_batch, 10);
-        ck_assert_uint_eq(cfg.export.http.batch_delay_ms, 11);
+        ck_assert_uint_eq(cfg.cli.http.max_batch, 10);
+        ck_assert_uint_eq(cfg.cli.http.batch_delay_ms, 11);
         ck_assert_int_eq(cfg.log_level, 7);
 }
 END_TEST
@@ -272,7 +292,7 @@ START_TEST(hostile_client_flags_reach_their_stages)
         ck_assert_uint_eq(cfg.assembler.limits.max_name_len, 9);
         ck_assert_uint_eq(cfg.assembler.limits.max_bytes, 10000);
         ck_assert_uint_eq(cfg.assembler.foreign_wait_ms, 11);
-        ck_assert_uint_eq(cfg.export.http.max_batch_bytes, 12000);
+        ck_assert_uint_eq(cfg.cli.http.max_batch_bytes, 12000);
         /* Names and numbers alike; the stage's lists point at the config's. */
         ck_assert_uint_eq(cfg.n_allow_uids, 2);
         ck_assert_uint_eq(cfg.allow_uids[0], 0);
@@ -305,7 +325,7 @@ START_TEST(hostile_client_limits_off_and_at_their_bounds)
         ck_assert_uint_eq(cfg.assembler.limits.max_key_len, 65536);
         ck_assert_uint_eq(cfg.assembler.limits.max_bytes, 16u << 20);
         ck_assert_uint_eq(cfg.assembler.foreign_wait_ms, 0);
-        ck_assert_uint_eq(cfg.export.http.max_batch_bytes, 32u << 20);
+        ck_assert_uint_eq(cfg.cli.http.max_batch_bytes, 32u << 20);
 }
 END_TEST
 
@@ -322,8 +342,8 @@ START_TEST(base_endpoint_gets_v1_traces)
         for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
                 ck_assert_int_eq(setenv("OTEL_EXPORTER_OTLP_ENDPOINT", cases[i][0], 1), 0);
                 ck_assert_int_eq(LOAD_NO_ARGS(), 0);
-                ck_assert_str_eq(cfg.endpoint, cases[i][1]);
-                ck_assert_str_eq(cfg.export.http.endpoint, cases[i][1]);
+                ck_assert_str_eq(cfg.cli.endpoint, cases[i][1]);
+                ck_assert_str_eq(cfg.cli.http.endpoint, cases[i][1]);
         }
 }
 END_TEST
@@ -333,14 +353,14 @@ START_TEST(traces_endpoint_used_as_given)
         ck_assert_int_eq(setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "http://base:4318", 1), 0);
         ck_assert_int_eq(setenv("UPSONIC_OTEL_ENDPOINT", "http://upsonic:4318", 1), 0);
         ck_assert_int_eq(LOAD_NO_ARGS(), 0);
-        ck_assert_str_eq(cfg.endpoint, "http://upsonic:4318/v1/traces");
+        ck_assert_str_eq(cfg.cli.endpoint, "http://upsonic:4318/v1/traces");
         ck_assert_int_eq(setenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "http://t:4318/custom", 1),
                          0);
         ck_assert_int_eq(LOAD_NO_ARGS(), 0);
-        ck_assert_str_eq(cfg.endpoint, "http://t:4318/custom");
+        ck_assert_str_eq(cfg.cli.endpoint, "http://t:4318/custom");
         ck_assert_int_eq(setenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "http://t:4318", 1), 0);
         ck_assert_int_eq(LOAD_NO_ARGS(), 0);
-        ck_assert_str_eq(cfg.endpoint, "http://t:4318");
+        ck_assert_str_eq(cfg.cli.endpoint, "http://t:4318");
         assert_linked();
 }
 END_TEST
@@ -349,11 +369,11 @@ START_TEST(endpoint_flag_without_path_gets_v1_traces)
 {
         ck_assert_int_eq(setenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "http://env:4318/x", 1), 0);
         ck_assert_int_eq(LOAD("--endpoint", "http://flag:4318/"), 0);
-        ck_assert_str_eq(cfg.endpoint, "http://flag:4318/v1/traces");
+        ck_assert_str_eq(cfg.cli.endpoint, "http://flag:4318/v1/traces");
         ck_assert_int_eq(LOAD("--endpoint", "http://flag:4318"), 0);
-        ck_assert_str_eq(cfg.endpoint, "http://flag:4318/v1/traces");
+        ck_assert_str_eq(cfg.cli.endpoint, "http://flag:4318/v1/traces");
         ck_assert_int_eq(LOAD("--endpoint", "https://flag/api/public/otel/v1/traces"), 0);
-        ck_assert_str_eq(cfg.endpoint, "https://flag/api/public/otel/v1/traces");
+        ck_assert_str_eq(cfg.cli.endpoint, "https://flag/api/public/otel/v1/traces");
         ck_assert_uint_eq(cfg.export.exporters, SS_EXPORT_OTLP_HTTP);
         assert_linked();
 }
@@ -367,11 +387,10 @@ START_TEST(headers_percent_decoded)
             setenv("OTEL_EXPORTER_OTLP_HEADERS", "api-key=abc%20def,Authorization=Basic%3Dx", 1),
             0);
         ck_assert_int_eq(LOAD_NO_ARGS(), 0);
-        ck_assert_uint_eq(cfg.n_headers, 2);
-        ck_assert_str_eq(cfg.headers[0], "api-key: abc def");
-        ck_assert_str_eq(cfg.headers[1], "Authorization: Basic=x");
+        ck_assert_uint_eq(cfg.cli.n_headers, 2);
+        ck_assert_str_eq(cfg.cli.headers[0], "api-key: abc def");
+        ck_assert_str_eq(cfg.cli.headers[1], "Authorization: Basic=x");
         assert_linked();
-        ck_assert_str_eq(cfg.export.http.headers[1], "Authorization: Basic=x");
 }
 END_TEST
 
@@ -381,9 +400,9 @@ START_TEST(header_sources_combine_and_traces_wins)
         ck_assert_int_eq(setenv("OTEL_EXPORTER_OTLP_TRACES_HEADERS", "traces=2", 1), 0);
         ck_assert_int_eq(setenv("UPSONIC_OTEL_HEADERS", "upsonic=3", 1), 0);
         ck_assert_int_eq(LOAD_NO_ARGS(), 0);
-        ck_assert_uint_eq(cfg.n_headers, 2);
-        ck_assert_str_eq(cfg.headers[0], "traces: 2");
-        ck_assert_str_eq(cfg.headers[1], "upsonic: 3");
+        ck_assert_uint_eq(cfg.cli.n_headers, 2);
+        ck_assert_str_eq(cfg.cli.headers[0], "traces: 2");
+        ck_assert_str_eq(cfg.cli.headers[1], "upsonic: 3");
 }
 END_TEST
 
@@ -391,10 +410,10 @@ START_TEST(header_flags_replace_environment)
 {
         ck_assert_int_eq(setenv("OTEL_EXPORTER_OTLP_HEADERS", "env-a=1,env-b=2", 1), 0);
         ck_assert_int_eq(LOAD("-H", "flag-a=x", "--header", "flag-b=y,flag-c=z"), 0);
-        ck_assert_uint_eq(cfg.n_headers, 3);
-        ck_assert_str_eq(cfg.headers[0], "flag-a: x");
-        ck_assert_str_eq(cfg.headers[1], "flag-b: y");
-        ck_assert_str_eq(cfg.headers[2], "flag-c: z");
+        ck_assert_uint_eq(cfg.cli.n_headers, 3);
+        ck_assert_str_eq(cfg.cli.headers[0], "flag-a: x");
+        ck_assert_str_eq(cfg.cli.headers[1], "flag-b: y");
+        ck_assert_str_eq(cfg.cli.headers[2], "flag-c: z");
         assert_linked();
 }
 END_TEST
@@ -528,11 +547,11 @@ static const bad_case bad_cases[] = {
     {NULL, NULL, {"--allow-uids", "4294967296"}, {"--allow-uids", "'4294967296'"}},
     {NULL, NULL, {"--bogus"}, {"bogus", "--help"}},
     {NULL, NULL, {"stray"}, {"unexpected argument", "'stray'"}},
-    {"OTEL_EXPORTER_OTLP_PROTOCOL", "grpc", {NULL}, {"OTEL_EXPORTER_OTLP_PROTOCOL", "'grpc'"}},
+    {"OTEL_EXPORTER_OTLP_PROTOCOL", "thrift", {NULL}, {"OTEL_EXPORTER_OTLP_PROTOCOL", "'thrift'"}},
     {"OTEL_EXPORTER_OTLP_TRACES_PROTOCOL",
-     "http/json",
+     "http/xml",
      {NULL},
-     {"OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "'http/json'"}},
+     {"OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "'http/xml'"}},
     {"OTEL_EXPORTER_OTLP_ENDPOINT",
      "localhost:4318",
      {NULL},
@@ -619,7 +638,7 @@ START_TEST(free_twice_is_harmless)
         ck_assert_int_eq(LOAD("-H", "a=b", "--endpoint", "http://c", "-e", "file"), 0);
         ss_config_free(&cfg);
         ck_assert_ptr_null(cfg.socket_path);
-        ck_assert_uint_eq(cfg.n_headers, 0);
+        ck_assert_uint_eq(cfg.cli.n_headers, 0);
         ss_config_free(&cfg);
 }
 END_TEST

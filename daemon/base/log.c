@@ -22,18 +22,23 @@ int ss_log_get_level(void)
         return max_level;
 }
 
+static const char *const level_names[] = {[SS_LOG_ERR] = "err",
+                                          [SS_LOG_WARNING] = "warning",
+                                          [SS_LOG_NOTICE] = "notice",
+                                          [SS_LOG_INFO] = "info",
+                                          [SS_LOG_DEBUG] = "debug"};
+
 int ss_log_parse_level(const char *s)
 {
-        static const char *const names[] = {[SS_LOG_ERR] = "err",
-                                            [SS_LOG_WARNING] = "warning",
-                                            [SS_LOG_NOTICE] = "notice",
-                                            [SS_LOG_INFO] = "info",
-                                            [SS_LOG_DEBUG] = "debug"};
-
         for (int i = SS_LOG_ERR; i <= SS_LOG_DEBUG; i++)
-                if (strcmp(s, names[i]) == 0)
+                if (strcmp(s, level_names[i]) == 0)
                         return i;
         return -EINVAL;
+}
+
+const char *ss_log_level_name(int level)
+{
+        return level >= SS_LOG_ERR && level <= SS_LOG_DEBUG ? level_names[level] : "info";
 }
 
 static void vlog(int level, const char *suffix, const char *fmt, va_list ap)

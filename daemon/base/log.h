@@ -28,6 +28,9 @@ int ss_log_get_level(void);
 /* Parse "err", "warning", "notice", "info", "debug": the level or -EINVAL. */
 int ss_log_parse_level(const char *s);
 
+/* The name ss_log_parse_level() reads for level. */
+const char *ss_log_level_name(int level);
+
 void ss_log(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /* Copy n bytes of peer text (a response body, an error message) into out for a log line:

@@ -2,9 +2,14 @@
 #pragma once
 
 /*
- * sidespand's configuration: command-line flags over the environment over
- * defaults. Every bad value is an error naming the flag or variable and the
- * value, never a silent default. Main thread, at start.
+ * sidespand's configuration: command-line flags over the environment over a
+ * configuration file (--config, INI) over defaults. Every bad value is an
+ * error naming where it came from (the flag, the variable, or file:line and
+ * key) and the value, never a silent default. Main thread, at start.
+ *
+ * Exporters: one per [exporter NAME] section of the file, plus the one the
+ * flags and the OpenTelemetry environment describe (named after its kind:
+ * otlp-http, otlp-grpc, file, console), plus the console when there is none.
  */
 
 #include <stdbool.h>
@@ -18,34 +23,70 @@
 #define SS_CONFIG_MAX_HEADERS 64
 #define SS_CONFIG_MAX_IDS     64
 
-/* Each stage's configuration, filled here; the strings they point to are owned below. */
+enum ss_protocol {
+        SS_PROTO_UNSET = 0,
+        SS_PROTO_GRPC,
+        SS_PROTO_HTTP_PROTOBUF,
+        SS_PROTO_HTTP_JSON,
+};
+
+enum ss_endpoint_form {
+        SS_URL_AS_GIVEN, /* OTEL_EXPORTER_OTLP_TRACES_ENDPOINT */
+        SS_URL_BASE,     /* OTEL_EXPORTER_OTLP_ENDPOINT: append v1/traces for HTTP */
+        SS_URL_FLAG,     /* --endpoint, endpoint =: append /v1/traces when there is no path */
+};
+
+/* One exporter as configured, before its preset and protocol are resolved. */
+typedef struct ss_exporter_spec {
+        char *name;
+        char *origin;   /* "FILE:LINE" of its section, or "flags/environment" */
+        char *type;     /* otlp, jaeger, tempo, otel-collector, langfuse, promptlayer, file, console */
+        int protocol;   /* enum ss_protocol */
+        char *endpoint; /* as given; the full URL after ss_config_load() */
+        int endpoint_form;
+        char *headers[SS_CONFIG_MAX_HEADERS]; /* "Name: value" */
+        size_t n_headers;
+        bool insecure;
+        char *ca_file, *cert_file, *key_file;
+        char *path;                                  /* file exporter */
+        char *public_key, *secret_key, *host, *region; /* langfuse */
+        char *api_key;                               /* promptlayer */
+        ss_http_config http;                         /* numbers; strings linked at the end */
+} ss_exporter_spec;
+
 typedef struct ss_config {
         ss_listener_config listener;
         ss_assembler_config assembler;
-        ss_export_config export;
+        ss_export_config export; /* what to build, after ss_config_load() */
         uint32_t drain_timeout_ms;
         int log_level;
-        /* Owned strings. */
+        bool check_only; /* --check-config: print the effective configuration, exit */
+        /* Owned. */
+        char *config_path;
         char *socket_path;
-        char *endpoint;                       /* full URL, /v1/traces included */
-        char *headers[SS_CONFIG_MAX_HEADERS]; /* "Name: value" */
-        size_t n_headers;
-        char *file_path;
         uint32_t allow_uids[SS_CONFIG_MAX_IDS];
         size_t n_allow_uids;
         uint32_t allow_gids[SS_CONFIG_MAX_IDS];
         size_t n_allow_gids;
+        unsigned cli_kinds; /* --exporter: SS_EXPORT_*; 0: from the endpoint */
+        ss_exporter_spec cli; /* the flags' and the environment's exporter */
+        ss_exporter_spec specs[SS_PIPELINE_MAX_EXPORTERS]; /* the file's */
+        size_t n_specs;
 } ss_config;
 
 /*
- * Fill cfg from argv and the environment (main thread, at start). Returns 0 to run, 1 when --help
- * or
- * --version printed what was asked (exit 0), or -EINVAL after printing the
- * error to stderr (exit 2). cfg owns its strings: ss_config_free().
+ * Fill cfg from argv, the environment and the file --config names. Returns
+ * 0 to run, 1 when --help, --version or --check-config printed what was
+ * asked (exit 0), or -EINVAL after printing every error to stderr (exit 2).
+ * cfg owns its strings: ss_config_free().
  */
 int ss_config_load(ss_config *cfg, int argc, char **argv);
 
 void ss_config_free(ss_config *cfg);
 
-/* Parse "k=v,k=v" headers into "k: v" lines appended to cfg. -EINVAL (printed, naming what). */
-int ss_config_parse_headers(ss_config *cfg, const char *what, const char *value);
+/* cfg with every default and nothing loaded (free with ss_config_free()). */
+void ss_config_defaults(ss_config *cfg);
+
+/* Parse "k=v,k=v" headers (percent-encoded) into "k: v" lines of spec. -EINVAL (printed,
+ * naming what). */
+int ss_config_parse_headers(ss_exporter_spec *spec, const char *what, const char *value);

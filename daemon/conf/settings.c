@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <stdlib.h>
+#include <stdbool.h>
 #include <string.h>
 
 #include "conf/parse.h"
@@ -27,17 +28,17 @@
 #define DAY_MS  86400000u
 
 const ss_setting ss_settings[] = {
-    SETTING("Export", "timeout-ms", "MS", 1, HOUR_MS, export.http.timeout_ms,
+    SETTING("Export", "timeout-ms", "MS", 1, HOUR_MS, cli.http.timeout_ms,
             "per request (env OTEL_EXPORTER_OTLP_[TRACES_]TIMEOUT)"),
-    SETTING("Export", "retry-queue-bytes", "BYTES", 0, 1ull << 40, export.http.max_queue_bytes,
+    SETTING("Export", "retry-queue-bytes", "BYTES", 0, 1ull << 40, cli.http.max_queue_bytes,
             "encoded requests kept for retry and in flight"),
-    SETTING("Export", "max-attempts", "N", 1, 1000, export.http.retry.max_attempts,
+    SETTING("Export", "max-attempts", "N", 1, 1000, cli.http.retry.max_attempts,
             "tries per request before it is dropped"),
-    SETTING("Export", "batch-size", "N", 1, 1000000, export.http.max_batch,
+    SETTING("Export", "batch-size", "N", 1, 1000000, cli.http.max_batch,
             "spans per export request"),
-    SETTING("Export", "batch-bytes", "BYTES", 4096, 32u << 20, export.http.max_batch_bytes,
+    SETTING("Export", "batch-bytes", "BYTES", 4096, 32u << 20, cli.http.max_batch_bytes,
             "span bytes per export request: a batch goes when it holds this much"),
-    SETTING("Export", "batch-delay-ms", "MS", 1, HOUR_MS, export.http.batch_delay_ms,
+    SETTING("Export", "batch-delay-ms", "MS", 1, HOUR_MS, cli.http.batch_delay_ms,
             "longest a span waits for its batch"),
     SETTING("Limits", "max-frame", "BYTES", 64, SS_MAX_FRAME_LIMIT, listener.max_frame,
             "largest accepted frame"),
@@ -87,17 +88,50 @@ const ss_setting ss_settings[] = {
 
 const size_t ss_n_settings = SS_ELEMENTSOF(ss_settings);
 
-const ss_setting *ss_setting_find(const char *name)
+#define EXPORTER_SETTING(key, lo, hi, field)                                                       \
+        {                                                                                          \
+                .name = key, .arg = "N", .section = "exporter", .min = lo, .max = hi,              \
+                .offset = offsetof(ss_http_config, field),                                         \
+                .width = sizeof(((ss_http_config *)0)->field)                                      \
+        }
+
+const ss_setting ss_exporter_settings[] = {
+    EXPORTER_SETTING("timeout", 1, HOUR_MS, timeout_ms),
+    EXPORTER_SETTING("batch_size", 1, 1000000, max_batch),
+    EXPORTER_SETTING("batch_bytes", 4096, 32u << 20, max_batch_bytes),
+    EXPORTER_SETTING("batch_delay", 1, HOUR_MS, batch_delay_ms),
+    EXPORTER_SETTING("queue_bytes", 0, 1ull << 40, max_queue_bytes),
+    EXPORTER_SETTING("max_in_flight", 1, 1024, max_inflight),
+    EXPORTER_SETTING("max_attempts", 1, 1000, retry.max_attempts),
+};
+
+const size_t ss_n_exporter_settings = SS_ELEMENTSOF(ss_exporter_settings);
+
+/* Names compare with '-' and '_' as one: a file says max_frame for --max-frame. */
+static bool same_name(const char *a, const char *b)
 {
-        for (size_t i = 0; i < ss_n_settings; i++)
-                if (strcmp(ss_settings[i].name, name) == 0)
-                        return &ss_settings[i];
+        for (; *a && *b; a++, b++)
+                if (*a != *b && !((*a == '-' || *a == '_') && (*b == '-' || *b == '_')))
+                        return false;
+        return *a == *b;
+}
+
+const ss_setting *ss_setting_find_in(const ss_setting *table, size_t n, const char *name)
+{
+        for (size_t i = 0; i < n; i++)
+                if (same_name(table[i].name, name))
+                        return &table[i];
         return NULL;
 }
 
-int ss_setting_set(ss_config *cfg, const ss_setting *s, const char *what, const char *value)
+const ss_setting *ss_setting_find(const char *name)
 {
-        uint8_t *field = (uint8_t *)cfg + s->offset;
+        return ss_setting_find_in(ss_settings, ss_n_settings, name);
+}
+
+int ss_setting_set(void *base, const ss_setting *s, const char *what, const char *value)
+{
+        uint8_t *field = (uint8_t *)base + s->offset;
         uint64_t v;
         int r = ss_conf_u64(what, value, s->min, s->max, &v);
 
@@ -113,9 +147,9 @@ int ss_setting_set(ss_config *cfg, const ss_setting *s, const char *what, const 
         return 0;
 }
 
-uint64_t ss_setting_get(const ss_config *cfg, const ss_setting *s)
+uint64_t ss_setting_get(const void *base, const ss_setting *s)
 {
-        const uint8_t *field = (const uint8_t *)cfg + s->offset;
+        const uint8_t *field = (const uint8_t *)base + s->offset;
         uint32_t v32;
         uint64_t v;
 
@@ -169,5 +203,18 @@ void ss_settings_usage(FILE *out, const char *section, const ss_config *dflt)
                 snprintf(help, sizeof(help), "%s (default %llu)", s->help,
                          (unsigned long long)ss_setting_get(dflt, s));
                 wrap(out, help, n);
+        }
+}
+
+void ss_settings_print(FILE *out, const char *section, const ss_config *cfg)
+{
+        for (size_t i = 0; i < ss_n_settings; i++) {
+                const ss_setting *s = &ss_settings[i];
+
+                if (strcmp(s->section, section) != 0)
+                        continue;
+                for (const char *c = s->name; *c; c++)
+                        fputc(*c == '-' ? '_' : *c, out);
+                fprintf(out, " = %llu\n", (unsigned long long)ss_setting_get(cfg, s));
         }
 }

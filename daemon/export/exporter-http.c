@@ -13,6 +13,7 @@
 #include "export/batcher.h"
 #include "export/gzip.h"
 #include "export/request-queue.h"
+#include "export/tls.h"
 #include "otlp/otlp.h"
 #include "sidespan-version.h"
 #include "ss-macro.h"
@@ -40,6 +41,7 @@ typedef struct http_exporter {
         ss_batcher batcher;
         ss_req_queue queue;
         char *endpoint;
+        char *ca_file, *cert_file, *key_file; /* TLS, or NULL */
         struct curl_slist *headers;
         ss_http_config cfg;    /* the numbers; strings live above */
         unsigned open_handles; /* handles still to close before the free */
@@ -73,10 +75,13 @@ static int encode_body(void *ctx, ss_span *const *spans, size_t n, ss_buf *out)
         ss_buf raw;
         int r;
 
+        int (*encode)(ss_span *const *spans, size_t n, ss_buf *out) =
+            e->cfg.json ? ss_otlp_json_encode : ss_otlp_encode;
+
         if (!e->cfg.gzip)
-                return ss_otlp_encode(spans, n, out);
+                return encode(spans, n, out);
         ss_buf_init(&raw, HTTP_MAX_REQUEST_BYTES);
-        r = ss_otlp_encode(spans, n, &raw);
+        r = encode(spans, n, &raw);
         if (r >= 0)
                 r = ss_gzip_append(raw.data, raw.len, out);
         ss_buf_free(&raw);
@@ -105,6 +110,16 @@ static void attempt_free(attempt *a)
         free(a);
 }
 
+/* The CA bundle and client certificate of https:// endpoints, when configured. */
+static int tls_setup(const http_exporter *e, CURL *c)
+{
+        if ((e->ca_file && curl_easy_setopt(c, CURLOPT_CAINFO, e->ca_file) != CURLE_OK) ||
+            (e->cert_file && curl_easy_setopt(c, CURLOPT_SSLCERT, e->cert_file) != CURLE_OK) ||
+            (e->key_file && curl_easy_setopt(c, CURLOPT_SSLKEY, e->key_file) != CURLE_OK))
+                return -ENOMEM;
+        return 0;
+}
+
 static int easy_setup(http_exporter *e, attempt *a)
 {
         CURL *c = a->easy;
@@ -123,7 +138,7 @@ static int easy_setup(http_exporter *e, attempt *a)
             curl_easy_setopt(c, CURLOPT_ERRORBUFFER, a->errbuf) != CURLE_OK ||
             curl_easy_setopt(c, CURLOPT_PRIVATE, a) != CURLE_OK)
                 return -ENOMEM;
-        return 0;
+        return tls_setup(e, c);
 }
 
 /* Send r now: it is in flight in the queue. */
@@ -356,6 +371,9 @@ static void exporter_free(http_exporter *e)
 {
         curl_slist_free_all(e->headers);
         free(e->endpoint);
+        free(e->ca_file);
+        free(e->cert_file);
+        free(e->key_file);
         ss_exporter_free(&e->base, e);
 }
 
@@ -443,7 +461,8 @@ static bool header_ok(const char *h)
 static int headers_build(const ss_http_config *cfg, struct curl_slist **ret)
 {
         struct curl_slist *l = NULL, *t;
-        const char *fixed[] = {"Content-Type: application/x-protobuf",
+        const char *fixed[] = {cfg->json ? "Content-Type: application/json"
+                                         : "Content-Type: application/x-protobuf",
                                /* A large body would otherwise wait for 100-continue. */
                                "Expect:", cfg->gzip ? "Content-Encoding: gzip" : NULL};
 
@@ -466,6 +485,27 @@ static int headers_build(const ss_http_config *cfg, struct curl_slist **ret)
         return 0;
 }
 
+/* Copy s (NULL stays NULL) into *ret. */
+static int dup_opt(const char *s, char **ret)
+{
+        *ret = s ? strdup(s) : NULL;
+        return s && !*ret ? -ENOMEM : 0;
+}
+
+static int tls_copy(http_exporter *e, const ss_http_config *cfg)
+{
+        ss_tls_files files = {cfg->ca_file, cfg->cert_file, cfg->key_file};
+        int r = ss_tls_check("otlp-http", &files);
+
+        if (r == 0)
+                r = dup_opt(cfg->ca_file, &e->ca_file);
+        if (r == 0)
+                r = dup_opt(cfg->cert_file, &e->cert_file);
+        if (r == 0)
+                r = dup_opt(cfg->key_file, &e->key_file);
+        return r;
+}
+
 /* The numbers of src, a zero taking its default; the strings are copied elsewhere. */
 static void config_copy(ss_http_config *dst, const ss_http_config *src)
 {
@@ -484,6 +524,7 @@ static void config_copy(ss_http_config *dst, const ss_http_config *src)
             .retry.max_attempts = OR_DEFAULT(retry.max_attempts),
             .retry.backoff_initial_ms = OR_DEFAULT(retry.backoff_initial_ms),
             .retry.backoff_max_ms = OR_DEFAULT(retry.backoff_max_ms),
+            .json = src->json,
         };
 #undef OR_DEFAULT
 }
@@ -532,6 +573,8 @@ int ss_http_exporter_new(uv_loop_t *loop, const ss_http_config *cfg, ss_exporter
         r = headers_build(cfg, &e->headers);
         if (r == 0)
                 r = (e->endpoint = strdup(cfg->endpoint)) ? 0 : -ENOMEM;
+        if (r == 0)
+                r = tls_copy(e, cfg);
         if (r < 0) {
                 exporter_free(e);
                 return r;

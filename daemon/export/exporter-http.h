@@ -38,6 +38,10 @@ typedef struct ss_http_config {
         size_t max_queue_bytes;  /* encoded bytes waiting for retry or in flight, default 64 MiB */
         uint32_t max_inflight;   /* concurrent requests, default 4 */
         ss_retry_config retry;
+        bool json;             /* OTLP/JSON (http/json) instead of protobuf */
+        const char *ca_file;   /* PEM bundle to verify the server with; NULL: the system's */
+        const char *cert_file; /* PEM client certificate (mTLS), with key_file */
+        const char *key_file;
 } ss_http_config;
 
 /* Fill cfg with the defaults above; endpoint NULL and no headers. Any thread. */
@@ -47,7 +51,8 @@ void ss_http_config_defaults(ss_http_config *cfg);
  * New exporter; copies what it needs from cfg (the caller keeps cfg and its
  * strings). A zero numeric field takes its default. 0 or -errno: -EINVAL for
  * a bad endpoint scheme (only http:// and https:// are accepted) or a header
- * line that is not "Name: value" on one line, -ENOMEM. Free with its
+ * line that is not "Name: value" on one line, a certificate or key file
+ * that cannot be read (logged with its path), -ENOMEM. Free with its
  * ops->destroy(), which closes its handles of loop (finishing in a later
  * loop iteration). Loop thread.
  */

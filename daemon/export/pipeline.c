@@ -66,62 +66,65 @@ int ss_pipeline_add(ss_pipeline *p, ss_exporter *e)
         return 0;
 }
 
-static int add_new(ss_pipeline *p, int r, ss_exporter *e, const char *what)
+static void log_def(const ss_exporter_def *d)
 {
-        if (r < 0) {
-                ss_log(SS_LOG_ERR, "cannot create the %s exporter: %s", what, strerror(-r));
-                return r;
+        switch (d->kind) {
+        case SS_EXPORT_OTLP_HTTP:
+                ss_log(SS_LOG_INFO, "exporting OTLP/HTTP %s to %s%s (exporter %s%s%s)",
+                       d->http.json ? "JSON" : "protobuf", d->http.endpoint,
+                       d->http.gzip ? " with gzip" : "", d->name, d->why ? "; " : "",
+                       d->why ? d->why : "");
+                break;
+        case SS_EXPORT_FILE:
+                ss_log(SS_LOG_INFO, "writing OTLP/JSON lines to %s (exporter %s)", d->file_path,
+                       d->name);
+                break;
+        default:
+                break;
         }
-        return ss_pipeline_add(p, e);
 }
 
-static void log_exporters(const ss_export_config *c)
-{
-        if (c->exporters & SS_EXPORT_OTLP_HTTP)
-                ss_log(SS_LOG_INFO, "exporting OTLP/HTTP protobuf to %s%s", c->http.endpoint,
-                       c->http.gzip ? " (gzip)" : "");
-        if (c->exporters & SS_EXPORT_FILE)
-                ss_log(SS_LOG_INFO, "writing OTLP/JSON lines to %s", c->file_path);
-        if (c->exporters_defaulted && (c->exporters & SS_EXPORT_CONSOLE))
-                ss_log(SS_LOG_NOTICE, "no exporter configured: printing finished traces to the "
-                                      "console (set --endpoint or OTEL_EXPORTER_OTLP_ENDPOINT "
-                                      "to export OTLP)");
-}
-
-/* One exporter of the configuration; skipped (0) when it is not asked for. */
-static int build(ss_pipeline *p, const ss_export_config *c, unsigned which)
+/* One exporter of the configuration. */
+static int build(ss_pipeline *p, const ss_export_config *c, const ss_exporter_def *d)
 {
         ss_exporter *e = NULL;
         int r;
 
-        switch (which) {
+        switch (d->kind) {
         case SS_EXPORT_CONSOLE:
                 r = ss_console_exporter_new(p->loop, c->console_fd, &e);
                 break;
         case SS_EXPORT_FILE:
-                r = ss_file_exporter_new(p->loop, c->file_path, c->http.max_batch,
-                                         c->http.batch_delay_ms, &e);
+                r = ss_file_exporter_new(p->loop, d->file_path, d->http.max_batch,
+                                         d->http.batch_delay_ms, &e);
+                break;
+        case SS_EXPORT_OTLP_HTTP:
+                r = ss_http_exporter_new(p->loop, &d->http, &e);
                 break;
         default:
-                r = ss_http_exporter_new(p->loop, &c->http, &e);
+                ss_log(SS_LOG_ERR, "exporter %s: OTLP/gRPC is not in this build", d->name);
+                r = -ENOTSUP;
                 break;
         }
-        return add_new(p, r, e,
-                       which == SS_EXPORT_CONSOLE ? "console"
-                       : which == SS_EXPORT_FILE  ? "file"
-                                                  : "otlp-http");
+        if (r < 0) {
+                ss_log(SS_LOG_ERR, "cannot create the exporter %s: %s", d->name, strerror(-r));
+                return r;
+        }
+        e->name = d->name;
+        log_def(d);
+        return ss_pipeline_add(p, e);
 }
 
 int ss_pipeline_add_configured(ss_pipeline *p, const ss_export_config *c)
 {
-        static const unsigned order[] = {SS_EXPORT_CONSOLE, SS_EXPORT_FILE, SS_EXPORT_OTLP_HTTP};
         int r = 0;
 
-        for (size_t i = 0; i < SS_ELEMENTSOF(order) && r == 0; i++)
-                if (c->exporters & order[i])
-                        r = build(p, c, order[i]);
-        if (r == 0)
-                log_exporters(c);
+        for (size_t i = 0; i < c->n && r == 0; i++)
+                r = build(p, c, &c->defs[i]);
+        if (r == 0 && c->exporters_defaulted)
+                ss_log(SS_LOG_NOTICE, "no exporter configured: printing finished traces to the "
+                                      "console (set --endpoint or OTEL_EXPORTER_OTLP_ENDPOINT, "
+                                      "or --config, to export OTLP)");
         return r;
 }
 

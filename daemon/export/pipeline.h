@@ -24,15 +24,25 @@ enum {
         SS_EXPORT_CONSOLE = 1u << 0,
         SS_EXPORT_FILE = 1u << 1,
         SS_EXPORT_OTLP_HTTP = 1u << 2,
+        SS_EXPORT_OTLP_GRPC = 1u << 3,
 };
 
 #define SS_PIPELINE_MAX_EXPORTERS 8u
 
-typedef struct ss_export_config {
-        unsigned exporters; /* SS_EXPORT_* */
-        bool exporters_defaulted;
-        ss_http_config http; /* its batching numbers serve the file exporter too */
+/* One exporter to build. */
+typedef struct ss_exporter_def {
+        const char *name; /* in logs and counters: exporter.<name>.* */
+        unsigned kind;    /* one SS_EXPORT_* */
+        ss_http_config http; /* otlp-http; its batching numbers serve every kind */
         const char *file_path;
+        const char *why; /* how the protocol was chosen, for the start-up line, or NULL */
+} ss_exporter_def;
+
+typedef struct ss_export_config {
+        ss_exporter_def defs[SS_PIPELINE_MAX_EXPORTERS];
+        size_t n;
+        unsigned exporters; /* the SS_EXPORT_* kinds among defs */
+        bool exporters_defaulted; /* nothing was configured: the console */
         int console_fd; /* standard output, normally */
 } ss_export_config;
 
@@ -41,8 +51,8 @@ typedef struct ss_pipeline ss_pipeline;
 /* An empty pipeline; 0 or -ENOMEM. */
 int ss_pipeline_new(uv_loop_t *loop, ss_pipeline **ret);
 
-/* Build the exporters cfg names and add them, logging what is exported where. 0 or the
- * first exporter's error (logged); what was built stays added. */
+/* Build the exporters of cfg and add them, logging what is exported where. 0 or the first
+ * exporter's error (logged); what was built stays added. */
 int ss_pipeline_add_configured(ss_pipeline *p, const ss_export_config *cfg);
 
 /* Add an exporter, which the pipeline owns from now on (destroyed at drain). 0 or -E2BIG

@@ -1,0 +1,543 @@
+/* SPDX-License-Identifier: MIT */
+#include "conf/exporters.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "conf/parse.h"
+#include "conf/settings.h"
+#include "ss-kvlist.h"
+#include "ss-macro.h"
+
+#define OTLP_GRPC_PORT 4317u
+#define OTLP_HTTP_PORT 4318u
+
+#define LANGFUSE_HOST_DEFAULT "https://cloud.langfuse.com"
+#define LANGFUSE_PATH         "/api/public/otel/v1/traces"
+#define PROMPTLAYER_ENDPOINT  "https://api.promptlayer.com/v1/traces"
+
+static const char *const types[] = {"otlp",     "jaeger",      "tempo", "otel-collector",
+                                    "langfuse", "promptlayer", "file",  "console"};
+
+void ss_spec_init(ss_exporter_spec *spec, const char *name, const char *origin)
+{
+        *spec = (ss_exporter_spec){.endpoint_form = SS_URL_FLAG};
+        spec->name = name ? strdup(name) : NULL;
+        spec->origin = origin ? strdup(origin) : NULL;
+        ss_http_config_defaults(&spec->http);
+}
+
+void ss_spec_free(ss_exporter_spec *spec)
+{
+        char **owned[] = {&spec->name,       &spec->origin,     &spec->type,     &spec->endpoint,
+                          &spec->ca_file,    &spec->cert_file,  &spec->key_file, &spec->path,
+                          &spec->public_key, &spec->secret_key, &spec->host,     &spec->region,
+                          &spec->api_key};
+
+        for (size_t i = 0; i < SS_ELEMENTSOF(owned); i++)
+                free(*owned[i]);
+        for (size_t i = 0; i < spec->n_headers; i++)
+                free(spec->headers[i]);
+        *spec = (ss_exporter_spec){0};
+}
+
+/* ---- values ----------------------------------------------------------------------------- */
+
+int ss_conf_protocol(const char *what, const char *value, int *ret)
+{
+        if (strcmp(value, "grpc") == 0)
+                *ret = SS_PROTO_GRPC;
+        else if (strcmp(value, "http/protobuf") == 0)
+                *ret = SS_PROTO_HTTP_PROTOBUF;
+        else if (strcmp(value, "http/json") == 0)
+                *ret = SS_PROTO_HTTP_JSON;
+        else
+                return ss_conf_bad(what, value, "expected grpc, http/protobuf or http/json");
+        return 0;
+}
+
+int ss_conf_compression(const char *what, const char *value, bool *ret)
+{
+        if (strcmp(value, "gzip") == 0)
+                *ret = true;
+        else if (strcmp(value, "none") == 0)
+                *ret = false;
+        else
+                return ss_conf_bad(what, value, "expected gzip or none");
+        return 0;
+}
+
+int ss_conf_bool(const char *what, const char *value, bool *ret)
+{
+        static const char *const yes[] = {"true", "yes", "on", "1"};
+        static const char *const no[] = {"false", "no", "off", "0"};
+
+        for (size_t i = 0; i < SS_ELEMENTSOF(yes); i++) {
+                if (strcasecmp(value, yes[i]) == 0) {
+                        *ret = true;
+                        return 0;
+                }
+                if (strcasecmp(value, no[i]) == 0) {
+                        *ret = false;
+                        return 0;
+                }
+        }
+        return ss_conf_bad(what, value, "expected true or false");
+}
+
+typedef struct header_ctx {
+        ss_exporter_spec *spec;
+        const char *what;
+        const char *value;
+        bool reported; /* add_header() printed its own error */
+} header_ctx;
+
+/* One decoded pair as a "k: v" line; CR, LF and ':' can't smuggle in another header. */
+static int add_header(char *key, char *value, void *ctx)
+{
+        header_ctx *h = ctx;
+        char *line;
+
+        h->reported = true;
+        if (strpbrk(key, "\r\n: \t") || strpbrk(value, "\r\n"))
+                return ss_conf_bad(h->what, h->value,
+                                   "a header name or value has a forbidden character");
+        if (h->spec->n_headers == SS_CONFIG_MAX_HEADERS)
+                return ss_conf_bad(h->what, h->value, "too many headers");
+        h->reported = false;
+        if (asprintf(&line, "%s: %s", key, value) < 0)
+                return -ENOMEM;
+        h->spec->headers[h->spec->n_headers++] = line;
+        return 0;
+}
+
+int ss_config_parse_headers(ss_exporter_spec *spec, const char *what, const char *value)
+{
+        header_ctx h = {.spec = spec, .what = what, .value = value};
+        char *list = strdup(value);
+        int r;
+
+        if (!list)
+                return -ENOMEM;
+        r = ss_kvlist_parse(list, add_header, &h);
+        free(list);
+        if (r == -EINVAL && !h.reported)
+                r = ss_conf_bad(what, value,
+                                "expected key=value pairs, percent-encoded, separated by commas");
+        return r;
+}
+
+/* ---- URLs ------------------------------------------------------------------------------- */
+
+typedef struct url {
+        bool https;
+        const char *host; /* into the URL: host[:port], up to path */
+        size_t host_len;
+        unsigned port;    /* 0: none given */
+        const char *path; /* "" when none */
+} url;
+
+static int url_split(const char *s, url *ret)
+{
+        const char *p, *colon;
+
+        *ret = (url){0};
+        if (strncmp(s, "http://", 7) == 0)
+                p = s + 7;
+        else if (strncmp(s, "https://", 8) == 0) {
+                p = s + 8;
+                ret->https = true;
+        } else
+                return -EINVAL;
+        ret->host = p;
+        ret->host_len = strcspn(p, "/");
+        ret->path = p + ret->host_len;
+        if (ret->host_len == 0)
+                return -EINVAL;
+        colon = memchr(p, ':', ret->host_len);
+        if (colon && p[ret->host_len - 1] != ']') {
+                char *end;
+                unsigned long port = strtoul(colon + 1, &end, 10);
+
+                if (end != p + ret->host_len || port == 0 || port > 65535)
+                        return -EINVAL;
+                ret->port = (unsigned)port;
+        }
+        return 0;
+}
+
+int ss_spec_set_endpoint(ss_exporter_spec *spec, const char *what, const char *value, int form)
+{
+        url u;
+
+        if (url_split(value, &u) < 0)
+                return ss_conf_bad(what, value,
+                                   "expected an http:// or https:// URL with a host, and a port "
+                                   "from 1 to 65535 if any");
+        spec->endpoint_form = form;
+        return ss_conf_set_str(&spec->endpoint, value);
+}
+
+/* Whether a URL's path is more than "/": "host:4318/" has none. */
+static bool has_path(const url *u)
+{
+        return u->path[strspn(u->path, "/")] != '\0';
+}
+
+/* ---- keys of a file's section --------------------------------------------------------- */
+
+static char **string_key(ss_exporter_spec *spec, const char *key)
+{
+        static const struct {
+                const char *key;
+                size_t offset;
+        } keys[] = {
+            {"ca_file", offsetof(ss_exporter_spec, ca_file)},
+            {"cert_file", offsetof(ss_exporter_spec, cert_file)},
+            {"key_file", offsetof(ss_exporter_spec, key_file)},
+            {"path", offsetof(ss_exporter_spec, path)},
+            {"public_key", offsetof(ss_exporter_spec, public_key)},
+            {"secret_key", offsetof(ss_exporter_spec, secret_key)},
+            {"host", offsetof(ss_exporter_spec, host)},
+            {"region", offsetof(ss_exporter_spec, region)},
+            {"api_key", offsetof(ss_exporter_spec, api_key)},
+        };
+
+        for (size_t i = 0; i < SS_ELEMENTSOF(keys); i++)
+                if (strcmp(keys[i].key, key) == 0)
+                        return (char **)((char *)spec + keys[i].offset);
+        return NULL;
+}
+
+static int set_type(ss_exporter_spec *spec, const char *where, const char *value)
+{
+        for (size_t i = 0; i < SS_ELEMENTSOF(types); i++)
+                if (strcmp(types[i], value) == 0)
+                        return ss_conf_set_str(&spec->type, value);
+        return ss_conf_bad(where, value,
+                           "expected otlp, jaeger, tempo, otel-collector, langfuse, promptlayer, "
+                           "file or console");
+}
+
+int ss_spec_set(ss_exporter_spec *spec, const char *key, const char *value, const char *where)
+{
+        const ss_setting *num =
+            ss_setting_find_in(ss_exporter_settings, ss_n_exporter_settings, key);
+        char **str = string_key(spec, key);
+
+        if (num)
+                return ss_setting_set(&spec->http, num, where, value);
+        if (str)
+                return *value ? ss_conf_set_str(str, value)
+                              : ss_conf_bad(where, value, "expected a value");
+        if (strcmp(key, "type") == 0)
+                return set_type(spec, where, value);
+        if (strcmp(key, "endpoint") == 0)
+                return ss_spec_set_endpoint(spec, where, value, SS_URL_FLAG);
+        if (strcmp(key, "protocol") == 0)
+                return ss_conf_protocol(where, value, &spec->protocol);
+        if (strcmp(key, "headers") == 0)
+                return ss_config_parse_headers(spec, where, value);
+        if (strcmp(key, "compression") == 0)
+                return ss_conf_compression(where, value, &spec->http.gzip);
+        if (strcmp(key, "insecure") == 0)
+                return ss_conf_bool(where, value, &spec->insecure);
+        return -ENOENT;
+}
+
+/* ---- resolving -------------------------------------------------------------------------- */
+
+static bool type_is(const ss_exporter_spec *spec, const char *type)
+{
+        return strcmp(spec->type ? spec->type : "otlp", type) == 0;
+}
+
+/* Print "sidespand: exporter NAME (ORIGIN): WHAT"; returns -EINVAL. */
+static int spec_error(const ss_exporter_spec *spec, const char *what)
+{
+        fprintf(stderr, "sidespand: exporter %s (%s): %s\n", spec->name, spec->origin, what);
+        return -EINVAL;
+}
+
+/* A key's value, else an environment variable's; NULL when neither is set. */
+static const char *key_or_env(const char *key_value, const char *var)
+{
+        return key_value ? key_value : ss_conf_env(var);
+}
+
+static void base64(const char *in, size_t n, char *out)
+{
+        static const char b64[] =
+            "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+        size_t i;
+
+        for (i = 0; i + 2 < n; i += 3, out += 4) {
+                uint32_t v = (uint32_t)(uint8_t)in[i] << 16 | (uint32_t)(uint8_t)in[i + 1] << 8 |
+                             (uint8_t)in[i + 2];
+
+                out[0] = b64[v >> 18];
+                out[1] = b64[(v >> 12) & 63];
+                out[2] = b64[(v >> 6) & 63];
+                out[3] = b64[v & 63];
+        }
+        if (i < n) {
+                uint32_t v = (uint32_t)(uint8_t)in[i] << 16 |
+                             (i + 1 < n ? (uint32_t)(uint8_t)in[i + 1] << 8 : 0);
+
+                out[0] = b64[v >> 18];
+                out[1] = b64[(v >> 12) & 63];
+                out[2] = i + 1 < n ? b64[(v >> 6) & 63] : '=';
+                out[3] = '=';
+                out += 4;
+        }
+        *out = '\0';
+}
+
+static int add_line(ss_exporter_spec *spec, const char *name, const char *value)
+{
+        char *line;
+
+        if (spec->n_headers == SS_CONFIG_MAX_HEADERS)
+                return spec_error(spec, "too many headers");
+        if (asprintf(&line, "%s: %s", name, value) < 0)
+                return -ENOMEM;
+        spec->headers[spec->n_headers++] = line;
+        return 0;
+}
+
+/* Langfuse: OTLP/HTTP to {host}/api/public/otel/v1/traces, Basic auth of its two keys, and
+ * the header of its real-time ingestion. */
+static int preset_langfuse(ss_exporter_spec *spec)
+{
+        static const struct {
+                const char *region, *host;
+        } regions[] = {{"eu", LANGFUSE_HOST_DEFAULT},
+                       {"us", "https://us.cloud.langfuse.com"},
+                       {"jp", "https://jp.cloud.langfuse.com"},
+                       {"hipaa", "https://hipaa.cloud.langfuse.com"}};
+        const char *pk = key_or_env(spec->public_key, "LANGFUSE_PUBLIC_KEY");
+        const char *sk = key_or_env(spec->secret_key, "LANGFUSE_SECRET_KEY");
+        const char *host = key_or_env(spec->host, "LANGFUSE_HOST");
+        char pair[1024], auth[1400];
+        int r;
+
+        if (spec->protocol == SS_PROTO_GRPC)
+                return spec_error(spec, "Langfuse takes OTLP/HTTP only: protocol = grpc refused");
+        if (!pk || !sk)
+                return spec_error(spec, !pk ? "no public key: set public_key or "
+                                              "LANGFUSE_PUBLIC_KEY"
+                                            : "no secret key: set secret_key or "
+                                              "LANGFUSE_SECRET_KEY");
+        for (size_t i = 0; !host && spec->region && i < SS_ELEMENTSOF(regions); i++)
+                if (strcmp(spec->region, regions[i].region) == 0)
+                        host = regions[i].host;
+        if (!host && spec->region)
+                return ss_conf_bad("region", spec->region, "expected eu, us, jp or hipaa");
+        if (!spec->endpoint) {
+                char full[1024];
+
+                snprintf(full, sizeof(full), "%s%s", host ? host : LANGFUSE_HOST_DEFAULT,
+                         LANGFUSE_PATH);
+                r = ss_spec_set_endpoint(spec, "Langfuse host", full, SS_URL_AS_GIVEN);
+                if (r < 0)
+                        return r;
+        }
+        if ((size_t)snprintf(pair, sizeof(pair), "%s:%s", pk, sk) >= sizeof(pair))
+                return spec_error(spec, "the Langfuse keys are too long");
+        memcpy(auth, "Basic ", 6);
+        base64(pair, strlen(pair), auth + 6);
+        r = add_line(spec, "Authorization", auth);
+        return r < 0 ? r : add_line(spec, "x-langfuse-ingestion-version", "4");
+}
+
+static int preset_promptlayer(ss_exporter_spec *spec)
+{
+        const char *key = key_or_env(spec->api_key, "PROMPTLAYER_API_KEY");
+        int r = 0;
+
+        if (spec->protocol == SS_PROTO_GRPC)
+                return spec_error(spec,
+                                  "PromptLayer takes OTLP/HTTP only: protocol = grpc refused");
+        if (!key)
+                return spec_error(spec, "no API key: set api_key or PROMPTLAYER_API_KEY");
+        if (!spec->endpoint)
+                r = ss_spec_set_endpoint(spec, "PromptLayer", PROMPTLAYER_ENDPOINT,
+                                         SS_URL_AS_GIVEN);
+        return r < 0 ? r : add_line(spec, "X-API-KEY", key);
+}
+
+/* Jaeger, Tempo and the Collector take OTLP on 4317 (gRPC) and 4318 (HTTP). */
+static int preset_otlp_backend(ss_exporter_spec *spec)
+{
+        if (spec->endpoint)
+                return 0;
+        if (spec->protocol == SS_PROTO_UNSET)
+                spec->protocol = SS_PROTO_GRPC;
+        spec->insecure = true; /* the default is this host, in plain text */
+        return ss_spec_set_endpoint(spec, "default endpoint",
+                                    spec->protocol == SS_PROTO_GRPC ? "http://localhost:4317"
+                                                                    : "http://localhost:4318",
+                                    SS_URL_FLAG);
+}
+
+static int apply_preset(ss_exporter_spec *spec)
+{
+        if (type_is(spec, "langfuse"))
+                return preset_langfuse(spec);
+        if (type_is(spec, "promptlayer"))
+                return preset_promptlayer(spec);
+        if (type_is(spec, "jaeger") || type_is(spec, "tempo") || type_is(spec, "otel-collector"))
+                return preset_otlp_backend(spec);
+        return 0;
+}
+
+/* An endpoint on 4317 is OTLP/gRPC (Jaeger's, Tempo's, the Collector's port); else HTTP. */
+static const char *choose_protocol(ss_exporter_spec *spec, const url *u)
+{
+        if (spec->protocol != SS_PROTO_UNSET)
+                return NULL;
+        if (u->port == OTLP_GRPC_PORT) {
+                spec->protocol = SS_PROTO_GRPC;
+                return "gRPC chosen for port 4317 (set the protocol to override)";
+        }
+        spec->protocol = SS_PROTO_HTTP_PROTOBUF;
+        return NULL;
+}
+
+/* The HTTP traces URL from what was given: a base gets v1/traces, a URL without a path
+ * /v1/traces, a port added when there is none. */
+static int http_url(ss_exporter_spec *spec, const url *u)
+{
+        const char *slash = spec->endpoint[strlen(spec->endpoint) - 1] == '/' ? "" : "/";
+        char *full;
+        int r;
+
+        if (spec->endpoint_form == SS_URL_BASE ||
+            (spec->endpoint_form == SS_URL_FLAG && !has_path(u)))
+                r = asprintf(&full, "%s%sv1/traces", spec->endpoint, slash);
+        else
+                r = (full = strdup(spec->endpoint)) ? 0 : -1;
+        if (r < 0)
+                return -ENOMEM;
+        free(spec->endpoint);
+        spec->endpoint = full;
+        return 0;
+}
+
+static int resolve_otlp(ss_exporter_spec *spec, ss_exporter_def *def)
+{
+        url u;
+        int r = apply_preset(spec);
+
+        if (r < 0)
+                return r;
+        if (!spec->endpoint)
+                return spec_error(spec, "no endpoint (a file's exporter needs endpoint =, the "
+                                        "flags' one needs --endpoint or "
+                                        "OTEL_EXPORTER_OTLP_ENDPOINT)");
+        (void)url_split(spec->endpoint, &u); /* checked when it was set */
+        def->why = choose_protocol(spec, &u);
+        if (spec->protocol == SS_PROTO_GRPC) {
+                if (has_path(&u) && spec->endpoint_form != SS_URL_BASE)
+                        return spec_error(spec, "a gRPC endpoint is scheme, host and port: "
+                                                "no path");
+                if (!u.https && !spec->insecure)
+                        return spec_error(spec, "http:// for gRPC sends in plain text: set "
+                                                "insecure = true to allow it, or use https://");
+                def->kind = SS_EXPORT_OTLP_GRPC;
+                return 0;
+        }
+        def->kind = SS_EXPORT_OTLP_HTTP;
+        def->http.json = spec->protocol == SS_PROTO_HTTP_JSON;
+        return http_url(spec, &u);
+}
+
+int ss_spec_resolve(ss_exporter_spec *spec, ss_exporter_def *def)
+{
+        int r = 0;
+
+        *def = (ss_exporter_def){.name = spec->name, .http = spec->http};
+        if (type_is(spec, "console")) {
+                def->kind = SS_EXPORT_CONSOLE;
+        } else if (type_is(spec, "file")) {
+                def->kind = SS_EXPORT_FILE;
+                if (!spec->path)
+                        r = ss_conf_set_str(&spec->path, "sidespan-traces.jsonl");
+        } else {
+                r = resolve_otlp(spec, def);
+        }
+        if (r < 0)
+                return r;
+        /* The strings, linked in the spec too: what it says is what was built. */
+        spec->http.endpoint = spec->endpoint;
+        spec->http.headers = (const char *const *)spec->headers;
+        spec->http.n_headers = spec->n_headers;
+        spec->http.ca_file = spec->ca_file;
+        spec->http.cert_file = spec->cert_file;
+        spec->http.key_file = spec->key_file;
+        spec->http.json = def->http.json;
+        def->http = spec->http;
+        def->file_path = spec->path;
+        return 0;
+}
+
+/* ---- printing --------------------------------------------------------------------------- */
+
+/* Whether a header's value is a secret: authorization, x-api-key, or a name with key, token
+ * or secret in it. */
+static bool secret_header(const char *line)
+{
+        size_t n = strcspn(line, ":");
+        char name[128];
+
+        if (n >= sizeof(name))
+                return true;
+        for (size_t i = 0; i < n; i++)
+                name[i] = (char)(line[i] | 0x20);
+        name[n] = '\0';
+        return strcmp(name, "authorization") == 0 || strstr(name, "key") || strstr(name, "token") ||
+               strstr(name, "secret");
+}
+
+static const char *protocol_name(int p)
+{
+        return p == SS_PROTO_GRPC            ? "grpc"
+               : p == SS_PROTO_HTTP_JSON     ? "http/json"
+               : p == SS_PROTO_HTTP_PROTOBUF ? "http/protobuf"
+                                             : "";
+}
+
+static void print_str(FILE *out, const char *key, const char *value)
+{
+        if (value)
+                fprintf(out, "%s = %s\n", key, value);
+}
+
+void ss_spec_print(FILE *out, const ss_exporter_spec *spec, const ss_exporter_def *def)
+{
+        fprintf(out, "\n[exporter %s]\n# from %s\n", spec->name, spec->origin);
+        print_str(out, "type", spec->type ? spec->type : "otlp");
+        if (def->kind & (SS_EXPORT_OTLP_HTTP | SS_EXPORT_OTLP_GRPC)) {
+                print_str(out, "protocol", protocol_name(spec->protocol));
+                print_str(out, "endpoint", spec->endpoint);
+                fputs("headers = ", out);
+                for (size_t i = 0; i < spec->n_headers; i++) {
+                        const char *h = spec->headers[i];
+                        size_t n = strcspn(h, ":");
+
+                        fprintf(out, "%s%.*s=%s", i ? "," : "", (int)n, h,
+                                secret_header(h) ? "****" : h + n + 1 + strspn(h + n + 1, " "));
+                }
+                fprintf(out, "\ncompression = %s\ninsecure = %s\n",
+                        spec->http.gzip ? "gzip" : "none", spec->insecure ? "true" : "false");
+                print_str(out, "ca_file", spec->ca_file);
+                print_str(out, "cert_file", spec->cert_file);
+                print_str(out, "key_file", spec->key_file);
+        }
+        print_str(out, "path", spec->path);
+        for (size_t i = 0; i < ss_n_exporter_settings; i++)
+                fprintf(out, "%s = %llu\n", ss_exporter_settings[i].name,
+                        (unsigned long long)ss_setting_get(&spec->http, &ss_exporter_settings[i]));
+}

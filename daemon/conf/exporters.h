@@ -1,0 +1,48 @@
+/* SPDX-License-Identifier: MIT */
+#pragma once
+
+/*
+ * Exporter specs (conf/config.h): setting their keys, whether from a file
+ * section or from flags and the environment, and resolving one into what the
+ * export pipeline builds: the preset of its type, the protocol (an endpoint
+ * on port 4317 is gRPC), the endpoint's final form, and the headers. Errors
+ * are printed naming where the value came from. Main thread, at start.
+ */
+
+#include <stdio.h>
+
+#include "conf/config.h"
+
+/* An empty spec with the default numbers. */
+void ss_spec_init(ss_exporter_spec *spec, const char *name, const char *origin);
+
+void ss_spec_free(ss_exporter_spec *spec);
+
+/*
+ * Set one key of a file's [exporter] section (where: "FILE:LINE: key", for
+ * errors). 0; -EINVAL, printed; -ENOENT for a key that does not exist
+ * (the caller says so).
+ */
+int ss_spec_set(ss_exporter_spec *spec, const char *key, const char *value, const char *where);
+
+/* "grpc", "http/protobuf", "http/json" into *ret (enum ss_protocol). -EINVAL printed. */
+int ss_conf_protocol(const char *what, const char *value, int *ret);
+
+/* "gzip" or "none". -EINVAL printed. */
+int ss_conf_compression(const char *what, const char *value, bool *ret);
+
+/* A boolean: true/false, yes/no, on/off, 1/0. -EINVAL printed. */
+int ss_conf_bool(const char *what, const char *value, bool *ret);
+
+/* An http:// or https:// URL with a host, copied into *ret. -EINVAL printed. */
+int ss_spec_set_endpoint(ss_exporter_spec *spec, const char *what, const char *url, int form);
+
+/*
+ * Resolve spec into def (which borrows spec's strings: spec must outlive it).
+ * 0, or -EINVAL printed naming the spec's origin (a missing key, gRPC for a
+ * backend that has none, http:// for gRPC without insecure, ...).
+ */
+int ss_spec_resolve(ss_exporter_spec *spec, ss_exporter_def *def);
+
+/* The spec as an [exporter] section, secrets masked (--check-config). */
+void ss_spec_print(FILE *out, const ss_exporter_spec *spec, const ss_exporter_def *def);

@@ -1,0 +1,27 @@
+/* SPDX-License-Identifier: MIT */
+#pragma once
+
+/*
+ * The TLS files of a network exporter: a CA bundle to verify the backend
+ * with, and a client certificate and key for mutual TLS, as PEM paths. They
+ * are checked when the exporter is created, so a path that cannot be read
+ * is a start-up error naming it, not a failure at the first request. Main
+ * or loop thread; reads local files.
+ */
+
+#include <stddef.h>
+
+#include "ss-buf.h"
+
+typedef struct ss_tls_files {
+        const char *ca_file;   /* NULL: the system's trust store */
+        const char *cert_file; /* with key_file, or both NULL */
+        const char *key_file;
+} ss_tls_files;
+
+/* 0 when every file given can be read; else -errno, logged as "<exporter>: cannot read the
+ * <what> <path>: <reason>". A certificate without its key (or the reverse) is -EINVAL. */
+int ss_tls_check(const char *exporter, const ss_tls_files *f);
+
+/* The whole of a PEM file (NUL-terminated, at most 1 MiB) into out. 0 or -errno. */
+int ss_tls_read(const char *path, ss_buf *out);
