@@ -470,8 +470,24 @@ class Receiver:
 def _write_port_file(path, port):
     tmp = path + ".tmp"
     with open(tmp, "w") as f:
-        f.write("%d\n" % port)
+        f.write("%s\n" % port)
     os.rename(tmp, path)
+
+
+def serve_until_signalled(rx, port_file, ports):
+    """Say where rx listens (ports: "PORT", or "PORT CONTROL_PORT") in port_file, atomically,
+    or on stdout; serve until SIGTERM or SIGINT, then stop rx. Returns the exit status, 0."""
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    if port_file:
+        _write_port_file(port_file, ports)
+    else:
+        print(ports, flush=True)
+    while not stop.wait(1.0):
+        pass
+    rx.stop()
+    return 0
 
 
 def main(argv=None):
@@ -487,20 +503,10 @@ def main(argv=None):
     if not args.proto_dir:
         ap.error("--proto-dir or PROTO_DIR is required")
 
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    signal.signal(signal.SIGINT, lambda *_: stop.set())
     rx = Receiver(args.proto_dir, args.port, args.verbose).start()
     if args.fail_first:
         rx.fail_next(args.fail_first, args.fail_status, args.retry_after)
-    if args.port_file:
-        _write_port_file(args.port_file, rx.port)
-    else:
-        print(rx.port, flush=True)
-    while not stop.wait(1.0):
-        pass
-    rx.stop()
-    return 0
+    return serve_until_signalled(rx, args.port_file, "%d" % rx.port)
 
 
 if __name__ == "__main__":
