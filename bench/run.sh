@@ -1,17 +1,19 @@
 #!/bin/bash
 # SPDX-License-Identifier: MIT
-# Build the release tree build-bench and run the three benchmarks, starting and
-# stopping sidespand (and, for the OTLP/HTTP case, the Python test receiver)
-# on a temporary socket. Prints figures only; asserts nothing (STYLE.md rule 15).
+# Build the release tree build-bench and run the benchmarks, starting and
+# stopping sidespand (and, for the OTLP/HTTP and OTLP/gRPC cases, the Python
+# test receivers) on a temporary socket. Prints figures only; asserts nothing
+# (STYLE.md rule 15).
 #
 #   bench/run.sh            everything
 #   BENCH_HTTP=0 bench/run.sh   skip the OTLP/HTTP receiver case
 #   BENCH_HOSTILE=0 bench/run.sh   skip the hostile-frame benchmark (bench-hostile.py)
+#   BENCH_GRPC=0 bench/run.sh   skip the OTLP/gRPC exporter case
 set -euo pipefail
 
 SRC=$(cd "$(dirname "$0")/.." && pwd)
 BUILD="$SRC/build-bench"
-PYTHON3=/usr/bin/python3 # Debian's: it has the protobuf module the receiver needs
+PYTHON3=/usr/bin/python3 # Debian's: it has the protobuf and grpc modules the receivers need
 TMP=$(mktemp -d /tmp/sidespan-bench.XXXXXX)
 DAEMON_PID=
 RECEIVER_PID=
@@ -46,7 +48,7 @@ build() {
                 meson setup "$BUILD" "$SRC" --buildtype=release >/dev/null
         fi
         ninja -C "$BUILD" daemon/sidespand bench/bench-client bench/bench-daemon \
-                bench/bench-encode >/dev/null
+                bench/bench-encode bench/bench-exporter-grpc >/dev/null
 }
 
 # start_daemon NAME ARGS...: sidespand on $TMP/NAME.sock; sets SOCK and DAEMON_PID.
@@ -72,8 +74,10 @@ stop_daemon() {
         DAEMON_PID=
 }
 
+# start_receiver [SCRIPT]: tests/SCRIPT (otlp_receiver.py) with its port in $TMP/receiver.port.
 start_receiver() {
-        PROTO_DIR="$SRC/proto" "$PYTHON3" "$SRC/tests/otlp_receiver.py" \
+        rm -f "$TMP/receiver.port"
+        PROTO_DIR="$SRC/proto" "$PYTHON3" "$SRC/tests/${1:-otlp_receiver.py}" \
                 --port-file "$TMP/receiver.port" 2>"$TMP/receiver.log" &
         RECEIVER_PID=$!
         for _ in $(seq 200); do
@@ -145,4 +149,15 @@ if [ "${BENCH_HOSTILE:-1}" != 0 ]; then
         command -v callgrind_control >/dev/null || callgrind=(--no-callgrind)
         run "$PYTHON3" "$SRC/bench/bench-hostile.py" --sidespand "$BUILD/daemon/sidespand" \
                 "${callgrind[@]}"
+fi
+
+if [ "${BENCH_GRPC:-1}" != 0 ]; then
+        section "bench-exporter-grpc: the OTLP/gRPC exporter alone to tests/otlp_grpc_receiver.py"
+        echo "(the Python receiver, which decodes and keeps every span, is the bottleneck here)"
+        echo
+        start_receiver otlp_grpc_receiver.py
+        run "$BUILD/bench/bench-exporter-grpc" \
+                --endpoint "http://127.0.0.1:$(cut -d' ' -f1 "$TMP/receiver.port")" --calls 2000
+        stop_pid "$RECEIVER_PID"
+        RECEIVER_PID=
 fi

@@ -5,8 +5,8 @@ set -eu
 
 PACKAGES="gcc libc6-dev pkg-config meson ninja-build
 libuv1-dev libcurl4-openssl-dev libmsgpack-dev libprotobuf-c-dev protobuf-c-compiler
-zlib1g-dev libinih-dev check libsubunit-dev
-python3 python3-protobuf python3-msgpack protobuf-compiler"
+zlib1g-dev libinih-dev libgrpc-dev check libsubunit-dev
+python3 python3-protobuf python3-msgpack protobuf-compiler python3-grpcio openssl"
 
 missing=""
 for p in $PACKAGES; do

@@ -4,7 +4,7 @@
 
 At start it compiles the project's .proto files with
 ``protoc --python_out=<tmpdir> -I PROTO_DIR PROTO_DIR/*.proto`` and imports
-``trace_service_pb2``. It serves ``POST /v1/traces`` and any path ending in
+the modules (``trace_service_pb2`` is the one this receiver decodes with). It serves ``POST /v1/traces`` and any path ending in
 ``/v1/traces`` (e.g. ``/api/public/otel/v1/traces``) on 127.0.0.1, decodes
 every body strictly (gunzip for ``Content-Encoding: gzip``; a body that is not
 an ExportTraceServiceRequest is answered 400 and recorded as a decode error)
@@ -85,30 +85,34 @@ _pb_lock = threading.Lock()
 _pb_modules = {}
 
 
-def load_protos(proto_dir):
-    """Compile the .proto files of proto_dir and return trace_service_pb2 (cached)."""
+def load_protos(proto_dir, name="trace_service_pb2"):
+    """Compile the .proto files of proto_dir once, import every module, return module name
+    (e.g. status_pb2 for the OTLP/gRPC receiver; cached)."""
     proto_dir = os.path.abspath(proto_dir)
     with _pb_lock:
         if proto_dir in _pb_modules:
-            return _pb_modules[proto_dir]
+            return _pb_modules[proto_dir][name]
         if _pb_modules:
             raise RuntimeError("one proto directory per process: protobuf's descriptor pool is global")
         files = sorted(glob.glob(os.path.join(proto_dir, "*.proto")))
         if not files:
             raise RuntimeError("no .proto files in %s" % proto_dir)
         out = tempfile.mkdtemp(prefix="sidespan-pb-")
+        mods = {}
         try:
             subprocess.run(["protoc", "--python_out=" + out, "-I", proto_dir] + files, check=True)
             sys.path.insert(0, out)
             try:
-                mod = importlib.import_module("trace_service_pb2")
+                for f in files:
+                    mod = os.path.basename(f)[:-len(".proto")] + "_pb2"
+                    mods[mod] = importlib.import_module(mod)
             finally:
                 sys.path.remove(out)
         finally:
             # Imported modules live in memory; the generated files are no longer needed.
             shutil.rmtree(out, ignore_errors=True)
-        _pb_modules[proto_dir] = mod
-        return mod
+        _pb_modules[proto_dir] = mods
+        return mods[name]
 
 
 def any_value(v):
@@ -243,6 +247,10 @@ class _Handler(http.server.BaseHTTPRequestHandler):
     def state(self):
         return self.server.sidespan_state
 
+    def summary(self, st):
+        """/_sidespan/summary's text; st.cond is held."""
+        return summary(st.requests, st.spans)
+
     def do_GET(self):
         path = urllib.parse.urlsplit(self.path).path
         st = self.state
@@ -254,7 +262,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
                                 "decode_errors": sum(1 for r in st.requests if r["decode_error"]),
                                 "requests": st.requests})
             elif path == "/_sidespan/summary":
-                body = summary(st.requests, st.spans)
+                body = self.summary(st)
             else:
                 body = None
         if body is None:
@@ -363,6 +371,12 @@ def summary(requests, spans):
                      % (r["status"], r["content_encoding"] or "identity", r["n_spans"], r["path"]))
         for k, v in r["headers"].items():
             lines.append("header %s: %s" % (k, v))
+    return "\n".join(lines + span_lines(spans)) + "\n"
+
+
+def span_lines(spans):
+    """The summary's lines for accepted spans (shared with otlp_grpc_receiver.py)."""
+    lines = []
     for s in spans:
         lines.append("span name=%s trace_id=%s span_id=%s parent=%s kind=%d status=%d service=%s"
                      % (s["name"], s["trace_id"], s["span_id"], s["parent_span_id"] or "-",
@@ -374,7 +388,7 @@ def summary(requests, spans):
             lines.append("resource %s %s=%s" % (s["name"], k, to_json(v)))
         for ev in s["events"]:
             lines.append("event %s %s" % (s["name"], ev["name"]))
-    return "\n".join(lines) + "\n"
+    return lines
 
 
 class Receiver:
@@ -456,8 +470,24 @@ class Receiver:
 def _write_port_file(path, port):
     tmp = path + ".tmp"
     with open(tmp, "w") as f:
-        f.write("%d\n" % port)
+        f.write("%s\n" % port)
     os.rename(tmp, path)
+
+
+def serve_until_signalled(rx, port_file, ports):
+    """Say where rx listens (ports: "PORT", or "PORT CONTROL_PORT") in port_file, atomically,
+    or on stdout; serve until SIGTERM or SIGINT, then stop rx. Returns the exit status, 0."""
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    if port_file:
+        _write_port_file(port_file, ports)
+    else:
+        print(ports, flush=True)
+    while not stop.wait(1.0):
+        pass
+    rx.stop()
+    return 0
 
 
 def main(argv=None):
@@ -473,20 +503,10 @@ def main(argv=None):
     if not args.proto_dir:
         ap.error("--proto-dir or PROTO_DIR is required")
 
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    signal.signal(signal.SIGINT, lambda *_: stop.set())
     rx = Receiver(args.proto_dir, args.port, args.verbose).start()
     if args.fail_first:
         rx.fail_next(args.fail_first, args.fail_status, args.retry_after)
-    if args.port_file:
-        _write_port_file(args.port_file, rx.port)
-    else:
-        print(rx.port, flush=True)
-    while not stop.wait(1.0):
-        pass
-    rx.stop()
-    return 0
+    return serve_until_signalled(rx, args.port_file, "%d" % rx.port)
 
 
 if __name__ == "__main__":

@@ -1,10 +1,14 @@
 /* SPDX-License-Identifier: MIT */
-/* The retry policy: which statuses are retried, Retry-After, and the backoff with its jitter. */
+/* The retry policy: which HTTP statuses and gRPC codes are retried, Retry-After, RetryInfo,
+ * and the backoff with its jitter. */
 #include "ss-check.h"
 #include <stdint.h>
+#include <stdlib.h>
 
+#include "error_details.pb-c.h"
 #include "export/retry.h"
 #include "ss-macro.h"
+#include "status.pb-c.h"
 
 /* Sun, 06 Nov 1994 08:49:37 GMT, the date of RFC 9110's examples. */
 #define RFC_DATE_T ((time_t)784111777)
@@ -111,6 +115,171 @@ START_TEST(test_after_garbage)
 }
 END_TEST
 
+/* ---- ss_retry_grpc_status ---------------------------------------------------------------- */
+
+START_TEST(test_grpc_status)
+{
+        /* grpc_status_code: OK 0 .. UNAUTHENTICATED 16 */
+        static const bool retried[17] = {[1] = true,  /* CANCELLED */
+                                         [4] = true,  /* DEADLINE_EXCEEDED */
+                                         [10] = true, /* ABORTED */
+                                         [11] = true, /* OUT_OF_RANGE */
+                                         [14] = true, /* UNAVAILABLE */
+                                         [15] = true /* DATA_LOSS */};
+
+        for (int c = 0; c <= 16; c++) {
+                bool with_info = retried[c] || c == 8; /* RESOURCE_EXHAUSTED */
+
+                ck_assert_msg(ss_retry_grpc_status(c, false) == retried[c], "code %d", c);
+                ck_assert_msg(ss_retry_grpc_status(c, true) == with_info, "code %d + RetryInfo", c);
+        }
+        ck_assert(!ss_retry_grpc_status(-1, true));
+        ck_assert(!ss_retry_grpc_status(17, true));
+}
+END_TEST
+
+/* ---- ss_retry_info_parse ------------------------------------------------------------------ */
+
+/* A serialized google.rpc.Status with code 8 and the given details, malloc'd; *ret_len. */
+static uint8_t *status_bytes(Google__Protobuf__Any **details, size_t n, size_t *ret_len)
+{
+        Google__Rpc__Status st = GOOGLE__RPC__STATUS__INIT;
+        uint8_t *buf;
+
+        st.code = 8;
+        st.message = "slow down";
+        st.n_details = n;
+        st.details = details;
+        *ret_len = google__rpc__status__get_packed_size(&st);
+        buf = malloc(*ret_len ? *ret_len : 1);
+        ck_assert_ptr_nonnull(buf);
+        ck_assert_uint_eq(google__rpc__status__pack(&st, buf), *ret_len);
+        return buf;
+}
+
+/* An Any holding a RetryInfo of seconds and nanos (its value malloc'd into any->value). */
+static void retry_info_any(Google__Protobuf__Any *any, const char *type_url, int64_t seconds,
+                           int32_t nanos)
+{
+        Google__Protobuf__Duration d = GOOGLE__PROTOBUF__DURATION__INIT;
+        Google__Rpc__RetryInfo ri = GOOGLE__RPC__RETRY_INFO__INIT;
+
+        d.seconds = seconds;
+        d.nanos = nanos;
+        ri.retry_delay = &d;
+        google__protobuf__any__init(any);
+        any->type_url = (char *)type_url;
+        any->value.len = google__rpc__retry_info__get_packed_size(&ri);
+        any->value.data = malloc(any->value.len + 1);
+        ck_assert_ptr_nonnull(any->value.data);
+        google__rpc__retry_info__pack(&ri, any->value.data);
+}
+
+/* ss_retry_info_parse() of a Status whose one detail is a RetryInfo of seconds and nanos. */
+static long info_ms(const char *type_url, int64_t seconds, int32_t nanos)
+{
+        Google__Protobuf__Any any, *details[] = {&any};
+        size_t len;
+        uint8_t *buf;
+        long ms;
+
+        retry_info_any(&any, type_url, seconds, nanos);
+        buf = status_bytes(details, 1, &len);
+        ms = ss_retry_info_parse(buf, len);
+        free(buf);
+        free(any.value.data);
+        return ms;
+}
+
+#define RI_URL "type.googleapis.com/google.rpc.RetryInfo"
+
+START_TEST(test_retry_info)
+{
+        ck_assert_int_eq(info_ms(RI_URL, 2, 0), 2000);
+        ck_assert_int_eq(info_ms(RI_URL, 0, 250000000), 250);
+        /* rounded up: never sooner than the server asked */
+        ck_assert_int_eq(info_ms(RI_URL, 1, 1), 1001);
+        ck_assert_int_eq(info_ms(RI_URL, 0, 0), 0);
+        /* the type server's part of the URL plays no part */
+        ck_assert_int_eq(info_ms("example.com/types/google.rpc.RetryInfo", 3, 0), 3000);
+        /* capped, and negative means now */
+        ck_assert_int_eq(info_ms(RI_URL, 299, 999000000), 299999);
+        ck_assert_int_eq(info_ms(RI_URL, 300, 0), SS_RETRY_AFTER_MAX_MS);
+        ck_assert_int_eq(info_ms(RI_URL, INT64_MAX, 999999999), SS_RETRY_AFTER_MAX_MS);
+        ck_assert_int_eq(info_ms(RI_URL, -5, 0), 0);
+        ck_assert_int_eq(info_ms(RI_URL, 0, -1), 0);
+        /* another type is not a RetryInfo, whatever its bytes */
+        ck_assert_int_eq(info_ms("type.googleapis.com/google.rpc.DebugInfo", 2, 0), -1);
+        ck_assert_int_eq(info_ms("type.googleapis.com/google.rpc.RetryInfoX", 2, 0), -1);
+        ck_assert_int_eq(info_ms("google.rpc.RetryInfo", 2, 0), -1);
+}
+END_TEST
+
+START_TEST(test_retry_info_among_details)
+{
+        Google__Protobuf__Any other, info, *details[] = {&other, &info};
+        size_t len;
+        uint8_t *buf;
+
+        google__protobuf__any__init(&other);
+        other.type_url = "type.googleapis.com/google.rpc.ErrorInfo";
+        retry_info_any(&info, RI_URL, 0, 40000000);
+        buf = status_bytes(details, 2, &len);
+        ck_assert_int_eq(ss_retry_info_parse(buf, len), 40);
+        free(buf);
+        /* no details at all */
+        buf = status_bytes(NULL, 0, &len);
+        ck_assert_int_eq(ss_retry_info_parse(buf, len), -1);
+        free(buf);
+        free(info.value.data);
+}
+END_TEST
+
+START_TEST(test_retry_info_garbage)
+{
+        static const uint8_t junk[] = {0xff, 0xff, 0xff, 0xff, 0x0f};
+        /* details (field 3) whose Any claims 100 bytes that are not there */
+        static const uint8_t cut[] = {0x1a, 0x64, 0x0a, 0x02, 'x', 'y'};
+        Google__Protobuf__Any bad, *details[] = {&bad};
+        static uint8_t not_ri[] = {0x0a, 0x05, 0x08}; /* retry_delay cut short */
+        size_t len;
+        uint8_t *buf;
+
+        ck_assert_int_eq(ss_retry_info_parse(NULL, 0), -1);
+        ck_assert_int_eq(ss_retry_info_parse(junk, sizeof(junk)), -1);
+        ck_assert_int_eq(ss_retry_info_parse(cut, sizeof(cut)), -1);
+        google__protobuf__any__init(&bad);
+        bad.type_url = RI_URL;
+        bad.value.data = not_ri;
+        bad.value.len = sizeof(not_ri);
+        buf = status_bytes(details, 1, &len);
+        ck_assert_int_eq(ss_retry_info_parse(buf, len), -1);
+        free(buf);
+}
+END_TEST
+
+/* ---- ss_retry_delay_ms -------------------------------------------------------------------- */
+
+START_TEST(test_delay)
+{
+        ss_retry_config c = {.max_attempts = 3, .backoff_initial_ms = 100, .backoff_max_ms = 1000};
+
+        /* the backend's wait wins, even 0 */
+        ck_assert_int_eq(ss_retry_delay_ms(&c, 1, 5000), 5000);
+        ck_assert_int_eq(ss_retry_delay_ms(&c, 2, 0), 0);
+        /* else the backoff */
+        for (int i = 0; i < DRAWS; i++) {
+                int64_t d = ss_retry_delay_ms(&c, 2, -1);
+
+                ck_assert(d >= 100 && d <= 200);
+        }
+        /* all attempts had: no more, whatever the backend said */
+        ck_assert_int_eq(ss_retry_delay_ms(&c, 3, 5000), -1);
+        ck_assert_int_eq(ss_retry_delay_ms(&c, 3, -1), -1);
+        ck_assert_int_eq(ss_retry_delay_ms(&c, 4, -1), -1);
+}
+END_TEST
+
 /* ---- ss_retry_backoff_ms ------------------------------------------------------------------ */
 
 /* Every draw lies in [d/2, d]; over many, both ends of the range are approached. */
@@ -178,6 +347,11 @@ static Suite *retry_suite(void)
         tcase_add_test(tc, test_after_capped);
         tcase_add_test(tc, test_after_http_date);
         tcase_add_test(tc, test_after_garbage);
+        tcase_add_test(tc, test_grpc_status);
+        tcase_add_test(tc, test_retry_info);
+        tcase_add_test(tc, test_retry_info_among_details);
+        tcase_add_test(tc, test_retry_info_garbage);
+        tcase_add_test(tc, test_delay);
         tcase_add_test(tc, test_backoff_doubles_with_jitter);
         tcase_add_test(tc, test_backoff_capped);
         suite_add_tcase(s, tc);

@@ -10,19 +10,17 @@
 
 #include "base/curl-uv.h"
 #include "base/log.h"
-#include "export/batcher.h"
+#include "export/dispatch.h"
 #include "export/gzip.h"
-#include "export/request-queue.h"
 #include "export/tls.h"
 #include "otlp/otlp.h"
 #include "sidespan-version.h"
 #include "ss-macro.h"
 
-/* OTLP's recommended maximum request size; a batch that encodes bigger is dropped. */
-#define HTTP_MAX_REQUEST_BYTES ((size_t)64 << 20)
+#define HTTP_MAX_REQUEST_BYTES SS_DISPATCH_MAX_REQUEST_BYTES
 /* What is kept of a response body: plenty for any OTLP response or error text. */
 #define HTTP_MAX_RESPONSE_BYTES ((size_t)64 << 10)
-/* Bytes of a response body or partial_success message quoted in a log line. */
+/* Bytes of a response body quoted in a log line. */
 #define HTTP_LOG_TEXT_MAX 200
 
 /* One attempt of a request: the curl handle and what the backend answered. */
@@ -34,18 +32,12 @@ typedef struct attempt {
 } attempt;
 
 typedef struct http_exporter {
-        ss_exporter base;
-        uv_loop_t *loop;
+        ss_dispatch d; /* first: batching, queueing, retries; its ss_exporter is ours */
         ss_curl_uv curl;
-        uv_timer_t retry_timer; /* when the earliest waiting request falls due */
-        ss_batcher batcher;
-        ss_req_queue queue;
         char *endpoint;
         char *ca_file, *cert_file, *key_file; /* TLS, or NULL */
         struct curl_slist *headers;
-        ss_http_config cfg;    /* the numbers; strings live above */
-        unsigned open_handles; /* handles still to close before the free */
-        bool destroyed;
+        ss_http_config cfg; /* the numbers; strings live above */
 } http_exporter;
 
 void ss_http_config_defaults(ss_http_config *cfg)
@@ -61,22 +53,15 @@ void ss_http_config_defaults(ss_http_config *cfg)
         ss_retry_config_defaults(&cfg->retry);
 }
 
-/* Give a request up: its spans count as dropped. */
-static void req_drop(http_exporter *e, ss_req *r)
-{
-        e->base.stats.spans_dropped += ss_reqq_finish(&e->queue, r);
-}
-
 /* ---- encoding ---- */
 
 static int encode_body(void *ctx, ss_span *const *spans, size_t n, ss_buf *out)
 {
         const http_exporter *e = ctx;
-        ss_buf raw;
-        int r;
-
         int (*encode)(ss_span *const *spans, size_t n, ss_buf *out) =
             e->cfg.json ? ss_otlp_json_encode : ss_otlp_encode;
+        ss_buf raw;
+        int r;
 
         if (!e->cfg.gzip)
                 return encode(spans, n, out);
@@ -141,9 +126,10 @@ static int easy_setup(http_exporter *e, attempt *a)
         return tls_setup(e, c);
 }
 
-/* Send r now: it is in flight in the queue. */
-static int req_start(http_exporter *e, ss_req *r)
+/* The dispatch's start(): send r now, it is in flight in the queue. */
+static int http_start(ss_dispatch *d, ss_req *r)
 {
+        http_exporter *e = (http_exporter *)d;
         attempt *a = calloc(1, sizeof(*a));
         int err = a ? 0 : -ENOMEM;
 
@@ -160,81 +146,7 @@ static int req_start(http_exporter *e, ss_req *r)
                 return err;
         }
         r->transport = a;
-        e->base.stats.requests++;
         return 0;
-}
-
-static void on_retry_timer(uv_timer_t *t);
-
-/* Wake when the earliest waiting request falls due, if a slot would be free for it. */
-static void arm_retry_timer(http_exporter *e)
-{
-        uint64_t now = uv_now(e->loop), due = ss_reqq_next_due(&e->queue);
-        int r;
-
-        if (due == UINT64_MAX)
-                r = uv_timer_stop(&e->retry_timer);
-        else
-                r = uv_timer_start(&e->retry_timer, on_retry_timer, due > now ? due - now : 0, 0);
-        if (r < 0)
-                ss_log_ratelimited(SS_LOG_ERR, "otlp-http: retry timer: %s", uv_strerror(r));
-}
-
-/* Send the oldest due requests while slots are free. */
-static void start_ready(http_exporter *e)
-{
-        uint64_t now = uv_now(e->loop);
-        ss_req *r;
-
-        while ((r = ss_reqq_start_next(&e->queue, now))) {
-                if (req_start(e, r) < 0) {
-                        ss_log_ratelimited(SS_LOG_ERR,
-                                           "otlp-http: cannot start a request, dropping %zu spans",
-                                           r->n_spans);
-                        req_drop(e, r);
-                }
-        }
-        arm_retry_timer(e);
-}
-
-static void on_retry_timer(uv_timer_t *t)
-{
-        start_ready(t->data);
-}
-
-/* One encoded body, sent as it is on every attempt: into the queue with it. */
-static void queue_body(void *ctx, ss_span *const *spans, size_t n, ss_buf *body)
-{
-        http_exporter *e = ctx;
-        ss_req *r = ss_req_new(&e->queue, n, HTTP_MAX_REQUEST_BYTES);
-        size_t dropped = 0;
-
-        if (!r) {
-                ss_exporter_dropped(&e->base, n, "out of memory for a request");
-                return;
-        }
-        r->body = *body; /* the bytes move into the request */
-        ss_buf_init(body, body->max);
-        if (ss_reqq_push(&e->queue, r, &dropped) < 0) {
-                ss_log_ratelimited(SS_LOG_WARNING,
-                                   "otlp-http: queue full (%zu bytes queued), dropping %zu spans",
-                                   e->queue.bytes, n);
-                e->base.stats.spans_dropped += n;
-                ss_req_free(r);
-                return;
-        }
-        e->base.stats.spans_dropped += dropped;
-        start_ready(e);
-}
-
-/* The batcher's send(): encode once (in parts if it must); the bytes are kept for every
- * retry. */
-static void on_batch(void *ctx, ss_span *const *spans, size_t n)
-{
-        http_exporter *e = ctx;
-
-        (void)ss_exporter_encode_split(&e->base, spans, n, encode_body, queue_body, e,
-                                       HTTP_MAX_REQUEST_BYTES);
 }
 
 /* ---- results ---- */
@@ -249,65 +161,20 @@ static long retry_after_ms(CURL *c)
         return ss_retry_after_parse(h->value, time(NULL));
 }
 
-static void retry_or_drop(http_exporter *e, ss_req *r, long after_ms, const char *why)
-{
-        uint64_t delay;
-
-        if (r->attempts >= e->cfg.retry.max_attempts) {
-                ss_log_ratelimited(SS_LOG_WARNING,
-                                   "otlp-http: %s: giving up after %u attempts, dropping %zu spans",
-                                   why, r->attempts, r->n_spans);
-                req_drop(e, r);
-                return;
-        }
-        delay =
-            after_ms >= 0 ? (uint64_t)after_ms : ss_retry_backoff_ms(&e->cfg.retry, r->attempts);
-        ss_log_ratelimited(SS_LOG_INFO, "otlp-http: %s: retrying %zu spans in %llu ms", why,
-                           r->n_spans, (unsigned long long)delay);
-        e->base.stats.retries++;
-        ss_reqq_retry(&e->queue, r, uv_now(e->loop) + delay);
-}
-
-static void on_success(http_exporter *e, ss_req *r, const ss_buf *resp)
-{
-        int64_t rejected = 0;
-        char *msg = NULL;
-        char text[HTTP_LOG_TEXT_MAX + 1];
-        size_t n = r->n_spans;
-
-        /* Some backends (Langfuse) answer JSON: a body that is no OTLP response is a success. */
-        if (ss_otlp_parse_response(resp->data, resp->len, &rejected, &msg) < 0 || rejected < 0)
-                rejected = 0;
-        if ((uint64_t)rejected > n)
-                rejected = (int64_t)n;
-        if (rejected > 0) {
-                ss_log_text(text, sizeof(text), msg, msg ? strlen(msg) : 0);
-                ss_log_ratelimited(SS_LOG_WARNING,
-                                   "otlp-http: backend rejected %lld of %zu spans: %s",
-                                   (long long)rejected, n, text);
-        }
-        free(msg);
-        e->base.stats.spans_dropped += (uint64_t)rejected;
-        e->base.stats.spans_exported += n - (uint64_t)rejected;
-        ss_reqq_finish(&e->queue, r);
-}
-
 static void on_http_error(http_exporter *e, ss_req *r, long status, long after_ms,
                           const ss_buf *resp)
 {
-        char why[64];
+        char why[64 + HTTP_LOG_TEXT_MAX];
         char text[HTTP_LOG_TEXT_MAX + 1];
+        bool retry = ss_retry_http_status(status);
 
-        e->base.stats.failures++;
-        if (ss_retry_http_status(status)) {
+        if (retry) {
                 snprintf(why, sizeof(why), "HTTP %ld", status);
-                retry_or_drop(e, r, after_ms, why);
-                return;
+        } else {
+                ss_log_text(text, sizeof(text), (const char *)resp->data, resp->len);
+                snprintf(why, sizeof(why), "HTTP %ld (%s)", status, text);
         }
-        ss_log_text(text, sizeof(text), (const char *)resp->data, resp->len);
-        ss_log_ratelimited(SS_LOG_WARNING, "otlp-http: HTTP %ld, dropping %zu spans: %s", status,
-                           r->n_spans, text);
-        req_drop(e, r);
+        ss_dispatch_failed(&e->d, r, retry, after_ms, why);
 }
 
 /* ss_curl_uv's done(): one attempt is over; the request is retried, dropped or done. */
@@ -326,11 +193,10 @@ static void on_done(void *ctx, CURL *easy, CURLcode rc)
         if (rc == CURLE_OK && ss_retry_http_status(status))
                 after_ms = retry_after_ms(easy);
         if (rc != CURLE_OK) {
-                e->base.stats.failures++;
                 snprintf(why, sizeof(why), "%s", a->errbuf[0] ? a->errbuf : curl_easy_strerror(rc));
-                retry_or_drop(e, r, -1, why);
+                ss_dispatch_failed(&e->d, r, true, -1, why);
         } else if (status >= 200 && status < 300) {
-                on_success(e, r, &a->resp);
+                ss_dispatch_succeeded(&e->d, r, a->resp.data, a->resp.len);
         } else {
                 on_http_error(e, r, status, after_ms, &a->resp);
         }
@@ -339,103 +205,52 @@ static void on_done(void *ctx, CURL *easy, CURLcode rc)
 
 static void on_progress(void *ctx)
 {
-        start_ready(ctx);
+        ss_dispatch_kick(ctx);
 }
 
-/* ---- exporter ops ---- */
+/* ---- the dispatch's transport ops ---- */
 
-static void http_add(ss_exporter *base, ss_span *const *spans, size_t n)
+static void http_abandon(ss_dispatch *d, ss_req *r)
 {
-        http_exporter *e = (http_exporter *)base;
+        http_exporter *e = (http_exporter *)d;
+        attempt *a = r->transport;
 
-        e->base.stats.spans_in += n;
-        ss_batcher_add(&e->batcher, spans, n);
+        ss_curl_uv_remove(&e->curl, a->easy);
+        attempt_free(a);
+        r->transport = NULL;
 }
 
-static void http_flush(ss_exporter *base)
+static void on_curl_closed(uv_handle_t *h)
 {
-        http_exporter *e = (http_exporter *)base;
-
-        ss_batcher_flush(&e->batcher);
-        start_ready(e);
+        ss_dispatch_release(&ss_container_of(h, http_exporter, curl.timer)->d);
 }
 
-static bool http_busy(const ss_exporter *base)
+static void http_close(ss_dispatch *d)
 {
-        const http_exporter *e = (const http_exporter *)base;
+        http_exporter *e = (http_exporter *)d;
 
-        return e->batcher.n > 0 || ss_reqq_busy(&e->queue);
+        if (e->curl.multi) /* set up, and not closed yet */
+                ss_curl_uv_close(&e->curl, on_curl_closed);
 }
 
-static void exporter_free(http_exporter *e)
+static void http_free(ss_dispatch *d)
 {
+        http_exporter *e = (http_exporter *)d;
+
         curl_slist_free_all(e->headers);
         free(e->endpoint);
         free(e->ca_file);
         free(e->cert_file);
         free(e->key_file);
-        ss_exporter_free(&e->base, e);
+        ss_exporter_free(&e->d.base, e);
 }
 
-static void release(http_exporter *e)
-{
-        if (--e->open_handles == 0)
-                exporter_free(e);
-}
-
-static void on_retry_timer_closed(uv_handle_t *h)
-{
-        release(h->data);
-}
-
-static void on_curl_closed(uv_handle_t *h)
-{
-        release(ss_container_of(h, http_exporter, curl.timer));
-}
-
-static void on_batcher_closed(uv_handle_t *h)
-{
-        release(ss_container_of(h, http_exporter, batcher.timer));
-}
-
-static void drop_all(http_exporter *e)
-{
-        ss_req *r;
-
-        while ((r = e->queue.inflight.head)) {
-                attempt *a = r->transport;
-
-                ss_curl_uv_remove(&e->curl, a->easy);
-                attempt_free(a);
-                req_drop(e, r);
-        }
-        while ((r = e->queue.waiting.head))
-                req_drop(e, r);
-}
-
-static void http_destroy(ss_exporter *base)
-{
-        http_exporter *e = (http_exporter *)base;
-        uint64_t before;
-
-        if (!e || e->destroyed)
-                return;
-        e->destroyed = true;
-        before = e->base.stats.spans_dropped;
-        e->base.stats.spans_dropped += ss_batcher_close(&e->batcher, on_batcher_closed);
-        drop_all(e);
-        if (e->base.stats.spans_dropped > before)
-                ss_log(SS_LOG_WARNING, "otlp-http: closing with %llu spans not exported",
-                       (unsigned long long)(e->base.stats.spans_dropped - before));
-        ss_curl_uv_close(&e->curl, on_curl_closed);
-        uv_close((uv_handle_t *)&e->retry_timer, on_retry_timer_closed);
-}
-
-static const ss_exporter_ops http_ops = {
-    .add = http_add,
-    .flush = http_flush,
-    .busy = http_busy,
-    .destroy = http_destroy,
+static const ss_dispatch_ops http_ops = {
+    .encode = encode_body,
+    .start = http_start,
+    .abandon = http_abandon,
+    .close = http_close,
+    .free = http_free,
 };
 
 /* ---- construction ---- */
@@ -485,27 +300,6 @@ static int headers_build(const ss_http_config *cfg, struct curl_slist **ret)
         return 0;
 }
 
-/* Copy s (NULL stays NULL) into *ret. */
-static int dup_opt(const char *s, char **ret)
-{
-        *ret = s ? strdup(s) : NULL;
-        return s && !*ret ? -ENOMEM : 0;
-}
-
-static int tls_copy(http_exporter *e, const ss_http_config *cfg)
-{
-        ss_tls_files files = {cfg->ca_file, cfg->cert_file, cfg->key_file};
-        int r = ss_tls_check("otlp-http", &files);
-
-        if (r == 0)
-                r = dup_opt(cfg->ca_file, &e->ca_file);
-        if (r == 0)
-                r = dup_opt(cfg->cert_file, &e->cert_file);
-        if (r == 0)
-                r = dup_opt(cfg->key_file, &e->key_file);
-        return r;
-}
-
 /* The numbers of src, a zero taking its default; the strings are copied elsewhere. */
 static void config_copy(ss_http_config *dst, const ss_http_config *src)
 {
@@ -529,29 +323,25 @@ static void config_copy(ss_http_config *dst, const ss_http_config *src)
 #undef OR_DEFAULT
 }
 
-/* The handles, last: once one exists, freeing the exporter takes a close. On failure
- * the ones made are closed again and the exporter goes with the last. */
-static int handles_init(http_exporter *e, uv_loop_t *loop)
+/* Copy s (NULL stays NULL) into *ret. */
+static int dup_opt(const char *s, char **ret)
 {
-        int r = uv_timer_init(loop, &e->retry_timer);
+        *ret = s ? strdup(s) : NULL;
+        return s && !*ret ? -ENOMEM : 0;
+}
 
-        if (r < 0)
-                return r;
-        e->retry_timer.data = e;
-        e->open_handles = 1;
-        r = ss_curl_uv_init(&e->curl, loop, on_done, on_progress, e);
-        if (r == 0) {
-                e->open_handles++;
-                r = ss_batcher_init(&e->batcher, loop, e->cfg.max_batch, e->cfg.batch_delay_ms,
-                                    on_batch, e);
-                e->batcher.max_bytes = e->cfg.max_batch_bytes;
-                if (r < 0)
-                        ss_curl_uv_close(&e->curl, on_curl_closed);
-        }
-        if (r < 0)
-                uv_close((uv_handle_t *)&e->retry_timer, on_retry_timer_closed);
-        else
-                e->open_handles++;
+/* The TLS files, checked readable now rather than at the first request. */
+static int tls_copy(http_exporter *e, const ss_http_config *cfg)
+{
+        ss_tls_files files = {cfg->ca_file, cfg->cert_file, cfg->key_file};
+        int r = ss_tls_check("otlp-http", &files);
+
+        if (r == 0)
+                r = dup_opt(cfg->ca_file, &e->ca_file);
+        if (r == 0)
+                r = dup_opt(cfg->cert_file, &e->cert_file);
+        if (r == 0)
+                r = dup_opt(cfg->key_file, &e->key_file);
         return r;
 }
 
@@ -565,23 +355,33 @@ int ss_http_exporter_new(uv_loop_t *loop, const ss_http_config *cfg, ss_exporter
         e = calloc(1, sizeof(*e));
         if (!e)
                 return -ENOMEM;
-        e->base.ops = &http_ops;
-        e->base.name = "otlp-http";
-        e->loop = loop;
         config_copy(&e->cfg, cfg);
-        ss_reqq_init(&e->queue, "otlp-http", e->cfg.max_queue_bytes, e->cfg.max_inflight);
         r = headers_build(cfg, &e->headers);
         if (r == 0)
                 r = (e->endpoint = strdup(cfg->endpoint)) ? 0 : -ENOMEM;
         if (r == 0)
                 r = tls_copy(e, cfg);
         if (r < 0) {
-                exporter_free(e);
+                http_free(&e->d);
                 return r;
         }
-        r = handles_init(e, loop);
+        r = ss_dispatch_init(&e->d, loop, "otlp-http", &http_ops,
+                             &(ss_dispatch_config){
+                                 .max_batch = e->cfg.max_batch,
+                                 .max_batch_bytes = e->cfg.max_batch_bytes,
+                                 .batch_delay_ms = e->cfg.batch_delay_ms,
+                                 .max_queue_bytes = e->cfg.max_queue_bytes,
+                                 .max_inflight = e->cfg.max_inflight,
+                                 .retry = e->cfg.retry,
+                             });
         if (r < 0)
-                return r; /* freed once its handles have closed */
-        *ret = &e->base;
+                return r; /* freed by the dispatch */
+        r = ss_curl_uv_init(&e->curl, loop, on_done, on_progress, e);
+        if (r < 0) {
+                e->d.base.ops->destroy(&e->d.base); /* frees it, maybe later */
+                return r;
+        }
+        ss_dispatch_hold(&e->d);
+        *ret = &e->d.base;
         return 0;
 }

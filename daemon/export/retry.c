@@ -7,7 +7,25 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "error_details.pb-c.h"
 #include "ss-id.h"
+#include "status.pb-c.h"
+
+/* A google.rpc.Status comes from the peer; gRPC caps its metadata far below this anyway. */
+#define RETRY_STATUS_MAX_BYTES ((size_t)64 << 10)
+
+/* gRPC status codes (the protocol's numbers; grpc_status_code in grpc core). */
+enum {
+        GRPC_CODE_CANCELLED = 1,
+        GRPC_CODE_DEADLINE_EXCEEDED = 4,
+        GRPC_CODE_RESOURCE_EXHAUSTED = 8,
+        GRPC_CODE_ABORTED = 10,
+        GRPC_CODE_OUT_OF_RANGE = 11,
+        GRPC_CODE_UNAVAILABLE = 14,
+        GRPC_CODE_DATA_LOSS = 15,
+};
+
+#define RETRY_INFO_TYPE "google.rpc.RetryInfo"
 
 void ss_retry_config_defaults(ss_retry_config *c)
 {
@@ -50,6 +68,77 @@ long ss_retry_after_parse(const char *v, time_t now)
         if (t == -1)
                 return -1;
         return t <= now ? 0 : capped_ms((unsigned long long)(t - now));
+}
+
+bool ss_retry_grpc_status(int code, bool has_retry_info)
+{
+        switch (code) {
+        case GRPC_CODE_CANCELLED:
+        case GRPC_CODE_DEADLINE_EXCEEDED:
+        case GRPC_CODE_ABORTED:
+        case GRPC_CODE_OUT_OF_RANGE:
+        case GRPC_CODE_UNAVAILABLE:
+        case GRPC_CODE_DATA_LOSS:
+                return true;
+        case GRPC_CODE_RESOURCE_EXHAUSTED:
+                return has_retry_info;
+        default:
+                return false;
+        }
+}
+
+/* Whether an Any's type URL names RetryInfo: whatever comes before the last '/' is the
+ * type server's, which plays no part. */
+static bool is_retry_info(const char *type_url)
+{
+        const char *slash = type_url ? strrchr(type_url, '/') : NULL;
+
+        return slash && strcmp(slash + 1, RETRY_INFO_TYPE) == 0;
+}
+
+static long duration_ms(const Google__Protobuf__Duration *d)
+{
+        uint64_t ms;
+
+        if (!d || d->seconds < 0 || d->nanos < 0 || (d->seconds == 0 && d->nanos == 0))
+                return 0;
+        if ((uint64_t)d->seconds >= SS_RETRY_AFTER_MAX_MS / 1000)
+                return (long)SS_RETRY_AFTER_MAX_MS;
+        ms = (uint64_t)d->seconds * 1000u + ((uint64_t)d->nanos + 999999u) / 1000000u;
+        return ms > SS_RETRY_AFTER_MAX_MS ? (long)SS_RETRY_AFTER_MAX_MS : (long)ms;
+}
+
+long ss_retry_info_parse(const uint8_t *status, size_t len)
+{
+        Google__Rpc__Status *st;
+        long ms = -1;
+
+        if (!status || len > RETRY_STATUS_MAX_BYTES)
+                return -1;
+        st = google__rpc__status__unpack(NULL, len, status);
+        if (!st)
+                return -1;
+        for (size_t i = 0; i < st->n_details && ms < 0; i++) {
+                const Google__Protobuf__Any *any = st->details[i];
+                Google__Rpc__RetryInfo *ri;
+
+                if (!is_retry_info(any->type_url))
+                        continue;
+                ri = google__rpc__retry_info__unpack(NULL, any->value.len, any->value.data);
+                if (!ri)
+                        continue;
+                ms = duration_ms(ri->retry_delay);
+                google__rpc__retry_info__free_unpacked(ri, NULL);
+        }
+        google__rpc__status__free_unpacked(st, NULL);
+        return ms;
+}
+
+int64_t ss_retry_delay_ms(const ss_retry_config *c, uint32_t attempts, long after_ms)
+{
+        if (attempts >= c->max_attempts)
+                return -1;
+        return after_ms >= 0 ? (int64_t)after_ms : (int64_t)ss_retry_backoff_ms(c, attempts);
 }
 
 uint64_t ss_retry_backoff_ms(const ss_retry_config *c, uint32_t attempts)

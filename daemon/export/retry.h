@@ -3,19 +3,22 @@
 
 /*
  * The retry policy every network exporter shares: which failures are worth
- * another attempt, how long the backend asked us to wait, and the backoff
- * otherwise (exponential with jitter). Pure functions (the jitter draws from
- * the per-thread generator of ss-id.h); any thread.
+ * another attempt (OTLP/HTTP statuses, OTLP/gRPC status codes), how long the
+ * backend asked us to wait (Retry-After, google.rpc.RetryInfo), and the
+ * backoff otherwise (exponential with jitter). Pure functions (the jitter
+ * draws from the per-thread generator of ss-id.h); any thread.
  */
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <time.h>
 
 #define SS_RETRY_MAX_ATTEMPTS_DEFAULT       5u
 #define SS_RETRY_BACKOFF_INITIAL_MS_DEFAULT 1000u
 #define SS_RETRY_BACKOFF_MAX_MS_DEFAULT     30000u
-/* Retry-After comes from the peer: obeyed up to this, so a hostile value cannot park a request. */
+/* Retry-After and RetryInfo come from the peer: obeyed up to this, so a hostile value cannot
+ * park a request. */
 #define SS_RETRY_AFTER_MAX_MS 300000u
 
 typedef struct ss_retry_config {
@@ -36,6 +39,29 @@ bool ss_retry_http_status(long status);
  * -1 when the value is neither.
  */
 long ss_retry_after_parse(const char *value, time_t now);
+
+/*
+ * OTLP/gRPC, by gRPC status code number (grpc_status_code): CANCELLED,
+ * DEADLINE_EXCEEDED, ABORTED, OUT_OF_RANGE, UNAVAILABLE and DATA_LOSS are
+ * retried; RESOURCE_EXHAUSTED only when the server said when to come back
+ * (has_retry_info); every other code is final.
+ */
+bool ss_retry_grpc_status(int code, bool has_retry_info);
+
+/*
+ * The RetryInfo.retry_delay in a serialized google.rpc.Status (what a gRPC
+ * server sends in the grpc-status-details-bin trailer), in milliseconds
+ * rounded up and capped at SS_RETRY_AFTER_MAX_MS; 0 for a negative delay;
+ * -1 when the status carries no RetryInfo or does not decode.
+ */
+long ss_retry_info_parse(const uint8_t *status, size_t len);
+
+/*
+ * The wait before another attempt of a request that has failed attempts
+ * times: after_ms when the backend gave one (>= 0), else the backoff; -1 when
+ * it has had all of its c->max_attempts.
+ */
+int64_t ss_retry_delay_ms(const ss_retry_config *c, uint32_t attempts, long after_ms);
 
 /* The wait before attempt attempts + 1: initial * 2^(attempts-1) capped at the
  * maximum, then "equal jitter" (between half and all of it). */

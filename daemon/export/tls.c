@@ -3,66 +3,87 @@
 
 #include <errno.h>
 #include <stdio.h>
+#include <fcntl.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "base/log.h"
 
 #define PEM_MAX ((size_t)1 << 20)
 
-static int readable(const char *exporter, const char *what, const char *path)
+static int file_slurp(const char *path, char **ret)
 {
-        FILE *f;
+        int fd = open(path, O_RDONLY | O_CLOEXEC);
+        struct stat st;
+        char *buf = NULL;
+        ssize_t n;
+        int r = 0;
+
+        if (fd < 0)
+                return -errno;
+        if (fstat(fd, &st) < 0)
+                r = -errno;
+        else if (!S_ISREG(st.st_mode))
+                r = S_ISDIR(st.st_mode) ? -EISDIR : -ENOTSUP; /* a FIFO could block */
+        else if ((size_t)st.st_size > PEM_MAX)
+                r = -EFBIG;
+        else if (!(buf = malloc((size_t)st.st_size + 1)))
+                r = -ENOMEM;
+        else if ((n = read(fd, buf, (size_t)st.st_size)) < 0)
+                r = -errno;
+        else
+                buf[n] = '\0';
+        close(fd);
+        if (r < 0) {
+                free(buf);
+                return r;
+        }
+        *ret = buf;
+        return 0;
+}
+
+int ss_tls_read_pem(const char *exporter, const char *what, const char *path, char **ret)
+{
+        int r;
 
         if (!path)
                 return 0;
-        f = fopen(path, "re");
-        if (!f) {
-                int r = -errno;
-
-                ss_log(SS_LOG_ERR, "%s: cannot read the %s %s: %s", exporter, what, path,
-                       strerror(-r));
-                return r;
+        r = file_slurp(path, ret);
+        if (r == 0 && !strstr(*ret, "-----BEGIN ")) {
+                free(*ret);
+                *ret = NULL;
+                r = -EINVAL;
         }
-        fclose(f);
-        return 0;
+        if (r < 0)
+                ss_log(SS_LOG_ERR, "%s: cannot use the %s %s: %s", exporter, what, path,
+                       r == -EINVAL    ? "not a PEM file"
+                       : r == -ENOTSUP ? "not a regular file"
+                                       : strerror(-r));
+        return r;
 }
 
 int ss_tls_check(const char *exporter, const ss_tls_files *f)
 {
-        int r;
+        const struct {
+                const char *what, *path;
+        } files[] = {
+            {"ca_file", f->ca_file}, {"cert_file", f->cert_file}, {"key_file", f->key_file}};
+        int r = 0;
 
         if (!f->cert_file != !f->key_file) {
-                ss_log(SS_LOG_ERR, "%s: a client certificate needs its key, and a key its "
-                                   "certificate (cert_file and key_file)",
+                ss_log(SS_LOG_ERR,
+                       "%s: a client certificate needs its key, and a key its "
+                       "certificate (cert_file and key_file)",
                        exporter);
                 return -EINVAL;
         }
-        r = readable(exporter, "CA file", f->ca_file);
-        if (r == 0)
-                r = readable(exporter, "client certificate", f->cert_file);
-        if (r == 0)
-                r = readable(exporter, "client key", f->key_file);
-        return r;
-}
+        for (size_t i = 0; i < sizeof(files) / sizeof(files[0]) && r == 0; i++) {
+                char *pem = NULL;
 
-int ss_tls_read(const char *path, ss_buf *out)
-{
-        FILE *f = fopen(path, "re");
-        char chunk[4096];
-        size_t n;
-        int r = 0;
-
-        ss_buf_init(out, PEM_MAX);
-        if (!f)
-                return -errno;
-        while (r == 0 && (n = fread(chunk, 1, sizeof(chunk), f)) > 0)
-                r = ss_buf_append(out, chunk, n);
-        if (r == 0 && ferror(f))
-                r = -EIO;
-        if (r == 0)
-                r = ss_buf_append(out, "", 1);
-        fclose(f);
-        if (r < 0)
-                ss_buf_free(out);
+                r = ss_tls_read_pem(exporter, files[i].what, files[i].path, &pem);
+                free(pem);
+        }
         return r;
 }

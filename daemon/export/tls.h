@@ -11,8 +11,6 @@
 
 #include <stddef.h>
 
-#include "ss-buf.h"
-
 typedef struct ss_tls_files {
         const char *ca_file;   /* NULL: the system's trust store */
         const char *cert_file; /* with key_file, or both NULL */
@@ -23,5 +21,10 @@ typedef struct ss_tls_files {
  * <what> <path>: <reason>". A certificate without its key (or the reverse) is -EINVAL. */
 int ss_tls_check(const char *exporter, const ss_tls_files *f);
 
-/* The whole of a PEM file (NUL-terminated, at most 1 MiB) into out. 0 or -errno. */
-int ss_tls_read(const char *path, ss_buf *out);
+/*
+ * The whole of the PEM file at path (what names it in the log: "ca_file"),
+ * NUL-terminated, into *ret (the caller frees); a NULL path leaves *ret NULL.
+ * 0, or -errno logged naming the file: unreadable, not a regular file
+ * (-ENOTSUP: a FIFO could block), over 1 MiB (-EFBIG), no PEM in it (-EINVAL).
+ */
+int ss_tls_read_pem(const char *exporter, const char *what, const char *path, char **ret);

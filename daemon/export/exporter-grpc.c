@@ -1,0 +1,835 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Every line of sidespand that speaks to grpc core is in this file: its API
+ * moves faster than the wrapped-language ones, so it stays in one place.
+ * What is not gRPC (batching, queueing, retry decisions, counting) is
+ * export/dispatch.c's, shared with the OTLP/HTTP exporter.
+ *
+ * How the completion-queue thread and the loop meet: the loop thread creates
+ * and starts every call (one batch of six ops, the attempt as its tag);
+ * the cq thread only waits in grpc_completion_queue_next(), appends each
+ * finished attempt to a list under mu and calls uv_async_send(); on_async()
+ * on the loop takes the whole list (sends coalesce) and reads the outcome.
+ * At destroy the loop cancels the calls in flight; once their completions
+ * are back (and the channel is not halfway through connecting, see
+ * channel_close()) it destroys the channel and shuts the queue down; the cq
+ * thread drains it, says so, waits until the loop has let go of every grpc
+ * object, calls grpc_shutdown() (which may take a while and so is kept off
+ * the loop), says so, and leaves; the loop then joins it (it is past its last
+ * uv_async_send()) and closes the async handle, whose close frees the
+ * exporter.
+ */
+#include "export/exporter-grpc.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <grpc/byte_buffer.h>
+#include <grpc/byte_buffer_reader.h>
+#include <grpc/grpc.h>
+#include <grpc/grpc_security.h>
+#include <grpc/support/log.h>
+#include <grpc/support/time.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "base/log.h"
+#include "export/dispatch.h"
+#include "export/tls.h"
+#include "otlp/otlp.h"
+#include "sidespan-version.h"
+#include "ss-macro.h"
+
+#define GRPC_EXPORT_METHOD "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
+/* An ExportTraceServiceResponse is a few bytes; this is grpc's own default, said out loud. */
+#define GRPC_MAX_RESPONSE_BYTES (4 << 20)
+/* A PEM file larger than this is not a certificate bundle we should read. */
+/* How long destroy() lets a connection attempt finish before it destroys the channel. */
+#define GRPC_CLOSE_SETTLE_MS 1000
+/* Bytes of a status's details quoted in a log line. */
+#define GRPC_LOG_TEXT_MAX 200
+#define GRPC_USER_AGENT   "sidespan/" SIDESPAN_VERSION_STRING
+
+/* One call: its tag, what it sends, and what grpc writes back until the completion. */
+typedef struct attempt {
+        struct attempt *next; /* in the finished list */
+        ss_req *req;          /* NULL once abandoned at destroy */
+        grpc_call *call;
+        grpc_byte_buffer *send;
+        grpc_byte_buffer *recv;
+        grpc_metadata_array initial_md;
+        grpc_metadata_array trailing_md;
+        grpc_status_code status;
+        grpc_slice details;
+} attempt;
+
+typedef struct grpc_exporter {
+        ss_dispatch d; /* first: batching, queueing, retries; its ss_exporter is ours */
+        char *target;  /* "dns:///host:port" */
+        bool tls;
+        char *ca_pem, *cert_pem, *key_pem; /* read at creation, freed once the channel has them */
+        grpc_metadata *md;                 /* the configured headers */
+        size_t n_md;
+        grpc_slice method;
+        uint32_t timeout_ms;
+        bool gzip;
+        bool grpc_ref; /* the loop owes grpc_shutdown(); the cq thread does once it runs */
+        grpc_channel *channel;
+        grpc_completion_queue *cq;
+        uv_async_t async;
+        uv_thread_t thread;
+        size_t live;            /* calls started whose completion the loop has not had yet */
+        bool closing;           /* destroy() came: once no call is live, the channel goes */
+        bool watching;          /* for the channel to leave CONNECTING, before it goes */
+        gpr_timespec settle_by; /* how long that may take */
+        char watch_tag;         /* the watch's tag: its address tells it from an attempt */
+        bool sync_init, async_open, thread_running, let_go;
+        /* Shared with the cq thread, under mu. */
+        uv_mutex_t mu;
+        uv_cond_t cond;      /* let_go_shared, for the cq thread */
+        attempt *done_head;  /* finished calls, oldest first */
+        attempt **done_tail; /* where the next one goes */
+        bool watch_fired;    /* the connectivity watch is over */
+        bool drained;        /* the thread saw GRPC_QUEUE_SHUTDOWN */
+        bool let_go_shared;  /* the loop holds no grpc object: grpc_shutdown() may run */
+        bool finished;       /* the thread is past grpc_shutdown() and leaving */
+} grpc_exporter;
+
+static const char *const code_names[] = {
+    "OK",
+    "CANCELLED",
+    "UNKNOWN",
+    "INVALID_ARGUMENT",
+    "DEADLINE_EXCEEDED",
+    "NOT_FOUND",
+    "ALREADY_EXISTS",
+    "PERMISSION_DENIED",
+    "RESOURCE_EXHAUSTED",
+    "FAILED_PRECONDITION",
+    "ABORTED",
+    "OUT_OF_RANGE",
+    "UNIMPLEMENTED",
+    "INTERNAL",
+    "UNAVAILABLE",
+    "DATA_LOSS",
+    "UNAUTHENTICATED",
+};
+
+void ss_grpc_config_defaults(ss_grpc_config *cfg)
+{
+        *cfg = (ss_grpc_config){
+            .timeout_ms = SS_GRPC_TIMEOUT_MS_DEFAULT,
+            .max_batch = SS_DISPATCH_MAX_BATCH_DEFAULT,
+            .max_batch_bytes = SS_DISPATCH_MAX_BATCH_BYTES_DEFAULT,
+            .batch_delay_ms = SS_DISPATCH_BATCH_DELAY_MS_DEFAULT,
+            .max_queue_bytes = SS_DISPATCH_MAX_QUEUE_BYTES_DEFAULT,
+            .max_inflight = SS_DISPATCH_MAX_INFLIGHT_DEFAULT,
+        };
+        ss_retry_config_defaults(&cfg->retry);
+}
+
+/* grpc core's own log lines (errors only, at its default verbosity) join ours. Any thread. */
+static void on_grpc_log(gpr_log_func_args *args)
+{
+        ss_log(SS_LOG_DEBUG, "grpc: %s", args->message);
+}
+
+/* ---- calls (loop thread) ---- */
+
+static void attempt_free(attempt *a)
+{
+        if (a->send)
+                grpc_byte_buffer_destroy(a->send);
+        if (a->recv)
+                grpc_byte_buffer_destroy(a->recv);
+        grpc_metadata_array_destroy(&a->initial_md);
+        grpc_metadata_array_destroy(&a->trailing_md);
+        grpc_slice_unref(a->details);
+        if (a->call)
+                grpc_call_unref(a->call);
+        free(a);
+}
+
+static attempt *attempt_new(ss_req *r)
+{
+        attempt *a = calloc(1, sizeof(*a));
+        grpc_slice body;
+
+        if (!a)
+                return NULL;
+        a->req = r;
+        a->status = GRPC_STATUS_UNKNOWN; /* unless grpc says otherwise */
+        a->details = grpc_empty_slice();
+        grpc_metadata_array_init(&a->initial_md);
+        grpc_metadata_array_init(&a->trailing_md);
+        /* A copy per attempt: grpc may hold its slices until the call is gone, and r may be
+         * dropped before that. */
+        body = grpc_slice_from_copied_buffer((const char *)r->body.data, r->body.len);
+        a->send = grpc_raw_byte_buffer_create(&body, 1);
+        grpc_slice_unref(body);
+        return a;
+}
+
+static void ops_fill(grpc_exporter *e, attempt *a, grpc_op ops[6])
+{
+        memset(ops, 0, 6 * sizeof(*ops));
+        ops[0].op = GRPC_OP_SEND_INITIAL_METADATA;
+        ops[0].data.send_initial_metadata.count = e->n_md;
+        ops[0].data.send_initial_metadata.metadata = e->md;
+        ops[1].op = GRPC_OP_SEND_MESSAGE;
+        ops[1].data.send_message.send_message = a->send;
+        ops[2].op = GRPC_OP_SEND_CLOSE_FROM_CLIENT;
+        ops[3].op = GRPC_OP_RECV_INITIAL_METADATA;
+        ops[3].data.recv_initial_metadata.recv_initial_metadata = &a->initial_md;
+        ops[4].op = GRPC_OP_RECV_MESSAGE;
+        ops[4].data.recv_message.recv_message = &a->recv;
+        ops[5].op = GRPC_OP_RECV_STATUS_ON_CLIENT;
+        ops[5].data.recv_status_on_client.trailing_metadata = &a->trailing_md;
+        ops[5].data.recv_status_on_client.status = &a->status;
+        ops[5].data.recv_status_on_client.status_details = &a->details;
+}
+
+/* The dispatch's start(): one call for r, in flight from now until its completion. */
+static int grpc_start(ss_dispatch *d, ss_req *r)
+{
+        grpc_exporter *e = (grpc_exporter *)d;
+        gpr_timespec deadline = gpr_time_add(gpr_now(GPR_CLOCK_MONOTONIC),
+                                             gpr_time_from_millis(e->timeout_ms, GPR_TIMESPAN));
+        attempt *a = attempt_new(r);
+        grpc_op ops[6];
+        grpc_call_error err;
+
+        if (!a)
+                return -ENOMEM;
+        a->call = grpc_channel_create_call(e->channel, NULL, GRPC_PROPAGATE_DEFAULTS, e->cq,
+                                           e->method, NULL, deadline, NULL);
+        if (!a->call) {
+                attempt_free(a);
+                return -ENOMEM;
+        }
+        ops_fill(e, a, ops);
+        err = grpc_call_start_batch(a->call, ops, SS_ELEMENTSOF(ops), a, NULL);
+        if (err != GRPC_CALL_OK) {
+                /* No completion will come for this one. */
+                ss_log_rl(&e->d.rl_error, SS_LOG_ERR, "otlp-grpc: cannot start a call: %s",
+                          grpc_call_error_to_string(err));
+                attempt_free(a);
+                return -EIO;
+        }
+        r->transport = a;
+        e->live++;
+        return 0;
+}
+
+/* The dispatch's abandon(): cancel; the attempt goes when its completion comes through. */
+static void grpc_abandon(ss_dispatch *d, ss_req *r)
+{
+        attempt *a = r->transport;
+
+        a->req = NULL;
+        r->transport = NULL;
+        grpc_call_cancel(a->call, NULL);
+}
+
+/* ---- outcomes (loop thread) ---- */
+
+static const char *code_name(grpc_status_code c)
+{
+        return (size_t)c < SS_ELEMENTSOF(code_names) ? code_names[c] : "?";
+}
+
+/* RetryInfo's delay in the grpc-status-details-bin trailer (grpc has decoded the base64),
+ * or -1. */
+static long retry_info_ms(const grpc_metadata_array *md)
+{
+        for (size_t i = 0; i < md->count; i++)
+                if (grpc_slice_str_cmp(md->metadata[i].key, "grpc-status-details-bin") == 0)
+                        return ss_retry_info_parse(GRPC_SLICE_START_PTR(md->metadata[i].value),
+                                                   GRPC_SLICE_LENGTH(md->metadata[i].value));
+        return -1;
+}
+
+static void on_ok(grpc_exporter *e, attempt *a, ss_req *r)
+{
+        grpc_byte_buffer_reader rd;
+        grpc_slice resp = grpc_empty_slice();
+
+        if (a->recv && grpc_byte_buffer_reader_init(&rd, a->recv)) {
+                resp = grpc_byte_buffer_reader_readall(&rd);
+                grpc_byte_buffer_reader_destroy(&rd);
+        }
+        ss_dispatch_succeeded(&e->d, r, GRPC_SLICE_START_PTR(resp), GRPC_SLICE_LENGTH(resp));
+        grpc_slice_unref(resp);
+}
+
+static void on_status(grpc_exporter *e, attempt *a, ss_req *r)
+{
+        long after_ms = retry_info_ms(&a->trailing_md);
+        char text[GRPC_LOG_TEXT_MAX + 1];
+        char why[GRPC_LOG_TEXT_MAX + 64];
+
+        ss_log_text(text, sizeof(text), (const char *)GRPC_SLICE_START_PTR(a->details),
+                    GRPC_SLICE_LENGTH(a->details));
+        snprintf(why, sizeof(why), "gRPC %s (%s)", code_name(a->status), text);
+        ss_dispatch_failed(&e->d, r, ss_retry_grpc_status((int)a->status, after_ms >= 0), after_ms,
+                           why);
+}
+
+static void attempt_done(grpc_exporter *e, attempt *a)
+{
+        ss_req *r = a->req;
+
+        e->live--;
+        if (r) {
+                r->transport = NULL;
+                if (a->status == GRPC_STATUS_OK)
+                        on_ok(e, a, r);
+                else
+                        on_status(e, a, r);
+        }
+        attempt_free(a);
+}
+
+/* ---- the completion-queue thread ---- */
+
+/* Hand a finished attempt, the connectivity watch (tag == &e->watch_tag), or only news
+ * (tag == NULL) to the loop. */
+static void hand_over(grpc_exporter *e, void *tag)
+{
+        uv_mutex_lock(&e->mu);
+        if (tag == &e->watch_tag) {
+                e->watch_fired = true;
+        } else if (tag) {
+                attempt *a = tag;
+
+                *e->done_tail = a;
+                e->done_tail = &a->next;
+        }
+        uv_mutex_unlock(&e->mu);
+        uv_async_send(&e->async);
+}
+
+static void cq_thread(void *arg)
+{
+        grpc_exporter *e = arg;
+        grpc_event ev;
+
+        for (;;) {
+                ev = grpc_completion_queue_next(e->cq, gpr_inf_future(GPR_CLOCK_MONOTONIC), NULL);
+                if (ev.type == GRPC_QUEUE_SHUTDOWN)
+                        break;
+                /* success is 1 even for a failed RPC: the status says how it went. */
+                if (ev.type == GRPC_OP_COMPLETE)
+                        hand_over(e, ev.tag);
+        }
+        uv_mutex_lock(&e->mu);
+        e->drained = true;
+        uv_mutex_unlock(&e->mu);
+        hand_over(e, NULL);
+        uv_mutex_lock(&e->mu);
+        while (!e->let_go_shared)
+                uv_cond_wait(&e->cond, &e->mu);
+        uv_mutex_unlock(&e->mu);
+        grpc_shutdown();
+        uv_mutex_lock(&e->mu);
+        e->finished = true;
+        uv_mutex_unlock(&e->mu);
+        hand_over(e, NULL);
+}
+
+/* ---- the loop's side of the bridge ---- */
+
+static void metadata_free(grpc_exporter *e)
+{
+        for (size_t i = 0; i < e->n_md; i++) {
+                grpc_slice_unref(e->md[i].key);
+                grpc_slice_unref(e->md[i].value);
+        }
+        free(e->md);
+        e->md = NULL;
+        e->n_md = 0;
+}
+
+/* Drained: nothing will use the queue or the slices again; let the thread shut grpc down. */
+static void let_go(grpc_exporter *e)
+{
+        grpc_completion_queue_destroy(e->cq);
+        e->cq = NULL;
+        metadata_free(e);
+        e->let_go = true;
+        uv_mutex_lock(&e->mu);
+        e->let_go_shared = true;
+        uv_cond_signal(&e->cond);
+        uv_mutex_unlock(&e->mu);
+}
+
+static void on_async_closed(uv_handle_t *h)
+{
+        ss_dispatch_release(&ss_container_of(h, grpc_exporter, async)->d);
+}
+
+/*
+ * No call is left: the channel goes, and the thread drains the queue and
+ * leaves. Not while it connects, though: grpc 1.51 destroying a channel
+ * whose connection attempt is under way now and then keeps the connection,
+ * its descriptor and its own initialisation for ever. So while it is
+ * CONNECTING (a live collector answers in milliseconds) we watch it for up to
+ * GRPC_CLOSE_SETTLE_MS first.
+ */
+static void channel_close(grpc_exporter *e)
+{
+        if (gpr_time_cmp(gpr_now(GPR_CLOCK_MONOTONIC), e->settle_by) < 0 &&
+            grpc_channel_check_connectivity_state(e->channel, 0) == GRPC_CHANNEL_CONNECTING) {
+                grpc_channel_watch_connectivity_state(e->channel, GRPC_CHANNEL_CONNECTING,
+                                                      e->settle_by, e->cq, &e->watch_tag);
+                e->watching = true;
+                return;
+        }
+        grpc_channel_destroy(e->channel);
+        e->channel = NULL;
+        grpc_completion_queue_shutdown(e->cq);
+}
+
+static void on_async(uv_async_t *h)
+{
+        grpc_exporter *e = ss_container_of(h, grpc_exporter, async);
+        attempt *list, *next;
+        bool drained, finished;
+
+        uv_mutex_lock(&e->mu);
+        list = e->done_head;
+        e->done_head = NULL;
+        e->done_tail = &e->done_head;
+        if (e->watch_fired)
+                e->watching = false;
+        e->watch_fired = false;
+        drained = e->drained;
+        finished = e->finished;
+        uv_mutex_unlock(&e->mu);
+        for (; list; list = next) {
+                next = list->next;
+                attempt_done(e, list);
+        }
+        if (e->closing && e->live == 0 && e->channel && !e->watching)
+                channel_close(e);
+        if (drained && !e->let_go)
+                let_go(e);
+        if (finished) {
+                /* It is past its last uv_async_send(): this returns at once. */
+                uv_thread_join(&e->thread);
+                e->thread_running = false;
+                uv_close((uv_handle_t *)&e->async, on_async_closed);
+                return;
+        }
+        ss_dispatch_kick(&e->d);
+}
+
+/* The dispatch's close(): every call is cancelled; the channel goes once their completions
+ * are back. */
+static void grpc_close(ss_dispatch *d)
+{
+        grpc_exporter *e = (grpc_exporter *)d;
+
+        if (e->thread_running) {
+                e->closing = true;
+                e->settle_by =
+                    gpr_time_add(gpr_now(GPR_CLOCK_MONOTONIC),
+                                 gpr_time_from_millis(GRPC_CLOSE_SETTLE_MS, GPR_TIMESPAN));
+                if (e->live == 0)
+                        channel_close(e);
+                return;
+        }
+        if (e->async_open)
+                uv_close((uv_handle_t *)&e->async, on_async_closed);
+}
+
+/* What is left when no thread ever ran: nothing was started, so nothing waits. */
+static void grpc_teardown_here(grpc_exporter *e)
+{
+        if (e->channel)
+                grpc_channel_destroy(e->channel);
+        if (e->cq) {
+                grpc_completion_queue_shutdown(e->cq);
+                while (grpc_completion_queue_next(e->cq, gpr_inf_future(GPR_CLOCK_MONOTONIC), NULL)
+                           .type != GRPC_QUEUE_SHUTDOWN)
+                        ;
+                grpc_completion_queue_destroy(e->cq);
+        }
+        metadata_free(e);
+        if (e->grpc_ref)
+                grpc_shutdown();
+}
+
+static void tls_free(grpc_exporter *e)
+{
+        free(e->ca_pem);
+        free(e->cert_pem);
+        free(e->key_pem);
+        e->ca_pem = e->cert_pem = e->key_pem = NULL;
+}
+
+/* The dispatch's free(): the last step, whatever was built. */
+static void grpc_free(ss_dispatch *d)
+{
+        grpc_exporter *e = (grpc_exporter *)d;
+
+        grpc_teardown_here(e);
+        if (e->sync_init) {
+                uv_cond_destroy(&e->cond);
+                uv_mutex_destroy(&e->mu);
+        }
+        tls_free(e);
+        free(e->target);
+        ss_exporter_free(&e->d.base, e);
+}
+
+static int grpc_encode(void *exporter, ss_span *const *spans, size_t n, ss_buf *out)
+{
+        return ss_otlp_encode(spans, n, out);
+}
+
+static const ss_dispatch_ops grpc_ops = {
+    .encode = grpc_encode,
+    .start = grpc_start,
+    .abandon = grpc_abandon,
+    .close = grpc_close,
+    .free = grpc_free,
+};
+
+/* ---- construction: the endpoint ---- */
+
+static bool host_char(char c, bool v6)
+{
+        if (v6)
+                return strchr("0123456789abcdefABCDEF:.", c) != NULL;
+        return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+               c == '-' || c == '.' || c == '_';
+}
+
+/* The host of "host[:port][/]" (a [v6] keeps its brackets): its length, 0 when bad. */
+static size_t host_len(const char *h)
+{
+        bool v6 = *h == '[';
+        size_t n = v6;
+
+        while (h[n] && host_char(h[n], v6))
+                n++;
+        if (v6 && h[n++] != ']')
+                return 0;
+        return n > (v6 ? 2u : 0u) ? n : 0;
+}
+
+/* ":port" (1-65535) or nothing (*ret_port untouched); then at most one "/". */
+static bool port_and_rest(const char *p, unsigned *ret_port)
+{
+        unsigned long v = 0;
+        size_t digits = 0;
+
+        if (*p == ':') {
+                for (p++; *p >= '0' && *p <= '9' && digits < 6; p++, digits++)
+                        v = v * 10 + (unsigned long)(*p - '0');
+                if (digits == 0 || v == 0 || v > 65535)
+                        return false;
+                *ret_port = (unsigned)v;
+        }
+        if (*p == '/')
+                p++;
+        return *p == '\0';
+}
+
+static int target_parse(grpc_exporter *e, const char *url)
+{
+        const char *host;
+        unsigned port;
+        size_t n;
+
+        if (url && strncasecmp(url, "http://", 7) == 0) {
+                host = url + 7;
+                port = 80;
+        } else if (url && strncasecmp(url, "https://", 8) == 0) {
+                e->tls = true;
+                host = url + 8;
+                port = 443;
+        } else {
+                ss_log(SS_LOG_ERR, "otlp-grpc: endpoint %s: not http:// or https://",
+                       url ? url : "(none)");
+                return -EINVAL;
+        }
+        n = host_len(host);
+        if (n == 0 || !port_and_rest(host + n, &port)) {
+                ss_log(SS_LOG_ERR, "otlp-grpc: endpoint %s: not scheme://host[:port]", url);
+                return -EINVAL;
+        }
+        if (asprintf(&e->target, "dns:///%.*s:%u", (int)n, host, port) < 0) {
+                e->target = NULL;
+                return -ENOMEM;
+        }
+        return 0;
+}
+
+/* http:// only when asked for, and TLS files only where there is TLS. */
+static int security_check(const grpc_exporter *e, const ss_grpc_config *cfg)
+{
+        bool files = cfg->ca_file || cfg->cert_file || cfg->key_file;
+
+        if (!e->tls && !cfg->insecure) {
+                ss_log(SS_LOG_ERR,
+                       "otlp-grpc: endpoint %s is plaintext: use https://, or set insecure to "
+                       "send spans unencrypted",
+                       cfg->endpoint);
+                return -EINVAL;
+        }
+        if (!e->tls && files) {
+                ss_log(SS_LOG_ERR,
+                       "otlp-grpc: endpoint %s is plaintext: it takes no ca_file, "
+                       "cert_file or key_file",
+                       cfg->endpoint);
+                return -EINVAL;
+        }
+        if (!cfg->cert_file != !cfg->key_file) {
+                ss_log(SS_LOG_ERR, "otlp-grpc: a client certificate needs both cert_file and "
+                                   "key_file");
+                return -EINVAL;
+        }
+        return 0;
+}
+
+/* ---- construction: headers ---- */
+
+/* Names the transport sets itself: a header of the configuration may not replace them. */
+static bool reserved_name(const char *name)
+{
+        static const char *const names[] = {"content-type", "te",         "user-agent",
+                                            "host",         "connection", "content-length"};
+
+        if (strncmp(name, "grpc-", 5) == 0)
+                return true;
+        for (size_t i = 0; i < SS_ELEMENTSOF(names); i++)
+                if (strcmp(name, names[i]) == 0)
+                        return true;
+        return false;
+}
+
+/* Why gRPC would refuse the header name: value, or NULL when it is fine. */
+static const char *header_problem(const char *name, const char *value, size_t value_len)
+{
+        grpc_slice k = grpc_slice_from_static_string(name);
+        grpc_slice v = grpc_slice_from_static_buffer(value, value_len);
+
+        if (!grpc_header_key_is_legal(k))
+                return "not a legal gRPC metadata name (a-z, 0-9, '-', '_', '.')";
+        if (reserved_name(name))
+                return "set by the transport itself";
+        if (!grpc_is_binary_header(k) && !grpc_header_nonbin_value_is_legal(v))
+                return "a value gRPC does not allow (printable ASCII only)";
+        return NULL;
+}
+
+/* "Name: value" into lower-case name and trimmed value, both malloc'd in one block. */
+static int header_split(const char *line, char **ret_name, const char **ret_value,
+                        size_t *ret_value_len)
+{
+        const char *colon = line ? strchr(line, ':') : NULL;
+        const char *v, *end;
+        char *name;
+
+        if (!colon || colon == line)
+                return -EINVAL;
+        v = colon + 1 + strspn(colon + 1, " \t");
+        end = v + strlen(v);
+        while (end > v && (end[-1] == ' ' || end[-1] == '\t'))
+                end--;
+        name = strndup(line, (size_t)(colon - line));
+        if (!name)
+                return -ENOMEM;
+        for (char *c = name; *c; c++)
+                if (*c >= 'A' && *c <= 'Z')
+                        *c = (char)(*c - 'A' + 'a');
+        *ret_name = name;
+        *ret_value = v;
+        *ret_value_len = (size_t)(end - v);
+        return 0;
+}
+
+static int header_add(grpc_exporter *e, const char *line)
+{
+        char *name = NULL, shown[64];
+        const char *value, *why;
+        size_t len;
+        int r = header_split(line, &name, &value, &len);
+
+        if (r == -EINVAL) {
+                ss_log(SS_LOG_ERR, "otlp-grpc: header is not \"Name: value\": %s",
+                       line ? line : "(null)");
+                return r;
+        }
+        if (r < 0)
+                return r;
+        why = header_problem(name, value, len);
+        if (why) {
+                ss_log_text(shown, sizeof(shown), name, strlen(name));
+                ss_log(SS_LOG_ERR, "otlp-grpc: header %s: %s", shown, why);
+                free(name);
+                return -EINVAL;
+        }
+        e->md[e->n_md].key = grpc_slice_from_copied_string(name);
+        e->md[e->n_md].value = grpc_slice_from_copied_buffer(value, len);
+        e->n_md++;
+        free(name);
+        return 0;
+}
+
+static int metadata_build(grpc_exporter *e, const ss_grpc_config *cfg)
+{
+        int r = 0;
+
+        if (cfg->n_headers == 0)
+                return 0;
+        e->md = calloc(cfg->n_headers, sizeof(*e->md));
+        if (!e->md)
+                return -ENOMEM;
+        for (size_t i = 0; i < cfg->n_headers && r == 0; i++)
+                r = header_add(e, cfg->headers[i]);
+        return r;
+}
+
+/* ---- construction: TLS files ---- */
+
+static int tls_read(grpc_exporter *e, const ss_grpc_config *cfg)
+{
+        int r = ss_tls_read_pem("otlp-grpc", "ca_file", cfg->ca_file, &e->ca_pem);
+
+        if (r == 0)
+                r = ss_tls_read_pem("otlp-grpc", "cert_file", cfg->cert_file, &e->cert_pem);
+        if (r == 0)
+                r = ss_tls_read_pem("otlp-grpc", "key_file", cfg->key_file, &e->key_pem);
+        return r;
+}
+
+/* ---- construction: grpc ---- */
+
+static grpc_arg arg_int(const char *key, uint32_t v)
+{
+        return (grpc_arg){.type = GRPC_ARG_INTEGER,
+                          .key = (char *)key,
+                          .value.integer = v > INT_MAX ? INT_MAX : (int)v};
+}
+
+static grpc_channel_credentials *credentials(grpc_exporter *e)
+{
+        grpc_ssl_pem_key_cert_pair pair = {.private_key = e->key_pem, .cert_chain = e->cert_pem};
+
+        if (!e->tls)
+                return grpc_insecure_credentials_create();
+        /* A NULL CA bundle: grpc's default, the system's roots. */
+        return grpc_ssl_credentials_create(e->ca_pem, e->cert_pem ? &pair : NULL, NULL, NULL);
+}
+
+static int channel_create(grpc_exporter *e)
+{
+        const ss_retry_config *rc = &e->d.retry;
+        grpc_arg args[] = {
+            {.type = GRPC_ARG_STRING,
+             .key = (char *)GRPC_ARG_PRIMARY_USER_AGENT_STRING,
+             .value.string = (char *)GRPC_USER_AGENT},
+            /* Our retry policy is the one: no hidden second one, no buffered copy. */
+            arg_int(GRPC_ARG_ENABLE_RETRIES, 0),
+            /* Back within our backoff of a restarted collector, not grpc's 2 minutes. */
+            arg_int(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, rc->backoff_initial_ms),
+            arg_int(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, rc->backoff_max_ms),
+            arg_int(GRPC_ARG_MAX_RECEIVE_MESSAGE_LENGTH, GRPC_MAX_RESPONSE_BYTES),
+            arg_int(GRPC_COMPRESSION_CHANNEL_DEFAULT_ALGORITHM, GRPC_COMPRESS_GZIP),
+        };
+        grpc_channel_args ca = {.num_args = SS_ELEMENTSOF(args) - !e->gzip, .args = args};
+        grpc_channel_credentials *creds = credentials(e);
+
+        tls_free(e); /* the credentials keep copies */
+        if (!creds)
+                return -ENOMEM;
+        e->channel = grpc_channel_create(e->target, creds, &ca);
+        grpc_channel_credentials_release(creds);
+        return e->channel ? 0 : -ENOMEM;
+}
+
+/* grpc, the queue, the channel and the thread that waits on the queue. */
+static int transport_start(grpc_exporter *e)
+{
+        int r;
+
+        gpr_set_log_function(on_grpc_log);
+        grpc_init();
+        e->grpc_ref = true;
+        e->method = grpc_slice_from_static_string(GRPC_EXPORT_METHOD);
+        e->cq = grpc_completion_queue_create_for_next(NULL);
+        if (!e->cq)
+                return -ENOMEM;
+        r = channel_create(e);
+        if (r < 0)
+                return r;
+        r = uv_mutex_init(&e->mu);
+        if (r < 0)
+                return r;
+        r = uv_cond_init(&e->cond);
+        if (r < 0) {
+                uv_mutex_destroy(&e->mu);
+                return r;
+        }
+        e->sync_init = true;
+        e->done_tail = &e->done_head;
+        r = uv_async_init(e->d.loop, &e->async, on_async);
+        if (r < 0)
+                return r;
+        e->async_open = true;
+        ss_dispatch_hold(&e->d);
+        r = uv_thread_create(&e->thread, cq_thread, e);
+        if (r < 0)
+                return r;
+        e->thread_running = true;
+        e->grpc_ref = false; /* the thread's grpc_shutdown() now */
+        return 0;
+}
+
+int ss_grpc_exporter_new(uv_loop_t *loop, const ss_grpc_config *cfg, ss_exporter **ret)
+{
+        grpc_exporter *e = calloc(1, sizeof(*e));
+        int r;
+
+        if (!e)
+                return -ENOMEM;
+        e->timeout_ms = cfg->timeout_ms ? cfg->timeout_ms : SS_GRPC_TIMEOUT_MS_DEFAULT;
+        e->gzip = cfg->gzip;
+        r = target_parse(e, cfg->endpoint);
+        if (r == 0)
+                r = security_check(e, cfg);
+        if (r == 0)
+                r = metadata_build(e, cfg);
+        if (r == 0)
+                r = tls_read(e, cfg);
+        if (r < 0) {
+                grpc_free(&e->d);
+                return r;
+        }
+        r = ss_dispatch_init(&e->d, loop, "otlp-grpc", &grpc_ops,
+                             &(ss_dispatch_config){
+                                 .max_batch = cfg->max_batch,
+                                 .max_batch_bytes = cfg->max_batch_bytes,
+                                 .batch_delay_ms = cfg->batch_delay_ms,
+                                 .max_queue_bytes = cfg->max_queue_bytes,
+                                 .max_inflight = cfg->max_inflight,
+                                 .retry = cfg->retry,
+                             });
+        if (r < 0)
+                return r; /* freed by the dispatch */
+        r = transport_start(e);
+        if (r < 0) {
+                ss_log(SS_LOG_ERR, "otlp-grpc: cannot start: %s", strerror(-r));
+                e->d.base.ops->destroy(&e->d.base); /* frees it, maybe later */
+                return r;
+        }
+        *ret = &e->d.base;
+        return 0;
+}
