@@ -39,8 +39,8 @@ enum ss_endpoint_form {
 /* One exporter as configured, before its preset and protocol are resolved. */
 typedef struct ss_exporter_spec {
         char *name;
-        char *origin;   /* "FILE:LINE" of its section, or "flags/environment" */
-        char *type;     /* otlp, jaeger, tempo, otel-collector, langfuse, promptlayer, file, console */
+        char *origin; /* "FILE:LINE" of its section, or "flags/environment" */
+        char *type; /* otlp, jaeger, tempo, otel-collector, langfuse, promptlayer, file, console */
         int protocol;   /* enum ss_protocol */
         char *endpoint; /* as given; the full URL after ss_config_load() */
         int endpoint_form;
@@ -48,10 +48,10 @@ typedef struct ss_exporter_spec {
         size_t n_headers;
         bool insecure;
         char *ca_file, *cert_file, *key_file;
-        char *path;                                  /* file exporter */
+        char *path;                                    /* file exporter */
         char *public_key, *secret_key, *host, *region; /* langfuse */
-        char *api_key;                               /* promptlayer */
-        ss_http_config http;                         /* numbers; strings linked at the end */
+        char *api_key;                                 /* promptlayer */
+        ss_http_config http;                           /* numbers; strings linked at the end */
 } ss_exporter_spec;
 
 typedef struct ss_config {
@@ -68,7 +68,7 @@ typedef struct ss_config {
         size_t n_allow_uids;
         uint32_t allow_gids[SS_CONFIG_MAX_IDS];
         size_t n_allow_gids;
-        unsigned cli_kinds; /* --exporter: SS_EXPORT_*; 0: from the endpoint */
+        unsigned cli_kinds;   /* --exporter: SS_EXPORT_*; 0: from the endpoint */
         ss_exporter_spec cli; /* the flags' and the environment's exporter */
         ss_exporter_spec specs[SS_PIPELINE_MAX_EXPORTERS]; /* the file's */
         size_t n_specs;

@@ -426,6 +426,42 @@ static int http_url(ss_exporter_spec *spec, const url *u)
         return 0;
 }
 
+/* gRPC takes scheme, host and port: what follows them (an environment base's path) goes. */
+static int grpc_target(ss_exporter_spec *spec, const url *u)
+{
+        char *t;
+
+        if (asprintf(&t, "%s://%.*s", u->https ? "https" : "http", (int)u->host_len, u->host) < 0)
+                return -ENOMEM;
+        free(spec->endpoint);
+        spec->endpoint = t;
+        return 0;
+}
+
+/* The gRPC exporter's configuration from the spec's numbers and strings. */
+static void grpc_config(const ss_exporter_spec *spec, ss_grpc_config *g)
+{
+        const ss_http_config *h = &spec->http;
+
+        *g = (ss_grpc_config){
+            .endpoint = spec->endpoint,
+            .headers = (const char *const *)spec->headers,
+            .n_headers = spec->n_headers,
+            .timeout_ms = h->timeout_ms,
+            .gzip = h->gzip,
+            .max_batch = h->max_batch,
+            .max_batch_bytes = h->max_batch_bytes,
+            .batch_delay_ms = h->batch_delay_ms,
+            .max_queue_bytes = h->max_queue_bytes,
+            .max_inflight = h->max_inflight,
+            .retry = h->retry,
+            .ca_file = spec->ca_file,
+            .cert_file = spec->cert_file,
+            .key_file = spec->key_file,
+            .insecure = spec->insecure,
+        };
+}
+
 static int resolve_otlp(ss_exporter_spec *spec, ss_exporter_def *def)
 {
         url u;
@@ -447,7 +483,7 @@ static int resolve_otlp(ss_exporter_spec *spec, ss_exporter_def *def)
                         return spec_error(spec, "http:// for gRPC sends in plain text: set "
                                                 "insecure = true to allow it, or use https://");
                 def->kind = SS_EXPORT_OTLP_GRPC;
-                return 0;
+                return grpc_target(spec, &u);
         }
         def->kind = SS_EXPORT_OTLP_HTTP;
         def->http.json = spec->protocol == SS_PROTO_HTTP_JSON;
@@ -480,6 +516,8 @@ int ss_spec_resolve(ss_exporter_spec *spec, ss_exporter_def *def)
         spec->http.json = def->http.json;
         def->http = spec->http;
         def->file_path = spec->path;
+        if (def->kind == SS_EXPORT_OTLP_GRPC)
+                grpc_config(spec, &def->grpc);
         return 0;
 }
 
@@ -517,7 +555,7 @@ static void print_str(FILE *out, const char *key, const char *value)
 
 void ss_spec_print(FILE *out, const ss_exporter_spec *spec, const ss_exporter_def *def)
 {
-        fprintf(out, "\n[exporter %s]\n# from %s\n", spec->name, spec->origin);
+        fprintf(out, "\n[exporter %s]\n# from %s\n", def->name, spec->origin);
         print_str(out, "type", spec->type ? spec->type : "otlp");
         if (def->kind & (SS_EXPORT_OTLP_HTTP | SS_EXPORT_OTLP_GRPC)) {
                 print_str(out, "protocol", protocol_name(spec->protocol));

@@ -75,6 +75,12 @@ static void log_def(const ss_exporter_def *d)
                        d->http.gzip ? " with gzip" : "", d->name, d->why ? "; " : "",
                        d->why ? d->why : "");
                 break;
+        case SS_EXPORT_OTLP_GRPC:
+                ss_log(SS_LOG_INFO, "exporting OTLP/gRPC to %s%s%s (exporter %s%s%s)",
+                       d->grpc.endpoint, d->grpc.gzip ? " with gzip" : "",
+                       d->grpc.insecure ? " in plain text" : "", d->name, d->why ? "; " : "",
+                       d->why ? d->why : "");
+                break;
         case SS_EXPORT_FILE:
                 ss_log(SS_LOG_INFO, "writing OTLP/JSON lines to %s (exporter %s)", d->file_path,
                        d->name);
@@ -102,8 +108,7 @@ static int build(ss_pipeline *p, const ss_export_config *c, const ss_exporter_de
                 r = ss_http_exporter_new(p->loop, &d->http, &e);
                 break;
         default:
-                ss_log(SS_LOG_ERR, "exporter %s: OTLP/gRPC is not in this build", d->name);
-                r = -ENOTSUP;
+                r = ss_grpc_exporter_new(p->loop, &d->grpc, &e);
                 break;
         }
         if (r < 0) {

@@ -16,6 +16,7 @@
 #include <uv.h>
 
 #include "base/counters.h"
+#include "export/exporter-grpc.h"
 #include "export/exporter-http.h"
 #include "export/exporter.h"
 #include "model/sink.h"
@@ -31,9 +32,10 @@ enum {
 
 /* One exporter to build. */
 typedef struct ss_exporter_def {
-        const char *name; /* in logs and counters: exporter.<name>.* */
-        unsigned kind;    /* one SS_EXPORT_* */
+        const char *name;    /* in logs and counters: exporter.<name>.* */
+        unsigned kind;       /* one SS_EXPORT_* */
         ss_http_config http; /* otlp-http; its batching numbers serve every kind */
+        ss_grpc_config grpc; /* otlp-grpc */
         const char *file_path;
         const char *why; /* how the protocol was chosen, for the start-up line, or NULL */
 } ss_exporter_def;
@@ -41,9 +43,9 @@ typedef struct ss_exporter_def {
 typedef struct ss_export_config {
         ss_exporter_def defs[SS_PIPELINE_MAX_EXPORTERS];
         size_t n;
-        unsigned exporters; /* the SS_EXPORT_* kinds among defs */
+        unsigned exporters;       /* the SS_EXPORT_* kinds among defs */
         bool exporters_defaulted; /* nothing was configured: the console */
-        int console_fd; /* standard output, normally */
+        int console_fd;           /* standard output, normally */
 } ss_export_config;
 
 typedef struct ss_pipeline ss_pipeline;
