@@ -2,13 +2,15 @@
 # The project's two commands (README.md), runnable on a bare Debian 12 machine:
 #   sh scripts/run.sh demo   install what is missing, build, run sidespand with the demo agent
 #   sh scripts/run.sh test   install what is missing, build, run every test in a plain and a
-#                            sanitizer (ASan+UBSan) build; the last line counts every case
-# Also: fuzz [SECONDS] (FUZZ_TARGETS picks targets), build, format, clean. BUILD, BUILD_ASAN
-# and BUILD_FUZZ name the build directories.
+#                            sanitizer (ASan+UBSan) build, the client's tests under TSan
+#                            too; the last line counts every case
+# Also: fuzz [SECONDS] (FUZZ_TARGETS picks targets), build, format, clean. BUILD, BUILD_ASAN,
+# BUILD_TSAN and BUILD_FUZZ name the build directories.
 set -eu
 cd "$(dirname "$0")/.."
 BUILD=${BUILD:-build}
 BUILD_ASAN=${BUILD_ASAN:-build-asan}
+BUILD_TSAN=${BUILD_TSAN:-build-tsan}
 BUILD_FUZZ=${BUILD_FUZZ:-build-fuzz}
 FUZZ_TARGETS=${FUZZ_TARGETS:-frame message attrs kvlist json}
 
@@ -21,6 +23,22 @@ setup() { # dir [meson options...]
 
 run_tests() { # dir -> 0 when every test passed
         meson test -C "$1" --verbose --print-errorlogs
+}
+
+# The client library's suite under ThreadSanitizer (gcc's libtsan): its sender thread, the
+# threads that share a client, fork. Only test-client is built there.
+#  die_after_fork=0: test_fork_child_keeps_working forks a threaded process and the child
+#    starts a sender thread, which TSan refuses by default; the child's accesses are
+#    still checked.
+#  halt_on_error=1: a report ends the check with an error rather than a message to read.
+# A build that fails leaves no test log, which the summary counts as a failure.
+tsan_client() {
+        rm -f "$BUILD_TSAN/meson-logs/testlog.json"
+        { [ -f "$BUILD_TSAN/build.ninja" ] ||
+                meson setup "$BUILD_TSAN" -Db_sanitize=thread -Db_lundef=false; } &&
+                ninja -C "$BUILD_TSAN" tests/test-client &&
+                TSAN_OPTIONS=die_after_fork=0:halt_on_error=1:second_deadlock_stack=1 \
+                        meson test -C "$BUILD_TSAN" --no-rebuild --verbose --print-errorlogs client
 }
 
 max_len() { # fuzz target -> the -max_len its inputs need
@@ -96,7 +114,8 @@ test)
         ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 \
                 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
                 run_tests "$BUILD_ASAN" || status=1
-        /usr/bin/python3 scripts/test-summary.py "$BUILD" "$BUILD_ASAN" || status=1
+        tsan_client || status=1
+        /usr/bin/python3 scripts/test-summary.py "$BUILD" "$BUILD_ASAN" "$BUILD_TSAN" || status=1
         exit $status
         ;;
 fuzz)
@@ -111,7 +130,7 @@ format)
         clang-format -i $(git ls-files '*.c' '*.h')
         ;;
 clean)
-        rm -rf "$BUILD" "$BUILD_ASAN" "$BUILD_FUZZ"
+        rm -rf "$BUILD" "$BUILD_ASAN" "$BUILD_TSAN" "$BUILD_FUZZ"
         ;;
 *)
         echo "usage: sh scripts/run.sh demo [demo-agent options] | test | fuzz [SECONDS] | build | format | clean" >&2
