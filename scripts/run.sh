@@ -2,8 +2,8 @@
 # The project's two commands (README.md), runnable on a bare Debian 12 machine:
 #   sh scripts/run.sh demo   install what is missing, build, run sidespand with the demo agent
 #   sh scripts/run.sh test   install what is missing, build, run every test in a plain and a
-#                            sanitizer (ASan+UBSan) build, the client's tests under TSan
-#                            too; the last line counts every case
+#                            sanitizer (ASan+UBSan) build, the client's tests under TSan and
+#                            under valgrind too; the last line counts every case
 # Also: fuzz [SECONDS] (FUZZ_TARGETS picks targets), build, format, clean. BUILD, BUILD_ASAN,
 # BUILD_TSAN and BUILD_FUZZ name the build directories.
 set -eu
