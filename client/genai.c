@@ -7,7 +7,9 @@
 #include <errno.h>
 #include <string.h>
 
-#include "client-internal.h"
+#include "client.h" /* c->enabled */
+#include "options.h"
+#include "span.h"
 
 #define MAX_START_ATTRS 12
 
@@ -98,14 +100,14 @@ SIDESPAN_EXPORT void sidespan_run_result_init_sized(sidespan_run_result *r, size
             .time_to_first_token = -1.0,
         };
 
-        ssc_init_sized(r, size, &d, sizeof(d));
+        ssc_options_init_sized(r, size, &d, sizeof(d));
 }
 
 /* Our full-size copy of a caller's result, defaults where its struct ends. */
 static void run_result_get(const sidespan_run_result *in, sidespan_run_result *out)
 {
         sidespan_run_result_init(out);
-        ssc_copy_sized(out, sizeof(*out), in);
+        ssc_options_copy_sized(out, sizeof(*out), in);
 }
 
 static int run_usage(sidespan_span *s, const sidespan_run_result *r)
@@ -174,11 +176,11 @@ SIDESPAN_EXPORT int sidespan_pipeline_start(sidespan_client *c, const sidespan_s
                                             sidespan_span **ret)
 {
         attr_list l = {.n = 0};
-        ssc_parent p;
+        ssc_span_parent p;
 
         add_int(&l, "upsonic.pipeline.total_steps", total_steps);
         add_bool(&l, "upsonic.pipeline.streaming", streaming);
-        return ssc_span_start(c, ssc_parent_of(parent, &p), "pipeline.execute", NULL,
+        return ssc_span_start(c, ssc_span_parent_of(parent, &p), "pipeline.execute", NULL,
                               SIDESPAN_KIND_INTERNAL, l.v, l.n, ret);
 }
 
@@ -187,13 +189,13 @@ SIDESPAN_EXPORT int sidespan_step_start(sidespan_client *c, const sidespan_span 
                                         sidespan_span **ret)
 {
         attr_list l = {.n = 0};
-        ssc_parent p;
+        ssc_span_parent p;
 
         if (c && c->enabled && (!step_name || !step_name[0]))
                 return -EINVAL;
         add_str(&l, "upsonic.step.name", step_name);
         add_str(&l, "upsonic.step.description", description);
-        return ssc_span_start(c, ssc_parent_of(parent, &p), "pipeline.step.", step_name,
+        return ssc_span_start(c, ssc_span_parent_of(parent, &p), "pipeline.step.", step_name,
                               SIDESPAN_KIND_INTERNAL, l.v, l.n, ret);
 }
 
@@ -217,7 +219,7 @@ SIDESPAN_EXPORT void sidespan_chat_request_init_sized(sidespan_chat_request *r, 
 {
         sidespan_chat_request d = {.temperature = -1.0, .top_p = -1.0, .max_tokens = -1};
 
-        ssc_init_sized(r, size, &d, sizeof(d));
+        ssc_options_init_sized(r, size, &d, sizeof(d));
 }
 
 static void chat_request_attrs(attr_list *l, const sidespan_chat_request *in)
@@ -225,7 +227,7 @@ static void chat_request_attrs(attr_list *l, const sidespan_chat_request *in)
         sidespan_chat_request r;
 
         sidespan_chat_request_init(&r);
-        ssc_copy_sized(&r, sizeof(r), in);
+        ssc_options_copy_sized(&r, sizeof(r), in);
         add_double(l, "gen_ai.request.temperature", r.temperature);
         add_int(l, "gen_ai.request.max_tokens", r.max_tokens);
         add_double(l, "gen_ai.request.top_p", r.top_p);
@@ -241,14 +243,14 @@ SIDESPAN_EXPORT int sidespan_chat_start(sidespan_client *c, const sidespan_span 
                                         const sidespan_chat_request *req, sidespan_span **ret)
 {
         attr_list l = {.n = 0};
-        ssc_parent p;
+        ssc_span_parent p;
 
         add_str(&l, "gen_ai.operation.name", "chat");
         add_str(&l, "gen_ai.provider.name", provider);
         add_str(&l, "gen_ai.request.model", model);
         chat_request_attrs(&l, req);
         /* The GenAI convention names the span "{operation} {model}". */
-        return ssc_span_start(c, ssc_parent_of(parent, &p), model ? "chat " : "chat", model,
+        return ssc_span_start(c, ssc_span_parent_of(parent, &p), model ? "chat " : "chat", model,
                               SIDESPAN_KIND_CLIENT, l.v, l.n, ret);
 }
 
@@ -266,7 +268,7 @@ SIDESPAN_EXPORT void sidespan_chat_result_init_sized(sidespan_chat_result *r, si
             .cache_creation_tokens = -1,
         };
 
-        ssc_init_sized(r, size, &d, sizeof(d));
+        ssc_options_init_sized(r, size, &d, sizeof(d));
 }
 
 static int chat_result_set(sidespan_span *s, const sidespan_chat_result *r)
@@ -295,7 +297,7 @@ SIDESPAN_EXPORT int sidespan_chat_end(sidespan_span *span, const sidespan_chat_r
         if (!span)
                 return 0;
         sidespan_chat_result_init(&r);
-        ssc_copy_sized(&r, sizeof(r), in);
+        ssc_options_copy_sized(&r, sizeof(r), in);
         e = chat_result_set(span, &r);
         q = sidespan_span_end(span, r.error ? SIDESPAN_STATUS_ERROR : SIDESPAN_STATUS_OK, r.error);
         return e ? e : q;
@@ -308,12 +310,12 @@ SIDESPAN_EXPORT int sidespan_tool_start(sidespan_client *c, const sidespan_span 
                                         const char *arguments_json, sidespan_span **ret)
 {
         attr_list l = {.n = 0};
-        ssc_parent p;
+        ssc_span_parent p;
 
         add_str(&l, "upsonic.tool.name", tool_name);
         add_str(&l, "upsonic.tool.call_id", call_id);
         add_str(&l, "gen_ai.tool.call.arguments", arguments_json);
-        return ssc_span_start(c, ssc_parent_of(parent, &p), "tool.execute", NULL,
+        return ssc_span_start(c, ssc_span_parent_of(parent, &p), "tool.execute", NULL,
                               SIDESPAN_KIND_INTERNAL, l.v, l.n, ret);
 }
 

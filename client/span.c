@@ -1,19 +1,47 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * The span API: the caller's thread encodes each message into a thread-local
- * scratch buffer, then ssc_enqueue() copies the frame into the client's
- * shared buffer under a short lock. No system call on this path except the
+ * scratch buffer, then ssc_queue_enqueue() copies the frame into the client's
+ * queue under a short lock. No system call on this path except the
  * occasional wake-up of the sender.
  */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "client-internal.h"
+#include "attrs.h"
+#include "client.h"
+#include "span.h"
 #include "ss-id.h"
+#include "ss-wire.h"
 
 #define SPAN_OPTIONS_MAX 96 /* {"flags": u32, "trace_state": str<32} */
 #define NAME_STACK       256
+#define SCRATCH_KEEP     (256u * 1024) /* a scratch grown past this is released after use */
+
+/* The public values are the wire's (OTLP's): the span API passes them through. */
+#define SAME(a, b) ((int)(a) == (int)(b))
+_Static_assert(SAME(SIDESPAN_KIND_INTERNAL, SS_KIND_INTERNAL) &&
+                   SAME(SIDESPAN_KIND_SERVER, SS_KIND_SERVER) &&
+                   SAME(SIDESPAN_KIND_CLIENT, SS_KIND_CLIENT) &&
+                   SAME(SIDESPAN_KIND_PRODUCER, SS_KIND_PRODUCER) &&
+                   SAME(SIDESPAN_KIND_CONSUMER, SS_KIND_CONSUMER),
+               "SIDESPAN_KIND_* must equal the wire's SpanKind values");
+_Static_assert(SAME(SIDESPAN_STATUS_UNSET, SS_STATUS_UNSET) &&
+                   SAME(SIDESPAN_STATUS_OK, SS_STATUS_OK) &&
+                   SAME(SIDESPAN_STATUS_ERROR, SS_STATUS_ERROR),
+               "SIDESPAN_STATUS_* must equal the wire's Status.code values");
+#undef SAME
+
+struct sidespan_span {
+        sidespan_client *client;
+        uint8_t trace_id[SS_TRACE_ID_LEN];
+        uint8_t span_id[SS_SPAN_ID_LEN];
+        bool sampled;
+        const char *trace_state; /* the client's string or NULL; lives as long as the client */
+        uint32_t n_attrs;
+        ss_buf attrs; /* packed map body sent with SPAN_END */
+};
 
 /* Per-thread scratch: one frame being encoded and one map body being packed. Freed at
  * thread exit through a key destructor, so threads that come and go leak nothing. */
@@ -56,9 +84,9 @@ static scratch *scratch_get(void)
                 tls_scratch = s;
         }
         /* One huge message should not pin megabytes per thread for ever. */
-        if (s->frame.cap > SSC_WATERMARK * 4)
+        if (s->frame.cap > SCRATCH_KEEP)
                 ss_buf_free(&s->frame);
-        if (s->map.cap > SSC_WATERMARK * 4)
+        if (s->map.cap > SCRATCH_KEEP)
                 ss_buf_free(&s->map);
         ss_buf_reset(&s->frame);
         ss_buf_reset(&s->map);
@@ -68,132 +96,8 @@ static scratch *scratch_get(void)
 /* Count a frame that could not be encoded (too large, out of memory) as dropped. */
 static int encode_failed(sidespan_client *c, int r)
 {
-        atomic_fetch_add_explicit(&c->n.dropped, 1, memory_order_relaxed);
+        ssc_count(&c->n.dropped, 1);
         return r == -ENOBUFS ? -EMSGSIZE : r;
-}
-
-/* ---- attributes --------------------------------------------------------------------- */
-
-static int check_attr(const sidespan_attr *a)
-{
-        if (!a || !a->key || !a->key[0])
-                return -EINVAL;
-        switch (a->type) {
-        case SIDESPAN_ATTR_STR:
-                return a->value.s ? 0 : -EINVAL;
-        case SIDESPAN_ATTR_INT:
-        case SIDESPAN_ATTR_DOUBLE:
-        case SIDESPAN_ATTR_BOOL:
-                return 0;
-        case SIDESPAN_ATTR_STR_ARRAY:
-                if (a->value.strs.n > UINT32_MAX || (a->value.strs.n && !a->value.strs.v))
-                        return -EINVAL;
-                for (size_t i = 0; i < a->value.strs.n; i++)
-                        if (!a->value.strs.v[i])
-                                return -EINVAL;
-                return 0;
-        case SIDESPAN_ATTR_INT_ARRAY:
-        case SIDESPAN_ATTR_DOUBLE_ARRAY:
-                /* ints and doubles share the layout {v, n}. */
-                if (a->value.ints.n > UINT32_MAX || (a->value.ints.n && !a->value.ints.v))
-                        return -EINVAL;
-                return 0;
-        default:
-                return -EINVAL;
-        }
-}
-
-static int pack_str(msgpack_packer *pk, const char *s)
-{
-        size_t n = strlen(s);
-
-        if (n > UINT32_MAX)
-                return -EINVAL;
-        return msgpack_pack_str_with_body(pk, s, n);
-}
-
-static int pack_value(msgpack_packer *pk, const sidespan_attr *a)
-{
-        int r = 0;
-
-        switch (a->type) {
-        case SIDESPAN_ATTR_STR:
-                return pack_str(pk, a->value.s);
-        case SIDESPAN_ATTR_INT:
-                return msgpack_pack_int64(pk, a->value.i);
-        case SIDESPAN_ATTR_DOUBLE:
-                return msgpack_pack_double(pk, a->value.d);
-        case SIDESPAN_ATTR_BOOL:
-                return a->value.b ? msgpack_pack_true(pk) : msgpack_pack_false(pk);
-        case SIDESPAN_ATTR_STR_ARRAY:
-                r = msgpack_pack_array(pk, a->value.strs.n);
-                for (size_t i = 0; !r && i < a->value.strs.n; i++)
-                        r = pack_str(pk, a->value.strs.v[i]);
-                return r;
-        case SIDESPAN_ATTR_INT_ARRAY:
-                r = msgpack_pack_array(pk, a->value.ints.n);
-                for (size_t i = 0; !r && i < a->value.ints.n; i++)
-                        r = msgpack_pack_int64(pk, a->value.ints.v[i]);
-                return r;
-        default: /* SIDESPAN_ATTR_DOUBLE_ARRAY, checked before */
-                r = msgpack_pack_array(pk, a->value.doubles.n);
-                for (size_t i = 0; !r && i < a->value.doubles.n; i++)
-                        r = msgpack_pack_double(pk, a->value.doubles.v[i]);
-                return r;
-        }
-}
-
-int ssc_pack_attr(ss_buf *b, const sidespan_attr *a, bool drop_content, bool *ret_added)
-{
-        size_t start = b->len;
-        msgpack_packer pk;
-        int r;
-
-        r = check_attr(a);
-        if (r < 0)
-                return r;
-        if (drop_content && ss_content_key(a->key, strlen(a->key))) {
-                *ret_added = false;
-                return 0;
-        }
-        msgpack_packer_init(&pk, b, ss_buf_msgpack_write);
-        r = pack_str(&pk, a->key);
-        if (!r)
-                r = pack_value(&pk, a);
-        if (r) {
-                b->len = start;
-                return r < 0 ? r : -ENOBUFS;
-        }
-        *ret_added = true;
-        return 0;
-}
-
-/* Pack n attributes into b. A malformed one (-EINVAL) leaves b as it was. When one does
- * not fit: with skip_full it is left out and counted, else b is restored and -ENOBUFS. */
-static int pack_attrs(sidespan_client *c, ss_buf *b, const sidespan_attr *attrs, size_t n,
-                      bool skip_full, uint32_t *ret_count)
-{
-        size_t start = b->len;
-        uint32_t count = 0;
-
-        if (n && !attrs)
-                return -EINVAL;
-        for (size_t i = 0; i < n; i++) {
-                bool added;
-                int r = ssc_pack_attr(b, &attrs[i], !c->include_content, &added);
-
-                if (r < 0 && r != -EINVAL && skip_full) {
-                        atomic_fetch_add_explicit(&c->n.attrs_dropped, 1, memory_order_relaxed);
-                        continue;
-                }
-                if (r < 0) {
-                        b->len = start;
-                        return r;
-                }
-                count += added;
-        }
-        *ret_count = count;
-        return 0;
 }
 
 /* The SPAN_START options map: OTLP Span.flags (W3C flags, has-is-remote, is-remote) and
@@ -204,28 +108,28 @@ static void pack_span_options(ss_buf *b, const sidespan_span *s, bool remote)
         msgpack_packer pk;
 
         msgpack_packer_init(&pk, b, ss_buf_msgpack_write);
-        (void)pack_str(&pk, SS_OPT_FLAGS);
+        (void)ssc_attrs_pack_str(&pk, SS_OPT_FLAGS);
         (void)msgpack_pack_uint32(&pk, flags);
         if (s->trace_state && s->trace_state[0]) {
-                (void)pack_str(&pk, SS_OPT_TRACE_STATE);
-                (void)pack_str(&pk, s->trace_state);
+                (void)ssc_attrs_pack_str(&pk, SS_OPT_TRACE_STATE);
+                (void)ssc_attrs_pack_str(&pk, s->trace_state);
         }
 }
 
 /* ---- span start ----------------------------------------------------------------------- */
 
-const ssc_parent *ssc_parent_of(const sidespan_span *s, ssc_parent *buf)
+const ssc_span_parent *ssc_span_parent_of(const sidespan_span *s, ssc_span_parent *buf)
 {
         if (!s)
                 return NULL;
-        *buf = (ssc_parent){.trace_id = s->trace_id,
-                            .span_id = s->span_id,
-                            .sampled = s->sampled,
-                            .trace_state = s->trace_state};
+        *buf = (ssc_span_parent){.trace_id = s->trace_id,
+                                 .span_id = s->span_id,
+                                 .sampled = s->sampled,
+                                 .trace_state = s->trace_state};
         return buf;
 }
 
-static sidespan_span *span_new(sidespan_client *c, const ssc_parent *p)
+static sidespan_span *span_new(sidespan_client *c, const ssc_span_parent *p)
 {
         sidespan_span *s = malloc(sizeof(*s));
 
@@ -234,22 +138,23 @@ static sidespan_span *span_new(sidespan_client *c, const ssc_parent *p)
         s->client = c;
         s->n_attrs = 0;
         /* Attributes must leave room for the rest of SPAN_END in one frame. */
-        ss_buf_init(&s->attrs, c->max_frame > 256 ? c->max_frame - 256 : c->max_frame / 2);
+        ss_buf_init(&s->attrs,
+                    c->cfg.max_frame > 256 ? c->cfg.max_frame - 256 : c->cfg.max_frame / 2);
         if (p) {
                 memcpy(s->trace_id, p->trace_id, SS_TRACE_ID_LEN);
                 s->sampled = p->sampled;
                 s->trace_state = p->trace_state;
         } else {
                 ss_id_random(s->trace_id, SS_TRACE_ID_LEN);
-                s->sampled = ss_sample_keep(s->trace_id, c->sample_rate);
-                s->trace_state = c->trace_state;
+                s->sampled = ss_sample_keep(s->trace_id, c->cfg.sample_rate);
+                s->trace_state = c->cfg.trace_state;
         }
         ss_id_random(s->span_id, SS_SPAN_ID_LEN);
         return s;
 }
 
 /* Encode and queue SPAN_START with the attributes already packed in s->attrs. */
-static int send_start(sidespan_span *s, const ssc_parent *p, const char *name, size_t name_len,
+static int send_start(sidespan_span *s, const ssc_span_parent *p, const char *name, size_t name_len,
                       int kind)
 {
         sidespan_client *c = s->client;
@@ -273,10 +178,10 @@ static int send_start(sidespan_span *s, const ssc_parent *p, const char *name, s
         pack_span_options(&opts, s, p && p->remote);
         options.data = opts.data;
         options.len = opts.len;
-        r = ss_wire_put_span_start(&sc->frame, c->max_frame, &h, &attrs, &options);
+        r = ss_wire_put_span_start(&sc->frame, c->cfg.max_frame, &h, &attrs, &options);
         if (r < 0)
                 return encode_failed(c, r);
-        ssc_enqueue(c, sc->frame.data, sc->frame.len);
+        ssc_queue_enqueue(&c->q, sc->frame.data, sc->frame.len);
         return 0;
 }
 
@@ -302,14 +207,19 @@ static char *join_name(char *buf, size_t size, const char *prefix, const char *s
         return p;
 }
 
-static int start_sampled(sidespan_span *s, const ssc_parent *p, const char *prefix,
+static int start_sampled(sidespan_span *s, const ssc_span_parent *p, const char *prefix,
                          const char *suffix, int kind, const sidespan_attr *attrs, size_t n)
 {
+        sidespan_client *c = s->client;
         char stack[NAME_STACK], *name;
+        uint64_t skipped = 0;
         size_t name_len;
         int r;
 
-        r = pack_attrs(s->client, &s->attrs, attrs, n, true, &s->n_attrs);
+        /* Start attributes that do not fit are left out and counted; the span goes on. */
+        r = ssc_attrs_pack(&s->attrs, attrs, n, !c->cfg.include_content, &skipped, &s->n_attrs);
+        if (skipped)
+                ssc_count(&c->n.attrs_dropped, skipped);
         if (r < 0)
                 return r;
         name = join_name(stack, sizeof(stack), prefix, suffix, &name_len);
@@ -324,8 +234,9 @@ static int start_sampled(sidespan_span *s, const ssc_parent *p, const char *pref
         return r == -ENOMEM ? r : 0;
 }
 
-int ssc_span_start(sidespan_client *c, const ssc_parent *p, const char *prefix, const char *suffix,
-                   int kind, const sidespan_attr *attrs, size_t n, sidespan_span **ret)
+int ssc_span_start(sidespan_client *c, const ssc_span_parent *p, const char *prefix,
+                   const char *suffix, int kind, const sidespan_attr *attrs, size_t n,
+                   sidespan_span **ret)
 {
         sidespan_span *s;
         int r;
@@ -342,9 +253,9 @@ int ssc_span_start(sidespan_client *c, const ssc_parent *p, const char *prefix, 
         s = span_new(c, p);
         if (!s)
                 return -ENOMEM;
-        atomic_fetch_add_explicit(&c->n.spans_started, 1, memory_order_relaxed);
+        ssc_count(&c->n.spans_started, 1);
         if (!s->sampled) {
-                atomic_fetch_add_explicit(&c->n.unsampled, 1, memory_order_relaxed);
+                ssc_count(&c->n.unsampled, 1);
         } else {
                 r = start_sampled(s, p, prefix, suffix, kind, attrs, n);
                 if (r < 0) {
@@ -360,16 +271,16 @@ int ssc_span_start(sidespan_client *c, const ssc_parent *p, const char *prefix, 
 SIDESPAN_EXPORT int sidespan_span_start(sidespan_client *c, const sidespan_span *parent,
                                         const char *name, int kind, sidespan_span **ret)
 {
-        ssc_parent buf;
+        ssc_span_parent buf;
 
-        return ssc_span_start(c, ssc_parent_of(parent, &buf), name, NULL, kind, NULL, 0, ret);
+        return ssc_span_start(c, ssc_span_parent_of(parent, &buf), name, NULL, kind, NULL, 0, ret);
 }
 
 SIDESPAN_EXPORT int sidespan_span_start_remote(sidespan_client *c, const char *traceparent,
                                                const char *name, int kind, sidespan_span **ret)
 {
         uint8_t trace_id[SS_TRACE_ID_LEN], span_id[SS_SPAN_ID_LEN];
-        ssc_parent p = {.trace_id = trace_id, .span_id = span_id, .remote = true};
+        ssc_span_parent p = {.trace_id = trace_id, .span_id = span_id, .remote = true};
         int r;
 
         if (!c || !c->enabled || !ret)
@@ -392,12 +303,12 @@ SIDESPAN_EXPORT int sidespan_span_set_attr(sidespan_span *s, const sidespan_attr
         if (!s)
                 return 0;
         if (!s->sampled)
-                return check_attr(a);
+                return ssc_attrs_check(a);
         if (s->n_attrs == UINT32_MAX)
                 return -ENOBUFS;
-        r = ssc_pack_attr(&s->attrs, a, !s->client->include_content, &added);
+        r = ssc_attrs_pack_one(&s->attrs, a, !s->client->cfg.include_content, &added);
         if (r == -ENOBUFS || r == -ENOMEM)
-                atomic_fetch_add_explicit(&s->client->n.attrs_dropped, 1, memory_order_relaxed);
+                ssc_count(&s->client->n.attrs_dropped, 1);
         if (r < 0)
                 return r;
         s->n_attrs += added;
@@ -482,17 +393,18 @@ SIDESPAN_EXPORT int sidespan_span_add_event(sidespan_span *s, const char *name,
         sc = scratch_get();
         if (!sc)
                 return encode_failed(c, -ENOMEM);
-        r = pack_attrs(c, &sc->map, attrs, n, false, &map.count);
+        r = ssc_attrs_pack(&sc->map, attrs, n, !c->cfg.include_content, NULL, &map.count);
         if (r == -EINVAL)
                 return r;
         if (r < 0)
                 return encode_failed(c, r);
         map.data = sc->map.data;
         map.len = sc->map.len;
-        r = ss_wire_put_span_event(&sc->frame, c->max_frame, s->span_id, name, ss_now_ns(), &map);
+        r = ss_wire_put_span_event(&sc->frame, c->cfg.max_frame, s->span_id, name, ss_now_ns(),
+                                   &map);
         if (r < 0)
                 return encode_failed(c, r);
-        ssc_enqueue(c, sc->frame.data, sc->frame.len);
+        ssc_queue_enqueue(&c->q, sc->frame.data, sc->frame.len);
         return 0;
 }
 
@@ -507,15 +419,15 @@ static int send_end(sidespan_span *s, int status, const char *message)
                 return encode_failed(c, -ENOMEM);
         if (status != SIDESPAN_STATUS_ERROR)
                 message = NULL;
-        r = ss_wire_put_span_end(&sc->frame, c->max_frame, s->span_id, ss_now_ns(), status, message,
-                                 &attrs);
+        r = ss_wire_put_span_end(&sc->frame, c->cfg.max_frame, s->span_id, ss_now_ns(), status,
+                                 message, &attrs);
         /* A message too long for the frame must not cost the span its end. */
         if (r == -EMSGSIZE && message)
-                r = ss_wire_put_span_end(&sc->frame, c->max_frame, s->span_id, ss_now_ns(), status,
-                                         NULL, &attrs);
+                r = ss_wire_put_span_end(&sc->frame, c->cfg.max_frame, s->span_id, ss_now_ns(),
+                                         status, NULL, &attrs);
         if (r < 0)
                 return encode_failed(c, r);
-        ssc_enqueue(c, sc->frame.data, sc->frame.len);
+        ssc_queue_enqueue(&c->q, sc->frame.data, sc->frame.len);
         return 0;
 }
 

@@ -3,17 +3,22 @@
 
 /*
  * What the daemon's suites share: msgpack objects built with a packer and
- * unpacked again, so suites hold real object trees; resources made from
- * HELLO-like option maps; and a recording sink standing for the stages after
- * the one under test. Header-only: each suite compiles what it uses.
+ * unpacked again, so suites hold real object trees, or put together in place
+ * from fx_str() and friends; resources made from HELLO-like option maps;
+ * spans built from one fx_span_spec; and a recording sink standing for the
+ * stages after the one under test. Header-only: each suite compiles what it
+ * uses.
  */
 
 #include <check.h>
 #include <msgpack.h>
+#include <stdbool.h>
+#include <stdint.h>
 #include <string.h>
 
 #include "model/sink.h"
 #include "model/span.h"
+#include "ss-wire.h"
 
 typedef struct mp {
         msgpack_sbuffer sb;
@@ -82,6 +87,119 @@ static inline ss_resource *mp_resource(const char *service, const char *sdk, con
         return r;
 }
 
+/* ---- msgpack objects in place: they point at their arguments, which must outlive them ---- */
+
+static inline msgpack_object fx_str(const char *s)
+{
+        return (msgpack_object){.type = MSGPACK_OBJECT_STR,
+                                .via.str = {.size = (uint32_t)strlen(s), .ptr = s}};
+}
+
+static inline msgpack_object fx_uint(uint64_t v)
+{
+        return (msgpack_object){.type = MSGPACK_OBJECT_POSITIVE_INTEGER, .via.u64 = v};
+}
+
+static inline msgpack_object fx_bool(bool b)
+{
+        return (msgpack_object){.type = MSGPACK_OBJECT_BOOLEAN, .via.boolean = b};
+}
+
+static inline msgpack_object fx_array(msgpack_object *items, uint32_t n)
+{
+        return (msgpack_object){.type = MSGPACK_OBJECT_ARRAY,
+                                .via.array = {.size = n, .ptr = items}};
+}
+
+static inline msgpack_object fx_map(msgpack_object_kv *kv, uint32_t n)
+{
+        return (msgpack_object){.type = MSGPACK_OBJECT_MAP, .via.map = {.size = n, .ptr = kv}};
+}
+
+static inline msgpack_object_kv fx_kv(const char *key, msgpack_object val)
+{
+        return (msgpack_object_kv){.key = fx_str(key), .val = val};
+}
+
+/* ---- spans -------------------------------------------------------------------------------- */
+
+/*
+ * One span as a test wants it. Ids are given as arrays or derived from seeds:
+ * the trace id is 0xA0 bytes ending in trace_seed, a span id is its seed in
+ * every byte; a span with neither parent_id nor parent_seed is a root.
+ * whole: a SPAN message (end, status and events from the spec); else a
+ * SPAN_START, ended with ss_span_end() when end_ns is set and left open when
+ * it is 0. resource and name are required; maps and limits may be NULL.
+ */
+typedef struct fx_span_spec {
+        ss_resource *resource;
+        const char *name;
+        const uint8_t *trace_id;  /* SS_TRACE_ID_LEN bytes, or NULL: from trace_seed */
+        const uint8_t *span_id;   /* SS_SPAN_ID_LEN bytes, or NULL: from seed */
+        const uint8_t *parent_id; /* SS_SPAN_ID_LEN bytes, or NULL: from parent_seed */
+        uint8_t trace_seed;
+        uint8_t seed;
+        uint8_t parent_seed; /* 0: no parent */
+        int32_t kind;
+        uint64_t start_ns;
+        uint64_t end_ns;
+        int32_t status_code;
+        const char *status_msg; /* NULL: none */
+        const msgpack_object_map *attrs;
+        const msgpack_object_map *options;
+        const msgpack_object_array *events; /* of [name, time_ns, attrs]; whole spans only */
+        const ss_limits *limits;
+        bool whole;
+} fx_span_spec;
+
+/* Where fx_span_msg() keeps the ids it derives. */
+typedef struct fx_span_ids {
+        uint8_t trace[SS_TRACE_ID_LEN];
+        uint8_t span[SS_SPAN_ID_LEN];
+        uint8_t parent[SS_SPAN_ID_LEN];
+} fx_span_ids;
+
+/* The message ss_wire_decode() would make of the spec: every field set, whole or not.
+ * It points into sp's arrays and maps and into ids. */
+static inline ss_msg_span fx_span_msg(const fx_span_spec *sp, fx_span_ids *ids)
+{
+        const char *msg = sp->status_msg;
+
+        memset(ids->trace, 0xA0, sizeof(ids->trace));
+        ids->trace[SS_TRACE_ID_LEN - 1] = sp->trace_seed;
+        memset(ids->span, sp->seed, sizeof(ids->span));
+        memset(ids->parent, sp->parent_seed, sizeof(ids->parent));
+        return (ss_msg_span){
+            .trace_id = sp->trace_id ? sp->trace_id : ids->trace,
+            .span_id = sp->span_id ? sp->span_id : ids->span,
+            .parent_id = sp->parent_id     ? sp->parent_id
+                         : sp->parent_seed ? ids->parent
+                                           : NULL,
+            .name = {.ptr = sp->name, .len = (uint32_t)strlen(sp->name)},
+            .kind = sp->kind,
+            .start_ns = sp->start_ns,
+            .attrs = sp->attrs,
+            .options = sp->options,
+            .end_ns = sp->end_ns,
+            .status_code = sp->status_code,
+            .status_msg = {.ptr = msg, .len = msg ? (uint32_t)strlen(msg) : 0},
+            .events = sp->events,
+        };
+}
+
+/* The span of the spec, with one reference; it holds a reference to sp->resource. */
+static inline ss_span *fx_span(const fx_span_spec *sp)
+{
+        fx_span_ids ids;
+        ss_msg_span m = fx_span_msg(sp, &ids);
+        ss_span *s = ss_span_new(&m, sp->whole, sp->resource, sp->limits);
+
+        ck_assert_ptr_nonnull(s);
+        if (!sp->whole && sp->end_ns)
+                ss_span_end(s, sp->end_ns, sp->status_code, m.status_msg.ptr, m.status_msg.len);
+        return s;
+}
+
 /* A sink that keeps a reference to every span handed to it; puts counts put() calls. */
 typedef struct fx_sink {
         ss_sink base;
@@ -129,4 +247,154 @@ static inline ss_span *fx_sink_find(const fx_sink *r, const char *name)
                     memcmp(r->spans[i]->name.ptr, name, strlen(name)) == 0)
                         return r->spans[i];
         return NULL;
+}
+
+/* ---- loops, temporary directories and finished spans (ingest and export suites) ---- */
+
+#include <dirent.h>
+#include <poll.h>
+#include <stdio.h>
+#include <time.h>
+#include <unistd.h>
+#include <uv.h>
+
+/* How long a test may wait for something to happen: a bound against hanging, not a timing
+ * assertion. */
+#define FX_WAIT_MS 5000
+
+static inline uint64_t fx_now_ms(void)
+{
+        struct timespec ts;
+
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+/* Turn loop (UV_RUN_NOWAIT, then a 1 ms nap) until pred(ctx) holds; false after FX_WAIT_MS. */
+static inline bool fx_run_until(uv_loop_t *loop, bool (*pred)(void *ctx), void *ctx)
+{
+        uint64_t deadline = fx_now_ms() + FX_WAIT_MS;
+
+        while (!pred(ctx)) {
+                if (fx_now_ms() > deadline)
+                        return false;
+                uv_run(loop, UV_RUN_NOWAIT);
+                poll(NULL, 0, 1);
+        }
+        return true;
+}
+
+/* A fresh directory "/tmp/ss-test-<tag>-XXXXXX" written to dir. */
+static inline void fx_tmpdir(char *dir, size_t size, const char *tag)
+{
+        ck_assert_int_lt(snprintf(dir, size, "/tmp/ss-test-%s-XXXXXX", tag), (int)size);
+        ck_assert_ptr_nonnull(mkdtemp(dir));
+}
+
+/* Remove the files in dir (one level: the suites make no subdirectories). */
+static inline void fx_tmpdir_clear(const char *dir)
+{
+        DIR *d = opendir(dir);
+        struct dirent *e;
+        char path[512];
+
+        if (!d)
+                return;
+        while ((e = readdir(d)))
+                if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0) {
+                        snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
+                        unlink(path);
+                }
+        closedir(d);
+}
+
+/* Remove dir and its files. Without assertions: an unchecked teardown calls it in Check's
+ * parent process, so the directory goes even when a test failed half-way. */
+static inline void fx_tmpdir_remove(const char *dir)
+{
+        fx_tmpdir_clear(dir);
+        (void)rmdir(dir);
+}
+
+/* The ids fx_span() gives: byte i of a trace id is seed + i, of a span id seed * 16 + i. */
+static inline void fx_trace_id(uint8_t seed, uint8_t *out)
+{
+        for (unsigned i = 0; i < SS_TRACE_ID_LEN; i++)
+                out[i] = (uint8_t)(seed + i);
+}
+
+static inline void fx_span_id(uint8_t seed, uint8_t *out)
+{
+        for (unsigned i = 0; i < SS_SPAN_ID_LEN; i++)
+                out[i] = (uint8_t)(seed * 16 + i);
+}
+
+/* A finished span of r in trace trace_seed: a root when parent_seed < 0, else the child of
+ * span parent_seed; it starts span_seed microseconds after its trace and lasts 1 ms. Ids as
+ * fx_trace_id() and fx_span_id() make them. */
+static inline ss_span *fx_finished_span(ss_resource *r, const char *name, uint8_t trace_seed,
+                                        uint8_t span_seed, int parent_seed)
+{
+        static const ss_limits lim = {.max_attrs = 16, .max_events = 16, .max_value_len = 1024};
+        uint8_t tid[SS_TRACE_ID_LEN], sid[SS_SPAN_ID_LEN], pid[SS_SPAN_ID_LEN];
+        uint64_t start = 1700000000000000000ull + span_seed * 1000ull;
+
+        fx_trace_id(trace_seed, tid);
+        fx_span_id(span_seed, sid);
+        fx_span_id((uint8_t)parent_seed, pid);
+        return fx_span(&(fx_span_spec){.resource = r,
+                                       .name = name,
+                                       .trace_id = tid,
+                                       .span_id = sid,
+                                       .parent_id = parent_seed >= 0 ? pid : NULL,
+                                       .kind = SS_KIND_INTERNAL,
+                                       .start_ns = start,
+                                       .end_ns = start + 1000000u,
+                                       .status_code = SS_STATUS_OK,
+                                       .limits = &lim,
+                                       .whole = true});
+}
+
+static inline void fx_on_tick(uv_timer_t *t)
+{
+        (*(unsigned *)t->data)++;
+}
+
+static inline bool fx_ticked_thrice(void *ctx)
+{
+        return *(unsigned *)ctx >= 3;
+}
+
+/* True when a repeating timer of loop fires three times: nothing blocks the loop. */
+static inline bool fx_loop_turns(uv_loop_t *loop)
+{
+        unsigned ticks = 0;
+        uv_timer_t t;
+        bool ok;
+
+        ck_assert_int_eq(uv_timer_init(loop, &t), 0);
+        t.data = &ticks;
+        ck_assert_int_eq(uv_timer_start(&t, fx_on_tick, 1, 1), 0);
+        ok = fx_run_until(loop, fx_ticked_thrice, &ticks);
+        uv_close((uv_handle_t *)&t, NULL);
+        uv_run(loop, UV_RUN_NOWAIT); /* t lives on this stack: its close must be done */
+        return ok;
+}
+
+static inline void fx_assert_has(const char *hay, const char *needle)
+{
+        ck_assert_msg(strstr(hay, needle), "missing \"%s\" in:\n%s", needle, hay);
+}
+
+/* The first size - 1 bytes of the file at path, NUL-terminated in buf; how many. */
+static inline size_t fx_read_file(const char *path, char *buf, size_t size)
+{
+        FILE *f = fopen(path, "re");
+        size_t n;
+
+        ck_assert_msg(f != NULL, "cannot open %s", path);
+        n = fread(buf, 1, size - 1, f);
+        buf[n] = '\0';
+        fclose(f);
+        return n;
 }

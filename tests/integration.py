@@ -7,8 +7,10 @@ client library (tests/itest-client.c) and raw protocol clients.
 Run by meson with SIDESPAND, DEMO_AGENT, ITEST_CLIENT and PROTO_DIR set.
 """
 
+import fcntl
 import json
 import os
+import re
 import select
 import signal
 import socket
@@ -16,6 +18,7 @@ import struct
 import subprocess
 import sys
 import tempfile
+import termios
 import time
 import unittest
 
@@ -123,6 +126,26 @@ def span_start(trace_id, span_id, parent, name, kind=KIND_INTERNAL, attrs=None):
 
 def span_end(span_id, status=STATUS_OK, attrs=None):
     return frame(MSG_SPAN_END, span_id, time.time_ns(), status, None, attrs or {})
+
+
+def send_trace(client, name, n_children, attrs=None):
+    """A whole trace over client: a root and n_children children, each ended at once.
+    Returns its trace id."""
+    tid, root = os.urandom(16), os.urandom(8)
+    client.send(span_start(tid, root, None, name, KIND_SERVER))
+    for _ in range(n_children):
+        sid = os.urandom(8)
+        client.send(span_start(tid, sid, root, name + ".child", attrs=attrs) + span_end(sid))
+    client.send(span_end(root))
+    return tid
+
+
+def project_version():
+    """The version in the project() call of the top-level meson.build."""
+    with open(os.path.join(os.environ["SIDESPAN_SOURCE_ROOT"], "meson.build")) as f:
+        m = re.search(r"project\s*\(.*?\bversion\s*:\s*'([^']+)'", f.read(), re.S)
+    assert m, "no version in meson.build's project()"
+    return m.group(1)
 
 
 class Daemon:
@@ -592,6 +615,77 @@ class Exporters(Base):
         self.assertEqual(run_span["kind"], KIND_SERVER)
         self.assertNotIn("parentSpanId", run_span)
 
+    def fifo(self):
+        path = os.path.join(self.tmp, "traces.fifo")
+        os.mkfifo(path)
+        return path
+
+    def pipe_full(self, rfd, timeout=20):
+        """True once the pipe read by rfd holds as many bytes as it can."""
+        size = fcntl.fcntl(rfd, fcntl.F_GETPIPE_SZ)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            held = struct.unpack("i", fcntl.ioctl(rfd, termios.FIONREAD, b"\0" * 4))[0]
+            if held == size:
+                return True
+            time.sleep(0.02)
+        return False
+
+    def test_fifo_nobody_reads_does_not_stall(self):
+        # The file exporter once wrote with stdio on the loop thread: a full pipe hung the
+        # whole daemon. Now its writer queues, and the other exporter and clients go on.
+        path = self.fifo()
+        rfd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)  # a reader that never reads
+        self.addCleanup(os.close, rfd)
+        d = self.daemon(["--exporter", "file,otlp-http", "--file", path,
+                         "--endpoint", self.rx.url, "--batch-delay-ms", "50",
+                         "--drain-timeout-ms", "1000"])
+        load = RawClient(d.socket)
+        load.hello(instance=1)
+        n_traces, n_children = 4, 99
+        payload = {"gen_ai.output.messages": "x" * 4096}
+        for i in range(n_traces):
+            send_trace(load, "load.%d" % i, n_children, payload)
+        n_load = n_traces * (n_children + 1)  # some 1.7 MB of JSON for a 64 KiB pipe
+        self.wait_spans(n_load, timeout=30)
+        self.assertTrue(self.pipe_full(rfd), "the file exporter filled the pipe")
+
+        probe = RawClient(d.socket)
+        probe.hello(instance=2)
+        tid = send_trace(probe, "after.the.flood", 1)
+        probe.flush()
+        spans = self.wait_spans(n_load + 2)
+        self.assertEqual(sorted(s["name"] for s in spans if s["trace_id"] == tid.hex()),
+                         ["after.the.flood", "after.the.flood.child"])
+        stats = probe.stats()
+        self.assertEqual(stats["spans_started"], n_load + 2)
+        self.assertEqual(stats["exporter.file.spans_in"], n_load + 2)
+        # held in the writer's queue behind the full pipe: neither written nor dropped
+        self.assertLess(stats["exporter.file.spans_exported"], n_load)
+        self.assertEqual(stats["exporter.file.spans_dropped"], 0)
+        probe.flush(2)
+        load.flush(3)
+        load.close()
+        probe.close()
+
+        # The pipe never drains: SIGTERM ends the wait at the drain timeout, with exit 0.
+        self.assertEqual(d.stop(timeout=15), 0, d.stderr())
+        err = d.stderr()
+        self.assertIn("drain timeout (1000 ms) reached", err)
+        m = re.search(r"file exporter: (\d+) span\(s\) exported, (\d+) not delivered", err)
+        self.assertTrue(m, err)
+        self.assertEqual(int(m.group(1)) + int(m.group(2)), n_load + 2)
+        self.assertGreater(int(m.group(2)), 0)
+
+    def test_fifo_without_reader_fails_fast(self):
+        path = self.fifo()
+        d = self.daemon(["--exporter", "file", "--file", path], wait=False)
+        self.assertEqual(d.proc.wait(10), 1, d.stderr())
+        d.stop()
+        self.assertIn("cannot open " + path, d.stderr())
+        self.assertIn("no reader", d.stderr())
+        self.assertFalse(os.path.exists(d.socket), "no socket left behind")
+
     def test_gzip_and_headers(self):
         d = self.http_daemon(["--compression", "gzip", "--header", "x-api-key=s%20ecret",
                               "--header", "x-tenant=acme"])
@@ -699,6 +793,14 @@ class Configuration(Base):
                      "--compression", "--file", "--batch-size", "--batch-delay-ms", "--max-frame",
                      "--max-open-spans", "--max-open-spans-total", "--orphan-grace-ms", "--log-level", "--version"):
             self.assertIn(flag, r.stdout)
+
+    def test_version_is_the_project_version(self):
+        version = project_version()
+        self.assertRegex(version, r"^\d+\.\d+\.\d+")
+        for flag in ("--version", "-V"):
+            r = run([SIDESPAND, flag])
+            self.assertEqual(r.returncode, 0, r.stderr)
+            self.assertEqual(r.stdout, "sidespand %s\n" % version)
 
     def test_second_daemon_refused_stale_socket_replaced(self):
         d = self.daemon()

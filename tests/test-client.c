@@ -61,6 +61,7 @@ typedef struct server {
         bool drop;
         bool shut_rd;
         bool stop;
+        bool running; /* the thread reached its loop: it allocates nothing until a peer */
         srv_conn conns[MAX_CONNS];
 } server;
 
@@ -187,6 +188,10 @@ static bool srv_commands(server *s, bool *stop, int *lfd)
         paused = s->paused;
         *stop = s->stop;
         *lfd = s->lfd;
+        if (!s->running) {
+                s->running = true;
+                pthread_cond_broadcast(&s->cond);
+        }
         pthread_mutex_unlock(&s->lock);
         return paused;
 }
@@ -262,6 +267,12 @@ static void srv_start_opt(server *s, bool listen)
         if (listen)
                 srv_listen(s);
         ck_assert_int_eq(pthread_create(&s->thread, NULL, srv_main, s), 0);
+        /* Tests fork right after this: a thread still starting may hold an allocator lock
+         * (ASan's has no fork handler), which the child would then wait on for ever. */
+        pthread_mutex_lock(&s->lock);
+        while (!s->running)
+                pthread_cond_wait(&s->cond, &s->lock);
+        pthread_mutex_unlock(&s->lock);
 }
 
 static void srv_start(server *s)

@@ -21,9 +21,11 @@
 #include <uv.h>
 
 #include "export/exporter-http.h"
+#include "fixture.h"
 #include "otlp/otlp.h"
 #include "model/span.h"
 #include "ss-id.h"
+#include "ss-macro.h"
 
 #define WAIT_MS 20000 /* liveness bound for a loop run, not an assertion on time */
 
@@ -165,86 +167,50 @@ static int count_of(const char *hay, const char *needle)
 
 /* ---- spans ---- */
 
-static msgpack_object str_obj(const char *s)
-{
-        msgpack_object o = {.type = MSGPACK_OBJECT_STR};
-
-        o.via.str.ptr = s;
-        o.via.str.size = (uint32_t)strlen(s);
-        return o;
-}
-
-static msgpack_object int_obj(uint64_t v)
-{
-        msgpack_object o = {.type = MSGPACK_OBJECT_POSITIVE_INTEGER};
-
-        o.via.u64 = v;
-        return o;
-}
-
 static ss_resource *test_resource(void)
 {
         msgpack_object_kv kv[] = {
-            {str_obj("service.name"), str_obj("test-svc")},
-            {str_obj("deployment.environment"), str_obj("ci")},
+            fx_kv("service.name", fx_str("test-svc")),
+            fx_kv("deployment.environment", fx_str("ci")),
         };
-        msgpack_object_map m = {.size = 2, .ptr = kv};
-        ss_resource *r = ss_resource_new(&m);
+        msgpack_object m = fx_map(kv, SS_ELEMENTSOF(kv));
+        ss_resource *r = ss_resource_new(&m.via.map);
 
         ck_assert_ptr_nonnull(r);
         return r;
 }
 
-static void test_ids(uint8_t seed, uint8_t *trace_id, uint8_t *span_id)
+/* A whole span with attributes and one event; ids derived from seed, a root (SERVER)
+ * when parent_seed is 0, else a CLIENT child of that seed's span in the same trace. */
+static ss_span *test_span(ss_resource *r, const char *name, uint8_t seed, uint8_t parent_seed)
 {
-        for (unsigned i = 0; i < SS_TRACE_ID_LEN; i++)
-                trace_id[i] = (uint8_t)(0x10 + i);
-        for (unsigned i = 0; i < SS_SPAN_ID_LEN; i++)
-                span_id[i] = (uint8_t)(seed * 16 + i + 1);
-}
-
-/* A whole span with attributes and one event; ids derived from seed. */
-static ss_span *test_span(ss_resource *r, const char *name, uint8_t seed, int parent_seed)
-{
-        uint8_t tid[SS_TRACE_ID_LEN], sid[SS_SPAN_ID_LEN], ptid[SS_TRACE_ID_LEN],
-            pid[SS_SPAN_ID_LEN];
-        msgpack_object tags[] = {str_obj("a"), str_obj("b")};
-        msgpack_object tags_obj = {.type = MSGPACK_OBJECT_ARRAY};
-        msgpack_object ok_obj = {.type = MSGPACK_OBJECT_BOOLEAN};
-        msgpack_object_kv kv[4];
-        msgpack_object_map attrs = {.size = 4, .ptr = kv};
-        msgpack_object_kv ev_kv[] = {{str_obj("gen_ai.token.index"), int_obj(0)}};
-        msgpack_object ev_fields[3] = {str_obj("gen_ai.first_token"),
-                                       int_obj(1700000000100000000ull),
-                                       {.type = MSGPACK_OBJECT_MAP}};
-        msgpack_object ev = {.type = MSGPACK_OBJECT_ARRAY};
-        msgpack_object_array events = {.size = 1, .ptr = &ev};
+        msgpack_object tags[] = {fx_str("a"), fx_str("b")};
+        msgpack_object_kv kv[] = {
+            fx_kv("gen_ai.request.model", fx_str("gpt-4o")),
+            fx_kv("upsonic.tool_call_count", fx_uint(3)),
+            fx_kv("upsonic.tool.success", fx_bool(true)),
+            fx_kv("tags", fx_array(tags, SS_ELEMENTSOF(tags))),
+        };
+        msgpack_object_kv ev_kv[] = {fx_kv("gen_ai.token.index", fx_uint(0))};
+        msgpack_object ev_fields[] = {fx_str("gen_ai.first_token"), fx_uint(1700000000100000000ull),
+                                      fx_map(ev_kv, SS_ELEMENTSOF(ev_kv))};
+        msgpack_object ev = fx_array(ev_fields, SS_ELEMENTSOF(ev_fields));
+        msgpack_object events = fx_array(&ev, 1);
+        msgpack_object attrs = fx_map(kv, SS_ELEMENTSOF(kv));
         ss_limits lim = {.max_attrs = 128, .max_events = 128, .max_value_len = 65536};
-        ss_span *s;
 
-        tags_obj.via.array = (msgpack_object_array){.size = 2, .ptr = tags};
-        ok_obj.via.boolean = true;
-        kv[0] = (msgpack_object_kv){str_obj("gen_ai.request.model"), str_obj("gpt-4o")};
-        kv[1] = (msgpack_object_kv){str_obj("upsonic.tool_call_count"), int_obj(3)};
-        kv[2] = (msgpack_object_kv){str_obj("upsonic.tool.success"), ok_obj};
-        kv[3] = (msgpack_object_kv){str_obj("tags"), tags_obj};
-        ev_fields[2].via.map = (msgpack_object_map){.size = 1, .ptr = ev_kv};
-        ev.via.array = (msgpack_object_array){.size = 3, .ptr = ev_fields};
-        test_ids(seed, tid, sid);
-        test_ids((uint8_t)parent_seed, ptid, pid);
-        s = ss_span_new(&(ss_msg_span){.trace_id = tid,
-                                       .span_id = sid,
-                                       .parent_id = parent_seed >= 0 ? pid : NULL,
-                                       .name = {name, (uint32_t)strlen(name)},
-                                       .kind = parent_seed >= 0 ? SS_KIND_CLIENT : SS_KIND_SERVER,
+        return fx_span(&(fx_span_spec){.resource = r,
+                                       .name = name,
+                                       .seed = seed,
+                                       .parent_seed = parent_seed,
+                                       .kind = parent_seed ? SS_KIND_CLIENT : SS_KIND_SERVER,
                                        .start_ns = 1700000000000000000ull,
-                                       .attrs = &attrs,
                                        .end_ns = 1700000000500000000ull,
                                        .status_code = SS_STATUS_OK,
-                                       .events = &events},
-                        true, r, &lim);
-        ck_assert_ptr_nonnull(s);
-        return s;
+                                       .attrs = &attrs.via.map,
+                                       .events = &events.via.array,
+                                       .limits = &lim,
+                                       .whole = true});
 }
 
 /* Hand n spans named "<prefix>-<i>" to the exporter in one add(). */
@@ -257,7 +223,7 @@ static void add_spans(ss_exporter *e, const char *prefix, unsigned n)
         ck_assert_uint_le(n, 16);
         for (unsigned i = 0; i < n; i++) {
                 snprintf(name, sizeof(name), "%s-%u", prefix, i);
-                spans[i] = test_span(r, name, (uint8_t)(i + 1), -1);
+                spans[i] = test_span(r, name, (uint8_t)(i + 1), 0);
         }
         e->ops->add(e, spans, n);
         for (unsigned i = 0; i < n; i++)
@@ -357,7 +323,7 @@ static void config(ss_http_config *cfg)
 START_TEST(test_export_decoded)
 {
         ss_resource *r = test_resource();
-        ss_span *spans[2] = {test_span(r, "agent.run", 1, -1), test_span(r, "chat gpt-4o", 2, 1)};
+        ss_span *spans[2] = {test_span(r, "agent.run", 1, 0), test_span(r, "chat gpt-4o", 2, 1)};
         char tid[2 * SS_TRACE_ID_LEN + 1], sid[2 * SS_SPAN_ID_LEN + 1];
         char pid[2 * SS_SPAN_ID_LEN + 1], line[256];
         ss_http_config cfg;
@@ -648,7 +614,7 @@ static int closed_port(void);
 static size_t one_span_size(void)
 {
         ss_resource *r = test_resource();
-        ss_span *s = test_span(r, "q-0", 1, -1);
+        ss_span *s = test_span(r, "q-0", 1, 0);
         ss_buf b;
         size_t n;
 

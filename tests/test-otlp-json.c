@@ -20,22 +20,24 @@ static const uint8_t tid[16] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 1
 static const uint8_t sid[8] = {0xa1, 0xa2, 0xa3, 0xa4, 0xa5, 0xa6, 0xa7, 0xa8};
 static const uint8_t pid[8] = {0xfe, 0xdc, 0xba, 0x98, 0x76, 0x54, 0x32, 0x10};
 
-static ss_span *mkspan(ss_resource *r, const char *name, bool parent,
-                       const msgpack_object_map *attrs, const msgpack_object_map *options)
+/* The suite's span: the ids above, INTERNAL, ended 1 us after its start, status unset. */
+static fx_span_spec spec(ss_resource *r, const char *name)
 {
-        ss_msg_span m = {.trace_id = tid,
-                         .span_id = sid,
-                         .parent_id = parent ? pid : NULL,
-                         .name = {.ptr = name, .len = (uint32_t)strlen(name)},
-                         .kind = SS_KIND_INTERNAL,
-                         .start_ns = 1700000000000000001ull,
-                         .attrs = attrs,
-                         .options = options};
-        ss_span *s = ss_span_new(&m, false, r, NULL);
+        return (fx_span_spec){.resource = r,
+                              .name = name,
+                              .trace_id = tid,
+                              .span_id = sid,
+                              .kind = SS_KIND_INTERNAL,
+                              .start_ns = 1700000000000000001ull,
+                              .end_ns = 1700000000000001001ull};
+}
 
-        ck_assert_ptr_nonnull(s);
-        ss_span_end(s, 1700000000000001001ull, SS_STATUS_UNSET, NULL, 0);
-        return s;
+static ss_span *mkspan(ss_resource *r, const char *name, const msgpack_object_map *attrs)
+{
+        fx_span_spec sp = spec(r, name);
+
+        sp.attrs = attrs;
+        return fx_span(&sp);
 }
 
 /* The JSON of spans as a NUL-terminated string the caller frees. */
@@ -78,7 +80,7 @@ START_TEST(test_exact_small)
         pk_str(pk, "v");
         pk_str(pk, "n");
         msgpack_pack_int(pk, -5);
-        s = mkspan(r, "op", false, mp_map(&a), NULL);
+        s = mkspan(r, "op", mp_map(&a));
         mp_done(&a);
         j = json(&s, 1);
         ck_assert_str_eq(j, PREFIX
@@ -97,6 +99,7 @@ START_TEST(test_exact_full_span)
         ss_resource *r = mp_resource("svc", NULL, NULL);
         mp o, e;
         msgpack_packer *pk = mp_begin(&o);
+        fx_span_spec sp = spec(r, "chat");
         ss_span *s;
         char *j;
 
@@ -105,9 +108,12 @@ START_TEST(test_exact_full_span)
         pk_str(pk, "ot=th:8");
         pk_str(pk, "flags");
         msgpack_pack_uint32(pk, 0x301);
-        s = mkspan(r, "chat", true, NULL, mp_map(&o));
+        sp.parent_id = pid;
+        sp.kind = SS_KIND_CLIENT;
+        sp.options = mp_map(&o);
+        sp.end_ns = 0; /* ended below, after its events */
+        s = fx_span(&sp);
         mp_done(&o);
-        s->kind = SS_KIND_CLIENT;
         pk = mp_begin(&e);
         msgpack_pack_map(pk, 1);
         pk_str(pk, "t");
@@ -133,9 +139,10 @@ START_TEST(test_exact_full_span)
         free(j);
 
         /* a status code without a message; kind 0 is still written */
-        ss_span *t = mkspan(r, "x", false, NULL, NULL);
-        t->kind = SS_KIND_UNSPECIFIED;
-        ss_span_end(t, 1700000000000001001ull, SS_STATUS_OK, NULL, 0);
+        sp = spec(r, "x");
+        sp.kind = SS_KIND_UNSPECIFIED;
+        sp.status_code = SS_STATUS_OK;
+        ss_span *t = fx_span(&sp);
         j = json(&t, 1);
         ck_assert_str_eq(j, PREFIX "{" IDS ",\"name\":\"x\",\"kind\":0," TIMES
                                    ",\"status\":{\"code\":1}}" SUFFIX);
@@ -159,7 +166,7 @@ static char *value_json(ss_resource *r, void (*pack)(msgpack_packer *pk))
         msgpack_pack_map(pk, 1);
         pk_str(pk, "a");
         pack(pk);
-        s = mkspan(r, "v", false, mp_map(&a), NULL);
+        s = mkspan(r, "v", mp_map(&a));
         mp_done(&a);
         j = json(&s, 1);
         ss_span_unref(s);
@@ -253,7 +260,7 @@ START_TEST(test_escaping)
                                    "\xC3\xA9\xF0\x9F\x98\x80|\xEF\xBF\xBD|\xEF\xBF\xBD|"
                                    "\xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBD|\\u0000z";
         ss_resource *r = mp_resource("svc", NULL, NULL);
-        ss_span *s = mkspan(r, "placeholder", false, NULL, NULL);
+        ss_span *s = mkspan(r, "placeholder", NULL);
         char *j, *p;
 
         s->name = (msgpack_object_str){.size = sizeof(raw) - 1, .ptr = raw};
@@ -274,7 +281,7 @@ END_TEST
 START_TEST(test_buffer)
 {
         ss_resource *r = mp_resource("svc", NULL, NULL);
-        ss_span *s = mkspan(r, "op", false, NULL, NULL);
+        ss_span *s = mkspan(r, "op", NULL);
         ss_buf b;
         size_t need;
 
@@ -390,16 +397,22 @@ START_TEST(test_python_round_trip)
         ss_span *spans[3];
         mp a;
         msgpack_packer *pk = mp_begin(&a);
+        fx_span_spec sp = spec(r1, "agent.run");
         char *j, *out;
 
         pack_rich(pk);
-        spans[0] = mkspan(r1, "agent.run", true, mp_map(&a), NULL);
+        sp.parent_id = pid;
+        sp.kind = SS_KIND_SERVER;
+        sp.attrs = mp_map(&a);
+        sp.end_ns = 0; /* ended below, after its event */
+        spans[0] = fx_span(&sp);
         mp_done(&a);
-        spans[0]->kind = SS_KIND_SERVER;
         ck_assert_int_eq(ss_span_add_event(spans[0], "gen_ai.first_token", 18, 5, NULL, NULL), 0);
         ss_span_end(spans[0], 1700000000000002001ull, SS_STATUS_ERROR, "oops \xE2\x9C\x97", 8);
-        spans[1] = mkspan(r2, "other.op", false, NULL, NULL);
-        spans[2] = mkspan(r1, "tool.execute", true, NULL, NULL);
+        spans[1] = mkspan(r2, "other.op", NULL);
+        sp = spec(r1, "tool.execute");
+        sp.parent_id = pid;
+        spans[2] = fx_span(&sp);
 
         j = json(spans, 3);
         out = run_python(j);

@@ -29,28 +29,22 @@ typedef Opentelemetry__Proto__Common__V1__AnyValue AnyValue;
 
 /* ---- helpers ------------------------------------------------------------------------------ */
 
-/* A span named name; ids derived from seed; parent when parent_seed != 0. */
+/* A span named name, ended 1 us after its start; ids derived from seed (the trace's too),
+ * a parent when parent_seed != 0. */
 static ss_span *mkspan(ss_resource *r, const char *name, uint8_t seed, uint8_t parent_seed,
                        const msgpack_object_map *attrs)
 {
-        uint8_t tid[16], sid[8], pid[8];
-        ss_msg_span m = {.trace_id = tid,
-                         .span_id = sid,
-                         .parent_id = parent_seed ? pid : NULL,
-                         .name = {.ptr = name, .len = (uint32_t)strlen(name)},
-                         .kind = SS_KIND_INTERNAL,
-                         .start_ns = 1700000000000000000ull + seed,
-                         .attrs = attrs};
-        ss_span *s;
+        uint64_t start = 1700000000000000000ull + seed;
 
-        memset(tid, 0xA0, sizeof(tid));
-        tid[15] = seed;
-        memset(sid, seed, sizeof(sid));
-        memset(pid, parent_seed, sizeof(pid));
-        s = ss_span_new(&m, false, r, NULL);
-        ck_assert_ptr_nonnull(s);
-        ss_span_end(s, m.start_ns + 1000, SS_STATUS_UNSET, NULL, 0);
-        return s;
+        return fx_span(&(fx_span_spec){.resource = r,
+                                       .name = name,
+                                       .trace_seed = seed,
+                                       .seed = seed,
+                                       .parent_seed = parent_seed,
+                                       .kind = SS_KIND_INTERNAL,
+                                       .start_ns = start,
+                                       .end_ns = start + 1000,
+                                       .attrs = attrs});
 }
 
 static Request *encode_decode(ss_span *const *spans, size_t n)
@@ -197,20 +191,18 @@ static void ck_all_types(KeyValue **kv, size_t n)
         ck_assert_uint_eq(v->array_value->n_values, 0);
 }
 
+static const uint8_t rich_tid[16] = {0x10, 0x11, 0x12, 0x13, 0x14, 0x15, 0x16, 0x17,
+                                     0x18, 0x19, 0x1a, 0x1b, 0x1c, 0x1d, 0x1e, 0x1f};
+static const uint8_t rich_sid[8] = {0x80, 0x81, 0x82, 0x83, 0x84, 0x85, 0x86, 0x87};
+
 /* The full span: trace_state, flags, events, status, dropped counts. */
 static ss_span *rich_span(ss_resource *r)
 {
         ss_limits lim = {.max_events = 2};
-        uint8_t tid[16], sid[8];
         mp a, o, e;
         msgpack_packer *pk = mp_begin(&a);
-        ss_msg_span m;
         ss_span *s;
 
-        for (int i = 0; i < 16; i++)
-                tid[i] = (uint8_t)(0x10 + i);
-        for (int i = 0; i < 8; i++)
-                sid[i] = (uint8_t)(0x80 + i);
         pack_all_types(pk);
         pk = mp_begin(&o);
         msgpack_pack_map(pk, 2);
@@ -218,15 +210,15 @@ static ss_span *rich_span(ss_resource *r)
         pk_str(pk, "ot=th:8,vendor=x");
         pk_str(pk, "flags");
         msgpack_pack_uint32(pk, 0x301);
-        m = (ss_msg_span){.trace_id = tid,
-                          .span_id = sid,
-                          .name = {.ptr = "agent.run", .len = 9},
-                          .kind = SS_KIND_SERVER,
-                          .start_ns = 1700000000123456789ull,
-                          .attrs = mp_map(&a),
-                          .options = mp_map(&o)};
-        s = ss_span_new(&m, false, r, &lim);
-        ck_assert_ptr_nonnull(s);
+        s = fx_span(&(fx_span_spec){.resource = r,
+                                    .name = "agent.run",
+                                    .trace_id = rich_tid,
+                                    .span_id = rich_sid,
+                                    .kind = SS_KIND_SERVER,
+                                    .start_ns = 1700000000123456789ull,
+                                    .attrs = mp_map(&a),
+                                    .options = mp_map(&o),
+                                    .limits = &lim});
         mp_done(&a);
         mp_done(&o);
 
@@ -248,16 +240,10 @@ static ss_span *rich_span(ss_resource *r)
 
 static void ck_rich_span(const Span *p)
 {
-        uint8_t tid[16], sid[8];
-
-        for (int i = 0; i < 16; i++)
-                tid[i] = (uint8_t)(0x10 + i);
-        for (int i = 0; i < 8; i++)
-                sid[i] = (uint8_t)(0x80 + i);
         ck_assert_uint_eq(p->trace_id.len, 16);
-        ck_assert_mem_eq(p->trace_id.data, tid, 16);
+        ck_assert_mem_eq(p->trace_id.data, rich_tid, 16);
         ck_assert_uint_eq(p->span_id.len, 8);
-        ck_assert_mem_eq(p->span_id.data, sid, 8);
+        ck_assert_mem_eq(p->span_id.data, rich_sid, 8);
         ck_assert_uint_eq(p->parent_span_id.len, 0);
         ck_assert_str_eq(p->trace_state, "ot=th:8,vendor=x");
         ck_assert_str_eq(p->name, "agent.run");
@@ -315,6 +301,9 @@ START_TEST(test_encode_everything)
         ck_rich_span(rs->scope_spans[0]->spans[0]);
         p = rs->scope_spans[0]->spans[1];
         ck_assert_str_eq(p->name, "tool.execute");
+        ck_assert_mem_eq(p->trace_id.data,
+                         "\xa0\xa0\xa0\xa0\xa0\xa0\xa0\xa0\xa0\xa0\xa0\xa0\xa0\xa0\xa0\x03", 16);
+        ck_assert_mem_eq(p->span_id.data, "\x03\x03\x03\x03\x03\x03\x03\x03", 8);
         ck_assert_uint_eq(p->parent_span_id.len, 8);
         ck_assert_mem_eq(p->parent_span_id.data, "\x80\x80\x80\x80\x80\x80\x80\x80", 8);
         ck_assert_ptr_null(p->status); /* UNSET and no message: no status at all */

@@ -37,27 +37,24 @@ static const uint8_t trace_id[16] = {0x4b, 0xf9, 0x2f, 0x35, 0x77, 0xb3, 0x4d, 0
 static const uint8_t span_id[8] = {0x00, 0xf0, 0x67, 0xaa, 0x0b, 0xa9, 0x02, 0xb7};
 static const uint8_t parent_id[8] = {0x11, 0x22, 0x33, 0x44, 0x55, 0x66, 0x77, 0x88};
 
-/* A SPAN_START as ss_wire_decode() returns it, attrs and options from maps. */
-static ss_msg_span start_msg(const char *name, const msgpack_object_map *attrs,
-                             const msgpack_object_map *options)
+/* A SPAN_START of "op" with the ids above, as ss_wire_decode() would return it. */
+static fx_span_spec start_spec(ss_resource *r, const ss_limits *lim)
 {
-        return (ss_msg_span){.trace_id = trace_id,
-                             .span_id = span_id,
-                             .parent_id = parent_id,
-                             .name = {.ptr = name, .len = (uint32_t)strlen(name)},
-                             .kind = SS_KIND_CLIENT,
-                             .start_ns = 1000,
-                             .attrs = attrs,
-                             .options = options};
+        return (fx_span_spec){.resource = r,
+                              .name = "op",
+                              .trace_id = trace_id,
+                              .span_id = span_id,
+                              .parent_id = parent_id,
+                              .kind = SS_KIND_CLIENT,
+                              .start_ns = 1000,
+                              .limits = lim};
 }
 
 static ss_span *plain_span(ss_resource *r, const ss_limits *lim)
 {
-        ss_msg_span m = start_msg("op", NULL, NULL);
-        ss_span *s = ss_span_new(&m, false, r, lim);
+        fx_span_spec sp = start_spec(r, lim);
 
-        ck_assert_ptr_nonnull(s);
-        return s;
+        return fx_span(&sp);
 }
 
 /* ---- ss_span_new ------------------------------------------------------------------------ */
@@ -211,11 +208,15 @@ END_TEST
 START_TEST(test_new_start_not_ended)
 {
         ss_resource *r = ss_resource_new(NULL);
-        ss_msg_span m = start_msg("op", NULL, NULL);
+        fx_span_spec sp = start_spec(r, NULL);
+        fx_span_ids ids;
+        ss_msg_span m;
         ss_span *s;
 
-        m.end_ns = 5000;
-        m.status_code = SS_STATUS_ERROR;
+        sp.end_ns = 5000;
+        sp.status_code = SS_STATUS_ERROR;
+        m = fx_span_msg(&sp, &ids);
+        ck_assert_uint_eq(m.end_ns, 5000);
         s = ss_span_new(&m, false, r, NULL);
         ck_assert_ptr_nonnull(s);
         ck_assert(!s->ended);
@@ -231,7 +232,7 @@ START_TEST(test_new_bad_kind_and_flags)
         ss_resource *r = ss_resource_new(NULL);
         mp o;
         msgpack_packer *pk = mp_begin(&o);
-        ss_msg_span m;
+        fx_span_spec sp = start_spec(r, NULL);
         ss_span *s;
 
         msgpack_pack_map(pk, 2);
@@ -239,10 +240,9 @@ START_TEST(test_new_bad_kind_and_flags)
         msgpack_pack_uint64(pk, 1ull << 40); /* not a fixed32: ignored */
         pk_str(pk, "trace_state");
         msgpack_pack_uint8(pk, 3); /* not a string: ignored */
-        m = start_msg("op", NULL, mp_map(&o));
-        m.kind = 42;
-        s = ss_span_new(&m, false, r, NULL);
-        ck_assert_ptr_nonnull(s);
+        sp.options = mp_map(&o);
+        sp.kind = 42;
+        s = fx_span(&sp);
         ck_assert_uint_eq(s->kind, SS_KIND_UNSPECIFIED);
         ck_assert_uint_eq(s->flags, 0);
         ck_assert_uint_eq(s->trace_state.size, 0);

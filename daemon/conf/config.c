@@ -255,9 +255,17 @@ enum endpoint_form {
         URL_FLAG,     /* --endpoint: append /v1/traces only when there is no path */
 };
 
+/* Whether a URL's part after the scheme names a path: "host:4318/" does not. */
+static bool has_path(const char *host)
+{
+        const char *path = strchr(host, '/');
+
+        return path && path[strspn(path, "/")] != '\0';
+}
+
 static int set_endpoint(ss_config *cfg, const char *what, const char *url, enum endpoint_form form)
 {
-        const char *host, *slash = url[strlen(url) - 1] == '/' ? "" : "/";
+        const char *host, *slash = *url && url[strlen(url) - 1] == '/' ? "" : "/";
         char *full;
         int r;
 
@@ -269,7 +277,7 @@ static int set_endpoint(ss_config *cfg, const char *what, const char *url, enum 
                 return bad(what, url, "expected an http:// or https:// URL");
         if (!*host || *host == '/')
                 return bad(what, url, "the URL has no host");
-        if (form == URL_BASE || (form == URL_FLAG && !strchr(host, '/')))
+        if (form == URL_BASE || (form == URL_FLAG && !has_path(host)))
                 r = asprintf(&full, "%s%sv1/traces", url, slash);
         else
                 r = (full = strdup(url)) ? 0 : -1;
@@ -451,7 +459,7 @@ static int load_flags(ss_config *cfg, int argc, char **argv)
         bool headers_from_flags = false;
         int opt, r;
 
-        optind = 1;
+        optind = 0; /* 0, not 1: glibc then forgets the state of an earlier parse too */
         while ((opt = getopt_long(argc, argv, "s:e:H:f:l:hV", options, NULL)) != -1) {
                 if (opt == 'h') {
                         fputs(usage, stdout);

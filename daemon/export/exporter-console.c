@@ -284,7 +284,9 @@ static bool console_busy(const ss_exporter *e)
 
 static void on_writer_closed(void *ctx)
 {
-        free(ctx);
+        console_exporter *c = ctx;
+
+        ss_exporter_free(&c->base, c);
 }
 
 static void console_destroy(ss_exporter *e)

@@ -69,7 +69,7 @@ static void release(file_exporter *f)
         if (--f->open_handles > 0)
                 return;
         free(f->path);
-        free(f);
+        ss_exporter_free(&f->base, f);
 }
 
 static void on_timer_closed(uv_handle_t *h)

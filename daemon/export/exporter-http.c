@@ -346,7 +346,7 @@ static void exporter_free(http_exporter *e)
 {
         curl_slist_free_all(e->headers);
         free(e->endpoint);
-        free(e);
+        ss_exporter_free(&e->base, e);
 }
 
 static void release(http_exporter *e)

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 #include "export/exporter.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 #include "base/log.h"
@@ -21,4 +22,14 @@ void ss_exporter_written(void *exporter, size_t n, int status)
                 return;
         }
         e->stats.spans_exported += n;
+}
+
+void ss_exporter_free(ss_exporter *e, void *mem)
+{
+        void (*freed)(void *ctx) = e->freed;
+        void *ctx = e->freed_ctx;
+
+        free(mem);
+        if (freed)
+                freed(ctx);
 }

@@ -33,7 +33,8 @@ typedef struct ss_exporter_ops {
         /* True while anything is batched, queued for retry or in flight. */
         bool (*busy)(const ss_exporter *e);
         /* Drop everything and free; uv handles are closed first, so this may
-         * finish in a later loop iteration. Pending work is counted dropped. */
+         * finish in a later loop iteration: the exporter then calls
+         * ss_exporter_free(). Pending work is counted dropped. */
         void (*destroy)(ss_exporter *e);
 } ss_exporter_ops;
 
@@ -41,7 +42,14 @@ struct ss_exporter {
         const ss_exporter_ops *ops;
         const char *name; /* "console", "file", "otlp-http" */
         ss_exporter_stats stats;
+        /* Set by the owner before destroy(): told once the exporter is gone. */
+        void (*freed)(void *ctx);
+        void *freed_ctx;
 };
+
+/* The last step of destroy(): free mem (the exporter's allocation, which embeds e), then
+ * tell the owner. */
+void ss_exporter_free(ss_exporter *e, void *mem);
 
 /* Count n spans given up (a failure, n dropped) and log why, rate-limited. Loop thread. */
 void ss_exporter_dropped(ss_exporter *e, size_t n, const char *why);

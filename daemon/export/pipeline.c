@@ -21,6 +21,7 @@ struct ss_pipeline {
         uint32_t drain_timeout_ms;
         ss_exporter *exporters[SS_PIPELINE_MAX_EXPORTERS];
         size_t n;
+        size_t closing; /* exporters destroyed and not yet freed, and the drain timer */
         void (*done)(void *ctx);
         void *done_ctx;
 };
@@ -158,6 +159,20 @@ void ss_pipeline_counters(const void *pipeline, ss_counters *out)
 
 /* ---- drain ------------------------------------------------------------------------------ */
 
+/* One more of the exporters or the drain timer is gone; the last frees the pipeline. */
+static void closed_one(void *ctx)
+{
+        ss_pipeline *p = ctx;
+        void (*done)(void *ctx) = p->done;
+        void *done_ctx = p->done_ctx;
+
+        if (--p->closing > 0)
+                return;
+        free(p);
+        if (done)
+                done(done_ctx);
+}
+
 static void destroy_exporters(ss_pipeline *p)
 {
         for (size_t i = 0; i < p->n; i++) {
@@ -169,6 +184,8 @@ static void destroy_exporters(ss_pipeline *p)
                 ss_log(lost ? SS_LOG_WARNING : SS_LOG_INFO,
                        "%s exporter: %llu span(s) exported, %llu not delivered", e->name,
                        (unsigned long long)e->stats.spans_exported, (unsigned long long)lost);
+                e->freed = closed_one;
+                e->freed_ctx = p;
                 e->ops->destroy(e);
         }
         p->n = 0;
@@ -176,23 +193,18 @@ static void destroy_exporters(ss_pipeline *p)
 
 static void on_drain_closed(uv_handle_t *h)
 {
-        ss_pipeline *p = h->data;
-        void (*done)(void *ctx) = p->done;
-        void *ctx = p->done_ctx;
-
-        free(p);
-        if (done)
-                done(ctx);
+        closed_one(h->data);
 }
 
 static void drain_finish(ss_pipeline *p)
 {
+        /* One for the timer (or for no timer): the pipeline outlives every callback. */
+        p->closing = p->n + 1;
         destroy_exporters(p);
-        if (p->drain_started) {
+        if (p->drain_started)
                 uv_close((uv_handle_t *)&p->drain, on_drain_closed);
-                return;
-        }
-        on_drain_closed((uv_handle_t *)&p->drain);
+        else
+                closed_one(p);
 }
 
 static void on_drain_tick(uv_timer_t *t)

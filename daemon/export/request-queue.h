@@ -11,6 +11,7 @@
  * ss_req.transport. Loop thread only; never blocks.
  */
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 

@@ -5,6 +5,7 @@
 #include <curl/curl.h>
 #include <errno.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "ss-id.h"
 
@@ -39,8 +40,11 @@ long ss_retry_after_parse(const char *v, time_t now)
         if (isdigit((unsigned char)*v)) {
                 errno = 0;
                 s = strtoull(v, &end, 10);
-                if (errno == 0 && (*end == '\0' || *end == ' ' || *end == '\t'))
-                        return capped_ms(s);
+                end += strspn(end, " \t");
+                /* delta-seconds is 1*DIGIT: a number too large for us is a long wait. */
+                if (*end == '\0')
+                        return errno == ERANGE ? (long)SS_RETRY_AFTER_MAX_MS : capped_ms(s);
+                return -1;
         }
         t = curl_getdate(v, NULL);
         if (t == -1)

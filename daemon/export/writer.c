@@ -2,9 +2,11 @@
 #include "export/writer.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdlib.h>
 #include <unistd.h>
 
+#include "base/log.h"
 #include "ss-macro.h"
 
 union ss_writer_stream {
@@ -104,10 +106,10 @@ static void fs_next(ss_writer *w)
         }
         if (!w->head)
                 w->tail = NULL;
-        if (w->closing && !w->fs_busy) {
-                if (w->own_fd && uv_fs_close(w->loop, &w->req, w->fd, on_fs_closed) == 0)
-                        return;
-                w->closed(w->ctx); /* nothing to close: we are done at once */
+        /* uv_fs_close() fails only without memory: then close here, and say so at once. */
+        if (w->closing && !w->fs_busy && uv_fs_close(w->loop, &w->req, w->fd, on_fs_closed) < 0) {
+                close(w->fd);
+                w->closed(w->ctx);
         }
 }
 
@@ -130,26 +132,16 @@ static int stream_open(ss_writer *w, int fd)
         s = calloc(1, sizeof(*s));
         if (!s)
                 return -ENOMEM;
-        /* A stream handle closes its fd (stdio's excepted): give it a copy of one we do not
-         * own, so that two writers may share stdout. */
-        if (!w->own_fd && (fd = dup(fd)) < 0) {
-                free(s);
-                return -errno;
-        }
         if (t == UV_TTY)
                 r = uv_tty_init(w->loop, &s->tty, fd, 0);
         else if ((r = uv_pipe_init(w->loop, &s->pipe, 0)) == 0 &&
                  (r = uv_pipe_open(&s->pipe, fd)) < 0)
                 uv_close(&s->handle, on_open_failed);
         if (r < 0) {
-                if (fd != w->fd)
-                        close(fd);
                 if (t == UV_TTY || !s->handle.loop)
                         free(s);
                 return r;
         }
-        w->fd = fd;
-        w->own_fd = true;
         s->handle.data = w;
         w->s = s;
         return 0;
@@ -158,13 +150,19 @@ static int stream_open(ss_writer *w, int fd)
 int ss_writer_open(ss_writer *w, uv_loop_t *loop, int fd, bool own_fd, size_t max_queued,
                    void (*done)(void *ctx, size_t items, int status), void *ctx)
 {
-        *w = (ss_writer){.loop = loop,
-                         .fd = fd,
-                         .own_fd = own_fd,
-                         .max_queued = max_queued,
-                         .done = done,
-                         .ctx = ctx};
-        return stream_open(w, fd);
+        int r;
+
+        *w = (ss_writer){.loop = loop, .max_queued = max_queued, .done = done, .ctx = ctx};
+        /* Work on a descriptor of our own, so that closing is the same in every case (a stream
+         * handle closes its fd; a file is closed on the thread pool) and two writers may
+         * share stdout. */
+        if (!own_fd && (fd = fcntl(fd, F_DUPFD_CLOEXEC, 3)) < 0)
+                return -errno;
+        w->fd = fd;
+        r = stream_open(w, fd);
+        if (r < 0 && !own_fd)
+                close(fd);
+        return r;
 }
 
 int ss_writer_write(ss_writer *w, ss_buf *data, size_t items)

@@ -27,7 +27,6 @@ typedef union ss_writer_stream ss_writer_stream;
 typedef struct ss_writer {
         uv_loop_t *loop;
         ss_writer_stream *s; /* stream mode; freed in its close callback */
-        bool own_fd;
         bool closing;
         uv_file fd;
         uv_fs_t req; /* the one file write (or the close) in flight */
@@ -42,8 +41,10 @@ typedef struct ss_writer {
 } ss_writer;
 
 /*
- * Write to fd (owned when own_fd: closed with the writer). 0 or a libuv
- * error. done() reports every chunk once, also those dropped at close.
+ * Write to fd: taken when own_fd (closed with the writer), else a duplicate
+ * is written and closed, the caller's staying open. 0 or a negative errno;
+ * on failure an fd the writer took is the caller's again. done() reports
+ * every chunk once, also those dropped at close.
  */
 int ss_writer_open(ss_writer *w, uv_loop_t *loop, int fd, bool own_fd, size_t max_queued,
                    void (*done)(void *ctx, size_t items, int status), void *ctx);

@@ -55,7 +55,7 @@ static void on_conn_closed(void *ctx, ss_conn *c)
         maybe_done(l);
 }
 
-static void accept_one(ss_listener *l);
+static void reject_now(ss_listener *l);
 
 static void on_reject_closed(uv_handle_t *h)
 {
@@ -63,11 +63,28 @@ static void on_reject_closed(uv_handle_t *h)
 
         l->reject_busy = false;
         l->pending_closes--;
+        /* The connection that waited was refused already: close it the same way. */
         if (l->reject_pending && !l->done) {
                 l->reject_pending = false;
-                accept_one(l);
+                reject_now(l);
         }
         maybe_done(l);
+}
+
+/* Accept into the spare handle and close it at once. */
+static void reject_now(ss_listener *l)
+{
+        if (l->reject_busy) {
+                l->reject_pending = true; /* taken when the handle is free again */
+                return;
+        }
+        if (uv_pipe_init(l->loop, &l->reject, 0) < 0)
+                return;
+        l->reject.data = l;
+        l->reject_busy = true;
+        l->pending_closes++;
+        (void)uv_accept((uv_stream_t *)&l->pipe, (uv_stream_t *)&l->reject);
+        uv_close((uv_handle_t *)&l->reject, on_reject_closed);
 }
 
 /*
@@ -80,17 +97,7 @@ static void reject(ss_listener *l)
 {
         l->stats.accept_failures++;
         ss_log_ratelimited(SS_LOG_ERR, "out of memory: closing a new connection at once");
-        if (l->reject_busy) {
-                l->reject_pending = true; /* taken when the handle is free again */
-                return;
-        }
-        if (uv_pipe_init(l->loop, &l->reject, 0) < 0)
-                return;
-        l->reject.data = l;
-        l->reject_busy = true;
-        l->pending_closes++;
-        (void)uv_accept((uv_stream_t *)&l->pipe, (uv_stream_t *)&l->reject);
-        uv_close((uv_handle_t *)&l->reject, on_reject_closed);
+        reject_now(l);
 }
 
 static void refuse(ss_listener *l, ss_conn *c)

@@ -1,0 +1,316 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * The queue: the one place caller threads and the sender thread meet. The hot
+ * path (ssc_queue_enqueue) copies a frame in under the lock and makes a system
+ * call only to wake a sender that would otherwise not look soon; everything
+ * else here is flush handshakes and the sender reporting its link.
+ */
+#include <errno.h>
+#include <sys/eventfd.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "clock.h"
+#include "queue.h"
+#include "ss-wire.h"
+
+#define FLUSH_SLACK    64u                  /* room past limit for a FLUSH frame */
+#define START_RETRY_NS (1000u * 1000000ull) /* a failed start is retried this much later */
+
+/* ---- the owner ------------------------------------------------------------------------ */
+
+/* Flush deadlines are on CLOCK_MONOTONIC, which a fork() child must keep. */
+static int cond_init(pthread_cond_t *cond)
+{
+        pthread_condattr_t ca;
+        int r;
+
+        pthread_condattr_init(&ca);
+        pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+        r = pthread_cond_init(cond, &ca);
+        pthread_condattr_destroy(&ca);
+        return -r;
+}
+
+int ssc_queue_init(ssc_queue *q, size_t limit, size_t max_frame, ssc_counters *n)
+{
+        int r;
+
+        *q = (ssc_queue){.limit = limit, .max_frame = max_frame, .n = n, .wake_fd = -1};
+        ssc_queue_buf_init(q, &q->pending);
+        r = pthread_mutex_init(&q->lock, NULL);
+        if (r)
+                return -r;
+        r = cond_init(&q->cond);
+        if (r < 0)
+                pthread_mutex_destroy(&q->lock);
+        return r;
+}
+
+void ssc_queue_set_consumer(ssc_queue *q, ssc_queue_start_fn start, void *ctx)
+{
+        q->start = start;
+        q->start_ctx = ctx;
+}
+
+void ssc_queue_buf_init(const ssc_queue *q, ss_buf *b)
+{
+        ss_buf_init(b, q->limit + FLUSH_SLACK);
+}
+
+void ssc_queue_free(ssc_queue *q)
+{
+        if (q->wake_fd >= 0)
+                close(q->wake_fd);
+        q->wake_fd = -1;
+        ss_buf_free(&q->pending);
+        pthread_cond_destroy(&q->cond);
+        pthread_mutex_destroy(&q->lock);
+}
+
+void ssc_queue_lock(ssc_queue *q)
+{
+        pthread_mutex_lock(&q->lock);
+}
+
+void ssc_queue_unlock(ssc_queue *q)
+{
+        pthread_mutex_unlock(&q->lock);
+}
+
+void ssc_queue_after_fork(ssc_queue *q)
+{
+        /* The wake-up fd is the parent's sender's: close our copy without a byte on it. */
+        if (q->wake_fd >= 0)
+                close(q->wake_fd);
+        q->wake_fd = -1;
+        q->running = q->stopping = q->idle = q->force_connect = q->connected = false;
+        /* The parent sends what it had buffered; the child starts empty. */
+        ss_buf_reset(&q->pending);
+        q->flush_req = q->flush_queued = q->flush_acked = 0;
+        q->retry_ns = 0;
+        /* The parent's waiters do not exist here. */
+        (void)cond_init(&q->cond);
+}
+
+/* ---- the producers -------------------------------------------------------------------- */
+
+static void wake(ssc_queue *q)
+{
+        if (q->wake_fd >= 0)
+                (void)eventfd_write(q->wake_fd, 1);
+}
+
+/* Start the consumer unless it runs. Under lock. */
+static int ensure_running(ssc_queue *q)
+{
+        uint64_t now;
+        int r;
+
+        if (q->running)
+                return 0;
+        /* A failure (no memory, thread limit) is retried at most once a second. */
+        now = ssc_mono_ns();
+        if (q->retry_ns && now < q->retry_ns)
+                return -EAGAIN;
+        if (q->wake_fd < 0)
+                q->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+        r = q->wake_fd < 0 ? -errno : q->start(q->start_ctx);
+        if (r < 0) {
+                q->retry_ns = now + START_RETRY_NS;
+                return r;
+        }
+        q->running = true;
+        q->retry_ns = 0;
+        return 0;
+}
+
+void ssc_queue_enqueue(ssc_queue *q, const uint8_t *frame, size_t len)
+{
+        size_t before;
+        bool wake_now;
+
+        pthread_mutex_lock(&q->lock);
+        if (!q->running)
+                (void)ensure_running(q);
+        before = q->pending.len;
+        if (len > q->limit - before || ss_buf_append(&q->pending, frame, len) < 0) {
+                pthread_mutex_unlock(&q->lock);
+                ssc_count(&q->n->dropped, 1);
+                return;
+        }
+        /* A system call only when the sender must know now: it sleeps without a timer, or
+         * enough has gathered to be worth a write. */
+        wake_now = (before == 0 && q->idle) ||
+                   (before < SSC_QUEUE_WATERMARK && q->pending.len >= SSC_QUEUE_WATERMARK);
+        if (wake_now) {
+                q->idle = false;
+                wake(q);
+        }
+        pthread_mutex_unlock(&q->lock);
+        ssc_count(&q->n->frames_queued, 1);
+}
+
+int ssc_queue_start(ssc_queue *q)
+{
+        int r;
+
+        pthread_mutex_lock(&q->lock);
+        r = ensure_running(q);
+        pthread_mutex_unlock(&q->lock);
+        return r;
+}
+
+static struct timespec deadline_after(int timeout_ms)
+{
+        uint64_t t = ssc_mono_ns() + (uint64_t)timeout_ms * 1000000ull;
+
+        return (struct timespec){.tv_sec = (time_t)(t / 1000000000ull),
+                                 .tv_nsec = (long)(t % 1000000000ull)};
+}
+
+/* Wait for FLUSHED seq. Under lock. */
+static int flush_wait(ssc_queue *q, uint64_t seq, int timeout_ms)
+{
+        struct timespec deadline = deadline_after(timeout_ms < 0 ? 0 : timeout_ms);
+        uint64_t gen = q->connect_fail_gen;
+
+        while (q->flush_acked < seq) {
+                /* A connection attempt made since the flush began failed: no daemon. */
+                if (!q->connected && q->connect_fail_gen != gen)
+                        return -ENOTCONN;
+                if (timeout_ms < 0) {
+                        pthread_cond_wait(&q->cond, &q->lock);
+                } else if (pthread_cond_timedwait(&q->cond, &q->lock, &deadline) == ETIMEDOUT) {
+                        if (q->flush_acked >= seq)
+                                break;
+                        return q->connected ? -ETIMEDOUT : -ENOTCONN;
+                }
+        }
+        return 0;
+}
+
+int ssc_queue_flush(ssc_queue *q, int timeout_ms)
+{
+        int r;
+
+        pthread_mutex_lock(&q->lock);
+        r = ensure_running(q);
+        if (r == 0) {
+                uint64_t seq = ++q->flush_req;
+
+                if (!q->connected)
+                        q->force_connect = true;
+                wake(q);
+                r = flush_wait(q, seq, timeout_ms);
+        }
+        pthread_mutex_unlock(&q->lock);
+        return r;
+}
+
+bool ssc_queue_stop(ssc_queue *q)
+{
+        bool running;
+
+        pthread_mutex_lock(&q->lock);
+        q->stopping = true;
+        wake(q);
+        running = q->running;
+        q->running = false;
+        pthread_mutex_unlock(&q->lock);
+        return running;
+}
+
+size_t ssc_queue_pending(const ssc_queue *q)
+{
+        return q->pending.len;
+}
+
+bool ssc_queue_connected(const ssc_queue *q)
+{
+        return q->connected;
+}
+
+/* ---- the consumer --------------------------------------------------------------------- */
+
+bool ssc_queue_stopping(const ssc_queue *q)
+{
+        return q->stopping;
+}
+
+bool ssc_queue_flush_due(const ssc_queue *q)
+{
+        return q->flush_queued < q->flush_req;
+}
+
+bool ssc_queue_connect_asked(const ssc_queue *q)
+{
+        return q->force_connect;
+}
+
+void ssc_queue_swap(ssc_queue *q, ss_buf *out)
+{
+        ss_buf t = *out;
+
+        *out = q->pending;
+        q->pending = t;
+        if (ssc_queue_flush_due(q) &&
+            ss_wire_put_seq(out, q->max_frame, SS_MSG_FLUSH, q->flush_req) == 0) {
+                q->flush_queued = q->flush_req;
+                ssc_count(&q->n->frames_queued, 1);
+        }
+}
+
+void ssc_queue_idle(ssc_queue *q, bool idle)
+{
+        q->idle = idle;
+}
+
+int ssc_queue_wake_fd(const ssc_queue *q)
+{
+        return q->wake_fd;
+}
+
+void ssc_queue_wake_drain(int fd)
+{
+        eventfd_t v;
+
+        (void)eventfd_read(fd, &v);
+}
+
+void ssc_queue_connect_begin(ssc_queue *q)
+{
+        q->force_connect = false;
+}
+
+void ssc_queue_link_up(ssc_queue *q)
+{
+        q->connected = true;
+        /* A FLUSH written to a connection that broke was never answered: ask again, behind
+         * everything still to send. */
+        if (q->flush_acked < q->flush_req)
+                q->flush_queued = q->flush_acked;
+        pthread_cond_broadcast(&q->cond);
+}
+
+void ssc_queue_connect_failed(ssc_queue *q)
+{
+        q->connect_fail_gen++;
+        pthread_cond_broadcast(&q->cond);
+}
+
+void ssc_queue_link_down(ssc_queue *q)
+{
+        q->connected = false;
+        pthread_cond_broadcast(&q->cond);
+}
+
+void ssc_queue_flushed(ssc_queue *q, uint64_t seq)
+{
+        pthread_mutex_lock(&q->lock);
+        if (seq > q->flush_acked && seq <= q->flush_req) {
+                q->flush_acked = seq;
+                pthread_cond_broadcast(&q->cond);
+        }
+        pthread_mutex_unlock(&q->lock);
+}

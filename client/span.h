@@ -1,0 +1,35 @@
+/* SPDX-License-Identifier: MIT */
+#pragma once
+
+/*
+ * The span API's entry points for the GenAI helpers: starting a span with
+ * attributes that travel in SPAN_START, below a local or remote parent.
+ */
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "sidespan.h"
+
+/* The context a new span descends from; the pointers are borrowed for the call. */
+typedef struct ssc_span_parent {
+        const uint8_t *trace_id;
+        const uint8_t *span_id;
+        bool sampled;
+        bool remote;
+        const char *trace_state;
+} ssc_span_parent;
+
+/*
+ * Start a span below parent (NULL: a new root) with attributes that travel in
+ * SPAN_START. The name is prefix followed by suffix (suffix may be NULL).
+ * On a NULL or disabled client, 0 with *ret NULL. Any thread; never blocks
+ * beyond the queue's short lock. The caller owns *ret until sidespan_span_end().
+ */
+int ssc_span_start(sidespan_client *c, const ssc_span_parent *parent, const char *prefix,
+                   const char *suffix, int kind, const sidespan_attr *attrs, size_t n,
+                   sidespan_span **ret);
+
+/* The parent context of a local span, filled into buf (NULL span: NULL). Any thread. */
+const ssc_span_parent *ssc_span_parent_of(const sidespan_span *s, ssc_span_parent *buf);
