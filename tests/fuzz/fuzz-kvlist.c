@@ -14,7 +14,6 @@
  * point at /dev/null while it runs (sanitizer reports write to fd 2 directly).
  */
 #include <errno.h>
-#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <unistd.h>
@@ -122,18 +121,6 @@ static void headers(const char *name, const char *value)
 
 /* ---- the configuration ------------------------------------------------------------------ */
 
-/* getopt keeps a pointer into the argv of the last call when it stopped inside a group of
- * short options ("-hV"): a call with optind 0 forgets it, as a new process would. */
-static void getopt_reset(void)
-{
-        static char arg0[] = "sidespand";
-        char *argv[] = {arg0, NULL};
-
-        optind = 0;
-        opterr = 1;
-        (void)getopt(1, argv, "");
-}
-
 static void check_config(const ss_config *cfg)
 {
         const ss_export_config *e = &cfg->export;
@@ -154,7 +141,6 @@ static void config(char **argv, int argc)
         ss_config cfg;
         int r;
 
-        getopt_reset();
         stdout = devnull;
         stderr = devnull;
         r = ss_config_load(&cfg, argc, argv);

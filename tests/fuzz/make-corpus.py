@@ -270,7 +270,7 @@ def hand_made():
           b"--endpoint\x00http://localhost:4318\x00-H\x00a=b\x00--max-frame\x0064\x00--compression\x00gzip")
     write("kvlist", "argv-help", b"\x02-hV")
     write("kvlist", "argv-bad", b"\x02--max-frame\x0063\x00--bogus")
-    write("kvlist", "argv-endpoint-empty", b"\x02--endpoint\x00\x00-s\x00x")
+    write("kvlist", "argv-endpoint-empty", b"\x02--endpoint\x00\x00")
     write("kvlist", "env-endpoint", b"\x17http://collector\x00-s\x00/tmp/x")  # (0x17 >> 2) % 15 = 5
     write("kvlist", "env-headers", b"\x23k=v,k2=%20v2\x00-s\x00/tmp/x")  # (0x23 >> 2) % 15 = 8
     # json: the layout of fuzz-json.c
