@@ -6,6 +6,7 @@
 #
 #   bench/run.sh            everything
 #   BENCH_HTTP=0 bench/run.sh   skip the OTLP/HTTP receiver case
+#   BENCH_HOSTILE=0 bench/run.sh   skip the hostile-frame benchmark (bench-hostile.py)
 set -euo pipefail
 
 SRC=$(cd "$(dirname "$0")/.." && pwd)
@@ -135,4 +136,13 @@ if [ "${BENCH_HTTP:-1}" != 0 ]; then
         stop_daemon
         stop_pid "$RECEIVER_PID"
         RECEIVER_PID=
+fi
+
+if [ "${BENCH_HOSTILE:-1}" != 0 ]; then
+        section "bench-hostile: the worst frame of each limit against a concurrent client's FLUSH"
+        # It starts its own sidespand (and one under callgrind per kind) and an HTTP sink.
+        callgrind=()
+        command -v callgrind_control >/dev/null || callgrind=(--no-callgrind)
+        run "$PYTHON3" "$SRC/bench/bench-hostile.py" --sidespand "$BUILD/daemon/sidespand" \
+                "${callgrind[@]}"
 fi

@@ -60,6 +60,24 @@ void ss_buf_consume(ss_buf *b, size_t n)
         b->len -= n;
 }
 
+void ss_buf_shrink(ss_buf *b, size_t keep)
+{
+        size_t cap = b->len > keep ? b->len : keep;
+        uint8_t *p;
+
+        if (cap >= b->cap)
+                return;
+        if (cap == 0) {
+                ss_buf_free(b);
+                return;
+        }
+        p = realloc(b->data, cap);
+        if (!p)
+                return;
+        b->data = p;
+        b->cap = cap;
+}
+
 void ss_buf_free(ss_buf *b)
 {
         if (!b)

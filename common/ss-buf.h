@@ -46,6 +46,10 @@ static inline void ss_buf_reset(ss_buf *b)
         b->len = 0;
 }
 
+/* Give back memory past max(len, keep) bytes (a buffer that once held a large frame). Never
+ * fails: if realloc does, the buffer keeps its allocation. */
+void ss_buf_shrink(ss_buf *b, size_t keep);
+
 /* Release the memory; the buffer may be re-used after ss_buf_init(). Accepts NULL. */
 void ss_buf_free(ss_buf *b);
 

@@ -379,8 +379,8 @@ static void decode_span(fields *f, ss_msg_span *s)
         else if (!o || o->type != MSGPACK_OBJECT_NIL)
                 f->bad = true;
         check_events(f, s->events);
-        if (!f->bad && s->end_ns < s->start_ns)
-                f->bad = true;
+        /* An end before the start is the client's clock: the span model clamps it, as it
+         * does for SPAN_END. */
 }
 
 /* A STATS reply's counters: string names, unsigned values. */
@@ -399,7 +399,7 @@ static void decode_body(fields *f, ss_msg *m)
 {
         switch (m->type) {
         case SS_MSG_HELLO:
-                m->hello.version = (uint32_t)get_u64(f);
+                m->hello.version = get_u64(f);
                 m->hello.options = get_map(f, true);
                 break;
         case SS_MSG_SPAN_START:
@@ -445,12 +445,102 @@ static bool type_known(uint32_t t)
                t == SS_MSG_STATS_REPLY;
 }
 
+/* ---- a walk over the bytes before msgpack-c sees them ---------------------------------- */
+
+/* Big-endian integer of n bytes at p. */
+static uint64_t be(const uint8_t *p, size_t n)
+{
+        uint64_t v = 0;
+
+        for (size_t i = 0; i < n; i++)
+                v = v << 8 | p[i];
+        return v;
+}
+
+/*
+ * Skip one msgpack object at *p (of end - *p bytes), checking that every
+ * array and map declares no more elements than the bytes left could hold
+ * (one byte each at least): msgpack-c allocates the declared count before it
+ * reads one element, so a 5-byte header could otherwise ask for 2^32
+ * objects. Nesting deeper than SS_WIRE_DEPTH_MAX, and more than
+ * SS_WIRE_MAX_OBJECTS objects in all, are refused as well.
+ */
+static int skip_object(const uint8_t **p, const uint8_t *end, unsigned depth, uint32_t *objects)
+{
+        uint64_t count = 0, body = 0;
+        uint8_t c;
+
+        if (*p >= end || depth > SS_WIRE_DEPTH_MAX || *objects == 0)
+                return -EBADMSG;
+        (*objects)--;
+        c = *(*p)++;
+        if (c <= 0x7f || c >= 0xe0 || c == 0xc0 || c == 0xc2 || c == 0xc3)
+                return 0; /* fixint, nil, bool */
+        if ((c & 0xe0) == 0xa0)
+                body = c & 0x1f; /* fixstr */
+        else if ((c & 0xf0) == 0x90)
+                count = c & 0x0f; /* fixarray */
+        else if ((c & 0xf0) == 0x80)
+                count = 2u * (c & 0x0f); /* fixmap */
+        else {
+                static const struct {
+                        uint8_t tag, len_bytes, fixed;
+                        bool map, array;
+                } t[] = {
+                    {0xc4, 1, 0, 0, 0}, {0xc5, 2, 0, 0, 0},  {0xc6, 4, 0, 0, 0}, /* bin */
+                    {0xc7, 1, 1, 0, 0}, {0xc8, 2, 1, 0, 0},  {0xc9, 4, 1, 0, 0}, /* ext */
+                    {0xca, 0, 4, 0, 0}, {0xcb, 0, 8, 0, 0},                      /* float */
+                    {0xcc, 0, 1, 0, 0}, {0xcd, 0, 2, 0, 0},  {0xce, 0, 4, 0, 0}, /* uint */
+                    {0xcf, 0, 8, 0, 0}, {0xd0, 0, 1, 0, 0},  {0xd1, 0, 2, 0, 0}, /* int */
+                    {0xd2, 0, 4, 0, 0}, {0xd3, 0, 8, 0, 0},  {0xd4, 0, 2, 0, 0},
+                    {0xd5, 0, 3, 0, 0}, {0xd6, 0, 5, 0, 0}, /* fixext */
+                    {0xd7, 0, 9, 0, 0}, {0xd8, 0, 17, 0, 0}, {0xd9, 1, 0, 0, 0},
+                    {0xda, 2, 0, 0, 0}, {0xdb, 4, 0, 0, 0}, /* str */
+                    {0xdc, 2, 0, 0, 1}, {0xdd, 4, 0, 0, 1}, /* array */
+                    {0xde, 2, 0, 1, 0}, {0xdf, 4, 0, 1, 0}, /* map */
+                };
+                size_t i;
+
+                for (i = 0; i < sizeof(t) / sizeof(t[0]) && t[i].tag != c; i++)
+                        ;
+                if (i == sizeof(t) / sizeof(t[0]) || (size_t)(end - *p) < t[i].len_bytes)
+                        return -EBADMSG;
+                body = be(*p, t[i].len_bytes);
+                *p += t[i].len_bytes;
+                if (t[i].array || t[i].map) {
+                        count = t[i].map ? 2 * body : body;
+                        body = 0;
+                }
+                body += t[i].fixed;
+        }
+        if (body > (uint64_t)(end - *p) || count > (uint64_t)(end - *p))
+                return -EBADMSG;
+        *p += body;
+        for (uint64_t k = 0; k < count; k++)
+                if (skip_object(p, end, depth + 1, objects) < 0)
+                        return -EBADMSG;
+        return 0;
+}
+
+int ss_msgpack_check(const uint8_t *data, size_t len)
+{
+        const uint8_t *walk = data;
+        uint32_t objects = SS_WIRE_MAX_OBJECTS;
+
+        if (skip_object(&walk, data + len, 0, &objects) < 0 || walk != data + len)
+                return -EBADMSG;
+        return 0;
+}
+
 int ss_wire_decode(const uint8_t *payload, size_t len, msgpack_unpacked *unpacked, ss_msg *ret)
 {
         const msgpack_object *root;
         size_t off = 0;
+        uint64_t type;
         fields f;
 
+        if (ss_msgpack_check(payload, len) < 0)
+                return -EBADMSG;
         if (msgpack_unpack_next(unpacked, (const char *)payload, len, &off) !=
                 MSGPACK_UNPACK_SUCCESS ||
             off != len)
@@ -460,9 +550,11 @@ int ss_wire_decode(const uint8_t *payload, size_t len, msgpack_unpacked *unpacke
                 return -EPROTO;
         f = (fields){.o = root->via.array.ptr, .n = root->via.array.size};
         *ret = (ss_msg){0};
-        ret->type = (uint32_t)get_u64(&f);
+        type = get_u64(&f);
         if (f.bad)
                 return -EPROTO;
+        /* Wider than the field: an unknown type, never one cut to 32 bits. */
+        ret->type = type > UINT32_MAX ? UINT32_MAX : (uint32_t)type;
         if (!type_known(ret->type))
                 return -ENOTSUP;
         decode_body(&f, ret);
@@ -476,8 +568,9 @@ const msgpack_object_kv *ss_wire_kv_find(const msgpack_object_kv *kv, uint32_t n
         for (uint32_t i = 0; i < n; i++) {
                 const msgpack_object *k = &kv[i].key;
 
+                /* msgpack-c may give an empty string a NULL ptr: no memcmp() of 0 bytes. */
                 if (k->type == MSGPACK_OBJECT_STR && k->via.str.size == len &&
-                    memcmp(k->via.str.ptr, key, len) == 0)
+                    (len == 0 || memcmp(k->via.str.ptr, key, len) == 0))
                         return &kv[i];
         }
         return NULL;

@@ -26,6 +26,12 @@
 #define SS_TRACE_ID_LEN      16u
 #define SS_SPAN_ID_LEN       8u
 #define SS_ATTR_DEPTH_MAX    8u
+/* Nesting of a whole frame: the message array and an attribute value at SS_ATTR_DEPTH_MAX
+ * inside events and maps leave room under it; deeper frames are refused as bad msgpack. */
+#define SS_WIRE_DEPTH_MAX 32u
+/* Objects in one frame (each key, value and element counts): a span of 128 attributes with
+ * arrays is some hundreds; a million tiny objects would cost the loop tens of ms to unpack. */
+#define SS_WIRE_MAX_OBJECTS 65536u
 
 enum ss_msg_type {
         /* client to daemon */
@@ -117,7 +123,7 @@ typedef struct ss_msg {
         uint32_t type;
         union {
                 struct {
-                        uint32_t version;
+                        uint64_t version;
                         const msgpack_object_map *options;
                 } hello;
                 ss_msg_span span; /* SPAN_START and SPAN */
@@ -186,10 +192,21 @@ int ss_frame_parse(const uint8_t *data, size_t len, size_t max_frame, const uint
                    size_t *ret_len);
 
 /*
- * Decode one frame payload. 0 on success; -EBADMSG when it is not exactly one
- * msgpack object; -EPROTO when a known message has the wrong shape;
- * -ENOTSUP (with ret->type set) for an unknown message type, which the caller
- * skips. unpacked must be initialised; its zone holds what ret points to.
+ * 0 when data is exactly one msgpack object whose every array and map
+ * declares no more elements than its bytes could hold, nested at most
+ * SS_WIRE_DEPTH_MAX deep, of at most SS_WIRE_MAX_OBJECTS objects; -EBADMSG
+ * otherwise. Run it before handing peer
+ * bytes to msgpack-c, which allocates a container's declared count before
+ * reading it (a 5-byte header could ask for 2^32 objects). Linear, no
+ * allocation.
+ */
+int ss_msgpack_check(const uint8_t *data, size_t len);
+
+/*
+ * Decode one frame payload (checked with ss_msgpack_check() first). 0 on success; -EBADMSG when it
+ * is not exactly one msgpack object; -EPROTO when a known message has the wrong shape; -ENOTSUP
+ * (with ret->type set) for an unknown message type, which the caller skips. unpacked must be
+ * initialised; its zone holds what ret points to.
  */
 int ss_wire_decode(const uint8_t *payload, size_t len, msgpack_unpacked *unpacked, ss_msg *ret);
 

@@ -14,6 +14,7 @@
 #include <sys/stat.h>
 #include <uv.h>
 
+#include "base/fdlimit.h"
 #include "base/log.h"
 #include "base/notify.h"
 #include "conf/config.h"
@@ -131,6 +132,8 @@ static int start(sidespand *d)
                 r = control_start(d);
         if (r < 0)
                 return r;
+        /* A connection and, at worst, the pidfd of its own process for each. */
+        (void)ss_fd_limit_raise(2ull * d->cfg.listener.max_connections + SS_FD_RESERVE);
         make_socket_dir(d->cfg.listener.path);
         r = ss_listener_new(&d->loop, &d->cfg.listener, d->assembler, d->control, &d->listener);
         if (r == 0)

@@ -16,6 +16,7 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "base/counters.h"
 #include "model/sink.h"
 #include "model/span.h"
 #include "ss-wire.h"
@@ -239,6 +240,22 @@ static inline void fx_sink_clear(fx_sink *r)
         r->n = 0;
 }
 
+/* Whether s holds exactly want. */
+static inline bool fx_str_is(const msgpack_object_str *s, const char *want)
+{
+        return s->size == strlen(want) && memcmp(s->ptr, want, s->size) == 0;
+}
+
+/* o is the string want, NUL-terminated as the model promises its copies are. */
+static inline void fx_assert_str(const msgpack_object *o, const char *want)
+{
+        ck_assert_ptr_nonnull(o);
+        ck_assert_int_eq(o->type, MSGPACK_OBJECT_STR);
+        ck_assert_msg(fx_str_is(&o->via.str, want), "got '%.*s', want '%s'", (int)o->via.str.size,
+                      o->via.str.ptr, want);
+        ck_assert_int_eq(o->via.str.ptr[o->via.str.size], '\0');
+}
+
 /* The span the sink got with this name, or NULL. */
 static inline ss_span *fx_sink_find(const fx_sink *r, const char *name)
 {
@@ -282,6 +299,48 @@ static inline bool fx_run_until(uv_loop_t *loop, bool (*pred)(void *ctx), void *
                 poll(NULL, 0, 1);
         }
         return true;
+}
+
+/* The value of counter name among those fn(ctx) appends, as STATS would report it now;
+ * absent is a failure. */
+static inline uint64_t fx_counter(ss_counters_fn fn, const void *ctx, const char *name)
+{
+        ss_counters all;
+        uint64_t v = UINT64_MAX;
+
+        ss_counters_init(&all);
+        fn(ctx, &all);
+        for (size_t i = 0; i < all.n; i++)
+                if (strcmp(all.v[i].name, name) == 0)
+                        v = all.v[i].value;
+        ss_counters_free(&all);
+        ck_assert_msg(v != UINT64_MAX, "no counter %s", name);
+        return v;
+}
+
+typedef struct fx_counter_want {
+        ss_counters_fn fn;
+        const void *ctx;
+        const char *name;
+        uint64_t value;
+} fx_counter_want;
+
+static inline bool fx_counter_reached(void *ctx)
+{
+        const fx_counter_want *w = ctx;
+
+        return fx_counter(w->fn, w->ctx, w->name) == w->value;
+}
+
+/* Turn loop until counter name of fn(ctx) has value. */
+static inline void fx_wait_counter(uv_loop_t *loop, ss_counters_fn fn, const void *ctx,
+                                   const char *name, uint64_t value)
+{
+        fx_counter_want w = {fn, ctx, name, value};
+
+        ck_assert_msg(fx_run_until(loop, fx_counter_reached, &w), "%s stayed at %llu, not %llu",
+                      name, (unsigned long long)fx_counter(fn, ctx, name),
+                      (unsigned long long)value);
 }
 
 /* A fresh directory "/tmp/ss-test-<tag>-XXXXXX" written to dir. */

@@ -2,10 +2,15 @@
 /* The assembler: hierarchy, traces over several sessions, bad sequences, orphans, limits. */
 #include "ss-check.h"
 #include <errno.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "trace/assembler.h"
+#include "trace/table.h"
 #include "base/log.h"
 #include "fixture.h"
 #include "ss-id.h"
@@ -37,8 +42,8 @@ static void teardown(void)
         ck_assert_int_eq(uv_loop_close(&loop), 0);
 }
 
-/* A session as HELLO with {instance: inst, service.name: svc} from pid/uid creates it. */
-static ss_session *hello(uint64_t inst, const char *svc, pid_t pid)
+/* A session as HELLO with {instance: inst, service.name: svc} from pid and uid creates it. */
+static ss_session *hello_as(uint64_t inst, const char *svc, pid_t pid, uid_t uid)
 {
         msgpack_unpacked u;
         msgpack_packer pk;
@@ -56,11 +61,17 @@ static ss_session *hello(uint64_t inst, const char *svc, pid_t pid)
         msgpack_unpacked_init(&u);
         ck_assert_int_eq(msgpack_unpack_next(&u, (char *)b.data, b.len, &off),
                          MSGPACK_UNPACK_SUCCESS);
-        s = ss_assembler_hello(asm_, &u.data.via.map, pid, 1000);
+        s = ss_assembler_hello(asm_, &u.data.via.map, pid, uid);
         ck_assert_ptr_nonnull(s);
         msgpack_unpacked_destroy(&u);
         ss_buf_free(&b);
         return s;
+}
+
+/* The same from uid 1000. */
+static ss_session *hello(uint64_t inst, const char *svc, pid_t pid)
+{
+        return hello_as(inst, svc, pid, 1000);
 }
 
 /* Encode one message with the client's encoder, decode it as the daemon does, apply it. */
@@ -342,6 +353,393 @@ START_TEST(shutdown_orphans_open_spans)
 }
 END_TEST
 
+/* ---- hostile clients ------------------------------------------------------------------ */
+
+/* A new assembler with cfg as the test has changed it. */
+static void restart(void)
+{
+        ss_assembler_free(asm_, "restart");
+        uv_run(&loop, UV_RUN_DEFAULT);
+        ck_assert_int_eq(ss_assembler_new(&loop, &cfg, &rec.base, &asm_), 0);
+}
+
+/* A counter as STATS reports it; absent is a failure. */
+static uint64_t counter(const char *name)
+{
+        return fx_counter(ss_assembler_counters, asm_, name);
+}
+
+/* Turn the loop until counter name has value. */
+static void wait_counter(const char *name, uint64_t value)
+{
+        fx_wait_counter(&loop, ss_assembler_counters, asm_, name, value);
+}
+
+START_TEST(open_limit_per_process_spans_its_sessions)
+{
+        ss_session *a, *b, *other_pid, *other_uid;
+
+        cfg.max_open_process = 3;
+        restart();
+        /* Two instances of one process share its limit. */
+        a = hello(1, "a", 100);
+        b = hello(2, "b", 100);
+        other_pid = hello(3, "c", 101);
+        other_uid = hello_as(4, "d", 100, 1001);
+        ck_assert_int_eq(start(a, T1, 1, 0, "a1"), 0);
+        ck_assert_int_eq(start(a, T1, 2, 1, "a2"), 0);
+        ck_assert_int_eq(start(b, T2, 3, 0, "b1"), 0);
+        ck_assert_int_eq(start(b, T2, 4, 3, "b2"), -ENOSPC);
+        ck_assert_int_eq(start(a, T1, 5, 1, "a3"), -ENOSPC);
+        ck_assert_uint_eq(counter("open_span_limit_process"), 2);
+        ck_assert_uint_eq(counter("open_span_limit"), 2);
+        /* Another pid, or the same pid number under another uid, is another process. */
+        ck_assert_int_eq(start(other_pid, T2, 6, 0, "c1"), 0);
+        ck_assert_int_eq(start(other_uid, T2, 7, 0, "d1"), 0);
+        /* A span ended gives its slot back to any session of the process. */
+        ck_assert_int_eq(end(a, 2, SS_STATUS_OK), 0);
+        ck_assert_int_eq(start(b, T2, 4, 3, "b2"), 0);
+        ck_assert_uint_eq(counter("open_span_limit_process"), 2);
+        ss_session_detach(a);
+        ss_session_detach(b);
+        ss_session_detach(other_pid);
+        ss_session_detach(other_uid);
+}
+END_TEST
+
+START_TEST(resource_attributes_capped_and_counted)
+{
+        msgpack_object_kv kv[5] = {
+            fx_kv("instance", fx_uint(5)),
+            fx_kv("service.name", fx_str("svc")),
+            fx_kv("deployment", fx_str("x")),
+            fx_kv("team", fx_str("y")),
+            fx_kv("this-key-is-too-long", fx_uint(1)),
+        };
+        msgpack_object m = fx_map(kv, 5);
+        ss_session *s;
+
+        cfg.max_resource_attrs = 2;
+        cfg.limits.max_key_len = 16;
+        restart();
+        s = ss_assembler_hello(asm_, &m.via.map, 100, 1000);
+        ck_assert_ptr_nonnull(s);
+        ck_assert_ptr_nonnull(ss_attrs_get(&ss_session_resource(s)->attrs, "deployment"));
+        ck_assert_ptr_null(ss_attrs_get(&ss_session_resource(s)->attrs, "team"));
+        ck_assert_uint_eq(ss_session_resource(s)->dropped_attrs, 2);
+        ck_assert_uint_eq(counter("resource_attrs_dropped"), 2);
+        ck_assert_uint_eq(counter("attrs_dropped_count"), 1);
+        ck_assert_uint_eq(counter("attrs_dropped_key_length"), 1);
+        ss_session_detach(s);
+}
+END_TEST
+
+/* ---- waiting for strangers: the trace table on a clock of the test's ---------------------- */
+
+#define WAIT_MS 1000u
+#define NS_MS   1000000ull
+#define T0      (1000000ull * NS_MS) /* any time but 0, which means "not waiting" */
+
+static ss_trace_table tt;
+static ss_assembler_stats tstats;
+static ss_resource *tres;
+static const int owner_a, owner_b, owner_c; /* sessions, compared by address */
+
+static void table_open(void)
+{
+        memset(&tstats, 0, sizeof(tstats));
+        ss_tt_init(&tt, &rec.base, 1000, WAIT_MS, &tstats);
+        tres = mp_resource("table", NULL, NULL);
+}
+
+static void table_close(void)
+{
+        ss_tt_free(&tt);
+        ss_resource_unref(tres);
+}
+
+/* The trace of seed 1, as the table holds it. */
+static ss_trace *trace(void)
+{
+        uint8_t id[SS_TRACE_ID_LEN];
+        ss_trace *t;
+
+        fx_trace_id(1, id);
+        t = ss_tt_get(&tt, id, true);
+        ck_assert_ptr_nonnull(t);
+        return t;
+}
+
+static void opened(const void *owner)
+{
+        ck_assert_int_eq(ss_tt_opened(&tt, trace(), owner), 0);
+}
+
+static void finished(const void *owner, const char *name, uint8_t seed, uint64_t now)
+{
+        ss_tt_finished(&tt, trace(), owner, true, fx_finished_span(tres, name, 1, seed, 1), now);
+}
+
+START_TEST(done_spans_wait_for_strangers_then_go)
+{
+        table_open();
+        opened(&owner_a); /* A's root */
+        opened(&owner_b); /* B's child under it, held open */
+        finished(&owner_a, "a.root", 1, T0);
+        ss_tt_release_due(&tt, T0 + WAIT_MS * NS_MS - 1);
+        ck_assert_uint_eq(rec.puts, 0);
+        /* A stranger's new span does not restart the clock. */
+        opened(&owner_c);
+        ss_tt_release_due(&tt, T0 + WAIT_MS * NS_MS - 1);
+        ck_assert_uint_eq(rec.puts, 0);
+        ss_tt_release_due(&tt, T0 + WAIT_MS * NS_MS);
+        ck_assert_uint_eq(rec.puts, 1);
+        ck_assert_uint_eq(rec.n, 1);
+        ck_assert_ptr_nonnull(fx_sink_find(&rec, "a.root"));
+        ck_assert_uint_eq(tstats.traces_released, 1);
+        /* B's child comes later as its own chunk, once it too has waited for C. */
+        finished(&owner_b, "b.child", 2, T0 + 2 * WAIT_MS * NS_MS);
+        ss_tt_release_due(&tt, T0 + 3 * WAIT_MS * NS_MS - 1);
+        ck_assert_uint_eq(rec.puts, 1);
+        ss_tt_release_due(&tt, T0 + 3 * WAIT_MS * NS_MS);
+        ck_assert_uint_eq(rec.puts, 2);
+        ck_assert_ptr_eq(rec.spans[1], fx_sink_find(&rec, "b.child"));
+        ck_assert_uint_eq(tstats.traces_released, 2);
+        /* The last open span completes the trace. */
+        finished(&owner_c, "c.child", 3, T0 + 4 * WAIT_MS * NS_MS);
+        ck_assert_uint_eq(rec.puts, 3);
+        ck_assert_uint_eq(rec.n, 3);
+        ck_assert_uint_eq(tstats.traces_completed, 1);
+        ck_assert_ptr_null(ss_tt_get(&tt, rec.spans[0]->trace_id, false));
+        table_close();
+}
+END_TEST
+
+START_TEST(owner_active_again_restarts_the_wait)
+{
+        table_open();
+        opened(&owner_a);
+        opened(&owner_b);
+        finished(&owner_a, "a.root", 1, T0);
+        /* A opens a new span in the trace: its spans wait no more for now. */
+        opened(&owner_a);
+        ss_tt_release_due(&tt, T0 + 10 * WAIT_MS * NS_MS);
+        ck_assert_uint_eq(rec.puts, 0);
+        /* Done again: a new wait from then. */
+        finished(&owner_a, "a.again", 4, T0 + 10 * WAIT_MS * NS_MS);
+        ss_tt_release_due(&tt, T0 + 11 * WAIT_MS * NS_MS - 1);
+        ck_assert_uint_eq(rec.puts, 0);
+        ss_tt_release_due(&tt, T0 + 11 * WAIT_MS * NS_MS);
+        ck_assert_uint_eq(rec.puts, 1);
+        ck_assert_uint_eq(rec.n, 2);
+        ck_assert_ptr_nonnull(fx_sink_find(&rec, "a.root"));
+        ck_assert_ptr_nonnull(fx_sink_find(&rec, "a.again"));
+        ck_assert_uint_eq(tstats.traces_released, 1);
+        table_close();
+        /* ss_tt_free() hands on what is left: nothing of B's, which never finished. */
+        ck_assert_uint_eq(rec.n, 2);
+}
+END_TEST
+
+/* ---- waiting for strangers: the assembler on the loop ------------------------------------ */
+
+/* Under a wait of wait_ms: A's root ends in T1 while B holds a child of it open. */
+static void a_done_b_open(uint64_t wait_ms, ss_session **a, ss_session **b)
+{
+        cfg.foreign_wait_ms = wait_ms;
+        restart();
+        *a = hello(1, "a", 100);
+        *b = hello(2, "b", 101);
+        ck_assert_int_eq(start(*a, T1, 1, 0, "agent.run"), 0);
+        ck_assert_int_eq(start(*b, T1, 2, 1, "foreign.child"), 0);
+        ck_assert_int_eq(end(*a, 1, SS_STATUS_OK), 0);
+}
+
+START_TEST(done_spans_held_while_the_wait_runs)
+{
+        ss_session *a, *b;
+
+        a_done_b_open(3600000, &a, &b);
+        run_ms(100); /* many sweeps, none of them due */
+        ck_assert_uint_eq(rec.puts, 0);
+        ck_assert_uint_eq(counter("traces_released"), 0);
+        ck_assert_int_eq(end(b, 2, SS_STATUS_OK), 0);
+        ck_assert_uint_eq(rec.puts, 1);
+        ck_assert_uint_eq(rec.n, 2);
+        ss_session_detach(a);
+        ss_session_detach(b);
+}
+END_TEST
+
+typedef struct stranger {
+        ss_session *s;
+        unsigned spans;
+} stranger;
+
+/* A stranger busy in the trace: opens and ends one more span at every loop turn. */
+static bool released_while_stranger_works(void *ctx)
+{
+        stranger *st = ctx;
+        uint8_t sid = (uint8_t)(100 + st->spans++ % 100);
+
+        ck_assert_int_eq(start(st->s, T1, sid, 1, "stranger"), 0);
+        ck_assert_int_eq(end(st->s, sid, SS_STATUS_OK), 0);
+        return counter("traces_released") >= 1;
+}
+
+START_TEST(done_spans_released_after_the_wait)
+{
+        ss_session *a, *b;
+        stranger c;
+        const ss_span *child;
+
+        a_done_b_open(40, &a, &b);
+        c = (stranger){.s = hello(3, "c", 102)};
+        ck_assert_uint_eq(rec.puts, 0);
+        /* Were a stranger's spans to restart the wait, it would never end. */
+        ck_assert(fx_run_until(&loop, released_while_stranger_works, &c));
+        ck_assert_uint_ge(c.spans, 1);
+        ck_assert_uint_eq(rec.puts, 1);
+        ck_assert_ptr_nonnull(fx_sink_find(&rec, "agent.run"));
+        ck_assert_ptr_null(fx_sink_find(&rec, "foreign.child"));
+        /* The foreign child arrives later, as a chunk of its own (with the stranger's spans
+         * done since), when it ends the trace. */
+        fx_sink_clear(&rec);
+        rec.puts = 0;
+        ck_assert_int_eq(end(b, 2, SS_STATUS_OK), 0);
+        ck_assert_uint_eq(rec.puts, 1);
+        ck_assert_uint_eq(counter("traces_completed"), 1);
+        child = fx_sink_find(&rec, "foreign.child");
+        ck_assert_ptr_nonnull(child);
+        ck_assert_ptr_null(fx_sink_find(&rec, "agent.run"));
+        ck_assert_uint_eq(child->parent_id[0], 1);
+        ss_session_detach(a);
+        ss_session_detach(b);
+        ss_session_detach(c.s);
+}
+END_TEST
+
+START_TEST(owner_opening_again_stops_the_wait)
+{
+        ss_session *a, *b;
+
+        a_done_b_open(20, &a, &b);
+        ck_assert_int_eq(start(a, T1, 3, 1, "second.turn"), 0);
+        run_ms(200); /* ten waits long: A is busy in the trace again, nothing goes */
+        ck_assert_uint_eq(rec.puts, 0);
+        ck_assert_int_eq(end(a, 3, SS_STATUS_OK), 0);
+        wait_counter("traces_released", 1);
+        ck_assert_uint_eq(rec.n, 2);
+        ck_assert_ptr_nonnull(fx_sink_find(&rec, "second.turn"));
+        ss_session_detach(a);
+        ss_session_detach(b);
+}
+END_TEST
+
+/* ---- a client process that exits --------------------------------------------------------- */
+
+static bool pidfd_supported(void)
+{
+        int fd = (int)syscall(SYS_pidfd_open, getpid(), 0);
+
+        if (fd < 0)
+                return false;
+        close(fd);
+        return true;
+}
+
+/* A child process that sleeps until it is killed. */
+static pid_t sleeper(void)
+{
+        pid_t pid = fork();
+
+        ck_assert_int_ge(pid, 0);
+        if (pid == 0) {
+                for (;;)
+                        pause();
+        }
+        return pid;
+}
+
+static void kill_and_reap(pid_t pid)
+{
+        int status;
+
+        ck_assert_int_eq(kill(pid, SIGKILL), 0);
+        ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+}
+
+static void assert_orphaned_at_exit(const char *name)
+{
+        const ss_span *sp = find(name);
+        const msgpack_object *o = ss_attrs_get(&sp->attrs, "sidespan.orphaned");
+
+        ck_assert_int_eq(sp->status_code, SS_STATUS_ERROR);
+        ck_assert(o && o->type == MSGPACK_OBJECT_BOOLEAN && o->via.boolean);
+        ck_assert_uint_eq(sp->status_msg.size, strlen("client process exited"));
+        ck_assert_mem_eq(sp->status_msg.ptr, "client process exited", sp->status_msg.size);
+}
+
+/* A session of a sleeping child process with a span left open, under a grace period of an
+ * hour: only the child's exit can end the span in a test's time. NULL without pidfd_open(). */
+static ss_session *session_of_a_sleeper(const char *test, pid_t *ret_child)
+{
+        ss_session *s;
+
+        if (!pidfd_supported()) {
+                fprintf(stderr, "%s: skipped, no pidfd_open()\n", test);
+                return NULL;
+        }
+        cfg.orphan_grace_ms = 3600000;
+        restart();
+        *ret_child = sleeper();
+        s = hello_as(7, "svc", *ret_child, getuid());
+        ck_assert_int_eq(start(s, T1, 1, 0, "left.open"), 0);
+        return s;
+}
+
+START_TEST(exited_process_orphans_at_once)
+{
+        pid_t child;
+        ss_session *s = session_of_a_sleeper("exited_process_orphans_at_once", &child);
+
+        if (!s)
+                return;
+        ss_session_detach(s);
+        ck_assert_uint_eq(rec.n, 0);
+        kill_and_reap(child);
+        wait_counter("sessions_gone", 1);
+        ck_assert_uint_eq(rec.n, 1);
+        assert_orphaned_at_exit("left.open");
+        ck_assert_uint_eq(counter("spans_orphaned"), 1);
+        ck_assert_uint_eq(counter("sessions"), 1);
+        ck_assert_uint_eq(counter("spans_open"), 0);
+        ck_assert_uint_eq(counter("processes"), 0);
+}
+END_TEST
+
+START_TEST(process_gone_before_its_connection_closes)
+{
+        pid_t child;
+        ss_session *s = session_of_a_sleeper("process_gone_before_its_connection_closes", &child);
+
+        if (!s)
+                return;
+        kill_and_reap(child);
+        /* The pidfd is readable now: one turn of the loop sees it. The session is still
+         * attached, so its spans stay until its connection goes. */
+        for (int i = 0; i < 3; i++)
+                uv_run(&loop, UV_RUN_NOWAIT);
+        ck_assert_uint_eq(rec.n, 0);
+        ck_assert_uint_eq(counter("sessions_gone"), 0);
+        ss_session_detach(s);
+        /* No grace for a process seen gone: at once, no loop turn needed. */
+        ck_assert_uint_eq(rec.n, 1);
+        assert_orphaned_at_exit("left.open");
+        ck_assert_uint_eq(counter("sessions_gone"), 1);
+}
+END_TEST
+
 int main(void)
 {
         Suite *s = suite_create("assembler");
@@ -359,6 +757,15 @@ int main(void)
         tcase_add_test(tc, same_instance_other_process_is_another_session);
         tcase_add_test(tc, long_trace_is_handed_on_in_chunks);
         tcase_add_test(tc, shutdown_orphans_open_spans);
+        tcase_add_test(tc, open_limit_per_process_spans_its_sessions);
+        tcase_add_test(tc, resource_attributes_capped_and_counted);
+        tcase_add_test(tc, done_spans_wait_for_strangers_then_go);
+        tcase_add_test(tc, owner_active_again_restarts_the_wait);
+        tcase_add_test(tc, done_spans_held_while_the_wait_runs);
+        tcase_add_test(tc, done_spans_released_after_the_wait);
+        tcase_add_test(tc, owner_opening_again_stops_the_wait);
+        tcase_add_test(tc, exited_process_orphans_at_once);
+        tcase_add_test(tc, process_gone_before_its_connection_closes);
         suite_add_tcase(s, tc);
         return ss_check_run(s);
 }

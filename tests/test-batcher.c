@@ -120,6 +120,45 @@ START_TEST(size_trigger_sends_full_batches)
 }
 END_TEST
 
+START_TEST(bytes_trigger_sends_at_max_bytes)
+{
+        uint64_t one = ss_span_size(spans[0]);
+        char *blob = malloc(16 << 10);
+        ss_span *big;
+
+        ck_assert_ptr_nonnull(blob);
+        memset(blob, 'x', 16 << 10);
+        blob[(16 << 10) - 1] = '\0';
+        batcher_open(100, 60000);
+        b.max_bytes = 3 * one;
+        ss_batcher_add(&b, spans, 2);
+        ck_assert_uint_eq(got.calls, 0);
+        ck_assert_uint_eq(b.bytes, 2 * one);
+        ss_batcher_add(&b, spans + 2, 1);
+        ck_assert_uint_eq(got.calls, 1);
+        ck_assert_uint_eq(got.sizes[0], 3);
+        ck_assert_uint_eq(b.bytes, 0);
+        /* Counting starts again with the next batch. */
+        ss_batcher_add(&b, spans + 3, 5);
+        ck_assert_uint_eq(got.calls, 2);
+        ck_assert_uint_eq(got.sizes[1], 3);
+        ck_assert_uint_eq(b.n, 2);
+        ss_batcher_flush(&b);
+        ck_assert_uint_eq(b.bytes, 0);
+        ck_assert_str_eq(got.names, "abcdefgh");
+        /* One span of more bytes than a batch goes at once, alone. */
+        big = fx_finished_span(res, "Z", 2, 1, -1);
+        ck_assert_int_eq(ss_span_set_str(big, "blob", blob), 0);
+        ck_assert_uint_gt(ss_span_size(big), b.max_bytes);
+        ss_batcher_add(&b, &big, 1);
+        ck_assert_uint_eq(got.calls, 4);
+        ck_assert_uint_eq(got.sizes[3], 1);
+        ck_assert_uint_eq(b.n, 0);
+        ss_span_unref(big);
+        free(blob);
+}
+END_TEST
+
 static bool sent_once(void *ctx)
 {
         return got.calls >= 1;
@@ -251,6 +290,7 @@ int main(void)
 
         tcase_add_checked_fixture(tc, setup, teardown);
         tcase_add_test(tc, size_trigger_sends_full_batches);
+        tcase_add_test(tc, bytes_trigger_sends_at_max_bytes);
         tcase_add_test(tc, delay_trigger_sends_on_the_timer);
         tcase_add_test(tc, no_delay_sends_each_span);
         tcase_add_test(tc, max_batch_zero_means_one);

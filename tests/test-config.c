@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "conf/config.h"
+#include "conf/settings.h"
 #include "fixture.h"
 #include "sidespan-version.h"
 
@@ -250,6 +251,64 @@ START_TEST(limit_flags_reach_their_stages)
 }
 END_TEST
 
+START_TEST(hostile_client_flags_reach_their_stages)
+{
+        ck_assert_int_eq(LOAD("--max-connections-per-process", "2", "--max-input-bytes", "1048576",
+                              "--hello-timeout-ms", "3", "--frame-timeout-ms", "4",
+                              "--idle-timeout-ms", "5", "--max-open-spans-per-process", "6",
+                              "--max-resource-attributes", "7", "--max-key-length", "8",
+                              "--max-name-length", "9", "--max-span-bytes", "10000",
+                              "--foreign-wait-ms", "11", "--batch-bytes", "12000", "--allow-uids",
+                              "root,4242", "--allow-gids", "0,4343"),
+                         0);
+        ck_assert_uint_eq(cfg.listener.max_connections_process, 2);
+        ck_assert_uint_eq(cfg.listener.max_input_bytes, 1048576);
+        ck_assert_uint_eq(cfg.listener.hello_timeout_ms, 3);
+        ck_assert_uint_eq(cfg.listener.frame_timeout_ms, 4);
+        ck_assert_uint_eq(cfg.listener.idle_timeout_ms, 5);
+        ck_assert_uint_eq(cfg.assembler.max_open_process, 6);
+        ck_assert_uint_eq(cfg.assembler.max_resource_attrs, 7);
+        ck_assert_uint_eq(cfg.assembler.limits.max_key_len, 8);
+        ck_assert_uint_eq(cfg.assembler.limits.max_name_len, 9);
+        ck_assert_uint_eq(cfg.assembler.limits.max_bytes, 10000);
+        ck_assert_uint_eq(cfg.assembler.foreign_wait_ms, 11);
+        ck_assert_uint_eq(cfg.export.http.max_batch_bytes, 12000);
+        /* Names and numbers alike; the stage's lists point at the config's. */
+        ck_assert_uint_eq(cfg.n_allow_uids, 2);
+        ck_assert_uint_eq(cfg.allow_uids[0], 0);
+        ck_assert_uint_eq(cfg.allow_uids[1], 4242);
+        ck_assert_uint_eq(cfg.n_allow_gids, 2);
+        ck_assert_uint_eq(cfg.allow_gids[0], 0);
+        ck_assert_uint_eq(cfg.allow_gids[1], 4343);
+        ck_assert_ptr_eq(cfg.listener.allow_uids, cfg.allow_uids);
+        ck_assert_uint_eq(cfg.listener.n_allow_uids, 2);
+        ck_assert_ptr_eq(cfg.listener.allow_gids, cfg.allow_gids);
+        ck_assert_uint_eq(cfg.listener.n_allow_gids, 2);
+        ck_assert_str_eq(err_text, "");
+}
+END_TEST
+
+START_TEST(hostile_client_limits_off_and_at_their_bounds)
+{
+        /* 0 turns the optional limits off; 64-bit settings take values past 32 bits. */
+        ck_assert_int_eq(LOAD("--max-connections-per-process", "0", "--max-input-bytes",
+                              "1099511627776", "--hello-timeout-ms", "0", "--frame-timeout-ms", "0",
+                              "--idle-timeout-ms", "86400000", "--max-open-spans-per-process", "0",
+                              "--max-key-length", "65536", "--max-span-bytes", "16777216",
+                              "--foreign-wait-ms", "0", "--batch-bytes", "33554432"),
+                         0);
+        ck_assert_uint_eq(cfg.listener.max_connections_process, 0);
+        ck_assert_uint_eq(cfg.listener.max_input_bytes, 1ull << 40);
+        ck_assert_uint_eq(cfg.listener.hello_timeout_ms, 0);
+        ck_assert_uint_eq(cfg.listener.idle_timeout_ms, 86400000);
+        ck_assert_uint_eq(cfg.assembler.max_open_process, 0);
+        ck_assert_uint_eq(cfg.assembler.limits.max_key_len, 65536);
+        ck_assert_uint_eq(cfg.assembler.limits.max_bytes, 16u << 20);
+        ck_assert_uint_eq(cfg.assembler.foreign_wait_ms, 0);
+        ck_assert_uint_eq(cfg.export.http.max_batch_bytes, 32u << 20);
+}
+END_TEST
+
 /* ---- endpoints -------------------------------------------------------------------------- */
 
 START_TEST(base_endpoint_gets_v1_traces)
@@ -360,6 +419,55 @@ START_TEST(help_and_version_exit_zero)
 }
 END_TEST
 
+/* The text --help gives for the setting: from its flag to the next flag or section, the
+ * lines joined with one space. */
+static void help_of(const char *help, const char *flag, char *out, size_t size)
+{
+        const char *p = strstr(help, flag), *end;
+        size_t n = 0;
+
+        ck_assert_msg(p != NULL, "--help does not list %s", flag);
+        end = strstr(p + 1, "\n      --");
+        if (!end || (strstr(p, "\n\n") && strstr(p, "\n\n") < end))
+                end = strstr(p, "\n\n");
+        if (!end)
+                end = p + strlen(p);
+        for (; p < end && n + 1 < size; p++) {
+                if (*p == '\n' || *p == ' ') {
+                        if (n && out[n - 1] != ' ')
+                                out[n++] = ' ';
+                        continue;
+                }
+                out[n++] = *p;
+        }
+        out[n] = '\0';
+}
+
+START_TEST(help_lists_every_setting_with_its_default)
+{
+        static char help[sizeof(out_text)];
+        ss_config dflt;
+        char flag[64], text[1024], want[64];
+
+        ck_assert_int_eq(LOAD_NO_ARGS(), 0);
+        dflt = cfg; /* the defaults, as a load without flags leaves them; dflt owns them now */
+        memset(&cfg, 0, sizeof(cfg));
+        ck_assert_int_eq(LOAD("--help"), 1);
+        ck_assert_uint_lt(strlen(out_text), sizeof(out_text) - 1); /* not cut short */
+        memcpy(help, out_text, sizeof(help));
+        for (size_t i = 0; i < ss_n_settings; i++) {
+                const ss_setting *st = &ss_settings[i];
+
+                snprintf(flag, sizeof(flag), "--%s %s", st->name, st->arg);
+                help_of(help, flag, text, sizeof(text));
+                snprintf(want, sizeof(want), "(default %llu)",
+                         (unsigned long long)ss_setting_get(&dflt, st));
+                ck_assert_msg(strstr(text, want), "%s: \"%s\" has no %s", st->name, text, want);
+        }
+        ss_config_free(&dflt);
+}
+END_TEST
+
 typedef struct bad_case {
         const char *env, *value; /* a variable to set, or NULL */
         const char *argv[3];     /* flags after the program name */
@@ -378,6 +486,46 @@ static const bad_case bad_cases[] = {
     {NULL, NULL, {"--timeout-ms", "12abc"}, {"--timeout-ms", "'12abc'"}},
     {NULL, NULL, {"--log-level", "loud"}, {"--log-level", "'loud'"}},
     {NULL, NULL, {"--header", "novalue"}, {"--header", "'novalue'"}},
+    {NULL,
+     NULL,
+     {"--max-connections-per-process", "1000001"},
+     {"--max-connections-per-process", "'1000001'"}},
+    {NULL, NULL, {"--max-input-bytes", "1099511627777"}, {"--max-input-bytes", "'1099511627777'"}},
+    {NULL, NULL, {"--max-input-bytes", "-1"}, {"--max-input-bytes", "'-1'"}},
+    {NULL, NULL, {"--hello-timeout-ms", "3600001"}, {"--hello-timeout-ms", "'3600001'"}},
+    {NULL, NULL, {"--frame-timeout-ms", "3600001"}, {"--frame-timeout-ms", "'3600001'"}},
+    {NULL, NULL, {"--idle-timeout-ms", "86400001"}, {"--idle-timeout-ms", "'86400001'"}},
+    {NULL,
+     NULL,
+     {"--max-open-spans-per-process", "100000001"},
+     {"--max-open-spans-per-process", "'100000001'"}},
+    {NULL, NULL, {"--max-resource-attributes", "0"}, {"--max-resource-attributes", "'0'"}},
+    {NULL,
+     NULL,
+     {"--max-resource-attributes", "100001"},
+     {"--max-resource-attributes", "'100001'"}},
+    {NULL, NULL, {"--max-key-length", "0"}, {"--max-key-length", "'0'"}},
+    {NULL, NULL, {"--max-key-length", "65537"}, {"--max-key-length", "'65537'"}},
+    {NULL, NULL, {"--max-name-length", "0"}, {"--max-name-length", "'0'"}},
+    {NULL, NULL, {"--max-name-length", "65537"}, {"--max-name-length", "'65537'"}},
+    {NULL, NULL, {"--max-span-bytes", "4095"}, {"--max-span-bytes", "'4095'"}},
+    {NULL, NULL, {"--max-span-bytes", "16777217"}, {"--max-span-bytes", "'16777217'"}},
+    {NULL, NULL, {"--foreign-wait-ms", "86400001"}, {"--foreign-wait-ms", "'86400001'"}},
+    {NULL, NULL, {"--batch-bytes", "4095"}, {"--batch-bytes", "'4095'"}},
+    {NULL, NULL, {"--batch-bytes", "33554433"}, {"--batch-bytes", "'33554433'"}},
+    {NULL,
+     NULL,
+     {"--allow-uids", "no-such-user-sidespan"},
+     {"--allow-uids", "'no-such-user-sidespan'"}},
+    {NULL,
+     NULL,
+     {"--allow-uids", "0,no-such-user-sidespan"},
+     {"--allow-uids", "'no-such-user-sidespan'"}},
+    {NULL,
+     NULL,
+     {"--allow-gids", "no-such-group-sidespan"},
+     {"--allow-gids", "'no-such-group-sidespan'"}},
+    {NULL, NULL, {"--allow-uids", "4294967296"}, {"--allow-uids", "'4294967296'"}},
     {NULL, NULL, {"--bogus"}, {"bogus", "--help"}},
     {NULL, NULL, {"stray"}, {"unexpected argument", "'stray'"}},
     {"OTEL_EXPORTER_OTLP_PROTOCOL", "grpc", {NULL}, {"OTEL_EXPORTER_OTLP_PROTOCOL", "'grpc'"}},
@@ -413,6 +561,22 @@ START_TEST(bad_value_names_what_and_value)
         ck_assert_int_eq(load_argv(argv), -EINVAL);
         fx_assert_has(err_text, c->says[0]);
         fx_assert_has(err_text, c->says[1]);
+}
+END_TEST
+
+/* An allow list that names nobody is no list: the socket would be open to anyone. */
+START_TEST(empty_allow_list_is_refused)
+{
+        static const char *const empty[] = {"", ",", " "};
+
+        for (size_t i = 0; i < sizeof(empty) / sizeof(empty[0]); i++) {
+                /* A value with no entry ("" or ",") once made an empty list, which reads as
+                 * "anyone": it is refused, naming the flag. */
+                ck_assert_msg(load_argv((char *[]){"sidespand", "--allow-uids", (char *)empty[i],
+                                                   NULL}) == -EINVAL,
+                              "--allow-uids '%s' accepted: %zu uids", empty[i], cfg.n_allow_uids);
+                fx_assert_has(err_text, "--allow-uids");
+        }
 }
 END_TEST
 
@@ -473,6 +637,8 @@ int main(void)
         tcase_add_test(tc, flags_override_environment);
         tcase_add_test(tc, traces_variables_win_over_general_ones);
         tcase_add_test(tc, limit_flags_reach_their_stages);
+        tcase_add_test(tc, hostile_client_flags_reach_their_stages);
+        tcase_add_test(tc, hostile_client_limits_off_and_at_their_bounds);
         tcase_add_test(tc, base_endpoint_gets_v1_traces);
         tcase_add_test(tc, traces_endpoint_used_as_given);
         tcase_add_test(tc, endpoint_flag_without_path_gets_v1_traces);
@@ -480,8 +646,10 @@ int main(void)
         tcase_add_test(tc, header_sources_combine_and_traces_wins);
         tcase_add_test(tc, header_flags_replace_environment);
         tcase_add_test(tc, help_and_version_exit_zero);
+        tcase_add_test(tc, help_lists_every_setting_with_its_default);
         tcase_add_loop_test(tc, bad_value_names_what_and_value, 0,
                             (int)(sizeof(bad_cases) / sizeof(bad_cases[0])));
+        tcase_add_test(tc, empty_allow_list_is_refused);
         tcase_add_test(tc, otlp_http_without_endpoint);
         tcase_add_test(tc, empty_endpoint_flag);
         tcase_add_test(tc, load_again_after_grouped_short_flags);

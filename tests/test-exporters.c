@@ -295,6 +295,106 @@ START_TEST(fifo_nobody_reads)
 }
 END_TEST
 
+/* ---- a batch too large for one body -------------------------------------------------------- */
+
+/* What emit() was handed: one entry per body. */
+typedef struct bodies {
+        size_t calls;
+        size_t spans;
+        size_t max_len;   /* of a body */
+        char names[1024]; /* the spans' first bytes of name, in order, '|' after each */
+} bodies;
+
+static int encode_json(void *ctx, ss_span *const *spans, size_t n, ss_buf *out)
+{
+        return ss_otlp_json_encode(spans, n, out);
+}
+
+static void record_body(void *ctx, ss_span *const *spans, size_t n, ss_buf *body)
+{
+        bodies *b = ctx;
+
+        b->calls++;
+        b->spans += n;
+        if (body->len > b->max_len)
+                b->max_len = body->len;
+        for (size_t i = 0; i < n; i++) {
+                strncat(b->names, spans[i]->name.ptr, 2);
+                strcat(b->names, "|");
+        }
+}
+
+/* Eight spans of trace 10, "s0" to "s7"; the one at big (if < 8) has a name of 20 KiB. */
+static void eight_spans(ss_span **spans, size_t big)
+{
+        char name[3] = "s0";
+        char *huge = malloc(20 << 10);
+
+        ck_assert_ptr_nonnull(huge);
+        memset(huge, 'h', 20 << 10);
+        huge[(20 << 10) - 1] = '\0';
+        huge[0] = 'B';
+        for (size_t i = 0; i < 8; i++) {
+                name[1] = (char)('0' + i);
+                spans[i] = fx_finished_span(res, i == big ? huge : name, 10, (uint8_t)(i + 1), -1);
+        }
+        free(huge);
+}
+
+START_TEST(oversized_batch_is_split)
+{
+        ss_exporter e = {.name = "test"};
+        bodies got = {0};
+        ss_span *spans[8];
+        size_t max_body;
+
+        eight_spans(spans, 8);
+        /* Room for four of them, not for eight. */
+        max_body = json_line_size(spans, 4) + 16;
+        ck_assert_uint_gt(json_line_size(spans, 8), max_body);
+        ck_assert_uint_eq(
+            ss_exporter_encode_split(&e, spans, 8, encode_json, record_body, &got, max_body), 0);
+        ck_assert_uint_eq(got.calls, 2);
+        ck_assert_uint_eq(got.spans, 8);
+        ck_assert_uint_le(got.max_len, max_body);
+        ck_assert_str_eq(got.names, "s0|s1|s2|s3|s4|s5|s6|s7|");
+        ck_assert_uint_eq(e.stats.spans_dropped, 0);
+        ck_assert_uint_eq(e.stats.failures, 0);
+        for (size_t i = 0; i < 8; i++)
+                ss_span_unref(spans[i]);
+}
+END_TEST
+
+START_TEST(span_too_large_is_dropped_alone)
+{
+        ss_exporter e = {.name = "test"};
+        bodies got = {0};
+        ss_span *spans[8];
+        size_t max_body;
+
+        eight_spans(spans, 3);
+        max_body = json_line_size(spans + 4, 4) + 16;
+        ck_assert_uint_gt(json_line_size(spans + 3, 1), max_body);
+        ck_assert_uint_eq(
+            ss_exporter_encode_split(&e, spans, 8, encode_json, record_body, &got, max_body), 1);
+        /* Every other span written, in its order. */
+        ck_assert_uint_eq(got.spans, 7);
+        ck_assert_str_eq(got.names, "s0|s1|s2|s4|s5|s6|s7|");
+        ck_assert_uint_le(got.max_len, max_body);
+        ck_assert_uint_eq(e.stats.spans_dropped, 1);
+        ck_assert_uint_eq(e.stats.failures, 1);
+        /* A batch of that span alone: dropped, nothing emitted. */
+        memset(&got, 0, sizeof(got));
+        ck_assert_uint_eq(
+            ss_exporter_encode_split(&e, spans + 3, 1, encode_json, record_body, &got, max_body),
+            1);
+        ck_assert_uint_eq(got.calls, 0);
+        ck_assert_uint_eq(e.stats.spans_dropped, 2);
+        for (size_t i = 0; i < 8; i++)
+                ss_span_unref(spans[i]);
+}
+END_TEST
+
 /* ---- console ---------------------------------------------------------------------------- */
 
 typedef struct pipe_text {
@@ -381,6 +481,33 @@ START_TEST(console_chunk_without_its_root)
 }
 END_TEST
 
+START_TEST(console_prints_parents_in_a_cycle)
+{
+        static pipe_text t;
+        /* ping's parent is pong, pong's is ping; self is its own parent. */
+        static const char *const names[] = {"ping", "pong", "self"};
+        static const int parents[] = {2, 1, 3};
+        char *lines[8];
+        ss_exporter *e;
+        int wr;
+
+        e = console_on_pipe(&wr);
+        t.e = e;
+        add_trace(e, 11, names, parents, 3);
+        ck_assert(fx_run_until(&loop, read_until_idle, &t));
+        /* Each shown once: the header, then one line a span. */
+        fx_assert_has(t.buf, "3 spans");
+        ck_assert_ptr_nonnull(strstr(t.buf, "ping  "));
+        ck_assert_ptr_nonnull(strstr(t.buf, "pong  "));
+        ck_assert_ptr_nonnull(strstr(t.buf, "self  "));
+        ck_assert_ptr_null(strstr(strstr(t.buf, "ping  ") + 1, "ping  "));
+        ck_assert_uint_eq(split_lines(t.buf, lines, 8), 4);
+        ck_assert_uint_eq(e->stats.spans_exported, 3);
+        destroy_wait(e);
+        close(wr);
+}
+END_TEST
+
 int main(void)
 {
         Suite *s = suite_create("exporters");
@@ -395,12 +522,15 @@ int main(void)
         tcase_add_test(file, file_cannot_be_opened);
         tcase_add_test(file, fifo_without_reader_fails_at_once);
         tcase_add_test(file, fifo_nobody_reads);
+        tcase_add_test(file, oversized_batch_is_split);
+        tcase_add_test(file, span_too_large_is_dropped_alone);
         suite_add_tcase(s, file);
 
         tcase_add_unchecked_fixture(console, dir_make, dir_remove);
         tcase_add_checked_fixture(console, setup, teardown);
         tcase_add_test(console, console_prints_the_tree);
         tcase_add_test(console, console_chunk_without_its_root);
+        tcase_add_test(console, console_prints_parents_in_a_cycle);
         suite_add_tcase(s, console);
         return ss_check_run(s);
 }

@@ -9,11 +9,13 @@
 #include "ss-check.h"
 #include <errno.h>
 #include <fcntl.h>
+#include <grp.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "base/fault.h"
@@ -49,8 +51,19 @@ static void dir_make(void)
         fx_tmpdir(dir, sizeof(dir), "listener");
 }
 
+/* The subdirectories the socket-file tests make, with what a failed test left in them. */
+static const char *const subdirs[] = {"open", "theirs"};
+
 static void dir_remove(void)
 {
+        char path[200];
+
+        for (size_t i = 0; i < sizeof(subdirs) / sizeof(subdirs[0]); i++) {
+                snprintf(path, sizeof(path), "%s/%s/s.sock", dir, subdirs[i]);
+                (void)unlink(path);
+                snprintf(path, sizeof(path), "%s/%s", dir, subdirs[i]);
+                (void)rmdir(path);
+        }
         fx_tmpdir_remove(dir);
 }
 
@@ -114,41 +127,22 @@ static void teardown(void)
         fx_tmpdir_clear(dir);
 }
 
+/* control's counters as an ss_counters_fn. */
+static void collect(const void *control, ss_counters *out)
+{
+        ss_control_collect(control, out);
+}
+
 /* The value of a counter as STATS would report it now; absent is a failure. */
 static uint64_t stat_now(const char *name)
 {
-        ss_counters all;
-        uint64_t v = UINT64_MAX;
-
-        ss_counters_init(&all);
-        ss_control_collect(ctl, &all);
-        for (size_t i = 0; i < all.n; i++)
-                if (strcmp(all.v[i].name, name) == 0)
-                        v = all.v[i].value;
-        ss_counters_free(&all);
-        ck_assert_msg(v != UINT64_MAX, "no counter %s", name);
-        return v;
-}
-
-typedef struct stat_want {
-        const char *name;
-        uint64_t value;
-} stat_want;
-
-static bool stat_reached(void *ctx)
-{
-        const stat_want *w = ctx;
-
-        return stat_now(w->name) == w->value;
+        return fx_counter(collect, ctl, name);
 }
 
 /* Turn the loop until counter name has value. */
 static void wait_stat(const char *name, uint64_t value)
 {
-        stat_want w = {name, value};
-
-        ck_assert_msg(fx_run_until(&loop, stat_reached, &w), "%s stayed at %llu, not %llu", name,
-                      (unsigned long long)stat_now(name), (unsigned long long)value);
+        fx_wait_counter(&loop, collect, ctl, name, value);
 }
 
 /* ---- clients ---------------------------------------------------------------------------- */
@@ -674,9 +668,18 @@ static void bad_wrong_shape(client *c)
         client_send_frame(c, flush_str, sizeof(flush_str));
 }
 
+/* [HELLO, 2^32 + 1, {}]: version 1 in its low 32 bits, and no version the daemon speaks. */
+static void bad_hello_version_past_32_bits(client *c)
+{
+        static const uint8_t hello[] = {0x93, 0x01, 0xcf, 0, 0, 0, 1, 0, 0, 0, 1, 0x80};
+
+        client_send_frame(c, hello, sizeof(hello));
+}
+
 static void (*const bad_inputs[])(client *c) = {
-    bad_garbage,           bad_two_objects,  bad_over_max_frame, bad_zero_length,
-    bad_span_before_hello, bad_second_hello, bad_daemon_message, bad_wrong_shape,
+    bad_garbage,        bad_two_objects,       bad_over_max_frame,
+    bad_zero_length,    bad_span_before_hello, bad_second_hello,
+    bad_daemon_message, bad_wrong_shape,       bad_hello_version_past_32_bits,
 };
 
 START_TEST(bad_input_closes_only_that_connection)
@@ -917,6 +920,741 @@ START_TEST(close_with_nothing_connected)
 }
 END_TEST
 
+/* ---- hostile clients: configurations of the test's own -------------------------------- */
+
+/* Serve cfg in place of the listener setup() made: a new listener, and a control that counts
+ * it (the old control counted the old one). */
+static void relisten(const ss_listener_config *cfg)
+{
+        ck_assert(listener_close_wait(lis));
+        lis = NULL;
+        ss_control_free(ctl);
+        ck_assert_int_eq(ss_control_new(&rec.base, &ctl), 0);
+        ck_assert_int_eq(ss_control_add_counters(ctl, ss_assembler_counters, asm_), 0);
+        ck_assert_int_eq(ss_listener_new(&loop, cfg, asm_, ctl, &lis), 0);
+        ck_assert_int_eq(ss_control_add_counters(ctl, ss_listener_counters, lis), 0);
+}
+
+/* ---- clients in processes of their own -------------------------------------------------- */
+
+/*
+ * A client in a forked process: it takes on uid, gid and groups (when drop), connects to
+ * sock_path, sends what send holds, and reads until it has `replies` frames or the daemon
+ * closes; what it read goes back to the test through a pipe. It uses no Check macro (it
+ * is not the test) and reports by its exit code.
+ */
+typedef struct child_spec {
+        bool drop;
+        uid_t uid;
+        gid_t gid;
+        const gid_t *groups;
+        size_t n_groups;
+        const ss_buf *send;
+        unsigned replies;
+} child_spec;
+
+enum {
+        CHILD_REPLIED = 0, /* every reply came */
+        CHILD_CLOSED = 1,  /* the daemon closed before them */
+        CHILD_NO_PRIVILEGE_DROP = 2,
+        CHILD_NO_CONNECT = 3,
+        CHILD_IO = 4, /* a read or write failed, or nothing came for FX_WAIT_MS */
+};
+
+static int child_drop(const child_spec *sp)
+{
+        if (!sp->drop)
+                return 0;
+        if (setgroups(sp->n_groups, sp->groups) < 0 || setgid(sp->gid) < 0 || setuid(sp->uid) < 0)
+                return -1;
+        return 0;
+}
+
+static int child_connect(void)
+{
+        struct sockaddr_un sa = {.sun_family = AF_UNIX};
+        int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+        memcpy(sa.sun_path, sock_path, strlen(sock_path) + 1);
+        if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0)
+                return -1;
+        return fd;
+}
+
+/* Frames whole in in[0..len). */
+static unsigned frames_in(const uint8_t *in, size_t len)
+{
+        const uint8_t *p;
+        size_t n, off = 0;
+        unsigned frames = 0;
+        int r;
+
+        while ((r = ss_frame_parse(in + off, len - off, SS_MAX_FRAME_DEFAULT, &p, &n)) > 0) {
+                off += (size_t)r;
+                frames++;
+        }
+        return frames;
+}
+
+static int child_main(const child_spec *sp, int out)
+{
+        static uint8_t in[1 << 16];
+        size_t len = 0;
+        int fd;
+
+        if (child_drop(sp) < 0)
+                return CHILD_NO_PRIVILEGE_DROP;
+        fd = child_connect();
+        if (fd < 0)
+                return CHILD_NO_CONNECT;
+        /* A refused client may find the connection gone before it has written. */
+        if (sp->send &&
+            send(fd, sp->send->data, sp->send->len, MSG_NOSIGNAL) != (ssize_t)sp->send->len)
+                return errno == EPIPE || errno == ECONNRESET ? CHILD_CLOSED : CHILD_IO;
+        while (frames_in(in, len) < sp->replies) {
+                struct pollfd pfd = {.fd = fd, .events = POLLIN};
+                ssize_t n;
+
+                if (poll(&pfd, 1, FX_WAIT_MS) != 1 || len == sizeof(in))
+                        return CHILD_IO;
+                n = read(fd, in + len, sizeof(in) - len);
+                if (n == 0 || (n < 0 && errno == ECONNRESET)) /* closed, our bytes unread */
+                        break;
+                if (n < 0)
+                        return CHILD_IO;
+                len += (size_t)n;
+        }
+        if (write(out, in, len) != (ssize_t)len)
+                return CHILD_IO;
+        return frames_in(in, len) < sp->replies ? CHILD_CLOSED : CHILD_REPLIED;
+}
+
+typedef struct child_run {
+        pid_t pid;
+        int rd;
+        int status;
+        bool exited;
+        ss_buf got; /* what the child read from the daemon */
+} child_run;
+
+static void child_drain(child_run *r)
+{
+        ssize_t n;
+
+        do {
+                ck_assert_int_eq(ss_buf_reserve(&r->got, 4096), 0);
+                n = read(r->rd, r->got.data + r->got.len, r->got.cap - r->got.len);
+                if (n > 0)
+                        r->got.len += (size_t)n;
+        } while (n > 0);
+}
+
+static bool child_done(void *ctx)
+{
+        child_run *r = ctx;
+
+        child_drain(r);
+        if (!r->exited && waitpid(r->pid, &r->status, WNOHANG) == r->pid)
+                r->exited = true;
+        return r->exited;
+}
+
+/* Run sp in a child while the loop serves it; the child's exit code, what it read in got. */
+static int child_client(const child_spec *sp, ss_buf *got)
+{
+        child_run r = {0};
+        int p[2];
+
+        ck_assert_int_eq(pipe2(p, O_CLOEXEC | O_NONBLOCK), 0);
+        fflush(NULL);
+        r.pid = fork();
+        ck_assert_int_ge(r.pid, 0);
+        if (r.pid == 0) {
+                close(p[0]);
+                _exit(child_main(sp, p[1]));
+        }
+        close(p[1]);
+        r.rd = p[0];
+        ss_buf_init(&r.got, 1 << 20);
+        ck_assert_msg(fx_run_until(&loop, child_done, &r), "the client process did not finish");
+        child_drain(&r);
+        close(r.rd);
+        ck_assert(WIFEXITED(r.status));
+        *got = r.got;
+        return WEXITSTATUS(r.status);
+}
+
+/* The running test as a client that is neither root nor the daemon's user: "nobody" in
+ * group root (so it may reach the socket, mode 0660, through the directory), no other
+ * group. Only root can become it; then true. */
+static bool unprivileged(child_spec *sp)
+{
+        static const gid_t none[1];
+
+        if (geteuid() != 0)
+                return false;
+        ck_assert_int_eq(chmod(dir, 0710), 0);
+        sp->drop = true;
+        sp->uid = 65534;
+        sp->gid = 0;
+        sp->groups = none;
+        sp->n_groups = 0;
+        return true;
+}
+
+/* FLUSH 1, and whether the daemon answered it (CHILD_REPLIED) or closed (CHILD_CLOSED). */
+static int child_flush(child_spec *sp)
+{
+        ss_buf req, got;
+        int code;
+
+        ss_buf_init(&req, MAX_FRAME);
+        ck_assert_int_eq(ss_wire_put_seq(&req, MAX_FRAME, SS_MSG_FLUSH, 1), 0);
+        sp->send = &req;
+        sp->replies = 1;
+        code = child_client(sp, &got);
+        if (code == CHILD_REPLIED)
+                ck_assert_uint_eq(frames_in(got.data, got.len), 1);
+        else
+                ck_assert_uint_eq(got.len, 0);
+        ss_buf_free(&got);
+        ss_buf_free(&req);
+        return code;
+}
+
+/* ---- admission -------------------------------------------------------------------------- */
+
+START_TEST(connections_per_process_limited)
+{
+        ss_listener_config cfg = listener_config(sock_path);
+        child_spec other = {0};
+        client *first, *second, *later;
+
+        cfg.max_connections_process = 1;
+        relisten(&cfg);
+        first = client_open();
+        client_flush(first, 1);
+        second = client_open(); /* this process holds its one connection */
+        ck_assert_int_eq(client_wait_closed(second), 0);
+        ck_assert_uint_eq(stat_now("connections_refused_process"), 1);
+        ck_assert_uint_eq(stat_now("connections_refused"), 0);
+        client_flush(first, 2);
+        /* Another process is served meanwhile. */
+        ck_assert_int_eq(child_flush(&other), CHILD_REPLIED);
+        ck_assert_uint_eq(stat_now("connections_refused_process"), 1);
+        /* Once its connection is gone, this process may connect again. */
+        client_hangup(first);
+        wait_stat("connections_active", 0);
+        later = client_open();
+        client_flush(later, 3);
+        ck_assert_uint_eq(stat_now("connections_refused_process"), 1);
+}
+END_TEST
+
+START_TEST(allow_lists_always_admit_the_daemons_user)
+{
+        static const uint32_t someone_else[] = {12345};
+        static const uint32_t some_group[] = {12345};
+        ss_listener_config cfg = listener_config(sock_path);
+
+        cfg.allow_uids = someone_else;
+        cfg.n_allow_uids = 1;
+        cfg.allow_gids = some_group;
+        cfg.n_allow_gids = 1;
+        relisten(&cfg);
+        /* Neither list names us, but we are the daemon's user (and root, when run so). */
+        client_flush(client_open(), 1);
+        ck_assert_uint_eq(stat_now("connections_denied"), 0);
+}
+END_TEST
+
+START_TEST(allow_lists_refuse_others)
+{
+        static const uint32_t someone_else[] = {12345};
+        static const uint32_t nobody[] = {65534};
+        static const uint32_t root_group[] = {0};
+        static const uint32_t extra_group[] = {4242};
+        static const gid_t extra_groups[] = {0, 4242};
+        ss_listener_config cfg = listener_config(sock_path);
+        child_spec sp = {0};
+
+        if (!unprivileged(&sp)) {
+                fprintf(stderr, "allow_lists_refuse_others: skipped, needs root to setuid()\n");
+                return;
+        }
+        cfg.allow_uids = someone_else;
+        cfg.n_allow_uids = 1;
+        relisten(&cfg);
+        ck_assert_int_eq(child_flush(&sp), CHILD_CLOSED);
+        ck_assert_uint_eq(stat_now("connections_denied"), 1);
+        ck_assert_uint_eq(stat_now("connections"), 0);
+
+        /* Named by uid. */
+        cfg.allow_uids = nobody;
+        relisten(&cfg);
+        ck_assert_int_eq(child_flush(&sp), CHILD_REPLIED);
+        ck_assert_uint_eq(stat_now("connections_denied"), 0);
+
+        /* By its primary group. */
+        cfg.allow_uids = someone_else;
+        cfg.allow_gids = root_group;
+        cfg.n_allow_gids = 1;
+        relisten(&cfg);
+        ck_assert_int_eq(child_flush(&sp), CHILD_REPLIED);
+
+        /* By a supplementary group. */
+        cfg.allow_gids = extra_group;
+        relisten(&cfg);
+        ck_assert_int_eq(child_flush(&sp), CHILD_CLOSED);
+        sp.gid = 65534;
+        sp.groups = extra_groups;
+        sp.n_groups = 2;
+        ck_assert_int_eq(child_flush(&sp), CHILD_REPLIED);
+        ck_assert_uint_eq(stat_now("connections_denied"), 1);
+}
+END_TEST
+
+/* ---- STATS for a client that is not the daemon's user ----------------------------------- */
+
+static bool reply_has(const msgpack_object_map *m, const char *name)
+{
+        return ss_wire_map_get(m, name) != NULL;
+}
+
+START_TEST(stats_for_others_only_their_own)
+{
+        ss_buf script, got;
+        child_spec sp = {0};
+        msgpack_unpacked u;
+        const uint8_t *p;
+        size_t n;
+        ss_msg m;
+        const msgpack_object_map *mine;
+        ss_counters all;
+
+        if (!unprivileged(&sp)) {
+                fprintf(stderr, "stats_for_others_only_their_own: skipped, needs root\n");
+                return;
+        }
+        ss_buf_init(&script, MAX_FRAME);
+        put_hello(&script, "nobodys-agent", 1);
+        put_start(&script, 1, -1, "theirs");
+        ck_assert_int_eq(ss_wire_put_seq(&script, MAX_FRAME, SS_MSG_STATS, 5), 0);
+        sp.send = &script;
+        sp.replies = 1;
+        ck_assert_int_eq(child_client(&sp, &got), CHILD_REPLIED);
+        ck_assert_int_gt(ss_frame_parse(got.data, got.len, SS_MAX_FRAME_DEFAULT, &p, &n), 0);
+        msgpack_unpacked_init(&u);
+        ck_assert_int_eq(ss_wire_decode(p, n, &u, &m), 0);
+        ck_assert_uint_eq(m.type, SS_MSG_STATS_REPLY);
+        ck_assert_uint_eq(m.stats.id, 5);
+        mine = m.stats.counters;
+        ck_assert_uint_eq(ss_wire_map_get(mine, "connection.frames")->via.u64, 3);
+        ck_assert_uint_eq(ss_wire_map_get(mine, "spans_started")->via.u64, 1);
+        ck_assert_uint_eq(ss_wire_map_get(mine, "spans_open")->via.u64, 1);
+        ck_assert_uint_eq(ss_wire_map_get(mine, "process_spans_open")->via.u64, 1);
+        ck_assert(!reply_has(mine, "connections"));
+        ck_assert(!reply_has(mine, "frames"));
+        ck_assert(!reply_has(mine, "sessions"));
+        ck_assert(!reply_has(mine, "bytes"));
+        ck_assert_uint_eq(mine->size, 5);
+        msgpack_unpacked_destroy(&u);
+        ss_buf_free(&got);
+        ss_buf_free(&script);
+
+        /* The daemon's user sees every counter. */
+        client_stats(client_open(), 6, &all);
+        ck_assert_uint_eq(counter(&all, "connections"), 2);
+        ck_assert_uint_eq(counter(&all, "sessions"), 1);
+        ck_assert_uint_ge(all.n, 20);
+        ss_counters_free(&all);
+}
+END_TEST
+
+/* ---- timeouts --------------------------------------------------------------------------- */
+
+START_TEST(no_hello_in_time_is_closed)
+{
+        ss_listener_config cfg = listener_config(sock_path);
+        client *silent, *greeted;
+
+        cfg.hello_timeout_ms = 50;
+        relisten(&cfg);
+        silent = client_open();
+        greeted = client_open();
+        client_hello(greeted, "svc", 1);
+        ck_assert_int_eq(client_wait_closed(silent), 0);
+        ck_assert_uint_eq(stat_now("timeouts_hello"), 1);
+        /* Past the same deadline, the client that said HELLO is served. */
+        client_flush(greeted, 1);
+        ck_assert_uint_eq(stat_now("timeouts_hello"), 1);
+        ck_assert_uint_eq(stat_now("protocol_errors"), 0);
+}
+END_TEST
+
+START_TEST(half_a_frame_then_silence_is_closed)
+{
+        static const uint8_t part[] = {0x93, 0x02, 0xc4}; /* the start of a SPAN_START */
+        ss_listener_config cfg = listener_config(sock_path);
+        uint8_t head[SS_FRAME_HEADER];
+        client *stalled, *whole;
+
+        cfg.frame_timeout_ms = 50;
+        relisten(&cfg);
+        whole = client_open();
+        client_hello(whole, "svc", 1);
+        client_flush(whole, 1);
+        stalled = client_open();
+        client_hello(stalled, "svc", 2);
+        ss_frame_header_put(head, 100);
+        client_send_bytes(stalled, head, sizeof(head));
+        client_send_bytes(stalled, part, sizeof(part));
+        ck_assert_int_eq(client_wait_closed(stalled), 0);
+        ck_assert_uint_eq(stat_now("timeouts_frame"), 1);
+        ck_assert_uint_eq(stat_now("protocol_errors"), 0);
+        /* Whole frames only: never closed for it. */
+        client_flush(whole, 2);
+        ck_assert_uint_eq(stat_now("timeouts_frame"), 1);
+}
+END_TEST
+
+START_TEST(idle_closed_unless_a_span_is_open)
+{
+        ss_listener_config cfg = listener_config(sock_path);
+        client *busy, *idle;
+
+        cfg.idle_timeout_ms = 50;
+        relisten(&cfg);
+        busy = client_open();
+        client_hello(busy, "svc", 1);
+        client_start(busy, 1, -1, "long.running");
+        client_flush(busy, 1);
+        /* idle speaks last: when its silence is long enough, busy's is too. */
+        idle = client_open();
+        client_hello(idle, "svc", 2);
+        ck_assert_int_eq(client_wait_closed(idle), 0);
+        ck_assert_uint_eq(stat_now("timeouts_idle"), 1);
+        client_flush(busy, 2);
+        /* With its span ended, busy holds nothing either. */
+        client_end(busy, 1);
+        ck_assert_int_eq(client_wait_closed(busy), 0);
+        ck_assert_uint_eq(stat_now("timeouts_idle"), 2);
+        ck_assert_uint_eq(rec.n, 1);
+}
+END_TEST
+
+/* ---- numbers wider than their field ------------------------------------------------------ */
+
+START_TEST(type_past_32_bits_is_unknown)
+{
+        static const uint8_t tid[16] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16};
+        static const uint8_t sid[8] = {1, 2, 3, 4, 5, 6, 7, 8};
+        client *c = client_open();
+        mp o;
+        msgpack_packer *pk = mp_begin(&o);
+
+        /* A whole SPAN but for its type, 2^32 + SPAN. */
+        msgpack_pack_array(pk, 13);
+        msgpack_pack_uint64(pk, (1ull << 32) + SS_MSG_SPAN);
+        msgpack_pack_bin_with_body(pk, tid, 16);
+        msgpack_pack_bin_with_body(pk, sid, 8);
+        msgpack_pack_nil(pk);
+        pk_str(pk, "smuggled");
+        msgpack_pack_uint8(pk, SS_KIND_INTERNAL);
+        msgpack_pack_uint64(pk, 100);
+        msgpack_pack_map(pk, 0);
+        msgpack_pack_map(pk, 0);
+        msgpack_pack_uint64(pk, 200);
+        msgpack_pack_uint8(pk, SS_STATUS_OK);
+        msgpack_pack_nil(pk);
+        msgpack_pack_array(pk, 0);
+        client_hello(c, "svc", 1);
+        client_send_frame(c, o.sb.data, (uint32_t)o.sb.size);
+        mp_done(&o);
+        client_flush(c, 1);
+        ck_assert_uint_eq(stat_now("unknown_messages"), 1);
+        ck_assert_uint_eq(stat_now("spans_started"), 0);
+        ck_assert_uint_eq(rec.n, 0);
+}
+END_TEST
+
+/* ---- the input budget ------------------------------------------------------------------- */
+
+#define READ_CHUNK  (64u * 1024u) /* connection.c's read size */
+#define BIG_FRAME   (1u << 20)
+#define BIG_PAYLOAD (300u * 1024u)
+/* Two buffers of 512 KiB and one read's worth, less a byte: a third buffer cannot grow
+ * while the other two are full, nor to 512 KiB while one of them is. */
+#define INPUT_BUDGET (2u * 512u * 1024u + READ_CHUNK - 1u)
+
+static uint64_t input_peak;
+
+/* input_bytes now, kept in input_peak when it is the highest seen. */
+static uint64_t input_now(void)
+{
+        uint64_t v = stat_now("input_bytes");
+
+        if (v > input_peak)
+                input_peak = v;
+        return v;
+}
+
+static ss_listener_config budget_config(void)
+{
+        ss_listener_config cfg = listener_config(sock_path);
+
+        cfg.max_frame = BIG_FRAME;
+        cfg.max_connections = 8;
+        cfg.max_input_bytes = INPUT_BUDGET;
+        return cfg;
+}
+
+/* A SPAN_START of seed with an attribute of about BIG_PAYLOAD bytes, appended to b. */
+static void put_big_start(ss_buf *b, uint8_t seed)
+{
+        uint8_t sid[SS_SPAN_ID_LEN];
+        ss_span_head h = {.trace_id = TID,
+                          .span_id = sid,
+                          .name = "big",
+                          .name_len = 3,
+                          .kind = SS_KIND_INTERNAL,
+                          .start_ns = 1000};
+        char *blob = malloc(BIG_PAYLOAD);
+        ss_buf attrs;
+        msgpack_packer pk;
+
+        ck_assert_ptr_nonnull(blob);
+        memset(blob, 'b', BIG_PAYLOAD);
+        span_id(seed, sid);
+        ss_buf_init(&attrs, 2 * BIG_PAYLOAD);
+        msgpack_packer_init(&pk, &attrs, ss_buf_msgpack_write);
+        pk_str(&pk, "blob");
+        msgpack_pack_str_with_body(&pk, blob, BIG_PAYLOAD);
+        ck_assert_int_eq(ss_wire_put_span_start(
+                             b, BIG_FRAME, &h,
+                             &(ss_rawmap){.count = 1, .data = attrs.data, .len = attrs.len}, NULL),
+                         0);
+        ss_buf_free(&attrs);
+        free(blob);
+}
+
+/* One client with HELLO and a big SPAN_START ready in msg; half of it is sent at once. */
+typedef struct big_client {
+        client *c;
+        ss_buf msg;
+        size_t sent;
+} big_client;
+
+static void big_open(big_client *b, uint8_t seed)
+{
+        b->c = client_open();
+        ss_buf_init(&b->msg, 2 * BIG_FRAME);
+        put_hello(&b->msg, "big", seed);
+        put_big_start(&b->msg, seed);
+        b->sent = 0;
+}
+
+/* Send up to upto bytes of b's messages without blocking, the loop turning while the socket
+ * is full; input_bytes is watched all along. */
+static void big_send(big_client *b, size_t upto)
+{
+        uint64_t deadline = fx_now_ms() + FX_WAIT_MS;
+
+        while (b->sent < upto) {
+                ssize_t n = send(b->c->fd, b->msg.data + b->sent, upto - b->sent, MSG_NOSIGNAL);
+
+                if (n > 0)
+                        b->sent += (size_t)n;
+                else
+                        ck_assert_msg(errno == EAGAIN, "send: %s", strerror(errno));
+                ck_assert_msg(fx_now_ms() < deadline, "the daemon stopped reading");
+                uv_run(&loop, UV_RUN_NOWAIT);
+                (void)input_now();
+        }
+}
+
+static void big_free(big_client *b)
+{
+        ss_buf_free(&b->msg);
+}
+
+typedef struct bytes_want {
+        uint64_t bytes;
+        const char *name;
+} bytes_want;
+
+static bool stat_at_least(void *ctx)
+{
+        const bytes_want *w = ctx;
+
+        (void)input_now();
+        return stat_now(w->name) >= w->bytes;
+}
+
+static void wait_at_least(const char *name, uint64_t value)
+{
+        bytes_want w = {value, name};
+
+        ck_assert_msg(fx_run_until(&loop, stat_at_least, &w), "%s stayed at %llu, below %llu", name,
+                      (unsigned long long)stat_now(name), (unsigned long long)value);
+}
+
+START_TEST(input_budget_pauses_and_resumes)
+{
+        ss_listener_config cfg = budget_config();
+        big_client b[3];
+        uint64_t read;
+
+        relisten(&cfg);
+        input_peak = 0;
+        for (uint8_t i = 0; i < 3; i++)
+                big_open(&b[i], (uint8_t)(i + 1));
+        /* Two frames held all but their last byte take 512 KiB of buffer each: within the
+         * budget, read one after the other. */
+        big_send(&b[0], b[0].msg.len - 1);
+        wait_at_least("bytes", b[0].sent);
+        big_send(&b[1], b[1].msg.len - 1);
+        read = b[0].sent + b[1].sent;
+        wait_at_least("bytes", read);
+        /* A third client's half frame does not fit: reading pauses once its first read (which
+         * every connection has outside the budget) is in. Pausing once crashed the daemon:
+         * uv_read_stop() from the alloc callback cleared libuv's read callback. */
+        big_send(&b[2], b[2].msg.len / 2);
+        wait_at_least("input_paused", 1);
+        ck_assert_uint_lt(stat_now("bytes"), read + b[2].sent);
+        ck_assert_uint_le(input_peak, INPUT_BUDGET + READ_CHUNK);
+
+        /* The first completes its frame: it is applied, and once its buffer is given back
+         * (it has not needed it for a while) the paused client reads again and its frame,
+         * sent whole, is applied too. */
+        big_send(&b[0], b[0].msg.len);
+        wait_at_least("spans_started", 1);
+        big_send(&b[2], b[2].msg.len);
+        wait_at_least("spans_started", 2);
+        ck_assert_uint_eq(stat_now("sessions"), 3);
+        /* The second leaves with its frame unfinished: nothing of it is applied, its buffer
+         * goes back to the budget. */
+        client_hangup(b[1].c);
+        wait_stat("connections_active", 2);
+        ck_assert_uint_eq(stat_now("spans_open"), 2);
+        ck_assert_uint_eq(stat_now("protocol_errors"), 0);
+        ck_assert_uint_le(input_peak, INPUT_BUDGET + READ_CHUNK);
+        for (int i = 0; i < 3; i++)
+                big_free(&b[i]);
+}
+END_TEST
+
+START_TEST(input_buffer_shrinks_after_a_large_frame)
+{
+        ss_listener_config cfg = budget_config();
+        big_client b;
+
+        relisten(&cfg);
+        big_open(&b, 1);
+        big_send(&b, b.msg.len - 1);
+        wait_at_least("bytes", b.sent);
+        ck_assert_uint_ge(stat_now("input_bytes"), BIG_PAYLOAD); /* the frame, almost whole */
+        big_send(&b, b.msg.len);
+        wait_at_least("spans_started", 1);
+        /* Drained and not needed again for a while, the buffer goes back to one read's worth,
+         * which is outside the budget. */
+        client_flush(b.c, 1);
+        wait_stat("input_bytes", 0);
+        client_hangup(b.c);
+        wait_stat("connections_active", 0);
+        ck_assert_uint_eq(stat_now("input_bytes"), 0);
+        big_free(&b);
+}
+END_TEST
+
+/* ---- the socket's file and directory ------------------------------------------------------ */
+
+static char sub[160], sub_sock[200];
+
+/* A subdirectory of dir with mode and owner, and the socket path in it. */
+static void sub_make(const char *name, mode_t mode, uid_t owner)
+{
+        snprintf(sub, sizeof(sub), "%s/%s", dir, name);
+        snprintf(sub_sock, sizeof(sub_sock), "%s/s.sock", sub);
+        ck_assert_int_eq(mkdir(sub, 0700), 0);
+        ck_assert_int_eq(chmod(sub, mode), 0); /* chmod: the umask does not apply */
+        ck_assert_int_eq(chown(sub, owner, (gid_t)-1), 0);
+}
+
+static void sub_remove(void)
+{
+        (void)unlink(sub_sock);
+        ck_assert_int_eq(rmdir(sub), 0);
+}
+
+/* A second listener on sub_sock: 0, or what ss_listener_new() returned. */
+static int listen_in_sub(void)
+{
+        ss_listener_config cfg = listener_config(sub_sock);
+        ss_listener *l2 = NULL;
+        int r = ss_listener_new(&loop, &cfg, asm_, ctl, &l2);
+
+        if (r == 0)
+                ck_assert(listener_close_wait(l2));
+        else
+                ck_assert_ptr_null(l2);
+        return r;
+}
+
+START_TEST(socket_mode_whatever_the_umask)
+{
+        static const mode_t masks[] = {0, 0077, 0777};
+        ss_listener_config cfg;
+        ss_listener *l2;
+        struct stat st;
+        char path[160];
+
+        snprintf(path, sizeof(path), "%s/umask.sock", dir);
+        for (size_t i = 0; i < sizeof(masks) / sizeof(masks[0]); i++) {
+                mode_t old = umask(masks[i]);
+
+                cfg = listener_config(path);
+                l2 = NULL;
+                ck_assert_int_eq(ss_listener_new(&loop, &cfg, asm_, ctl, &l2), 0);
+                umask(old);
+                ck_assert_int_eq(lstat(path, &st), 0);
+                ck_assert(S_ISSOCK(st.st_mode));
+                ck_assert_msg((st.st_mode & 07777) == 0660, "umask %03o: mode %04o",
+                              (unsigned)masks[i], (unsigned)(st.st_mode & 07777));
+                ck_assert(listener_close_wait(l2));
+        }
+}
+END_TEST
+
+START_TEST(directory_anyone_may_write_is_refused)
+{
+        struct stat st;
+
+        sub_make("open", 0777, geteuid());
+        ck_assert_int_eq(listen_in_sub(), -EPERM);
+        ck_assert_int_eq(lstat(sub_sock, &st), -1);
+        /* Sticky, as /tmp is: nobody may remove another's file, so it is fine. */
+        ck_assert_int_eq(chmod(sub, 01777), 0);
+        ck_assert_int_eq(listen_in_sub(), 0);
+        sub_remove();
+}
+END_TEST
+
+START_TEST(directory_of_another_user_is_refused)
+{
+        if (geteuid() != 0) {
+                fprintf(stderr, "directory_of_another_user_is_refused: skipped, needs root to "
+                                "chown()\n");
+                return;
+        }
+        sub_make("theirs", 0755, 65534);
+        ck_assert_int_eq(listen_in_sub(), -EPERM);
+        ck_assert_int_eq(chown(sub, 0, (gid_t)-1), 0);
+        ck_assert_int_eq(listen_in_sub(), 0);
+        sub_remove();
+}
+END_TEST
+
 int main(void)
 {
         Suite *s = suite_create("listener");
@@ -924,7 +1662,9 @@ int main(void)
         TCase *bad = tcase_create("bad-input");
         TCase *conns = tcase_create("connections");
         TCase *file = tcase_create("socket-file");
-        TCase *all[] = {ctrl, bad, conns, file};
+        TCase *hostile = tcase_create("hostile");
+        TCase *input = tcase_create("input-budget");
+        TCase *all[] = {ctrl, bad, conns, file, hostile, input};
 
         /* Waits are bounded by FX_WAIT_MS, so a wait that fails says so before Check's own
          * timeout (4 s when the test runs outside meson) cuts it short. */
@@ -965,6 +1705,27 @@ int main(void)
         tcase_add_test(file, path_too_long);
         tcase_add_test(file, close_calls_done_once_and_removes_the_socket);
         tcase_add_test(file, close_with_nothing_connected);
+        tcase_add_test(file, socket_mode_whatever_the_umask);
+        tcase_add_test(file, directory_anyone_may_write_is_refused);
+        tcase_add_test(file, directory_of_another_user_is_refused);
         suite_add_tcase(s, file);
+
+        tcase_add_unchecked_fixture(hostile, dir_make, dir_remove);
+        tcase_add_checked_fixture(hostile, setup, teardown);
+        tcase_add_test(hostile, connections_per_process_limited);
+        tcase_add_test(hostile, allow_lists_always_admit_the_daemons_user);
+        tcase_add_test(hostile, allow_lists_refuse_others);
+        tcase_add_test(hostile, stats_for_others_only_their_own);
+        tcase_add_test(hostile, no_hello_in_time_is_closed);
+        tcase_add_test(hostile, half_a_frame_then_silence_is_closed);
+        tcase_add_test(hostile, idle_closed_unless_a_span_is_open);
+        tcase_add_test(hostile, type_past_32_bits_is_unknown);
+        suite_add_tcase(s, hostile);
+
+        tcase_add_unchecked_fixture(input, dir_make, dir_remove);
+        tcase_add_checked_fixture(input, setup, teardown);
+        tcase_add_test(input, input_budget_pauses_and_resumes);
+        tcase_add_test(input, input_buffer_shrinks_after_a_large_frame);
+        suite_add_tcase(s, input);
         return ss_check_run(s);
 }

@@ -17,21 +17,6 @@ static void pk_bin(msgpack_packer *pk, const void *p, size_t n)
         msgpack_pack_bin_with_body(pk, p, n);
 }
 
-static bool str_is(const msgpack_object_str *s, const char *want)
-{
-        return s->size == strlen(want) && memcmp(s->ptr, want, s->size) == 0;
-}
-
-static void ck_str(const msgpack_object *o, const char *want)
-{
-        ck_assert_ptr_nonnull(o);
-        ck_assert_int_eq(o->type, MSGPACK_OBJECT_STR);
-        ck_assert_msg(str_is(&o->via.str, want), "got '%.*s', want '%s'", (int)o->via.str.size,
-                      o->via.str.ptr, want);
-        /* span.c promises NUL-terminated copies */
-        ck_assert_int_eq(o->via.str.ptr[o->via.str.size], '\0');
-}
-
 static const uint8_t trace_id[16] = {0x4b, 0xf9, 0x2f, 0x35, 0x77, 0xb3, 0x4d, 0xa6,
                                      0xa3, 0xce, 0x92, 0x9d, 0x0e, 0x0e, 0x47, 0x36};
 static const uint8_t span_id[8] = {0x00, 0xf0, 0x67, 0xaa, 0x0b, 0xa9, 0x02, 0xb7};
@@ -116,16 +101,16 @@ START_TEST(test_new_from_span_start)
         ck_assert_mem_eq(s->span_id, span_id, 8);
         ck_assert(s->has_parent);
         ck_assert_mem_eq(s->parent_id, parent_id, 8);
-        ck_assert(str_is(&s->name, "chat gpt-4o"));
+        ck_assert(fx_str_is(&s->name, "chat gpt-4o"));
         ck_assert_uint_eq(s->kind, SS_KIND_CLIENT);
         ck_assert_uint_eq(s->start_ns, 1700000000123456789ull);
         ck_assert(!s->ended);
         ck_assert_uint_eq(s->status_code, SS_STATUS_UNSET);
         ck_assert_uint_eq(s->status_msg.size, 0);
-        ck_assert(str_is(&s->trace_state, "ot=th:8"));
+        ck_assert(fx_str_is(&s->trace_state, "ot=th:8"));
         ck_assert_uint_eq(s->flags, 0x301);
         ck_assert_uint_eq(s->attrs.n, 2);
-        ck_str(ss_attrs_get(&s->attrs, "gen_ai.request.model"), "gpt-4o");
+        fx_assert_str(ss_attrs_get(&s->attrs, "gen_ai.request.model"), "gpt-4o");
         ck_assert_uint_eq(ss_attrs_get(&s->attrs, "server.port")->via.u64, 443);
         ck_assert_ptr_eq(s->resource, r);
         ck_assert_uint_eq(r->refs, 2);
@@ -187,18 +172,112 @@ START_TEST(test_new_from_whole_span)
         ck_assert_uint_eq(s->end_ns, 900);
         ck_assert_uint_eq(s->kind, SS_KIND_INTERNAL);
         ck_assert_uint_eq(s->status_code, SS_STATUS_ERROR);
-        ck_assert(str_is(&s->status_msg, "tool failed"));
+        ck_assert(fx_str_is(&s->status_msg, "tool failed"));
         ck_assert_uint_eq(s->trace_state.size, 0);
         ck_assert_uint_eq(s->flags, 0);
-        ck_str(ss_attrs_get(&s->attrs, "upsonic.tool.name"), "search");
+        fx_assert_str(ss_attrs_get(&s->attrs, "upsonic.tool.name"), "search");
         ck_assert_uint_eq(s->n_events, 2);
-        ck_assert(str_is(&s->events[0].name, "retry"));
+        ck_assert(fx_str_is(&s->events[0].name, "retry"));
         ck_assert_uint_eq(s->events[0].time_ns, 600);
         ck_assert_uint_eq(s->events[0].attrs.n, 1);
         ck_assert_uint_eq(ss_attrs_get(&s->events[0].attrs, "attempt")->via.u64, 2);
-        ck_assert(str_is(&s->events[1].name, "exception"));
+        ck_assert(fx_str_is(&s->events[1].name, "exception"));
         ck_assert_uint_eq(s->events[1].time_ns, 800);
         ck_assert_uint_eq(s->events[1].attrs.n, 0);
+        ss_span_unref(s);
+        ss_resource_unref(r);
+}
+END_TEST
+
+/* Begin a whole SPAN message of the ids above in o: its first seven fields. */
+static msgpack_packer *whole_head(mp *o, const char *name, uint64_t start_ns)
+{
+        msgpack_packer *pk = mp_begin(o);
+
+        msgpack_pack_array(pk, 13);
+        msgpack_pack_uint8(pk, SS_MSG_SPAN);
+        pk_bin(pk, trace_id, 16);
+        pk_bin(pk, span_id, 8);
+        msgpack_pack_nil(pk);
+        pk_str(pk, name);
+        msgpack_pack_uint8(pk, SS_KIND_INTERNAL);
+        msgpack_pack_uint64(pk, start_ns);
+        return pk;
+}
+
+/* The span of the message packed in o, through the daemon's decoder; o is done. */
+static ss_span *whole_span(mp *o, ss_resource *r)
+{
+        msgpack_unpacked up;
+        ss_msg msg;
+        ss_span *s;
+
+        msgpack_unpacked_init(&up);
+        ck_assert_int_eq(ss_wire_decode((const uint8_t *)o->sb.data, o->sb.size, &up, &msg), 0);
+        ck_assert_uint_eq(msg.type, SS_MSG_SPAN);
+        s = ss_span_new(&msg.span, true, r, NULL);
+        msgpack_unpacked_destroy(&up);
+        mp_done(o);
+        ck_assert_ptr_nonnull(s);
+        return s;
+}
+
+/* The client's clock may step back: a SPAN ending before its start is decoded, and the
+ * model clamps its end to its start, as it does for SPAN_END. */
+START_TEST(test_end_before_start_clamped)
+{
+        ss_resource *r = ss_resource_new(NULL);
+        ss_span *s, *t;
+        mp o;
+        msgpack_packer *pk = whole_head(&o, "backwards", 5000);
+
+        msgpack_pack_map(pk, 0);
+        msgpack_pack_map(pk, 0);
+        msgpack_pack_uint64(pk, 4000); /* ends before it starts */
+        msgpack_pack_uint8(pk, SS_STATUS_OK);
+        msgpack_pack_nil(pk);
+        msgpack_pack_array(pk, 0);
+        s = whole_span(&o, r);
+        ck_assert(s->ended);
+        ck_assert_uint_eq(s->start_ns, 5000);
+        ck_assert_uint_eq(s->end_ns, 5000);
+
+        t = plain_span(r, NULL); /* starts at 1000 */
+        ss_span_end(t, 999, SS_STATUS_OK, NULL, 0);
+        ck_assert_uint_eq(t->end_ns, 1000);
+        ss_span_unref(t);
+        ss_span_unref(s);
+        ss_resource_unref(r);
+}
+END_TEST
+
+/* Empty strings as a client may send them: a span name or a key is never empty, a value or
+ * an event name may be. */
+START_TEST(test_empty_strings_from_the_wire)
+{
+        ss_resource *r = ss_resource_new(NULL);
+        ss_span *s;
+        mp o;
+        msgpack_packer *pk = whole_head(&o, "op", 5000);
+
+        msgpack_pack_map(pk, 1);
+        pk_str(pk, "empty");
+        pk_str(pk, "");
+        msgpack_pack_map(pk, 0);
+        msgpack_pack_uint64(pk, 6000);
+        msgpack_pack_uint8(pk, SS_STATUS_ERROR);
+        pk_str(pk, "");
+        msgpack_pack_array(pk, 1);
+        msgpack_pack_array(pk, 3);
+        pk_str(pk, "");
+        msgpack_pack_uint64(pk, 5500);
+        msgpack_pack_map(pk, 0);
+        s = whole_span(&o, r);
+        fx_assert_str(ss_attrs_get(&s->attrs, "empty"), "");
+        ck_assert_uint_eq(s->n_events, 1);
+        ck_assert_uint_eq(s->events[0].name.size, 0);
+        ck_assert_uint_eq(s->status_code, SS_STATUS_ERROR);
+        ck_assert_uint_eq(s->status_msg.size, 0);
         ss_span_unref(s);
         ss_resource_unref(r);
 }
@@ -284,10 +363,10 @@ START_TEST(test_attrs_merge_replace)
 
         ck_assert_uint_eq(s->attrs.n, 3);
         /* insertion order kept, replaced value in place */
-        ck_assert(str_is(&s->attrs.kv[0].key.via.str, "a"));
-        ck_assert(str_is(&s->attrs.kv[1].key.via.str, "b"));
-        ck_assert(str_is(&s->attrs.kv[2].key.via.str, "c"));
-        ck_str(&s->attrs.kv[1].val, "y");
+        ck_assert(fx_str_is(&s->attrs.kv[0].key.via.str, "a"));
+        ck_assert(fx_str_is(&s->attrs.kv[1].key.via.str, "b"));
+        ck_assert(fx_str_is(&s->attrs.kv[2].key.via.str, "c"));
+        fx_assert_str(&s->attrs.kv[1].val, "y");
         ck_assert_int_eq(ss_attrs_get(&s->attrs, "c")->type, MSGPACK_OBJECT_BOOLEAN);
         ck_assert(ss_attrs_get(&s->attrs, "c")->via.boolean);
         ck_assert_ptr_null(ss_attrs_get(&s->attrs, "missing"));
@@ -317,7 +396,7 @@ START_TEST(test_attrs_many_grow)
         ck_assert_uint_eq(s->attrs.n, 300);
         ck_assert_uint_eq(s->dropped_attrs, 0);
         ck_assert_uint_eq(ss_attrs_get(&s->attrs, "k299")->via.u64, 299);
-        ck_assert(str_is(&s->attrs.kv[150].key.via.str, "k150"));
+        ck_assert(fx_str_is(&s->attrs.kv[150].key.via.str, "k150"));
         ss_span_unref(s);
         ss_resource_unref(r);
 }
@@ -362,10 +441,10 @@ START_TEST(test_attrs_limit_dropped)
         ck_assert_int_eq(ss_span_set_str(s, "upsonic.status", "ERROR"), 0);
         ck_assert_uint_eq(s->attrs.n, 4);
         ck_assert(ss_attrs_get(&s->attrs, "sidespan.orphaned")->via.boolean);
-        ck_str(ss_attrs_get(&s->attrs, "upsonic.status"), "ERROR");
+        fx_assert_str(ss_attrs_get(&s->attrs, "upsonic.status"), "ERROR");
         ck_assert_int_eq(ss_span_set_str(s, "upsonic.status", "COMPLETED"), 0);
         ck_assert_uint_eq(s->attrs.n, 4);
-        ck_str(ss_attrs_get(&s->attrs, "upsonic.status"), "COMPLETED");
+        fx_assert_str(ss_attrs_get(&s->attrs, "upsonic.status"), "COMPLETED");
         ss_span_unref(s);
         ss_resource_unref(r);
 }
@@ -402,18 +481,18 @@ START_TEST(test_value_cut)
         ck_assert_int_eq(ss_span_set_attrs(s, mp_map(&a), &lim), 0);
         mp_done(&a);
 
-        ck_str(ss_attrs_get(&s->attrs, "long-key-is-not-cut"), "abcde");
-        ck_str(ss_attrs_get(&s->attrs, "exact"), "12345");
+        fx_assert_str(ss_attrs_get(&s->attrs, "long-key-is-not-cut"), "abcde");
+        fx_assert_str(ss_attrs_get(&s->attrs, "exact"), "12345");
         v = ss_attrs_get(&s->attrs, "bin");
         ck_assert_int_eq(v->type, MSGPACK_OBJECT_BIN);
         ck_assert_uint_eq(v->via.bin.size, 5);
         ck_assert_mem_eq(v->via.bin.ptr, "\x01\x02\x03\x04\x05", 5);
-        ck_str(ss_attrs_get(&s->attrs, "utf8"), "a\xC3\xA9");
-        ck_str(ss_attrs_get(&s->attrs, "emoji"), "ab");
+        fx_assert_str(ss_attrs_get(&s->attrs, "utf8"), "a\xC3\xA9");
+        fx_assert_str(ss_attrs_get(&s->attrs, "emoji"), "ab");
         v = ss_attrs_get(&s->attrs, "nested");
         ck_assert_int_eq(v->type, MSGPACK_OBJECT_ARRAY);
         ck_assert_uint_eq(v->via.array.size, 2);
-        ck_str(&v->via.array.ptr[0], "01234");
+        fx_assert_str(&v->via.array.ptr[0], "01234");
         ck_assert_int_eq(v->via.array.ptr[1].type, MSGPACK_OBJECT_NEGATIVE_INTEGER);
         ck_assert_int_eq(v->via.array.ptr[1].via.i64, -1234567890123ll);
         ck_assert_double_eq(ss_attrs_get(&s->attrs, "num")->via.f64, 3.25);
@@ -441,12 +520,12 @@ START_TEST(test_utf8_sanitised)
         ck_assert_int_eq(ss_span_set_attrs(s, mp_map(&a), NULL), 0);
         mp_done(&a);
 
-        ck_str(ss_attrs_get(&s->attrs, "bad"), "a\xEF\xBF\xBD"
-                                               "b\xEF\xBF\xBD\xEF\xBF\xBD"
-                                               "c\xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBD");
+        fx_assert_str(ss_attrs_get(&s->attrs, "bad"), "a\xEF\xBF\xBD"
+                                                      "b\xEF\xBF\xBD\xEF\xBF\xBD"
+                                                      "c\xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBD");
         /* keys are made well-formed too, and still found again by their raw form */
-        ck_str(ss_attrs_get(&s->attrs, "k\xEF\xBF\xBD"), "v");
-        ck_str(ss_attrs_get(&s->attrs, "truncated"), "x\xEF\xBF\xBD\xEF\xBF\xBD");
+        fx_assert_str(ss_attrs_get(&s->attrs, "k\xEF\xBF\xBD"), "v");
+        fx_assert_str(ss_attrs_get(&s->attrs, "truncated"), "x\xEF\xBF\xBD\xEF\xBF\xBD");
 
         pk = mp_begin(&a);
         msgpack_pack_map(pk, 1);
@@ -455,7 +534,7 @@ START_TEST(test_utf8_sanitised)
         ck_assert_int_eq(ss_span_set_attrs(s, mp_map(&a), NULL), 0);
         mp_done(&a);
         ck_assert_uint_eq(s->attrs.n, 3);
-        ck_str(ss_attrs_get(&s->attrs, "k\xEF\xBF\xBD"), "w");
+        fx_assert_str(ss_attrs_get(&s->attrs, "k\xEF\xBF\xBD"), "w");
         ss_span_unref(s);
         ss_resource_unref(r);
 }
@@ -508,17 +587,17 @@ START_TEST(test_nested_deep_copy)
         v = ss_attrs_get(&s->attrs, "m");
         ck_assert_int_eq(v->type, MSGPACK_OBJECT_MAP);
         ck_assert_uint_eq(v->via.map.size, 2);
-        ck_assert(str_is(&v->via.map.ptr[0].key.via.str, "list"));
+        ck_assert(fx_str_is(&v->via.map.ptr[0].key.via.str, "list"));
         arr = &v->via.map.ptr[0].val;
         ck_assert_int_eq(arr->type, MSGPACK_OBJECT_ARRAY);
         ck_assert_uint_eq(arr->via.array.size, 3);
         ck_assert_uint_eq(arr->via.array.ptr[0].via.u64, 1);
-        ck_str(&arr->via.array.ptr[1], "s");
+        fx_assert_str(&arr->via.array.ptr[1], "s");
         ck_assert_int_eq(arr->via.array.ptr[2].type, MSGPACK_OBJECT_MAP);
-        ck_assert(str_is(&arr->via.array.ptr[2].via.map.ptr[0].key.via.str, "x"));
+        ck_assert(fx_str_is(&arr->via.array.ptr[2].via.map.ptr[0].key.via.str, "x"));
         ck_assert_uint_eq(arr->via.array.ptr[2].via.map.ptr[0].val.via.bin.size, 2);
         ck_assert_mem_eq(arr->via.array.ptr[2].via.map.ptr[0].val.via.bin.ptr, "\x00\x01", 2);
-        ck_assert(str_is(&v->via.map.ptr[1].key.via.str, "f"));
+        ck_assert(fx_str_is(&v->via.map.ptr[1].key.via.str, "f"));
         ck_assert_int_eq(v->via.map.ptr[1].val.type, MSGPACK_OBJECT_FLOAT32);
         ck_assert_double_eq(v->via.map.ptr[1].val.via.f64, 0.5);
         ss_span_unref(s);
@@ -581,13 +660,13 @@ START_TEST(test_events_and_limits)
 
         ck_assert_uint_eq(s->n_events, 2);
         ck_assert_uint_eq(s->dropped_events, 1);
-        ck_assert(str_is(&s->events[0].name, "first"));
+        ck_assert(fx_str_is(&s->events[0].name, "first"));
         ck_assert_uint_eq(s->events[0].time_ns, 111);
         ck_assert_uint_eq(s->events[0].attrs.n, 1);
         ck_assert_uint_eq(s->events[0].dropped_attrs, 1);
-        ck_str(ss_attrs_get(&s->events[0].attrs, "gen_ai.first_token"), "hel");
+        fx_assert_str(ss_attrs_get(&s->events[0].attrs, "gen_ai.first_token"), "hel");
         /* the name is taken by its length, not up to a NUL */
-        ck_assert(str_is(&s->events[1].name, "second"));
+        ck_assert(fx_str_is(&s->events[1].name, "second"));
         ck_assert_uint_eq(s->events[1].attrs.n, 0);
         ck_assert_uint_eq(s->events[1].dropped_attrs, 0);
         ss_span_unref(s);
@@ -608,7 +687,7 @@ START_TEST(test_many_events_grow)
         }
         ck_assert_uint_eq(s->n_events, 100);
         ck_assert_uint_eq(s->dropped_events, 0);
-        ck_assert(str_is(&s->events[99].name, "e99"));
+        ck_assert(fx_str_is(&s->events[99].name, "e99"));
         ck_assert_uint_eq(s->events[57].time_ns, 57);
         ss_span_unref(s);
         ss_resource_unref(r);
@@ -626,19 +705,19 @@ START_TEST(test_error_sticky)
         ck_assert(s->ended);
         ck_assert_uint_eq(s->end_ns, 2000);
         ck_assert_uint_eq(s->status_code, SS_STATUS_ERROR);
-        ck_assert(str_is(&s->status_msg, "boom"));
+        ck_assert(fx_str_is(&s->status_msg, "boom"));
 
         ss_span_end(s, 3000, SS_STATUS_OK, "fine", 4);
         ck_assert_uint_eq(s->status_code, SS_STATUS_ERROR);
-        ck_assert(str_is(&s->status_msg, "boom"));
+        ck_assert(fx_str_is(&s->status_msg, "boom"));
         ss_span_end(s, 3000, SS_STATUS_UNSET, NULL, 0);
         ck_assert_uint_eq(s->status_code, SS_STATUS_ERROR);
-        ck_assert(str_is(&s->status_msg, "boom"));
+        ck_assert(fx_str_is(&s->status_msg, "boom"));
         /* a later ERROR without a message keeps the first message; with one, replaces it */
         ss_span_end(s, 3000, SS_STATUS_ERROR, NULL, 0);
-        ck_assert(str_is(&s->status_msg, "boom"));
+        ck_assert(fx_str_is(&s->status_msg, "boom"));
         ss_span_end(s, 3000, SS_STATUS_ERROR, "timeout!", 7);
-        ck_assert(str_is(&s->status_msg, "timeout"));
+        ck_assert(fx_str_is(&s->status_msg, "timeout"));
         ck_assert_uint_eq(s->status_code, SS_STATUS_ERROR);
         ss_span_unref(s);
         ss_resource_unref(r);
@@ -655,7 +734,7 @@ START_TEST(test_status_upgrade)
         ck_assert_uint_eq(s->status_msg.size, 0);
         ss_span_end(s, 2500, SS_STATUS_ERROR, "late failure", 12);
         ck_assert_uint_eq(s->status_code, SS_STATUS_ERROR);
-        ck_assert(str_is(&s->status_msg, "late failure"));
+        ck_assert(fx_str_is(&s->status_msg, "late failure"));
         ck_assert_uint_eq(s->end_ns, 2500);
         /* an unknown code is not a status */
         ss_span *t = plain_span(r, NULL);
@@ -689,7 +768,7 @@ START_TEST(test_refcounts)
         /* the span holds the resource after the creator lets go */
         ss_resource_unref(r);
         ck_assert_uint_eq(t->resource->refs, 1);
-        ck_str(ss_attrs_get(&t->resource->attrs, "service.name"), "upsonic");
+        fx_assert_str(ss_attrs_get(&t->resource->attrs, "service.name"), "upsonic");
         ss_span_unref(t);
         ss_span_unref(NULL);
         ss_resource_unref(NULL);
@@ -713,9 +792,9 @@ START_TEST(test_resource_defaults)
 
         ck_assert_ptr_nonnull(a);
         ck_assert_uint_eq(a->attrs.n, 1);
-        ck_assert(str_is(&a->attrs.kv[0].key.via.str, "service.name"));
-        ck_str(&a->attrs.kv[0].val, "upsonic");
-        ck_assert(str_is(&a->scope_name, "libsidespan"));
+        ck_assert(fx_str_is(&a->attrs.kv[0].key.via.str, "service.name"));
+        fx_assert_str(&a->attrs.kv[0].val, "upsonic");
+        ck_assert(fx_str_is(&a->scope_name, "libsidespan"));
         ck_assert_uint_eq(a->scope_version.size, 0);
 
         msgpack_pack_map(pk, 0);
@@ -724,7 +803,7 @@ START_TEST(test_resource_defaults)
         ck_assert_ptr_nonnull(b);
         ck_assert_uint_ne(a->id, b->id);
         ck_assert_uint_eq(b->attrs.n, 1);
-        ck_str(ss_attrs_get(&b->attrs, "service.name"), "upsonic");
+        fx_assert_str(ss_attrs_get(&b->attrs, "service.name"), "upsonic");
         ss_resource_unref(a);
         ss_resource_unref(b);
 }
@@ -758,17 +837,17 @@ START_TEST(test_resource_options_filtered)
 
         ck_assert_ptr_nonnull(r);
         ck_assert_uint_eq(r->attrs.n, 3);
-        ck_assert(str_is(&r->attrs.kv[0].key.via.str, "service.name"));
-        ck_str(&r->attrs.kv[0].val, "travel-agent");
-        ck_assert(str_is(&r->attrs.kv[1].key.via.str, "process.pid"));
+        ck_assert(fx_str_is(&r->attrs.kv[0].key.via.str, "service.name"));
+        fx_assert_str(&r->attrs.kv[0].val, "travel-agent");
+        ck_assert(fx_str_is(&r->attrs.kv[1].key.via.str, "process.pid"));
         ck_assert_uint_eq(r->attrs.kv[1].val.via.u64, 4242);
-        ck_assert(str_is(&r->attrs.kv[2].key.via.str, "deployment.environment"));
+        ck_assert(fx_str_is(&r->attrs.kv[2].key.via.str, "deployment.environment"));
         ck_assert_ptr_null(ss_attrs_get(&r->attrs, "instance"));
         ck_assert_ptr_null(ss_attrs_get(&r->attrs, "sample_rate"));
         ck_assert_ptr_null(ss_attrs_get(&r->attrs, "include_content"));
         ck_assert_ptr_null(ss_attrs_get(&r->attrs, "sdk.name"));
-        ck_assert(str_is(&r->scope_name, "sidespan-python"));
-        ck_assert(str_is(&r->scope_version, "0.3.1"));
+        ck_assert(fx_str_is(&r->scope_name, "sidespan-python"));
+        ck_assert(fx_str_is(&r->scope_version, "0.3.1"));
         ck_assert_int_eq(r->scope_version.ptr[r->scope_version.size], '\0');
         ss_resource_unref(r);
 }
@@ -781,6 +860,8 @@ static Suite *span_suite(void)
 
         tcase_add_test(tc, test_new_from_span_start);
         tcase_add_test(tc, test_new_from_whole_span);
+        tcase_add_test(tc, test_end_before_start_clamped);
+        tcase_add_test(tc, test_empty_strings_from_the_wire);
         tcase_add_test(tc, test_new_start_not_ended);
         tcase_add_test(tc, test_new_bad_kind_and_flags);
         tcase_add_test(tc, test_attrs_merge_replace);

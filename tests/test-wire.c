@@ -385,6 +385,84 @@ START_TEST(whole_span_message)
 }
 END_TEST
 
+/* A SPAN message whose type field is type: every other field a whole SPAN's. */
+static void pack_span_typed(msgpack_packer *pk, uint64_t type, uint64_t start, uint64_t end)
+{
+        msgpack_pack_array(pk, 13);
+        msgpack_pack_uint64(pk, type);
+        msgpack_pack_bin_with_body(pk, TID, 16);
+        msgpack_pack_bin_with_body(pk, SID, 8);
+        msgpack_pack_nil(pk);
+        msgpack_pack_str_with_body(pk, "op", 2);
+        msgpack_pack_uint32(pk, SS_KIND_INTERNAL);
+        msgpack_pack_uint64(pk, start);
+        msgpack_pack_map(pk, 0);
+        msgpack_pack_map(pk, 0);
+        msgpack_pack_uint64(pk, end);
+        msgpack_pack_uint32(pk, SS_STATUS_OK);
+        msgpack_pack_nil(pk);
+        msgpack_pack_array(pk, 0);
+}
+
+static void fill_type_past_32_bits(msgpack_packer *pk)
+{
+        pack_span_typed(pk, (1ull << 32) + SS_MSG_SPAN, 100, 200); /* SPAN in its low bits */
+}
+
+static void fill_end_before_start(msgpack_packer *pk)
+{
+        pack_span_typed(pk, SS_MSG_SPAN, 500, 400);
+}
+
+static void fill_hello_version_past_32_bits(msgpack_packer *pk)
+{
+        msgpack_pack_array(pk, 3);
+        msgpack_pack_uint32(pk, SS_MSG_HELLO);
+        msgpack_pack_uint64(pk, (1ull << 32) + SS_PROTOCOL_VERSION); /* version 1 in its low bits */
+        msgpack_pack_map(pk, 0);
+}
+
+/* Numbers wider than their field are never cut to it: no message passes for another. */
+START_TEST(wide_numbers_are_not_cut)
+{
+        msgpack_unpacked u;
+        ss_msg m;
+        ss_buf b;
+
+        ss_buf_init(&b, 4096);
+        msgpack_unpacked_init(&u);
+        packed(&b, fill_type_past_32_bits);
+        ck_assert_int_eq(decode_raw(&b, &u, &m), -ENOTSUP);
+        ck_assert_uint_ne(m.type, SS_MSG_SPAN);
+        packed(&b, fill_hello_version_past_32_bits);
+        ck_assert_int_eq(decode_raw(&b, &u, &m), 0);
+        ck_assert_uint_eq(m.type, SS_MSG_HELLO);
+        ck_assert_uint_eq(m.hello.version, (1ull << 32) + SS_PROTOCOL_VERSION);
+        ck_assert_uint_ne(m.hello.version, SS_PROTOCOL_VERSION);
+        msgpack_unpacked_destroy(&u);
+        ss_buf_free(&b);
+}
+END_TEST
+
+/* The client's clock stepped back: the message stands; the span model clamps it. */
+START_TEST(span_ending_before_its_start_decodes)
+{
+        msgpack_unpacked u;
+        ss_msg m;
+        ss_buf b;
+
+        ss_buf_init(&b, 4096);
+        msgpack_unpacked_init(&u);
+        packed(&b, fill_end_before_start);
+        ck_assert_int_eq(decode_raw(&b, &u, &m), 0);
+        ck_assert_uint_eq(m.type, SS_MSG_SPAN);
+        ck_assert_uint_eq(m.span.start_ns, 500);
+        ck_assert_uint_eq(m.span.end_ns, 400);
+        msgpack_unpacked_destroy(&u);
+        ss_buf_free(&b);
+}
+END_TEST
+
 START_TEST(map_lookup)
 {
         msgpack_unpacked u;
@@ -528,6 +606,8 @@ static Suite *wire_suite(void)
         tcase_add_test(tc, wrong_shapes_are_eproto);
         tcase_add_test(tc, unknown_type_and_trailing_fields);
         tcase_add_test(tc, whole_span_message);
+        tcase_add_test(tc, wide_numbers_are_not_cut);
+        tcase_add_test(tc, span_ending_before_its_start_decodes);
         tcase_add_test(tc, map_lookup);
         tcase_add_test(tc, buf_bounds);
         tcase_add_test(tc, frame_header_codec);

@@ -9,12 +9,16 @@
 #include <unistd.h>
 
 #include "base/log.h"
+#include "conf/parse.h"
+#include "conf/settings.h"
 #include "ss-kvlist.h"
 #include "ss-macro.h"
 #include "sidespan-version.h"
 #include "ss-wire.h"
 
-static const char usage[] =
+static void set_defaults(ss_config *cfg);
+
+static const char usage_head[] =
     "Usage: sidespand [OPTION]...\n"
     "Tracing sidecar for AI agents: takes span events from libsidespan over a Unix\n"
     "socket, assembles traces and exports them as OTLP.\n"
@@ -24,6 +28,10 @@ static const char usage[] =
     "                             $RUNTIME_DIRECTORY/sidespan.sock, else\n"
     "                             /run/sidespan/sidespan.sock as root or\n"
     "                             $XDG_RUNTIME_DIR/sidespan.sock)\n"
+    "      --allow-uids LIST      users (names or uids) who may connect, besides root\n"
+    "                             and the daemon's own user (default: anyone who can\n"
+    "                             open the socket)\n"
+    "      --allow-gids LIST      groups whose members may connect\n"
     "\n"
     "Export:\n"
     "  -e, --exporter LIST        comma-separated: console, file, otlp-http (default:\n"
@@ -34,31 +42,12 @@ static const char usage[] =
     "                             as a base + v1/traces)\n"
     "  -H, --header K=V           add a request header, repeatable (env\n"
     "                             OTEL_EXPORTER_OTLP_[TRACES_]HEADERS, UPSONIC_OTEL_HEADERS)\n"
-    "      --timeout-ms N         per request timeout (env OTEL_EXPORTER_OTLP_[TRACES_]TIMEOUT;\n"
-    "                             default 10000)\n"
     "      --compression ALG      gzip or none (env OTEL_EXPORTER_OTLP_[TRACES_]COMPRESSION;\n"
     "                             default none)\n"
-    "      --retry-queue-bytes N  encoded requests kept for retry (default 67108864)\n"
-    "      --max-attempts N       tries per request before it is dropped (default 5)\n"
     "  -f, --file PATH            file exporter output, OTLP/JSON lines; - is stdout\n"
-    "                             (default sidespan-traces.jsonl)\n"
-    "      --batch-size N         spans per export request (default 512)\n"
-    "      --batch-delay-ms N     longest a span waits for its batch (default 1000)\n"
-    "\n"
-    "Limits:\n"
-    "      --max-frame BYTES      largest accepted frame (default 1048576)\n"
-    "      --max-connections N    concurrent client connections (default 1024)\n"
-    "      --max-open-spans N     open spans per client (default 10000)\n"
-    "      --max-open-spans-total N\n"
-    "                             open spans of all clients, disconnected ones in\n"
-    "                             their grace period included (default 1000000)\n"
-    "      --max-trace-spans N    finished spans held per open trace (default 10000)\n"
-    "      --max-attributes N     attributes per span or event (default 128)\n"
-    "      --max-events N         events per span (default 128)\n"
-    "      --max-value-length N   bytes per string attribute value (default 262144)\n"
-    "      --orphan-grace-ms N    how long a disconnected client may come back before\n"
-    "                             its open spans end as orphaned (default 10000)\n"
-    "      --drain-timeout-ms N   on SIGTERM, how long to wait for exports (default 15000)\n"
+    "                             (default sidespan-traces.jsonl)\n";
+
+static const char usage_tail[] =
     "\n"
     "  -l, --log-level LEVEL      err, warning, notice, info or debug (default info)\n"
     "  -h, --help                 show this help and exit\n"
@@ -66,111 +55,40 @@ static const char usage[] =
     "\n"
     "OTEL_EXPORTER_OTLP_[TRACES_]PROTOCOL must be http/protobuf when set.\n";
 
+/* Options with a short form or a meaning of their own; the numeric settings follow them in
+ * the getopt table, each as OPT_SETTING + its index in ss_settings. */
 enum {
         OPT_ENDPOINT = 256,
-        OPT_TIMEOUT,
         OPT_COMPRESSION,
-        OPT_RETRY_QUEUE,
-        OPT_MAX_ATTEMPTS,
-        OPT_BATCH_SIZE,
-        OPT_BATCH_DELAY,
-        OPT_MAX_FRAME,
-        OPT_MAX_CONNECTIONS,
-        OPT_MAX_OPEN,
-        OPT_MAX_OPEN_TOTAL,
-        OPT_MAX_TRACE,
-        OPT_MAX_ATTRS,
-        OPT_MAX_EVENTS,
-        OPT_MAX_VALUE,
-        OPT_GRACE,
-        OPT_DRAIN,
+        OPT_ALLOW_UIDS,
+        OPT_ALLOW_GIDS,
+        OPT_SETTING,
 };
 
-static const struct option options[] = {
+static const struct option fixed_options[] = {
     {"socket", required_argument, NULL, 's'},
+    {"allow-uids", required_argument, NULL, OPT_ALLOW_UIDS},
+    {"allow-gids", required_argument, NULL, OPT_ALLOW_GIDS},
     {"exporter", required_argument, NULL, 'e'},
     {"endpoint", required_argument, NULL, OPT_ENDPOINT},
     {"header", required_argument, NULL, 'H'},
-    {"timeout-ms", required_argument, NULL, OPT_TIMEOUT},
     {"compression", required_argument, NULL, OPT_COMPRESSION},
-    {"retry-queue-bytes", required_argument, NULL, OPT_RETRY_QUEUE},
-    {"max-attempts", required_argument, NULL, OPT_MAX_ATTEMPTS},
     {"file", required_argument, NULL, 'f'},
-    {"batch-size", required_argument, NULL, OPT_BATCH_SIZE},
-    {"batch-delay-ms", required_argument, NULL, OPT_BATCH_DELAY},
-    {"max-frame", required_argument, NULL, OPT_MAX_FRAME},
-    {"max-connections", required_argument, NULL, OPT_MAX_CONNECTIONS},
-    {"max-open-spans", required_argument, NULL, OPT_MAX_OPEN},
-    {"max-open-spans-total", required_argument, NULL, OPT_MAX_OPEN_TOTAL},
-    {"max-trace-spans", required_argument, NULL, OPT_MAX_TRACE},
-    {"max-attributes", required_argument, NULL, OPT_MAX_ATTRS},
-    {"max-events", required_argument, NULL, OPT_MAX_EVENTS},
-    {"max-value-length", required_argument, NULL, OPT_MAX_VALUE},
-    {"orphan-grace-ms", required_argument, NULL, OPT_GRACE},
-    {"drain-timeout-ms", required_argument, NULL, OPT_DRAIN},
     {"log-level", required_argument, NULL, 'l'},
     {"help", no_argument, NULL, 'h'},
     {"version", no_argument, NULL, 'V'},
-    {0},
 };
 
-static int bad(const char *what, const char *value, const char *expected)
+static void print_usage(void)
 {
-        fprintf(stderr, "sidespand: invalid %s: '%s' (%s)\n", what, value, expected);
-        return -EINVAL;
-}
+        ss_config d;
 
-/* An empty variable counts as unset (OpenTelemetry environment rules). */
-static const char *env(const char *name)
-{
-        const char *v = getenv(name);
-
-        return v && *v ? v : NULL;
-}
-
-/* The first of two variables that is set; *ret_name says which. */
-static const char *env2(const char *a, const char *b, const char **ret_name)
-{
-        const char *v = env(a);
-
-        *ret_name = v ? a : b;
-        return v ? v : env(b);
-}
-
-static int parse_u64(const char *what, const char *s, uint64_t min, uint64_t max, uint64_t *ret)
-{
-        char expected[96], *end;
-        unsigned long long v;
-
-        snprintf(expected, sizeof(expected), "expected an integer from %llu to %llu",
-                 (unsigned long long)min, (unsigned long long)max);
-        errno = 0;
-        v = strtoull(s, &end, 10);
-        if (!*s || *s == '-' || *end || errno || v < min || v > max)
-                return bad(what, s, expected);
-        *ret = v;
-        return 0;
-}
-
-static int parse_u32(const char *what, const char *s, uint32_t min, uint32_t max, uint32_t *ret)
-{
-        uint64_t v;
-        int r = parse_u64(what, s, min, max, &v);
-
-        if (r == 0)
-                *ret = (uint32_t)v;
-        return r;
-}
-
-static int set_str(char **dst, const char *value)
-{
-        char *p = strdup(value);
-
-        if (!p)
-                return -ENOMEM;
-        free(*dst);
-        *dst = p;
-        return 0;
+        set_defaults(&d);
+        fputs(usage_head, stdout);
+        ss_settings_usage(stdout, "Export", &d);
+        fputs("\nLimits:\n", stdout);
+        ss_settings_usage(stdout, "Limits", &d);
+        fputs(usage_tail, stdout);
 }
 
 static int parse_exporters(ss_export_config *cfg, const char *value)
@@ -189,11 +107,11 @@ static int parse_exporters(ss_export_config *cfg, const char *value)
                 else if (strcmp(t, "otlp-http") == 0)
                         cfg->exporters |= SS_EXPORT_OTLP_HTTP;
                 else
-                        r = bad("--exporter", t, "expected console, file or otlp-http");
+                        r = ss_conf_bad("--exporter", t, "expected console, file or otlp-http");
         }
         free(list);
         if (r == 0 && cfg->exporters == 0)
-                r = bad("--exporter", value, "expected at least one exporter");
+                r = ss_conf_bad("--exporter", value, "expected at least one exporter");
         return r;
 }
 
@@ -204,7 +122,7 @@ static int parse_compression(const char *what, const char *value, bool *ret)
         else if (strcmp(value, "none") == 0)
                 *ret = false;
         else
-                return bad(what, value, "expected gzip or none");
+                return ss_conf_bad(what, value, "expected gzip or none");
         return 0;
 }
 
@@ -223,9 +141,10 @@ static int add_header(char *key, char *value, void *ctx)
 
         h->reported = true;
         if (strpbrk(key, "\r\n: \t") || strpbrk(value, "\r\n"))
-                return bad(h->what, h->value, "a header name or value has a forbidden character");
+                return ss_conf_bad(h->what, h->value,
+                                   "a header name or value has a forbidden character");
         if (h->cfg->n_headers == SS_CONFIG_MAX_HEADERS)
-                return bad(h->what, h->value, "too many headers");
+                return ss_conf_bad(h->what, h->value, "too many headers");
         h->reported = false;
         if (asprintf(&line, "%s: %s", key, value) < 0)
                 return -ENOMEM;
@@ -244,8 +163,8 @@ int ss_config_parse_headers(ss_config *cfg, const char *what, const char *value)
         r = ss_kvlist_parse(list, add_header, &h);
         free(list);
         if (r == -EINVAL && !h.reported)
-                r = bad(what, value,
-                        "expected key=value pairs, percent-encoded, separated by commas");
+                r = ss_conf_bad(what, value,
+                                "expected key=value pairs, percent-encoded, separated by commas");
         return r;
 }
 
@@ -274,9 +193,9 @@ static int set_endpoint(ss_config *cfg, const char *what, const char *url, enum 
         else if (strncmp(url, "https://", 8) == 0)
                 host = url + 8;
         else
-                return bad(what, url, "expected an http:// or https:// URL");
+                return ss_conf_bad(what, url, "expected an http:// or https:// URL");
         if (!*host || *host == '/')
-                return bad(what, url, "the URL has no host");
+                return ss_conf_bad(what, url, "the URL has no host");
         if (form == URL_BASE || (form == URL_FLAG && !has_path(host)))
                 r = asprintf(&full, "%s%sv1/traces", url, slash);
         else
@@ -291,15 +210,32 @@ static int set_endpoint(ss_config *cfg, const char *what, const char *url, enum 
 static void set_defaults(ss_config *cfg)
 {
         *cfg = (ss_config){
-            .listener = {.max_frame = SS_MAX_FRAME_DEFAULT, .max_connections = 1024},
+            .listener =
+                {
+                    .max_frame = SS_MAX_FRAME_DEFAULT,
+                    .max_connections = 1024,
+                    .max_connections_process = 64,
+                    .max_input_bytes = 256u << 20,
+                    .hello_timeout_ms = 10000,
+                    .frame_timeout_ms = 10000,
+                    .idle_timeout_ms = 600000,
+                },
             .export = {.exporters_defaulted = true, .console_fd = 1},
             .assembler =
                 {
-                    .limits = {.max_attrs = 128, .max_events = 128, .max_value_len = 256u * 1024u},
+                    .limits = {.max_attrs = 128,
+                               .max_events = 128,
+                               .max_value_len = 256u * 1024u,
+                               .max_key_len = 256,
+                               .max_name_len = 1024,
+                               .max_bytes = 4u << 20},
+                    .max_resource_attrs = 128,
                     .max_open_spans = 10000,
+                    .max_open_process = 50000,
                     .max_open_total = 1000000,
                     .max_trace_spans = 10000,
                     .orphan_grace_ms = 10000,
+                    .foreign_wait_ms = 60000,
                 },
             .drain_timeout_ms = 15000,
             .log_level = SS_LOG_INFO,
@@ -309,7 +245,7 @@ static void set_defaults(ss_config *cfg)
 
 static int default_socket(ss_config *cfg)
 {
-        const char *dir = env("RUNTIME_DIRECTORY");
+        const char *dir = ss_conf_env("RUNTIME_DIRECTORY");
         int r;
 
         if (dir) {
@@ -319,7 +255,7 @@ static int default_socket(ss_config *cfg)
                 r = asprintf(&cfg->socket_path, "%.*s/sidespan.sock", (int)n, dir);
         } else if (geteuid() == 0)
                 r = asprintf(&cfg->socket_path, "/run/sidespan/sidespan.sock");
-        else if ((dir = env("XDG_RUNTIME_DIR")))
+        else if ((dir = ss_conf_env("XDG_RUNTIME_DIR")))
                 r = asprintf(&cfg->socket_path, "%s/sidespan.sock", dir);
         else {
                 fprintf(stderr, "sidespand: no socket path: pass --socket or set SIDESPAN_SOCKET "
@@ -331,27 +267,27 @@ static int default_socket(ss_config *cfg)
 
 static int load_env_protocol(void)
 {
-        const char *name,
-            *v = env2("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "OTEL_EXPORTER_OTLP_PROTOCOL", &name);
+        const char *name, *v = ss_conf_env2("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL",
+                                            "OTEL_EXPORTER_OTLP_PROTOCOL", &name);
 
         if (!v || strcmp(v, "http/protobuf") == 0)
                 return 0;
         if (strcmp(v, "grpc") == 0 || strcmp(v, "http/json") == 0)
-                return bad(name, v,
-                           "this build exports http/protobuf only; gRPC and JSON over "
-                           "HTTP are not implemented yet");
-        return bad(name, v, "expected http/protobuf");
+                return ss_conf_bad(name, v,
+                                   "this build exports http/protobuf only; gRPC and JSON over "
+                                   "HTTP are not implemented yet");
+        return ss_conf_bad(name, v, "expected http/protobuf");
 }
 
 static int load_env_endpoint(ss_config *cfg)
 {
         const char *v;
 
-        if ((v = env("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")))
+        if ((v = ss_conf_env("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")))
                 return set_endpoint(cfg, "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", v, URL_AS_GIVEN);
-        if ((v = env("UPSONIC_OTEL_ENDPOINT")))
+        if ((v = ss_conf_env("UPSONIC_OTEL_ENDPOINT")))
                 return set_endpoint(cfg, "UPSONIC_OTEL_ENDPOINT", v, URL_BASE);
-        if ((v = env("OTEL_EXPORTER_OTLP_ENDPOINT")))
+        if ((v = ss_conf_env("OTEL_EXPORTER_OTLP_ENDPOINT")))
                 return set_endpoint(cfg, "OTEL_EXPORTER_OTLP_ENDPOINT", v, URL_BASE);
         return 0;
 }
@@ -361,20 +297,21 @@ static int load_env(ss_config *cfg)
         const char *name, *v;
         int r;
 
-        if ((v = env("SIDESPAN_SOCKET")) && (r = set_str(&cfg->socket_path, v)) < 0)
+        if ((v = ss_conf_env("SIDESPAN_SOCKET")) && (r = ss_conf_set_str(&cfg->socket_path, v)) < 0)
                 return r;
         if ((r = load_env_protocol()) < 0 || (r = load_env_endpoint(cfg)) < 0)
                 return r;
-        v = env2("OTEL_EXPORTER_OTLP_TRACES_HEADERS", "OTEL_EXPORTER_OTLP_HEADERS", &name);
+        v = ss_conf_env2("OTEL_EXPORTER_OTLP_TRACES_HEADERS", "OTEL_EXPORTER_OTLP_HEADERS", &name);
         if (v && (r = ss_config_parse_headers(cfg, name, v)) < 0)
                 return r;
-        if ((v = env("UPSONIC_OTEL_HEADERS")) &&
+        if ((v = ss_conf_env("UPSONIC_OTEL_HEADERS")) &&
             (r = ss_config_parse_headers(cfg, "UPSONIC_OTEL_HEADERS", v)) < 0)
                 return r;
-        v = env2("OTEL_EXPORTER_OTLP_TRACES_TIMEOUT", "OTEL_EXPORTER_OTLP_TIMEOUT", &name);
-        if (v && (r = parse_u32(name, v, 1, 3600000, &cfg->export.http.timeout_ms)) < 0)
+        v = ss_conf_env2("OTEL_EXPORTER_OTLP_TRACES_TIMEOUT", "OTEL_EXPORTER_OTLP_TIMEOUT", &name);
+        if (v && (r = ss_setting_set(cfg, ss_setting_find("timeout-ms"), name, v)) < 0)
                 return r;
-        v = env2("OTEL_EXPORTER_OTLP_TRACES_COMPRESSION", "OTEL_EXPORTER_OTLP_COMPRESSION", &name);
+        v = ss_conf_env2("OTEL_EXPORTER_OTLP_TRACES_COMPRESSION", "OTEL_EXPORTER_OTLP_COMPRESSION",
+                         &name);
         if (v && (r = parse_compression(name, v, &cfg->export.http.gzip)) < 0)
                 return r;
         return 0;
@@ -382,14 +319,23 @@ static int load_env(ss_config *cfg)
 
 static int load_flag(ss_config *cfg, int opt, const char *arg)
 {
-        ss_assembler_config *a = &cfg->assembler;
-        ss_http_config *h = &cfg->export.http;
-        uint64_t v;
-        int r;
+        char what[64];
 
+        if (opt >= OPT_SETTING && (size_t)(opt - OPT_SETTING) < ss_n_settings) {
+                const ss_setting *st = &ss_settings[opt - OPT_SETTING];
+
+                snprintf(what, sizeof(what), "--%s", st->name);
+                return ss_setting_set(cfg, st, what, arg);
+        }
         switch (opt) {
         case 's':
-                return set_str(&cfg->socket_path, arg);
+                return ss_conf_set_str(&cfg->socket_path, arg);
+        case OPT_ALLOW_UIDS:
+                return ss_conf_ids("--allow-uids", arg, 0, cfg->allow_uids, SS_CONFIG_MAX_IDS,
+                                   &cfg->n_allow_uids);
+        case OPT_ALLOW_GIDS:
+                return ss_conf_ids("--allow-gids", arg, 1, cfg->allow_gids, SS_CONFIG_MAX_IDS,
+                                   &cfg->n_allow_gids);
         case 'e':
                 cfg->export.exporters_defaulted = false;
                 return parse_exporters(&cfg->export, arg);
@@ -397,64 +343,38 @@ static int load_flag(ss_config *cfg, int opt, const char *arg)
                 return set_endpoint(cfg, "--endpoint", arg, URL_FLAG);
         case 'H':
                 return ss_config_parse_headers(cfg, "--header", arg);
-        case OPT_TIMEOUT:
-                return parse_u32("--timeout-ms", arg, 1, 3600000, &h->timeout_ms);
         case OPT_COMPRESSION:
-                return parse_compression("--compression", arg, &h->gzip);
-        case OPT_RETRY_QUEUE:
-                r = parse_u64("--retry-queue-bytes", arg, 0, 1ull << 40, &v);
-                if (r == 0)
-                        h->max_queue_bytes = (size_t)v;
-                return r;
-        case OPT_MAX_ATTEMPTS:
-                return parse_u32("--max-attempts", arg, 1, 1000, &h->retry.max_attempts);
+                return parse_compression("--compression", arg, &cfg->export.http.gzip);
         case 'f':
-                return set_str(&cfg->file_path, arg);
-        case OPT_BATCH_SIZE:
-                r = parse_u64("--batch-size", arg, 1, 1000000, &v);
-                if (r == 0)
-                        h->max_batch = (size_t)v;
-                return r;
-        case OPT_BATCH_DELAY:
-                return parse_u64("--batch-delay-ms", arg, 1, 3600000, &h->batch_delay_ms);
-        case OPT_MAX_FRAME:
-                r = parse_u64("--max-frame", arg, 64, SS_MAX_FRAME_LIMIT, &v);
-                if (r == 0)
-                        cfg->listener.max_frame = (size_t)v;
-                return r;
-        case OPT_MAX_CONNECTIONS:
-                return parse_u32("--max-connections", arg, 1, 1000000,
-                                 &cfg->listener.max_connections);
-        case OPT_MAX_OPEN:
-                return parse_u32("--max-open-spans", arg, 1, 100000000, &a->max_open_spans);
-        case OPT_MAX_OPEN_TOTAL:
-                return parse_u32("--max-open-spans-total", arg, 1, 100000000, &a->max_open_total);
-        case OPT_MAX_TRACE:
-                return parse_u32("--max-trace-spans", arg, 1, 100000000, &a->max_trace_spans);
-        case OPT_MAX_ATTRS:
-                return parse_u32("--max-attributes", arg, 1, 100000, &a->limits.max_attrs);
-        case OPT_MAX_EVENTS:
-                return parse_u32("--max-events", arg, 0, 100000, &a->limits.max_events);
-        case OPT_MAX_VALUE:
-                return parse_u32("--max-value-length", arg, 1, SS_MAX_FRAME_LIMIT,
-                                 &a->limits.max_value_len);
-        case OPT_GRACE:
-                return parse_u64("--orphan-grace-ms", arg, 0, 86400000, &a->orphan_grace_ms);
-        case OPT_DRAIN:
-                return parse_u32("--drain-timeout-ms", arg, 0, 3600000, &cfg->drain_timeout_ms);
+                return ss_conf_set_str(&cfg->file_path, arg);
         case 'l':
                 cfg->log_level = ss_log_parse_level(arg);
-                return cfg->log_level < 0 ? bad("--log-level", arg,
-                                                "expected err, warning, notice, info or "
-                                                "debug")
+                return cfg->log_level < 0 ? ss_conf_bad("--log-level", arg,
+                                                        "expected err, warning, notice, info or "
+                                                        "debug")
                                           : 0;
         default:
                 return -EINVAL;
         }
 }
 
+/* The getopt table: the fixed options, then one per numeric setting. */
+static struct option *options_table(void)
+{
+        size_t nf = SS_ELEMENTSOF(fixed_options);
+        struct option *o = calloc(nf + ss_n_settings + 1, sizeof(*o));
+
+        if (!o)
+                return NULL;
+        memcpy(o, fixed_options, sizeof(fixed_options));
+        for (size_t i = 0; i < ss_n_settings; i++)
+                o[nf + i] = (struct option){ss_settings[i].name, required_argument, NULL,
+                                            OPT_SETTING + (int)i};
+        return o;
+}
+
 /* Flags override the environment; a repeated header flag list replaces the env's. */
-static int load_flags(ss_config *cfg, int argc, char **argv)
+static int parse_flags(ss_config *cfg, int argc, char **argv, const struct option *options)
 {
         bool headers_from_flags = false;
         int opt, r;
@@ -462,7 +382,7 @@ static int load_flags(ss_config *cfg, int argc, char **argv)
         optind = 0; /* 0, not 1: glibc then forgets the state of an earlier parse too */
         while ((opt = getopt_long(argc, argv, "s:e:H:f:l:hV", options, NULL)) != -1) {
                 if (opt == 'h') {
-                        fputs(usage, stdout);
+                        print_usage();
                         return 1;
                 }
                 if (opt == 'V') {
@@ -491,6 +411,15 @@ static int load_flags(ss_config *cfg, int argc, char **argv)
         return 0;
 }
 
+static int load_flags(ss_config *cfg, int argc, char **argv)
+{
+        struct option *options = options_table();
+        int r = options ? parse_flags(cfg, argc, argv, options) : -ENOMEM;
+
+        free(options);
+        return r;
+}
+
 /* Point the stages' configurations at the strings owned here. */
 static void link_strings(ss_config *cfg)
 {
@@ -499,6 +428,10 @@ static void link_strings(ss_config *cfg)
         cfg->export.http.headers = (const char *const *)cfg->headers;
         cfg->export.http.n_headers = cfg->n_headers;
         cfg->export.file_path = cfg->file_path;
+        cfg->listener.allow_uids = cfg->allow_uids;
+        cfg->listener.n_allow_uids = cfg->n_allow_uids;
+        cfg->listener.allow_gids = cfg->allow_gids;
+        cfg->listener.n_allow_gids = cfg->n_allow_gids;
 }
 
 static int finish(ss_config *cfg)
@@ -516,7 +449,7 @@ static int finish(ss_config *cfg)
                 return -EINVAL;
         }
         if ((e->exporters & SS_EXPORT_FILE) && !cfg->file_path &&
-            set_str(&cfg->file_path, "sidespan-traces.jsonl") < 0)
+            ss_conf_set_str(&cfg->file_path, "sidespan-traces.jsonl") < 0)
                 return -ENOMEM;
         link_strings(cfg);
         return 0;

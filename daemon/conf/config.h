@@ -16,6 +16,7 @@
 #include "trace/assembler.h"
 
 #define SS_CONFIG_MAX_HEADERS 64
+#define SS_CONFIG_MAX_IDS     64
 
 /* Each stage's configuration, filled here; the strings they point to are owned below. */
 typedef struct ss_config {
@@ -30,6 +31,10 @@ typedef struct ss_config {
         char *headers[SS_CONFIG_MAX_HEADERS]; /* "Name: value" */
         size_t n_headers;
         char *file_path;
+        uint32_t allow_uids[SS_CONFIG_MAX_IDS];
+        size_t n_allow_uids;
+        uint32_t allow_gids[SS_CONFIG_MAX_IDS];
+        size_t n_allow_gids;
 } ss_config;
 
 /*

@@ -40,6 +40,7 @@ void ss_batcher_flush(ss_batcher *b)
         if (n == 0)
                 return;
         b->n = 0;
+        b->bytes = 0;
         b->send(b->ctx, b->spans, n);
         for (size_t i = 0; i < n; i++)
                 ss_span_unref(b->spans[i]);
@@ -54,7 +55,9 @@ void ss_batcher_add(ss_batcher *b, ss_span *const *spans, size_t n)
                     uv_timer_start(&b->timer, on_timer, b->delay_ms, 0) < 0)
                         ss_log_ratelimited(SS_LOG_ERR, "batch timer did not start");
                 b->spans[b->n++] = ss_span_ref(spans[i]);
-                if (b->n == b->max_batch || !b->delay_ms)
+                b->bytes += ss_span_size(spans[i]);
+                if (b->n == b->max_batch || !b->delay_ms ||
+                    (b->max_bytes && b->bytes >= b->max_bytes))
                         ss_batcher_flush(b);
         }
 }
@@ -66,6 +69,7 @@ size_t ss_batcher_close(ss_batcher *b, uv_close_cb cb)
         for (size_t i = 0; i < n; i++)
                 ss_span_unref(b->spans[i]);
         b->n = 0;
+        b->bytes = 0;
         free(b->spans);
         b->spans = NULL;
         uv_close((uv_handle_t *)&b->timer, cb);

@@ -3,8 +3,8 @@
 
 /*
  * A batcher collects spans for one exporter and hands them on when max_batch
- * spans are waiting or delay_ms has passed since the first of them, or at
- * once on ss_batcher_flush(). It holds one reference per span and drops them
+ * spans or max_bytes of them are waiting or delay_ms has passed since the
+ * first of them, or at once on ss_batcher_flush(). It holds one reference per span and drops them
  * after send() returns: send() takes its own references if it keeps spans, and must not
  * call back into its batcher.
  * Embedded in its exporter (STYLE.md rule 6); loop thread only.
@@ -23,6 +23,8 @@ typedef struct ss_batcher {
         ss_span **spans;
         size_t n;
         size_t max_batch;
+        uint64_t max_bytes; /* ss_span_size() of a batch: it goes when it holds this; 0 none */
+        uint64_t bytes;
         uint64_t delay_ms;
         ss_batch_send_fn send;
         void *ctx;

@@ -166,37 +166,49 @@ static int tree_build(tree *t, size_t n)
         return r;
 }
 
-/* Depth-first print without recursion: a trace may be deep. */
-static void tree_print(ss_buf *out, const tree *t, size_t n, size_t *stack, unsigned *depth)
+/* Depth-first print from root without recursion (a trace may be deep); every span once. */
+static void print_from(ss_buf *out, const tree *t, size_t root, size_t *stack, unsigned *depth,
+                       bool *printed)
 {
         bool last[MAX_DEPTH_SHOWN + 1] = {false};
+        size_t top = 0;
 
-        for (size_t root = 0; root < n; root++) {
-                size_t top = 0;
+        stack[top] = root + 1;
+        depth[top++] = 0;
+        printed[root] = true;
+        while (top) {
+                size_t i = stack[--top] - 1, c, mark = top;
+                unsigned d = depth[top];
 
-                if (t->child[root])
-                        continue;
-                stack[top] = root + 1;
-                depth[top++] = 0;
-                while (top) {
-                        size_t i = stack[--top] - 1, c;
-                        unsigned d = depth[top];
-
-                        last[d > MAX_DEPTH_SHOWN ? MAX_DEPTH_SHOWN : d] = t->next[i] == 0;
-                        print_span(out, t->spans[i], last, d);
-                        /* Push children in reverse so the first child prints first. */
-                        size_t mark = top;
-                        for (c = t->first[i]; c; c = t->next[c - 1]) {
-                                stack[top] = c;
-                                depth[top++] = d + 1;
-                        }
-                        for (size_t a = mark, b = top; b > a + 1; a++, b--) {
-                                size_t ts = stack[a];
-                                stack[a] = stack[b - 1];
-                                stack[b - 1] = ts;
-                        }
+                last[d > MAX_DEPTH_SHOWN ? MAX_DEPTH_SHOWN : d] = t->next[i] == 0;
+                print_span(out, t->spans[i], last, d);
+                /* Push children in reverse so the first child prints first. */
+                for (c = t->first[i]; c; c = t->next[c - 1]) {
+                        if (printed[c - 1])
+                                continue;
+                        printed[c - 1] = true;
+                        stack[top] = c;
+                        depth[top++] = d + 1;
+                }
+                for (size_t a = mark, b = top; b > a + 1; a++, b--) {
+                        size_t ts = stack[a];
+                        stack[a] = stack[b - 1];
+                        stack[b - 1] = ts;
                 }
         }
+}
+
+/* The roots first; then spans no root reaches (their parents form a cycle), so that every
+ * span counted as shown is shown. */
+static void tree_print(ss_buf *out, const tree *t, size_t n, size_t *stack, unsigned *depth,
+                       bool *printed)
+{
+        for (size_t root = 0; root < n; root++)
+                if (!t->child[root])
+                        print_from(out, t, root, stack, depth, printed);
+        for (size_t i = 0; i < n; i++)
+                if (!printed[i])
+                        print_from(out, t, i, stack, depth, printed);
 }
 
 static void print_header(ss_buf *out, ss_span *const *spans, size_t n)
@@ -224,6 +236,7 @@ static int render(ss_buf *out, ss_span *const *spans, size_t n)
         tree t = {0};
         size_t *stack = NULL;
         unsigned *depth = NULL;
+        bool *printed = NULL;
         int r = -ENOMEM;
 
         t.spans = malloc(n * sizeof(*t.spans));
@@ -233,14 +246,15 @@ static int render(ss_buf *out, ss_span *const *spans, size_t n)
         t.child = calloc(n, sizeof(bool));
         stack = malloc(n * sizeof(*stack));
         depth = malloc(n * sizeof(*depth));
-        if (!t.spans || !t.first || !t.last || !t.next || !t.child || !stack || !depth)
+        printed = calloc(n, sizeof(*printed));
+        if (!t.spans || !t.first || !t.last || !t.next || !t.child || !stack || !depth || !printed)
                 goto done;
         memcpy(t.spans, spans, n * sizeof(*spans));
         r = tree_build(&t, n);
         if (r < 0)
                 goto done;
         print_header(out, spans, n);
-        tree_print(out, &t, n, stack, depth);
+        tree_print(out, &t, n, stack, depth, printed);
 done:
         free(t.spans);
         free(t.first);
@@ -249,6 +263,7 @@ done:
         free(t.child);
         free(stack);
         free(depth);
+        free(printed);
         return r;
 }
 

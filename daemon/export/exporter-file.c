@@ -24,24 +24,32 @@ typedef struct file_exporter {
         unsigned open_handles; /* the batcher's timer and the writer */
 } file_exporter;
 
-static void file_send(void *ctx, ss_span *const *spans, size_t n)
+static int encode_line(void *ctx, ss_span *const *spans, size_t n, ss_buf *out)
+{
+        int r = ss_otlp_json_encode(spans, n, out);
+
+        return r < 0 ? r : ss_buf_append(out, "\n", 1);
+}
+
+static void write_line(void *ctx, ss_span *const *spans, size_t n, ss_buf *line)
 {
         file_exporter *f = ctx;
-        ss_buf line;
         int r;
 
-        ss_buf_init(&line, FILE_MAX_LINE);
-        r = ss_otlp_json_encode(spans, n, &line);
-        if (r == 0)
-                r = ss_buf_append(&line, "\n", 1);
         f->base.stats.requests++;
-        if (r == 0)
-                r = ss_writer_write(&f->writer, &line, n);
+        r = ss_writer_write(&f->writer, line, n);
         if (r < 0)
                 ss_exporter_dropped(&f->base, n,
                                     r == -ENOBUFS ? "the file is not keeping up (write queue full)"
                                                   : strerror(-r));
-        ss_buf_free(&line);
+}
+
+static void file_send(void *ctx, ss_span *const *spans, size_t n)
+{
+        file_exporter *f = ctx;
+
+        (void)ss_exporter_encode_split(&f->base, spans, n, encode_line, write_line, f,
+                                       FILE_MAX_LINE);
 }
 
 static void file_add(ss_exporter *e, ss_span *const *spans, size_t n)
@@ -142,6 +150,8 @@ int ss_file_exporter_new(uv_loop_t *loop, const char *path, size_t max_batch, ui
                 goto fail;
         }
         r = ss_batcher_init(&f->batcher, loop, max_batch, delay_ms, file_send, f);
+        /* OTLP/JSON may take six times a span's bytes (escapes): keep a line under its bound. */
+        f->batcher.max_bytes = FILE_MAX_LINE / 8;
         if (r < 0) {
                 f->open_handles = 1;
                 ss_writer_close(&f->writer, on_writer_closed);

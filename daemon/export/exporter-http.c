@@ -51,6 +51,7 @@ void ss_http_config_defaults(ss_http_config *cfg)
         *cfg = (ss_http_config){
             .timeout_ms = SS_HTTP_TIMEOUT_MS_DEFAULT,
             .max_batch = SS_HTTP_MAX_BATCH_DEFAULT,
+            .max_batch_bytes = SS_HTTP_MAX_BATCH_BYTES_DEFAULT,
             .batch_delay_ms = SS_HTTP_BATCH_DELAY_MS_DEFAULT,
             .max_queue_bytes = SS_HTTP_MAX_QUEUE_BYTES_DEFAULT,
             .max_inflight = SS_HTTP_MAX_INFLIGHT_DEFAULT,
@@ -66,8 +67,9 @@ static void req_drop(http_exporter *e, ss_req *r)
 
 /* ---- encoding ---- */
 
-static int encode_body(const http_exporter *e, ss_span *const *spans, size_t n, ss_buf *out)
+static int encode_body(void *ctx, ss_span *const *spans, size_t n, ss_buf *out)
 {
+        const http_exporter *e = ctx;
         ss_buf raw;
         int r;
 
@@ -185,21 +187,19 @@ static void on_retry_timer(uv_timer_t *t)
         start_ready(t->data);
 }
 
-/* The batcher's send(): encode once; the bytes are kept for every retry. */
-static void on_batch(void *ctx, ss_span *const *spans, size_t n)
+/* One encoded body, sent as it is on every attempt: into the queue with it. */
+static void queue_body(void *ctx, ss_span *const *spans, size_t n, ss_buf *body)
 {
         http_exporter *e = ctx;
         ss_req *r = ss_req_new(&e->queue, n, HTTP_MAX_REQUEST_BYTES);
         size_t dropped = 0;
-        int err = r ? encode_body(e, spans, n, &r->body) : -ENOMEM;
 
-        if (err < 0) {
-                ss_log_ratelimited(SS_LOG_ERR, "otlp-http: cannot encode %zu spans: %s", n,
-                                   strerror(-err));
-                e->base.stats.spans_dropped += n;
-                ss_req_free(r);
+        if (!r) {
+                ss_exporter_dropped(&e->base, n, "out of memory for a request");
                 return;
         }
+        r->body = *body; /* the bytes move into the request */
+        ss_buf_init(body, body->max);
         if (ss_reqq_push(&e->queue, r, &dropped) < 0) {
                 ss_log_ratelimited(SS_LOG_WARNING,
                                    "otlp-http: queue full (%zu bytes queued), dropping %zu spans",
@@ -210,6 +210,16 @@ static void on_batch(void *ctx, ss_span *const *spans, size_t n)
         }
         e->base.stats.spans_dropped += dropped;
         start_ready(e);
+}
+
+/* The batcher's send(): encode once (in parts if it must); the bytes are kept for every
+ * retry. */
+static void on_batch(void *ctx, ss_span *const *spans, size_t n)
+{
+        http_exporter *e = ctx;
+
+        (void)ss_exporter_encode_split(&e->base, spans, n, encode_body, queue_body, e,
+                                       HTTP_MAX_REQUEST_BYTES);
 }
 
 /* ---- results ---- */
@@ -467,6 +477,7 @@ static void config_copy(ss_http_config *dst, const ss_http_config *src)
             .timeout_ms = OR_DEFAULT(timeout_ms),
             .gzip = src->gzip,
             .max_batch = OR_DEFAULT(max_batch),
+            .max_batch_bytes = OR_DEFAULT(max_batch_bytes),
             .batch_delay_ms = OR_DEFAULT(batch_delay_ms),
             .max_queue_bytes = OR_DEFAULT(max_queue_bytes),
             .max_inflight = OR_DEFAULT(max_inflight),
@@ -492,6 +503,7 @@ static int handles_init(http_exporter *e, uv_loop_t *loop)
                 e->open_handles++;
                 r = ss_batcher_init(&e->batcher, loop, e->cfg.max_batch, e->cfg.batch_delay_ms,
                                     on_batch, e);
+                e->batcher.max_bytes = e->cfg.max_batch_bytes;
                 if (r < 0)
                         ss_curl_uv_close(&e->curl, on_curl_closed);
         }

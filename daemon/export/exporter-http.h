@@ -20,6 +20,7 @@
 
 #define SS_HTTP_TIMEOUT_MS_DEFAULT      10000u
 #define SS_HTTP_MAX_BATCH_DEFAULT       512u
+#define SS_HTTP_MAX_BATCH_BYTES_DEFAULT ((size_t)8 << 20)
 #define SS_HTTP_BATCH_DELAY_MS_DEFAULT  1000u
 #define SS_HTTP_MAX_QUEUE_BYTES_DEFAULT ((size_t)64 << 20)
 #define SS_HTTP_MAX_INFLIGHT_DEFAULT    4u
@@ -32,6 +33,7 @@ typedef struct ss_http_config {
         uint32_t timeout_ms;     /* per request, default 10000 */
         bool gzip;               /* Content-Encoding: gzip */
         size_t max_batch;        /* spans per request, default 512 */
+        size_t max_batch_bytes;  /* span bytes per request (ss_span_size()), default 8 MiB */
         uint64_t batch_delay_ms; /* default 1000 */
         size_t max_queue_bytes;  /* encoded bytes waiting for retry or in flight, default 64 MiB */
         uint32_t max_inflight;   /* concurrent requests, default 4 */

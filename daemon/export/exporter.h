@@ -13,6 +13,7 @@
 #include <stdint.h>
 
 #include "model/span.h"
+#include "ss-buf.h"
 
 typedef struct ss_exporter ss_exporter;
 
@@ -57,3 +58,16 @@ void ss_exporter_dropped(ss_exporter *e, size_t n, const char *why);
 /* export/writer.h's done() for an exporter whose ctx is its ss_exporter: n spans written
  * (exported) or given up with status (dropped). */
 void ss_exporter_written(void *exporter, size_t n, int status);
+
+/*
+ * Encode spans[0..n) with encode() into one body and hand it to emit(); when
+ * it does not fit its bound (-ENOBUFS), split the batch in halves and try
+ * each, so that a span too large to send is dropped alone and never takes a
+ * batch of other clients' spans with it. Returns the spans dropped (counted
+ * and logged here). emit() takes the body's bytes (ss_buf) if it keeps them.
+ */
+size_t
+ss_exporter_encode_split(ss_exporter *e, ss_span *const *spans, size_t n,
+                         int (*encode)(void *ctx, ss_span *const *spans, size_t n, ss_buf *out),
+                         void (*emit)(void *ctx, ss_span *const *spans, size_t n, ss_buf *body),
+                         void *ctx, size_t max_body);

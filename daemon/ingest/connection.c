@@ -9,8 +9,82 @@
 #include "base/log.h"
 
 #define READ_CHUNK (64u * 1024u)
+/* An input buffer that grew past this for a large frame is given back once it drains. */
+#define SHRINK_ABOVE (256u * 1024u)
+/* ...when it has not needed that much for this long. */
+#define SHRINK_AFTER_MS 2000u
 /* Replies a peer has not read yet: past this it is not reading, and is closed. */
 #define MAX_REPLY_QUEUED (1u << 20)
+
+/* ---- the input budget ------------------------------------------------------------------- */
+
+/* What of a buffer of cap bytes the budget holds: every connection reads its first chunk
+ * outside it, so a newcomer is always served and a peer's close always seen. */
+static size_t budget_share(size_t cap)
+{
+        return cap > READ_CHUNK ? cap - READ_CHUNK : 0;
+}
+
+/* The input buffer's allocation changed: move the difference in or out of the budget. */
+static void budget_update(ss_conn *c)
+{
+        ss_input_budget *b = c->env->budget;
+        size_t share = budget_share(c->in.cap);
+
+        b->used = b->used - c->in_counted + share;
+        c->in_counted = share;
+}
+
+static void budget_pause(ss_conn *c)
+{
+        ss_input_budget *b = c->env->budget;
+
+        c->paused = true;
+        c->paused_prev = NULL;
+        c->paused_next = b->paused;
+        if (b->paused)
+                b->paused->paused_prev = c;
+        b->paused = c;
+        c->env->stats->input_paused++;
+        ss_log_ratelimited(SS_LOG_WARNING,
+                           "connection %llu (pid %d): reading paused, the daemon's input "
+                           "buffers hold max_input_bytes (%llu)",
+                           (unsigned long long)c->id, (int)c->pid, (unsigned long long)b->max);
+        /* Reading stops in on_read(): libuv calls the read callback once more for the empty
+         * buffer, and uv_read_stop() here would have cleared it. */
+}
+
+static void budget_unlink(ss_conn *c)
+{
+        ss_input_budget *b = c->env->budget;
+
+        if (!c->paused)
+                return;
+        if (c->paused_prev)
+                c->paused_prev->paused_next = c->paused_next;
+        else
+                b->paused = c->paused_next;
+        if (c->paused_next)
+                c->paused_next->paused_prev = c->paused_prev;
+        c->paused = false;
+}
+
+static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf);
+static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf);
+
+/* Room came back: let paused connections read again, oldest pause last. */
+static void budget_resume(ss_input_budget *b)
+{
+        while (b->paused && (!b->max || b->used + READ_CHUNK <= b->max)) {
+                ss_conn *c = b->paused;
+
+                budget_unlink(c);
+                if (uv_read_start((uv_stream_t *)&c->pipe, on_alloc, on_read) < 0)
+                        ss_conn_close_because(c, "cannot read again");
+        }
+}
+
+/* ---- closing ---------------------------------------------------------------------------- */
 
 static void on_closed(uv_handle_t *h)
 {
@@ -18,8 +92,11 @@ static void on_closed(uv_handle_t *h)
 
         if (c->session)
                 ss_session_detach(c->session);
-        c->env->closed(c->env->ctx, c);
         ss_buf_free(&c->in);
+        budget_update(c);
+        budget_resume(c->env->budget);
+        /* Last: the listener may go with its last connection, and c->env with it. */
+        c->env->closed(c->env->ctx, c);
         free(c);
 }
 
@@ -28,7 +105,15 @@ void ss_conn_close(ss_conn *c)
         if (c->closing)
                 return;
         c->closing = true;
+        budget_unlink(c);
         uv_close((uv_handle_t *)&c->pipe, on_closed);
+}
+
+void ss_conn_close_because(ss_conn *c, const char *why)
+{
+        ss_log_ratelimited(SS_LOG_WARNING, "closing connection %llu (pid %d): %s",
+                           (unsigned long long)c->id, (int)c->pid, why);
+        ss_conn_close(c);
 }
 
 static void conn_fail(ss_conn *c, const char *what, int err)
@@ -84,6 +169,21 @@ static reply *reply_new(void)
         return r;
 }
 
+/* A client that is not the daemon's user or root sees only what concerns it. */
+static int own_stats(const ss_conn *c, uint64_t id, ss_buf *out)
+{
+        ss_counters own;
+        int r;
+
+        ss_counters_init(&own);
+        ss_counters_add(&own, NULL, "connection.frames", c->frames);
+        if (c->session)
+                ss_session_counters(c->session, &own);
+        r = own.err ? own.err : ss_wire_put_stats(out, SS_CONTROL_MAX_REPLY, id, own.v, own.n);
+        ss_counters_free(&own);
+        return r;
+}
+
 static void control_message(ss_conn *c, const ss_msg *m)
 {
         reply *r = reply_new();
@@ -92,8 +192,10 @@ static void control_message(ss_conn *c, const ss_msg *m)
         if (r && m->type == SS_MSG_FLUSH) {
                 c->env->stats->flushes++;
                 err = ss_control_flush(c->env->control, m->seq.seq, &r->data);
-        } else if (r) {
+        } else if (r && (c->uid == 0 || c->uid == c->env->daemon_uid)) {
                 err = ss_control_stats(c->env->control, m->seq.seq, &r->data);
+        } else if (r) {
+                err = own_stats(c, m->seq.seq, &r->data);
         }
         send_reply(c, err, r);
 }
@@ -167,6 +269,7 @@ static void frame(ss_conn *c, const uint8_t *payload, size_t len)
         int r;
 
         c->env->stats->frames++;
+        c->frames++;
         msgpack_unpacked_init(&u);
         r = ss_wire_decode(payload, len, &u, &m);
         if (r == 0) {
@@ -208,6 +311,41 @@ static void process(ss_conn *c)
                 frame(c, payload, len);
         }
         ss_buf_consume(&c->in, off);
+        /* The deadline is per frame: it starts when a frame begins, not when a read of a
+         * client that streams without pause happens to end in the middle of one. */
+        if (c->in.len == 0)
+                c->partial_since_ms = 0;
+        else if (off > 0 || !c->partial_since_ms)
+                c->partial_since_ms = uv_now(c->pipe.loop);
+        if (c->in.cap > SHRINK_ABOVE)
+                c->grew_ms = uv_now(c->pipe.loop);
+}
+
+void ss_conn_shrink(ss_conn *c, uint64_t now_ms)
+{
+        /* Not at once: a client that sends large frames would have its buffer grown back
+         * (mremap) for every one. */
+        if (c->in.cap <= SHRINK_ABOVE || c->in.len >= c->in.cap / 4 ||
+            now_ms - c->grew_ms < SHRINK_AFTER_MS)
+                return;
+        ss_buf_shrink(&c->in, READ_CHUNK);
+        budget_update(c);
+        budget_resume(c->env->budget);
+}
+
+/* Whether growing the buffer to hold room more bytes fits the budget (it grows by doubling). */
+static bool budget_allows(const ss_conn *c, size_t room)
+{
+        const ss_input_budget *b = c->env->budget;
+        size_t want = c->in.len + room, cap = c->in.cap ? c->in.cap : 256;
+
+        if (!b->max || want <= c->in.cap)
+                return true;
+        while (cap < want)
+                cap *= 2;
+        if (cap > c->in.max)
+                cap = c->in.max;
+        return b->used - c->in_counted + budget_share(cap) <= b->max;
 }
 
 static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
@@ -215,12 +353,18 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
         ss_conn *c = (ss_conn *)h;
         size_t room = c->in.max - c->in.len;
 
+        *buf = uv_buf_init(NULL, 0);
         if (room > READ_CHUNK)
                 room = READ_CHUNK;
-        if (room == 0 || ss_buf_reserve(&c->in, room) < 0) {
-                *buf = uv_buf_init(NULL, 0);
+        if (room == 0)
+                return;
+        if (!budget_allows(c, room)) {
+                budget_pause(c);
                 return;
         }
+        if (ss_buf_reserve(&c->in, room) < 0)
+                return;
+        budget_update(c);
         *buf = uv_buf_init((char *)c->in.data + c->in.len, (unsigned)room);
 }
 
@@ -228,6 +372,10 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
 {
         ss_conn *c = (ss_conn *)stream;
 
+        if (nread == UV_ENOBUFS && c->paused) {
+                (void)uv_read_stop(stream); /* read again once the budget has room */
+                return;
+        }
         if (nread == UV_EOF) {
                 ss_conn_close(c);
                 return;
@@ -238,6 +386,7 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
         }
         c->in.len += (size_t)nread;
         c->env->stats->bytes += (uint64_t)nread;
+        c->last_read_ms = uv_now(c->pipe.loop);
         process(c);
 }
 
@@ -256,20 +405,34 @@ ss_conn *ss_conn_new(uv_loop_t *loop, const ss_conn_env *env, uint64_t id)
         c->env = env;
         c->id = id;
         c->uid = (uid_t)-1;
+        c->gid = (gid_t)-1;
+        c->connected_ms = c->last_read_ms = uv_now(loop);
         ss_buf_init(&c->in, env->max_frame + SS_FRAME_HEADER + READ_CHUNK);
         return c;
 }
 
-int ss_conn_start(ss_conn *c)
+int ss_conn_identify(ss_conn *c)
 {
         struct ucred cred;
         socklen_t len = sizeof(cred);
         uv_os_fd_t fd;
 
-        if (uv_fileno((uv_handle_t *)&c->pipe, &fd) == 0 &&
-            getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) == 0) {
-                c->pid = cred.pid;
-                c->uid = cred.uid;
-        }
+        if (uv_fileno((uv_handle_t *)&c->pipe, &fd) < 0)
+                return -EBADF;
+        if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) < 0)
+                return -errno;
+        c->pid = cred.pid;
+        c->uid = cred.uid;
+        c->gid = cred.gid;
+        return 0;
+}
+
+int ss_conn_start(ss_conn *c)
+{
         return uv_read_start((uv_stream_t *)&c->pipe, on_alloc, on_read);
+}
+
+bool ss_conn_idle(const ss_conn *c)
+{
+        return c->in.len == 0 && (!c->session || ss_session_open_spans(c->session) == 0);
 }

@@ -10,9 +10,12 @@
 #include <unistd.h>
 
 #include "base/fault.h"
+#include "base/fdlimit.h"
+#include "base/hashmap.h"
 #include "base/list.h"
 #include "base/log.h"
 #include "ingest/connection.h"
+#include "ingest/socket.h"
 
 #define LISTEN_BACKLOG 128
 
@@ -23,6 +26,12 @@ struct ss_listener {
         char *path;
         ss_conn_env env;
         ss_ingest_stats stats;
+        ss_input_budget budget;
+        ss_map per_process;  /* pid and uid -> connections, as a count in the pointer */
+        uv_timer_t timeouts; /* closes connections past their deadlines */
+        bool timeouts_on;
+        bool closing;
+        uint64_t fd_limit; /* the soft RLIMIT_NOFILE at start; 0: unlimited */
         ss_conn *conns;
         uint64_t next_id;
         unsigned pending_closes; /* connections and handles not yet closed */
@@ -38,17 +47,53 @@ struct ss_listener {
 
 static void maybe_done(ss_listener *l)
 {
-        if (l->pending_closes > 0 || !l->done)
+        if (l->pending_closes > 0 || !l->closing)
                 return;
+        ss_map_free(&l->per_process);
         free(l->path);
-        l->done(l->done_ctx);
+        if (l->done)
+                l->done(l->done_ctx);
         free(l);
+}
+
+/* ---- per process ------------------------------------------------------------------------ */
+
+static void process_key(uint8_t *key, const ss_conn *c)
+{
+        uint32_t pid = (uint32_t)c->pid, uid = (uint32_t)c->uid;
+
+        memcpy(key, &pid, 4);
+        memcpy(key + 4, &uid, 4);
+}
+
+static uintptr_t process_count(const ss_listener *l, const ss_conn *c)
+{
+        uint8_t key[8];
+
+        process_key(key, c);
+        return (uintptr_t)ss_map_get(&l->per_process, key);
+}
+
+/* Count c in its process (delta +1) or out of it (-1). 0 or -ENOMEM. */
+static int process_add(ss_listener *l, const ss_conn *c, int delta)
+{
+        uint8_t key[8];
+        uintptr_t n = process_count(l, c) + (uintptr_t)(intptr_t)delta;
+
+        process_key(key, c);
+        if (n == 0) {
+                ss_map_remove(&l->per_process, key);
+                return 0;
+        }
+        return ss_map_put(&l->per_process, key, (void *)n);
 }
 
 static void on_conn_closed(void *ctx, ss_conn *c)
 {
         ss_listener *l = ctx;
 
+        if (c->counted)
+                (void)process_add(l, c, -1);
         SS_LIST_REMOVE(l->conns, c);
         l->stats.connections_active--;
         l->pending_closes--;
@@ -64,7 +109,7 @@ static void on_reject_closed(uv_handle_t *h)
         l->reject_busy = false;
         l->pending_closes--;
         /* The connection that waited was refused already: close it the same way. */
-        if (l->reject_pending && !l->done) {
+        if (l->reject_pending && !l->closing) {
                 l->reject_pending = false;
                 reject_now(l);
         }
@@ -100,20 +145,84 @@ static void reject(ss_listener *l)
         reject_now(l);
 }
 
-static void refuse(ss_listener *l, ss_conn *c)
+/* ---- admission ------------------------------------------------------------------------ */
+
+static bool in_list(const uint32_t *v, size_t n, uint32_t x)
 {
-        l->stats.connections_refused++;
-        ss_log_ratelimited(SS_LOG_WARNING,
-                           "refusing connection from pid %d: %u connections is the limit "
-                           "(max_connections)",
-                           (int)c->pid, l->cfg.max_connections);
-        ss_conn_close(c);
+        for (size_t i = 0; i < n; i++)
+                if (v[i] == x)
+                        return true;
+        return false;
+}
+
+/* Whether one of the peer's groups (primary or supplementary) is allowed. */
+static bool group_allowed(const ss_listener *l, const ss_conn *c)
+{
+        gid_t groups[256];
+        socklen_t len = sizeof(groups);
+        uv_os_fd_t fd;
+
+        if (in_list(l->cfg.allow_gids, l->cfg.n_allow_gids, (uint32_t)c->gid))
+                return true;
+        if (uv_fileno((const uv_handle_t *)&c->pipe, &fd) < 0 ||
+            getsockopt(fd, SOL_SOCKET, SO_PEERGROUPS, groups, &len) < 0)
+                return false;
+        for (size_t i = 0; i < len / sizeof(groups[0]); i++)
+                if (in_list(l->cfg.allow_gids, l->cfg.n_allow_gids, (uint32_t)groups[i]))
+                        return true;
+        return false;
+}
+
+/* Root, the daemon's user, and whoever the allow lists name (anyone, without lists). */
+static bool allowed(const ss_listener *l, const ss_conn *c)
+{
+        if (!l->cfg.n_allow_uids && !l->cfg.n_allow_gids)
+                return true;
+        if (c->uid == 0 || c->uid == geteuid())
+                return true;
+        return in_list(l->cfg.allow_uids, l->cfg.n_allow_uids, (uint32_t)c->uid) ||
+               group_allowed(l, c);
+}
+
+/* Whether the connection's descriptor is among the last few the process may open: past
+ * them libuv would accept and close connections itself, unseen and uncounted. */
+static bool near_fd_limit(const ss_listener *l, const ss_conn *c)
+{
+        uv_os_fd_t fd;
+
+        return l->fd_limit && uv_fileno((const uv_handle_t *)&c->pipe, &fd) == 0 &&
+               (uint64_t)fd + SS_FD_MARGIN >= l->fd_limit;
+}
+
+/* Why c may not stay, counted; NULL when it may. */
+static const char *admit(ss_listener *l, const ss_conn *c)
+{
+        if (near_fd_limit(l, c)) {
+                l->stats.connections_refused_fds++;
+                return "the daemon is out of file descriptors (raise LimitNOFILE or lower "
+                       "--max-connections)";
+        }
+        if (!allowed(l, c)) {
+                l->stats.connections_denied++;
+                return "its uid and groups are not in allow_uids / allow_gids";
+        }
+        if (l->stats.connections_active > l->cfg.max_connections) {
+                l->stats.connections_refused++;
+                return "max_connections reached";
+        }
+        if (l->cfg.max_connections_process &&
+            process_count(l, c) >= l->cfg.max_connections_process) {
+                l->stats.connections_refused_process++;
+                return "its process holds max_connections_per_process";
+        }
+        return NULL;
 }
 
 static void accept_one(ss_listener *l)
 {
         ss_conn *c =
             ss_fault(SS_FAULT_ACCEPT_ALLOC) ? NULL : ss_conn_new(l->loop, &l->env, l->next_id + 1);
+        const char *why;
         int r;
 
         if (!c) {
@@ -126,16 +235,28 @@ static void accept_one(ss_listener *l)
         l->pending_closes++;
         r = uv_accept((uv_stream_t *)&l->pipe, (uv_stream_t *)&c->pipe);
         if (r == 0)
-                r = ss_conn_start(c);
+                r = ss_conn_identify(c);
         if (r < 0) {
                 l->stats.accept_failures++;
-                ss_log_ratelimited(SS_LOG_WARNING, "cannot accept a connection: %s",
-                                   uv_strerror(r));
+                ss_log_ratelimited(SS_LOG_WARNING, "cannot accept a connection: %s", strerror(-r));
                 ss_conn_close(c);
                 return;
         }
-        if (l->stats.connections_active > l->cfg.max_connections) {
-                refuse(l, c);
+        why = admit(l, c);
+        if (why) {
+                ss_log_ratelimited(SS_LOG_WARNING, "refusing a connection from pid %d uid %u: %s",
+                                   (int)c->pid, (unsigned)c->uid, why);
+                ss_conn_close(c);
+                return;
+        }
+        r = process_add(l, c, +1);
+        if (r == 0) {
+                c->counted = true;
+                r = ss_conn_start(c);
+        }
+        if (r < 0) {
+                l->stats.accept_failures++;
+                ss_conn_close_because(c, "cannot start reading");
                 return;
         }
         l->stats.connections++;
@@ -146,8 +267,13 @@ static void on_connection(uv_stream_t *listener, int status)
         ss_listener *l = (ss_listener *)listener;
 
         if (status < 0) {
+                /* libuv accepted and closed the connection to keep watching (EMFILE). */
                 l->stats.accept_failures++;
-                ss_log_ratelimited(SS_LOG_WARNING, "accept failed: %s", uv_strerror(status));
+                ss_log_ratelimited(SS_LOG_WARNING, "accept failed: %s%s", uv_strerror(status),
+                                   status == UV_EMFILE || status == UV_ENFILE
+                                       ? " (out of file descriptors: the client was closed; "
+                                         "raise LimitNOFILE or lower --max-connections)"
+                                       : "");
                 return;
         }
         accept_one(l);
@@ -155,57 +281,76 @@ static void on_connection(uv_stream_t *listener, int status)
 
 /* ---- the listening socket --------------------------------------------------------------- */
 
-/* Remove a stale socket file; refuse when a daemon answers on it or it is no socket. */
-static int clear_stale_socket(const char *path)
-{
-        struct sockaddr_un sa = {.sun_family = AF_UNIX};
-        struct stat st;
-        int fd, r;
+/* ---- timeouts --------------------------------------------------------------------------- */
 
-        if (lstat(path, &st) < 0)
-                return errno == ENOENT ? 0 : -errno;
-        if (!S_ISSOCK(st.st_mode)) {
-                ss_log(SS_LOG_ERR, "%s exists and is not a socket; not touching it", path);
-                return -EEXIST;
+/* Why c has outstayed its welcome, counted; NULL when it has not. */
+static const char *overdue(ss_listener *l, const ss_conn *c, uint64_t now)
+{
+        const ss_listener_config *cfg = &l->cfg;
+
+        /* A paused connection's frame deadline runs too: pausing is what the budget does
+         * under pressure, and whoever holds it with unfinished frames must not keep it. */
+        if (cfg->hello_timeout_ms && !c->session && now - c->connected_ms > cfg->hello_timeout_ms) {
+                l->stats.timeouts_hello++;
+                return "no HELLO within hello_timeout";
         }
-        fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-        if (fd < 0)
-                return -errno;
-        memcpy(sa.sun_path, path, strlen(path) + 1);
-        r = connect(fd, (struct sockaddr *)&sa, sizeof(sa));
-        close(fd);
-        if (r == 0) {
-                ss_log(SS_LOG_ERR, "another sidespand is listening on %s", path);
-                return -EADDRINUSE;
+        if (cfg->frame_timeout_ms && c->partial_since_ms &&
+            now - c->partial_since_ms > cfg->frame_timeout_ms) {
+                l->stats.timeouts_frame++;
+                return "a frame begun and not finished within frame_timeout";
         }
-        if (unlink(path) < 0 && errno != ENOENT)
-                return -errno;
-        ss_log(SS_LOG_INFO, "removed stale socket %s", path);
-        return 0;
+        if (cfg->idle_timeout_ms && ss_conn_idle(c) &&
+            now - c->last_read_ms > cfg->idle_timeout_ms) {
+                l->stats.timeouts_idle++;
+                return "silent for idle_timeout with nothing open";
+        }
+        return NULL;
 }
 
-static int listen_on(ss_listener *l)
+static void on_timeouts(uv_timer_t *t)
 {
-        const char *path = l->path;
+        ss_listener *l = t->data;
+        uint64_t now = uv_now(l->loop);
+
+        for (ss_conn *c = l->conns; c; c = c->next) {
+                const char *why = c->closing ? NULL : overdue(l, c, now);
+
+                if (why)
+                        ss_conn_close_because(c, why);
+                else if (!c->closing)
+                        ss_conn_shrink(c, now);
+        }
+}
+
+/* Check often enough that a deadline is kept to within a quarter of the shortest. */
+static int timeouts_start(ss_listener *l)
+{
+        const uint32_t all[] = {l->cfg.hello_timeout_ms, l->cfg.frame_timeout_ms,
+                                l->cfg.idle_timeout_ms};
+        uint64_t every;
         int r;
 
-        if (strlen(path) >= sizeof(((struct sockaddr_un *)0)->sun_path)) {
-                ss_log(SS_LOG_ERR, "socket path too long (max %zu bytes): %s",
-                       sizeof(((struct sockaddr_un *)0)->sun_path) - 1, path);
-                return -ENAMETOOLONG;
-        }
-        r = clear_stale_socket(path);
+        /* At least once a second: it also gives back input buffers that grew. */
+        every = 1000;
+        for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++)
+                if (all[i] && all[i] / 4 < every)
+                        every = all[i] / 4;
+        every = every < 10 ? 10 : every;
+        r = uv_timer_init(l->loop, &l->timeouts);
         if (r < 0)
                 return r;
-        r = uv_pipe_bind(&l->pipe, path);
-        /* Agents of the daemon's group may connect (systemd sets the group). */
-        if (r == 0 && chmod(path, 0660) < 0)
-                r = -errno;
-        if (r == 0)
-                r = uv_listen((uv_stream_t *)&l->pipe, LISTEN_BACKLOG, on_connection);
-        if (r < 0)
-                ss_log(SS_LOG_ERR, "cannot listen on %s: %s", path, uv_strerror(r));
-        return r;
+        l->timeouts.data = l;
+        l->timeouts_on = true;
+        l->pending_closes++; /* the timer's close, at ss_listener_close() */
+        return uv_timer_start(&l->timeouts, on_timeouts, every, every);
+}
+
+static void on_timeouts_closed(uv_handle_t *h)
+{
+        ss_listener *l = h->data;
+
+        l->pending_closes--;
+        maybe_done(l);
 }
 
 static void on_closed_early(uv_handle_t *h)
@@ -226,12 +371,17 @@ int ss_listener_new(uv_loop_t *loop, const ss_listener_config *cfg, ss_assembler
                 return -ENOMEM;
         l->loop = loop;
         l->cfg = *cfg;
+        l->budget.max = cfg->max_input_bytes;
         l->env = (ss_conn_env){.max_frame = cfg->max_frame,
                                .assembler = a,
                                .control = control,
                                .stats = &l->stats,
+                               .budget = &l->budget,
+                               .daemon_uid = geteuid(),
                                .closed = on_conn_closed,
                                .ctx = l};
+        ss_map_init(&l->per_process, 8);
+        l->fd_limit = ss_fd_limit();
         l->path = strdup(cfg->path);
         r = l->path ? uv_pipe_init(loop, &l->pipe, 0) : -ENOMEM;
         if (r < 0) {
@@ -240,9 +390,15 @@ int ss_listener_new(uv_loop_t *loop, const ss_listener_config *cfg, ss_assembler
                 return r;
         }
         l->cfg.path = l->path;
-        r = listen_on(l);
+        r = ss_socket_listen(&l->pipe, l->path, LISTEN_BACKLOG, on_connection);
         if (r < 0) {
                 uv_close((uv_handle_t *)&l->pipe, on_closed_early);
+                return r;
+        }
+        r = timeouts_start(l);
+        if (r < 0) {
+                ss_log(SS_LOG_ERR, "cannot start the connection timeouts: %s", uv_strerror(r));
+                ss_listener_close(l, NULL, NULL);
                 return r;
         }
         *ret = l;
@@ -259,11 +415,14 @@ static void on_listener_closed(uv_handle_t *h)
 
 void ss_listener_close(ss_listener *l, void (*done)(void *ctx), void *ctx)
 {
+        l->closing = true;
         l->done = done;
         l->done_ctx = ctx;
         l->reject_pending = false;
         l->pending_closes++;
         uv_close((uv_handle_t *)&l->pipe, on_listener_closed);
+        if (l->timeouts_on)
+                uv_close((uv_handle_t *)&l->timeouts, on_timeouts_closed);
         if (unlink(l->path) < 0 && errno != ENOENT)
                 ss_log(SS_LOG_WARNING, "cannot remove %s: %s", l->path, strerror(errno));
         for (ss_conn *c = l->conns; c; c = c->next)
@@ -272,10 +431,19 @@ void ss_listener_close(ss_listener *l, void (*done)(void *ctx), void *ctx)
 
 void ss_listener_counters(const void *listener, ss_counters *out)
 {
-        const ss_ingest_stats *v = &((const ss_listener *)listener)->stats;
+        const ss_listener *l = listener;
+        const ss_ingest_stats *v = &l->stats;
 
+        ss_counters_add(out, NULL, "input_bytes", l->budget.used);
         ss_counters_add(out, NULL, "connections", v->connections);
         ss_counters_add(out, NULL, "connections_refused", v->connections_refused);
+        ss_counters_add(out, NULL, "connections_refused_process", v->connections_refused_process);
+        ss_counters_add(out, NULL, "connections_denied", v->connections_denied);
+        ss_counters_add(out, NULL, "connections_refused_fds", v->connections_refused_fds);
+        ss_counters_add(out, NULL, "timeouts_hello", v->timeouts_hello);
+        ss_counters_add(out, NULL, "timeouts_frame", v->timeouts_frame);
+        ss_counters_add(out, NULL, "timeouts_idle", v->timeouts_idle);
+        ss_counters_add(out, NULL, "input_paused", v->input_paused);
         ss_counters_add(out, NULL, "connections_active", v->connections_active);
         ss_counters_add(out, NULL, "accept_failures", v->accept_failures);
         ss_counters_add(out, NULL, "frames", v->frames);

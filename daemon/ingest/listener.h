@@ -2,10 +2,11 @@
 #pragma once
 
 /*
- * The Unix socket listener: binds the socket (replacing a stale socket file,
- * refusing when another daemon answers on it), accepts clients up to
- * max_connections and keeps their connections (ingest/connection.h).
- * Loop thread only; nothing blocks.
+ * The Unix socket listener: binds the socket (ingest/socket.h), admits
+ * clients (allow lists, max_connections in total and per process), keeps
+ * their connections (ingest/connection.h) and closes those that hold a slot
+ * for nothing: no HELLO in time, a partial frame that does not complete,
+ * silence with nothing open. Loop thread only; nothing blocks.
  */
 
 #include <stddef.h>
@@ -22,6 +23,15 @@ typedef struct ss_listener_config {
         const char *path;
         size_t max_frame;
         uint32_t max_connections;
+        uint32_t max_connections_process; /* per peer process (pid and uid); 0: none */
+        uint64_t max_input_bytes;         /* every connection's input buffers; 0: none */
+        uint32_t hello_timeout_ms;        /* from accept to HELLO; 0: none */
+        uint32_t frame_timeout_ms;        /* for a frame begun to arrive whole; 0: none */
+        uint32_t idle_timeout_ms;         /* silent with nothing open; 0: none */
+        const uint32_t *allow_uids;       /* with allow_gids: who may connect; none: anyone */
+        size_t n_allow_uids;
+        const uint32_t *allow_gids;
+        size_t n_allow_gids;
 } ss_listener_config;
 
 /*

@@ -6,21 +6,90 @@
 #include <string.h>
 
 #include "base/utf8.h"
-#include "model/value.h"
+#include "ss-id.h"
 #include "ss-wire.h"
 
-/* The pair of key in a, writable: the span owns it. */
+/* ---- the index -------------------------------------------------------------------------- */
+
+/* Keys come from clients: a per-process seed keeps them from choosing collisions. */
+static uint64_t hash_seed(void)
+{
+        static uint64_t seed;
+
+        if (!seed)
+                ss_id_random((uint8_t *)&seed, sizeof(seed));
+        return seed;
+}
+
+static uint32_t key_hash(const char *p, size_t n)
+{
+        uint64_t h = 0xcbf29ce484222325ull ^ hash_seed();
+
+        for (size_t i = 0; i < n; i++)
+                h = (h ^ (uint8_t)p[i]) * 0x100000001b3ull;
+        return (uint32_t)(h ^ (h >> 32));
+}
+
+static bool key_eq(const msgpack_object_kv *kv, const char *key, size_t len)
+{
+        return kv->key.via.str.size == len &&
+               (len == 0 || memcmp(kv->key.via.str.ptr, key, len) == 0);
+}
+
+/* The slot of key in the index: its entry, or the empty slot where it would go. */
+static uint32_t *index_slot(const ss_attrs *a, const char *key, size_t len)
+{
+        uint32_t mask = a->index_cap - 1, i = key_hash(key, len) & mask;
+
+        while (a->index[i] && !key_eq(&a->kv[a->index[i] - 1], key, len))
+                i = (i + 1) & mask;
+        return &a->index[i];
+}
+
+/* Index every key when the list reaches SS_ATTRS_INDEX_MIN, again at half load. */
+static int index_update(ss_attrs *a)
+{
+        uint32_t cap = a->index_cap ? a->index_cap : 64;
+        uint32_t *idx;
+
+        if (a->n < SS_ATTRS_INDEX_MIN || (a->index && a->n * 2 <= a->index_cap)) {
+                if (a->index && a->n)
+                        *index_slot(a, a->kv[a->n - 1].key.via.str.ptr,
+                                    a->kv[a->n - 1].key.via.str.size) = a->n;
+                return 0;
+        }
+        while (a->n * 2 > cap)
+                cap *= 2;
+        idx = calloc(cap, sizeof(*idx));
+        if (!idx)
+                return -ENOMEM;
+        free(a->index);
+        a->index = idx;
+        a->index_cap = cap;
+        for (uint32_t i = 0; i < a->n; i++)
+                *index_slot(a, a->kv[i].key.via.str.ptr, a->kv[i].key.via.str.size) = i + 1;
+        return 0;
+}
+
+/* The pair of key in a, writable: the owner owns it. */
 static msgpack_object_kv *attrs_find(const ss_attrs *a, const char *key, size_t len)
 {
-        return (msgpack_object_kv *)ss_wire_kv_find(a->kv, a->n, key, len);
+        uint32_t pos;
+
+        if (!a->index)
+                return (msgpack_object_kv *)ss_wire_kv_find(a->kv, a->n, key, len);
+        pos = *index_slot(a, key, len);
+        return pos ? &a->kv[pos - 1] : NULL;
 }
+
+/* ---- the list --------------------------------------------------------------------------- */
 
 static int attrs_grow(ss_attrs *a)
 {
         uint32_t cap = a->cap ? a->cap * 2 : 8;
         msgpack_object_kv *kv;
 
-        if (a->cap > UINT32_MAX / 2)
+        if (a->cap > UINT32_MAX / 4)
                 return -ENOMEM;
         kv = realloc(a->kv, (size_t)cap * sizeof(*kv));
         if (!kv)
@@ -30,58 +99,120 @@ static int attrs_grow(ss_attrs *a)
         return 0;
 }
 
-/* The key as it is stored: raw when it is well-formed, else its sanitised copy. */
-static int attr_key(msgpack_zone *z, const msgpack_object_str *key, msgpack_object_str *ret)
+/* Append a key (copied unless stored already) and a stored value. */
+static int attrs_append(ss_store *st, ss_attrs *a, const msgpack_object_str *key, bool stored,
+                        const msgpack_object *v)
 {
-        if (ss_utf8_valid(key->ptr, key->size)) {
-                *ret = *key;
-                return 0;
-        }
-        return ss_zone_str(z, key->ptr, key->size, 0, ret);
-}
-
-int ss_attrs_set(msgpack_zone *z, ss_attrs *a, const msgpack_object_str *raw_key,
-                 const msgpack_object *val, uint32_t max_attrs, uint32_t max_len, uint32_t *dropped)
-{
-        msgpack_object_str key;
-        msgpack_object v;
         msgpack_object_kv *kv;
 
-        if (attr_key(z, raw_key, &key) < 0)
-                return -ENOMEM;
-        kv = attrs_find(a, key.ptr, key.size);
-        if (!kv && max_attrs && a->n >= max_attrs) {
-                (*dropped)++;
-                return 0;
-        }
-        if (ss_zone_value(z, &v, val, max_len) < 0)
-                return -ENOMEM;
-        if (kv) {
-                kv->val = v;
-                return 0;
-        }
         if (a->n == a->cap && attrs_grow(a) < 0)
                 return -ENOMEM;
         kv = &a->kv[a->n];
         kv->key.type = MSGPACK_OBJECT_STR;
-        if (key.ptr == raw_key->ptr && ss_zone_str(z, key.ptr, key.size, 0, &key) < 0)
+        kv->key.via.str = *key;
+        if (!stored && ss_store_str(st, key->ptr, key->size, 0, &kv->key.via.str) < 0)
                 return -ENOMEM;
-        kv->key.via.str = key;
-        kv->val = v;
+        kv->val = *v;
         a->n++;
-        return 0;
+        return index_update(a);
 }
 
-int ss_attrs_merge(msgpack_zone *z, ss_attrs *a, const msgpack_object_map *m, const ss_limits *lim,
+/* Count a dropped attribute; a key stored for the lookup goes back as dead bytes. */
+static void drop(ss_store *st, const msgpack_object_str *stored_key, uint64_t *counter,
+                 uint32_t *dropped)
+{
+        if (stored_key)
+                ss_store_release(st, stored_key->size + 1ull);
+        (*counter)++;
+        if (dropped)
+                (*dropped)++;
+}
+
+/* Whether a new value of at least min bytes would take st past the limit. */
+static bool over_bytes(const ss_store *st, const ss_limits *lim, uint64_t bytes)
+{
+        return lim && lim->max_bytes && st->live + bytes > lim->max_bytes;
+}
+
+int ss_attrs_set(ss_store *st, ss_attrs *a, const msgpack_object_str *key,
+                 const msgpack_object *val, const ss_limits *lim, uint32_t *dropped)
+{
+        ss_limit_hits scratch = {0}, *h = lim && lim->hits ? lim->hits : &scratch;
+        uint32_t max_len = lim ? lim->max_value_len : 0;
+        msgpack_object_str k = *key, *stored = NULL;
+        msgpack_object_kv *kv;
+        uint64_t old = 0, min_new;
+        msgpack_object v;
+        int r;
+
+        if (lim && lim->max_key_len && key->size > lim->max_key_len) {
+                drop(st, NULL, &h->keys_too_long, dropped);
+                return 0;
+        }
+        /* A key that is not well-formed UTF-8 is stored repaired, and looked up that way. */
+        if (!ss_utf8_valid(key->ptr, key->size)) {
+                if (ss_store_str(st, key->ptr, key->size, 0, &k) < 0)
+                        return -ENOMEM;
+                stored = &k;
+        }
+        kv = attrs_find(a, k.ptr, k.size);
+        if (!kv && lim && lim->max_attrs && a->n >= lim->max_attrs) {
+                drop(st, stored, &h->attrs_over_count, dropped);
+                return 0;
+        }
+        if (kv)
+                old = ss_value_size(&kv->val);
+        min_new = ss_value_size_min(val, max_len) + (kv || stored ? 0 : k.size + 1ull);
+        if (over_bytes(st, lim, min_new > old ? min_new - old : 0)) {
+                drop(st, stored, &h->bytes_over, dropped);
+                return 0;
+        }
+        r = ss_store_value(st, &v, val, max_len);
+        if (r < 0)
+                return r;
+        /* The copy may be larger than its bound (ill-formed UTF-8 repaired): check again,
+         * with the key a new attribute still has to store. */
+        if (lim && lim->max_bytes &&
+            st->live - old + (kv || stored ? 0 : k.size + 1ull) > lim->max_bytes) {
+                ss_store_release(st, ss_value_size(&v));
+                drop(st, stored, &h->bytes_over, dropped);
+                return 0;
+        }
+        if (r > 0)
+                h->values_cut++;
+        if (kv) {
+                if (stored)
+                        ss_store_release(st, k.size + 1ull);
+                ss_store_release(st, old);
+                kv->val = v;
+                return 0;
+        }
+        return attrs_append(st, a, &k, stored != NULL, &v);
+}
+
+int ss_attrs_merge(ss_store *st, ss_attrs *a, const msgpack_object_map *m, const ss_limits *lim,
                    uint32_t *dropped)
 {
-        for (uint32_t i = 0; m && i < m->size; i++) {
+        uint32_t n = m ? m->size : 0;
+
+        /* A map far longer than the attributes a list may hold is not looked at past a bound:
+         * its tail could only replace values or be dropped, and 100 000 keys must not cost
+         * the loop milliseconds. What is not looked at is counted as dropped. */
+        if (lim && lim->max_attrs && n > ss_attrs_merge_max(lim->max_attrs)) {
+                uint32_t skipped = n - ss_attrs_merge_max(lim->max_attrs);
+
+                n -= skipped;
+                if (lim->hits)
+                        lim->hits->attrs_over_count += skipped;
+                if (dropped)
+                        *dropped += skipped;
+        }
+        for (uint32_t i = 0; i < n; i++) {
                 const msgpack_object_kv *kv = &m->ptr[i];
 
                 if (kv->key.type != MSGPACK_OBJECT_STR)
                         continue;
-                if (ss_attrs_set(z, a, &kv->key.via.str, &kv->val, lim ? lim->max_attrs : 0,
-                                 lim ? lim->max_value_len : 0, dropped) < 0)
+                if (ss_attrs_set(st, a, &kv->key.via.str, &kv->val, lim, dropped) < 0)
                         return -ENOMEM;
         }
         return 0;
@@ -94,8 +225,21 @@ const msgpack_object *ss_attrs_get(const ss_attrs *a, const char *key)
         return kv ? &kv->val : NULL;
 }
 
+int ss_attrs_clone(ss_store *st, ss_attrs *dst, const ss_attrs *src)
+{
+        for (uint32_t i = 0; i < src->n; i++) {
+                msgpack_object v;
+
+                if (ss_store_value(st, &v, &src->kv[i].val, 0) < 0 ||
+                    attrs_append(st, dst, &src->kv[i].key.via.str, false, &v) < 0)
+                        return -ENOMEM;
+        }
+        return 0;
+}
+
 void ss_attrs_free(ss_attrs *a)
 {
         free(a->kv);
+        free(a->index);
         *a = (ss_attrs){0};
 }

@@ -3,44 +3,77 @@
 
 /*
  * Attribute lists: unique keys in insertion order, values copied into the
- * owner's msgpack_zone (model/value.h). The list array itself is malloc'd so
- * that realloc can grow it in place. A replaced value stays in the zone
- * until its owner goes. Loop thread only; never blocks.
+ * owner's store (model/value.h). The list array is malloc'd so that realloc
+ * can grow it in place; past SS_ATTRS_INDEX_MIN keys a hash index keeps every
+ * set O(1), so a map of any size is applied in linear time. Replacing a value
+ * releases the old one's bytes (the owner compacts its store when replaced
+ * bytes pile up). Loop thread only; never blocks.
  */
 
 #include <msgpack.h>
 #include <stdint.h>
 
-/* Values are msgpack objects of the kinds ss_wire_check_attrs() allows
- * (str, int, float, bool, bin, array, map). */
+#include "model/value.h"
+
+#define SS_ATTRS_INDEX_MIN 16u
+
 typedef struct ss_attrs {
         msgpack_object_kv *kv;
         uint32_t n;
         uint32_t cap;
+        uint32_t *index; /* kv position + 1 per slot, 0 empty; NULL below SS_ATTRS_INDEX_MIN */
+        uint32_t index_cap;
 } ss_attrs;
+
+/* What the limits did, for the daemon's counters. */
+typedef struct ss_limit_hits {
+        uint64_t attrs_over_count; /* past max_attrs: dropped */
+        uint64_t keys_too_long;    /* past max_key_len: dropped */
+        uint64_t bytes_over;       /* past max_bytes: attribute or event dropped */
+        uint64_t values_cut;       /* a string or bin value cut to max_value_len */
+        uint64_t names_cut;        /* a span or event name, or status message, cut */
+        uint64_t events_over;      /* past max_events: dropped */
+        uint64_t compactions;      /* a span's store rebuilt to free replaced values */
+} ss_limit_hits;
 
 /* A zero field (or a NULL ss_limits) means no limit. */
 typedef struct ss_limits {
-        uint32_t max_attrs;     /* per span and per event */
+        uint32_t max_attrs;     /* per span, event or resource */
         uint32_t max_events;    /* per span */
         uint32_t max_value_len; /* string/bin attribute values are cut to this */
+        uint32_t max_key_len;   /* a longer key drops its attribute */
+        uint32_t max_name_len;  /* span and event names and status messages are cut to this */
+        uint64_t max_bytes;     /* a store's live bytes: past them attributes are dropped */
+        ss_limit_hits *hits;    /* where to count what the limits did, or NULL */
 } ss_limits;
 
 /*
  * Set one attribute: replace the value of an existing key in place (its
- * position kept), else append unless max_attrs (0: none) is reached, in
- * which case count it in *dropped. 0 or -ENOMEM.
+ * position kept), else append. Dropped, counted in *dropped and lim->hits,
+ * when the key is past max_key_len, a new key past max_attrs, or the value
+ * would take st past max_bytes. 0 or -ENOMEM.
  */
-int ss_attrs_set(msgpack_zone *z, ss_attrs *a, const msgpack_object_str *key,
-                 const msgpack_object *val, uint32_t max_attrs, uint32_t max_len,
-                 uint32_t *dropped);
+int ss_attrs_set(ss_store *st, ss_attrs *a, const msgpack_object_str *key,
+                 const msgpack_object *val, const ss_limits *lim, uint32_t *dropped);
 
-/* Set every string-keyed pair of m (NULL: none) under lim. 0 or -ENOMEM. */
-int ss_attrs_merge(msgpack_zone *z, ss_attrs *a, const msgpack_object_map *m, const ss_limits *lim,
+/* The entries of one map ss_attrs_merge() looks at under max_attrs: twice as many, so a
+ * client that sets its keys again in one map loses nothing. */
+static inline uint32_t ss_attrs_merge_max(uint32_t max_attrs)
+{
+        return max_attrs > UINT32_MAX / 2 ? UINT32_MAX : 2 * max_attrs;
+}
+
+/* Set every string-keyed pair of m (NULL: none) under lim; entries past
+ * ss_attrs_merge_max(lim->max_attrs) are dropped unread. 0 or -ENOMEM. */
+int ss_attrs_merge(ss_store *st, ss_attrs *a, const msgpack_object_map *m, const ss_limits *lim,
                    uint32_t *dropped);
 
 /* The value of key in a, or NULL. */
 const msgpack_object *ss_attrs_get(const ss_attrs *a, const char *key);
 
-/* Free the list array (the values belong to the zone). */
+/* Copy every key and value of src into dst (empty) in st, as they are: for compaction.
+ * 0 or -ENOMEM. */
+int ss_attrs_clone(ss_store *st, ss_attrs *dst, const ss_attrs *src);
+
+/* Free the list array and the index (the values belong to the store). */
 void ss_attrs_free(ss_attrs *a);

@@ -5,26 +5,27 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "model/value.h"
-
 /*
  * Memory layout: what is written once (strings, values, nested arrays and
- * maps) lives in the span's msgpack_zone and goes with it; the arrays that
- * grow (attribute lists, the event list) are malloc'd so that realloc can
- * grow them in place. A replaced attribute value stays in the zone until the
- * span goes: spans are short-lived and the frame size bounds each value.
+ * maps) lives in the span's store (a msgpack_zone, model/value.h); the arrays
+ * that grow (attribute lists, the event list) are malloc'd so that realloc
+ * can grow them in place. A replaced attribute value becomes dead bytes in
+ * the store; once they outweigh the live ones the store is rebuilt, so a
+ * client re-setting one key on a long-lived span keeps only the last value.
  */
 
-#define ZONE_CHUNK 2048u
+static void events_free(ss_event *ev, uint32_t n)
+{
+        for (uint32_t i = 0; i < n; i++)
+                ss_attrs_free(&ev[i].attrs);
+        free(ev);
+}
 
 static void span_free(ss_span *s)
 {
-        for (uint32_t i = 0; i < s->n_events; i++)
-                ss_attrs_free(&s->events[i].attrs);
-        free(s->events);
+        events_free(s->events, s->n_events);
         ss_attrs_free(&s->attrs);
-        if (s->zone)
-                msgpack_zone_free(s->zone);
+        ss_store_free(&s->store);
         ss_resource_unref(s->resource);
         free(s);
 }
@@ -42,19 +43,84 @@ void ss_span_unref(ss_span *s)
         span_free(s);
 }
 
+/* ---- compaction ------------------------------------------------------------------------- */
+
+/* Copy *s into st in place of the old one (an empty string points at no store). */
+static int clone_str(ss_store *st, msgpack_object_str *s)
+{
+        if (!s->size) {
+                *s = (msgpack_object_str){0};
+                return 0;
+        }
+        return ss_store_str(st, s->ptr, s->size, 0, s) < 0 ? -ENOMEM : 0;
+}
+
+/* Copy everything the span references into a new store; the old one goes. On failure the
+ * span is left as it was. */
+static int compact(ss_span *s, const ss_limits *lim)
+{
+        ss_span c = *s;
+        ss_event *ev = calloc(s->cap_events ? s->cap_events : 1, sizeof(*ev));
+        int r = ev ? ss_store_init(&c.store) : -ENOMEM;
+
+        c.events = ev;
+        c.attrs = (ss_attrs){0};
+        if (r == 0)
+                r = clone_str(&c.store, &c.name);
+        if (r == 0)
+                r = clone_str(&c.store, &c.status_msg);
+        if (r == 0)
+                r = clone_str(&c.store, &c.trace_state);
+        if (r == 0)
+                r = ss_attrs_clone(&c.store, &c.attrs, &s->attrs);
+        for (uint32_t i = 0; r == 0 && i < s->n_events; i++) {
+                ev[i] = (ss_event){.time_ns = s->events[i].time_ns,
+                                   .name = s->events[i].name,
+                                   .dropped_attrs = s->events[i].dropped_attrs};
+                r = clone_str(&c.store, &ev[i].name);
+                if (r == 0)
+                        r = ss_attrs_clone(&c.store, &ev[i].attrs, &s->events[i].attrs);
+        }
+        if (r < 0) {
+                events_free(ev, s->n_events);
+                ss_attrs_free(&c.attrs);
+                ss_store_free(&c.store);
+                return -ENOMEM;
+        }
+        events_free(s->events, s->n_events);
+        ss_attrs_free(&s->attrs);
+        ss_store_free(&s->store);
+        *s = c;
+        if (lim && lim->hits)
+                lim->hits->compactions++;
+        return 0;
+}
+
+/* Reclaim replaced values once they outweigh the live ones. A failed rebuild only leaves the
+ * memory in use until the next try. */
+static void maybe_compact(ss_span *s, const ss_limits *lim)
+{
+        if (s->store.dead >= SS_SPAN_COMPACT_MIN && s->store.dead > s->store.live)
+                (void)compact(s, lim);
+}
+
+/* ---- attributes and events -------------------------------------------------------------- */
+
 int ss_span_set_attrs(ss_span *s, const msgpack_object_map *m, const ss_limits *lim)
 {
-        return ss_attrs_merge(s->zone, &s->attrs, m, lim, &s->dropped_attrs);
+        int r = ss_attrs_merge(&s->store, &s->attrs, m, lim, &s->dropped_attrs);
+
+        maybe_compact(s, lim);
+        return r;
 }
 
 static int span_set(ss_span *s, const char *key, const msgpack_object *val)
 {
         msgpack_object_str k = {.size = (uint32_t)strlen(key), .ptr = key};
-        uint32_t unused = 0;
 
         /* Daemon-derived attributes (sidespan.orphaned, roll-ups) matter more
-         * than the client's: they are not subject to max_attrs. */
-        return ss_attrs_set(s->zone, &s->attrs, &k, val, 0, 0, &unused);
+         * than the client's: no limit applies to them. */
+        return ss_attrs_set(&s->store, &s->attrs, &k, val, NULL, NULL);
 }
 
 int ss_span_set_str(ss_span *s, const char *key, const char *value)
@@ -87,20 +153,44 @@ static int events_grow(ss_span *s)
         return 0;
 }
 
+/* Copy a name, cut to the limit; counted when cut. */
+static int store_name(ss_store *st, const char *p, size_t n, const ss_limits *lim,
+                      msgpack_object_str *ret)
+{
+        int r = ss_store_str(st, p, n, lim ? lim->max_name_len : 0, ret);
+
+        if (r > 0 && lim && lim->hits)
+                lim->hits->names_cut++;
+        return r < 0 ? r : 0;
+}
+
+/* Count an event that does not fit. */
+static int drop_event(ss_span *s, const ss_limits *lim, bool over_bytes)
+{
+        s->dropped_events++;
+        if (lim && lim->hits) {
+                if (over_bytes)
+                        lim->hits->bytes_over++;
+                else
+                        lim->hits->events_over++;
+        }
+        return 0;
+}
+
 int ss_span_add_event(ss_span *s, const char *name, uint32_t name_len, uint64_t time_ns,
                       const msgpack_object_map *attrs, const ss_limits *lim)
 {
         uint32_t max = lim ? lim->max_events : 0;
         ss_event e = {.time_ns = time_ns};
 
-        if (max && s->n_events >= max) {
-                s->dropped_events++;
-                return 0;
-        }
+        if (max && s->n_events >= max)
+                return drop_event(s, lim, false);
+        if (lim && lim->max_bytes && s->store.live + name_len + 1ull > lim->max_bytes)
+                return drop_event(s, lim, true);
         if (s->n_events == s->cap_events && events_grow(s) < 0)
                 return -ENOMEM;
-        if (ss_zone_str(s->zone, name, name_len, 0, &e.name) < 0 ||
-            ss_attrs_merge(s->zone, &e.attrs, attrs, lim, &e.dropped_attrs) < 0) {
+        if (store_name(&s->store, name, name_len, lim, &e.name) < 0 ||
+            ss_attrs_merge(&s->store, &e.attrs, attrs, lim, &e.dropped_attrs) < 0) {
                 ss_attrs_free(&e.attrs);
                 return -ENOMEM;
         }
@@ -113,22 +203,28 @@ static uint8_t status_valid(int code)
         return code == SS_STATUS_OK || code == SS_STATUS_ERROR ? (uint8_t)code : SS_STATUS_UNSET;
 }
 
-void ss_span_end(ss_span *s, uint64_t end_ns, int status_code, const char *msg, uint32_t msg_len)
+void ss_span_end_limited(ss_span *s, uint64_t end_ns, int status_code, const char *msg,
+                         uint32_t msg_len, const ss_limits *lim)
 {
         uint8_t code = status_valid(status_code);
         msgpack_object_str m = {0};
 
         s->ended = true;
-        s->end_ns = end_ns;
+        s->end_ns = end_ns < s->start_ns ? s->start_ns : end_ns;
         /* ERROR is sticky: a run that failed stays failed, whatever a later end
          * says; a later ERROR without a message keeps the earlier message. */
         if (s->status_code == SS_STATUS_ERROR && (code != SS_STATUS_ERROR || !msg || !msg_len))
                 return;
         /* On out-of-memory the status stands without its message. */
-        if (msg && msg_len && ss_zone_str(s->zone, msg, msg_len, 0, &m) < 0)
+        if (msg && msg_len && store_name(&s->store, msg, msg_len, lim, &m) < 0)
                 m = (msgpack_object_str){0};
         s->status_code = code;
         s->status_msg = m;
+}
+
+void ss_span_end(ss_span *s, uint64_t end_ns, int status_code, const char *msg, uint32_t msg_len)
+{
+        ss_span_end_limited(s, end_ns, status_code, msg, msg_len, NULL);
 }
 
 /* ---- building a span from a message ----------------------------------------------------- */
@@ -141,8 +237,12 @@ static int span_options(ss_span *s, const msgpack_object_map *opts)
 
         if (fl && fl->type == MSGPACK_OBJECT_POSITIVE_INTEGER && fl->via.u64 <= UINT32_MAX)
                 s->flags = (uint32_t)fl->via.u64;
-        if (ts && ts->type == MSGPACK_OBJECT_STR && ts->via.str.size)
-                return ss_zone_str(s->zone, ts->via.str.ptr, ts->via.str.size, 0, &s->trace_state);
+        if (ts && ts->type == MSGPACK_OBJECT_STR && ts->via.str.size &&
+            ts->via.str.size <= SS_TRACE_STATE_MAX)
+                return ss_store_str(&s->store, ts->via.str.ptr, ts->via.str.size, 0,
+                                    &s->trace_state) < 0
+                           ? -ENOMEM
+                           : 0;
         return 0;
 }
 
@@ -178,14 +278,15 @@ static int span_fill(ss_span *s, const ss_msg_span *m, bool whole, const ss_limi
                       ? (uint8_t)m->kind
                       : SS_KIND_UNSPECIFIED;
         s->start_ns = m->start_ns;
-        if (ss_zone_str(s->zone, m->name.ptr, m->name.len, 0, &s->name) < 0 ||
+        if (store_name(&s->store, m->name.ptr, m->name.len, lim, &s->name) < 0 ||
             span_options(s, m->options) < 0 || ss_span_set_attrs(s, m->attrs, lim) < 0)
                 return -ENOMEM;
         if (!whole)
                 return 0;
         if (span_events(s, m->events, lim) < 0)
                 return -ENOMEM;
-        ss_span_end(s, m->end_ns, m->status_code, m->status_msg.ptr, m->status_msg.len);
+        ss_span_end_limited(s, m->end_ns, m->status_code, m->status_msg.ptr, m->status_msg.len,
+                            lim);
         return 0;
 }
 
@@ -197,8 +298,7 @@ ss_span *ss_span_new(const ss_msg_span *m, bool whole, ss_resource *r, const ss_
                 return NULL;
         s->refs = 1;
         s->resource = ss_resource_ref(r);
-        s->zone = msgpack_zone_new(ZONE_CHUNK);
-        if (!s->zone || span_fill(s, m, whole, lim) < 0) {
+        if (ss_store_init(&s->store) < 0 || span_fill(s, m, whole, lim) < 0) {
                 span_free(s);
                 return NULL;
         }

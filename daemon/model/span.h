@@ -47,23 +47,43 @@ typedef struct ss_span {
         uint32_t dropped_attrs;
         uint32_t dropped_events;
         ss_resource *resource; /* counted reference, never NULL */
-        msgpack_zone *zone;
+        ss_store store;        /* names, values: bounded by ss_limits.max_bytes */
 } ss_span;
+
+/* W3C's limit on a tracestate; a longer one is left out. */
+#define SS_TRACE_STATE_MAX 512u
+/* Replaced values are reclaimed (the store rebuilt) once they take this much and more than
+ * the live ones. */
+#define SS_SPAN_COMPACT_MIN ((uint64_t)64 << 10)
+
+/* What a span costs to hold and to send, about: its stored bytes and a fixed part. */
+#define SS_SPAN_OVERHEAD 256u
+static inline uint64_t ss_span_size(const ss_span *s)
+{
+        return s->store.live + SS_SPAN_OVERHEAD;
+}
 
 /* New span with one reference, from a SPAN_START or SPAN message (attributes,
  * options and, for SPAN, end and events included). Takes a resource ref.
  * NULL on out-of-memory. */
 ss_span *ss_span_new(const ss_msg_span *m, bool whole, ss_resource *r, const ss_limits *lim);
 
-/* Merge attributes: a later value for a key replaces the earlier one. Keys
- * past lim->max_attrs are dropped and counted in dropped_attrs. -ENOMEM. */
+/* Merge attributes: a later value for a key replaces the earlier one (its bytes
+ * reclaimed). What the limits refuse is dropped and counted in dropped_attrs
+ * and lim->hits. -ENOMEM. */
 int ss_span_set_attrs(ss_span *s, const msgpack_object_map *m, const ss_limits *lim);
 
-/* Append an event (dropped and counted past lim->max_events). -ENOMEM. */
+/* Append an event; past lim->max_events or lim->max_bytes it is dropped and counted
+ * in dropped_events. Its name is cut to lim->max_name_len. -ENOMEM. */
 int ss_span_add_event(ss_span *s, const char *name, uint32_t name_len, uint64_t time_ns,
                       const msgpack_object_map *attrs, const ss_limits *lim);
 
-/* Mark ended. A status ERROR once set is never downgraded. */
+/* Mark ended (an end before the start is clamped to the start). A status ERROR once set is
+ * never downgraded. The message is cut to lim->max_name_len (lim may be NULL). */
+void ss_span_end_limited(ss_span *s, uint64_t end_ns, int status_code, const char *msg,
+                         uint32_t msg_len, const ss_limits *lim);
+
+/* ss_span_end_limited() without limits. */
 void ss_span_end(ss_span *s, uint64_t end_ns, int status_code, const char *msg, uint32_t msg_len);
 
 /* Set one string attribute (daemon-derived, e.g. sidespan.orphaned). -ENOMEM. */
@@ -72,6 +92,3 @@ int ss_span_set_bool(ss_span *s, const char *key, bool value);
 
 ss_span *ss_span_ref(ss_span *s);
 void ss_span_unref(ss_span *s); /* accepts NULL */
-
-/* The value of key in attrs, or NULL. */
-const msgpack_object *ss_attrs_get(const ss_attrs *a, const char *key);

@@ -7,68 +7,113 @@
 #include "base/utf8.h"
 #include "ss-wire.h"
 
-int ss_zone_str(msgpack_zone *z, const char *p, size_t n, uint32_t max, msgpack_object_str *ret)
+#define ZONE_CHUNK 2048u
+
+int ss_store_init(ss_store *st)
+{
+        *st = (ss_store){.zone = msgpack_zone_new(ZONE_CHUNK)};
+        return st->zone ? 0 : -ENOMEM;
+}
+
+void ss_store_free(ss_store *st)
+{
+        if (st->zone)
+                msgpack_zone_free(st->zone);
+        *st = (ss_store){0};
+}
+
+/* Every allocation of a store goes through here, so live counts exactly what copies take. */
+static void *store_alloc(ss_store *st, size_t n, bool align)
+{
+        void *p =
+            align ? msgpack_zone_malloc(st->zone, n) : msgpack_zone_malloc_no_align(st->zone, n);
+
+        if (p)
+                st->live += n;
+        return p;
+}
+
+int ss_store_str(ss_store *st, const char *p, size_t n, uint32_t max, msgpack_object_str *ret)
 {
         size_t limit = max ? max : UINT32_MAX - 1, in, len;
         bool clean;
         char *d;
 
         len = ss_utf8_measure((const uint8_t *)p, n, limit, &in, &clean);
-        d = msgpack_zone_malloc_no_align(z, len + 1);
+        d = store_alloc(st, len + 1, false);
         if (!d)
                 return -ENOMEM;
-        if (clean)
+        if (clean && len) /* msgpack-c gives some empty strings a NULL p */
                 memcpy(d, p, len);
-        else
+        else if (!clean)
                 ss_utf8_write(d, (const uint8_t *)p, in);
         d[len] = '\0';
         *ret = (msgpack_object_str){.size = (uint32_t)len, .ptr = d};
-        return 0;
+        return in < n ? 1 : 0;
 }
 
-static int zone_bin(msgpack_zone *z, const msgpack_object_bin *b, uint32_t max,
-                    msgpack_object_bin *ret)
+static int store_bin(ss_store *st, const msgpack_object_bin *b, uint32_t max,
+                     msgpack_object_bin *ret)
 {
         uint32_t len = max && b->size > max ? max : b->size;
-        char *d = msgpack_zone_malloc_no_align(z, len ? len : 1);
+        char *d = store_alloc(st, len ? len : 1, false);
 
         if (!d)
                 return -ENOMEM;
         if (len)
                 memcpy(d, b->ptr, len);
         *ret = (msgpack_object_bin){.size = len, .ptr = d};
-        return 0;
+        return len < b->size ? 1 : 0;
 }
 
-static int copy_value(msgpack_zone *z, msgpack_object *dst, const msgpack_object *src,
+static int copy_value(ss_store *st, msgpack_object *dst, const msgpack_object *src,
                       uint32_t max_len, unsigned depth);
 
-static int copy_array(msgpack_zone *z, msgpack_object_array *dst, const msgpack_object_array *src,
+/* Fold the result r of one copy into *cut; a negative r is returned as it is. */
+static int keep_cut(int r, int *cut)
+{
+        if (r > 0)
+                *cut = 1;
+        return r < 0 ? r : 0;
+}
+
+static int copy_array(ss_store *st, msgpack_object_array *dst, const msgpack_object_array *src,
                       uint32_t max_len, unsigned depth)
 {
         msgpack_object *o = NULL;
+        int cut = 0;
 
         if (src->size) {
-                o = msgpack_zone_malloc(z, (size_t)src->size * sizeof(*o));
+                o = store_alloc(st, (size_t)src->size * sizeof(*o), true);
                 if (!o)
                         return -ENOMEM;
         }
         for (uint32_t i = 0; i < src->size; i++)
-                if (copy_value(z, &o[i], &src->ptr[i], max_len, depth + 1) < 0)
+                if (keep_cut(copy_value(st, &o[i], &src->ptr[i], max_len, depth + 1), &cut) < 0)
                         return -ENOMEM;
         *dst = (msgpack_object_array){.size = src->size, .ptr = o};
-        return 0;
+        return cut;
+}
+
+static uint32_t string_keys(const msgpack_object_map *m)
+{
+        uint32_t n = 0;
+
+        for (uint32_t i = 0; i < m->size; i++)
+                n += m->ptr[i].key.type == MSGPACK_OBJECT_STR;
+        return n;
 }
 
 /* Nested maps become OTLP kvlists: entries whose key is not a string are left out. */
-static int copy_map(msgpack_zone *z, msgpack_object_map *dst, const msgpack_object_map *src,
+static int copy_map(ss_store *st, msgpack_object_map *dst, const msgpack_object_map *src,
                     uint32_t max_len, unsigned depth)
 {
+        uint32_t size = string_keys(src), n = 0;
         msgpack_object_kv *kv = NULL;
-        uint32_t n = 0;
+        int cut = 0;
 
-        if (src->size) {
-                kv = msgpack_zone_malloc(z, (size_t)src->size * sizeof(*kv));
+        if (size) {
+                kv = store_alloc(st, (size_t)size * sizeof(*kv), true);
                 if (!kv)
                         return -ENOMEM;
         }
@@ -78,17 +123,18 @@ static int copy_map(msgpack_zone *z, msgpack_object_map *dst, const msgpack_obje
                 if (s->key.type != MSGPACK_OBJECT_STR)
                         continue;
                 kv[n].key.type = MSGPACK_OBJECT_STR;
-                if (ss_zone_str(z, s->key.via.str.ptr, s->key.via.str.size, 0, &kv[n].key.via.str) <
-                        0 ||
-                    copy_value(z, &kv[n].val, &s->val, max_len, depth + 1) < 0)
+                if (keep_cut(ss_store_str(st, s->key.via.str.ptr, s->key.via.str.size, 0,
+                                          &kv[n].key.via.str),
+                             &cut) < 0 ||
+                    keep_cut(copy_value(st, &kv[n].val, &s->val, max_len, depth + 1), &cut) < 0)
                         return -ENOMEM;
                 n++;
         }
         *dst = (msgpack_object_map){.size = n, .ptr = kv};
-        return 0;
+        return cut;
 }
 
-static int copy_value(msgpack_zone *z, msgpack_object *dst, const msgpack_object *src,
+static int copy_value(ss_store *st, msgpack_object *dst, const msgpack_object *src,
                       uint32_t max_len, unsigned depth)
 {
         *dst = (msgpack_object){.type = MSGPACK_OBJECT_NIL};
@@ -104,22 +150,73 @@ static int copy_value(msgpack_zone *z, msgpack_object *dst, const msgpack_object
                 return 0;
         case MSGPACK_OBJECT_STR:
                 dst->type = src->type;
-                return ss_zone_str(z, src->via.str.ptr, src->via.str.size, max_len, &dst->via.str);
+                return ss_store_str(st, src->via.str.ptr, src->via.str.size, max_len,
+                                    &dst->via.str);
         case MSGPACK_OBJECT_BIN:
                 dst->type = src->type;
-                return zone_bin(z, &src->via.bin, max_len, &dst->via.bin);
+                return store_bin(st, &src->via.bin, max_len, &dst->via.bin);
         case MSGPACK_OBJECT_ARRAY:
                 dst->type = src->type;
-                return copy_array(z, &dst->via.array, &src->via.array, max_len, depth);
+                return copy_array(st, &dst->via.array, &src->via.array, max_len, depth);
         case MSGPACK_OBJECT_MAP:
                 dst->type = src->type;
-                return copy_map(z, &dst->via.map, &src->via.map, max_len, depth);
+                return copy_map(st, &dst->via.map, &src->via.map, max_len, depth);
         default:
                 return 0;
         }
 }
 
-int ss_zone_value(msgpack_zone *z, msgpack_object *dst, const msgpack_object *src, uint32_t max_len)
+int ss_store_value(ss_store *st, msgpack_object *dst, const msgpack_object *src, uint32_t max_len)
 {
-        return copy_value(z, dst, src, max_len, 1);
+        return copy_value(st, dst, src, max_len, 1);
+}
+
+/* Both sizes: exact for a stored value (its strings are already cut and clean), a lower
+ * bound for a source one (cutting to max, before UTF-8 repair, which only grows). */
+static uint64_t size_of(const msgpack_object *o, uint32_t max, unsigned depth)
+{
+        uint64_t n = 0;
+
+        if (depth > SS_ATTR_DEPTH_MAX)
+                return 0;
+        switch (o->type) {
+        case MSGPACK_OBJECT_STR:
+                /* A string cut to max may lose up to 3 more bytes to a character boundary. */
+                if (max && o->via.str.size > max)
+                        return (max > 3 ? max - 3 : 0) + 1ull;
+                return o->via.str.size + 1ull;
+        case MSGPACK_OBJECT_BIN: {
+                uint32_t len = max && o->via.bin.size > max ? max : o->via.bin.size;
+
+                return len ? len : 1;
+        }
+        case MSGPACK_OBJECT_ARRAY:
+                n = (uint64_t)o->via.array.size * sizeof(msgpack_object);
+                for (uint32_t i = 0; i < o->via.array.size; i++)
+                        n += size_of(&o->via.array.ptr[i], max, depth + 1);
+                return n;
+        case MSGPACK_OBJECT_MAP:
+                for (uint32_t i = 0; i < o->via.map.size; i++) {
+                        const msgpack_object_kv *kv = &o->via.map.ptr[i];
+
+                        if (kv->key.type != MSGPACK_OBJECT_STR)
+                                continue;
+                        /* Keys are copied whole at any depth. */
+                        n += sizeof(*kv) + kv->key.via.str.size + 1ull +
+                             size_of(&kv->val, max, depth + 1);
+                }
+                return n;
+        default:
+                return 0;
+        }
+}
+
+uint64_t ss_value_size(const msgpack_object *stored)
+{
+        return size_of(stored, 0, 1);
+}
+
+uint64_t ss_value_size_min(const msgpack_object *src, uint32_t max_len)
+{
+        return size_of(src, max_len, 1);
 }

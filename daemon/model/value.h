@@ -2,27 +2,58 @@
 #pragma once
 
 /*
- * Deep copies of msgpack values out of a frame into the msgpack_zone of the
- * object that keeps them (a span, a resource), so they outlive the frame.
- * What is written once lives in the zone and goes with it. Every string is
- * made well-formed UTF-8 and NUL-terminated (the NUL not counted in size),
- * so encoders may hand it to C string APIs. Loop thread (zones are not
+ * Deep copies of msgpack values out of a frame into the store of the object
+ * that keeps them (a span, a resource), so they outlive the frame. A store
+ * is a msgpack_zone plus an account of its bytes: live (referenced) and dead
+ * (replaced, waiting for the owner to compact). Every string is made
+ * well-formed UTF-8 and NUL-terminated (the NUL not counted in size), so
+ * encoders may hand it to C string APIs. Loop thread (zones are not
  * thread-safe); never blocks.
  */
 
 #include <msgpack.h>
+#include <stdbool.h>
 #include <stdint.h>
 
-/* Copy a string: well-formed UTF-8, cut to max bytes (0: no cut) on a character
- * boundary, NUL-terminated. 0 or -ENOMEM. */
-int ss_zone_str(msgpack_zone *z, const char *p, size_t n, uint32_t max, msgpack_object_str *ret);
+typedef struct ss_store {
+        msgpack_zone *zone;
+        uint64_t live; /* bytes of the values the owner references */
+        uint64_t dead; /* bytes of values it replaced, still in the zone */
+} ss_store;
+
+/* A store with an empty zone; 0 or -ENOMEM. */
+int ss_store_init(ss_store *st);
+
+/* Free the zone (accepts a store that failed to init). */
+void ss_store_free(ss_store *st);
+
+/*
+ * Copy a string: well-formed UTF-8, cut to max bytes (0: no cut) on a
+ * character boundary, NUL-terminated. 1 when it was cut, 0 when whole,
+ * -ENOMEM.
+ */
+int ss_store_str(ss_store *st, const char *p, size_t n, uint32_t max, msgpack_object_str *ret);
 
 /*
  * Copy an attribute value: strings and bins cut to max_len bytes (0: no
  * cut), arrays and maps deeply. Values the wire protocol does not allow (nil,
  * ext, nesting deeper than SS_ATTR_DEPTH_MAX) become nil, which the encoders
  * write as an empty AnyValue; map entries whose key is not a string are left
- * out (nested maps become OTLP kvlists). 0 or -ENOMEM.
+ * out (nested maps become OTLP kvlists). 1 when something was cut, 0, or
+ * -ENOMEM.
  */
-int ss_zone_value(msgpack_zone *z, msgpack_object *dst, const msgpack_object *src,
-                  uint32_t max_len);
+int ss_store_value(ss_store *st, msgpack_object *dst, const msgpack_object *src, uint32_t max_len);
+
+/* The bytes a stored value takes in its store: what ss_store_value() added to live. */
+uint64_t ss_value_size(const msgpack_object *stored);
+
+/* At least the bytes ss_store_value(src, max_len) would take: a cheap check before a copy
+ * that a byte limit may refuse. */
+uint64_t ss_value_size_min(const msgpack_object *src, uint32_t max_len);
+
+/* A stored value of bytes is no longer referenced: move it from live to dead. */
+static inline void ss_store_release(ss_store *st, uint64_t bytes)
+{
+        st->live -= bytes;
+        st->dead += bytes;
+}

@@ -33,11 +33,14 @@ typedef struct ss_assembler ss_assembler;
 typedef struct ss_session ss_session;
 
 typedef struct ss_assembler_config {
-        ss_limits limits;
-        uint32_t max_open_spans;  /* per session */
-        uint32_t max_open_total;  /* across sessions, those in their grace period included */
-        uint32_t max_trace_spans; /* finished spans held per open trace */
+        ss_limits limits;            /* per span and event; its hits pointer is ignored */
+        uint32_t max_resource_attrs; /* per client (HELLO) */
+        uint32_t max_open_spans;     /* per session */
+        uint32_t max_open_process;   /* per peer process (pid and uid), all its sessions */
+        uint32_t max_open_total;     /* across sessions, those in their grace period included */
+        uint32_t max_trace_spans;    /* finished spans held per open trace */
         uint64_t orphan_grace_ms;
+        uint64_t foreign_wait_ms; /* how long a client's done spans wait for strangers' */
 } ss_assembler_config;
 
 typedef struct ss_assembler_stats {
@@ -46,10 +49,14 @@ typedef struct ss_assembler_stats {
         uint64_t spans_finished; /* ended, whole, or orphaned */
         uint64_t spans_orphaned;
         uint64_t traces_completed;
-        uint64_t chunks_early;    /* partial traces handed on at max_trace_spans */
-        uint64_t unknown_span;    /* ATTRS/EVENT/END for a span not open in the session */
-        uint64_t duplicate_span;  /* START for a span id already open in the session */
-        uint64_t open_span_limit; /* START refused at max_open_spans */
+        uint64_t chunks_early;            /* partial traces handed on at max_trace_spans */
+        uint64_t traces_released;         /* done spans handed on after foreign_wait_ms */
+        uint64_t sessions_gone;           /* orphaned at once: the peer process exited */
+        uint64_t unknown_span;            /* ATTRS/EVENT/END for a span not open in the session */
+        uint64_t duplicate_span;          /* START for a span id already open in the session */
+        uint64_t open_span_limit;         /* START refused at any open span limit */
+        uint64_t open_span_limit_process; /* ... of which at max_open_process */
+        uint64_t resource_attrs_dropped;  /* HELLO attributes past the limits */
         uint64_t no_memory;
 } ss_assembler_stats;
 
@@ -66,14 +73,19 @@ void ss_assembler_free(ss_assembler *a, const char *reason);
  * A connection said HELLO: attach it to the session of that instance (a
  * reconnect) or to a new one. A session is only found again by the same
  * instance from the same peer process and user (SO_PEERCRED), so no client
- * can take over another's spans. The session stays until the matching
- * ss_session_detach() plus the grace period. NULL on out-of-memory.
+ * can take over another's spans. Its resource carries the peer's real pid
+ * and user (model/resource.h). The session stays until the matching
+ * ss_session_detach() plus the grace period, or until the peer process is
+ * seen to exit. NULL on out-of-memory.
  */
 ss_session *ss_assembler_hello(ss_assembler *a, const msgpack_object_map *options, pid_t peer_pid,
                                uid_t peer_uid);
 
 /* The connection of a session closed. */
 void ss_session_detach(ss_session *s);
+
+/* Spans the session has open. */
+size_t ss_session_open_spans(const ss_session *s);
 
 /* The resource of a session (borrowed). */
 const ss_resource *ss_session_resource(const ss_session *s);
@@ -91,5 +103,9 @@ size_t ss_assembler_open_spans(const ss_assembler *a);
 
 const ss_assembler_stats *ss_assembler_get_stats(const ss_assembler *a);
 
-/* The counters of ss_assembler_stats and "spans_open"; an ss_counters_fn. */
+/* The counters of ss_assembler_stats, of the trace table and of the limits, and
+ * "spans_open"; an ss_counters_fn. */
 void ss_assembler_counters(const void *assembler, ss_counters *out);
+
+/* A session's own counters (for a client that may not see the daemon's). */
+void ss_session_counters(const ss_session *s, ss_counters *out);

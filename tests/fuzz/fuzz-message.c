@@ -2,12 +2,12 @@
 /*
  * fuzz-message: one frame payload through ss_wire_decode() and, when it is a
  * HELLO or a span message, through the daemon's span model as the assembler
- * applies it (trace/assembler.c): HELLO options make the resource
- * (ss_resource_new()), SPAN_START and SPAN make a span (ss_span_new()),
- * SPAN_ATTRS, SPAN_EVENT and SPAN_END change an open span of that resource.
- * The result goes through both OTLP encoders (fz_check_encoders()). Each
- * message is applied twice: under the daemon's default limits and under tiny
- * ones that drop and cut.
+ * applies it (trace/assembler.c, trace/session.c): HELLO options and a peer
+ * make the resource (ss_resource_new_for()), SPAN_START and SPAN make a span
+ * (ss_span_new()), SPAN_ATTRS, SPAN_EVENT and SPAN_END change an open span of
+ * that resource. The result goes through both OTLP encoders
+ * (fz_check_encoders()). Each message is applied twice: under the daemon's
+ * default limits and under tiny ones that drop and cut everything.
  *
  * Input: the payload of one frame (no length header).
  */
@@ -35,21 +35,48 @@ static ss_span *open_span(ss_resource *r, const ss_limits *lim)
         return s;
 }
 
+/* A stored string of at most max bytes (0: any); "none" is all zero. */
+static void check_str(msgpack_object_str str, uint32_t max)
+{
+        msgpack_object o = {.type = MSGPACK_OBJECT_STR, .via.str = str};
+
+        if (str.ptr || str.size)
+                fz_check_value(&o, max, 1);
+}
+
 /* The model's promises about a span it built: sanitised strings, limits kept. */
 static void check_span(const ss_span *s, const ss_limits *lim)
 {
-        msgpack_object name = {.type = MSGPACK_OBJECT_STR, .via.str = s->name};
-
-        fz_check_value(&name, 0, 1);
+        check_str(s->name, lim->max_name_len);
+        check_str(s->status_msg, lim->max_name_len);
+        check_str(s->trace_state, 3 * SS_TRACE_STATE_MAX); /* repaired: 3 bytes a byte */
         FZ_ASSERT(s->kind <= SS_KIND_CONSUMER && s->status_code <= SS_STATUS_ERROR);
+        FZ_ASSERT(!s->ended || s->end_ns >= s->start_ns);
         FZ_ASSERT(!lim->max_attrs || s->attrs.n <= lim->max_attrs);
         FZ_ASSERT(!lim->max_events || s->n_events <= lim->max_events);
         for (uint32_t i = 0; i < s->attrs.n; i++)
                 fz_check_value(&s->attrs.kv[i].val, lim->max_value_len, 1);
         for (uint32_t i = 0; i < s->n_events; i++) {
+                check_str(s->events[i].name, lim->max_name_len);
                 FZ_ASSERT(!lim->max_attrs || s->events[i].attrs.n <= lim->max_attrs);
                 for (uint32_t j = 0; j < s->events[i].attrs.n; j++)
                         fz_check_value(&s->events[i].attrs.kv[j].val, lim->max_value_len, 1);
+        }
+}
+
+/* The resource's promises: no protocol option among its attributes, the peer's pid. */
+static void check_resource(const ss_resource *r)
+{
+        const msgpack_object *pid = ss_attrs_get(&r->attrs, SS_HELLO_PROCESS_PID);
+
+        FZ_ASSERT(ss_attrs_get(&r->attrs, SS_HELLO_SERVICE_NAME) != NULL);
+        FZ_ASSERT(pid && pid->type == MSGPACK_OBJECT_POSITIVE_INTEGER && pid->via.u64 == 4242);
+        for (uint32_t i = 0; i < r->attrs.n; i++) {
+                const msgpack_object_str *k = &r->attrs.kv[i].key.via.str;
+                bool protocol = false;
+
+                FZ_ASSERT(!ss_hello_key(k->ptr, k->size, &protocol) || !protocol);
+                fz_check_value(&r->attrs.kv[i].val, 0, 1); /* the daemon's own are not cut */
         }
 }
 
@@ -74,8 +101,8 @@ static size_t apply(const ss_msg *m, ss_span **spans, ss_resource *r, const ss_l
         case SS_MSG_SPAN_END:
                 if (m->end.attrs)
                         FZ_ASSERT(ss_span_set_attrs(s, m->end.attrs, lim) == 0);
-                ss_span_end(s, m->end.end_ns < s->start_ns ? s->start_ns : m->end.end_ns,
-                            m->end.status_code, m->end.status_msg.ptr, m->end.status_msg.len);
+                ss_span_end_limited(s, m->end.end_ns, m->end.status_code, m->end.status_msg.ptr,
+                                    m->end.status_msg.len, lim);
                 break;
         default:
                 break;
@@ -83,22 +110,21 @@ static size_t apply(const ss_msg *m, ss_span **spans, ss_resource *r, const ss_l
         return 1;
 }
 
+/* lim for spans; the resource's as trace/assembler.c derives them (its max_attrs is
+ * max_resource_attrs, 128 by default like max_attrs). */
 static void model(const ss_msg *m, const ss_limits *lim)
 {
-        ss_resource *r = ss_resource_new(m->type == SS_MSG_HELLO ? m->hello.options : NULL);
+        const ss_peer peer = {.pid = 4242, .uid = 1000, .owner = "fuzz"};
+        const ss_limits rlim = {.max_attrs = lim->max_attrs,
+                                .max_value_len = lim->max_value_len,
+                                .max_key_len = lim->max_key_len};
+        ss_resource *r =
+            ss_resource_new_for(m->type == SS_MSG_HELLO ? m->hello.options : NULL, &peer, &rlim);
         ss_span *spans[2] = {NULL, NULL};
         size_t n;
 
         FZ_ASSERT(r != NULL);
-        FZ_ASSERT(ss_attrs_get(&r->attrs, SS_HELLO_SERVICE_NAME) != NULL);
-        for (uint32_t i = 0; i < r->attrs.n; i++) {
-                const msgpack_object_str *k = &r->attrs.kv[i].key.via.str;
-                bool protocol = false;
-
-                /* Protocol options (instance, sample_rate, ...) never become attributes. */
-                FZ_ASSERT(!ss_hello_key(k->ptr, k->size, &protocol) || !protocol);
-                fz_check_value(&r->attrs.kv[i].val, 0, 1);
-        }
+        check_resource(r);
         spans[0] = open_span(r, lim);
         n = apply(m, spans, r, lim);
         for (size_t i = 0; i < n; i++)
@@ -113,8 +139,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
         /* The daemon's defaults (conf/config.c), then limits that cut almost everything. */
         static const ss_limits limits[] = {
-            {.max_attrs = 128, .max_events = 128, .max_value_len = 256u * 1024u},
-            {.max_attrs = 2, .max_events = 1, .max_value_len = 3},
+            {.max_attrs = 128,
+             .max_events = 128,
+             .max_value_len = 256u * 1024u,
+             .max_key_len = 256,
+             .max_name_len = 1024,
+             .max_bytes = 4u << 20},
+            {.max_attrs = 2,
+             .max_events = 1,
+             .max_value_len = 3,
+             .max_key_len = 12, /* "service.name" still fits */
+             .max_name_len = 5,
+             .max_bytes = 300},
         };
         msgpack_unpacked u;
         ss_msg m;

@@ -57,6 +57,11 @@ def raw_array(items):
     return head + b"".join(items)
 
 
+def limits(max_attrs=0, max_value_len=0, max_key_len=0, max_bytes=0):
+    """The limits fuzz-attrs.c reads before its msgpack object (0: none)."""
+    return struct.pack(">BHBH", max_attrs, max_value_len, max_key_len, max_bytes)
+
+
 def write(target, name, data):
     d = os.path.join(OUT, target)
     os.makedirs(d, exist_ok=True)
@@ -153,7 +158,7 @@ def real_traffic(build):
             maps.append(m[5])
     maps.sort(key=lambda m: len(pack(m)))
     picks = [maps[0], maps[len(maps) // 2], maps[-1]]
-    for i, (m, lim) in enumerate(zip(picks, [b"\x00\x00\x00", b"\x02\x00\x04", b"\x80\x01\xff"])):
+    for i, (m, lim) in enumerate(zip(picks, [limits(), limits(2, 4, 8, 200), limits(0x80, 0x1ff, 0, 0)])):
         write("attrs", "demo-attrs-%d" % i, lim + pack(m))
     return frames
 
@@ -249,18 +254,20 @@ def hand_made():
     write("frame", "bad-then-good", b"\x00" + frame(b"\xc1") + frame(pack([FLUSH, 1])))
     write("frame", "daemon-message", b"\x00" + frame(pack([FLUSHED, 1])) + frame(pack([FLUSH, 2])))
     # attrs: limits then a map
-    write("attrs", "depth8", b"\x00\x00\x00" + pack({"k": nested(8, 1)}))
-    write("attrs", "depth9", b"\x00\x00\x00" + pack({"k": nested(9, 1)}))
-    write("attrs", "dup-keys", b"\x01\x00\x02" + raw_map([(pack("a"), pack("xyz")), (pack("b"), pack(1)),
+    write("attrs", "depth8", limits() + pack({"k": nested(8, 1)}))
+    write("attrs", "depth9", limits() + pack({"k": nested(9, 1)}))
+    write("attrs", "dup-keys", limits(1, 2) + raw_map([(pack("a"), pack("xyz")), (pack("b"), pack(1)),
                                                          (pack("a"), pack("second"))]))
-    write("attrs", "utf8-collide", b"\x00\x00\x00" + raw_map([(b"\xa1\xff", pack(1)), (b"\xa1\xfe", pack(2)),
+    write("attrs", "utf8-collide", limits() + raw_map([(b"\xa1\xff", pack(1)), (b"\xa1\xfe", pack(2)),
                                                              (b"\xa2\xc3\xa9", b"\xa3\xe2\x82\xac")]))
-    write("attrs", "non-string-keys", b"\x00\x00\x00" + raw_map([(pack(1), pack(1)), (pack(None), pack(2)),
+    write("attrs", "non-string-keys", limits() + raw_map([(pack(1), pack(1)), (pack(None), pack(2)),
                                                                 (pack("ok"), raw_map([(pack(2), pack(3))]))]))
-    write("attrs", "cut-values", b"\x03\x00\x02" + pack({"s": "\u00e9\u00e9\u00e9", "b": b"abcdef",
+    write("attrs", "cut-values", limits(3, 2, 1, 64) + pack({"s": "\u00e9\u00e9\u00e9", "b": b"abcdef",
                                                         "a": ["long string", b"bytes"]}))
-    write("attrs", "nil-ext", b"\x00\x00\x00" + raw_map([(pack("n"), pack(None)), (pack("e"), b"\xd4\x01\x02")]))
-    write("attrs", "not-a-map", b"\x00\x00\x00" + pack([1, "a", {"b": None}]))
+    write("attrs", "nil-ext", limits() + raw_map([(pack("n"), pack(None)), (pack("e"), b"\xd4\x01\x02")]))
+    write("attrs", "not-a-map", limits() + pack([1, "a", {"b": None}]))
+    write("attrs", "over-merge-max", limits(2, 0, 3, 0) + raw_map(
+        [(pack(k), pack(i)) for i, k in enumerate(["a", "long-key", "b", "c", "a", "d", "e"])]))
     # kvlist: [mode][NAME\0VALUE] or [mode][args\0...]
     write("kvlist", "resource-attrs", b"\x00OTEL_RESOURCE_ATTRIBUTES\x00service.name=svc, deployment.environment = prod ,,")
     write("kvlist", "percent", b"\x00H\x00a%20b=c%2Cd,e=%41%zz")

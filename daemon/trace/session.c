@@ -1,0 +1,316 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * Sessions (one per client instance of a peer process) and the peer
+ * processes themselves. A session outlives its connections by a grace
+ * period, so a reconnecting client finishes its spans; then, or at once when
+ * the process is seen to exit (its pidfd turns readable), its open spans end
+ * with status ERROR and sidespan.orphaned=true.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "base/log.h"
+#include "base/user.h"
+#include "ss-id.h"
+#include "trace/internal.h"
+
+/* ---- processes -------------------------------------------------------------------------- */
+
+static void proc_key(uint8_t *key, pid_t pid, uid_t uid)
+{
+        uint32_t p = (uint32_t)pid, u = (uint32_t)uid;
+
+        memcpy(key, &p, 4);
+        memcpy(key + 4, &u, 4);
+}
+
+static void on_proc_closed(uv_handle_t *h)
+{
+        free(h);
+}
+
+static void proc_free(ss_proc *p)
+{
+        ss_map_remove(&p->a->procs, p->key);
+        if (p->polling) {
+                uv_close((uv_handle_t *)&p->poll, on_proc_closed); /* closes no fd of ours */
+                close(p->pidfd);
+                return;
+        }
+        if (p->pidfd >= 0)
+                close(p->pidfd);
+        free(p);
+}
+
+static void orphan_gone(ss_assembler *a, ss_proc *p);
+
+static void on_proc_exit(uv_poll_t *h, int status, int events)
+{
+        ss_proc *p = (ss_proc *)h;
+
+        p->gone = true;
+        uv_poll_stop(h);
+        orphan_gone(p->a, p);
+}
+
+/* Watch the process for its exit; without a pidfd it is only seen gone by its grace period. */
+static void proc_watch(ss_proc *p)
+{
+        int fd = p->pid > 0 ? (int)syscall(SYS_pidfd_open, p->pid, 0) : -1;
+        int r;
+
+        if (fd < 0)
+                return;
+        if (uv_poll_init(p->a->loop, &p->poll, fd) < 0) {
+                close(fd);
+                return;
+        }
+        p->pidfd = fd;
+        p->polling = true; /* the handle exists: proc_free() closes it */
+        r = uv_poll_start(&p->poll, UV_READABLE, on_proc_exit);
+        if (r < 0)
+                ss_log_ratelimited(SS_LOG_WARNING, "cannot watch process %d for its exit: %s",
+                                   (int)p->pid, uv_strerror(r));
+}
+
+static ss_proc *proc_get(ss_assembler *a, pid_t pid, uid_t uid)
+{
+        uint8_t key[SS_PROC_KEY_LEN];
+        ss_proc *p;
+
+        proc_key(key, pid, uid);
+        p = ss_map_get(&a->procs, key);
+        if (p)
+                return p;
+        p = calloc(1, sizeof(*p));
+        if (!p)
+                return NULL;
+        *p = (ss_proc){.a = a, .pid = pid, .uid = uid, .pidfd = -1};
+        memcpy(p->key, key, sizeof(key));
+        if (ss_map_put(&a->procs, key, p) < 0) {
+                free(p);
+                return NULL;
+        }
+        proc_watch(p);
+        return p;
+}
+
+/* ---- sessions --------------------------------------------------------------------------- */
+
+static void session_free(ss_session *s)
+{
+        ss_proc *p = s->proc;
+
+        ss_map_remove(&s->a->sessions, s->key);
+        ss_map_free(&s->open);
+        ss_resource_unref(s->resource);
+        free(s);
+        if (p && --p->sessions == 0)
+                proc_free(p);
+}
+
+void ss_session_span_opened(ss_session *s)
+{
+        s->a->open_spans++;
+        s->proc->open_spans++;
+        s->spans_started++;
+}
+
+void ss_session_span_closed(ss_session *s)
+{
+        s->a->open_spans--;
+        s->proc->open_spans--;
+        s->spans_finished++;
+}
+
+/* ss_map_foreach callback: append value at *ctx, a cursor into a void * array. */
+static void collect(void *value, void *ctx)
+{
+        void ***cursor = ctx;
+
+        *(*cursor)++ = value;
+}
+
+/* Every value of m, in a malloc'd array of m->n; NULL when m is empty or on out-of-memory. */
+static void **values(const ss_map *m)
+{
+        void **all = m->n ? malloc(m->n * sizeof(*all)) : NULL, **cursor = all;
+
+        if (all)
+                ss_map_foreach(m, collect, &cursor);
+        return all;
+}
+
+/* End every open span of s with status ERROR, marked orphaned. */
+static void session_orphan(ss_assembler *a, ss_session *s, const char *reason)
+{
+        uint64_t now = ss_now_ns();
+        size_t n = s->open.n;
+        void **spans;
+
+        if (n == 0)
+                return;
+        spans = values(&s->open);
+        if (!spans) {
+                a->stats.no_memory++;
+                return;
+        }
+        ss_log_ratelimited(SS_LOG_NOTICE, "ending %zu open span(s) of pid %d as orphaned: %s", n,
+                           (int)s->proc->pid, reason);
+        for (size_t i = 0; i < n; i++) {
+                ss_span *sp = spans[i];
+                ss_trace *t = ss_tt_get(&a->tt, sp->trace_id, false);
+
+                ss_map_remove(&s->open, sp->span_id);
+                ss_session_span_closed(s);
+                a->stats.spans_orphaned++;
+                if (ss_span_set_bool(sp, "sidespan.orphaned", true) < 0)
+                        a->stats.no_memory++;
+                ss_span_end(sp, now, SS_STATUS_ERROR, reason, (uint32_t)strlen(reason));
+                ss_tt_finished(&a->tt, t, s, true, sp, now);
+        }
+        free(spans);
+}
+
+/* The process of p exited: its detached sessions need not wait for it. */
+static void orphan_gone(ss_assembler *a, ss_proc *p)
+{
+        void **all = values(&a->sessions);
+        size_t n = a->sessions.n;
+
+        for (size_t i = 0; all && i < n; i++) {
+                ss_session *s = all[i];
+
+                if (s->proc != p || s->attached > 0)
+                        continue;
+                a->stats.sessions_gone++;
+                /* The last session may free p: p is not touched after this loop. */
+                session_orphan(a, s, "client process exited");
+                session_free(s);
+        }
+        free(all);
+}
+
+static uint64_t option_u64(const msgpack_object_map *o, const char *key)
+{
+        const msgpack_object *v = ss_wire_map_get(o, key);
+
+        return v && v->type == MSGPACK_OBJECT_POSITIVE_INTEGER ? v->via.u64 : 0;
+}
+
+static ss_session *session_new(ss_assembler *a, const uint8_t *key,
+                               const msgpack_object_map *options, pid_t pid, uid_t uid)
+{
+        ss_peer peer = {.pid = pid, .uid = uid, .owner = ss_user_name(uid)};
+        ss_session *s = calloc(1, sizeof(*s));
+
+        if (!s)
+                return NULL;
+        *s = (ss_session){.a = a, .attached = 1};
+        memcpy(s->key, key, SS_SESSION_KEY_LEN);
+        ss_map_init(&s->open, SS_SPAN_ID_LEN);
+        s->resource = ss_resource_new_for(options, &peer, &a->resource_limits);
+        s->proc = s->resource ? proc_get(a, pid, uid) : NULL;
+        if (!s->proc || ss_map_put(&a->sessions, key, s) < 0) {
+                ss_resource_unref(s->resource);
+                free(s);
+                return NULL;
+        }
+        s->proc->sessions++;
+        a->stats.sessions++;
+        if (s->resource->dropped_attrs) {
+                a->stats.resource_attrs_dropped += s->resource->dropped_attrs;
+                ss_log_ratelimited(SS_LOG_WARNING,
+                                   "pid %d: %u resource attribute(s) of HELLO dropped "
+                                   "(max_resource_attributes %u, max_key_length %u)",
+                                   (int)pid, s->resource->dropped_attrs, a->cfg.max_resource_attrs,
+                                   a->cfg.limits.max_key_len);
+        }
+        return s;
+}
+
+ss_session *ss_session_attach(ss_assembler *a, const msgpack_object_map *options, pid_t pid,
+                              uid_t uid)
+{
+        uint8_t key[SS_SESSION_KEY_LEN];
+        uint64_t instance = option_u64(options, SS_HELLO_INSTANCE);
+        uint32_t p = (uint32_t)pid, u = (uint32_t)uid;
+        ss_session *s;
+
+        /* Without an instance id a client cannot reconnect: make its session unique. */
+        if (instance == 0)
+                ss_id_random((uint8_t *)&instance, sizeof(instance));
+        memcpy(key, &instance, 8);
+        memcpy(key + 8, &p, 4);
+        memcpy(key + 12, &u, 4);
+        s = ss_map_get(&a->sessions, key);
+        if (!s)
+                return session_new(a, key, options, pid, uid);
+        s->attached++;
+        ss_log(SS_LOG_DEBUG, "client pid %u reattached with %zu open span(s)", p, s->open.n);
+        return s;
+}
+
+void ss_session_detach(ss_session *s)
+{
+        if (--s->attached > 0)
+                return;
+        s->orphan_at_ns = ss_now_ns() + s->a->cfg.orphan_grace_ms * 1000000ull;
+        if (s->proc->gone) {
+                s->a->stats.sessions_gone += s->open.n > 0;
+                session_orphan(s->a, s, "client process exited");
+        }
+        if (s->open.n == 0)
+                session_free(s);
+}
+
+void ss_sessions_sweep(ss_assembler *a, uint64_t now_ns)
+{
+        void **all = values(&a->sessions);
+        size_t n = a->sessions.n;
+
+        for (size_t i = 0; all && i < n; i++) {
+                ss_session *s = all[i];
+
+                if (s->attached > 0 || s->orphan_at_ns > now_ns)
+                        continue;
+                session_orphan(a, s, "client disconnected and did not return");
+                session_free(s);
+        }
+        free(all);
+}
+
+void ss_sessions_free(ss_assembler *a, const char *reason)
+{
+        void **all = values(&a->sessions);
+        size_t n = a->sessions.n;
+
+        for (size_t i = 0; all && i < n; i++) {
+                session_orphan(a, all[i], reason);
+                session_free(all[i]);
+        }
+        free(all);
+        ss_map_free(&a->sessions);
+        ss_map_free(&a->procs);
+}
+
+size_t ss_session_open_spans(const ss_session *s)
+{
+        return s->open.n;
+}
+
+const ss_resource *ss_session_resource(const ss_session *s)
+{
+        return s->resource;
+}
+
+void ss_session_counters(const ss_session *s, ss_counters *out)
+{
+        ss_counters_add(out, NULL, "spans_started", s->spans_started);
+        ss_counters_add(out, NULL, "spans_finished", s->spans_finished);
+        ss_counters_add(out, NULL, "spans_open", s->open.n);
+        ss_counters_add(out, NULL, "process_spans_open", s->proc->open_spans);
+}
