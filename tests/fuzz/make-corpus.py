@@ -235,6 +235,7 @@ def messages():
                                       raw_map([(pack("k"), pack(1)), (pack("k"), pack(2))])])
     out["truncated"] = pack(span_start())[:-3]
     out["two-objects"] = pack([FLUSH, 1]) + pack([FLUSH, 2])
+    out["msgpack-map32-count"] = b"\xdf\xff\xff\xff\xff"
     out["ext-value"] = raw_array([pack(SPAN_ATTRS), pack(SID),
                                   raw_map([(pack("x"), b"\xd4\x01\x02")])])
     return out
@@ -252,6 +253,7 @@ def hand_made():
     write("frame", "partial-header", b"\x00" + b"\x00\x00")
     write("frame", "every-type", b"\x02\x01\x05" + b"".join(frame(p) for p in msgs.values()))
     write("frame", "bad-then-good", b"\x00" + frame(b"\xc1") + frame(pack([FLUSH, 1])))
+    write("frame", "msgpack-array32-count", b"\x00" + frame(b"\xdd\xff\xff\xff\xff"))
     write("frame", "daemon-message", b"\x00" + frame(pack([FLUSHED, 1])) + frame(pack([FLUSH, 2])))
     # attrs: limits then a map
     write("attrs", "depth8", limits() + pack({"k": nested(8, 1)}))
@@ -266,6 +268,10 @@ def hand_made():
                                                         "a": ["long string", b"bytes"]}))
     write("attrs", "nil-ext", limits() + raw_map([(pack("n"), pack(None)), (pack("e"), b"\xd4\x01\x02")]))
     write("attrs", "not-a-map", limits() + pack([1, "a", {"b": None}]))
+    # once crashes: a NULL ptr of the first empty string, counts msgpack-c allocated unread
+    write("attrs", "empty-str-null-ptr", limits() + b"\x91\xa0")
+    write("attrs", "empty-key-null-ptr", limits() + b"\x81\xa0\x11")
+    write("attrs", "msgpack-array32-count", limits() + b"\xdd\xff\xff\xff\xff")
     write("attrs", "over-merge-max", limits(2, 0, 3, 0) + raw_map(
         [(pack(k), pack(i)) for i, k in enumerate(["a", "long-key", "b", "c", "a", "d", "e"])]))
     # kvlist: [mode][NAME\0VALUE] or [mode][args\0...]
