@@ -1,12 +1,21 @@
 #!/bin/sh
 # Install the Debian packages sidespan needs to build, run and test, when missing.
 # Idempotent: prints nothing to do when everything is there. Uses sudo when not root.
+#   sh scripts/install-deps.sh        what `run.sh demo` and `run.sh test` need
+#   sh scripts/install-deps.sh fuzz   and what `run.sh fuzz` needs besides
 set -eu
 
+# libtsan2: gcc's ThreadSanitizer runtime (the TSan build of the client's tests);
+# valgrind: the memcheck run of the client's tests.
 PACKAGES="gcc libc6-dev pkg-config meson ninja-build
 libuv1-dev libcurl4-openssl-dev libmsgpack-dev libprotobuf-c-dev protobuf-c-compiler
-zlib1g-dev libinih-dev libgrpc-dev check libsubunit-dev
+zlib1g-dev libinih-dev libgrpc-dev check libsubunit-dev libtsan2 valgrind
 python3 python3-protobuf python3-msgpack protobuf-compiler python3-grpcio openssl"
+# clang with libFuzzer: Debian 12's clang is clang 14, whose -fsanitize=fuzzer runtime
+# (libclang_rt.fuzzer*.a) is in libclang-rt-14-dev.
+if [ "${1:-}" = fuzz ]; then
+        PACKAGES="$PACKAGES clang libclang-rt-14-dev"
+fi
 
 missing=""
 for p in $PACKAGES; do

@@ -2,7 +2,8 @@
 # SPDX-License-Identifier: MIT
 """Count every test case of one or more meson runs and print 'N passed, N failed'.
 
-Reads meson-logs/testlog.json of each build directory given. A Check suite
+Reads meson-logs/testlog.json of each build directory given; a directory
+without one (its build failed) counts as one failure. A Check suite
 counts its checks ("Checks: N, Failures: F, Errors: E"), a Python unittest
 run its cases ("Ran N tests" / "FAILED (failures=F, errors=E)"); a test with
 neither counts as one case by its meson result. A test meson failed without
@@ -51,7 +52,13 @@ def count(test):
 def main(dirs):
     passed = failed = 0
     for d in dirs:
-        with open(d + "/meson-logs/testlog.json") as f:
+        try:
+            f = open(d + "/meson-logs/testlog.json")
+        except FileNotFoundError:
+            print("%s: no meson-logs/testlog.json, counted as one failure" % d)
+            failed += 1
+            continue
+        with f:
             for line in f:
                 if line.strip():
                     p, fl = count(json.loads(line))

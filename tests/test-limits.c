@@ -567,6 +567,29 @@ START_TEST(resource_has_the_peers_identity)
 }
 END_TEST
 
+/* Found by fuzz-message: 130 keys before service.name dropped it under max_attrs 128. */
+START_TEST(service_name_survives_a_crowded_hello)
+{
+        ss_limits lim = {.max_attrs = 128, .hits = &hits};
+        msgpack_object_kv kv[131];
+        char keys[130][8];
+        msgpack_object m;
+        ss_resource *r;
+
+        for (int i = 0; i < 130; i++) {
+                snprintf(keys[i], sizeof(keys[i]), "k%03d", i);
+                kv[i] = fx_kv(keys[i], fx_uint((uint64_t)i));
+        }
+        kv[130] = fx_kv("service.name", fx_str("crowded"));
+        m = fx_map(kv, 131);
+        r = ss_resource_new_for(&m.via.map, NULL, &lim);
+        ck_assert_ptr_nonnull(r);
+        fx_assert_str(ss_attrs_get(&r->attrs, "service.name"), "crowded");
+        ck_assert_uint_le(r->attrs.n, 128);
+        ss_resource_unref(r);
+}
+END_TEST
+
 START_TEST(resource_attributes_capped)
 {
         ss_limits lim = {.max_attrs = 2, .max_key_len = 16, .hits = &hits};
@@ -616,6 +639,7 @@ int main(void)
         tcase_add_test(tc, empty_string_without_a_pointer);
         tcase_add_test(tc, resource_has_the_peers_identity);
         tcase_add_test(tc, resource_attributes_capped);
+        tcase_add_test(tc, service_name_survives_a_crowded_hello);
         suite_add_tcase(s, tc);
         return ss_check_run(s);
 }

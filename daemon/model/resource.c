@@ -84,12 +84,17 @@ static int resource_fill(ss_resource *r, const msgpack_object_map *opts, const s
         msgpack_object dflt = {.type = MSGPACK_OBJECT_STR};
         bool known = peer && peer->pid > 0;
 
-        /* The default goes first, where the client's own would usually be. */
-        if (!ss_wire_map_get(opts, SS_HELLO_SERVICE_NAME)) {
+        const msgpack_object *svc = ss_wire_map_get(opts, SS_HELLO_SERVICE_NAME);
+        ss_limits svc_lim = {.max_value_len = lim ? lim->max_value_len : 0};
+
+        /* service.name first and outside the limit: an OTLP resource must have one, however
+         * many attributes come before it in the map. A missing or empty one is "upsonic". */
+        if (!svc || svc->type != MSGPACK_OBJECT_STR || svc->via.str.size == 0) {
                 dflt.via.str = (msgpack_object_str){.size = 7, .ptr = "upsonic"};
-                if (ss_attrs_set(&r->store, &r->attrs, &service_key, &dflt, NULL, NULL) < 0)
-                        return -ENOMEM;
+                svc = &dflt;
         }
+        if (ss_attrs_set(&r->store, &r->attrs, &service_key, svc, &svc_lim, NULL) < 0)
+                return -ENOMEM;
         for (uint32_t i = 0; opts && i < opts->size; i++) {
                 const msgpack_object_kv *kv = &opts->ptr[i];
 
@@ -101,7 +106,9 @@ static int resource_fill(ss_resource *r, const msgpack_object_map *opts, const s
                         break;
                 }
                 if (kv->key.type != MSGPACK_OBJECT_STR || protocol_option(&kv->key.via.str) ||
-                    (known && identity_key(&kv->key.via.str)))
+                    (known && identity_key(&kv->key.via.str)) ||
+                    (kv->key.via.str.size == service_key.size &&
+                     memcmp(kv->key.via.str.ptr, service_key.ptr, service_key.size) == 0))
                         continue;
                 if (ss_attrs_set(&r->store, &r->attrs, &kv->key.via.str, &kv->val, lim,
                                  &r->dropped_attrs) < 0)
