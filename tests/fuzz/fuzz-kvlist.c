@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "conf/config.h"
+#include "conf/exporters.h"
 #include "fuzz-util.h"
 #include "ss-kvlist.h"
 
@@ -93,11 +94,11 @@ static void kvlist(const char *value)
 }
 
 /* Every header line "name: value": no CR or LF, no ':' or blank in the name. */
-static void check_headers(const ss_config *cfg)
+static void check_headers(const ss_exporter_spec *spec)
 {
-        FZ_ASSERT(cfg->n_headers <= SS_CONFIG_MAX_HEADERS);
-        for (size_t i = 0; i < cfg->n_headers; i++) {
-                const char *h = cfg->headers[i], *colon = strchr(h, ':');
+        FZ_ASSERT(spec->n_headers <= SS_CONFIG_MAX_HEADERS);
+        for (size_t i = 0; i < spec->n_headers; i++) {
+                const char *h = spec->headers[i], *colon = strchr(h, ':');
 
                 FZ_ASSERT(colon && colon > h && colon[1] == ' ');
                 FZ_ASSERT(strcspn(h, " \t") > (size_t)(colon - h));
@@ -107,16 +108,16 @@ static void check_headers(const ss_config *cfg)
 
 static void headers(const char *name, const char *value)
 {
-        ss_config cfg = {0};
+        ss_exporter_spec spec = {0};
         FILE *err = stderr;
         int r;
 
         stderr = devnull;
-        r = ss_config_parse_headers(&cfg, name, value);
+        r = ss_config_parse_headers(&spec, name, value);
         stderr = err;
         FZ_ASSERT(r == 0 || r == -EINVAL);
-        check_headers(&cfg);
-        ss_config_free(&cfg);
+        check_headers(&spec);
+        ss_spec_free(&spec);
 }
 
 /* ---- the configuration ------------------------------------------------------------------ */
@@ -126,13 +127,20 @@ static void check_config(const ss_config *cfg)
         const ss_export_config *e = &cfg->export;
 
         FZ_ASSERT(cfg->socket_path && cfg->listener.path == cfg->socket_path);
-        FZ_ASSERT(e->exporters != 0);
-        FZ_ASSERT(!(e->exporters & SS_EXPORT_OTLP_HTTP) || cfg->endpoint);
-        FZ_ASSERT(!(e->exporters & SS_EXPORT_FILE) || cfg->file_path);
-        FZ_ASSERT(!cfg->endpoint || strncmp(cfg->endpoint, "http://", 7) == 0 ||
-                  strncmp(cfg->endpoint, "https://", 8) == 0);
+        FZ_ASSERT(e->exporters != 0 && e->n > 0);
+        for (size_t i = 0; i < e->n; i++) {
+                const ss_exporter_def *d = &e->defs[i];
+                const char *url =
+                    d->kind == SS_EXPORT_OTLP_GRPC ? d->grpc.endpoint : d->http.endpoint;
+
+                FZ_ASSERT(d->name);
+                FZ_ASSERT(d->kind != SS_EXPORT_FILE || d->file_path);
+                FZ_ASSERT(
+                    !(d->kind & (SS_EXPORT_OTLP_HTTP | SS_EXPORT_OTLP_GRPC)) ||
+                    (url && (strncmp(url, "http://", 7) == 0 || strncmp(url, "https://", 8) == 0)));
+        }
         FZ_ASSERT(cfg->listener.max_frame >= 64 && cfg->listener.max_frame <= SS_MAX_FRAME_LIMIT);
-        check_headers(cfg);
+        check_headers(&cfg->cli);
 }
 
 static void config(char **argv, int argc)
