@@ -180,11 +180,16 @@ static uint64_t size_of(const msgpack_object *o, uint32_t max, unsigned depth)
         if (depth > SS_ATTR_DEPTH_MAX)
                 return 0;
         switch (o->type) {
-        case MSGPACK_OBJECT_STR:
-                /* A string cut to max may lose up to 3 more bytes to a character boundary. */
-                if (max && o->via.str.size > max)
-                        return (max > 3 ? max - 3 : 0) + 1ull;
-                return o->via.str.size + 1ull;
+        case MSGPACK_OBJECT_STR: {
+                /* Under a cut to max, the copy may lose up to 3 more bytes to a character
+                 * boundary, or to a U+FFFD that no longer fits (even when the string is no
+                 * longer than max). Without a cut, repair only grows it. */
+                uint32_t n = max && o->via.str.size > max ? max : o->via.str.size;
+
+                if (max)
+                        n = n > 3 ? n - 3 : 0;
+                return n + 1ull;
+        }
         case MSGPACK_OBJECT_BIN: {
                 uint32_t len = max && o->via.bin.size > max ? max : o->via.bin.size;
 
