@@ -184,11 +184,11 @@ static uint64_t size_of(const msgpack_object *o, uint32_t max, unsigned depth)
                 /* Under a cut to max, the copy may lose up to 3 more bytes to a character
                  * boundary, or to a U+FFFD that no longer fits (even when the string is no
                  * longer than max). Without a cut, repair only grows it. */
-                uint32_t n = max && o->via.str.size > max ? max : o->via.str.size;
+                uint32_t len = max && o->via.str.size > max ? max : o->via.str.size;
 
                 if (max)
-                        n = n > 3 ? n - 3 : 0;
-                return n + 1ull;
+                        len = len > 3 ? len - 3 : 0;
+                return len + 1ull;
         }
         case MSGPACK_OBJECT_BIN: {
                 uint32_t len = max && o->via.bin.size > max ? max : o->via.bin.size;
