@@ -10,6 +10,21 @@ every body strictly (gunzip for ``Content-Encoding: gzip``; a body that is not
 an ExportTraceServiceRequest is answered 400 and recorded as a decode error)
 and answers 200 with a serialized ExportTraceServiceResponse.
 
+A body sent as ``Content-Type: application/json`` is OTLP/JSON and is decoded
+as strictly (decode_json()): keys are the lowerCamelCase JSON names and
+nothing else, trace and span ids lower-case hex of their exact length, other
+bytes base64, enums integers, 64-bit integers decimal strings, 32-bit ones
+numbers, no nulls, no duplicate keys, at most one member of a oneof. It lands
+in the same ExportTraceServiceRequest, so its spans are the same dicts as
+protobuf's; the answer is the response as OTLP/JSON, as the specification
+says for JSON requests.
+
+With ``tls={"cert": PEM, "key": PEM, "client_ca": PEM or None}`` it serves
+HTTPS (url ``https://...``); with client_ca it requires a client certificate
+signed by it (mutual TLS). Handshakes that fail are recorded in
+``tls_errors``; the client certificate's common name in each request's
+``client_cert``.
+
 Module use (e.g. from tests/integration.py in the same directory)::
 
     from otlp_receiver import Receiver
@@ -19,12 +34,15 @@ Module use (e.g. from tests/integration.py in the same directory)::
     rx.spans()                         # accepted spans, flattened to dicts
     rx.fail_next(n, status, retry_after=None)  # next n POSTs answer status
     rx.partial_next(rejected, message) # next POST answers partial_success
+    rx.respond_with(body, content_type)  # successes answer this body (Langfuse's JSON)
+    rx.tls_errors                      # failed TLS handshakes, as text
     rx.wait_spans(count, timeout)      # -> bool: at least count spans seen
     rx.stop()
 
 A request dict has: path, headers (dict, lower-case names), content_type,
 content_encoding ("" when none), user_agent, body_len (bytes on the wire),
-status (what was answered), decode_error (str or None), n_spans, time.
+status (what was answered), decode_error (str or None), n_spans, time,
+format ("json" or "protobuf"), client_cert (its common name, or None).
 
 A span dict has: resource (attribute dict), service_name, scope_name,
 scope_version, trace_id, span_id (lower-case hex), parent_span_id (hex or
@@ -41,6 +59,7 @@ Process use::
 
     otlp_receiver.py --port-file F [--port P] [--proto-dir D]
                      [--fail-first N --fail-status 503 --retry-after S]
+                     [--tls-cert PEM --tls-key PEM [--client-ca PEM]]
 
 writes its port to F (atomically) when ready and serves, besides the traces
 path:
@@ -64,14 +83,17 @@ SIGTERM (or SIGINT) exits cleanly with status 0.
 """
 
 import argparse
+import base64
 import glob
 import gzip
 import http.server
 import importlib
 import json
 import os
+import re
 import shutil
 import signal
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -185,6 +207,163 @@ def to_json(obj):
     return json.dumps(obj, default=_json_default, sort_keys=True)
 
 
+# ---- OTLP/JSON -------------------------------------------------------------------------------
+
+# Protobuf field types by how OTLP/JSON writes them (FieldDescriptor.TYPE_*).
+_INT64_TYPES = {3, 4, 6, 16, 18}   # int64, uint64, fixed64, sfixed64, sint64: decimal strings
+_INT32_TYPES = {5, 7, 13, 15, 17}  # int32, fixed32, uint32, sfixed32, sint32: numbers
+_UNSIGNED = {4, 6, 7, 13}
+_TYPE_DOUBLE, _TYPE_FLOAT, _TYPE_BOOL, _TYPE_STRING = 1, 2, 8, 9
+_TYPE_MESSAGE, _TYPE_BYTES, _TYPE_ENUM = 11, 12, 14
+_LABEL_REPEATED = 3
+# The ids OTLP/JSON writes as hex, not base64: field name -> bytes, in Span and Span.Link.
+_HEX_IDS = {"trace_id": 16, "span_id": 8, "parent_span_id": 8}
+_HEX_ID_MESSAGES = {"opentelemetry.proto.trace.v1.Span", "opentelemetry.proto.trace.v1.Span.Link"}
+
+
+class JsonDecodeError(ValueError):
+    """A body that is not OTLP/JSON; the text says where (a path of keys) and why."""
+
+
+def _no_duplicates(pairs):
+    keys = [k for k, _ in pairs]
+    dup = {k for k in keys if keys.count(k) > 1}
+    if dup:
+        raise JsonDecodeError("duplicate key(s) %s" % sorted(dup))
+    return dict(pairs)
+
+
+def _no_constant(name):
+    raise JsonDecodeError("%s is not JSON" % name)
+
+
+def _json_int(v, where, signed, bits):
+    if type(v) is not int:
+        raise JsonDecodeError("%s: %r is not an integer number" % (where, v))
+    lo, hi = (-(1 << (bits - 1)), (1 << (bits - 1)) - 1) if signed else (0, (1 << bits) - 1)
+    if not lo <= v <= hi:
+        raise JsonDecodeError("%s: %d out of range" % (where, v))
+    return v
+
+
+def _json_scalar(msg_name, fd, v, where):
+    """One JSON value of field fd (of message msg_name) as the python value protobuf takes."""
+    t = fd.type
+    if t == _TYPE_BYTES:
+        if not isinstance(v, str):
+            raise JsonDecodeError("%s: bytes must be a string, not %r" % (where, v))
+        if msg_name in _HEX_ID_MESSAGES and fd.name in _HEX_IDS:
+            n = _HEX_IDS[fd.name]
+            if v == "" and fd.name == "parent_span_id":
+                return b""
+            if not re.fullmatch("[0-9a-f]{%d}" % (2 * n), v):
+                raise JsonDecodeError("%s: %r is not %d bytes of lower-case hex" % (where, v, n))
+            return bytes.fromhex(v)
+        try:
+            return base64.b64decode(v, validate=True)
+        except ValueError as e:
+            raise JsonDecodeError("%s: %r is not base64: %s" % (where, v, e)) from None
+    if t in _INT64_TYPES:
+        if not isinstance(v, str) or not re.fullmatch(r"-?(0|[1-9][0-9]*)", v):
+            raise JsonDecodeError("%s: a 64-bit integer must be a decimal string, not %r"
+                                  % (where, v))
+        return _json_int(int(v), where, t not in _UNSIGNED, 64)
+    if t in _INT32_TYPES:
+        return _json_int(v, where, t not in _UNSIGNED, 32)
+    if t == _TYPE_ENUM:
+        _json_int(v, where, True, 32)
+        if fd.enum_type.values_by_number.get(v) is None:
+            raise JsonDecodeError("%s: %d is no value of %s" % (where, v, fd.enum_type.name))
+        return v
+    if t == _TYPE_BOOL:
+        if type(v) is not bool:
+            raise JsonDecodeError("%s: %r is not true or false" % (where, v))
+        return v
+    if t in (_TYPE_DOUBLE, _TYPE_FLOAT):
+        if v in ("NaN", "Infinity", "-Infinity"):
+            return float(v.replace("Infinity", "inf"))
+        if type(v) not in (int, float):
+            raise JsonDecodeError("%s: %r is not a number" % (where, v))
+        return float(v)
+    if t == _TYPE_STRING:
+        if not isinstance(v, str):
+            raise JsonDecodeError("%s: %r is not a string" % (where, v))
+        return v
+    raise JsonDecodeError("%s: field type %d is not in OTLP" % (where, t))
+
+
+def _json_field(msg, fd, v, where):
+    name = msg.DESCRIPTOR.full_name
+    if fd.label == _LABEL_REPEATED:
+        if not isinstance(v, list):
+            raise JsonDecodeError("%s: a repeated field must be a list" % where)
+        box = getattr(msg, fd.name)
+        for i, item in enumerate(v):
+            at = "%s[%d]" % (where, i)
+            if fd.type == _TYPE_MESSAGE:
+                _json_message(box.add(), item, at)
+            else:
+                box.append(_json_scalar(name, fd, item, at))
+    elif fd.type == _TYPE_MESSAGE:
+        sub = getattr(msg, fd.name)
+        sub.SetInParent()  # {"arrayValue": {}} is an empty array, still set
+        _json_message(sub, v, where)
+    else:
+        setattr(msg, fd.name, _json_scalar(name, fd, v, where))
+
+
+def _json_message(msg, obj, where):
+    if not isinstance(obj, dict):
+        raise JsonDecodeError("%s: expected an object, not %r" % (where or "body", obj))
+    fields = msg.DESCRIPTOR.fields
+    by_json = {fd.json_name: fd for fd in fields}
+    proto_names = {fd.name for fd in fields}
+    oneofs = {}
+    for key, v in obj.items():
+        at = "%s.%s" % (where, key) if where else key
+        fd = by_json.get(key)
+        if fd is None:
+            hint = " (the protobuf name: OTLP/JSON keys are lowerCamelCase)" \
+                if key in proto_names else ""
+            raise JsonDecodeError("%s: unknown key in %s%s" % (at, msg.DESCRIPTOR.name, hint))
+        if v is None:
+            raise JsonDecodeError("%s: null" % at)
+        if fd.containing_oneof is not None:
+            other = oneofs.setdefault(fd.containing_oneof.name, key)
+            if other != key:
+                raise JsonDecodeError("%s: %s and %s of one oneof" % (at, other, key))
+        _json_field(msg, fd, v, at)
+
+
+def decode_json(pb, raw):
+    """raw (bytes of OTLP/JSON) as pb.ExportTraceServiceRequest; JsonDecodeError when it is not
+    OTLP/JSON to the letter (module docstring)."""
+    try:
+        obj = json.loads(raw.decode("utf-8"), object_pairs_hook=_no_duplicates,
+                         parse_constant=_no_constant)
+    except UnicodeDecodeError as e:
+        raise JsonDecodeError("not UTF-8: %s" % e) from None
+    except json.JSONDecodeError as e:
+        raise JsonDecodeError("not JSON: %s" % e) from None
+    msg = pb.ExportTraceServiceRequest()
+    _json_message(msg, obj, "")
+    return msg
+
+
+def response_json(resp):
+    """An ExportTraceServiceResponse as OTLP/JSON bytes: {} or {"partialSuccess": {...}}."""
+    out = {}
+    if resp.HasField("partial_success"):
+        ps = resp.partial_success
+        out["partialSuccess"] = {"rejectedSpans": str(ps.rejected_spans),
+                                 "errorMessage": ps.error_message}
+    return json.dumps(out).encode()
+
+
+def _is_json(content_type):
+    return content_type.split(";")[0].strip().lower() == "application/json"
+
+
 class _State:
     """What the receiver saw and the failures it was told to answer; guarded by cond."""
 
@@ -196,6 +375,8 @@ class _State:
         self.fail_status = 503
         self.fail_retry_after = None
         self.partial = None  # (rejected, message)
+        self.respond = None  # (body, content type) of every success, or None: OTLP's
+        self.tls_errors = []
 
     def reset(self):
         with self.cond:
@@ -203,6 +384,8 @@ class _State:
             self.spans.clear()
             self.fail_n = 0
             self.partial = None
+            self.respond = None
+            self.tls_errors.clear()
 
 
 class _Handler(http.server.BaseHTTPRequestHandler):
@@ -312,11 +495,24 @@ class _Handler(http.server.BaseHTTPRequestHandler):
                 raw = gzip.decompress(raw)
             elif enc not in ("", "identity"):
                 return None, "unsupported Content-Encoding %r" % enc
+            if _is_json(self.headers.get("Content-Type", "")):
+                return decode_json(self.server.sidespan_pb, raw), None
             msg = self.server.sidespan_pb.ExportTraceServiceRequest()
             msg.ParseFromString(raw)
             return msg, None
         except Exception as e:  # gzip, zlib and protobuf DecodeError alike: a decode error
             return None, "%s: %s" % (type(e).__name__, e)
+
+    def _client_cert(self):
+        """The common name of the TLS client's certificate, or None."""
+        if not isinstance(self.connection, ssl.SSLSocket):
+            return None
+        cert = self.connection.getpeercert() or {}
+        for rdn in cert.get("subject", ()):
+            for k, v in rdn:
+                if k == "commonName":
+                    return v
+        return None
 
     def _export(self, path, raw):
         msg, err = self._decode(raw)
@@ -332,8 +528,10 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             "decode_error": err,
             "n_spans": len(spans),
             "time": time.time(),
+            "format": "json" if _is_json(self.headers.get("Content-Type", "")) else "protobuf",
+            "client_cert": self._client_cert(),
         }
-        extra, partial = [], None
+        extra, partial, respond = [], None, None
         with st.cond:
             if err is not None:
                 status = 400
@@ -345,16 +543,22 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             else:
                 status = 200
                 partial, st.partial = st.partial, None
+                respond = st.respond
                 st.spans.extend(spans)
             rec["status"] = status
             st.requests.append(rec)
             st.cond.notify_all()
-        if status == 200:
+        if status == 200 and respond is not None:
+            self._reply(200, respond[0], respond[1])
+        elif status == 200:
             resp = self.server.sidespan_pb.ExportTraceServiceResponse()
             if partial is not None:
                 resp.partial_success.rejected_spans = partial[0]
                 resp.partial_success.error_message = partial[1]
-            self._reply(200, resp.SerializeToString())
+            if rec["format"] == "json":
+                self._reply(200, response_json(resp), "application/json")
+            else:
+                self._reply(200, resp.SerializeToString())
         elif err is not None:
             self._reply(400, ("cannot decode request: %s\n" % err).encode(), "text/plain")
         else:
@@ -391,16 +595,52 @@ def span_lines(spans):
     return lines
 
 
+class _Server(http.server.ThreadingHTTPServer):
+    """The HTTP server; with an SSL context, each connection's TLS handshake happens in its
+    own thread, so a client that never finishes one holds up no other."""
+
+    daemon_threads = True
+    sidespan_tls = None
+
+    def finish_request(self, request, client_address):
+        if self.sidespan_tls is None:
+            super().finish_request(request, client_address)
+            return
+        try:
+            request.settimeout(30)  # a handshake that never ends must not keep the thread
+            tls = self.sidespan_tls.wrap_socket(request, server_side=True)
+            tls.settimeout(None)
+        except (ssl.SSLError, OSError) as e:
+            with self.sidespan_state.cond:
+                self.sidespan_state.tls_errors.append("%s: %s" % (type(e).__name__, e))
+                self.sidespan_state.cond.notify_all()
+            return
+        try:
+            super().finish_request(tls, client_address)
+        finally:
+            tls.close()
+
+
+def _tls_context(tls):
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(tls["cert"], tls["key"])
+    if tls.get("client_ca"):
+        ctx.load_verify_locations(tls["client_ca"])
+        ctx.verify_mode = ssl.CERT_REQUIRED
+    return ctx
+
+
 class Receiver:
     """An OTLP/HTTP receiver on 127.0.0.1 serving from a background thread."""
 
-    def __init__(self, proto_dir=None, port=0, verbose=False):
+    def __init__(self, proto_dir=None, port=0, verbose=False, tls=None):
         proto_dir = proto_dir or os.environ.get("PROTO_DIR")
         if not proto_dir:
             raise RuntimeError("no proto directory: pass proto_dir or set PROTO_DIR")
         self._pb = load_protos(proto_dir)
         self._want_port = port
         self._verbose = verbose
+        self._tls = tls
         self._state = _State()
         self._server = None
         self._thread = None
@@ -409,13 +649,13 @@ class Receiver:
 
     def start(self):
         handler = type("Handler", (_Handler,), {"verbose": self._verbose})
-        srv = http.server.ThreadingHTTPServer(("127.0.0.1", self._want_port), handler)
-        srv.daemon_threads = True
+        srv = _Server(("127.0.0.1", self._want_port), handler)
         srv.sidespan_state = self._state
         srv.sidespan_pb = self._pb
+        srv.sidespan_tls = _tls_context(self._tls) if self._tls else None
         self._server = srv
         self.port = srv.server_address[1]
-        self.url = "http://127.0.0.1:%d/v1/traces" % self.port
+        self.url = "%s://127.0.0.1:%d/v1/traces" % ("https" if self._tls else "http", self.port)
         self._thread = threading.Thread(target=srv.serve_forever, name="otlp-receiver",
                                         daemon=True)
         self._thread.start()
@@ -446,6 +686,17 @@ class Receiver:
     def partial_next(self, rejected, message):
         with self._state.cond:
             self._state.partial = (rejected, message)
+
+    def respond_with(self, body, content_type):
+        """Answer every later success with body (bytes) instead of an OTLP response, as
+        Langfuse answers JSON whatever was sent; None for OTLP's again."""
+        with self._state.cond:
+            self._state.respond = None if body is None else (body, content_type)
+
+    @property
+    def tls_errors(self):
+        with self._state.cond:
+            return list(self._state.tls_errors)
 
     def reset(self):
         self._state.reset()
@@ -499,11 +750,18 @@ def main(argv=None):
     ap.add_argument("--fail-status", type=int, default=503)
     ap.add_argument("--retry-after")
     ap.add_argument("--verbose", action="store_true")
+    ap.add_argument("--tls-cert", help="serve HTTPS with this PEM certificate")
+    ap.add_argument("--tls-key", help="and this PEM key")
+    ap.add_argument("--client-ca", help="require client certificates signed by this PEM CA")
     args = ap.parse_args(argv)
     if not args.proto_dir:
         ap.error("--proto-dir or PROTO_DIR is required")
+    if bool(args.tls_cert) != bool(args.tls_key) or (args.client_ca and not args.tls_cert):
+        ap.error("--tls-cert and --tls-key go together, and --client-ca needs them")
+    tls = {"cert": args.tls_cert, "key": args.tls_key,
+           "client_ca": args.client_ca} if args.tls_cert else None
 
-    rx = Receiver(args.proto_dir, args.port, args.verbose).start()
+    rx = Receiver(args.proto_dir, args.port, args.verbose, tls).start()
     if args.fail_first:
         rx.fail_next(args.fail_first, args.fail_status, args.retry_after)
     return serve_until_signalled(rx, args.port_file, "%d" % rx.port)

@@ -13,37 +13,11 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "conf-load.h"
 #include "conf/config.h"
 #include "conf/settings.h"
 #include "fixture.h"
 #include "sidespan-version.h"
-
-static const char *const env_names[] = {
-    "SIDESPAN_SOCKET",
-    "RUNTIME_DIRECTORY",
-    "XDG_RUNTIME_DIR",
-    "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
-    "UPSONIC_OTEL_ENDPOINT",
-    "OTEL_EXPORTER_OTLP_ENDPOINT",
-    "OTEL_EXPORTER_OTLP_TRACES_HEADERS",
-    "OTEL_EXPORTER_OTLP_HEADERS",
-    "UPSONIC_OTEL_HEADERS",
-    "OTEL_EXPORTER_OTLP_TRACES_TIMEOUT",
-    "OTEL_EXPORTER_OTLP_TIMEOUT",
-    "OTEL_EXPORTER_OTLP_TRACES_COMPRESSION",
-    "OTEL_EXPORTER_OTLP_COMPRESSION",
-    "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL",
-    "OTEL_EXPORTER_OTLP_PROTOCOL",
-};
-
-static ss_config cfg;
-static char out_text[16384], err_text[16384];
-
-static void env_clear(void)
-{
-        for (size_t i = 0; i < sizeof(env_names) / sizeof(env_names[0]); i++)
-                ck_assert_int_eq(unsetenv(env_names[i]), 0);
-}
 
 static void setup(void)
 {
@@ -55,65 +29,6 @@ static void teardown(void)
 {
         ss_config_free(&cfg);
         env_clear();
-}
-
-/* Point fd at a fresh temporary file; returns the saved original. */
-static int capture_begin(int fd, FILE **ret_file)
-{
-        FILE *f = tmpfile();
-        int saved = dup(fd);
-
-        ck_assert_ptr_nonnull(f);
-        ck_assert_int_ge(saved, 0);
-        ck_assert_int_ge(dup2(fileno(f), fd), 0);
-        *ret_file = f;
-        return saved;
-}
-
-/* Restore fd and read what was written to it into text. */
-static void capture_end(int fd, int saved, FILE *f, char *text, size_t size)
-{
-        size_t n;
-
-        ck_assert_int_ge(dup2(saved, fd), 0);
-        close(saved);
-        rewind(f);
-        n = fread(text, 1, size - 1, f);
-        text[n] = '\0';
-        fclose(f);
-}
-
-/* ss_config_load() on argv (NULL-terminated, program name first) with stdout and stderr
- * captured in out_text and err_text. cfg is freed first, so a test may load again. */
-static int load_argv(char **argv)
-{
-        FILE *out, *err;
-        int argc = 0, so, se, r;
-
-        while (argv[argc])
-                argc++;
-        ss_config_free(&cfg);
-        fflush(stdout);
-        so = capture_begin(STDOUT_FILENO, &out);
-        se = capture_begin(STDERR_FILENO, &err);
-        r = ss_config_load(&cfg, argc, argv);
-        fflush(stdout);
-        fflush(stderr);
-        capture_end(STDOUT_FILENO, so, out, out_text, sizeof(out_text));
-        capture_end(STDERR_FILENO, se, err, err_text, sizeof(err_text));
-        return r;
-}
-
-#define LOAD(...)      load_argv((char *[]){"sidespand", __VA_ARGS__, NULL})
-#define LOAD_NO_ARGS() load_argv((char *[]){"sidespand", NULL})
-
-/* The exporter of kind the configuration builds, or NULL. */
-static const ss_exporter_def *def_of(unsigned kind)
-{
-        for (size_t i = 0; i < cfg.export.n; i++)
-                if (cfg.export.defs[i].kind == kind)
-                        return &cfg.export.defs[i];
-        return NULL;
 }
 
 /* The path the file exporter writes to, or NULL when there is none. */
@@ -418,6 +333,85 @@ START_TEST(header_flags_replace_environment)
 }
 END_TEST
 
+/* ---- protocol and TLS from the environment ---------------------------------------------- */
+
+START_TEST(environment_tls_files_land)
+{
+        const ss_exporter_def *d;
+
+        ck_assert_int_eq(setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "https://c:4318", 1), 0);
+        ck_assert_int_eq(setenv("OTEL_EXPORTER_OTLP_CERTIFICATE", "/etc/general-ca.pem", 1), 0);
+        ck_assert_int_eq(setenv("OTEL_EXPORTER_OTLP_TRACES_CERTIFICATE", "/etc/traces-ca.pem", 1),
+                         0);
+        ck_assert_int_eq(setenv("OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE", "/etc/client.pem", 1), 0);
+        ck_assert_int_eq(setenv("OTEL_EXPORTER_OTLP_CLIENT_KEY", "/etc/general.key", 1), 0);
+        ck_assert_int_eq(setenv("OTEL_EXPORTER_OTLP_TRACES_CLIENT_KEY", "/etc/traces.key", 1), 0);
+        ck_assert_int_eq(LOAD_NO_ARGS(), 0);
+        d = def_of(SS_EXPORT_OTLP_HTTP);
+        ck_assert_ptr_nonnull(d);
+        ck_assert_str_eq(d->http.endpoint, "https://c:4318/v1/traces");
+        ck_assert_str_eq(d->http.ca_file, "/etc/traces-ca.pem");
+        ck_assert_str_eq(d->http.cert_file, "/etc/client.pem");
+        ck_assert_str_eq(d->http.key_file, "/etc/traces.key");
+        ck_assert_ptr_eq(d->http.ca_file, cfg.cli.ca_file);
+        /* An empty variable counts as unset: the general one is used. */
+        ck_assert_int_eq(setenv("OTEL_EXPORTER_OTLP_TRACES_CERTIFICATE", "", 1), 0);
+        ck_assert_int_eq(LOAD_NO_ARGS(), 0);
+        ck_assert_str_eq(def_of(SS_EXPORT_OTLP_HTTP)->http.ca_file, "/etc/general-ca.pem");
+}
+END_TEST
+
+START_TEST(protocol_from_environment_and_flags)
+{
+        const ss_exporter_def *d;
+
+        ck_assert_int_eq(setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "http://c:4318", 1), 0);
+        ck_assert_int_eq(setenv("OTEL_EXPORTER_OTLP_PROTOCOL", "http/json", 1), 0);
+        ck_assert_int_eq(LOAD_NO_ARGS(), 0);
+        d = def_of(SS_EXPORT_OTLP_HTTP);
+        ck_assert_ptr_nonnull(d);
+        ck_assert(d->http.json);
+        ck_assert_str_eq(d->http.endpoint, "http://c:4318/v1/traces");
+        ck_assert_int_eq(setenv("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "http/protobuf", 1), 0);
+        ck_assert_int_eq(LOAD_NO_ARGS(), 0);
+        ck_assert(!def_of(SS_EXPORT_OTLP_HTTP)->http.json);
+        ck_assert_int_eq(LOAD("--protocol", "http/json"), 0);
+        ck_assert(def_of(SS_EXPORT_OTLP_HTTP)->http.json);
+        /* gRPC takes the base's scheme, host and port; http:// is plain text, as the SDKs
+         * read it. */
+        ck_assert_int_eq(LOAD("--protocol", "grpc"), 0);
+        ck_assert_uint_eq(cfg.export.exporters, SS_EXPORT_OTLP_GRPC);
+        ck_assert_str_eq(def_of(SS_EXPORT_OTLP_GRPC)->http.endpoint, "http://c:4318");
+        /* No protocol: port 4317 is gRPC, and says why; unless --exporter says otlp-http. */
+        ck_assert_int_eq(unsetenv("OTEL_EXPORTER_OTLP_PROTOCOL"), 0);
+        ck_assert_int_eq(unsetenv("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL"), 0);
+        ck_assert_int_eq(setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "http://c:4317", 1), 0);
+        ck_assert_int_eq(LOAD_NO_ARGS(), 0);
+        d = def_of(SS_EXPORT_OTLP_GRPC);
+        ck_assert_ptr_nonnull(d);
+        ck_assert_str_eq(d->name, "otlp-grpc");
+        fx_assert_has(d->why, "4317");
+        ck_assert_int_eq(LOAD("-e", "otlp-http"), 0);
+        ck_assert_str_eq(def_of(SS_EXPORT_OTLP_HTTP)->http.endpoint, "http://c:4317/v1/traces");
+}
+END_TEST
+
+START_TEST(check_config_prints_the_flags_exporter)
+{
+        ck_assert_int_eq(
+            setenv("OTEL_EXPORTER_OTLP_HEADERS", "Authorization=Bearer%20SECRET,x-a=1", 1), 0);
+        ck_assert_int_eq(
+            LOAD("--endpoint", "http://c:4318", "--check-config", "--max-frame", "65536"), 1);
+        ck_assert_str_eq(err_text, "");
+        ck_assert_ptr_null(strstr(out_text, "SECRET"));
+        fx_assert_has(out_text, "# sidespand without --config");
+        fx_assert_has(out_text, "socket = /tmp/ss-test-config.sock\n");
+        fx_assert_has(out_text, "max_frame = 65536\n");
+        fx_assert_has(out_text, "endpoint = http://c:4318/v1/traces\n");
+        fx_assert_has(out_text, "headers = Authorization=****,x-a=1\n");
+}
+END_TEST
+
 /* ---- help, version, errors -------------------------------------------------------------- */
 
 START_TEST(help_and_version_exit_zero)
@@ -425,7 +419,7 @@ START_TEST(help_and_version_exit_zero)
         char want[64];
 
         /* Even with a bad value in the environment. */
-        ck_assert_int_eq(setenv("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc", 1), 0);
+        ck_assert_int_eq(setenv("OTEL_EXPORTER_OTLP_PROTOCOL", "thrift", 1), 0);
         ck_assert_int_eq(LOAD("--help"), 1);
         fx_assert_has(out_text, "Usage: sidespand");
         fx_assert_has(out_text, "--max-frame");
@@ -566,6 +560,13 @@ static const bad_case bad_cases[] = {
      "x=a%0D%0AEvil: 1",
      {NULL},
      {"OTEL_EXPORTER_OTLP_HEADERS", "'x=a%0D%0AEvil: 1'"}},
+    {NULL, NULL, {"--protocol", "thrift"}, {"--protocol", "'thrift'"}},
+    {"OTEL_EXPORTER_OTLP_INSECURE", "maybe", {NULL}, {"OTEL_EXPORTER_OTLP_INSECURE", "'maybe'"}},
+    {"OTEL_EXPORTER_OTLP_TRACES_INSECURE",
+     "2",
+     {NULL},
+     {"OTEL_EXPORTER_OTLP_TRACES_INSECURE", "'2'"}},
+    {NULL, NULL, {"--config", "/nonexistent/sidespand.conf"}, {"/nonexistent/sidespand.conf", ""}},
 };
 
 START_TEST(bad_value_names_what_and_value)
@@ -664,6 +665,9 @@ int main(void)
         tcase_add_test(tc, headers_percent_decoded);
         tcase_add_test(tc, header_sources_combine_and_traces_wins);
         tcase_add_test(tc, header_flags_replace_environment);
+        tcase_add_test(tc, environment_tls_files_land);
+        tcase_add_test(tc, protocol_from_environment_and_flags);
+        tcase_add_test(tc, check_config_prints_the_flags_exporter);
         tcase_add_test(tc, help_and_version_exit_zero);
         tcase_add_test(tc, help_lists_every_setting_with_its_default);
         tcase_add_loop_test(tc, bad_value_names_what_and_value, 0,
