@@ -1,9 +1,10 @@
 /* SPDX-License-Identifier: MIT */
 #include "conf/file.h"
 
+#include <ctype.h>
 #include <errno.h>
-#include <ini.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "base/log.h"
@@ -11,26 +12,19 @@
 #include "conf/parse.h"
 #include "conf/settings.h"
 
+/* A configuration file is a few KiB; a bound keeps a wrong path (a log, a device) harmless. */
+#define FILE_MAX ((size_t)1 << 20)
+
 typedef struct file_ctx {
         ss_config *cfg;
         const char *path;
-        FILE *f;
-        unsigned line; /* of the line inih is handling: the reader counts them */
+        unsigned line;         /* being read */
+        unsigned section_line; /* of the current [section] */
         unsigned errors;
         char section[128];
         ss_exporter_spec *spec; /* of the current [exporter NAME] section, or NULL */
+        bool entered;           /* the current section's state is set up */
 } file_ctx;
-
-/* inih's reader: fgets, counting lines, so that the handler knows where it is. */
-static char *read_line(char *str, int num, void *stream)
-{
-        file_ctx *c = stream;
-        char *s = fgets(str, num, c->f);
-
-        if (s)
-                c->line++;
-        return s;
-}
 
 /* Print "sidespand: FILE:LINE: " and what; count it. */
 static int error(file_ctx *c, const char *what)
@@ -46,7 +40,7 @@ static int daemon_key(file_ctx *c, const char *key, const char *value, const cha
         int level;
 
         if (strcmp(key, "socket") == 0)
-                return ss_conf_set_str(&cfg->socket_path, value);
+                return ss_conf_path(where, value, &cfg->socket_path);
         if (strcmp(key, "allow_uids") == 0)
                 return ss_conf_ids(where, value, 0, cfg->allow_uids, SS_CONFIG_MAX_IDS,
                                    &cfg->n_allow_uids);
@@ -90,17 +84,17 @@ static ss_exporter_spec *exporter_section(file_ctx *c, const char *name)
                 error(c, "too many [exporter] sections");
                 return NULL;
         }
-        snprintf(origin, sizeof(origin), "%s:%u", c->path, c->line);
+        snprintf(origin, sizeof(origin), "%s:%u", c->path, c->section_line);
         ss_spec_init(&cfg->specs[cfg->n_specs], name, origin);
         return &cfg->specs[cfg->n_specs++];
 }
 
-/* The section a key is in: set up its state when it changes. */
+/* The section of the first key after a [section] line: its state, set up once. */
 static bool enter(file_ctx *c, const char *section)
 {
-        if (strcmp(c->section, section) == 0)
+        if (c->entered)
                 return c->spec || strncmp(section, "exporter", 8) != 0;
-        snprintf(c->section, sizeof(c->section), "%s", section);
+        c->entered = true;
         c->spec = NULL;
         if (strncmp(section, "exporter ", 9) == 0 || strcmp(section, "exporter") == 0) {
                 c->spec = exporter_section(c, section + (section[8] ? 9 : 8));
@@ -109,9 +103,8 @@ static bool enter(file_ctx *c, const char *section)
         return true;
 }
 
-static int on_key(void *user, const char *section, const char *key, const char *value)
+static int on_key(file_ctx *c, const char *section, const char *key, const char *value)
 {
-        file_ctx *c = user;
         char where[512], what[512];
         int r;
 
@@ -135,34 +128,113 @@ static int on_key(void *user, const char *section, const char *key, const char *
                 return error(c, what);
         }
         if (r == -ENOMEM)
-                return 0; /* stops inih; the caller reports it */
+                return -ENOMEM;
         if (r < 0)
                 c->errors++;
         return 1;
 }
 
+/* ---- the INI syntax --------------------------------------------------------------------- */
+
+static char *trim(char *s)
+{
+        char *end;
+
+        while (isspace((unsigned char)*s))
+                s++;
+        end = s + strlen(s);
+        while (end > s && isspace((unsigned char)end[-1]))
+                *--end = '\0';
+        return s;
+}
+
+/* One line: blank, a comment (; or #), [section], or key = value (':' too). */
+static int parse_line(file_ctx *c, char *line)
+{
+        char *s = trim(line), *eq, *key;
+
+        if (!*s || *s == ';' || *s == '#')
+                return 0;
+        if (*s == '[') {
+                char *close = strchr(s, ']');
+
+                if (!close || *trim(close + 1))
+                        return error(c, "a section is [NAME], alone on its line");
+                *close = '\0';
+                snprintf(c->section, sizeof(c->section), "%s", trim(s + 1));
+                c->section_line = c->line;
+                c->spec = NULL;
+                c->entered = false;
+                return 0;
+        }
+        eq = s + strcspn(s, "=:");
+        if (!*eq)
+                return error(c, "not a [section], key = value or comment");
+        *eq = '\0';
+        key = trim(s);
+        if (!*key)
+                return error(c, "a key = value line without its key");
+        if (!c->section_line)
+                return error(c, "a key before any [section]");
+        return on_key(c, c->section, key, trim(eq + 1));
+}
+
+/* The whole file, NUL-terminated (files are small: FILE_MAX). */
+static int read_all(const char *path, char **ret, size_t *ret_len)
+{
+        FILE *f = fopen(path, "re");
+        char *buf = NULL;
+        size_t n = 0;
+        int r = 0;
+
+        if (!f)
+                return -errno;
+        buf = malloc(FILE_MAX + 1);
+        if (!buf)
+                r = -ENOMEM;
+        else
+                n = fread(buf, 1, FILE_MAX + 1, f);
+        if (r == 0 && ferror(f))
+                r = -EIO;
+        if (r == 0 && n > FILE_MAX)
+                r = -EFBIG;
+        fclose(f);
+        if (r < 0) {
+                free(buf);
+                return r;
+        }
+        buf[n] = '\0';
+        *ret = buf;
+        *ret_len = n;
+        return 0;
+}
+
 int ss_conf_file_load(ss_config *cfg, const char *path)
 {
         file_ctx c = {.cfg = cfg, .path = path};
-        int r;
+        char *text = NULL, *line, *next, *end;
+        size_t len = 0;
+        int r = read_all(path, &text, &len);
 
-        c.f = fopen(path, "re");
-        if (!c.f) {
+        if (r < 0) {
                 fprintf(stderr, "sidespand: cannot read the configuration file %s: %s\n", path,
-                        strerror(errno));
+                        r == -EFBIG ? "larger than 1 MiB" : strerror(-r));
                 return -EINVAL;
         }
-        r = ini_parse_stream(read_line, &c, on_key, &c);
-        fclose(c.f);
-        /* inih reports the first line it could not parse (no '=' nor ']') as a positive line
-         * number; the handler's own errors never reach it (it always answers 1). */
-        if (r > 0) {
-                fprintf(stderr, "sidespand: %s:%d: not a [section], key = value or comment\n", path,
-                        r);
-                c.errors++;
+        end = text + len;
+        for (line = text; line && line < end && r >= 0; line = next) {
+                next = memchr(line, '\n', (size_t)(end - line));
+                if (next)
+                        *next++ = '\0';
+                c.line++;
+                if (strlen(line) != (size_t)((next ? next - 1 : end) - line))
+                        r = error(&c, "a NUL byte in the line");
+                else
+                        r = parse_line(&c, line);
         }
-        if (r < 0) {
-                fprintf(stderr, "sidespand: cannot read the configuration file %s\n", path);
+        free(text);
+        if (r == -ENOMEM) {
+                fputs("sidespand: out of memory\n", stderr);
                 return -EINVAL;
         }
         return c.errors ? -EINVAL : 0;
