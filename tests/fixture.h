@@ -445,6 +445,20 @@ static inline void fx_assert_has(const char *hay, const char *needle)
         ck_assert_msg(strstr(hay, needle), "missing \"%s\" in:\n%s", needle, hay);
 }
 
+/* A file dir/name shaped as PEM (the daemon checks its TLS files are readable PEM when it
+ * loads its configuration; only a handshake would find this is no certificate). */
+static inline void fx_write_pem(const char *dir, const char *name)
+{
+        char path[512];
+        FILE *f;
+
+        ck_assert_int_lt(snprintf(path, sizeof(path), "%s/%s", dir, name), (int)sizeof(path));
+        f = fopen(path, "we");
+        ck_assert_ptr_nonnull(f);
+        fputs("-----BEGIN CERTIFICATE-----\nAAAA\n-----END CERTIFICATE-----\n", f);
+        ck_assert_int_eq(fclose(f), 0);
+}
+
 /* The first size - 1 bytes of the file at path, NUL-terminated in buf; how many. */
 static inline size_t fx_read_file(const char *path, char *buf, size_t size)
 {

@@ -209,16 +209,26 @@ START_TEST(exporter_strings_land)
         const ss_exporter_spec *s;
         const ss_exporter_def *d;
 
-        ck_assert_int_eq(load_text("[exporter full]\n"
-                                   "endpoint = https://collector.example:4318/otlp\n"
-                                   "protocol = http/json\n"
-                                   "headers = x-tenant=acme,x-note=a%20b%2Cc\n"
-                                   "compression = gzip\n"
-                                   "ca_file = /etc/ca.pem\n"
-                                   "cert_file = /etc/client.pem\n"
-                                   "key_file = /etc/client.key\n"
-                                   "insecure = on\n"),
-                         0);
+        char text[1024], ca[128], cert[128], key[128];
+
+        fx_write_pem(dir, "ca.pem");
+        fx_write_pem(dir, "client.pem");
+        fx_write_pem(dir, "client.key");
+        snprintf(ca, sizeof(ca), "%s/ca.pem", dir);
+        snprintf(cert, sizeof(cert), "%s/client.pem", dir);
+        snprintf(key, sizeof(key), "%s/client.key", dir);
+        snprintf(text, sizeof(text),
+                 "[exporter full]\n"
+                 "endpoint = https://collector.example:4318/otlp\n"
+                 "protocol = http/json\n"
+                 "headers = x-tenant=acme,x-note=a%%20b%%2Cc\n"
+                 "compression = gzip\n"
+                 "ca_file = %s\n"
+                 "cert_file = %s\n"
+                 "key_file = %s\n"
+                 "insecure = on\n",
+                 ca, cert, key);
+        ck_assert_int_eq(load_text(text), 0);
         ck_assert_str_eq(err_text, "");
         d = def_named("full");
         s = spec_named("full");
@@ -232,9 +242,9 @@ START_TEST(exporter_strings_land)
         ck_assert_uint_eq(d->http.n_headers, 2);
         ck_assert_str_eq(header_of("full", 0), "x-tenant: acme");
         ck_assert_str_eq(header_of("full", 1), "x-note: a b,c");
-        ck_assert_str_eq(d->http.ca_file, "/etc/ca.pem");
-        ck_assert_str_eq(d->http.cert_file, "/etc/client.pem");
-        ck_assert_str_eq(d->http.key_file, "/etc/client.key");
+        ck_assert_str_eq(d->http.ca_file, ca);
+        ck_assert_str_eq(d->http.cert_file, cert);
+        ck_assert_str_eq(d->http.key_file, key);
         ck_assert(s->insecure);
         ck_assert_ptr_null(d->why);
         /* What is built points at what the spec holds. */
@@ -353,9 +363,8 @@ START_TEST(allow_list_flags_replace_the_files)
         ck_assert_int_eq(setenv("SIDESPAN_SOCKET", SOCKET_ENV, 1), 0);
         ck_assert_int_eq(
             LOAD("--config", conf_path, "--allow-uids", "5151", "--allow-gids", "5252"), 0);
-        /* DAEMON BUG (daemon/conf/parse.c:86, called from daemon/conf/flags.c:148): the flags'
-         * lists are appended to the file's, so a flag meant to narrow who may connect lets the
-         * file's users in too (4242 and 5151 may connect). */
+        /* The flags' lists replace the file's: a flag meant to narrow who may connect must not
+         * let the file's users in too. */
         ck_assert_uint_eq(cfg.n_allow_uids, 1);
         ck_assert_uint_eq(cfg.allow_uids[0], 5151);
         ck_assert_uint_eq(cfg.n_allow_gids, 1);
@@ -460,9 +469,8 @@ END_TEST
 
 START_TEST(empty_socket_refused)
 {
-        /* DAEMON BUG (daemon/conf/file.c:49; --socket "" too, daemon/conf/flags.c:146): an empty
-         * socket path is taken, and the daemon then says "listening on " on an address Linux
-         * picks (an autobound abstract socket) that no client can find. */
+        /* An empty socket path is refused (file and --socket ""): taken, it would bind an
+         * autobound abstract address that no client can find. */
         write_conf("[daemon]\nsocket =\n");
         ck_assert_int_eq(LOAD("--config", conf_path), -EINVAL);
         fx_assert_has(err_text, "socket");
@@ -476,8 +484,7 @@ START_TEST(every_garbage_line_reported)
         ck_assert_int_eq(load_text("[daemon]\nfirst garbage\nlog_level = info\nsecond garbage\n"),
                          -EINVAL);
         fx_assert_has(err_text, ":2:");
-        /* DAEMON BUG (daemon/conf/file.c:159): inih returns only the first line it could not
-         * parse; the second is never reported. */
+        /* Every bad line is reported, not only the first. */
         fx_assert_has(err_text, ":4:");
 }
 END_TEST
@@ -492,9 +499,7 @@ START_TEST(long_line_read_whole)
                  "[exporter long]\nendpoint = http://127.0.0.1:4318\n"
                  "headers = x-long=%s\ntimeout = 77\n",
                  value);
-        /* DAEMON BUG (daemon/conf/file.c:28, inih's INI_MAX_LINE of 200 bytes): a line over 199
-         * bytes is cut; its first part is taken as the value (cut short) and the rest reported
-         * as "not a [section], ..." under the next line's number (4). */
+        /* A line has no length limit (inih's 200 bytes cut a value in two). */
         ck_assert_msg(load_text(text) == 0, "%s", err_text);
         ck_assert_uint_eq(strlen(header_of("long", 0)), strlen("x-long: ") + 300);
 }
@@ -573,8 +578,7 @@ START_TEST(langfuse_refusals)
                                    "secret_key = s\nregion = mars\n"),
                          -EINVAL);
         fx_assert_has(err_text, "'mars'");
-        /* DAEMON BUG (daemon/conf/exporters.c:337): the bad region's line names neither the
-         * file and line nor the exporter. */
+        /* The bad region's line names the file and line of its exporter. */
         fx_assert_has(err_text, conf_path);
 }
 END_TEST
@@ -584,7 +588,7 @@ START_TEST(langfuse_host_with_trailing_slash)
         ck_assert_int_eq(load_text("[exporter lf]\ntype = langfuse\npublic_key = p\n"
                                    "secret_key = s\nhost = http://127.0.0.1:3000/\n"),
                          0);
-        /* DAEMON BUG (daemon/conf/exporters.c:341): "http://127.0.0.1:3000//api/public/...". */
+        /* The host's trailing slash is not doubled: not "http://127.0.0.1:3000//api/...". */
         ck_assert_str_eq(def_named("lf")->http.endpoint,
                          "http://127.0.0.1:3000/api/public/otel/v1/traces");
 }

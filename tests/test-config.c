@@ -335,29 +335,48 @@ END_TEST
 
 /* ---- protocol and TLS from the environment ---------------------------------------------- */
 
+/* setenv(var, dir/name), name written as a PEM file; the path in path. */
+static void set_pem_env(const char *var, const char *dir, const char *name, char *path, size_t size)
+{
+        fx_write_pem(dir, name);
+        ck_assert_int_lt(snprintf(path, size, "%s/%s", dir, name), (int)size);
+        ck_assert_int_eq(setenv(var, path, 1), 0);
+}
+
 START_TEST(environment_tls_files_land)
 {
         const ss_exporter_def *d;
+        char dir[64], general_ca[128], traces_ca[128], client[128], general_key[128],
+            traces_key[128];
 
+        fx_tmpdir(dir, sizeof(dir), "config-tls");
         ck_assert_int_eq(setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "https://c:4318", 1), 0);
-        ck_assert_int_eq(setenv("OTEL_EXPORTER_OTLP_CERTIFICATE", "/etc/general-ca.pem", 1), 0);
-        ck_assert_int_eq(setenv("OTEL_EXPORTER_OTLP_TRACES_CERTIFICATE", "/etc/traces-ca.pem", 1),
-                         0);
-        ck_assert_int_eq(setenv("OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE", "/etc/client.pem", 1), 0);
-        ck_assert_int_eq(setenv("OTEL_EXPORTER_OTLP_CLIENT_KEY", "/etc/general.key", 1), 0);
-        ck_assert_int_eq(setenv("OTEL_EXPORTER_OTLP_TRACES_CLIENT_KEY", "/etc/traces.key", 1), 0);
+        set_pem_env("OTEL_EXPORTER_OTLP_CERTIFICATE", dir, "general-ca.pem", general_ca,
+                    sizeof(general_ca));
+        set_pem_env("OTEL_EXPORTER_OTLP_TRACES_CERTIFICATE", dir, "traces-ca.pem", traces_ca,
+                    sizeof(traces_ca));
+        set_pem_env("OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE", dir, "client.pem", client,
+                    sizeof(client));
+        set_pem_env("OTEL_EXPORTER_OTLP_CLIENT_KEY", dir, "general.key", general_key,
+                    sizeof(general_key));
+        set_pem_env("OTEL_EXPORTER_OTLP_TRACES_CLIENT_KEY", dir, "traces.key", traces_key,
+                    sizeof(traces_key));
         ck_assert_int_eq(LOAD_NO_ARGS(), 0);
         d = def_of(SS_EXPORT_OTLP_HTTP);
         ck_assert_ptr_nonnull(d);
         ck_assert_str_eq(d->http.endpoint, "https://c:4318/v1/traces");
-        ck_assert_str_eq(d->http.ca_file, "/etc/traces-ca.pem");
-        ck_assert_str_eq(d->http.cert_file, "/etc/client.pem");
-        ck_assert_str_eq(d->http.key_file, "/etc/traces.key");
+        ck_assert_str_eq(d->http.ca_file, traces_ca);
+        ck_assert_str_eq(d->http.cert_file, client);
+        ck_assert_str_eq(d->http.key_file, traces_key);
         ck_assert_ptr_eq(d->http.ca_file, cfg.cli.ca_file);
         /* An empty variable counts as unset: the general one is used. */
         ck_assert_int_eq(setenv("OTEL_EXPORTER_OTLP_TRACES_CERTIFICATE", "", 1), 0);
         ck_assert_int_eq(LOAD_NO_ARGS(), 0);
-        ck_assert_str_eq(def_of(SS_EXPORT_OTLP_HTTP)->http.ca_file, "/etc/general-ca.pem");
+        ck_assert_str_eq(def_of(SS_EXPORT_OTLP_HTTP)->http.ca_file, general_ca);
+        /* A file that cannot be read is refused at load, naming it. */
+        ck_assert_int_eq(setenv("OTEL_EXPORTER_OTLP_CERTIFICATE", "/nonexistent/ca.pem", 1), 0);
+        ck_assert_int_eq(LOAD_NO_ARGS(), -EINVAL);
+        fx_tmpdir_remove(dir);
 }
 END_TEST
 

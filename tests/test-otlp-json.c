@@ -436,6 +436,75 @@ START_TEST(test_python_round_trip)
 }
 END_TEST
 
+/* ss_otlp_json_parse_response() on body; its rejected count, or -1 when refused. The message,
+ * if any, is copied into msg. */
+static int64_t parse_json_response(const char *body, char *msg, size_t msg_size)
+{
+        int64_t rejected = -7;
+        char *m = NULL;
+        int r = ss_otlp_json_parse_response((const uint8_t *)body, strlen(body), &rejected, &m);
+
+        msg[0] = '\0';
+        if (m)
+                snprintf(msg, msg_size, "%s", m);
+        free(m);
+        if (r < 0) {
+                ck_assert_int_eq(r, -EBADMSG);
+                ck_assert_ptr_null(m);
+                return -1;
+        }
+        return rejected;
+}
+
+START_TEST(test_json_response)
+{
+        char msg[128], deep[200];
+
+        ck_assert_int_eq(parse_json_response("{}", msg, sizeof(msg)), 0);
+        ck_assert_str_eq(msg, "");
+        ck_assert_int_eq(parse_json_response(" {\"partialSuccess\":{}} \n", msg, sizeof(msg)), 0);
+        ck_assert_int_eq(parse_json_response("{\"partialSuccess\":null}", msg, sizeof(msg)), 0);
+        ck_assert_int_eq(parse_json_response("{\"partialSuccess\": {\"rejectedSpans\": \"3\", "
+                                             "\"errorMessage\": \"three \\\"bad\\\" \\u00e9\\n\"}}",
+                                             msg, sizeof(msg)),
+                         3);
+        ck_assert_str_eq(msg, "three \"bad\" \xc3\xa9\n");
+        /* A number is taken too; unknown members, before and after, are skipped. */
+        ck_assert_int_eq(parse_json_response("{\"x\":[1,{\"a\":[true,false,null]},-2.5e3],"
+                                             "\"partialSuccess\":{\"other\":{\"rejectedSpans\":9},"
+                                             "\"rejectedSpans\":12},\"y\":\"z\"}",
+                                             msg, sizeof(msg)),
+                         12);
+        /* A surrogate pair decodes; a lone one becomes U+FFFD. */
+        ck_assert_int_eq(parse_json_response("{\"partialSuccess\":{\"rejectedSpans\":\"1\","
+                                             "\"errorMessage\":\"\\ud83d\\ude00\\ud800\"}}",
+                                             msg, sizeof(msg)),
+                         1);
+        ck_assert_str_eq(msg, "\xf0\x9f\x98\x80\xef\xbf\xbd");
+        /* Refused: not JSON, not an object, trailing bytes, bad counts, too deep. */
+        ck_assert_int_eq(parse_json_response("", msg, sizeof(msg)), -1);
+        ck_assert_int_eq(parse_json_response("OK", msg, sizeof(msg)), -1);
+        ck_assert_int_eq(parse_json_response("[]", msg, sizeof(msg)), -1);
+        ck_assert_int_eq(parse_json_response("{} {}", msg, sizeof(msg)), -1);
+        ck_assert_int_eq(parse_json_response("{\"a\":1,}", msg, sizeof(msg)), -1);
+        ck_assert_int_eq(parse_json_response("{\"a\":\"\x01\"}", msg, sizeof(msg)), -1);
+        ck_assert_int_eq(parse_json_response("{\"partialSuccess\":{\"rejectedSpans\":\"3x\"}}", msg,
+                                             sizeof(msg)),
+                         -1);
+        ck_assert_int_eq(parse_json_response("{\"partialSuccess\":{\"rejectedSpans\":"
+                                             "\"99999999999999999999\"}}",
+                                             msg, sizeof(msg)),
+                         -1);
+        ck_assert_int_eq(
+            parse_json_response("{\"partialSuccess\":{\"errorMessage\":\"cut", msg, sizeof(msg)),
+            -1);
+        memset(deep, 0, sizeof(deep));
+        memcpy(deep, "{\"a\":", 5);
+        memset(deep + 5, '[', 40);
+        ck_assert_int_eq(parse_json_response(deep, msg, sizeof(msg)), -1);
+}
+END_TEST
+
 static Suite *otlp_json_suite(void)
 {
         Suite *s = suite_create("otlp-json");
@@ -447,6 +516,7 @@ static Suite *otlp_json_suite(void)
         tcase_add_test(tc, test_escaping);
         tcase_add_test(tc, test_buffer);
         tcase_add_test(tc, test_python_round_trip);
+        tcase_add_test(tc, test_json_response);
         suite_add_tcase(s, tc);
         return s;
 }

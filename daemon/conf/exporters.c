@@ -8,6 +8,7 @@
 
 #include "conf/parse.h"
 #include "conf/settings.h"
+#include "export/tls.h"
 #include "ss-kvlist.h"
 #include "ss-macro.h"
 
@@ -333,14 +334,27 @@ static int preset_langfuse(ss_exporter_spec *spec)
         for (size_t i = 0; !host && spec->region && i < SS_ELEMENTSOF(regions); i++)
                 if (strcmp(spec->region, regions[i].region) == 0)
                         host = regions[i].host;
-        if (!host && spec->region)
-                return ss_conf_bad("region", spec->region, "expected eu, us, jp or hipaa");
-        if (!spec->endpoint) {
-                char full[1024];
+        if (!host && spec->region) {
+                char what[160];
 
-                snprintf(full, sizeof(full), "%s%s", host ? host : LANGFUSE_HOST_DEFAULT,
-                         LANGFUSE_PATH);
-                r = ss_spec_set_endpoint(spec, "Langfuse host", full, SS_URL_AS_GIVEN);
+                snprintf(what, sizeof(what), "region '%s': expected eu, us, jp or hipaa",
+                         spec->region);
+                return spec_error(spec, what);
+        }
+        if (!spec->endpoint) {
+                char full[1024], what[160];
+                size_t n;
+
+                host = host ? host : LANGFUSE_HOST_DEFAULT;
+                n = strlen(host);
+                while (n > 0 && host[n - 1] == '/') /* LANGFUSE_HOST is often written so */
+                        n--;
+                if ((size_t)snprintf(full, sizeof(full), "%.*s%s", (int)n, host, LANGFUSE_PATH) >=
+                    sizeof(full))
+                        return spec_error(spec, "the Langfuse host is too long");
+                snprintf(what, sizeof(what), "exporter %s (%s): Langfuse %s", spec->name,
+                         spec->origin, spec->host ? "host" : "host from LANGFUSE_HOST");
+                r = ss_spec_set_endpoint(spec, what, full, SS_URL_AS_GIVEN);
                 if (r < 0)
                         return r;
         }
@@ -518,6 +532,13 @@ int ss_spec_resolve(ss_exporter_spec *spec, ss_exporter_def *def)
         def->file_path = spec->path;
         if (def->kind == SS_EXPORT_OTLP_GRPC)
                 grpc_config(spec, &def->grpc);
+        if (def->kind == SS_EXPORT_OTLP_HTTP || def->kind == SS_EXPORT_OTLP_GRPC) {
+                /* Here too, so that --check-config refuses what the start would. */
+                ss_tls_files files = {spec->ca_file, spec->cert_file, spec->key_file};
+
+                if (ss_tls_check(spec->name, &files) < 0)
+                        return spec_error(spec, "its TLS files cannot be used");
+        }
         return 0;
 }
 

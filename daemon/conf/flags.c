@@ -143,7 +143,7 @@ static int load_flag(ss_config *cfg, int opt, const char *arg)
         }
         switch (opt) {
         case 's':
-                return ss_conf_set_str(&cfg->socket_path, arg);
+                return ss_conf_path("--socket", arg, &cfg->socket_path);
         case OPT_ALLOW_UIDS:
                 return ss_conf_ids("--allow-uids", arg, 0, cfg->allow_uids, SS_CONFIG_MAX_IDS,
                                    &cfg->n_allow_uids);
@@ -203,7 +203,7 @@ static void headers_replace(ss_exporter_spec *spec)
 
 static int parse_flags(ss_config *cfg, int argc, char **argv, const struct option *options)
 {
-        bool headers_from_flags = false;
+        bool headers_from_flags = false, uids_from_flags = false, gids_from_flags = false;
         int opt, r;
 
         optind = 0; /* 0, not 1: glibc then forgets the state of an earlier parse too */
@@ -227,6 +227,15 @@ static int parse_flags(ss_config *cfg, int argc, char **argv, const struct optio
                 if (opt == 'H' && !headers_from_flags) {
                         headers_replace(&cfg->cli);
                         headers_from_flags = true;
+                }
+                /* A flag's list replaces the file's, as --header does. */
+                if (opt == OPT_ALLOW_UIDS && !uids_from_flags) {
+                        cfg->n_allow_uids = 0;
+                        uids_from_flags = true;
+                }
+                if (opt == OPT_ALLOW_GIDS && !gids_from_flags) {
+                        cfg->n_allow_gids = 0;
+                        gids_from_flags = true;
                 }
                 r = load_flag(cfg, opt, optarg);
                 if (r < 0)

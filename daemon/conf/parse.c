@@ -55,6 +55,13 @@ int ss_conf_set_str(char **dst, const char *value)
         return 0;
 }
 
+int ss_conf_path(const char *what, const char *value, char **dst)
+{
+        if (!*value)
+                return ss_conf_bad(what, value, "expected a path");
+        return ss_conf_set_str(dst, value);
+}
+
 /* One name or number; -ENOENT when no such user or group. */
 static int one_id(const char *item, int groups, uint32_t *ret)
 {

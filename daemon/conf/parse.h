@@ -24,6 +24,8 @@ const char *ss_conf_env2(const char *a, const char *b, const char **ret_name);
 
 /* Replace *dst with a copy of value. 0 or -ENOMEM. */
 int ss_conf_set_str(char **dst, const char *value);
+/* As ss_conf_set_str(), refusing an empty path. */
+int ss_conf_path(const char *what, const char *value, char **dst);
 
 /*
  * A comma-separated list of user (groups: group) names or numeric ids,

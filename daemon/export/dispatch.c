@@ -99,15 +99,18 @@ static void on_batch(void *ctx, ss_span *const *spans, size_t n)
 
 /* ---- outcomes ---- */
 
-void ss_dispatch_succeeded(ss_dispatch *d, ss_req *r, const uint8_t *resp, size_t len)
+void ss_dispatch_succeeded(ss_dispatch *d, ss_req *r, const uint8_t *resp, size_t len, bool json)
 {
+        int (*parse)(const uint8_t *, size_t, int64_t *, char **) =
+            json ? ss_otlp_json_parse_response : ss_otlp_parse_response;
         int64_t rejected = 0;
         char *msg = NULL;
         char text[DISPATCH_LOG_TEXT_MAX + 1];
         size_t n = r->n_spans;
 
-        /* Some backends (Langfuse) answer JSON: a body that is no OTLP response is a success. */
-        if (ss_otlp_parse_response(resp, len, &rejected, &msg) < 0 || rejected < 0)
+        /* Some backends (Langfuse) answer other JSON: a body that is no OTLP response is a
+         * success. */
+        if (parse(resp, len, &rejected, &msg) < 0 || rejected < 0)
                 rejected = 0;
         if ((uint64_t)rejected > n)
                 rejected = (int64_t)n;

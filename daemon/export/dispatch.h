@@ -102,12 +102,12 @@ void ss_dispatch_release(ss_dispatch *d);
 void ss_dispatch_kick(ss_dispatch *d);
 
 /*
- * The backend took r, answering resp[0..len) (an ExportTraceServiceResponse;
- * anything else counts as a full success): its spans are exported but for
- * those a partial_success rejected, which are dropped and logged, never
- * retried. r is freed.
+ * The backend took r, answering resp[0..len) (an ExportTraceServiceResponse,
+ * in the OTLP/JSON mapping when json; anything else counts as a full
+ * success): its spans are exported but for those a partial_success
+ * rejected, which are dropped and logged, never retried. r is freed.
  */
-void ss_dispatch_succeeded(ss_dispatch *d, ss_req *r, const uint8_t *resp, size_t len);
+void ss_dispatch_succeeded(ss_dispatch *d, ss_req *r, const uint8_t *resp, size_t len, bool json);
 
 /*
  * An attempt of r failed (counted): when retryable and attempts remain, r

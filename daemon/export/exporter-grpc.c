@@ -262,7 +262,7 @@ static void on_ok(grpc_exporter *e, attempt *a, ss_req *r)
                 resp = grpc_byte_buffer_reader_readall(&rd);
                 grpc_byte_buffer_reader_destroy(&rd);
         }
-        ss_dispatch_succeeded(&e->d, r, GRPC_SLICE_START_PTR(resp), GRPC_SLICE_LENGTH(resp));
+        ss_dispatch_succeeded(&e->d, r, GRPC_SLICE_START_PTR(resp), GRPC_SLICE_LENGTH(resp), false);
         grpc_slice_unref(resp);
 }
 

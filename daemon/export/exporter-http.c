@@ -196,7 +196,7 @@ static void on_done(void *ctx, CURL *easy, CURLcode rc)
                 snprintf(why, sizeof(why), "%s", a->errbuf[0] ? a->errbuf : curl_easy_strerror(rc));
                 ss_dispatch_failed(&e->d, r, true, -1, why);
         } else if (status >= 200 && status < 300) {
-                ss_dispatch_succeeded(&e->d, r, a->resp.data, a->resp.len);
+                ss_dispatch_succeeded(&e->d, r, a->resp.data, a->resp.len, e->cfg.json);
         } else {
                 on_http_error(e, r, status, after_ms, &a->resp);
         }

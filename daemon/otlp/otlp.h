@@ -28,6 +28,11 @@ int ss_otlp_json_encode(ss_span *const *spans, size_t n, ss_buf *out);
 int ss_otlp_parse_response(const uint8_t *body, size_t len, int64_t *ret_rejected,
                            char **ret_message);
 
+/* The same, for the OTLP/JSON answer to an OTLP/JSON request; -EBADMSG when the body is no
+ * JSON object (or nests deeper than 32, or holds a string over 64 KiB). */
+int ss_otlp_json_parse_response(const uint8_t *body, size_t len, int64_t *ret_rejected,
+                                char **ret_message);
+
 /*
  * The order both encoders write spans[0..n) in: ret_order (n entries, the
  * caller's) lists span indices so that the spans of one resource are
