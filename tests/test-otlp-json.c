@@ -498,6 +498,17 @@ START_TEST(test_json_response)
         ck_assert_int_eq(
             parse_json_response("{\"partialSuccess\":{\"errorMessage\":\"cut", msg, sizeof(msg)),
             -1);
+        /* A count longer than any int64, as a string or a number (found by fuzz-response). */
+        ck_assert_int_eq(parse_json_response("{\"partialSuccess\":{\"rejectedSpans\":\"1111111111"
+                                             "11111111111111111111111111111111111111111111111111111"
+                                             "11111111111111111\"}}",
+                                             msg, sizeof(msg)),
+                         -1);
+        ck_assert_int_eq(parse_json_response("{\"partialSuccess\":{\"rejectedSpans\":1111111111"
+                                             "11111111111111111111111111111111111111111111111111111"
+                                             "11111111111111111}}",
+                                             msg, sizeof(msg)),
+                         -1);
         memset(deep, 0, sizeof(deep));
         memcpy(deep, "{\"a\":", 5);
         memset(deep + 5, '[', 40);

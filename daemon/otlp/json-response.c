@@ -88,7 +88,7 @@ static int put_utf8(ss_buf *b, uint32_t cp)
 }
 
 /* A string; its decoded bytes appended to out when out is not NULL. Escapes are decoded,
- * a lone surrogate becomes U+FFFD. */
+ * a lone surrogate or \u0000 becomes U+FFFD. */
 static int string(scan *s, ss_buf *out)
 {
         if (!eat(s, '"'))
@@ -136,8 +136,8 @@ static int string(scan *s, ss_buf *out)
                             lo < 0xe000) {
                                 s->p += 6;
                                 cp = 0x10000 + ((cp - 0xd800) << 10) + (lo - 0xdc00);
-                        } else if (cp >= 0xd800 && cp < 0xe000) {
-                                cp = 0xfffd;
+                        } else if ((cp >= 0xd800 && cp < 0xe000) || cp == 0) {
+                                cp = 0xfffd; /* a lone surrogate; a NUL would cut the text */
                         }
                         if (out && put_utf8(out, cp) < 0)
                                 return -EBADMSG;
@@ -277,11 +277,11 @@ static int rejected_spans(scan *s, int64_t *ret)
                 r = string(s, &digits);
         } else {
                 r = number(s, &start);
-                if (r == 0)
-                        r = ss_buf_append(&digits, start, (size_t)(s->p - start));
+                if (r == 0 && ss_buf_append(&digits, start, (size_t)(s->p - start)) < 0)
+                        r = -EBADMSG;
         }
-        if (r == 0)
-                r = ss_buf_append(&digits, "", 1);
+        if (r == 0 && ss_buf_append(&digits, "", 1) < 0)
+                r = -EBADMSG; /* longer than any int64 */
         if (r == 0) {
                 errno = 0;
                 *ret = strtoll((const char *)digits.data, &end, 10);
