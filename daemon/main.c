@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * sidespand: wires the stages together and runs one libuv loop. Data flows
- * ingest -> trace -> (policy) -> export -> otlp; start-up builds the stages
+ * ingest -> trace -> policy -> export -> otlp; start-up builds the stages
  * from the last to the first so each has its downstream, and SIGINT/SIGTERM
  * take them down from the first: stop accepting, end what is open, drain the
  * exports. No stage logic lives here.
@@ -21,8 +21,10 @@
 #include "export/pipeline.h"
 #include "ingest/control.h"
 #include "ingest/listener.h"
+#include "policy/stage.h"
 #include "sidespan-version.h"
 #include "trace/assembler.h"
+#include "trace/pricing.h"
 
 typedef struct sidespand {
         uv_loop_t loop;
@@ -30,6 +32,8 @@ typedef struct sidespand {
         uv_signal_t sigterm;
         ss_config cfg;
         ss_pipeline *pipeline;
+        ss_policy *policy;
+        ss_pricing *pricing;
         ss_assembler *assembler;
         ss_control *control;
         ss_listener *listener;
@@ -61,6 +65,8 @@ static void take_down(sidespand *d, const char *reason)
         d->assembler = NULL;
         ss_control_free(d->control);
         d->control = NULL;
+        ss_policy_free(d->policy);
+        d->policy = NULL;
         if (d->pipeline)
                 ss_pipeline_drain(d->pipeline, d->cfg.drain_timeout_ms, NULL, NULL);
         d->pipeline = NULL;
@@ -109,24 +115,67 @@ static int signals_start(sidespand *d)
 /* The counters STATS answers with, from every stage that has them. */
 static int control_start(sidespand *d)
 {
-        int r = ss_control_new(ss_pipeline_sink(d->pipeline), &d->control);
+        int r = ss_control_new(ss_policy_sink(d->policy), &d->control);
 
         if (r == 0)
                 r = ss_control_add_counters(d->control, ss_assembler_counters, d->assembler);
         if (r == 0)
+                r = ss_control_add_counters(d->control, ss_policy_counters, d->policy);
+        if (r == 0)
                 r = ss_control_add_counters(d->control, ss_pipeline_counters, d->pipeline);
         return r;
+}
+
+/* The pricing table: the configured file, else the one built in. */
+static int pricing_load(sidespand *d)
+{
+        char err[512];
+        int r = d->cfg.pricing_file ? ss_pricing_load(d->cfg.pricing_file, &d->pricing, err,
+                                                      sizeof(err))
+                                    : ss_pricing_builtin(&d->pricing, err, sizeof(err));
+
+        if (r < 0) {
+                ss_log(SS_LOG_ERR, "pricing table %s: %s",
+                       d->cfg.pricing_file ? d->cfg.pricing_file : "(built in)", err);
+                return r;
+        }
+        ss_log(SS_LOG_INFO, "pricing: %zu models from %s", ss_pricing_size(d->pricing),
+               d->cfg.pricing_file ? d->cfg.pricing_file : "the built-in table");
+        d->cfg.assembler.pricing = d->pricing;
+        return 0;
+}
+
+static int policy_start(sidespand *d)
+{
+        const ss_sampling_config *s = &d->cfg.policy.sampling;
+        char err[512];
+        int r = ss_policy_new(&d->cfg.policy, d->pipeline, &d->policy, err, sizeof(err));
+
+        if (r == -EINVAL)
+                ss_log(SS_LOG_ERR, "policy: %s", err);
+        if (r < 0)
+                return r;
+        ss_log(SS_LOG_INFO,
+               "sampling: head rate %g%s%s; content %s daemon-wide",
+               s->rate, ss_sampling_tail_active(s) ? ", tail policies on" : "",
+               s->max_kept_per_second ? " (capped)" : "",
+               d->cfg.policy.include_content ? "kept" : "dropped");
+        return 0;
 }
 
 static int start(sidespand *d)
 {
         int r;
 
-        r = ss_pipeline_new(&d->loop, &d->pipeline);
+        r = pricing_load(d);
+        if (r == 0)
+                r = ss_pipeline_new(&d->loop, &d->pipeline);
         if (r == 0)
                 r = ss_pipeline_add_configured(d->pipeline, &d->cfg.export);
         if (r == 0)
-                r = ss_assembler_new(&d->loop, &d->cfg.assembler, ss_pipeline_sink(d->pipeline),
+                r = policy_start(d);
+        if (r == 0)
+                r = ss_assembler_new(&d->loop, &d->cfg.assembler, ss_policy_sink(d->policy),
                                      &d->assembler);
         if (r == 0)
                 r = control_start(d);
@@ -192,6 +241,7 @@ int main(int argc, char **argv)
         if (uv_loop_close(&d.loop) != 0)
                 ss_log(SS_LOG_WARNING, "event loop closed with handles still open");
         curl_global_cleanup();
+        ss_pricing_free(d.pricing);
         ss_config_free(&d.cfg);
         return r < 0 ? EXIT_FAILURE : EXIT_SUCCESS;
 }

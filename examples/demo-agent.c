@@ -103,22 +103,6 @@ static void pause_ms(long ms)
                 nanosleep(&ts, NULL);
 }
 
-/* USD per million tokens (input, output, cache read) of a few models; the daemon's
- * table is the authority, this only makes the demo's figures plausible. */
-static double run_cost(const char *model, const run_totals *t)
-{
-        double in = 2.5, out = 10.0, cached = 1.25;
-
-        if (strstr(model, "mini")) {
-                in = 0.15;
-                out = 0.6;
-                cached = 0.075;
-        }
-        return ((double)(t->input_tokens - t->cache_read_tokens) * in +
-                (double)t->output_tokens * out + (double)t->cache_read_tokens * cached) /
-               1e6;
-}
-
 static void chat_request(int turn, sidespan_chat_request *req)
 {
         sidespan_chat_request_init(req);
@@ -257,7 +241,7 @@ static void run_result(const config *cfg, const run_totals *t, double elapsed,
         res->tool_call_count = 2;
         res->executed_steps = STEPS;
         res->is_streaming = cfg->streaming;
-        res->total_cost = run_cost(cfg->model, t);
+        /* No total_cost: sidespand derives it from its pricing table. */
         res->execution_time = elapsed;
         res->model_execution_time = t->model_time;
         res->tool_execution_time = t->tool_time;

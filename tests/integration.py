@@ -79,6 +79,14 @@ class DemoAgentTrace(Base):
         self.assertEqual(a["upsonic.pipeline.executed_steps"], 24)
         self.assertIs(a["upsonic.is_streaming"], False)
         self.assertIsInstance(a["upsonic.total_cost"], float)
+        # The demo sets no cost: the daemon derived it from its pricing table, per chat span
+        # and summed on the run.
+        chats = [s for s in spans if s["attributes"].get("gen_ai.operation.name") == "chat"]
+        self.assertTrue(chats)
+        self.assertGreater(a["upsonic.total_cost"], 0.0)
+        self.assertAlmostEqual(a["upsonic.total_cost"],
+                               sum(c["attributes"]["gen_ai.usage.cost"] for c in chats),
+                               places=12)
 
         pipe = [s for s in spans if s["name"] == "pipeline.execute"]
         self.assertEqual(len(pipe), 1)

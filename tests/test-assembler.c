@@ -448,7 +448,7 @@ static const int owner_a, owner_b, owner_c; /* sessions, compared by address */
 static void table_open(void)
 {
         memset(&tstats, 0, sizeof(tstats));
-        ss_tt_init(&tt, &rec.base, 1000, WAIT_MS, &tstats);
+        ss_tt_init(&tt, &rec.base, 1000, 0, WAIT_MS, &tstats);
         tres = mp_resource("table", NULL, NULL);
 }
 

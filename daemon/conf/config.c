@@ -17,6 +17,7 @@
 #include "conf/file.h"
 #include "conf/flags.h"
 #include "conf/parse.h"
+#include "conf/policy.h"
 #include "conf/settings.h"
 #include "ss-wire.h"
 
@@ -49,11 +50,15 @@ void ss_config_defaults(ss_config *cfg)
                     .max_open_process = 50000,
                     .max_open_total = 1000000,
                     .max_trace_spans = 10000,
+                    .max_trace_bytes = 64u << 20,
+                    .sample_rate = 1.0,
                     .orphan_grace_ms = 10000,
                     .foreign_wait_ms = 60000,
                 },
             .drain_timeout_ms = 15000,
             .log_level = SS_LOG_INFO,
+            .policy = {.sampling = {.rate = 1.0}, .include_content = true},
+            .redact = SS_REDACT_SECRETS | SS_REDACT_PERSONAL | SS_REDACT_CUSTOM,
         };
         ss_spec_init(&cfg->cli, NULL, CLI_ORIGIN);
 }
@@ -143,6 +148,8 @@ static int load_env(ss_config *cfg)
         if ((v = ss_conf_env("UPSONIC_OTEL_HEADERS")) &&
             (r = ss_config_parse_headers(cli, "UPSONIC_OTEL_HEADERS", v)) < 0)
                 return r;
+        if ((r = ss_conf_policy_env(cfg)) < 0)
+                return r;
         if ((v = otlp_env("TIMEOUT", &name)) &&
             (r = ss_setting_set(cfg, ss_setting_find("timeout-ms"), name, v)) < 0)
                 return r;
@@ -164,8 +171,10 @@ static int add_def(ss_config *cfg, ss_exporter_spec *spec)
                 return -EINVAL;
         }
         r = ss_spec_resolve(spec, &e->defs[e->n]);
-        if (r == 0)
+        if (r == 0) {
+                cfg->policy.views[e->n] = ss_conf_view(cfg, spec);
                 e->exporters |= e->defs[e->n++].kind;
+        }
         return r;
 }
 
@@ -264,7 +273,7 @@ static int finish(ss_config *cfg)
         if (r < 0)
                 return r;
         link_strings(cfg);
-        return 0;
+        return ss_conf_policy_finish(cfg);
 }
 
 /* --check-config: the configuration as a file that would make it. */
@@ -291,6 +300,7 @@ static void print_config(const ss_config *cfg)
                                 spec = &cfg->specs[s];
                 ss_spec_print(stdout, spec, d);
         }
+        ss_conf_policy_print(stdout, cfg);
 }
 
 int ss_config_load(ss_config *cfg, int argc, char **argv)
@@ -324,5 +334,6 @@ void ss_config_free(ss_config *cfg)
         ss_spec_free(&cfg->cli);
         for (size_t i = 0; i < cfg->n_specs; i++)
                 ss_spec_free(&cfg->specs[i]);
+        ss_conf_policy_free(cfg);
         *cfg = (ss_config){0};
 }

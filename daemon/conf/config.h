@@ -18,6 +18,7 @@
 
 #include "export/pipeline.h"
 #include "ingest/listener.h"
+#include "policy/stage.h"
 #include "trace/assembler.h"
 
 #define SS_CONFIG_MAX_HEADERS 64
@@ -52,6 +53,8 @@ typedef struct ss_exporter_spec {
         char *public_key, *secret_key, *host, *region; /* langfuse */
         char *api_key;                                 /* promptlayer */
         ss_http_config http;                           /* numbers; strings linked at the end */
+        int include_content; /* -1: not said (true) */
+        int redact[3];       /* secrets, personal, custom: -1 not said (the daemon's) */
 } ss_exporter_spec;
 
 typedef struct ss_config {
@@ -72,6 +75,11 @@ typedef struct ss_config {
         ss_exporter_spec cli; /* the flags' and the environment's exporter */
         ss_exporter_spec specs[SS_PIPELINE_MAX_EXPORTERS]; /* the file's */
         size_t n_specs;
+        /* The policy stage's; its strings (content keys, tail matches, patterns) are owned
+         * here. views[] follows export.defs[]. */
+        ss_policy_config policy;
+        unsigned redact; /* SS_REDACT_* classes on by default for every exporter */
+        char *pricing_file;
 } ss_config;
 
 /*

@@ -7,6 +7,7 @@
 #include <strings.h>
 
 #include "conf/parse.h"
+#include "conf/policy.h"
 #include "conf/settings.h"
 #include "export/tls.h"
 #include "ss-kvlist.h"
@@ -24,7 +25,9 @@ static const char *const types[] = {"otlp",     "jaeger",      "tempo", "otel-co
 
 void ss_spec_init(ss_exporter_spec *spec, const char *name, const char *origin)
 {
-        *spec = (ss_exporter_spec){.endpoint_form = SS_URL_FLAG};
+        *spec = (ss_exporter_spec){.endpoint_form = SS_URL_FLAG,
+                                   .include_content = -1,
+                                   .redact = {-1, -1, -1}};
         spec->name = name ? strdup(name) : NULL;
         spec->origin = origin ? strdup(origin) : NULL;
         ss_http_config_defaults(&spec->http);
@@ -245,7 +248,7 @@ int ss_spec_set(ss_exporter_spec *spec, const char *key, const char *value, cons
                 return ss_conf_compression(where, value, &spec->http.gzip);
         if (strcmp(key, "insecure") == 0)
                 return ss_conf_bool(where, value, &spec->insecure);
-        return -ENOENT;
+        return ss_spec_policy_key(spec, key, value, where);
 }
 
 /* ---- resolving -------------------------------------------------------------------------- */

@@ -10,6 +10,7 @@
 #include "base/log.h"
 #include "conf/exporters.h"
 #include "conf/parse.h"
+#include "conf/policy.h"
 #include "conf/settings.h"
 
 /* A configuration file is a few KiB; a bound keeps a wrong path (a log, a device) harmless. */
@@ -106,6 +107,7 @@ static bool enter(file_ctx *c, const char *section)
 static int on_key(file_ctx *c, const char *section, const char *key, const char *value)
 {
         char where[512], what[512];
+        bool known;
         int r;
 
         if (!enter(c, section))
@@ -117,9 +119,11 @@ static int on_key(file_ctx *c, const char *section, const char *key, const char 
                 r = daemon_key(c, key, value, where);
         else if (strcmp(section, "limits") == 0)
                 r = limits_key(c, key, value, where);
-        else {
+        else if ((r = ss_conf_policy_key(c->cfg, section, key, value, where, &known)) == -ENOENT &&
+                 !known) {
                 snprintf(what, sizeof(what),
-                         "unknown section [%s] (expected daemon, limits or exporter NAME)",
+                         "unknown section [%s] (expected daemon, limits, sampling, content, "
+                         "redaction, pricing or exporter NAME)",
                          section);
                 return error(c, what);
         }

@@ -10,6 +10,7 @@
 #include "base/log.h"
 #include "conf/exporters.h"
 #include "conf/parse.h"
+#include "conf/policy.h"
 #include "conf/settings.h"
 #include "sidespan-version.h"
 #include "ss-macro.h"
@@ -52,6 +53,11 @@ static const char usage_head[] =
 
 static const char usage_tail[] =
     "\n"
+    "Policy (more in the configuration file: [sampling], [content], [redaction],\n"
+    "[pricing]):\n"
+    "      --sample-rate RATE     keep this fraction of traces, decided on the trace id\n"
+    "                             (env OTEL_TRACES_SAMPLER_ARG; default 1); a client's\n"
+    "                             stricter rate wins\n"
     "  -l, --log-level LEVEL      err, warning, notice, info or debug (default info)\n"
     "  -h, --help                 show this help and exit\n"
     "  -V, --version              show the version and exit\n"
@@ -69,6 +75,7 @@ enum {
         OPT_CONFIG,
         OPT_CHECK_CONFIG,
         OPT_PROTOCOL,
+        OPT_SAMPLE_RATE,
         OPT_SETTING,
 };
 
@@ -79,6 +86,7 @@ static const struct option fixed_options[] = {
     {"config", required_argument, NULL, OPT_CONFIG},
     {"check-config", no_argument, NULL, OPT_CHECK_CONFIG},
     {"protocol", required_argument, NULL, OPT_PROTOCOL},
+    {"sample-rate", required_argument, NULL, OPT_SAMPLE_RATE},
     {"exporter", required_argument, NULL, 'e'},
     {"endpoint", required_argument, NULL, OPT_ENDPOINT},
     {"header", required_argument, NULL, 'H'},
@@ -161,6 +169,8 @@ static int load_flag(ss_config *cfg, int opt, const char *arg)
                 return ss_spec_set_endpoint(&cfg->cli, "--endpoint", arg, SS_URL_FLAG);
         case OPT_PROTOCOL:
                 return ss_conf_protocol("--protocol", arg, &cfg->cli.protocol);
+        case OPT_SAMPLE_RATE:
+                return ss_conf_rate("--sample-rate", arg, &cfg->policy.sampling.rate);
         case 'H':
                 return ss_config_parse_headers(&cfg->cli, "--header", arg);
         case OPT_COMPRESSION:

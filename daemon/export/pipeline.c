@@ -138,6 +138,17 @@ ss_sink *ss_pipeline_sink(ss_pipeline *p)
         return &p->sink;
 }
 
+size_t ss_pipeline_exporters(const ss_pipeline *p)
+{
+        return p->n;
+}
+
+void ss_pipeline_put_one(ss_pipeline *p, size_t i, ss_span *const *spans, size_t n)
+{
+        if (i < p->n)
+                p->exporters[i]->ops->add(p->exporters[i], spans, n);
+}
+
 bool ss_pipeline_busy(const ss_pipeline *p)
 {
         for (size_t i = 0; i < p->n; i++)

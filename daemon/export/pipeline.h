@@ -64,6 +64,13 @@ int ss_pipeline_add(ss_pipeline *p, ss_exporter *e);
 /* The sink the stage before hands traces to. */
 ss_sink *ss_pipeline_sink(ss_pipeline *p);
 
+/* Exporters added, numbered from 0 in the order added (the configuration's order). */
+size_t ss_pipeline_exporters(const ss_pipeline *p);
+
+/* Hand spans to exporter i alone (the policy stage, when exporters see a trace
+ * differently). The caller keeps its references. */
+void ss_pipeline_put_one(ss_pipeline *p, size_t i, ss_span *const *spans, size_t n);
+
 /* True while any exporter holds spans not yet delivered or given up. */
 bool ss_pipeline_busy(const ss_pipeline *p);
 

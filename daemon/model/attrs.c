@@ -243,3 +243,33 @@ void ss_attrs_free(ss_attrs *a)
         free(a->index);
         *a = (ss_attrs){0};
 }
+
+int ss_attrs_remove_if(ss_store *st, ss_attrs *a, bool (*pred)(const msgpack_object_str *key,
+                                                               void *ctx),
+                       void *ctx)
+{
+        uint32_t kept = 0, n = a->n;
+
+        for (uint32_t i = 0; i < n; i++) {
+                msgpack_object_kv *kv = &a->kv[i];
+
+                if (pred(&kv->key.via.str, ctx))
+                        ss_store_release(st, kv->key.via.str.size + 1ull + ss_value_size(&kv->val));
+                else
+                        a->kv[kept++] = *kv;
+        }
+        a->n = kept;
+        if (kept == n || !a->index)
+                return (int)(n - kept);
+        /* The index is rebuilt in place: it is large enough for fewer keys. */
+        if (kept < SS_ATTRS_INDEX_MIN) {
+                free(a->index);
+                a->index = NULL;
+                a->index_cap = 0;
+                return (int)(n - kept);
+        }
+        memset(a->index, 0, a->index_cap * sizeof(*a->index));
+        for (uint32_t i = 0; i < kept; i++)
+                *index_slot(a, a->kv[i].key.via.str.ptr, a->kv[i].key.via.str.size) = i + 1;
+        return (int)(n - kept);
+}

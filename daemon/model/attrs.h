@@ -11,6 +11,7 @@
  */
 
 #include <msgpack.h>
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "model/value.h"
@@ -70,6 +71,12 @@ int ss_attrs_merge(ss_store *st, ss_attrs *a, const msgpack_object_map *m, const
 
 /* The value of key in a, or NULL. */
 const msgpack_object *ss_attrs_get(const ss_attrs *a, const char *key);
+
+/* Remove every pair for which pred(key, ctx) is true, keeping the others' order; their
+ * bytes go dead in st. Returns how many were removed. */
+int ss_attrs_remove_if(ss_store *st, ss_attrs *a, bool (*pred)(const msgpack_object_str *key,
+                                                               void *ctx),
+                       void *ctx);
 
 /* Copy every key and value of src into dst (empty) in st, as they are: for compaction.
  * 0 or -ENOMEM. */

@@ -55,38 +55,52 @@ static int clone_str(ss_store *st, msgpack_object_str *s)
         return ss_store_str(st, s->ptr, s->size, 0, s) < 0 ? -ENOMEM : 0;
 }
 
-/* Copy everything the span references into a new store; the old one goes. On failure the
- * span is left as it was. */
-static int compact(ss_span *s, const ss_limits *lim)
+/* A copy of s's fields in *c with everything s references copied into c's new store and
+ * new lists. -ENOMEM, with nothing left allocated. */
+static int copy_deep(const ss_span *s, ss_span *c)
 {
-        ss_span c = *s;
         ss_event *ev = calloc(s->cap_events ? s->cap_events : 1, sizeof(*ev));
-        int r = ev ? ss_store_init(&c.store) : -ENOMEM;
+        int r;
 
-        c.events = ev;
-        c.attrs = (ss_attrs){0};
+        *c = *s;
+        c->events = ev;
+        c->attrs = (ss_attrs){0};
+        c->store = (ss_store){0};
+        r = ev ? ss_store_init(&c->store) : -ENOMEM;
         if (r == 0)
-                r = clone_str(&c.store, &c.name);
+                r = clone_str(&c->store, &c->name);
         if (r == 0)
-                r = clone_str(&c.store, &c.status_msg);
+                r = clone_str(&c->store, &c->status_msg);
         if (r == 0)
-                r = clone_str(&c.store, &c.trace_state);
+                r = clone_str(&c->store, &c->trace_state);
         if (r == 0)
-                r = ss_attrs_clone(&c.store, &c.attrs, &s->attrs);
+                r = ss_attrs_clone(&c->store, &c->attrs, &s->attrs);
         for (uint32_t i = 0; r == 0 && i < s->n_events; i++) {
                 ev[i] = (ss_event){.time_ns = s->events[i].time_ns,
                                    .name = s->events[i].name,
                                    .dropped_attrs = s->events[i].dropped_attrs};
-                r = clone_str(&c.store, &ev[i].name);
+                r = clone_str(&c->store, &ev[i].name);
                 if (r == 0)
-                        r = ss_attrs_clone(&c.store, &ev[i].attrs, &s->events[i].attrs);
+                        r = ss_attrs_clone(&c->store, &ev[i].attrs, &s->events[i].attrs);
         }
         if (r < 0) {
-                events_free(ev, s->n_events);
-                ss_attrs_free(&c.attrs);
-                ss_store_free(&c.store);
+                if (ev)
+                        events_free(ev, s->n_events);
+                ss_attrs_free(&c->attrs);
+                ss_store_free(&c->store);
                 return -ENOMEM;
         }
+        return 0;
+}
+
+/* Copy everything the span references into a new store; the old one goes. On failure the
+ * span is left as it was. */
+static int compact(ss_span *s, const ss_limits *lim)
+{
+        ss_span c;
+
+        if (copy_deep(s, &c) < 0)
+                return -ENOMEM;
         events_free(s->events, s->n_events);
         ss_attrs_free(&s->attrs);
         ss_store_free(&s->store);
@@ -94,6 +108,21 @@ static int compact(ss_span *s, const ss_limits *lim)
         if (lim && lim->hits)
                 lim->hits->compactions++;
         return 0;
+}
+
+ss_span *ss_span_clone(const ss_span *s)
+{
+        ss_span *c = malloc(sizeof(*c));
+
+        if (!c)
+                return NULL;
+        if (copy_deep(s, c) < 0) {
+                free(c);
+                return NULL;
+        }
+        c->refs = 1;
+        ss_resource_ref(c->resource);
+        return c;
 }
 
 /* Reclaim replaced values once they outweigh the live ones. A failed rebuild only leaves the
@@ -136,6 +165,35 @@ int ss_span_set_bool(ss_span *s, const char *key, bool value)
         msgpack_object v = {.type = MSGPACK_OBJECT_BOOLEAN, .via.boolean = value};
 
         return span_set(s, key, &v);
+}
+
+int ss_span_set_u64(ss_span *s, const char *key, uint64_t value)
+{
+        msgpack_object v = {.type = MSGPACK_OBJECT_POSITIVE_INTEGER, .via.u64 = value};
+
+        return span_set(s, key, &v);
+}
+
+int ss_span_set_double(ss_span *s, const char *key, double value)
+{
+        msgpack_object v = {.type = MSGPACK_OBJECT_FLOAT64, .via.f64 = value};
+
+        return span_set(s, key, &v);
+}
+
+int ss_span_set_trace_state(ss_span *s, const char *value, size_t len)
+{
+        msgpack_object_str old = s->trace_state;
+
+        if (len > SS_TRACE_STATE_MAX)
+                return -EINVAL;
+        if (len == 0)
+                s->trace_state = (msgpack_object_str){0};
+        else if (ss_store_str(&s->store, value, len, 0, &s->trace_state) < 0)
+                return -ENOMEM;
+        if (old.size)
+                ss_store_release(&s->store, old.size + 1ull);
+        return 0;
 }
 
 static int events_grow(ss_span *s)
@@ -297,6 +355,7 @@ ss_span *ss_span_new(const ss_msg_span *m, bool whole, ss_resource *r, const ss_
         if (!s)
                 return NULL;
         s->refs = 1;
+        s->head_rate = 1.0;
         s->resource = ss_resource_ref(r);
         if (ss_store_init(&s->store) < 0 || span_fill(s, m, whole, lim) < 0) {
                 span_free(s);

@@ -46,6 +46,10 @@ typedef struct ss_span {
         uint32_t cap_events;
         uint32_t dropped_attrs;
         uint32_t dropped_events;
+        double head_rate; /* the rate its trace's head decision used; < 0: a remote parent's */
+        bool head_drop;   /* the head sampler dropped its trace: only a tail policy keeps it */
+        bool discard;    /* dropped at its start (head, no tail policy): holds nothing */
+        bool no_content; /* its client said include_content=false */
         ss_resource *resource; /* counted reference, never NULL */
         ss_store store;        /* names, values: bounded by ss_limits.max_bytes */
 } ss_span;
@@ -89,6 +93,16 @@ void ss_span_end(ss_span *s, uint64_t end_ns, int status_code, const char *msg, 
 /* Set one string attribute (daemon-derived, e.g. sidespan.orphaned). -ENOMEM. */
 int ss_span_set_str(ss_span *s, const char *key, const char *value);
 int ss_span_set_bool(ss_span *s, const char *key, bool value);
+
+int ss_span_set_u64(ss_span *s, const char *key, uint64_t value);
+int ss_span_set_double(ss_span *s, const char *key, double value);
+
+/* Replace the tracestate (len 0: none). -EINVAL past SS_TRACE_STATE_MAX, -ENOMEM. */
+int ss_span_set_trace_state(ss_span *s, const char *value, size_t len);
+
+/* A deep copy with one reference, sharing only the resource: for a stage that changes
+ * spans one way for one exporter and another way for another. NULL on out-of-memory. */
+ss_span *ss_span_clone(const ss_span *s);
 
 ss_span *ss_span_ref(ss_span *s);
 void ss_span_unref(ss_span *s); /* accepts NULL */

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "base/log.h"
+#include "policy/sampling.h"
 #include "ss-id.h"
 #include "trace/internal.h"
 
@@ -26,6 +27,141 @@ static const char *over_open_limit(const ss_assembler *a, const ss_session *s)
                 return "max_open_spans_total";
         return NULL;
 }
+
+/* ---- head sampling ---------------------------------------------------------------------- */
+
+static uint32_t msg_flags(const ss_msg_span *m)
+{
+        const msgpack_object *v = m->options ? ss_wire_map_get(m->options, "flags") : NULL;
+
+        return v && v->type == MSGPACK_OBJECT_POSITIVE_INTEGER ? (uint32_t)v->via.u64 : 0;
+}
+
+/* The first span of t seen: the head decision for all of t. */
+static void head_decide(ss_assembler *a, const ss_session *s, ss_trace *t, const ss_msg_span *m)
+{
+        uint32_t flags = msg_flags(m);
+        bool remote = m->parent_id && (flags & 0x300u) == 0x300u;
+        double rate = s->sample_rate < a->cfg.sample_rate ? s->sample_rate : a->cfg.sample_rate;
+
+        t->decided = true;
+        t->head_rate = remote ? -1.0 : rate;
+        t->head_drop = !ss_sampling_head_keep(m->trace_id, a->cfg.sample_rate, s->sample_rate,
+                                              flags, m->parent_id != NULL);
+        t->discard = t->head_drop && !a->cfg.tail_active;
+        a->stats.traces_discarded += t->discard;
+}
+
+/* A span of a discarded trace: ids and times only, so what it costs stays small. */
+static ss_span *span_new_lean(const ss_msg_span *m, bool whole, ss_resource *r)
+{
+        ss_msg_span lean = {.trace_id = m->trace_id,
+                            .span_id = m->span_id,
+                            .parent_id = m->parent_id,
+                            .kind = m->kind,
+                            .start_ns = m->start_ns,
+                            .end_ns = m->end_ns,
+                            .status_code = m->status_code};
+        ss_span *sp = ss_span_new(&lean, whole, r, NULL);
+
+        if (sp)
+                sp->discard = true;
+        return sp;
+}
+
+static ss_span *span_new(ss_assembler *a, ss_session *s, ss_trace *t, const ss_msg_span *m,
+                         bool whole)
+{
+        ss_span *sp;
+
+        if (!t->decided)
+                head_decide(a, s, t, m);
+        if (t->discard)
+                return span_new_lean(m, whole, s->resource);
+        sp = ss_span_new(m, whole, s->resource, &a->span_limits);
+        if (!sp)
+                return NULL;
+        sp->head_drop = t->head_drop;
+        sp->head_rate = t->head_rate;
+        sp->no_content = !s->include_content;
+        return sp;
+}
+
+/* ---- roll-ups --------------------------------------------------------------------------- */
+
+/* The roll-up of the run sp is under, looking up its open ancestors in s; NULL: none. */
+static ss_rollup *run_of(ss_session *s, const ss_span *sp)
+{
+        for (int depth = 0; sp->has_parent && depth < 64; depth++) {
+                ss_rollup *r = ss_map_get(&s->runs, sp->parent_id);
+
+                if (r)
+                        return r;
+                sp = ss_map_get(&s->open, sp->parent_id);
+                if (!sp)
+                        return NULL;
+        }
+        return NULL;
+}
+
+static void count_nomem(ss_assembler *a, int r)
+{
+        if (r == -ENOMEM)
+                a->stats.no_memory++;
+}
+
+void ss_assembler_finishing(ss_assembler *a, ss_session *s, ss_span *sp)
+{
+        ss_rollup *r;
+
+        if (sp->discard)
+                return;
+        r = ss_map_remove(&s->runs, sp->span_id);
+        if (r) {
+                count_nomem(a, ss_rollup_apply(r, sp, &a->rollup));
+                ss_rollup_free(r);
+                return;
+        }
+        r = run_of(s, sp);
+        if (r) {
+                count_nomem(a, ss_rollup_child(r, sp, a->cfg.pricing, &a->rollup));
+                return;
+        }
+        /* A chat span outside any run is still costed. */
+        r = ss_rollup_new();
+        if (r)
+                count_nomem(a, ss_rollup_child(r, sp, a->cfg.pricing, &a->rollup));
+        ss_rollup_free(r);
+}
+
+static void free_rollup(void *value, void *ctx)
+{
+        (void)ctx;
+        ss_rollup_free(value);
+}
+
+void ss_assembler_drop_runs(ss_session *s)
+{
+        ss_map_foreach(&s->runs, free_rollup, NULL);
+        ss_map_free(&s->runs);
+}
+
+/* A run started in s: its roll-up begins. */
+static int run_started(ss_session *s, ss_span *sp)
+{
+        ss_rollup *r;
+
+        if (sp->discard || !ss_rollup_is_run(sp))
+                return 0;
+        r = ss_rollup_new();
+        if (!r || ss_map_put(&s->runs, sp->span_id, r) < 0) {
+                ss_rollup_free(r);
+                return -ENOMEM;
+        }
+        return 0;
+}
+
+/* ---- messages (continued) --------------------------------------------------------------- */
 
 static int span_start(ss_assembler *a, ss_session *s, const ss_msg_span *m, bool whole)
 {
@@ -46,13 +182,14 @@ static int span_start(ss_assembler *a, ss_session *s, const ss_msg_span *m, bool
                 return -ENOSPC;
         }
         t = ss_tt_get(&a->tt, m->trace_id, true);
-        sp = t ? ss_span_new(m, whole, s->resource, &a->span_limits) : NULL;
+        sp = t ? span_new(a, s, t, m, whole) : NULL;
         if (!sp)
                 goto nomem;
         a->stats.spans_started++;
         if (whole) {
                 s->spans_started++;
                 s->spans_finished++;
+                ss_assembler_finishing(a, s, sp);
                 ss_tt_finished(&a->tt, t, s, false, sp, ss_now_ns());
                 return 0;
         }
@@ -62,6 +199,8 @@ static int span_start(ss_assembler *a, ss_session *s, const ss_msg_span *m, bool
                 ss_map_remove(&s->open, sp->span_id);
                 goto nomem;
         }
+        if (run_started(s, sp) < 0)
+                a->stats.no_memory++; /* the run goes without its roll-up */
         ss_session_span_opened(s);
         return 0;
 nomem:
@@ -89,12 +228,14 @@ static int span_end(ss_assembler *a, ss_session *s, const ss_msg *m)
                 return -ENOENT;
         ss_map_remove(&s->open, sp->span_id);
         ss_session_span_closed(s);
-        if (m->end.attrs && ss_span_set_attrs(sp, m->end.attrs, &a->span_limits) < 0) {
+        if (!sp->discard && m->end.attrs &&
+            ss_span_set_attrs(sp, m->end.attrs, &a->span_limits) < 0) {
                 a->stats.no_memory++;
                 r = -ENOMEM;
         }
         ss_span_end_limited(sp, m->end.end_ns, m->end.status_code, m->end.status_msg.ptr,
                             m->end.status_msg.len, &a->span_limits);
+        ss_assembler_finishing(a, s, sp);
         ss_tt_finished(&a->tt, ss_tt_get(&a->tt, sp->trace_id, false), s, true, sp, ss_now_ns());
         return r;
 }
@@ -121,13 +262,15 @@ int ss_assembler_apply(ss_assembler *a, ss_session *s, const ss_msg *m)
                 sp = open_span(a, s, m->attrs.span_id);
                 if (!sp)
                         return -ENOENT;
-                return m->attrs.attrs
+                return m->attrs.attrs && !sp->discard
                            ? check_nomem(a, ss_span_set_attrs(sp, m->attrs.attrs, &a->span_limits))
                            : 0;
         case SS_MSG_SPAN_EVENT:
                 sp = open_span(a, s, m->event.span_id);
                 if (!sp)
                         return -ENOENT;
+                if (sp->discard)
+                        return 0;
                 return check_nomem(a, ss_span_add_event(sp, m->event.name.ptr, m->event.name.len,
                                                         m->event.time_ns, m->event.attrs,
                                                         &a->span_limits));
@@ -184,7 +327,8 @@ int ss_assembler_new(uv_loop_t *loop, const ss_assembler_config *cfg, ss_sink *o
         a->loop = loop;
         a->cfg = *cfg;
         limits_init(a);
-        ss_tt_init(&a->tt, out, cfg->max_trace_spans, cfg->foreign_wait_ms, &a->stats);
+        ss_tt_init(&a->tt, out, cfg->max_trace_spans, cfg->max_trace_bytes, cfg->foreign_wait_ms,
+                   &a->stats);
         ss_map_init(&a->sessions, SS_SESSION_KEY_LEN);
         ss_map_init(&a->procs, SS_PROC_KEY_LEN);
         r = uv_timer_init(loop, &a->sweep);
@@ -256,5 +400,8 @@ void ss_assembler_counters(const void *assembler, ss_counters *out)
         ss_counters_add(out, NULL, "names_cut", h->names_cut);
         ss_counters_add(out, NULL, "events_dropped", h->events_over);
         ss_counters_add(out, NULL, "span_compactions", h->compactions);
+        ss_counters_add(out, NULL, "traces_discarded", st->traces_discarded);
+        ss_counters_add(out, NULL, "spans_discarded", st->spans_discarded);
         ss_counters_add(out, NULL, "no_memory", st->no_memory);
+        ss_rollup_counters(&a->rollup, out);
 }

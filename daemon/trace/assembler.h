@@ -20,6 +20,7 @@
  * Loop thread only; nothing here blocks.
  */
 
+#include <stdbool.h>
 #include <stdint.h>
 #include <sys/types.h>
 #include <uv.h>
@@ -28,6 +29,8 @@
 #include "model/sink.h"
 #include "model/span.h"
 #include "ss-wire.h"
+#include "trace/pricing.h"
+#include "trace/rollup.h"
 
 typedef struct ss_assembler ss_assembler;
 typedef struct ss_session ss_session;
@@ -41,6 +44,10 @@ typedef struct ss_assembler_config {
         uint32_t max_trace_spans;    /* finished spans held per open trace */
         uint64_t orphan_grace_ms;
         uint64_t foreign_wait_ms; /* how long a client's done spans wait for strangers' */
+        uint64_t max_trace_bytes; /* finished spans' bytes held per open trace */
+        double sample_rate;       /* head sampling, daemon-wide (policy/sampling.h) */
+        bool tail_active;         /* a tail policy may keep what the head drops */
+        const ss_pricing *pricing; /* roll-up costs (borrowed); NULL: none */
 } ss_assembler_config;
 
 typedef struct ss_assembler_stats {
@@ -57,6 +64,8 @@ typedef struct ss_assembler_stats {
         uint64_t open_span_limit;         /* START refused at any open span limit */
         uint64_t open_span_limit_process; /* ... of which at max_open_process */
         uint64_t resource_attrs_dropped;  /* HELLO attributes past the limits */
+        uint64_t traces_discarded;        /* head-dropped at their first span, no tail policy */
+        uint64_t spans_discarded;         /* ... their spans, which held nothing */
         uint64_t no_memory;
 } ss_assembler_stats;
 

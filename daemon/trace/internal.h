@@ -43,6 +43,9 @@ struct ss_session {
         uint64_t orphan_at_ns; /* when detached: the end of the grace period */
         uint64_t spans_started;
         uint64_t spans_finished;
+        double sample_rate;   /* HELLO's, 1 when not said */
+        bool include_content; /* HELLO's, true when not said */
+        ss_map runs;          /* span id of an open agent.run -> its ss_rollup */
 };
 
 struct ss_assembler {
@@ -57,7 +60,18 @@ struct ss_assembler {
         ss_map procs;    /* key -> ss_proc */
         size_t open_spans;
         ss_assembler_stats stats;
+        ss_rollup_stats rollup;
 };
+
+/* ---- assembler.c ---- */
+
+/* sp of s finished (ended or orphaned), before it is handed to the trace table: feed it to
+ * the roll-up of the run it is under, or apply the run's roll-up when it is one. Spans of s
+ * that are open are looked up for the parent chain, so call it before removing them. */
+void ss_assembler_finishing(ss_assembler *a, ss_session *s, ss_span *sp);
+
+/* Free the roll-ups of runs s still has open. */
+void ss_assembler_drop_runs(ss_session *s);
 
 /* ---- session.c ---- */
 

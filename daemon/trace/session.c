@@ -106,6 +106,7 @@ static void session_free(ss_session *s)
 
         ss_map_remove(&s->a->sessions, s->key);
         ss_map_free(&s->open);
+        ss_assembler_drop_runs(s);
         ss_resource_unref(s->resource);
         free(s);
         if (p && --p->sessions == 0)
@@ -162,14 +163,25 @@ static void session_orphan(ss_assembler *a, ss_session *s, const char *reason)
                            (int)s->proc->pid, reason);
         for (size_t i = 0; i < n; i++) {
                 ss_span *sp = spans[i];
+
+                a->stats.spans_orphaned++;
+                if (!sp->discard && ss_span_set_bool(sp, "sidespan.orphaned", true) < 0)
+                        a->stats.no_memory++;
+                ss_span_end(sp, now, SS_STATUS_ERROR, reason, (uint32_t)strlen(reason));
+        }
+        /* Roll-ups: every child while its ancestors can still be found, then the runs. */
+        for (size_t i = 0; i < n; i++)
+                if (!ss_map_get(&s->runs, ((ss_span *)spans[i])->span_id))
+                        ss_assembler_finishing(a, s, spans[i]);
+        for (size_t i = 0; i < n; i++)
+                if (ss_map_get(&s->runs, ((ss_span *)spans[i])->span_id))
+                        ss_assembler_finishing(a, s, spans[i]);
+        for (size_t i = 0; i < n; i++) {
+                ss_span *sp = spans[i];
                 ss_trace *t = ss_tt_get(&a->tt, sp->trace_id, false);
 
                 ss_map_remove(&s->open, sp->span_id);
                 ss_session_span_closed(s);
-                a->stats.spans_orphaned++;
-                if (ss_span_set_bool(sp, "sidespan.orphaned", true) < 0)
-                        a->stats.no_memory++;
-                ss_span_end(sp, now, SS_STATUS_ERROR, reason, (uint32_t)strlen(reason));
                 ss_tt_finished(&a->tt, t, s, true, sp, now);
         }
         free(spans);
@@ -201,6 +213,30 @@ static uint64_t option_u64(const msgpack_object_map *o, const char *key)
         return v && v->type == MSGPACK_OBJECT_POSITIVE_INTEGER ? v->via.u64 : 0;
 }
 
+/* HELLO's sample_rate in [0, 1]; 1 when absent or not a number. */
+static double option_rate(const msgpack_object_map *o)
+{
+        const msgpack_object *v = ss_wire_map_get(o, SS_HELLO_SAMPLE_RATE);
+        double r;
+
+        if (!v)
+                return 1.0;
+        if (v->type == MSGPACK_OBJECT_FLOAT64 || v->type == MSGPACK_OBJECT_FLOAT32)
+                r = v->via.f64;
+        else if (v->type == MSGPACK_OBJECT_POSITIVE_INTEGER)
+                r = (double)v->via.u64;
+        else
+                return 1.0;
+        return r >= 0.0 && r <= 1.0 ? r : r > 1.0 ? 1.0 : r < 0.0 ? 0.0 : 1.0;
+}
+
+static bool option_bool(const msgpack_object_map *o, const char *key, bool dflt)
+{
+        const msgpack_object *v = ss_wire_map_get(o, key);
+
+        return v && v->type == MSGPACK_OBJECT_BOOLEAN ? v->via.boolean : dflt;
+}
+
 static ss_session *session_new(ss_assembler *a, const uint8_t *key,
                                const msgpack_object_map *options, pid_t pid, uid_t uid)
 {
@@ -209,9 +245,13 @@ static ss_session *session_new(ss_assembler *a, const uint8_t *key,
 
         if (!s)
                 return NULL;
-        *s = (ss_session){.a = a, .attached = 1};
+        *s = (ss_session){.a = a,
+                          .attached = 1,
+                          .sample_rate = option_rate(options),
+                          .include_content = option_bool(options, SS_HELLO_INCLUDE_CONTENT, true)};
         memcpy(s->key, key, SS_SESSION_KEY_LEN);
         ss_map_init(&s->open, SS_SPAN_ID_LEN);
+        ss_map_init(&s->runs, SS_SPAN_ID_LEN);
         s->resource = ss_resource_new_for(options, &peer, &a->resource_limits);
         s->proc = s->resource ? proc_get(a, pid, uid) : NULL;
         if (!s->proc || ss_map_put(&a->sessions, key, s) < 0) {

@@ -8,11 +8,12 @@
 #include "base/log.h"
 
 void ss_tt_init(ss_trace_table *tt, ss_sink *out, uint32_t max_trace_spans,
-                uint64_t foreign_wait_ms, ss_assembler_stats *n)
+                uint64_t max_trace_bytes, uint64_t foreign_wait_ms, ss_assembler_stats *n)
 {
         *tt = (ss_trace_table){.out = out,
                                .n = n,
                                .max_trace_spans = max_trace_spans ? max_trace_spans : 1,
+                               .max_trace_bytes = max_trace_bytes,
                                .foreign_wait_ns = foreign_wait_ms * 1000000ull};
         ss_map_init(&tt->traces, SS_TRACE_ID_LEN);
 }
@@ -123,10 +124,12 @@ static bool part_close(ss_trace *t, const void *owner)
 /* Hand the finished spans of t on and drop our references. */
 static void emit(ss_trace_table *tt, ss_trace *t)
 {
-        ss_sink_put(tt->out, t->done, t->n_done);
+        if (t->n_done)
+                ss_sink_put(tt->out, t->done, t->n_done);
         for (uint32_t i = 0; i < t->n_done; i++)
                 ss_span_unref(t->done[i]);
         t->n_done = 0;
+        t->done_bytes = 0;
 }
 
 static void trace_free(ss_trace_table *tt, ss_trace *t)
@@ -165,16 +168,22 @@ void ss_tt_finished(ss_trace_table *tt, ss_trace *t, const void *owner, bool was
         bool owner_done = was_open ? part_close(t, owner) : !part_find(t, owner);
 
         tt->n->spans_finished++;
-        if (append(t, s) < 0) {
+        if (s->discard) {
+                tt->n->spans_discarded++;
+                ss_span_unref(s);
+        } else if (append(t, s) < 0) {
                 tt->n->no_memory++;
                 ss_log_ratelimited(SS_LOG_ERR, "out of memory: dropped a finished span");
                 ss_span_unref(s);
+        } else {
+                t->done_bytes += ss_span_size(s);
         }
         if (t->open == 0) {
                 tt->n->traces_completed++;
                 emit(tt, t);
                 trace_free(tt, t);
-        } else if (t->n_done >= tt->max_trace_spans) {
+        } else if (t->n_done >= tt->max_trace_spans ||
+                   (tt->max_trace_bytes && t->done_bytes >= tt->max_trace_bytes)) {
                 tt->n->chunks_early++;
                 emit(tt, t);
         } else if (owner_done) {

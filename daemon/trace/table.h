@@ -34,6 +34,11 @@ typedef struct ss_trace {
         ss_span **done; /* finished spans, one reference each */
         uint32_t n_done;
         uint32_t cap_done;
+        uint64_t done_bytes;          /* ss_span_size() of the done spans */
+        double head_rate;             /* the head decision's rate; < 0: a remote parent's */
+        bool decided;                 /* the head decision is made */
+        bool head_drop;               /* ... and it drops the trace */
+        bool discard;                 /* ... with no tail policy to keep it: spans hold nothing */
         uint64_t release_at_ns;       /* waiting for strangers' spans until then; 0: not */
         const void *waiter;           /* whose spans are done and wait */
         struct ss_trace *prev, *next; /* the table's list of waiting traces */
@@ -44,12 +49,13 @@ typedef struct ss_trace_table {
         ss_trace *waiting, *waiting_tail;
         ss_sink *out;
         uint32_t max_trace_spans;
+        uint64_t max_trace_bytes; /* 0: no bound */
         uint64_t foreign_wait_ns;
         ss_assembler_stats *n; /* the assembler's, where the table counts */
 } ss_trace_table;
 
 void ss_tt_init(ss_trace_table *tt, ss_sink *out, uint32_t max_trace_spans,
-                uint64_t foreign_wait_ms, ss_assembler_stats *n);
+                uint64_t max_trace_bytes, uint64_t foreign_wait_ms, ss_assembler_stats *n);
 
 /* The trace of id, created when asked; NULL when absent or on out-of-memory. */
 ss_trace *ss_tt_get(ss_trace_table *tt, const uint8_t *id, bool create);
@@ -63,7 +69,8 @@ void ss_tt_discard(ss_trace_table *tt, ss_trace *t);
 /*
  * A span of owner finished in t: takes the caller's reference to s. was_open
  * says whether it was counted by ss_tt_opened() (a whole SPAN message was
- * not). Hands t on when it is complete, or a chunk of it at the bounds.
+ * not). Hands t on when it is complete, or a chunk of it at the bounds
+ * (max_trace_spans, max_trace_bytes). A discarded span is only counted.
  */
 void ss_tt_finished(ss_trace_table *tt, ss_trace *t, const void *owner, bool was_open, ss_span *s,
                     uint64_t now_ns);
