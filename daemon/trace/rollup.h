@@ -25,6 +25,10 @@
  *                                     chat span with tokens had a known price
  * On each chat span: gen_ai.usage.cost (USD), when its model has a price.
  *
+ * gen_ai.usage.input_tokens is taken to include the cache reads and writes
+ * (OpenTelemetry's convention): those are priced at the cache prices and only
+ * the rest at the input price. Reasoning tokens are part of output_tokens.
+ *
  * Loop thread only; never blocks.
  */
 
