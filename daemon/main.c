@@ -130,9 +130,9 @@ static int control_start(sidespand *d)
 static int pricing_load(sidespand *d)
 {
         char err[512];
-        int r = d->cfg.pricing_file ? ss_pricing_load(d->cfg.pricing_file, &d->pricing, err,
-                                                      sizeof(err))
-                                    : ss_pricing_builtin(&d->pricing, err, sizeof(err));
+        int r = d->cfg.pricing_file
+                    ? ss_pricing_load(d->cfg.pricing_file, &d->pricing, err, sizeof(err))
+                    : ss_pricing_builtin(&d->pricing, err, sizeof(err));
 
         if (r < 0) {
                 ss_log(SS_LOG_ERR, "pricing table %s: %s",
@@ -155,9 +155,8 @@ static int policy_start(sidespand *d)
                 ss_log(SS_LOG_ERR, "policy: %s", err);
         if (r < 0)
                 return r;
-        ss_log(SS_LOG_INFO,
-               "sampling: head rate %g%s%s; content %s daemon-wide",
-               s->rate, ss_sampling_tail_active(s) ? ", tail policies on" : "",
+        ss_log(SS_LOG_INFO, "sampling: head rate %g%s%s; content %s daemon-wide", s->rate,
+               ss_sampling_tail_active(s) ? ", tail policies on" : "",
                s->max_kept_per_second ? " (capped)" : "",
                d->cfg.policy.include_content ? "kept" : "dropped");
         return 0;

@@ -28,6 +28,7 @@ static void setup(void)
             .limits = {.max_attrs = 16, .max_events = 16, .max_value_len = 1024},
             .max_open_spans = 100,
             .max_trace_spans = 1000,
+            .sample_rate = 1.0,
             .orphan_grace_ms = 40,
         };
         ck_assert_int_eq(uv_loop_init(&loop), 0);
@@ -740,6 +741,195 @@ START_TEST(process_gone_before_its_connection_closes)
 }
 END_TEST
 
+/* ---- policy hooks: head sampling, content flag, roll-ups, the trace byte bound ----------- */
+
+/* A session whose HELLO says sample_rate and include_content. */
+static ss_session *hello_policy(uint64_t inst, double rate, bool content)
+{
+        msgpack_unpacked u;
+        msgpack_packer pk;
+        ss_session *s;
+        ss_buf b;
+        size_t off = 0;
+
+        ss_buf_init(&b, 1024);
+        msgpack_packer_init(&pk, &b, ss_buf_msgpack_write);
+        msgpack_pack_map(&pk, 3);
+        msgpack_pack_str_with_body(&pk, "instance", 8);
+        msgpack_pack_uint64(&pk, inst);
+        msgpack_pack_str_with_body(&pk, "sample_rate", 11);
+        msgpack_pack_double(&pk, rate);
+        msgpack_pack_str_with_body(&pk, "include_content", 15);
+        if (content)
+                msgpack_pack_true(&pk);
+        else
+                msgpack_pack_false(&pk);
+        msgpack_unpacked_init(&u);
+        ck_assert_int_eq(msgpack_unpack_next(&u, (char *)b.data, b.len, &off),
+                         MSGPACK_UNPACK_SUCCESS);
+        s = ss_assembler_hello(asm_, &u.data.via.map, 4242, 1000);
+        ck_assert_ptr_nonnull(s);
+        msgpack_unpacked_destroy(&u);
+        ss_buf_free(&b);
+        return s;
+}
+
+/* Attributes {key: value} (unsigned) on an open span. */
+static int set_u64(ss_session *s, uint8_t sid_byte, const char *key, uint64_t value)
+{
+        uint8_t sid[8] = {sid_byte, 1, 1, 1, 1, 1, 1, 1};
+        msgpack_packer pk;
+        ss_buf map, b;
+        ss_msg m;
+        msgpack_unpacked u;
+        size_t off = 0;
+        int r;
+
+        ss_buf_init(&map, 1024);
+        ss_buf_init(&b, 4096);
+        msgpack_packer_init(&pk, &map, ss_buf_msgpack_write);
+        msgpack_pack_map(&pk, 1);
+        msgpack_pack_str_with_body(&pk, key, strlen(key));
+        msgpack_pack_uint64(&pk, value);
+        msgpack_unpacked_init(&u);
+        ck_assert_int_eq(msgpack_unpack_next(&u, (char *)map.data, map.len, &off),
+                         MSGPACK_UNPACK_SUCCESS);
+        m = (ss_msg){.type = SS_MSG_SPAN_ATTRS};
+        m.attrs.span_id = sid;
+        m.attrs.attrs = &u.data.via.map;
+        r = ss_assembler_apply(asm_, s, &m);
+        msgpack_unpacked_destroy(&u);
+        ss_buf_free(&map);
+        ss_buf_free(&b);
+        return r;
+}
+
+START_TEST(head_dropped_trace_is_discarded)
+{
+        uint8_t tid[16] = {7};
+        ss_session *s;
+
+        cfg.sample_rate = 0.0;
+        restart();
+        s = hello(1, "svc", 100);
+        ck_assert_int_eq(start(s, tid, 1, 0, "root"), 0);
+        ck_assert_int_eq(start(s, tid, 2, 1, "child"), 0);
+        /* Attributes of a discarded span cost nothing and are no error. */
+        ck_assert_int_eq(set_u64(s, 2, "k", 1), 0);
+        ck_assert_int_eq(end(s, 2, SS_STATUS_ERROR), 0);
+        ck_assert_int_eq(end(s, 1, SS_STATUS_OK), 0);
+        ck_assert_uint_eq(rec.puts, 0);
+        ck_assert_uint_eq(counter("traces_discarded"), 1);
+        ck_assert_uint_eq(counter("spans_discarded"), 2);
+        ck_assert_uint_eq(counter("unknown_span"), 0);
+        ck_assert_uint_eq(counter("spans_open"), 0);
+}
+END_TEST
+
+START_TEST(head_dropped_trace_held_for_tail)
+{
+        uint8_t tid[16] = {8};
+        ss_session *s;
+
+        cfg.sample_rate = 0.0;
+        cfg.tail_active = true;
+        restart();
+        s = hello(1, "svc", 100);
+        ck_assert_int_eq(start(s, tid, 1, 0, "root"), 0);
+        ck_assert_int_eq(start(s, tid, 2, 1, "child"), 0);
+        ck_assert_int_eq(set_u64(s, 2, "k", 1), 0);
+        ck_assert_int_eq(end(s, 2, SS_STATUS_ERROR), 0);
+        ck_assert_int_eq(end(s, 1, SS_STATUS_OK), 0);
+        ck_assert_uint_eq(rec.n, 2);
+        ck_assert(find("root")->head_drop);
+        ck_assert_ptr_nonnull(ss_attrs_get(&find("child")->attrs, "k"));
+        ck_assert_uint_eq(counter("traces_discarded"), 0);
+}
+END_TEST
+
+START_TEST(hello_rate_and_content)
+{
+        uint8_t tid[16] = {9}, tid2[16] = {10};
+        ss_session *strict = hello_policy(1, 0.0, true), *quiet = hello_policy(2, 1.0, false);
+
+        /* The client's stricter rate wins over the daemon's 1. */
+        ck_assert_int_eq(start(strict, tid, 1, 0, "dropped"), 0);
+        ck_assert_int_eq(end(strict, 1, SS_STATUS_OK), 0);
+        ck_assert_uint_eq(rec.n, 0);
+        /* include_content=false marks the client's spans. */
+        ck_assert_int_eq(start(quiet, tid2, 2, 0, "quiet"), 0);
+        ck_assert_int_eq(end(quiet, 2, SS_STATUS_OK), 0);
+        ck_assert_uint_eq(rec.n, 1);
+        ck_assert(find("quiet")->no_content);
+        ck_assert(find("quiet")->head_rate == 1.0);
+}
+END_TEST
+
+START_TEST(run_gets_rollups)
+{
+        uint8_t tid[16] = {11};
+        ss_session *s = hello(1, "svc", 100);
+        const msgpack_object *v;
+
+        ck_assert_int_eq(start(s, tid, 1, 0, "agent.run"), 0);
+        ck_assert_int_eq(start(s, tid, 2, 1, "pipeline.step.model_execution"), 0);
+        ck_assert_int_eq(start(s, tid, 3, 2, "chat gpt-4o"), 0);
+        ck_assert_int_eq(set_u64(s, 3, "gen_ai.usage.input_tokens", 10), 0);
+        ck_assert_int_eq(set_u64(s, 3, "gen_ai.usage.output_tokens", 5), 0);
+        ck_assert_int_eq(start(s, tid, 4, 2, "tool.execute"), 0);
+        ck_assert_int_eq(end(s, 3, SS_STATUS_OK), 0);
+        ck_assert_int_eq(end(s, 4, SS_STATUS_OK), 0);
+        ck_assert_int_eq(end(s, 2, SS_STATUS_OK), 0);
+        ck_assert_int_eq(set_u64(s, 1, "upsonic.tool_call_count", 9), 0);
+        ck_assert_int_eq(end(s, 1, SS_STATUS_OK), 0);
+        v = ss_attrs_get(&find("agent.run")->attrs, "gen_ai.usage.input_tokens");
+        ck_assert(v && v->type == MSGPACK_OBJECT_POSITIVE_INTEGER && v->via.u64 == 10);
+        v = ss_attrs_get(&find("agent.run")->attrs, "upsonic.pipeline.executed_steps");
+        ck_assert(v && v->via.u64 == 1);
+        /* The client's own value stays. */
+        v = ss_attrs_get(&find("agent.run")->attrs, "upsonic.tool_call_count");
+        ck_assert(v && v->via.u64 == 9);
+        ck_assert_uint_eq(counter("rollup.runs"), 1);
+}
+END_TEST
+
+START_TEST(orphaned_run_gets_rollups)
+{
+        uint8_t tid[16] = {12};
+        ss_session *s = hello(1, "svc", 100);
+        const msgpack_object *v;
+
+        ck_assert_int_eq(start(s, tid, 1, 0, "agent.run"), 0);
+        ck_assert_int_eq(start(s, tid, 2, 1, "tool.execute"), 0);
+        ck_assert_int_eq(start(s, tid, 3, 1, "tool.execute"), 0);
+        ss_session_detach(s);
+        run_ms(200);
+        ck_assert_uint_eq(rec.n, 3);
+        v = ss_attrs_get(&find("agent.run")->attrs, "upsonic.tool_call_count");
+        ck_assert(v && v->via.u64 == 2);
+}
+END_TEST
+
+START_TEST(trace_bytes_bound_chunks)
+{
+        uint8_t tid[16] = {13};
+        ss_session *s;
+
+        cfg.max_trace_bytes = 3 * SS_SPAN_OVERHEAD;
+        restart();
+        s = hello(1, "svc", 100);
+        ck_assert_int_eq(start(s, tid, 1, 0, "root"), 0);
+        for (uint8_t i = 2; i < 8; i++) {
+                ck_assert_int_eq(start(s, tid, i, 1, "child"), 0);
+                ck_assert_int_eq(end(s, i, SS_STATUS_OK), 0);
+        }
+        ck_assert_uint_eq(rec.puts, 2);
+        ck_assert_uint_eq(counter("chunks_early"), 2);
+        ck_assert_int_eq(end(s, 1, SS_STATUS_OK), 0);
+        ck_assert_uint_eq(rec.n, 7);
+}
+END_TEST
+
 int main(void)
 {
         Suite *s = suite_create("assembler");
@@ -766,6 +956,12 @@ int main(void)
         tcase_add_test(tc, owner_opening_again_stops_the_wait);
         tcase_add_test(tc, exited_process_orphans_at_once);
         tcase_add_test(tc, process_gone_before_its_connection_closes);
+        tcase_add_test(tc, head_dropped_trace_is_discarded);
+        tcase_add_test(tc, head_dropped_trace_held_for_tail);
+        tcase_add_test(tc, hello_rate_and_content);
+        tcase_add_test(tc, run_gets_rollups);
+        tcase_add_test(tc, orphaned_run_gets_rollups);
+        tcase_add_test(tc, trace_bytes_bound_chunks);
         suite_add_tcase(s, tc);
         return ss_check_run(s);
 }

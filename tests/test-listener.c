@@ -74,6 +74,7 @@ static void setup(void)
             .max_open_spans = 100,
             .max_open_total = 1000,
             .max_trace_spans = 1000,
+            .sample_rate = 1.0,
             .orphan_grace_ms = 50,
         };
         ss_listener_config lcfg;

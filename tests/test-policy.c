@@ -111,10 +111,8 @@ static const char *str_attr(const ss_span *s, const char *key)
 
 static ss_policy *policy_of(ss_view_config v0, ss_view_config v1, double rate)
 {
-        ss_policy_config cfg = {.sampling = {.rate = rate},
-                                .include_content = true,
-                                .views = {v0, v1},
-                                .n_views = 2};
+        ss_policy_config cfg = {
+            .sampling = {.rate = rate}, .include_content = true, .views = {v0, v1}, .n_views = 2};
         char err[256];
         ss_policy *p;
 

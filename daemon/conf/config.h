@@ -53,8 +53,8 @@ typedef struct ss_exporter_spec {
         char *public_key, *secret_key, *host, *region; /* langfuse */
         char *api_key;                                 /* promptlayer */
         ss_http_config http;                           /* numbers; strings linked at the end */
-        int include_content; /* -1: not said (true) */
-        int redact[3];       /* secrets, personal, custom: -1 not said (the daemon's) */
+        int include_content;                           /* -1: not said (true) */
+        int redact[3]; /* secrets, personal, custom: -1 not said (the daemon's) */
 } ss_exporter_spec;
 
 typedef struct ss_config {

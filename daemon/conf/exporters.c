@@ -25,9 +25,8 @@ static const char *const types[] = {"otlp",     "jaeger",      "tempo", "otel-co
 
 void ss_spec_init(ss_exporter_spec *spec, const char *name, const char *origin)
 {
-        *spec = (ss_exporter_spec){.endpoint_form = SS_URL_FLAG,
-                                   .include_content = -1,
-                                   .redact = {-1, -1, -1}};
+        *spec = (ss_exporter_spec){
+            .endpoint_form = SS_URL_FLAG, .include_content = -1, .redact = {-1, -1, -1}};
         spec->name = name ? strdup(name) : NULL;
         spec->origin = origin ? strdup(origin) : NULL;
         ss_http_config_defaults(&spec->http);

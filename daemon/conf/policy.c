@@ -49,7 +49,8 @@ static int tail_match(ss_config *cfg, const char *where, const char *value)
         int r;
 
         if (!eq || eq == value || !eq[1])
-                return ss_conf_bad(where, value, "expected KEY=VALUE, e.g. upsonic.agent.name=billing");
+                return ss_conf_bad(where, value,
+                                   "expected KEY=VALUE, e.g. upsonic.agent.name=billing");
         if (s->n_match == SS_TAIL_MAX_MATCHES)
                 return ss_conf_bad(where, value, "too many keep_attribute lines (16 at most)");
         key = strndup(value, (size_t)(eq - value));
@@ -151,8 +152,9 @@ static int pattern(ss_config *cfg, const char *kind, const char *value, const ch
         size_t n = strlen(kind);
         int r;
 
-        if (n == 0 || n > SS_REDACT_KIND_MAX_LEN || strspn(kind, "abcdefghijklmnopqrstuvwxyz"
-                                                                 "0123456789_") != n)
+        if (n == 0 || n > SS_REDACT_KIND_MAX_LEN ||
+            strspn(kind, "abcdefghijklmnopqrstuvwxyz"
+                         "0123456789_") != n)
                 return ss_conf_bad(where, kind,
                                    "expected pattern.KIND, KIND of a-z, 0-9 and _, 1 to 32 bytes");
         if (!*value)
@@ -235,8 +237,8 @@ int ss_spec_policy_key(ss_exporter_spec *spec, const char *key, const char *valu
 
 ss_view_config ss_conf_view(const ss_config *cfg, const ss_exporter_spec *spec)
 {
-        ss_view_config v = {.include_content = spec->include_content != 0 &&
-                                               cfg->policy.include_content,
+        ss_view_config v = {.include_content =
+                                spec->include_content != 0 && cfg->policy.include_content,
                             .redact = cfg->redact};
 
         for (size_t i = 0; i < SS_ELEMENTSOF(redact_bits); i++)
@@ -257,7 +259,8 @@ int ss_conf_policy_env(ss_config *cfg)
         double *rate = &cfg->policy.sampling.rate;
 
         if (sampler) {
-                if (strcmp(sampler, "always_on") == 0 || strcmp(sampler, "parentbased_always_on") == 0)
+                if (strcmp(sampler, "always_on") == 0 ||
+                    strcmp(sampler, "parentbased_always_on") == 0)
                         *rate = 1.0;
                 else if (strcmp(sampler, "always_off") == 0 ||
                          strcmp(sampler, "parentbased_always_off") == 0)
@@ -333,7 +336,8 @@ void ss_conf_policy_print(FILE *out, const ss_config *cfg)
         for (size_t i = 0; i < p->redaction.n_custom; i++)
                 fprintf(out, "pattern.%s = %s\n", p->redaction.custom[i].kind,
                         p->redaction.custom[i].regex);
-        fprintf(out, "\n[pricing]\nfile = %s\n", cfg->pricing_file ? cfg->pricing_file : "(built in)");
+        fprintf(out, "\n[pricing]\nfile = %s\n",
+                cfg->pricing_file ? cfg->pricing_file : "(built in)");
 }
 
 void ss_conf_policy_free(ss_config *cfg)

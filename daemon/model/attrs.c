@@ -244,9 +244,8 @@ void ss_attrs_free(ss_attrs *a)
         *a = (ss_attrs){0};
 }
 
-int ss_attrs_remove_if(ss_store *st, ss_attrs *a, bool (*pred)(const msgpack_object_str *key,
-                                                               void *ctx),
-                       void *ctx)
+int ss_attrs_remove_if(ss_store *st, ss_attrs *a,
+                       bool (*pred)(const msgpack_object_str *key, void *ctx), void *ctx)
 {
         uint32_t kept = 0, n = a->n;
 

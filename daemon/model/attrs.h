@@ -74,9 +74,8 @@ const msgpack_object *ss_attrs_get(const ss_attrs *a, const char *key);
 
 /* Remove every pair for which pred(key, ctx) is true, keeping the others' order; their
  * bytes go dead in st. Returns how many were removed. */
-int ss_attrs_remove_if(ss_store *st, ss_attrs *a, bool (*pred)(const msgpack_object_str *key,
-                                                               void *ctx),
-                       void *ctx);
+int ss_attrs_remove_if(ss_store *st, ss_attrs *a,
+                       bool (*pred)(const msgpack_object_str *key, void *ctx), void *ctx);
 
 /* Copy every key and value of src into dst (empty) in st, as they are: for compaction.
  * 0 or -ENOMEM. */

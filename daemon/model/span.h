@@ -46,10 +46,10 @@ typedef struct ss_span {
         uint32_t cap_events;
         uint32_t dropped_attrs;
         uint32_t dropped_events;
-        double head_rate; /* the rate its trace's head decision used; < 0: a remote parent's */
-        bool head_drop;   /* the head sampler dropped its trace: only a tail policy keeps it */
-        bool discard;    /* dropped at its start (head, no tail policy): holds nothing */
-        bool no_content; /* its client said include_content=false */
+        double head_rate;      /* the rate its trace's head decision used; < 0: a remote parent's */
+        bool head_drop;        /* the head sampler dropped its trace: only a tail policy keeps it */
+        bool discard;          /* dropped at its start (head, no tail policy): holds nothing */
+        bool no_content;       /* its client said include_content=false */
         ss_resource *resource; /* counted reference, never NULL */
         ss_store store;        /* names, values: bounded by ss_limits.max_bytes */
 } ss_span;

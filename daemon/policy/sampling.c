@@ -12,13 +12,13 @@
 #include "ss-id.h"
 #include "ss-wire.h"
 
-#define FLAG_SAMPLED        0x001u
-#define FLAG_HAS_IS_REMOTE  0x100u
-#define FLAG_IS_REMOTE      0x200u
-#define STATUS_ERROR        2u
-#define CAP_SERVICES        64u /* services capped apart; more share one budget */
-#define SERVICE_NAME_MAX    128u
-#define REMEMBER_DEFAULT    65536u
+#define FLAG_SAMPLED       0x001u
+#define FLAG_HAS_IS_REMOTE 0x100u
+#define FLAG_IS_REMOTE     0x200u
+#define STATUS_ERROR       2u
+#define CAP_SERVICES       64u /* services capped apart; more share one budget */
+#define SERVICE_NAME_MAX   128u
+#define REMEMBER_DEFAULT   65536u
 
 /* An early decision, remembered for the trace's later parts. */
 typedef struct remembered {
@@ -37,7 +37,7 @@ typedef struct service_budget {
 
 struct ss_sampler {
         ss_sampling_config cfg;
-        ss_map decided;  /* trace id -> remembered */
+        ss_map decided; /* trace id -> remembered */
         remembered *ring;
         uint32_t ring_cap, ring_next;
         service_budget budget[CAP_SERVICES + 1]; /* the last: every other service */
@@ -197,8 +197,8 @@ static void set_th(ss_span *const *spans, size_t n, bool by_head)
                 if (by_head && !th[0] && !sp->trace_state.size)
                         continue;
                 len = ss_tracestate_set_th(sp->trace_state.ptr ? sp->trace_state.ptr : "",
-                                           sp->trace_state.size, by_head && th[0] ? th : NULL,
-                                           out, sizeof(out));
+                                           sp->trace_state.size, by_head && th[0] ? th : NULL, out,
+                                           sizeof(out));
                 if (len >= 0 && ((size_t)len != sp->trace_state.size ||
                                  memcmp(out, sp->trace_state.ptr, (size_t)len) != 0))
                         (void)ss_span_set_trace_state(sp, out, (size_t)len);

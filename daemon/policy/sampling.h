@@ -52,7 +52,7 @@ typedef struct ss_sampling_stats {
         uint64_t capped;         /* tail-kept traces over max_kept_per_second: dropped */
         uint64_t dropped_traces; /* traces (parts) dropped */
         uint64_t dropped_spans;
-        uint64_t early; /* decisions made before the root was seen */
+        uint64_t early;    /* decisions made before the root was seen */
         uint64_t followed; /* later parts that followed a remembered decision */
 } ss_sampling_stats;
 

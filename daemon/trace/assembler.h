@@ -43,10 +43,10 @@ typedef struct ss_assembler_config {
         uint32_t max_open_total;     /* across sessions, those in their grace period included */
         uint32_t max_trace_spans;    /* finished spans held per open trace */
         uint64_t orphan_grace_ms;
-        uint64_t foreign_wait_ms; /* how long a client's done spans wait for strangers' */
-        uint64_t max_trace_bytes; /* finished spans' bytes held per open trace */
-        double sample_rate;       /* head sampling, daemon-wide (policy/sampling.h) */
-        bool tail_active;         /* a tail policy may keep what the head drops */
+        uint64_t foreign_wait_ms;  /* how long a client's done spans wait for strangers' */
+        uint64_t max_trace_bytes;  /* finished spans' bytes held per open trace */
+        double sample_rate;        /* head sampling, daemon-wide (policy/sampling.h) */
+        bool tail_active;          /* a tail policy may keep what the head drops */
         const ss_pricing *pricing; /* roll-up costs (borrowed); NULL: none */
 } ss_assembler_config;
 

@@ -19,7 +19,7 @@
 #define SS_PRICING_MAX_LINE   1024u
 
 typedef struct ss_price {
-        double input;       /* USD per million tokens */
+        double input; /* USD per million tokens */
         double output;
         double cache_read;  /* input tokens read from the provider's prompt cache */
         double cache_write; /* input tokens written to it */

@@ -149,14 +149,6 @@ static bool is_chat(const ss_span *s)
 
 /* ---- setting attributes ----------------------------------------------------------------- */
 
-/* Daemon-derived, like ss_span_set_bool(): no limit applies. */
-static int set_obj(ss_span *s, const char *key, const msgpack_object *v)
-{
-        msgpack_object_str k = {.size = (uint32_t)strlen(key), .ptr = key};
-
-        return ss_attrs_set(&s->store, &s->attrs, &k, v, NULL, NULL);
-}
-
 /* Whether the client set key (or, for a gen_ai.usage.* run sum, its aggregated name). */
 static bool client_set(const ss_span *s, const char *key, ss_rollup_stats *st)
 {
@@ -173,18 +165,15 @@ static bool client_set(const ss_span *s, const char *key, ss_rollup_stats *st)
         return set;
 }
 
+/* Daemon-derived values: no limit applies (ss_span_set_u64()). */
 static int set_uint(ss_span *s, const char *key, uint64_t v, ss_rollup_stats *st)
 {
-        msgpack_object o = {.type = MSGPACK_OBJECT_POSITIVE_INTEGER, .via.u64 = v};
-
-        return client_set(s, key, st) ? 0 : set_obj(s, key, &o);
+        return client_set(s, key, st) ? 0 : ss_span_set_u64(s, key, v);
 }
 
 static int set_double(ss_span *s, const char *key, double v, ss_rollup_stats *st)
 {
-        msgpack_object o = {.type = MSGPACK_OBJECT_FLOAT64, .via.f64 = v};
-
-        return client_set(s, key, st) ? 0 : set_obj(s, key, &o);
+        return client_set(s, key, st) ? 0 : ss_span_set_double(s, key, v);
 }
 
 /* ---- chat spans ------------------------------------------------------------------------- */
@@ -264,8 +253,7 @@ static int cost_chat(ss_rollup *r, ss_span *s, const usage *u, const ss_pricing 
         r->cost += cost;
         r->priced++;
         st->chat_costed++;
-        return set_obj(s, "gen_ai.usage.cost",
-                       &(msgpack_object){.type = MSGPACK_OBJECT_FLOAT64, .via.f64 = cost});
+        return ss_span_set_double(s, "gen_ai.usage.cost", cost);
 }
 
 /* The first token's delay in chat span s, from its earliest first-token event. */
