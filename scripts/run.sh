@@ -12,7 +12,7 @@ BUILD=${BUILD:-build}
 BUILD_ASAN=${BUILD_ASAN:-build-asan}
 BUILD_TSAN=${BUILD_TSAN:-build-tsan}
 BUILD_FUZZ=${BUILD_FUZZ:-build-fuzz}
-FUZZ_TARGETS=${FUZZ_TARGETS:-frame message attrs kvlist json response}
+FUZZ_TARGETS=${FUZZ_TARGETS:-frame message attrs kvlist json response redact}
 
 setup() { # dir [meson options...]
         dir=$1
