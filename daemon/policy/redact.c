@@ -21,17 +21,19 @@
  * a scan stays linear in the length of the string.
  *
  * Which alternatives a string can match at all is decided first with a
- * cheap byte look ('@' for e-mail, a digit for SSNs, cards and phones): the
- * alternation for each combination is compiled once, up front, so a string
- * with neither runs only the secret patterns, whose literal prefixes PCRE2
- * finds fast.
+ * cheap byte look (a digit for SSNs, cards and phones): the alternation for
+ * each combination is compiled once, up front, so a string without one runs
+ * only the secret patterns, whose literal prefixes PCRE2 finds fast.
+ * E-mail is not in the alternation: any letter may start an address, which
+ * would make every word a start. It runs on its own, anchored where the
+ * local part before each '@' begins, so it costs a memchr() when there is
+ * no '@'.
  */
 
 enum {
         NEED_SECRET = 1u << 0, /* secrets class */
-        NEED_AT = 1u << 1,     /* personal class and an '@' in the text */
-        NEED_DIGIT = 1u << 2,  /* personal class and a digit in the text */
-        N_SLOTS = 8,
+        NEED_DIGIT = 1u << 1,  /* personal class and a digit in the text */
+        N_SLOTS = 4,
 };
 
 /* The built-in kinds, in order of precedence (see above). */
@@ -84,7 +86,7 @@ static const builtin builtins[] = {
     [K_AWS_KEY] = {"aws_key", NEED_SECRET,
                    "(?<![A-Za-z0-9])(?:AKIA|ASIA)[A-Z0-9]{16}(?![A-Za-z0-9])"},
     [K_EMAIL] =
-        {"email", NEED_AT,
+        {"email", 0, /* apart: see above */
          /* Starts only where a local part starts, so a long word is read once. */
          "(?<![A-Za-z0-9._%+-])[A-Za-z0-9._%+-]++@"
          "(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\\.)+[A-Za-z]{2,63}(?![A-Za-z0-9-])"},
@@ -114,6 +116,7 @@ static const char *const json_keys[] = {"gen_ai.input.messages", "gen_ai.output.
 struct ss_redactor {
         pcre2_code *slot[N_SLOTS];             /* built-in alternation by NEED_* set; [0] unused */
         uint8_t slot_kind[N_SLOTS][N_BUILTIN]; /* capture group - 1 -> kind */
+        pcre2_code *email;
         pcre2_code *custom[SS_REDACT_MAX_CUSTOM];
         unsigned custom_kind[SS_REDACT_MAX_CUSTOM];
         size_t n_custom;
@@ -272,6 +275,8 @@ static int redactor_init(ss_redactor *r, const ss_redact_config *cfg, char *err,
                 (void)kind_index(r, builtins[i].kind);
         for (unsigned set = 1; set < N_SLOTS && ret == 0; set++)
                 ret = compile_slot(r, set, err, err_size);
+        if (ret == 0)
+                r->email = compile(builtins[K_EMAIL].re, 0, "email", err, err_size, &ret);
         for (size_t i = 0; ret == 0 && cfg && i < cfg->n_custom; i++) {
                 const ss_redact_pattern *p = &cfg->custom[i];
 
@@ -334,6 +339,7 @@ void ss_redactor_free(ss_redactor *r)
                 return;
         for (size_t i = 0; i < N_SLOTS; i++)
                 pcre2_code_free(r->slot[i]);
+        pcre2_code_free(r->email);
         for (size_t i = 0; i < r->n_custom; i++)
                 pcre2_code_free(r->custom[i]);
         pcre2_match_data_free(r->md);
@@ -377,8 +383,6 @@ static unsigned slot_for(unsigned kinds, const char *p, size_t n)
 
         if (!(kinds & SS_REDACT_PERSONAL))
                 return set;
-        if (memchr(p, '@', n))
-                set |= NEED_AT;
         for (size_t i = 0; i < n; i++)
                 if (p[i] >= '0' && p[i] <= '9') {
                         set |= NEED_DIGIT;
@@ -421,6 +425,34 @@ static void next_builtin(ss_redactor *r, unsigned set, const char *p, size_t n, 
         *c = (cand){.kind = KIND_NONE, .fresh = true};
 }
 
+static bool local_char(char ch)
+{
+        return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+               ch == '.' || ch == '_' || ch == '%' || ch == '+' || ch == '-';
+}
+
+/* The next address from from: for each '@', the pattern anchored where the run of local-part
+ * characters before it begins (a run begun before from cannot match from there on, as the
+ * pattern's lookbehind says). */
+static void next_email(ss_redactor *r, const char *p, size_t n, size_t from, cand *c)
+{
+        const char *at;
+
+        *c = (cand){.kind = KIND_NONE, .fresh = true};
+        for (size_t i = from; i < n && (at = memchr(p + i, '@', n - i)); i = (size_t)(at - p) + 1) {
+                size_t a = (size_t)(at - p), s = a;
+
+                while (s > 0 && local_char(p[s - 1]))
+                        s--;
+                if (s < a && s >= from && match_at(r, r->email, NULL, PCRE2_ANCHORED, p, n, s)) {
+                        PCRE2_SIZE *ov = pcre2_get_ovector_pointer(r->md);
+
+                        *c = (cand){.s = ov[0], .e = ov[1], .kind = K_EMAIL, .fresh = true};
+                        return;
+                }
+        }
+}
+
 static void next_custom(ss_redactor *r, size_t i, const char *p, size_t n, size_t from, cand *c)
 {
         PCRE2_SIZE *ov;
@@ -460,18 +492,25 @@ static int put_replacement(ss_redactor *r, ss_buf *out, unsigned kind, const cha
                              (unsigned)(h >> 16 & 0xff), (unsigned)(h >> 24 & 0xff));
 }
 
-/* Fill in (again) every source whose match starts before pos: c[0] the built-ins of set (none
- * when 0), c[1..sources) the custom patterns. */
-static void refresh(ss_redactor *r, unsigned set, cand *c, size_t sources, const char *p, size_t n,
-                    size_t pos)
+/* The sources of matches, each with its candidate in c[]: the built-in alternation, e-mail,
+ * then the custom patterns. */
+enum { SRC_BUILTIN, SRC_EMAIL, SRC_CUSTOM };
+
+/* Fill in (again) every source in use whose match starts before pos. */
+static void refresh(ss_redactor *r, unsigned set, bool email, cand *c, size_t sources,
+                    const char *p, size_t n, size_t pos)
 {
-        for (size_t i = set ? 0 : 1; i < sources; i++) {
+        for (size_t i = 0; i < sources; i++) {
+                if ((i == SRC_BUILTIN && !set) || (i == SRC_EMAIL && !email))
+                        continue;
                 if (c[i].fresh && (c[i].kind == KIND_NONE || c[i].s >= pos))
                         continue;
-                if (i == 0)
-                        next_builtin(r, set, p, n, pos, &c[0]);
+                if (i == SRC_BUILTIN)
+                        next_builtin(r, set, p, n, pos, &c[i]);
+                else if (i == SRC_EMAIL)
+                        next_email(r, p, n, pos, &c[i]);
                 else
-                        next_custom(r, i - 1, p, n, pos, &c[i]);
+                        next_custom(r, i - SRC_CUSTOM, p, n, pos, &c[i]);
         }
 }
 
@@ -483,20 +522,26 @@ static void refresh(ss_redactor *r, unsigned set, cand *c, size_t sources, const
 static int redact_text(ss_redactor *r, unsigned kinds, const char *p, size_t n, ss_buf *out,
                        uint32_t *count)
 {
-        cand c[1 + SS_REDACT_MAX_CUSTOM];
-        unsigned set = n ? slot_for(kinds, p, n) : 0;
-        size_t pos = 0, base = out->len, sources = kinds & SS_REDACT_CUSTOM ? 1 + r->n_custom : 1;
+        cand c[SRC_CUSTOM + SS_REDACT_MAX_CUSTOM];
+        size_t pos = 0, base = out->len, sources = SRC_CUSTOM;
         uint32_t found = 0;
         const cand *b;
+        unsigned set;
+        bool email;
         int e = 0;
 
-        if (n == 0 || (!set && sources == 1))
+        if (n == 0)
                 return 0;
-        c[0] = (cand){.kind = KIND_NONE, .fresh = false};
-        for (size_t i = 1; i < sources; i++)
-                c[i].fresh = false;
+        set = slot_for(kinds, p, n);
+        email = kinds & SS_REDACT_PERSONAL && memchr(p, '@', n);
+        if (kinds & SS_REDACT_CUSTOM)
+                sources += r->n_custom;
+        if (!set && !email && sources == SRC_CUSTOM)
+                return 0;
+        for (size_t i = 0; i < sources; i++)
+                c[i] = (cand){.kind = KIND_NONE, .fresh = false};
         for (;;) {
-                refresh(r, set, c, sources, p, n, pos);
+                refresh(r, set, email, c, sources, p, n, pos);
                 b = best_of(c, sources);
                 if (!b)
                         break;
