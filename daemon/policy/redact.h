@@ -58,7 +58,8 @@ void ss_redactor_free(ss_redactor *r); /* accepts NULL */
 /*
  * Redact text (n bytes, UTF-8) for the classes in kinds: 1 and the redacted
  * text appended to out when anything matched (*count increased by the
- * matches), 0 when nothing did (out untouched), -ENOMEM.
+ * matches), 0 when nothing did (out untouched), -ENOMEM (or -ENOBUFS when out
+ * would pass its maximum; out is then as it was).
  */
 int ss_redact_text(ss_redactor *r, unsigned kinds, const char *p, size_t n, ss_buf *out,
                    uint32_t *count);
