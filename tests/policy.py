@@ -398,13 +398,13 @@ class Redaction(PolicyBase):
 class Limits(PolicyBase):
     def test_limits_fill_dropped_counts_and_utf8_is_repaired(self):
         d = self.http_daemon(["--max-attributes", "10", "--max-events", "3",
-                              "--max-value-length", "9"])
+                              "--max-value-length", "16"])
         c = self.client(d)
         tid, sid = os.urandom(16), os.urandom(8)
         attrs = {"k%02d" % i: i for i in range(30)}
-        attrs["k00"] = "\u00e9" * 8  # 16 bytes, cut to 8: on a character boundary
+        attrs["k00"] = "x" + "\u00e9" * 9  # 19 bytes, cut to 16: not inside a character
         attrs["k01"] = "XXXXXX"   # replaced below by ill-formed UTF-8 of the same length
-        start = span_start(tid, sid, None, "agent.run", attrs=attrs)
+        start = span_start(tid, sid, None, "work", attrs=attrs)  # not a run: no roll-ups
         i = start.index(b"\xa6XXXXXX")
         start = start[:i] + b"\xa6\xffab\xfe\xc3(" + start[i + 7:]
         c.send(start)
@@ -416,7 +416,7 @@ class Limits(PolicyBase):
         s = self.wait_spans(1)[0]
         self.assertEqual(len(s["attributes"]), 10)
         self.assertEqual(s["dropped_attributes_count"], 20)
-        self.assertEqual(s["attributes"]["k00"], "\u00e9" * 4)
+        self.assertEqual(s["attributes"]["k00"], "x" + "\u00e9" * 7)
         self.assertEqual(s["attributes"]["k01"], "\ufffdab\ufffd\ufffd(")
         self.assertEqual(len(s["events"]), 3)
         self.assertEqual(s["dropped_events_count"], 3)

@@ -147,6 +147,25 @@ START_TEST(test_two_views)
 }
 END_TEST
 
+START_TEST(test_two_changing_views)
+{
+        ss_policy *p =
+            policy_of((ss_view_config){.include_content = false},
+                      (ss_view_config){.include_content = true, .redact = SS_REDACT_PERSONAL}, 1.0);
+        ss_span *s = span_with_secrets(5);
+
+        ss_sink_put(ss_policy_sink(p), &s, 1);
+        /* Each saw only its own change. */
+        ck_assert_ptr_null(str_attr(ex[0]->spans[0], "upsonic.input"));
+        ck_assert_str_eq(str_attr(ex[0]->spans[0], "note"), "mail jane.doe@example.com");
+        ck_assert_str_eq(str_attr(ex[1]->spans[0], "upsonic.input"), "Process SSN: [REDACTED:ssn]");
+        ck_assert_str_eq(str_attr(ex[1]->spans[0], "note"), "mail [REDACTED:email]");
+        ck_assert_uint_eq(fx_counter(ss_policy_counters, p, "policy.span_copies"), 1);
+        ss_span_unref(s);
+        ss_policy_free(p);
+}
+END_TEST
+
 START_TEST(test_one_view_in_place)
 {
         ss_view_config v = {.include_content = false, .redact = SS_REDACT_PERSONAL};
@@ -236,6 +255,7 @@ static Suite *policy_suite(void)
 
         tcase_add_checked_fixture(tc, setup, teardown);
         tcase_add_test(tc, test_two_views);
+        tcase_add_test(tc, test_two_changing_views);
         tcase_add_test(tc, test_one_view_in_place);
         tcase_add_test(tc, test_client_said_no_content);
         tcase_add_test(tc, test_dropped_reaches_nobody);

@@ -154,27 +154,27 @@ static void put_in_place(ss_policy *p, const view *v, ss_span *const *spans, siz
 static void policy_put(ss_sink *sink, ss_span *const *spans, size_t n)
 {
         ss_policy *p = ss_container_of(sink, ss_policy, sink);
-        const view *changing = NULL;
-        size_t n_changing = 0;
+        bool plain[SS_PIPELINE_MAX_EXPORTERS];
+        size_t n_plain = 0;
 
         if (n == 0 || !ss_sampler_decide(p->sampler, spans, n, ss_now_ns()))
                 return;
         for (size_t i = 0; i < p->n_views; i++)
-                if (!view_is_plain(&p->views[i], spans, n)) {
-                        changing = &p->views[i];
-                        n_changing++;
-                }
-        /* Plain views first: they must see the spans before any view changes them. */
+                n_plain += plain[i] = view_is_plain(&p->views[i], spans, n);
+        /* Plain views first: they hand on the spans as they are. */
         for (size_t i = 0; i < p->n_views; i++)
-                if (view_is_plain(&p->views[i], spans, n))
+                if (plain[i])
                         put_view(p, &p->views[i], spans, n);
-        if (n_changing == 1) {
-                put_in_place(p, changing, spans, n);
-                return;
-        }
-        for (size_t i = 0; i < p->n_views; i++)
-                if (!view_is_plain(&p->views[i], spans, n))
+        /* Views that change them get copies, made from the spans as they came; with no plain
+         * view holding the spans, the last changes them in place. */
+        for (size_t i = 0; i < p->n_views; i++) {
+                if (plain[i])
+                        continue;
+                if (n_plain == 0 && i + 1 == p->n_views)
+                        put_in_place(p, &p->views[i], spans, n);
+                else
                         put_copies(p, &p->views[i], spans, n);
+        }
 }
 
 static void policy_flush(ss_sink *sink)
