@@ -333,6 +333,8 @@ batch_delay = 22
 queue_bytes = 333333
 max_in_flight = 3
 max_attempts = 2
+include_content = false
+redact_secrets = off
 ca_file = {ca}
 cert_file = {cert}
 key_file = {key}
@@ -348,11 +350,41 @@ path = {tmp}/archive.jsonl
 
 [exporter people]
 type = console
+
+[sampling]
+rate = 0.5
+keep_errors = true
+keep_slower_than_ms = 250
+keep_attribute = upsonic.agent.name=billing
+max_kept_per_second = 7
+
+[content]
+keys = upsonic.input, my.prompt
+
+[redaction]
+personal = off
+hash_key = 000102030405060708090a0b0c0d0e0f
+pattern.ticket = TICKET-[0-9]{{4}}
+
+[pricing]
+file = {tmp}/pricing.tsv
 """.format(tmp=self.tmp, ca=self.pem("ca.pem"), cert=self.pem("client.pem"),
            key=self.pem("client.key")))
+        with open(os.path.join(self.tmp, "pricing.tsv"), "w") as f:
+            f.write("testco\ttest-model\t1\t2\t-\t-\n")
         cfg = self.check(path)
         self.assertEqual(list(cfg), ["daemon", "limits", "exporter numbers", "exporter plain",
-                                     "exporter archive", "exporter people"])
+                                     "exporter archive", "exporter people", "sampling",
+                                     "content", "redaction", "pricing"])
+        self.assertEqual(cfg["sampling"], {
+            "rate": "0.5", "keep_errors": "true", "keep_slower_than_ms": "250",
+            "keep_attribute": "upsonic.agent.name=billing", "max_kept_per_second": "7"})
+        self.assertEqual(cfg["content"], {"include_content": "true",
+                                          "keys": "upsonic.input, my.prompt"})
+        self.assertEqual(cfg["redaction"], {"secrets": "on", "personal": "off", "custom": "on",
+                                            "hash_key": "(set)",
+                                            "pattern.ticket": "TICKET-[0-9]{4}"})
+        self.assertEqual(cfg["pricing"], {"file": self.tmp + "/pricing.tsv"})
         self.assertEqual(cfg["daemon"], {"socket": self.tmp + "/from-file.sock",
                                          "log_level": "notice", "allow_uids": "0,4242",
                                          "allow_gids": "0,4343"})
@@ -371,7 +403,10 @@ type = console
             "ca_file": self.tmp + "/ca.pem", "cert_file": self.tmp + "/client.pem",
             "key_file": self.tmp + "/client.key", "timeout": "2345", "batch_size": "11",
             "batch_bytes": "5000", "batch_delay": "22", "queue_bytes": "333333",
-            "max_in_flight": "3", "max_attempts": "2"})
+            "max_in_flight": "3", "max_attempts": "2", "include_content": "false",
+            "redact_secrets": "off", "redact_personal": "off", "redact_custom": "on"})
+        self.assertEqual(cfg["exporter plain"]["redact_secrets"], "on")
+        self.assertEqual(cfg["exporter plain"]["include_content"], "true")
         p = cfg["exporter plain"]
         self.assertEqual((p["type"], p["protocol"], p["endpoint"], p["insecure"]),
                          ("otel-collector", "grpc", "http://127.0.0.1:4317", "true"))

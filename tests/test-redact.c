@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: MIT */
-/* The fuzzers' strict JSON checker, written apart from the code under test; first, as Check
- * defines a fail() macro. */
-#include "fuzz/json-check.c"
-
+/*
+ * The redactor (policy/redact.h): each kind's positive and negative cases,
+ * precedence and overlaps, the keyed hash, custom patterns and their
+ * errors, JSON kept valid, and whole spans with their store accounting.
+ */
 #include "ss-check.h"
 #include <errno.h>
 #include <msgpack.h>
@@ -11,6 +12,7 @@
 #include <string.h>
 
 #include "fixture.h"
+#include "fuzz/json-check.h" /* the fuzzers' strict JSON checker, apart from the code */
 #include "model/span.h"
 #include "policy/redact.h"
 #include "ss-buf.h"

@@ -299,6 +299,7 @@ static void print_config(const ss_config *cfg)
                         if (cfg->specs[s].name == d->name)
                                 spec = &cfg->specs[s];
                 ss_spec_print(stdout, spec, d);
+                ss_conf_view_print(stdout, &cfg->policy.views[i]);
         }
         ss_conf_policy_print(stdout, cfg);
 }

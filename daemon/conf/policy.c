@@ -313,6 +313,13 @@ static const char *on_off(bool on)
         return on ? "on" : "off";
 }
 
+void ss_conf_view_print(FILE *out, const ss_view_config *v)
+{
+        fprintf(out, "include_content = %s\n", v->include_content ? "true" : "false");
+        for (size_t i = 0; i < SS_ELEMENTSOF(redact_keys); i++)
+                fprintf(out, "%s = %s\n", redact_keys[i], on_off(v->redact & redact_bits[i]));
+}
+
 void ss_conf_policy_print(FILE *out, const ss_config *cfg)
 {
         const ss_policy_config *p = &cfg->policy;

@@ -36,6 +36,9 @@ ss_view_config ss_conf_view(const ss_config *cfg, const ss_exporter_spec *spec);
  * (printed) or -ENOMEM. */
 int ss_conf_policy_finish(ss_config *cfg);
 
+/* An exporter's effective policy keys, for --check-config. */
+void ss_conf_view_print(FILE *out, const ss_view_config *v);
+
 /* The sections as a file would set them, for --check-config. */
 void ss_conf_policy_print(FILE *out, const ss_config *cfg);
 

@@ -200,7 +200,7 @@ static void set_th(ss_span *const *spans, size_t n, bool by_head)
                                            sp->trace_state.size, by_head && th[0] ? th : NULL, out,
                                            sizeof(out));
                 if (len >= 0 && ((size_t)len != sp->trace_state.size ||
-                                 memcmp(out, sp->trace_state.ptr, (size_t)len) != 0))
+                                 (len > 0 && memcmp(out, sp->trace_state.ptr, (size_t)len) != 0)))
                         (void)ss_span_set_trace_state(sp, out, (size_t)len);
         }
 }
