@@ -48,7 +48,7 @@ build() {
                 meson setup "$BUILD" "$SRC" --buildtype=release >/dev/null
         fi
         ninja -C "$BUILD" daemon/sidespand bench/bench-client bench/bench-daemon \
-                bench/bench-encode bench/bench-exporter-grpc >/dev/null
+                bench/bench-encode bench/bench-exporter-grpc bench/bench-policy >/dev/null
 }
 
 # start_daemon NAME ARGS...: sidespand on $TMP/NAME.sock; sets SOCK and DAEMON_PID.
@@ -108,6 +108,23 @@ echo "$(nproc) CPUs: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 
 
 section "bench-encode: OTLP encoders (daemon modules, no I/O)"
 run "$BUILD/bench/bench-encode"
+
+section "bench-policy: sampling, content and redaction per span (daemon modules, no I/O)"
+run "$BUILD/bench/bench-policy"
+if command -v valgrind >/dev/null; then
+        # Instructions per span: the difference of two run counts, so set-up (pattern JIT
+        # compilation, the template run) cancels out.
+        for mode in clone plain redact no-content two-views; do
+                for n in 50 150; do
+                        valgrind --tool=callgrind --callgrind-out-file=/dev/null \
+                                "$BUILD/bench/bench-policy" --iterations $n --mode $mode \
+                                >/dev/null 2>"$TMP/cg.$mode.$n"
+                done
+                a=$(sed -n 's/.*Collected : \([0-9]*\).*/\1/p' "$TMP/cg.$mode.50")
+                b=$(sed -n 's/.*Collected : \([0-9]*\).*/\1/p' "$TMP/cg.$mode.150")
+                printf '  %-11s %6d instructions/span (callgrind)\n' "$mode" $(((b - a) / 3000))
+        done
+fi
 
 section "bench-client: caller-side cost (sidespand --exporter file --file /dev/null)"
 start_daemon client --exporter file --file /dev/null

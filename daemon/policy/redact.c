@@ -496,7 +496,12 @@ static int put_replacement(ss_redactor *r, ss_buf *out, unsigned kind, const cha
  * then the custom patterns. */
 enum { SRC_BUILTIN, SRC_EMAIL, SRC_CUSTOM };
 
-/* Fill in (again) every source in use whose match starts before pos. */
+/*
+ * Fill in (again) every source in use not fresh or whose match starts before pos. pos is where the
+ * last replacement ended: the text from there is matched as a subject of its own, so that a
+ * lookbehind does not see the replaced match as part of a word ("a@b.co+c@d.co" is two
+ * addresses, and a second pass over the output finds nothing the first one left).
+ */
 static void refresh(ss_redactor *r, unsigned set, bool email, cand *c, size_t sources,
                     const char *p, size_t n, size_t pos)
 {
@@ -506,11 +511,15 @@ static void refresh(ss_redactor *r, unsigned set, bool email, cand *c, size_t so
                 if (c[i].fresh && (c[i].kind == KIND_NONE || c[i].s >= pos))
                         continue;
                 if (i == SRC_BUILTIN)
-                        next_builtin(r, set, p, n, pos, &c[i]);
+                        next_builtin(r, set, p + pos, n - pos, 0, &c[i]);
                 else if (i == SRC_EMAIL)
-                        next_email(r, p, n, pos, &c[i]);
+                        next_email(r, p + pos, n - pos, 0, &c[i]);
                 else
-                        next_custom(r, i - SRC_CUSTOM, p, n, pos, &c[i]);
+                        next_custom(r, i - SRC_CUSTOM, p + pos, n - pos, 0, &c[i]);
+                if (c[i].kind != KIND_NONE) {
+                        c[i].s += pos;
+                        c[i].e += pos;
+                }
         }
 }
 
@@ -556,6 +565,10 @@ static int redact_text(ss_redactor *r, unsigned kinds, const char *p, size_t n, 
                 r->n_pending++;
                 found++;
                 pos = b->e;
+                /* Every source looks again from the new boundary: one whose lookbehind saw
+                 * the replaced text may match right at it now. */
+                for (size_t i = 0; i < sources; i++)
+                        c[i].fresh = false;
         }
         if (!found)
                 return 0;
