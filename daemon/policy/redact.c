@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "ss-macro.h"
 
@@ -21,9 +22,10 @@
  * a scan stays linear in the length of the string.
  *
  * Which alternatives a string can match at all is decided first with a
- * cheap byte look (a digit for SSNs, cards and phones): the alternation for
- * each combination is compiled once, up front, so a string without one runs
- * only the secret patterns, whose literal prefixes PCRE2 finds fast.
+ * cheap byte look (a digit for SSNs, cards and phones; a secret's literal
+ * prefix for the secrets, see secret_at()): the alternation for each
+ * combination is compiled once, up front, so most strings run only the
+ * digit patterns, or nothing.
  * E-mail is not in the alternation: any letter may start an address, which
  * would make every word a start. It runs on its own, anchored where the
  * local part before each '@' begins, so it costs a memchr() when there is
@@ -376,18 +378,60 @@ static bool luhn(const char *p, size_t n)
         return sum % 10 == 0;
 }
 
-/* Which built-in alternatives the text can match at all. */
+/* Bytes a built-in secret pattern can start with. */
+static const bool secret_first[256] = {['-'] = true, ['b'] = true, ['B'] = true, ['e'] = true,
+                                       ['s'] = true, ['g'] = true, ['x'] = true, ['A'] = true};
+
+/*
+ * True when a built-in secret pattern could start at p[i]: the literal each begins with
+ * ("-----BEGIN", "bearer" in any case, "eyJ", "sk-", "gh[pousr]_", "github_pat_", "xox",
+ * "AKIA", "ASIA"). A superset of where they match, so the alternation is run only on text
+ * that holds one: most text holds none, and the JIT would otherwise try every common letter.
+ */
+static bool secret_at(const char *p, size_t n, size_t i)
+{
+        const char *s = p + i;
+        size_t left = n - i;
+
+        switch (s[0]) {
+        case '-':
+                return left >= 10 && memcmp(s, "-----BEGIN", 10) == 0;
+        case 'b':
+        case 'B':
+                return left >= 6 && strncasecmp(s, "bearer", 6) == 0;
+        case 'e':
+                return left >= 3 && s[1] == 'y' && s[2] == 'J';
+        case 's':
+                return left >= 3 && s[1] == 'k' && s[2] == '-';
+        case 'g':
+                return (left >= 4 && s[1] == 'h' && s[2] && strchr("pousr", s[2]) && s[3] == '_') ||
+                       (left >= 11 && memcmp(s, "github_pat_", 11) == 0);
+        case 'x':
+                return left >= 3 && s[1] == 'o' && s[2] == 'x';
+        case 'A':
+                return left >= 4 && (memcmp(s, "AKIA", 4) == 0 || memcmp(s, "ASIA", 4) == 0);
+        default:
+                return false;
+        }
+}
+
+/* Which built-in alternatives the text can match at all, in one pass over it. */
 static unsigned slot_for(unsigned kinds, const char *p, size_t n)
 {
-        unsigned set = kinds & SS_REDACT_SECRETS ? NEED_SECRET : 0;
+        bool secrets = kinds & SS_REDACT_SECRETS, digits = kinds & SS_REDACT_PERSONAL;
+        unsigned set = 0;
 
-        if (!(kinds & SS_REDACT_PERSONAL))
-                return set;
-        for (size_t i = 0; i < n; i++)
-                if (p[i] >= '0' && p[i] <= '9') {
+        for (size_t i = 0; i < n && (secrets || digits); i++) {
+                unsigned char ch = (unsigned char)p[i];
+
+                if (digits && ch >= '0' && ch <= '9') {
                         set |= NEED_DIGIT;
-                        break;
+                        digits = false;
+                } else if (secrets && secret_first[ch] && secret_at(p, n, i)) {
+                        set |= NEED_SECRET;
+                        secrets = false;
                 }
+        }
         return set;
 }
 
