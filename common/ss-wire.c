@@ -174,6 +174,79 @@ int ss_wire_put_stats(ss_buf *b, size_t max_frame, uint64_t id, const ss_stat *v
         return frame_end(&f, max_frame);
 }
 
+int ss_wire_put_subscribe(ss_buf *b, size_t max_frame, const ss_rawmap *filter)
+{
+        frame f;
+
+        frame_begin(&f, b, SS_MSG_SUBSCRIBE, 1);
+        put_map(&f, filter);
+        return frame_end(&f, max_frame);
+}
+
+/* ---- TRACE ----------------------------------------------------------------------------- */
+
+/* A string cut to SS_SUB_MAX_STR bytes at a character boundary: a summary, never a payload. */
+static int pack_short_str(msgpack_packer *pk, const char *p, size_t n)
+{
+        if (n > SS_SUB_MAX_STR) {
+                n = SS_SUB_MAX_STR;
+                while (n > 0 && ((unsigned char)p[n] & 0xc0) == 0x80)
+                        n--;
+        }
+        return msgpack_pack_str_with_body(pk, p, n);
+}
+
+static int pack_id(msgpack_packer *pk, const uint8_t *id, size_t n)
+{
+        return id ? msgpack_pack_bin_with_body(pk, id, n) : msgpack_pack_nil(pk);
+}
+
+int ss_wire_pack_tap_span(msgpack_packer *pk, const ss_tap_span *s)
+{
+        int r = msgpack_pack_array(pk, SS_TAP_SPAN_FIELDS);
+
+        r = r ? r : pack_id(pk, s->trace_id, SS_TRACE_ID_LEN);
+        r = r ? r : pack_id(pk, s->span_id, SS_SPAN_ID_LEN);
+        r = r ? r : pack_id(pk, s->parent_id, SS_SPAN_ID_LEN);
+        r = r ? r : pack_short_str(pk, s->name.ptr, s->name.len);
+        r = r ? r : msgpack_pack_uint32(pk, (uint32_t)s->kind);
+        r = r ? r : msgpack_pack_uint64(pk, s->start_ns);
+        r = r ? r : msgpack_pack_uint64(pk, s->end_ns);
+        r = r ? r : msgpack_pack_uint32(pk, (uint32_t)s->status_code);
+        r = r ? r : pack_short_str(pk, s->service.ptr, s->service.len);
+        r = r ? r : msgpack_pack_map(pk, s->n_attrs);
+        for (uint32_t i = 0; i < s->n_attrs && !r; i++) {
+                const msgpack_object *v = &s->attrs[i].val;
+
+                r = msgpack_pack_object(pk, s->attrs[i].key);
+                if (!r && v->type == MSGPACK_OBJECT_STR)
+                        r = pack_short_str(pk, v->via.str.ptr, v->via.str.size);
+                else if (!r)
+                        r = msgpack_pack_object(pk, *v);
+        }
+        return r ? (r < 0 ? r : -ENOBUFS) : 0;
+}
+
+static uint8_t *put_be64(uint8_t *p, uint64_t v)
+{
+        *p++ = 0xcf;
+        for (int shift = 56; shift >= 0; shift -= 8)
+                *p++ = (uint8_t)(v >> shift);
+        return p;
+}
+
+size_t ss_wire_trace_head(uint8_t *head, uint64_t dropped, uint64_t omitted, size_t body_len)
+{
+        uint8_t *p = head + SS_FRAME_HEADER;
+
+        *p++ = 0x94; /* an array of 4: type, dropped, omitted, spans */
+        *p++ = SS_MSG_TRACE;
+        p = put_be64(p, dropped);
+        p = put_be64(p, omitted);
+        ss_frame_header_put(head, (uint32_t)((size_t)(p - head) - SS_FRAME_HEADER + body_len));
+        return (size_t)(p - head);
+}
+
 /* ---- HELLO keys ------------------------------------------------------------------------ */
 
 bool ss_hello_key(const char *key, size_t len, bool *ret_protocol)
@@ -383,6 +456,61 @@ static void decode_span(fields *f, ss_msg_span *s)
          * does for SPAN_END. */
 }
 
+/* A SUBSCRIBE filter: the keys it names with the right types; others are ignored. */
+static const msgpack_object_map *get_filter(fields *f)
+{
+        static const char *const strs[] = {SS_SUB_SERVICE, SS_SUB_AGENT, SS_SUB_STATUS};
+        const msgpack_object_map *m = get_map(f, false);
+        const msgpack_object *v;
+
+        for (size_t i = 0; i < sizeof(strs) / sizeof(strs[0]); i++) {
+                v = ss_wire_map_get(m, strs[i]);
+                if (v && (v->type != MSGPACK_OBJECT_STR || v->via.str.size > SS_SUB_MAX_STR))
+                        f->bad = true;
+        }
+        v = ss_wire_map_get(m, SS_SUB_MIN_DUR_MS);
+        if (v && v->type != MSGPACK_OBJECT_POSITIVE_INTEGER)
+                f->bad = true;
+        return m;
+}
+
+static const msgpack_object_array *get_array(fields *f)
+{
+        const msgpack_object *o = next(f);
+
+        if (!o || o->type != MSGPACK_OBJECT_ARRAY) {
+                f->bad = true;
+                return NULL;
+        }
+        return &o->via.array;
+}
+
+int ss_wire_tap_span(const msgpack_object *o, ss_tap_span *ret)
+{
+        fields f;
+        const msgpack_object_map *attrs;
+
+        if (o->type != MSGPACK_OBJECT_ARRAY)
+                return -EPROTO;
+        f = (fields){.o = o->via.array.ptr, .n = o->via.array.size};
+        *ret = (ss_tap_span){0};
+        ret->trace_id = get_id(&f, SS_TRACE_ID_LEN, false);
+        ret->span_id = get_id(&f, SS_SPAN_ID_LEN, false);
+        ret->parent_id = get_id(&f, SS_SPAN_ID_LEN, true);
+        ret->name = get_str(&f, false);
+        ret->kind = get_enum(&f, SS_KIND_CONSUMER);
+        ret->start_ns = get_u64(&f);
+        ret->end_ns = get_u64(&f);
+        ret->status_code = get_enum(&f, SS_STATUS_ERROR);
+        ret->service = get_str(&f, false);
+        attrs = get_map(&f, true);
+        if (attrs) {
+                ret->attrs = attrs->ptr;
+                ret->n_attrs = attrs->size;
+        }
+        return f.bad ? -EPROTO : 0;
+}
+
 /* A STATS reply's counters: string names, unsigned values. */
 static const msgpack_object_map *get_counters(fields *f)
 {
@@ -434,6 +562,14 @@ static void decode_body(fields *f, ss_msg *m)
                 m->stats.id = get_u64(f);
                 m->stats.counters = get_counters(f);
                 break;
+        case SS_MSG_SUBSCRIBE:
+                m->subscribe.filter = get_filter(f);
+                break;
+        case SS_MSG_TRACE:
+                m->trace.dropped = get_u64(f);
+                m->trace.omitted = get_u64(f);
+                m->trace.spans = get_array(f);
+                break;
         default:
                 break;
         }
@@ -441,8 +577,8 @@ static void decode_body(fields *f, ss_msg *m)
 
 static bool type_known(uint32_t t)
 {
-        return (t >= SS_MSG_HELLO && t <= SS_MSG_STATS) || t == SS_MSG_FLUSHED ||
-               t == SS_MSG_STATS_REPLY;
+        return (t >= SS_MSG_HELLO && t <= SS_MSG_SUBSCRIBE) ||
+               (t >= SS_MSG_FLUSHED && t <= SS_MSG_TRACE);
 }
 
 /* ---- a walk over the bytes before msgpack-c sees them ---------------------------------- */
@@ -599,5 +735,7 @@ const char *ss_msg_type_name(uint32_t type)
                 return "FLUSHED";
         if (type == SS_MSG_STATS_REPLY)
                 return "STATS_REPLY";
+        if (type == SS_MSG_TRACE)
+                return "TRACE";
         return "unknown";
 }

@@ -47,7 +47,32 @@ enum ss_msg_type {
         /* daemon to client */
         SS_MSG_FLUSHED = 65,
         SS_MSG_STATS_REPLY = 66,
+        SS_MSG_TRACE = 67,
 };
+
+/*
+ * SUBSCRIBE [9, filter] and the TRACE messages the daemon then streams to
+ * that connection: [67, dropped, omitted, [span, ...]], one per finished
+ * trace (or chunk of a large one) the daemon keeps, where dropped counts the
+ * traces this subscriber missed so far because it read too slowly and
+ * omitted the spans of this trace left out past SS_TAP_MAX_SPANS. A span is
+ * [trace_id, span_id, parent_id or nil, name, kind, start_ns, end_ns,
+ * status_code, service.name, attrs]: a summary, never content; attrs holds
+ * only the SS_TAP_KEYS the span has.
+ */
+#define SS_SUB_SERVICE     "service"         /* str: a resource's service.name */
+#define SS_SUB_AGENT       "agent"           /* str: upsonic.agent.name on a span */
+#define SS_SUB_STATUS      "status"          /* "error" or "ok" (no span with ERROR) */
+#define SS_SUB_MIN_DUR_MS  "min_duration_ms" /* uint: the trace's span of time */
+#define SS_SUB_MAX_STR     256u              /* a filter string longer is refused */
+#define SS_TAP_MAX_SPANS   1000u
+#define SS_TAP_SPAN_FIELDS 10u
+#define SS_TAP_KEYS                                                                                \
+        "upsonic.agent.name", "upsonic.agent.model", "upsonic.status", "upsonic.total_cost",       \
+            "upsonic.tool.name", "upsonic.usage.total_tokens", "gen_ai.provider.name",             \
+            "gen_ai.request.model", "gen_ai.response.model", "gen_ai.usage.input_tokens",          \
+            "gen_ai.usage.output_tokens", "gen_ai.usage.cost", "error.type"
+#define SS_TAP_N_KEYS 13u
 
 /*
  * HELLO option keys, named once for both sides. Every key but the protocol
@@ -148,11 +173,34 @@ typedef struct ss_msg {
                         uint64_t seq; /* FLUSH, FLUSHED, STATS request id */
                 } seq;
                 struct {
+                        const msgpack_object_map *filter; /* SS_SUB_* keys; NULL: all */
+                } subscribe;
+                struct {
+                        uint64_t dropped;
+                        uint64_t omitted;
+                        const msgpack_object_array *spans; /* check with ss_wire_tap_span() */
+                } trace;
+                struct {
                         uint64_t id;                        /* the STATS request's */
                         const msgpack_object_map *counters; /* str -> uint, checked */
                 } stats;
         };
 } ss_msg;
+
+/* One span of a TRACE message. */
+typedef struct ss_tap_span {
+        const uint8_t *trace_id;
+        const uint8_t *span_id;
+        const uint8_t *parent_id; /* NULL for a root */
+        ss_str name;
+        int32_t kind;
+        uint64_t start_ns;
+        uint64_t end_ns;
+        int32_t status_code;
+        ss_str service;
+        const msgpack_object_kv *attrs;
+        uint32_t n_attrs;
+} ss_tap_span;
 
 /* One named counter of a STATS reply. */
 typedef struct ss_stat {
@@ -237,3 +285,19 @@ int ss_wire_put_span_end(ss_buf *b, size_t max_frame, const uint8_t *span_id, ui
 int ss_wire_put_seq(ss_buf *b, size_t max_frame, uint32_t type, uint64_t seq);
 /* STATS_REPLY: [66, id, {name: value, ...}] with the n counters of v. */
 int ss_wire_put_stats(ss_buf *b, size_t max_frame, uint64_t id, const ss_stat *v, size_t n);
+/* SUBSCRIBE: [9, filter]. */
+int ss_wire_put_subscribe(ss_buf *b, size_t max_frame, const ss_rawmap *filter);
+
+/*
+ * A TRACE message in two parts, so that one body serves every subscriber:
+ * ss_wire_pack_tap_span() packs each span of the body (an msgpack array of
+ * them the caller begins), and ss_wire_trace_head() writes into head (at most
+ * SS_TRACE_HEAD_MAX bytes) the frame header and the fields before the body of
+ * body_len bytes. Returns the head's length.
+ */
+#define SS_TRACE_HEAD_MAX (SS_FRAME_HEADER + 1 + 1 + 9 + 9)
+int ss_wire_pack_tap_span(msgpack_packer *pk, const ss_tap_span *s);
+size_t ss_wire_trace_head(uint8_t *head, uint64_t dropped, uint64_t omitted, size_t body_len);
+
+/* Decode element i of a TRACE message's spans: 0 or -EPROTO for the wrong shape. */
+int ss_wire_tap_span(const msgpack_object *o, ss_tap_span *ret);

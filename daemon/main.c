@@ -21,6 +21,7 @@
 #include "export/pipeline.h"
 #include "ingest/control.h"
 #include "ingest/listener.h"
+#include "ingest/tap.h"
 #include "policy/stage.h"
 #include "sidespan-version.h"
 #include "trace/assembler.h"
@@ -36,6 +37,7 @@ typedef struct sidespand {
         ss_pricing *pricing;
         ss_assembler *assembler;
         ss_control *control;
+        ss_tap *tap;
         ss_listener *listener;
         bool stopping;
 } sidespand;
@@ -67,6 +69,8 @@ static void take_down(sidespand *d, const char *reason)
         d->control = NULL;
         ss_policy_free(d->policy);
         d->policy = NULL;
+        ss_tap_free(d->tap);
+        d->tap = NULL;
         if (d->pipeline)
                 ss_pipeline_drain(d->pipeline, d->cfg.drain_timeout_ms, NULL, NULL);
         d->pipeline = NULL;
@@ -112,11 +116,19 @@ static int signals_start(sidespand *d)
         return r;
 }
 
-/* The counters STATS answers with, from every stage that has them. */
+/* The counters STATS answers with, from every stage that has them, and the tap of kept
+ * traces SUBSCRIBE joins. */
 static int control_start(sidespand *d)
 {
         int r = ss_control_new(ss_policy_sink(d->policy), &d->control);
 
+        if (r == 0)
+                r = ss_tap_new(&d->tap);
+        if (r < 0)
+                return r;
+        ss_control_set_tap(d->control, d->tap);
+        ss_policy_set_tap(d->policy, ss_tap_sink(d->tap));
+        r = ss_control_add_counters(d->control, ss_tap_counters, d->tap);
         if (r == 0)
                 r = ss_control_add_counters(d->control, ss_assembler_counters, d->assembler);
         if (r == 0)

@@ -106,6 +106,9 @@ void ss_conn_close(ss_conn *c)
                 return;
         c->closing = true;
         budget_unlink(c);
+        /* Before the handle closes: the tap writes to it no more. */
+        ss_tap_unsubscribe(ss_control_tap(c->env->control), c->sub);
+        c->sub = NULL;
         uv_close((uv_handle_t *)&c->pipe, on_closed);
 }
 
@@ -202,6 +205,24 @@ static void control_message(ss_conn *c, const ss_msg *m)
 
 /* ---- messages --------------------------------------------------------------------------- */
 
+/* SUBSCRIBE: the daemon's user and root see every client's traces, others their uid's. */
+static void subscribe(ss_conn *c, const ss_msg *m)
+{
+        ss_tap *tap = ss_control_tap(c->env->control);
+        int r;
+
+        if (c->sub) {
+                conn_fail(c, "second SUBSCRIBE on one connection", -EPROTO);
+                return;
+        }
+        r = tap ? ss_tap_subscribe(tap, (uv_stream_t *)&c->pipe, c->uid,
+                                   c->uid == 0 || c->uid == c->env->daemon_uid, m->subscribe.filter,
+                                   &c->sub)
+                : -ENOTSUP;
+        if (r < 0)
+                conn_fail(c, "cannot subscribe", r);
+}
+
 static void hello(ss_conn *c, const ss_msg *m)
 {
         if (c->session) {
@@ -252,8 +273,12 @@ static void message(ss_conn *c, const ss_msg *m)
         case SS_MSG_STATS:
                 control_message(c, m);
                 break;
+        case SS_MSG_SUBSCRIBE:
+                subscribe(c, m);
+                break;
         case SS_MSG_FLUSHED:
         case SS_MSG_STATS_REPLY:
+        case SS_MSG_TRACE:
                 conn_fail(c, "a daemon message from a client", -EPROTO);
                 break;
         default:

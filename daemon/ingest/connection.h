@@ -79,6 +79,7 @@ struct ss_conn {
         uint64_t last_read_ms;     /* the last bytes */
         uint64_t partial_since_ms; /* a frame begun and not complete since; 0: none */
         uint64_t grew_ms;          /* the input buffer last held a large frame */
+        ss_tap_sub *sub;           /* SUBSCRIBE'd: traces stream to it; exempt from idle timeouts */
         bool paused;
         bool counted; /* in the listener's count of its process */
         bool closing;

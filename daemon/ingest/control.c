@@ -13,6 +13,7 @@ typedef struct source {
 
 struct ss_control {
         ss_sink *flush_target;
+        ss_tap *tap;
         source sources[SS_CONTROL_MAX_SOURCES];
         size_t n;
 };
@@ -65,4 +66,14 @@ int ss_control_stats(const ss_control *c, uint64_t id, ss_buf *out)
         r = all.err ? all.err : ss_wire_put_stats(out, SS_CONTROL_MAX_REPLY, id, all.v, all.n);
         ss_counters_free(&all);
         return r;
+}
+
+void ss_control_set_tap(ss_control *c, ss_tap *tap)
+{
+        c->tap = tap;
+}
+
+ss_tap *ss_control_tap(const ss_control *c)
+{
+        return c->tap;
 }

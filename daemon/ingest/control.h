@@ -3,8 +3,9 @@
 
 /*
  * The control messages of the wire protocol, answered for any connection:
- * FLUSH (make the next stage hand on what it holds back, then say FLUSHED)
- * and STATS (every counter the stages expose, as one STATS_REPLY). The
+ * FLUSH (make the next stage hand on what it holds back, then say FLUSHED),
+ * STATS (every counter the stages expose, as one STATS_REPLY) and SUBSCRIBE
+ * (through the tap main.c gives it, ingest/tap.h). The
  * counter sources are registered by main.c, so control knows no stage but
  * the sink it flushes. Loop thread only; nothing blocks.
  */
@@ -12,6 +13,7 @@
 #include <stdint.h>
 
 #include "base/counters.h"
+#include "ingest/tap.h"
 #include "model/sink.h"
 #include "ss-buf.h"
 
@@ -37,3 +39,7 @@ int ss_control_flush(ss_control *c, uint64_t seq, ss_buf *out);
 
 /* STATS id: append the STATS_REPLY frame to out. 0 or -errno. */
 int ss_control_stats(const ss_control *c, uint64_t id, ss_buf *out);
+
+/* The tap SUBSCRIBE joins (borrowed: must outlive every connection), or NULL: none. */
+void ss_control_set_tap(ss_control *c, ss_tap *tap);
+ss_tap *ss_control_tap(const ss_control *c);

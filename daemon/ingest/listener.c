@@ -288,6 +288,8 @@ static const char *overdue(ss_listener *l, const ss_conn *c, uint64_t now)
 {
         const ss_listener_config *cfg = &l->cfg;
 
+        if (c->sub)
+                return NULL; /* a reader of traces (sidespan tail): it may be quiet for ever */
         /* A paused connection's frame deadline runs too: pausing is what the budget does
          * under pressure, and whoever holds it with unfinished frames must not keep it. */
         if (cfg->hello_timeout_ms && !c->session && now - c->connected_ms > cfg->hello_timeout_ms) {

@@ -17,6 +17,7 @@
 typedef struct ss_resource {
         unsigned refs;
         uint64_t id; /* unique per resource, for grouping */
+        uid_t uid;   /* the peer's (SO_PEERCRED); (uid_t)-1 when unknown */
         ss_store store;
         ss_attrs attrs;                   /* service.name, process.pid, ... */
         msgpack_object_str scope_name;    /* InstrumentationScope: sdk.name */

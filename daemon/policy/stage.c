@@ -29,6 +29,7 @@ struct ss_policy {
         ss_pipeline *out;
         ss_sampler *sampler;
         ss_redactor *redactor; /* NULL when no view redacts */
+        ss_sink *tap;          /* borrowed, or NULL */
         view views[SS_PIPELINE_MAX_EXPORTERS];
         size_t n_views;
         ss_span **scratch; /* one view's copies */
@@ -159,6 +160,8 @@ static void policy_put(ss_sink *sink, ss_span *const *spans, size_t n)
 
         if (n == 0 || !ss_sampler_decide(p->sampler, spans, n, ss_now_ns()))
                 return;
+        if (p->tap)
+                ss_sink_put(p->tap, spans, n);
         for (size_t i = 0; i < p->n_views; i++)
                 n_plain += plain[i] = view_is_plain(&p->views[i], spans, n);
         /* Plain views first: they hand on the spans as they are. */
@@ -253,6 +256,11 @@ void ss_policy_free(ss_policy *p)
 ss_sink *ss_policy_sink(ss_policy *p)
 {
         return &p->sink;
+}
+
+void ss_policy_set_tap(ss_policy *p, ss_sink *tap)
+{
+        p->tap = tap;
 }
 
 void ss_policy_counters(const void *policy, ss_counters *out)

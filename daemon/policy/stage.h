@@ -58,6 +58,10 @@ void ss_policy_free(ss_policy *p); /* accepts NULL */
 /* The sink the assembler hands traces to. */
 ss_sink *ss_policy_sink(ss_policy *p);
 
+/* An observer shown every kept trace before any view changes it (the tap of `sidespan
+ * tail`); borrowed, NULL for none. Only its put() is called. */
+void ss_policy_set_tap(ss_policy *p, ss_sink *tap);
+
 /* True when s's attribute key is content under cfg (the configured list, or the default). */
 bool ss_policy_content_key(const ss_policy_config *cfg, const msgpack_object_str *key);
 
