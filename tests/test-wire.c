@@ -535,6 +535,108 @@ START_TEST(stats_reply_round_trip)
 }
 END_TEST
 
+START_TEST(subscribe_round_trip_and_checks)
+{
+        msgpack_sbuffer sb;
+        msgpack_packer pk;
+        msgpack_unpacked u;
+        ss_msg m;
+        ss_buf b;
+
+        msgpack_sbuffer_init(&sb);
+        msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+        msgpack_pack_str_with_body(&pk, SS_SUB_AGENT, strlen(SS_SUB_AGENT));
+        msgpack_pack_str_with_body(&pk, "a", 1);
+        msgpack_pack_str_with_body(&pk, SS_SUB_MIN_DUR_MS, strlen(SS_SUB_MIN_DUR_MS));
+        msgpack_pack_uint64(&pk, 250);
+        ss_rawmap filter = {.count = 2, .data = (const uint8_t *)sb.data, .len = sb.size};
+        ss_buf_init(&b, 4096);
+        msgpack_unpacked_init(&u);
+        ck_assert_int_eq(ss_wire_put_subscribe(&b, 4096, &filter), 0);
+        ck_assert_int_eq(decode_one(&b, &u, &m), 0);
+        ck_assert_uint_eq(m.type, SS_MSG_SUBSCRIBE);
+        ck_assert_uint_eq(ss_wire_map_get(m.subscribe.filter, SS_SUB_MIN_DUR_MS)->via.u64, 250);
+        /* A filter value of the wrong type is the wrong shape. */
+        msgpack_sbuffer_clear(&sb);
+        msgpack_pack_str_with_body(&pk, SS_SUB_STATUS, strlen(SS_SUB_STATUS));
+        msgpack_pack_uint64(&pk, 2);
+        filter = (ss_rawmap){.count = 1, .data = (const uint8_t *)sb.data, .len = sb.size};
+        ss_buf_reset(&b);
+        ck_assert_int_eq(ss_wire_put_subscribe(&b, 4096, &filter), 0);
+        ck_assert_int_eq(decode_one(&b, &u, &m), -EPROTO);
+        msgpack_unpacked_destroy(&u);
+        msgpack_sbuffer_destroy(&sb);
+        ss_buf_free(&b);
+}
+END_TEST
+
+/* A TRACE message built as the daemon's tap builds it: a shared body and a head. */
+START_TEST(trace_round_trip_cuts_long_strings)
+{
+        static const uint8_t tid[SS_TRACE_ID_LEN] = {1, 2, 3}, sid[SS_SPAN_ID_LEN] = {4},
+                             pid[SS_SPAN_ID_LEN] = {5};
+        char name[400];
+        msgpack_object_kv kv[1] = {{.key = {.type = MSGPACK_OBJECT_STR},
+                                    .val = {.type = MSGPACK_OBJECT_POSITIVE_INTEGER}}};
+        uint8_t head[SS_TRACE_HEAD_MAX];
+        msgpack_unpacked u;
+        msgpack_packer pk;
+        ss_tap_span t, got;
+        size_t n;
+        ss_msg m;
+        ss_buf body, b;
+
+        /* "é" is two bytes: a cut at 256 must not split one. */
+        memset(name, 'x', sizeof(name));
+        for (size_t i = 1; i + 1 < sizeof(name); i += 2)
+                memcpy(name + i, "\xc3\xa9", 2);
+        kv[0].key.via.str = (msgpack_object_str){.size = 25, .ptr = "gen_ai.usage.input_tokens"};
+        kv[0].val.via.u64 = 412;
+        t = (ss_tap_span){.trace_id = tid,
+                          .span_id = sid,
+                          .parent_id = pid,
+                          .name = {.ptr = name, .len = sizeof(name)},
+                          .kind = SS_KIND_CLIENT,
+                          .start_ns = 10,
+                          .end_ns = 20,
+                          .status_code = SS_STATUS_ERROR,
+                          .service = {.ptr = "svc", .len = 3},
+                          .attrs = kv,
+                          .n_attrs = 1};
+        ss_buf_init(&body, 1 << 20);
+        ss_buf_init(&b, 1 << 20);
+        msgpack_packer_init(&pk, &body, ss_buf_msgpack_write);
+        msgpack_pack_array(&pk, 1);
+        ck_assert_int_eq(ss_wire_pack_tap_span(&pk, &t), 0);
+        n = ss_wire_trace_head(head, 3, 7, body.len);
+        ck_assert_uint_le(n, SS_TRACE_HEAD_MAX);
+        ck_assert_int_eq(ss_buf_append(&b, head, n), 0);
+        ck_assert_int_eq(ss_buf_append(&b, body.data, body.len), 0);
+        msgpack_unpacked_init(&u);
+        ck_assert_int_eq(decode_one(&b, &u, &m), 0);
+        ck_assert_uint_eq(m.type, SS_MSG_TRACE);
+        ck_assert_uint_eq(m.trace.dropped, 3);
+        ck_assert_uint_eq(m.trace.omitted, 7);
+        ck_assert_uint_eq(m.trace.spans->size, 1);
+        ck_assert_int_eq(ss_wire_tap_span(&m.trace.spans->ptr[0], &got), 0);
+        ck_assert_mem_eq(got.trace_id, tid, SS_TRACE_ID_LEN);
+        ck_assert_mem_eq(got.parent_id, pid, SS_SPAN_ID_LEN);
+        ck_assert_uint_eq(got.name.len, 255); /* 256 would split an "é" */
+        ck_assert_mem_eq(got.name.ptr, name, 255);
+        ck_assert_int_eq(got.kind, SS_KIND_CLIENT);
+        ck_assert_uint_eq(got.end_ns, 20);
+        ck_assert_int_eq(got.status_code, SS_STATUS_ERROR);
+        ck_assert_uint_eq(got.service.len, 3);
+        ck_assert_uint_eq(got.n_attrs, 1);
+        ck_assert_uint_eq(got.attrs[0].val.via.u64, 412);
+        /* A span of the wrong shape is refused alone. */
+        ck_assert_int_eq(ss_wire_tap_span(&m.trace.spans->ptr[0].via.array.ptr[3], &got), -EPROTO);
+        msgpack_unpacked_destroy(&u);
+        ss_buf_free(&body);
+        ss_buf_free(&b);
+}
+END_TEST
+
 static void fill_bad_stats(msgpack_packer *pk)
 {
         msgpack_pack_array(pk, 3);
@@ -612,6 +714,8 @@ static Suite *wire_suite(void)
         tcase_add_test(tc, buf_bounds);
         tcase_add_test(tc, frame_header_codec);
         tcase_add_test(tc, stats_reply_round_trip);
+        tcase_add_test(tc, subscribe_round_trip_and_checks);
+        tcase_add_test(tc, trace_round_trip_cuts_long_strings);
         tcase_add_test(tc, stats_reply_with_negative_counter_is_eproto);
         tcase_add_test(tc, hello_keys_named_once);
         suite_add_tcase(s, tc);

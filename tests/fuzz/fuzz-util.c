@@ -178,6 +178,20 @@ static void check_body(const uint8_t *payload, size_t len, const ss_msg *m)
                 }
                 touch_map(payload, len, m->stats.counters);
                 break;
+        case SS_MSG_SUBSCRIBE:
+                touch_map(payload, len, m->subscribe.filter);
+                break;
+        case SS_MSG_TRACE:
+                for (uint32_t i = 0; m->trace.spans && i < m->trace.spans->size; i++) {
+                        ss_tap_span t;
+
+                        if (ss_wire_tap_span(&m->trace.spans->ptr[i], &t) == 0) {
+                                check_id(payload, len, t.trace_id, SS_TRACE_ID_LEN);
+                                check_str(payload, len, t.name);
+                                check_str(payload, len, t.service);
+                        }
+                }
+                break;
         default:
                 /* FLUSH, STATS and FLUSHED carry a number. */
                 FZ_ASSERT(m->type == SS_MSG_FLUSH || m->type == SS_MSG_STATS ||
@@ -186,11 +200,11 @@ static void check_body(const uint8_t *payload, size_t len, const ss_msg *m)
         }
 }
 
-/* The types the decoder knows; SUBSCRIBE is named but not decoded yet, so it is skipped. */
+/* The types the decoder knows. */
 static bool type_known(uint32_t t)
 {
-        return (t >= SS_MSG_HELLO && t <= SS_MSG_STATS) || t == SS_MSG_FLUSHED ||
-               t == SS_MSG_STATS_REPLY;
+        return (t >= SS_MSG_HELLO && t <= SS_MSG_SUBSCRIBE) ||
+               (t >= SS_MSG_FLUSHED && t <= SS_MSG_TRACE);
 }
 
 void fz_check_decoded(const uint8_t *payload, size_t len, int r, const ss_msg *m)
