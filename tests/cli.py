@@ -45,9 +45,21 @@ class Cli(Base):
 
     def test_status_text(self):
         d = self.http_daemon()
+        c = RawClient(d.socket)
+        c.hello()
+        send_trace(c, "s", 2)
+        c.flush()
+        self.wait_spans(3)
         r = self.cli(d, "status")
         self.assertEqual(r.returncode, 0, r.stderr)
         self.assertRegex(r.stdout, r"(?m)^connections_active +\d+$")
+        # The headline first: clients and open work, then each exporter's figures.
+        lines = r.stdout.splitlines()
+        self.assertRegex(lines[0], r"^sidespand at %s: 2 connection\(s\), 0 open span\(s\) "
+                         r"in 0 open trace\(s\); 3 span\(s\) finished$" % d.socket)
+        self.assertRegex(lines[1], r"^  exporter otlp-http: 3 in, 3 exported, 0 dropped, "
+                         r"0 retries")
+        c.close()
 
     def test_flush(self):
         d = self.http_daemon()

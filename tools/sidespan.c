@@ -80,6 +80,65 @@ static void print_counters(const msgpack_object_map *m, bool json)
         free(kv);
 }
 
+static uint64_t counter(const msgpack_object_map *m, const char *name)
+{
+        const msgpack_object *v = ss_wire_map_get(m, name);
+
+        return v ? v->via.u64 : 0;
+}
+
+/* The headline: clients, open work, and per exporter what came in, went out, waits and was
+ * lost (by reason, where the exporter counts reasons). */
+static void print_summary(const cli *c, const msgpack_object_map *m)
+{
+        static const char *const figures[][2] = {
+            {"spans_in", "in"},           {"spans_exported", "exported"},
+            {"spans_dropped", "dropped"}, {"retries", "retries"},
+            {"spans_spooled", "spooled"}, {"queued_bytes", "bytes queued"},
+        };
+
+        printf("sidespand at %s: %llu connection(s), %llu open span(s) in %llu open trace(s); "
+               "%llu span(s) finished\n",
+               c->socket_path, (unsigned long long)counter(m, "connections_active"),
+               (unsigned long long)counter(m, "spans_open"),
+               (unsigned long long)counter(m, "traces_open"),
+               (unsigned long long)counter(m, "spans_finished"));
+        for (uint32_t i = 0; i < m->size; i++) {
+                const msgpack_object_str *k = &m->ptr[i].key.via.str;
+                static const char pre[] = "exporter.", suf[] = ".spans_in";
+                char name[SS_SUB_MAX_STR], key[2 * SS_SUB_MAX_STR];
+                size_t n;
+
+                if (k->size <= strlen(pre) + strlen(suf) || memcmp(k->ptr, pre, strlen(pre)) ||
+                    memcmp(k->ptr + k->size - strlen(suf), suf, strlen(suf)))
+                        continue;
+                n = k->size - strlen(pre) - strlen(suf);
+                if (n >= sizeof(name))
+                        continue;
+                memcpy(name, k->ptr + strlen(pre), n);
+                name[n] = '\0';
+                printf("  exporter %s:", name);
+                for (size_t f = 0; f < sizeof(figures) / sizeof(figures[0]); f++) {
+                        snprintf(key, sizeof(key), "exporter.%s.%s", name, figures[f][0]);
+                        if (ss_wire_map_get(m, key))
+                                printf("%s %llu %s", f ? "," : "",
+                                       (unsigned long long)counter(m, key), figures[f][1]);
+                }
+                /* Drops by reason: only the ones that happened. */
+                snprintf(key, sizeof(key), "exporter.%s.dropped.", name);
+                for (uint32_t j = 0; j < m->size; j++) {
+                        const msgpack_object_str *r = &m->ptr[j].key.via.str;
+                        size_t kn = strlen(key);
+
+                        if (r->size > kn && !memcmp(r->ptr, key, kn) && m->ptr[j].val.via.u64)
+                                printf(" (%.*s %llu)", (int)(r->size - kn), r->ptr + kn,
+                                       (unsigned long long)m->ptr[j].val.via.u64);
+                }
+                putchar('\n');
+        }
+        printf("\n");
+}
+
 static int verb_status(cli *c, bool json)
 {
         msgpack_unpacked u;
@@ -93,6 +152,8 @@ static int verb_status(cli *c, bool json)
                 r = cli_send_seq(c, SS_MSG_STATS, 1);
         if (r >= 0)
                 r = cli_recv(c, SS_MSG_STATS_REPLY, cli_now_ms() + c->timeout_ms, &u, &copy, &m);
+        if (r >= 0 && !json)
+                print_summary(c, m.stats.counters);
         if (r >= 0)
                 print_counters(m.stats.counters, json);
         else
