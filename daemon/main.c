@@ -191,7 +191,7 @@ static int start(sidespand *d)
         if (r < 0)
                 return r;
         ss_log(SS_LOG_INFO, "sidespand %s listening on %s", SIDESPAN_VERSION_STRING,
-               d->cfg.listener.path);
+               ss_listener_path(d->listener));
         ss_notify("READY=1");
         return 0;
 }
