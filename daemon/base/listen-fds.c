@@ -38,13 +38,13 @@ static const char *type_name(int type)
 {
         switch (type) {
         case SOCK_DGRAM:
-                return "a datagram socket";
+                return "is a datagram socket";
         case SOCK_SEQPACKET:
-                return "a seqpacket socket";
+                return "is a seqpacket socket";
         case SOCK_RAW:
-                return "a raw socket";
+                return "is a raw socket";
         default:
-                return "a socket of another type";
+                return "is a socket of another type";
         }
 }
 
@@ -52,13 +52,13 @@ static const char *family_name(int family)
 {
         switch (family) {
         case AF_INET:
-                return "an AF_INET socket";
+                return "is an AF_INET socket";
         case AF_INET6:
-                return "an AF_INET6 socket";
+                return "is an AF_INET6 socket";
         case AF_NETLINK:
-                return "an AF_NETLINK socket";
+                return "is an AF_NETLINK socket";
         default:
-                return "a socket of another family";
+                return "is a socket of another family";
         }
 }
 
