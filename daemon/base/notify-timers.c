@@ -66,9 +66,9 @@ static int64_t watchdog_interval_ms(void)
         int q = ss_notify_env_number("WATCHDOG_PID", &pid);
 
         if (r < 0 || q < 0) {
-                ss_log(SS_LOG_ERR, "watchdog: WATCHDOG_USEC=%s WATCHDOG_PID=%s are not numbers",
-                       getenv("WATCHDOG_USEC"),
-                       getenv("WATCHDOG_PID") ? getenv("WATCHDOG_PID") : "");
+                ss_log(SS_LOG_ERR, "watchdog: %s=%s is not a number",
+                       r < 0 ? "WATCHDOG_USEC" : "WATCHDOG_PID",
+                       getenv(r < 0 ? "WATCHDOG_USEC" : "WATCHDOG_PID"));
                 return -EINVAL;
         }
         if (r == 0 || usec == 0 || (q > 0 && pid != (unsigned long long)getpid()))

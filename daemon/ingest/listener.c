@@ -305,6 +305,7 @@ static int listen_socket(ss_listener *l)
         l->cfg.path = l->path;
         l->activated = true;
         r = l->path ? uv_pipe_open(&l->pipe, fd) : -ENOMEM;
+        /* listen(2) again on a listening socket only sets its backlog, to ours. */
         if (r == 0)
                 r = uv_listen((uv_stream_t *)&l->pipe, LISTEN_BACKLOG, on_connection);
         if (r < 0)
