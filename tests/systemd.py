@@ -396,17 +396,29 @@ class Units(unittest.TestCase):
             m = re.search(r"(?m)^ExecStart=(\S+)", f.read())
         self.assertTrue(m and os.access(m.group(1), os.X_OK), m and m.group(1))
 
-    def test_verify(self):
-        man = os.path.isdir(self.mandir) and shutil.which("man")
+    def verify(self, *units, man=False):
         env = dict(os.environ, MANPATH=self.mandir, SYSTEMD_LOG_COLOR="0")
-        argv = [self.analyze, "verify"] + ([] if man else ["--man=no"])
+        argv = [self.analyze, "verify"] + ([] if man else ["--man=no"]) + list(units)
+        r = subprocess.run(argv, capture_output=True, text=True, timeout=120, env=env)
+        return r.returncode, r.stdout + r.stderr
+
+    def test_verify(self):
+        # A unit that cannot be wrong: when even it draws complaints, the host is the cause
+        # (no unit directories, as in some containers), not our units.
+        plain = os.path.join(self.units, "plain.service")
+        with open(plain, "w") as f:
+            f.write("[Service]\nExecStart=/bin/true\n")
+        rc, out = self.verify(plain)
+        os.unlink(plain)
+        if (rc, out) != (0, ""):
+            self.skipTest("systemd-analyze verify fails here on a minimal unit too: " + out)
+        man = os.path.isdir(self.mandir) and shutil.which("man") is not None
         if not man:
             print("systemd: man pages or man(1) absent, Documentation=man: not checked",
                   file=sys.stderr)
-        r = subprocess.run(argv + [self.unit("sidespand.service"), self.unit("sidespand.socket")],
-                           capture_output=True, text=True, timeout=120, env=env)
         # verify exits 0 on unknown keys and bad values, which it only prints.
-        self.assertEqual((r.returncode, r.stdout + r.stderr), (0, ""))
+        self.assertEqual(self.verify(self.unit("sidespand.service"),
+                                     self.unit("sidespand.socket"), man=man), (0, ""))
 
     def test_security_exposure(self):
         r = subprocess.run([self.analyze, "security", "--offline=yes", "--no-pager",
