@@ -13,6 +13,7 @@
 
 #include "base/log.h"
 #include "base/notify.h"
+#include "ss-macro.h"
 
 /* How many sockets were passed to this process: 0 when none or they were another's. */
 static int passed_fds(void)
@@ -34,33 +35,26 @@ static int passed_fds(void)
         return (int)n;
 }
 
-static const char *type_name(int type)
+typedef struct named {
+        int value;
+        const char *what;
+} named;
+
+/* What a socket of type or family v is, for the error: "is a datagram socket". */
+static const char *name_of(const named *names, size_t n, int v, const char *other)
 {
-        switch (type) {
-        case SOCK_DGRAM:
-                return "is a datagram socket";
-        case SOCK_SEQPACKET:
-                return "is a seqpacket socket";
-        case SOCK_RAW:
-                return "is a raw socket";
-        default:
-                return "is a socket of another type";
-        }
+        for (size_t i = 0; i < n; i++)
+                if (names[i].value == v)
+                        return names[i].what;
+        return other;
 }
 
-static const char *family_name(int family)
-{
-        switch (family) {
-        case AF_INET:
-                return "is an AF_INET socket";
-        case AF_INET6:
-                return "is an AF_INET6 socket";
-        case AF_NETLINK:
-                return "is an AF_NETLINK socket";
-        default:
-                return "is a socket of another family";
-        }
-}
+static const named types[] = {{SOCK_DGRAM, "is a datagram socket"},
+                              {SOCK_SEQPACKET, "is a seqpacket socket"},
+                              {SOCK_RAW, "is a raw socket"}};
+static const named families[] = {{AF_INET, "is an AF_INET socket"},
+                                 {AF_INET6, "is an AF_INET6 socket"},
+                                 {AF_NETLINK, "is an AF_NETLINK socket"}};
 
 static int bad_fd(int fd, const char *what, int err)
 {
@@ -100,11 +94,16 @@ static int check_socket(int fd, char *out, size_t size)
                                                 : strerror(errno),
                               -errno);
         if (type != SOCK_STREAM)
-                return bad_fd(fd, type_name(type), -EPROTOTYPE);
+                return bad_fd(
+                    fd, name_of(types, SS_ELEMENTSOF(types), type, "is a socket of another type"),
+                    -EPROTOTYPE);
         if (getsockname(fd, (struct sockaddr *)&sa, &sa_len) < 0)
                 return bad_fd(fd, strerror(errno), -errno);
         if (sa.sun_family != AF_UNIX)
-                return bad_fd(fd, family_name(sa.sun_family), -EAFNOSUPPORT);
+                return bad_fd(fd,
+                              name_of(families, SS_ELEMENTSOF(families), sa.sun_family,
+                                      "is a socket of another family"),
+                              -EAFNOSUPPORT);
         len = sizeof(listening);
         if (getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &len) < 0)
                 return bad_fd(fd, strerror(errno), -errno);
