@@ -17,6 +17,7 @@
 #include "base/fdlimit.h"
 #include "base/log.h"
 #include "base/notify.h"
+#include "base/notify-timers.h"
 #include "conf/config.h"
 #include "export/pipeline.h"
 #include "ingest/control.h"
@@ -39,6 +40,7 @@ typedef struct sidespand {
         ss_control *control;
         ss_tap *tap;
         ss_listener *listener;
+        ss_notify_timers *notify_timers;
         bool stopping;
 } sidespand;
 
@@ -93,12 +95,19 @@ static void on_signal(uv_signal_t *sig, int signum)
         d->stopping = true;
         ss_log(SS_LOG_INFO, "%s: draining and exiting", strsignal(signum));
         ss_notify("STOPPING=1");
+        ss_notify_timers_close(d->notify_timers);
         uv_close((uv_handle_t *)&d->sigint, NULL);
         uv_close((uv_handle_t *)&d->sigterm, NULL);
         ss_listener_close(d->listener, on_listener_closed, d);
 }
 
 /* ---- start-up --------------------------------------------------------------------------- */
+
+/* STATUS= reads every counter STATS would answer with. */
+static void collect_counters(const void *control, ss_counters *out)
+{
+        ss_control_collect(control, out);
+}
 
 static int signals_start(sidespand *d)
 {
@@ -200,10 +209,13 @@ static int start(sidespand *d)
                 r = ss_control_add_counters(d->control, ss_listener_counters, d->listener);
         if (r == 0)
                 r = signals_start(d);
+        if (r == 0)
+                r = ss_notify_timers_start(&d->loop, collect_counters, d->control,
+                                           &d->notify_timers);
         if (r < 0)
                 return r;
         ss_log(SS_LOG_INFO, "sidespand %s listening on %s", SIDESPAN_VERSION_STRING,
-               d->cfg.listener.path);
+               ss_listener_path(d->listener));
         ss_notify("READY=1");
         return 0;
 }

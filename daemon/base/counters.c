@@ -55,6 +55,22 @@ uint64_t ss_counters_get(const ss_counters *c, const char *name)
         return 0;
 }
 
+uint64_t ss_counters_sum(const ss_counters *c, const char *prefix, const char *suffix)
+{
+        size_t np = strlen(prefix), ns = strlen(suffix);
+        uint64_t sum = 0;
+
+        for (size_t i = 0; i < c->n; i++) {
+                const char *name = c->v[i].name;
+                size_t n = strlen(name);
+
+                if (n >= np + ns && strncmp(name, prefix, np) == 0 &&
+                    strcmp(name + n - ns, suffix) == 0)
+                        sum += c->v[i].value;
+        }
+        return sum;
+}
+
 void ss_counters_free(ss_counters *c)
 {
         free(c->v);

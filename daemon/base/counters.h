@@ -37,4 +37,8 @@ void ss_counters_add(ss_counters *c, const char *prefix, const char *name, uint6
 /* The value of name, for tests and logs; 0 when absent. */
 uint64_t ss_counters_get(const ss_counters *c, const char *name);
 
+/* The sum of every counter named prefix...suffix ("exporter." and ".spans_exported"): a
+ * figure over all instances of a stage, for logs and systemd's STATUS=. */
+uint64_t ss_counters_sum(const ss_counters *c, const char *prefix, const char *suffix);
+
 void ss_counters_free(ss_counters *c);

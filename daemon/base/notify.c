@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 #include "base/notify.h"
 
+#include <errno.h>
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
@@ -27,4 +28,23 @@ void ss_notify(const char *state)
         (void)sendto(fd, state, strlen(state), MSG_NOSIGNAL | MSG_DONTWAIT, (struct sockaddr *)&sa,
                      (socklen_t)(offsetof(struct sockaddr_un, sun_path) + len));
         close(fd);
+}
+
+int ss_notify_env_number(const char *name, unsigned long long *ret)
+{
+        const char *s = getenv(name);
+        unsigned long long v;
+        char *end;
+
+        if (!s)
+                return 0;
+        /* strtoull() would take a sign, blanks and an empty string. */
+        if (*s < '0' || *s > '9')
+                return -EINVAL;
+        errno = 0;
+        v = strtoull(s, &end, 10);
+        if (errno || *end)
+                return -EINVAL;
+        *ret = v;
+        return 1;
 }

@@ -12,6 +12,7 @@
 #include "base/fault.h"
 #include "base/fdlimit.h"
 #include "base/hashmap.h"
+#include "base/listen-fds.h"
 #include "base/list.h"
 #include "base/log.h"
 #include "ingest/connection.h"
@@ -24,6 +25,7 @@ struct ss_listener {
         uv_loop_t *loop;
         ss_listener_config cfg;
         char *path;
+        bool activated; /* the socket is systemd's: never unlinked here */
         ss_conn_env env;
         ss_ingest_stats stats;
         ss_input_budget budget;
@@ -281,6 +283,39 @@ static void on_connection(uv_stream_t *listener, int status)
 
 /* ---- the listening socket --------------------------------------------------------------- */
 
+/*
+ * The socket systemd passed when socket-activated, else our own bound to
+ * l->path. A passed socket keeps its path, which replaces l->path: the
+ * socket unit's ListenStream= is what clients reach, whatever --socket says.
+ */
+static int listen_socket(ss_listener *l)
+{
+        char name[128];
+        int fd, r = ss_listen_fds_take(&fd, name, sizeof(name));
+
+        if (r == 0)
+                return ss_socket_listen(&l->pipe, l->path, LISTEN_BACKLOG, on_connection);
+        if (r < 0)
+                return r;
+        if (strcmp(name, l->path) != 0)
+                ss_log(SS_LOG_NOTICE, "socket activated on %s: the configured %s is not used", name,
+                       l->path);
+        free(l->path);
+        l->path = strdup(name);
+        l->cfg.path = l->path;
+        l->activated = true;
+        r = l->path ? uv_pipe_open(&l->pipe, fd) : -ENOMEM;
+        /* listen(2) again on a listening socket only sets its backlog, to ours. */
+        if (r == 0)
+                r = uv_listen((uv_stream_t *)&l->pipe, LISTEN_BACKLOG, on_connection);
+        if (r < 0)
+                ss_log(SS_LOG_ERR, "cannot listen on the passed socket %s: %s", name,
+                       uv_strerror(r));
+        else
+                ss_log(SS_LOG_INFO, "listening on %s (socket activated)", name);
+        return r;
+}
+
 /* ---- timeouts --------------------------------------------------------------------------- */
 
 /* Why c has outstayed its welcome, counted; NULL when it has not. */
@@ -392,7 +427,7 @@ int ss_listener_new(uv_loop_t *loop, const ss_listener_config *cfg, ss_assembler
                 return r;
         }
         l->cfg.path = l->path;
-        r = ss_socket_listen(&l->pipe, l->path, LISTEN_BACKLOG, on_connection);
+        r = listen_socket(l);
         if (r < 0) {
                 uv_close((uv_handle_t *)&l->pipe, on_closed_early);
                 return r;
@@ -425,10 +460,15 @@ void ss_listener_close(ss_listener *l, void (*done)(void *ctx), void *ctx)
         uv_close((uv_handle_t *)&l->pipe, on_listener_closed);
         if (l->timeouts_on)
                 uv_close((uv_handle_t *)&l->timeouts, on_timeouts_closed);
-        if (unlink(l->path) < 0 && errno != ENOENT)
+        if (!l->activated && unlink(l->path) < 0 && errno != ENOENT)
                 ss_log(SS_LOG_WARNING, "cannot remove %s: %s", l->path, strerror(errno));
         for (ss_conn *c = l->conns; c; c = c->next)
                 ss_conn_close(c);
+}
+
+const char *ss_listener_path(const ss_listener *l)
+{
+        return l->path;
 }
 
 void ss_listener_counters(const void *listener, ss_counters *out)

@@ -38,6 +38,9 @@ typedef struct ss_listener_config {
  * Listen on cfg->path (the socket file gets mode 0660). A stale socket file
  * is removed; if another process answers on it, -EADDRINUSE; a path that
  * exists and is not a socket, -EEXIST. Errors are logged with the path.
+ * When systemd passed a listening socket (base/listen-fds.h), that one is
+ * used instead, left where it is and never removed; a passed descriptor that
+ * is no listening AF_UNIX stream socket fails with its reason logged.
  * Connections apply their messages to a and answer FLUSH and STATS through
  * control (both borrowed: they must outlive the listener).
  */
@@ -45,9 +48,12 @@ int ss_listener_new(uv_loop_t *loop, const ss_listener_config *cfg, ss_assembler
                     ss_control *control, ss_listener **ret);
 
 /* Stop accepting, close every connection (detaching their sessions), remove
- * the socket file; done(ctx) runs once every handle has closed, and the
- * listener is freed. */
+ * the socket file unless systemd owns it; done(ctx) runs once every handle
+ * has closed, and the listener is freed. */
 void ss_listener_close(ss_listener *l, void (*done)(void *ctx), void *ctx);
+
+/* Where clients connect: cfg->path, or the passed socket's address ("@name" when abstract). */
+const char *ss_listener_path(const ss_listener *l);
 
 /* connections, frames, protocol_errors, ...: an ss_counters_fn. */
 void ss_listener_counters(const void *listener, ss_counters *out);

@@ -133,6 +133,7 @@ struct ss_redactor {
         uint32_t n_pending;
         uint64_t spans;
         uint64_t match_errors;
+        int jit_error;   /* the first failed pcre2_jit_compile(): 0 when every pattern has JIT */
         ss_buf decoded;  /* one JSON string, unescaped */
         ss_buf redacted; /* that string redacted */
         ss_buf value;    /* one span value redacted */
@@ -221,9 +222,14 @@ static unsigned kind_index(ss_redactor *r, const char *k)
         return r->n_kinds++;
 }
 
-/* Compile with JIT when it is there (a failed JIT compile leaves the interpreter). */
-static pcre2_code *compile(const char *re, uint32_t opts, const char *what, char *err,
-                           size_t err_size, int *ret)
+/*
+ * Compile with JIT when it is there. A failed JIT compile leaves the
+ * interpreter, which pcre2_match() then uses: same matches, only slower.
+ * That is what happens under MemoryDenyWriteExecute=yes, where the kernel
+ * refuses JIT its writable and executable memory (PCRE2_ERROR_NOMEMORY).
+ */
+static pcre2_code *compile(ss_redactor *r, const char *re, uint32_t opts, const char *what,
+                           char *err, size_t err_size, int *ret)
 {
         PCRE2_UCHAR msg[160];
         PCRE2_SIZE off;
@@ -239,7 +245,9 @@ static pcre2_code *compile(const char *re, uint32_t opts, const char *what, char
                 *ret = code == PCRE2_ERROR_NOMEMORY ? -ENOMEM : -EINVAL;
                 return NULL;
         }
-        (void)pcre2_jit_compile(c, PCRE2_JIT_COMPLETE);
+        code = pcre2_jit_compile(c, PCRE2_JIT_COMPLETE);
+        if (code < 0 && r->jit_error == 0)
+                r->jit_error = code;
         return c;
 }
 
@@ -264,7 +272,7 @@ static int compile_slot(ss_redactor *r, unsigned set, char *err, size_t err_size
                 strcat(re, ")");
                 r->slot_kind[set][g++] = (uint8_t)i;
         }
-        r->slot[set] = compile(re, 0, "built-in", err, err_size, &ret);
+        r->slot[set] = compile(r, re, 0, "built-in", err, err_size, &ret);
         free(re);
         return ret;
 }
@@ -278,7 +286,7 @@ static int redactor_init(ss_redactor *r, const ss_redact_config *cfg, char *err,
         for (unsigned set = 1; set < N_SLOTS && ret == 0; set++)
                 ret = compile_slot(r, set, err, err_size);
         if (ret == 0)
-                r->email = compile(builtins[K_EMAIL].re, 0, "email", err, err_size, &ret);
+                r->email = compile(r, builtins[K_EMAIL].re, 0, "email", err, err_size, &ret);
         for (size_t i = 0; ret == 0 && cfg && i < cfg->n_custom; i++) {
                 const ss_redact_pattern *p = &cfg->custom[i];
 
@@ -290,8 +298,8 @@ static int redactor_init(ss_redactor *r, const ss_redact_config *cfg, char *err,
                                          p->kind ? p->kind : "", SS_REDACT_KIND_MAX_LEN);
                         return -EINVAL;
                 }
-                r->custom[i] = compile(p->regex, PCRE2_UTF | PCRE2_MATCH_INVALID_UTF, p->kind, err,
-                                       err_size, &ret);
+                r->custom[i] = compile(r, p->regex, PCRE2_UTF | PCRE2_MATCH_INVALID_UTF, p->kind,
+                                       err, err_size, &ret);
                 r->custom_kind[i] = kind_index(r, p->kind);
                 r->n_custom = i + 1;
         }
@@ -332,6 +340,19 @@ int ss_redactor_new(const ss_redact_config *cfg, ss_redactor **ret, char *err, s
                 memcpy(r->key, cfg->hash_key, sizeof(r->key));
         }
         *ret = r;
+        return 0;
+}
+
+int ss_redactor_jit(const ss_redactor *r, char *why, size_t why_size)
+{
+        if (r->jit_error == 0)
+                return 1;
+        if (r->jit_error == PCRE2_ERROR_NOMEMORY) /* PCRE2 says "no more memory" */
+                snprintf(why, why_size,
+                         "no writable and executable memory, as under "
+                         "MemoryDenyWriteExecute=yes");
+        else
+                pcre2_get_error_message(r->jit_error, (PCRE2_UCHAR *)why, why_size);
         return 0;
 }
 

@@ -55,6 +55,10 @@ typedef struct ss_redactor ss_redactor;
 int ss_redactor_new(const ss_redact_config *cfg, ss_redactor **ret, char *err, size_t err_size);
 void ss_redactor_free(ss_redactor *r); /* accepts NULL */
 
+/* 1 when every pattern runs JIT-compiled; 0 when some run in PCRE2's interpreter (no JIT
+ * in the library, or no executable memory for it), with PCRE2's reason in why. */
+int ss_redactor_jit(const ss_redactor *r, char *why, size_t why_size);
+
 /*
  * Redact text (n bytes, UTF-8) for the classes in kinds: 1 and the redacted
  * text appended to out when anything matched (*count increased by the

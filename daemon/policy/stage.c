@@ -210,6 +210,18 @@ static void build_views(ss_policy *p, size_t n_exporters)
         }
 }
 
+/* Once, at start: without JIT every string costs more to scan, which an operator should know. */
+static void log_jit(const ss_redactor *r)
+{
+        char why[128];
+
+        if (!ss_redactor_jit(r, why, sizeof(why)))
+                ss_log(SS_LOG_NOTICE,
+                       "redaction: PCRE2 JIT unavailable (%s): patterns run in the slower "
+                       "interpreter",
+                       why);
+}
+
 int ss_policy_new(const ss_policy_config *cfg, ss_pipeline *out, ss_policy **ret, char *err,
                   size_t err_size)
 {
@@ -235,6 +247,8 @@ int ss_policy_new(const ss_policy_config *cfg, ss_pipeline *out, ss_policy **ret
         r = ss_sampler_new(&cfg->sampling, &p->sampler);
         if (r == 0 && redacts)
                 r = ss_redactor_new(&cfg->redaction, &p->redactor, err, err_size);
+        if (r == 0 && redacts)
+                log_jit(p->redactor);
         if (r < 0) {
                 ss_policy_free(p);
                 return r;
