@@ -26,7 +26,7 @@
  *
  * All file I/O runs in libuv's thread pool, one job at a time per spool;
  * results come back on the loop. Loop thread only for the API; nothing
- * blocks but ss_spool_close(), which finishes the writes at shutdown.
+ * blocks.
  */
 
 #include <stdbool.h>
@@ -116,8 +116,13 @@ void ss_spool_ack(ss_spool *s, uint64_t id);
  * gave them back, e.g. its backend failed again). */
 void ss_spool_rewind(ss_spool *s);
 
-/* Finish the pending writes (blocking: at shutdown only), persist the head, close. NULL ok. */
-void ss_spool_close(ss_spool *s);
+/*
+ * Finish the pending writes (in the pool), persist the head, close the
+ * files and free s; then done(ctx) runs on the loop (never inside this
+ * call). A read pending completes first; its callback is not called. The
+ * loop must run until done. NULL s: done runs at the next iteration.
+ */
+void ss_spool_close(ss_spool *s, void (*done)(void *ctx), void *ctx);
 
 const ss_spool_stats *ss_spool_stats_get(const ss_spool *s);
 
