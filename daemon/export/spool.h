@@ -120,7 +120,7 @@ void ss_spool_rewind(ss_spool *s);
  * Finish the pending writes (in the pool), persist the head, close the
  * files and free s; then done(ctx) runs on the loop (never inside this
  * call). A read pending completes first; its callback is not called. The
- * loop must run until done. NULL s: done runs at the next iteration.
+ * loop must run until done.
  */
 void ss_spool_close(ss_spool *s, void (*done)(void *ctx), void *ctx);
 
