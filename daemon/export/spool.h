@@ -37,13 +37,13 @@
 #include "base/counters.h"
 #include "ss-buf.h"
 
-#define SS_SPOOL_MAX_BYTES_DEFAULT     ((uint64_t)1 << 30)
-#define SS_SPOOL_SEGMENT_BYTES_DEFAULT ((uint64_t)8 << 20)
+#define SS_SPOOL_MAX_BYTES_DEFAULT         ((uint64_t)1 << 30)
+#define SS_SPOOL_SEGMENT_BYTES_DEFAULT     ((uint64_t)8 << 20)
 #define SS_SPOOL_FSYNC_INTERVAL_MS_DEFAULT 1000u
 /* Appends handed to the spool and not yet written: past this they are refused. */
 #define SS_SPOOL_MAX_PENDING_BYTES ((size_t)64 << 20)
 /* A record's body: larger is refused at append and treated as corrupt when read. */
-#define SS_SPOOL_MAX_RECORD ((size_t)64 << 20)
+#define SS_SPOOL_MAX_RECORD    ((size_t)64 << 20)
 #define SS_SPOOL_RECORD_HEADER 24u
 
 typedef enum ss_spool_fsync {
@@ -61,19 +61,19 @@ typedef struct ss_spool_config {
 } ss_spool_config;
 
 typedef struct ss_spool_stats {
-        uint64_t records;       /* on disk or pending, not acknowledged */
-        uint64_t bytes;         /* their bodies and headers */
-        uint64_t spans;         /* in them */
-        uint64_t appended;      /* records, since start */
+        uint64_t records;  /* on disk or pending, not acknowledged */
+        uint64_t bytes;    /* their bodies and headers */
+        uint64_t spans;    /* in them */
+        uint64_t appended; /* records, since start */
         uint64_t appended_spans;
-        uint64_t replayed;      /* records handed out by ss_spool_read() */
+        uint64_t replayed; /* records handed out by ss_spool_read() */
         uint64_t acked;
-        uint64_t dropped_full;  /* records deleted with the oldest segment at max_bytes */
+        uint64_t dropped_full; /* records deleted with the oldest segment at max_bytes */
         uint64_t dropped_full_spans;
-        uint64_t refused;       /* appends refused: pending past the bound, too large */
+        uint64_t refused; /* appends refused: pending past the bound, too large */
         uint64_t refused_spans;
-        uint64_t corrupt;       /* records skipped: torn, bad CRC, bad header */
-        uint64_t io_errors;     /* failed writes, reads, fsyncs, unlinks (logged) */
+        uint64_t corrupt;   /* records skipped: torn, bad CRC, bad header */
+        uint64_t io_errors; /* failed writes, reads, fsyncs, unlinks (logged) */
 } ss_spool_stats;
 
 typedef struct ss_spool ss_spool;
