@@ -747,7 +747,7 @@ START_TEST(test_good_configs)
         ck_assert_uint_eq(cfg.max_batch, 512);
         ck_assert_uint_eq(cfg.max_inflight, 4);
         ck_assert_uint_eq(cfg.max_queue_bytes, (size_t)64 << 20);
-        ck_assert_uint_eq(cfg.retry.max_attempts, 5);
+        ck_assert_uint_eq(cfg.retry.max_attempts, 0);
         ck_assert(!cfg.insecure);
         for (size_t i = 0; i < SS_ELEMENTSOF(good); i++) {
                 cfg.endpoint = good[i];
