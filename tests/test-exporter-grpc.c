@@ -520,7 +520,8 @@ static void assert_refused(ss_grpc_config *cfg, const char *why)
         capture_end(&c, log, sizeof(log));
         fx_assert_has(log, "otlp-grpc: gRPC UNAVAILABLE (");
         fx_assert_has(log, why);
-        fx_assert_has(log, "giving up after 2 attempts, dropping 2 spans");
+        fx_assert_has(log, "giving up after 2 attempts in ");
+        fx_assert_has(log, "dropping 2 spans");
         ck_assert_uint_eq(e->stats.spans_exported, 0);
         ck_assert_uint_eq(e->stats.spans_dropped, 2);
         ck_assert_uint_eq(e->stats.requests, 2);

@@ -257,21 +257,21 @@ void ss_dispatch_failed(ss_dispatch *d, ss_req *r, bool retryable, long after_ms
         int64_t delay = -1;
 
         d->base.stats.failures++;
-        if (retryable) {
+        if (retryable)
                 d->failing = true;
-                /* A spooled request is retried for as long as the spool keeps it. */
-                delay = r->spool_id
-                            ? (after_ms >= 0 ? after_ms
-                                             : (int64_t)ss_retry_backoff_ms(&d->retry, r->attempts))
-                            : ss_retry_delay_ms(&d->retry, r->attempts, elapsed, after_ms);
-        }
-        if (delay < 0 && retryable && d->spool) {
-                ss_log_rl(&d->rl_retry, SS_LOG_WARNING,
-                          "%s: %s: retried for %llu ms (%u attempts), spooling %zu spans",
-                          d->base.name, why, (unsigned long long)elapsed, r->attempts, r->n_spans);
+        /* With a spool, a failing backend's requests wait on disk, in the order they came,
+         * and the spool's oldest probes the backend: memory holds nothing for it. */
+        if (retryable && d->spool && !r->spool_id) {
+                ss_log_rl(&d->rl_retry, SS_LOG_INFO, "%s: %s: spooling %zu spans until it answers",
+                          d->base.name, why, r->n_spans);
                 req_spool(d, r);
                 return;
         }
+        if (retryable && r->spool_id) /* retried for as long as the spool keeps it */
+                delay =
+                    after_ms >= 0 ? after_ms : (int64_t)ss_retry_backoff_ms(&d->retry, r->attempts);
+        else if (retryable)
+                delay = ss_retry_delay_ms(&d->retry, r->attempts, elapsed, after_ms);
         if (delay < 0) {
                 if (retryable)
                         ss_log_rl(&d->rl_drop, SS_LOG_WARNING,
@@ -380,6 +380,7 @@ static void on_batcher_closed(uv_handle_t *h)
  */
 static void put_away_all(ss_dispatch *d)
 {
+        uint64_t spooled = d->base.stats.spans_spooled;
         ss_req *r;
 
         while ((r = d->queue.inflight.head)) {
@@ -399,6 +400,13 @@ static void put_away_all(ss_dispatch *d)
                 else
                         req_drop(d, r, &d->drops.shutdown);
         }
+        if (d->spool && ss_spool_stats_get(d->spool)->records)
+                ss_log(SS_LOG_NOTICE,
+                       "%s: %llu span(s) spooled now, %llu in %llu request(s) in all wait in the "
+                       "spool for the next start",
+                       d->base.name, (unsigned long long)(d->base.stats.spans_spooled - spooled),
+                       (unsigned long long)ss_spool_stats_get(d->spool)->spans,
+                       (unsigned long long)ss_spool_stats_get(d->spool)->records);
 }
 
 static void on_spool_closed(void *ctx)
