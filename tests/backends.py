@@ -404,7 +404,10 @@ file = {tmp}/pricing.tsv
             "key_file": self.tmp + "/client.key", "timeout": "2345", "batch_size": "11",
             "batch_bytes": "5000", "batch_delay": "22", "queue_bytes": "333333",
             "max_in_flight": "3", "max_attempts": "2", "include_content": "false",
-            "redact_secrets": "off", "redact_personal": "off", "redact_custom": "on"})
+            "redact_secrets": "off", "redact_personal": "off", "redact_custom": "on",
+            "spool_fsync": "interval", "retry_multiplier": "2", "retry_initial_ms": "1000",
+            "retry_max_ms": "30000", "retry_max_elapsed_ms": "300000",
+            "spool_bytes": "1073741824"})
         self.assertEqual(cfg["exporter plain"]["redact_secrets"], "on")
         self.assertEqual(cfg["exporter plain"]["include_content"], "true")
         p = cfg["exporter plain"]
@@ -629,7 +632,8 @@ api_key = pl_SECRET-PL
         bare = cfg["exporter bare"]
         self.assertLessEqual(set(bare), keys, "every key of an OTLP exporter is documented")
         for key in ("timeout", "batch_size", "batch_bytes", "batch_delay", "queue_bytes",
-                    "max_in_flight", "max_attempts"):
+                    "max_in_flight", "max_attempts", "retry_initial_ms", "retry_max_ms",
+                    "retry_max_elapsed_ms", "spool_bytes"):
             self.assertEqual(defaults.get(key), bare[key], key)
         want = {  # each example as --check-config resolves it
             "exporter jaeger": ("grpc", "http://localhost:4317"),

@@ -455,7 +455,7 @@ START_TEST(test_bad_config)
         ck_assert_uint_eq(cfg.timeout_ms, 10000);
         ck_assert_uint_eq(cfg.max_batch, 512);
         ck_assert_uint_eq(cfg.max_queue_bytes, (size_t)64 << 20);
-        ck_assert_uint_eq(cfg.retry.max_attempts, 5);
+        ck_assert_uint_eq(cfg.retry.max_attempts, 0);
         cfg.endpoint = NULL;
         ck_assert_int_eq(ss_http_exporter_new(&loop, &cfg, &e), -EINVAL);
         cfg.endpoint = "ftp://127.0.0.1/v1/traces";

@@ -262,27 +262,52 @@ END_TEST
 
 START_TEST(test_delay)
 {
-        ss_retry_config c = {.max_attempts = 3, .backoff_initial_ms = 100, .backoff_max_ms = 1000};
+        ss_retry_config c = {.max_attempts = 3,
+                             .backoff_initial_ms = 100,
+                             .backoff_max_ms = 1000,
+                             .multiplier = 2.0};
 
         /* the backend's wait wins, even 0 */
-        ck_assert_int_eq(ss_retry_delay_ms(&c, 1, 5000), 5000);
-        ck_assert_int_eq(ss_retry_delay_ms(&c, 2, 0), 0);
+        ck_assert_int_eq(ss_retry_delay_ms(&c, 1, 0, 5000), 5000);
+        ck_assert_int_eq(ss_retry_delay_ms(&c, 2, 0, 0), 0);
         /* else the backoff */
         for (int i = 0; i < DRAWS; i++) {
-                int64_t d = ss_retry_delay_ms(&c, 2, -1);
+                int64_t d = ss_retry_delay_ms(&c, 2, 0, -1);
 
-                ck_assert(d >= 100 && d <= 200);
+                ck_assert(d >= 0 && d <= 200);
         }
         /* all attempts had: no more, whatever the backend said */
-        ck_assert_int_eq(ss_retry_delay_ms(&c, 3, 5000), -1);
-        ck_assert_int_eq(ss_retry_delay_ms(&c, 3, -1), -1);
-        ck_assert_int_eq(ss_retry_delay_ms(&c, 4, -1), -1);
+        ck_assert_int_eq(ss_retry_delay_ms(&c, 3, 0, 5000), -1);
+        ck_assert_int_eq(ss_retry_delay_ms(&c, 3, 0, -1), -1);
+        ck_assert_int_eq(ss_retry_delay_ms(&c, 4, 0, -1), -1);
+}
+END_TEST
+
+/* Retries end by time: none that would come after max_elapsed_ms, whatever the attempts. */
+START_TEST(test_delay_bounded_by_time)
+{
+        ss_retry_config c;
+
+        ss_retry_config_defaults(&c);
+        ck_assert_uint_eq(c.max_attempts, 0); /* no attempt limit by default */
+        ck_assert_uint_eq(c.max_elapsed_ms, 300000);
+        ck_assert_int_ge(ss_retry_delay_ms(&c, 1000, 0, -1), 0);
+        ck_assert_int_eq(ss_retry_delay_ms(&c, 1000, 290000, 5000), 5000);
+        ck_assert_int_eq(ss_retry_delay_ms(&c, 1000, 296000, 5000), -1);
+        ck_assert_int_eq(ss_retry_delay_ms(&c, 2, 300001, 0), -1);
+        /* a backoff that would land past the bound ends it too */
+        c.backoff_initial_ms = c.backoff_max_ms = 60000;
+        for (int i = 0; i < DRAWS; i++) {
+                int64_t d = ss_retry_delay_ms(&c, 3, 290000, -1);
+
+                ck_assert(d == -1 || (d >= 0 && d <= 10000));
+        }
 }
 END_TEST
 
 /* ---- ss_retry_backoff_ms ------------------------------------------------------------------ */
 
-/* Every draw lies in [d/2, d]; over many, both ends of the range are approached. */
+/* Full jitter: every draw lies in [0, d]; over many, both ends of the range are approached. */
 static void ck_backoff_range(const ss_retry_config *c, uint32_t attempts, uint64_t d)
 {
         uint64_t lo = UINT64_MAX, hi = 0;
@@ -290,32 +315,40 @@ static void ck_backoff_range(const ss_retry_config *c, uint32_t attempts, uint64
         for (int i = 0; i < DRAWS; i++) {
                 uint64_t b = ss_retry_backoff_ms(c, attempts);
 
-                ck_assert_msg(b >= d / 2 && b <= d, "attempt %u: %llu outside [%llu, %llu]",
-                              attempts, (unsigned long long)b, (unsigned long long)(d / 2),
-                              (unsigned long long)d);
+                ck_assert_msg(b <= d, "attempt %u: %llu outside [0, %llu]", attempts,
+                              (unsigned long long)b, (unsigned long long)d);
                 lo = b < lo ? b : lo;
                 hi = b > hi ? b : hi;
         }
-        /* jitter, not a constant: the lowest and highest eighths are both reached */
-        ck_assert_uint_le(lo, d / 2 + d / 16);
+        /* jitter, not a constant: the lowest and highest sixteenths are both reached */
+        ck_assert_uint_le(lo, d / 16);
         ck_assert_uint_ge(hi, d - d / 16);
 }
 
 START_TEST(test_backoff_doubles_with_jitter)
 {
-        ss_retry_config c = {
-            .max_attempts = 10, .backoff_initial_ms = 100, .backoff_max_ms = 30000};
+        ss_retry_config c = {.max_attempts = 10,
+                             .backoff_initial_ms = 100,
+                             .backoff_max_ms = 30000,
+                             .multiplier = 2.0};
+        ss_retry_config slow = {
+            .backoff_initial_ms = 1000, .backoff_max_ms = 30000, .multiplier = 1.5};
         static const uint64_t want[11] = {0,    100,  200,   400,   800,  1600,
                                           3200, 6400, 12800, 25600, 30000};
 
         for (uint32_t a = 1; a <= 10; a++)
                 ck_backoff_range(&c, a, want[a]);
+        /* the multiplier is the configured one */
+        ck_backoff_range(&slow, 3, 2250);
 }
 END_TEST
 
 START_TEST(test_backoff_capped)
 {
-        ss_retry_config c = {.max_attempts = 5, .backoff_initial_ms = 1000, .backoff_max_ms = 3000};
+        ss_retry_config c = {.max_attempts = 5,
+                             .backoff_initial_ms = 1000,
+                             .backoff_max_ms = 3000,
+                             .multiplier = 2.0};
         ss_retry_config big = {.backoff_initial_ms = 60000, .backoff_max_ms = 5000};
         ss_retry_config d;
 
@@ -352,6 +385,7 @@ static Suite *retry_suite(void)
         tcase_add_test(tc, test_retry_info_among_details);
         tcase_add_test(tc, test_retry_info_garbage);
         tcase_add_test(tc, test_delay);
+        tcase_add_test(tc, test_delay_bounded_by_time);
         tcase_add_test(tc, test_backoff_doubles_with_jitter);
         tcase_add_test(tc, test_backoff_capped);
         suite_add_tcase(s, tc);

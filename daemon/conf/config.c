@@ -87,6 +87,40 @@ static int default_socket(ss_config *cfg)
         return r < 0 ? -ENOMEM : 0;
 }
 
+/* SIDESPAN_SPOOL_DIR, else under systemd's StateDirectory=; --spool-dir replaces it. */
+static int default_spool_root(ss_config *cfg)
+{
+        const char *dir = ss_conf_env("SIDESPAN_SPOOL_DIR");
+
+        if (dir)
+                return ss_conf_set_str(&cfg->spool_root, dir);
+        dir = ss_conf_env("STATE_DIRECTORY");
+        if (dir && asprintf(&cfg->spool_root, "%.*s/spool", (int)strcspn(dir, ":"), dir) < 0)
+                return -ENOMEM;
+        return 0;
+}
+
+/* A network exporter without its own spool_dir spools under the daemon's, by name. */
+static int spool_dir(const ss_config *cfg, ss_exporter_spec *spec)
+{
+        if (spec->type && (!strcmp(spec->type, "console") || !strcmp(spec->type, "file")))
+                return 0;
+        if (!spec->spool_dir && cfg->spool_root) {
+                if (!spec->name || !*spec->name || strchr(spec->name, '/') ||
+                    !strcmp(spec->name, ".") || !strcmp(spec->name, "..")) {
+                        fprintf(stderr,
+                                "sidespand: exporter '%s' (%s): its name cannot name a spool "
+                                "directory: set spool_dir\n",
+                                spec->name ? spec->name : "", spec->origin);
+                        return -EINVAL;
+                }
+                if (asprintf(&spec->spool_dir, "%s/%s", cfg->spool_root, spec->name) < 0)
+                        return -ENOMEM;
+        }
+        spec->http.spool.dir = spec->spool_dir;
+        return 0;
+}
+
 static int env_endpoint(ss_exporter_spec *cli)
 {
         const char *v;
@@ -138,6 +172,8 @@ static int load_env(ss_config *cfg)
 
         if ((v = ss_conf_env("SIDESPAN_SOCKET")) && (r = ss_conf_set_str(&cfg->socket_path, v)) < 0)
                 return r;
+        if ((r = default_spool_root(cfg)) < 0)
+                return r;
         if ((v = otlp_env("PROTOCOL", &name)) &&
             (r = ss_conf_protocol(name, v, &cli->protocol)) < 0)
                 return r;
@@ -170,7 +206,9 @@ static int add_def(ss_config *cfg, ss_exporter_spec *spec)
                 fprintf(stderr, "sidespand: more than %u exporters\n", SS_PIPELINE_MAX_EXPORTERS);
                 return -EINVAL;
         }
-        r = ss_spec_resolve(spec, &e->defs[e->n]);
+        r = spool_dir(cfg, spec);
+        if (r == 0)
+                r = ss_spec_resolve(spec, &e->defs[e->n]);
         if (r == 0) {
                 cfg->policy.views[e->n] = ss_conf_view(cfg, spec);
                 e->exporters |= e->defs[e->n++].kind;
@@ -332,6 +370,7 @@ void ss_config_free(ss_config *cfg)
 {
         free(cfg->config_path);
         free(cfg->socket_path);
+        free(cfg->spool_root);
         ss_spec_free(&cfg->cli);
         for (size_t i = 0; i < cfg->n_specs; i++)
                 ss_spec_free(&cfg->specs[i]);

@@ -52,9 +52,10 @@ typedef struct ss_exporter_spec {
         char *path;                                    /* file exporter */
         char *public_key, *secret_key, *host, *region; /* langfuse */
         char *api_key;                                 /* promptlayer */
-        ss_http_config http;                           /* numbers; strings linked at the end */
-        int include_content;                           /* -1: not said (true) */
-        int redact[3]; /* secrets, personal, custom: -1 not said (the daemon's) */
+        char *spool_dir;     /* network exporters: given, or the daemon's spool dir + name */
+        ss_http_config http; /* numbers; strings linked at the end */
+        int include_content; /* -1: not said (true) */
+        int redact[3];       /* secrets, personal, custom: -1 not said (the daemon's) */
 } ss_exporter_spec;
 
 typedef struct ss_config {
@@ -80,6 +81,9 @@ typedef struct ss_config {
         ss_policy_config policy;
         unsigned redact; /* SS_REDACT_* classes on by default for every exporter */
         char *pricing_file;
+        /* Where each network exporter spools (DIR/<exporter name>): --spool-dir,
+         * SIDESPAN_SPOOL_DIR, else $STATE_DIRECTORY/spool under systemd; NULL: none. */
+        char *spool_root;
 } ss_config;
 
 /*

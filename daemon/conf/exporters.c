@@ -37,7 +37,7 @@ void ss_spec_free(ss_exporter_spec *spec)
         char **owned[] = {&spec->name,       &spec->origin,     &spec->type,     &spec->endpoint,
                           &spec->ca_file,    &spec->cert_file,  &spec->key_file, &spec->path,
                           &spec->public_key, &spec->secret_key, &spec->host,     &spec->region,
-                          &spec->api_key};
+                          &spec->api_key,    &spec->spool_dir};
 
         for (size_t i = 0; i < SS_ELEMENTSOF(owned); i++)
                 free(*owned[i]);
@@ -69,6 +69,32 @@ int ss_conf_compression(const char *what, const char *value, bool *ret)
                 *ret = false;
         else
                 return ss_conf_bad(what, value, "expected gzip or none");
+        return 0;
+}
+
+int ss_conf_spool_fsync(const char *what, const char *value, ss_spool_fsync *ret)
+{
+        if (strcmp(value, "always") == 0)
+                *ret = SS_SPOOL_FSYNC_ALWAYS;
+        else if (strcmp(value, "interval") == 0)
+                *ret = SS_SPOOL_FSYNC_INTERVAL;
+        else if (strcmp(value, "never") == 0)
+                *ret = SS_SPOOL_FSYNC_NEVER;
+        else
+                return ss_conf_bad(what, value, "expected always, interval or never");
+        return 0;
+}
+
+int ss_conf_multiplier(const char *what, const char *value, double *ret)
+{
+        char *end;
+        double v;
+
+        errno = 0;
+        v = strtod(value, &end);
+        if (errno || end == value || *end || !(v >= 1.0 && v <= 10.0))
+                return ss_conf_bad(what, value, "expected a number from 1 to 10");
+        *ret = v;
         return 0;
 }
 
@@ -206,6 +232,7 @@ static char **string_key(ss_exporter_spec *spec, const char *key)
             {"host", offsetof(ss_exporter_spec, host)},
             {"region", offsetof(ss_exporter_spec, region)},
             {"api_key", offsetof(ss_exporter_spec, api_key)},
+            {"spool_dir", offsetof(ss_exporter_spec, spool_dir)},
         };
 
         for (size_t i = 0; i < SS_ELEMENTSOF(keys); i++)
@@ -247,6 +274,10 @@ int ss_spec_set(ss_exporter_spec *spec, const char *key, const char *value, cons
                 return ss_conf_compression(where, value, &spec->http.gzip);
         if (strcmp(key, "insecure") == 0)
                 return ss_conf_bool(where, value, &spec->insecure);
+        if (strcmp(key, "spool_fsync") == 0)
+                return ss_conf_spool_fsync(where, value, &spec->http.spool.fsync);
+        if (strcmp(key, "retry_multiplier") == 0)
+                return ss_conf_multiplier(where, value, &spec->http.retry.multiplier);
         return ss_spec_policy_key(spec, key, value, where);
 }
 
@@ -471,6 +502,7 @@ static void grpc_config(const ss_exporter_spec *spec, ss_grpc_config *g)
             .max_queue_bytes = h->max_queue_bytes,
             .max_inflight = h->max_inflight,
             .retry = h->retry,
+            .spool = h->spool,
             .ca_file = spec->ca_file,
             .cert_file = spec->cert_file,
             .key_file = spec->key_file,
@@ -598,6 +630,15 @@ void ss_spec_print(FILE *out, const ss_exporter_spec *spec, const ss_exporter_de
                 print_str(out, "key_file", spec->key_file);
         }
         print_str(out, "path", spec->path);
+        if (def->kind & (SS_EXPORT_OTLP_HTTP | SS_EXPORT_OTLP_GRPC)) {
+                static const char *const fsyncs[] = {"interval", "always", "never"};
+
+                print_str(out, "spool_dir", spec->spool_dir);
+                fprintf(out, "spool_fsync = %s\nretry_multiplier = %g\n",
+                        fsyncs[spec->http.spool.fsync],
+                        spec->http.retry.multiplier >= 1.0 ? spec->http.retry.multiplier
+                                                           : SS_RETRY_MULTIPLIER_DEFAULT);
+        }
         for (size_t i = 0; i < ss_n_exporter_settings; i++)
                 fprintf(out, "%s = %llu\n", ss_exporter_settings[i].name,
                         (unsigned long long)ss_setting_get(&spec->http, &ss_exporter_settings[i]));

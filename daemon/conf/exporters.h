@@ -31,6 +31,12 @@ int ss_conf_protocol(const char *what, const char *value, int *ret);
 /* "gzip" or "none". -EINVAL printed. */
 int ss_conf_compression(const char *what, const char *value, bool *ret);
 
+/* "always", "interval" or "never". -EINVAL printed. */
+int ss_conf_spool_fsync(const char *what, const char *value, ss_spool_fsync *ret);
+
+/* The retry backoff's multiplier, 1 to 10. -EINVAL printed. */
+int ss_conf_multiplier(const char *what, const char *value, double *ret);
+
 /* A boolean: true/false, yes/no, on/off, 1/0. -EINVAL printed. */
 int ss_conf_bool(const char *what, const char *value, bool *ret);
 

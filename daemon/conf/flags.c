@@ -49,7 +49,10 @@ static const char usage_head[] =
     "      --compression ALG      gzip or none (env OTEL_EXPORTER_OTLP_[TRACES_]COMPRESSION;\n"
     "                             default none)\n"
     "  -f, --file PATH            file exporter output, OTLP/JSON lines; - is stdout\n"
-    "                             (default sidespan-traces.jsonl)\n";
+    "                             (default sidespan-traces.jsonl)\n"
+    "      --spool-dir DIR        each network exporter spools what it cannot send to\n"
+    "                             DIR/<exporter name> (env SIDESPAN_SPOOL_DIR, else\n"
+    "                             $STATE_DIRECTORY/spool; default none: dropped)\n";
 
 static const char usage_tail[] =
     "\n"
@@ -76,6 +79,7 @@ enum {
         OPT_CHECK_CONFIG,
         OPT_PROTOCOL,
         OPT_SAMPLE_RATE,
+        OPT_SPOOL_DIR,
         OPT_SETTING,
 };
 
@@ -87,6 +91,7 @@ static const struct option fixed_options[] = {
     {"check-config", no_argument, NULL, OPT_CHECK_CONFIG},
     {"protocol", required_argument, NULL, OPT_PROTOCOL},
     {"sample-rate", required_argument, NULL, OPT_SAMPLE_RATE},
+    {"spool-dir", required_argument, NULL, OPT_SPOOL_DIR},
     {"exporter", required_argument, NULL, 'e'},
     {"endpoint", required_argument, NULL, OPT_ENDPOINT},
     {"header", required_argument, NULL, 'H'},
@@ -171,6 +176,8 @@ static int load_flag(ss_config *cfg, int opt, const char *arg)
                 return ss_conf_protocol("--protocol", arg, &cfg->cli.protocol);
         case OPT_SAMPLE_RATE:
                 return ss_conf_rate("--sample-rate", arg, &cfg->policy.sampling.rate);
+        case OPT_SPOOL_DIR:
+                return ss_conf_set_str(&cfg->spool_root, arg);
         case 'H':
                 return ss_config_parse_headers(&cfg->cli, "--header", arg);
         case OPT_COMPRESSION:

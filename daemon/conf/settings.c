@@ -32,8 +32,17 @@ const ss_setting ss_settings[] = {
             "per request (env OTEL_EXPORTER_OTLP_[TRACES_]TIMEOUT)"),
     SETTING("Export", "retry-queue-bytes", "BYTES", 0, 1ull << 40, cli.http.max_queue_bytes,
             "encoded requests kept for retry and in flight"),
-    SETTING("Export", "max-attempts", "N", 1, 1000, cli.http.retry.max_attempts,
-            "tries per request before it is dropped"),
+    SETTING("Export", "max-attempts", "N", 0, 1000, cli.http.retry.max_attempts,
+            "tries per request before it is spooled or dropped; 0: no limit but time"),
+    SETTING("Export", "retry-initial-ms", "MS", 1, HOUR_MS, cli.http.retry.backoff_initial_ms,
+            "the first retry's wait at most (full jitter), times the multiplier after"),
+    SETTING("Export", "retry-max-ms", "MS", 1, HOUR_MS, cli.http.retry.backoff_max_ms,
+            "the longest wait between attempts"),
+    SETTING("Export", "retry-max-elapsed-ms", "MS", 1, DAY_MS, cli.http.retry.max_elapsed_ms,
+            "a request is retried this long after its first attempt, then spooled (or "
+            "dropped without a spool)"),
+    SETTING("Export", "spool-bytes", "BYTES", 1u << 20, 1ull << 44, cli.http.spool.max_bytes,
+            "disk each exporter's spool may use; past it the oldest requests go"),
     SETTING("Export", "batch-size", "N", 1, 1000000, cli.http.max_batch,
             "spans per export request"),
     SETTING("Export", "batch-bytes", "BYTES", 4096, 32u << 20, cli.http.max_batch_bytes,
@@ -105,7 +114,11 @@ const ss_setting ss_exporter_settings[] = {
     EXPORTER_SETTING("batch_delay", 1, HOUR_MS, batch_delay_ms),
     EXPORTER_SETTING("queue_bytes", 0, 1ull << 40, max_queue_bytes),
     EXPORTER_SETTING("max_in_flight", 1, 1024, max_inflight),
-    EXPORTER_SETTING("max_attempts", 1, 1000, retry.max_attempts),
+    EXPORTER_SETTING("max_attempts", 0, 1000, retry.max_attempts),
+    EXPORTER_SETTING("retry_initial_ms", 1, HOUR_MS, retry.backoff_initial_ms),
+    EXPORTER_SETTING("retry_max_ms", 1, HOUR_MS, retry.backoff_max_ms),
+    EXPORTER_SETTING("retry_max_elapsed_ms", 1, DAY_MS, retry.max_elapsed_ms),
+    EXPORTER_SETTING("spool_bytes", 1u << 20, 1ull << 44, spool.max_bytes),
 };
 
 const size_t ss_n_exporter_settings = SS_ELEMENTSOF(ss_exporter_settings);

@@ -12,10 +12,118 @@
 /* Bytes of a partial_success message quoted in a log line. */
 #define DISPATCH_LOG_TEXT_MAX 200
 
-/* Give a request up: its spans count as dropped. */
-static void req_drop(ss_dispatch *d, ss_req *r)
+/* Give a request up: its spans count as dropped, under *reason too. A request read from the
+ * spool leaves it. */
+static void req_drop(ss_dispatch *d, ss_req *r, uint64_t *reason)
 {
-        d->base.stats.spans_dropped += ss_reqq_finish(&d->queue, r);
+        size_t n;
+
+        if (r->spool_id)
+                ss_spool_ack(d->spool, r->spool_id - 1);
+        n = ss_reqq_finish(&d->queue, r);
+        d->base.stats.spans_dropped += n;
+        *reason += n;
+}
+
+/* The spool deleted its oldest records at its max_bytes: their spans are dropped. */
+static void count_spool_losses(ss_dispatch *d)
+{
+        uint64_t lost = d->spool ? ss_spool_stats_get(d->spool)->dropped_full_spans : 0;
+
+        if (lost > d->spool_lost) {
+                d->base.stats.spans_dropped += lost - d->spool_lost;
+                d->drops.spool_full += lost - d->spool_lost;
+                d->spool_lost = lost;
+        }
+}
+
+/* ---- the spool ---- */
+
+/* Put body (n spans) on disk; the bytes move. False when the spool refused it (counted):
+ * the caller keeps body. */
+static bool spool_body(ss_dispatch *d, ss_buf *body, size_t n)
+{
+        int r = ss_spool_append(d->spool, body, (uint32_t)n);
+
+        if (r < 0) {
+                ss_log_rl(&d->rl_drop, SS_LOG_WARNING, "%s: the spool refused %zu spans: %s",
+                          d->base.name, n, r == -EMSGSIZE ? "request too large" : "I/O backlog");
+                return false;
+        }
+        d->base.stats.spans_spooled += n;
+        return true;
+}
+
+/* A request leaves memory for the spool: spooled, or dropped when it refuses. */
+static void req_spool(ss_dispatch *d, ss_req *r)
+{
+        if (spool_body(d, &r->body, r->n_spans)) {
+                ss_reqq_finish(&d->queue, r);
+                return;
+        }
+        req_drop(d, r, &d->drops.spool_refused);
+}
+
+/*
+ * Whether the memory queue should take more from the spool: when it holds
+ * little beside what is in flight, so that spooled requests wait on disk
+ * rather than in memory. While the backend fails, one at a time and only
+ * when nothing else is in memory: that one probes the backend, retried with
+ * the backoff until it goes through.
+ */
+static bool wants_replay(const ss_dispatch *d)
+{
+        if (!d->spool || d->reading || d->destroyed || !ss_spool_has_more(d->spool))
+                return false;
+        if (d->failing)
+                return !ss_reqq_busy(&d->queue);
+        return d->queue.waiting.n < d->queue.max_inflight &&
+               d->queue.bytes < d->queue.max_bytes / 2;
+}
+
+static void replay_next(ss_dispatch *d);
+
+static void on_spool_read(void *ctx, uint64_t id, ss_buf *body, uint32_t n_spans, int err)
+{
+        ss_dispatch *d = ctx;
+        size_t dropped = 0;
+        ss_req *r;
+
+        d->reading = false;
+        if (err < 0 || d->destroyed) {
+                if (err < 0 && err != -ENOENT)
+                        ss_log_rl(&d->rl_error, SS_LOG_ERR, "%s: cannot read the spool: %s",
+                                  d->base.name, strerror(-err));
+                if (!d->destroyed && err < 0)
+                        ss_spool_rewind(d->spool);
+                return;
+        }
+        r = ss_req_new(&d->queue, n_spans, SS_DISPATCH_MAX_REQUEST_BYTES);
+        if (!r) {
+                ss_spool_rewind(d->spool); /* read again later */
+                return;
+        }
+        r->body = *body;
+        ss_buf_init(body, body->max);
+        r->spool_id = id + 1;
+        if (ss_reqq_push(&d->queue, r, &dropped) < 0) {
+                ss_req_free(r);
+                ss_spool_rewind(d->spool);
+                return;
+        }
+        d->base.stats.spans_replayed += n_spans;
+        d->base.stats.spans_dropped += dropped;
+        d->drops.queue_full += dropped;
+        ss_dispatch_kick(d);
+}
+
+/* Bring the oldest spooled request into memory when the backend takes requests. */
+static void replay_next(ss_dispatch *d)
+{
+        if (!wants_replay(d))
+                return;
+        if (ss_spool_read(d->spool, on_spool_read, d) == 0)
+                d->reading = true;
 }
 
 /* ---- queueing ---- */
@@ -49,11 +157,13 @@ void ss_dispatch_kick(ss_dispatch *d)
                         ss_log_rl(&d->rl_error, SS_LOG_ERR,
                                   "%s: cannot start a request, dropping %zu spans", d->base.name,
                                   r->n_spans);
-                        req_drop(d, r);
+                        req_drop(d, r, &d->drops.rejected);
                         continue;
                 }
                 d->base.stats.requests++;
         }
+        count_spool_losses(d);
+        replay_next(d);
         arm_retry_timer(d);
 }
 
@@ -66,9 +176,19 @@ static void on_retry_timer(uv_timer_t *t)
 static void queue_body(void *ctx, ss_span *const *spans, size_t n, ss_buf *body)
 {
         ss_dispatch *d = ctx;
-        ss_req *r = ss_req_new(&d->queue, n, SS_DISPATCH_MAX_REQUEST_BYTES);
+        ss_req *r;
         size_t dropped = 0;
 
+        /* To the spool while the backend fails, while older requests wait there (they go
+         * first), or when memory has no room: nothing is dropped that disk can hold. */
+        if (d->spool &&
+            (d->failing || ss_spool_has_more(d->spool) || d->reading ||
+             d->queue.bytes + body->len > d->queue.max_bytes) &&
+            spool_body(d, body, n)) {
+                count_spool_losses(d);
+                return;
+        }
+        r = ss_req_new(&d->queue, n, SS_DISPATCH_MAX_REQUEST_BYTES);
         if (!r) {
                 ss_exporter_dropped(&d->base, n, "out of memory for a request");
                 return;
@@ -80,10 +200,12 @@ static void queue_body(void *ctx, ss_span *const *spans, size_t n, ss_buf *body)
                           "%s: queue full (%zu bytes queued), dropping %zu spans", d->base.name,
                           d->queue.bytes, n);
                 d->base.stats.spans_dropped += n;
+                d->drops.queue_full += n;
                 ss_req_free(r);
                 return;
         }
         d->base.stats.spans_dropped += dropped;
+        d->drops.queue_full += dropped;
         ss_dispatch_kick(d);
 }
 
@@ -121,24 +243,46 @@ void ss_dispatch_succeeded(ss_dispatch *d, ss_req *r, const uint8_t *resp, size_
         }
         free(msg);
         d->base.stats.spans_dropped += (uint64_t)rejected;
+        d->drops.rejected += (uint64_t)rejected;
         d->base.stats.spans_exported += n - (uint64_t)rejected;
+        if (r->spool_id)
+                ss_spool_ack(d->spool, r->spool_id - 1);
         ss_reqq_finish(&d->queue, r);
+        d->failing = false; /* what waits on disk may come now */
 }
 
 void ss_dispatch_failed(ss_dispatch *d, ss_req *r, bool retryable, long after_ms, const char *why)
 {
-        int64_t delay = retryable ? ss_retry_delay_ms(&d->retry, r->attempts, after_ms) : -1;
+        uint64_t now = uv_now(d->loop), elapsed = now - r->first_ms;
+        int64_t delay = -1;
 
         d->base.stats.failures++;
+        if (retryable)
+                d->failing = true;
+        /* With a spool, a failing backend's requests wait on disk, in the order they came,
+         * and the spool's oldest probes the backend: memory holds nothing for it. */
+        if (retryable && d->spool && !r->spool_id) {
+                ss_log_rl(&d->rl_retry, SS_LOG_INFO, "%s: %s: spooling %zu spans until it answers",
+                          d->base.name, why, r->n_spans);
+                req_spool(d, r);
+                return;
+        }
+        if (retryable && r->spool_id) /* retried for as long as the spool keeps it */
+                delay =
+                    after_ms >= 0 ? after_ms : (int64_t)ss_retry_backoff_ms(&d->retry, r->attempts);
+        else if (retryable)
+                delay = ss_retry_delay_ms(&d->retry, r->attempts, elapsed, after_ms);
         if (delay < 0) {
                 if (retryable)
                         ss_log_rl(&d->rl_drop, SS_LOG_WARNING,
-                                  "%s: %s: giving up after %u attempts, dropping %zu spans",
-                                  d->base.name, why, r->attempts, r->n_spans);
+                                  "%s: %s: giving up after %u attempts in %llu ms, dropping %zu "
+                                  "spans",
+                                  d->base.name, why, r->attempts, (unsigned long long)elapsed,
+                                  r->n_spans);
                 else
                         ss_log_rl(&d->rl_drop, SS_LOG_WARNING, "%s: %s: dropping %zu spans",
                                   d->base.name, why, r->n_spans);
-                req_drop(d, r);
+                req_drop(d, r, retryable ? &d->drops.exhausted : &d->drops.rejected);
                 return;
         }
         ss_log_rl(&d->rl_retry, SS_LOG_INFO, "%s: %s: retrying %zu spans in %lld ms", d->base.name,
@@ -165,11 +309,46 @@ static void dispatch_flush(ss_exporter *base)
         ss_dispatch_kick(d);
 }
 
+/* Busy while anything is in memory, and while the spool has work the backend takes. */
 static bool dispatch_busy(const ss_exporter *base)
 {
         const ss_dispatch *d = (const ss_dispatch *)base;
 
-        return d->batcher.n > 0 || ss_reqq_busy(&d->queue);
+        return d->batcher.n > 0 || ss_reqq_busy(&d->queue) || d->reading ||
+               (d->spool && !d->failing && ss_spool_has_more(d->spool));
+}
+
+static void dispatch_counters(const ss_exporter *base, const char *prefix, ss_counters *out)
+{
+        const ss_dispatch *d = (const ss_dispatch *)base;
+        const ss_dispatch_drops *x = &d->drops;
+
+        ss_counters_add(out, prefix, "queued_requests", d->queue.waiting.n);
+        ss_counters_add(out, prefix, "inflight_requests", d->queue.inflight.n);
+        ss_counters_add(out, prefix, "queued_bytes", d->queue.bytes);
+        ss_counters_add(out, prefix, "dropped.queue_full", x->queue_full);
+        ss_counters_add(out, prefix, "dropped.rejected", x->rejected);
+        ss_counters_add(out, prefix, "dropped.exhausted", x->exhausted);
+        ss_counters_add(out, prefix, "dropped.spool_full", x->spool_full);
+        ss_counters_add(out, prefix, "dropped.spool_refused", x->spool_refused);
+        ss_counters_add(out, prefix, "dropped.shutdown", x->shutdown);
+        if (d->spool) {
+                const ss_spool_stats *s = ss_spool_stats_get(d->spool);
+                char p[SS_COUNTER_NAME_MAX];
+
+                snprintf(p, sizeof(p), "%sspool.", prefix);
+                ss_counters_add(out, p, "records", s->records);
+                ss_counters_add(out, p, "bytes", s->bytes);
+                ss_counters_add(out, p, "spans", s->spans);
+                ss_counters_add(out, p, "appended", s->appended);
+                ss_counters_add(out, p, "replayed", s->replayed);
+                ss_counters_add(out, p, "acked", s->acked);
+                ss_counters_add(out, p, "dropped_full", s->dropped_full);
+                ss_counters_add(out, p, "dropped_full_spans", s->dropped_full_spans);
+                ss_counters_add(out, p, "refused", s->refused);
+                ss_counters_add(out, p, "corrupt", s->corrupt);
+                ss_counters_add(out, p, "io_errors", s->io_errors);
+        }
 }
 
 void ss_dispatch_hold(ss_dispatch *d)
@@ -193,16 +372,46 @@ static void on_batcher_closed(uv_handle_t *h)
         ss_dispatch_release(ss_container_of(h, ss_dispatch, batcher.timer));
 }
 
-static void drop_all(ss_dispatch *d)
+/*
+ * Shutdown: what is in memory goes to the spool when there is one (a request
+ * in flight too: it may then arrive twice, the at-least-once the spool
+ * promises), else it is dropped. A request read from the spool is still
+ * there: it is left for the next start.
+ */
+static void put_away_all(ss_dispatch *d)
 {
+        uint64_t spooled = d->base.stats.spans_spooled;
         ss_req *r;
 
         while ((r = d->queue.inflight.head)) {
                 d->ops->abandon(d, r);
-                req_drop(d, r);
+                if (r->spool_id)
+                        ss_reqq_finish(&d->queue, r);
+                else if (d->spool)
+                        req_spool(d, r);
+                else
+                        req_drop(d, r, &d->drops.shutdown);
         }
-        while ((r = d->queue.waiting.head))
-                req_drop(d, r);
+        while ((r = d->queue.waiting.head)) {
+                if (r->spool_id)
+                        ss_reqq_finish(&d->queue, r);
+                else if (d->spool)
+                        req_spool(d, r);
+                else
+                        req_drop(d, r, &d->drops.shutdown);
+        }
+        if (d->spool && ss_spool_stats_get(d->spool)->records)
+                ss_log(SS_LOG_NOTICE,
+                       "%s: %llu span(s) spooled now, %llu in %llu request(s) in all wait in the "
+                       "spool for the next start",
+                       d->base.name, (unsigned long long)(d->base.stats.spans_spooled - spooled),
+                       (unsigned long long)ss_spool_stats_get(d->spool)->spans,
+                       (unsigned long long)ss_spool_stats_get(d->spool)->records);
+}
+
+static void on_spool_closed(void *ctx)
+{
+        ss_dispatch_release(ctx);
 }
 
 static void dispatch_destroy(ss_exporter *base)
@@ -215,12 +424,17 @@ static void dispatch_destroy(ss_exporter *base)
         d->destroyed = true;
         before = d->base.stats.spans_dropped;
         d->base.stats.spans_dropped += ss_batcher_close(&d->batcher, on_batcher_closed);
-        drop_all(d);
+        put_away_all(d);
         if (d->base.stats.spans_dropped > before)
                 ss_log(SS_LOG_WARNING, "%s: closing with %llu spans not exported", d->base.name,
                        (unsigned long long)(d->base.stats.spans_dropped - before));
         d->ops->close(d);
         uv_close((uv_handle_t *)&d->retry_timer, on_handle_closed);
+        if (d->spool) {
+                ss_dispatch_hold(d);
+                ss_spool_close(d->spool, on_spool_closed, d);
+                d->spool = NULL;
+        }
 }
 
 static const ss_exporter_ops dispatch_exporter_ops = {
@@ -228,6 +442,7 @@ static const ss_exporter_ops dispatch_exporter_ops = {
     .flush = dispatch_flush,
     .busy = dispatch_busy,
     .destroy = dispatch_destroy,
+    .counters = dispatch_counters,
 };
 
 /* ---- construction ---- */
@@ -249,6 +464,8 @@ int ss_dispatch_init(ss_dispatch *d, uv_loop_t *loop, const char *name, const ss
             .max_attempts = OR_DEFAULT(cfg->retry.max_attempts, rd.max_attempts),
             .backoff_initial_ms = OR_DEFAULT(cfg->retry.backoff_initial_ms, rd.backoff_initial_ms),
             .backoff_max_ms = OR_DEFAULT(cfg->retry.backoff_max_ms, rd.backoff_max_ms),
+            .multiplier = cfg->retry.multiplier >= 1.0 ? cfg->retry.multiplier : rd.multiplier,
+            .max_elapsed_ms = OR_DEFAULT(cfg->retry.max_elapsed_ms, rd.max_elapsed_ms),
         };
         ss_reqq_init(&d->queue, name,
                      OR_DEFAULT(cfg->max_queue_bytes, SS_DISPATCH_MAX_QUEUE_BYTES_DEFAULT),
@@ -270,5 +487,22 @@ int ss_dispatch_init(ss_dispatch *d, uv_loop_t *loop, const char *name, const ss
         }
         d->retry_timer.data = d;
         d->holds = 2;
+        if (cfg->spool.dir) {
+                char err[512];
+
+                r = ss_spool_open(loop, &cfg->spool, name, &d->spool, err, sizeof(err));
+                if (r < 0) {
+                        ss_log(SS_LOG_ERR, "%s: spool %s: %s", name, cfg->spool.dir, err);
+                        dispatch_destroy(&d->base); /* set up: the teardown frees it */
+                        return r;
+                }
+                if (ss_spool_has_more(d->spool)) {
+                        ss_log(SS_LOG_INFO, "%s: %llu spooled request(s) of %llu spans to replay",
+                               name, (unsigned long long)ss_spool_stats_get(d->spool)->records,
+                               (unsigned long long)ss_spool_stats_get(d->spool)->spans);
+                        /* The replay starts with the loop, once the transport is up. */
+                        (void)uv_timer_start(&d->retry_timer, on_retry_timer, 0, 0);
+                }
+        }
         return 0;
 }

@@ -24,6 +24,7 @@
 #include "export/exporter.h"
 #include "export/request-queue.h"
 #include "export/retry.h"
+#include "export/spool.h"
 
 /* OTLP's recommended maximum request size: a batch that encodes bigger is split. */
 #define SS_DISPATCH_MAX_REQUEST_BYTES ((size_t)64 << 20)
@@ -64,7 +65,19 @@ typedef struct ss_dispatch_config {
         size_t max_queue_bytes;  /* encoded bytes waiting for retry or in flight */
         uint32_t max_inflight;   /* concurrent attempts */
         ss_retry_config retry;
+        ss_spool_config spool; /* dir NULL: no spool */
 } ss_dispatch_config;
+
+/* Spans given up, by reason (their sum is in base.stats.spans_dropped with the others:
+ * too large to send, out of memory). */
+typedef struct ss_dispatch_drops {
+        uint64_t queue_full; /* the memory queue full and no spool to take them */
+        uint64_t rejected;   /* a final answer: 4xx, a non-retryable gRPC code, partial_success */
+        uint64_t exhausted;  /* retried past max_elapsed_ms or max_attempts, no spool */
+        uint64_t spool_full; /* the spool's oldest, dropped at its max_bytes */
+        uint64_t spool_refused; /* the spool could not take them (I/O backlog, too large) */
+        uint64_t shutdown;      /* still held at shutdown with no spool */
+} ss_dispatch_drops;
 
 struct ss_dispatch {
         ss_exporter base;
@@ -74,6 +87,11 @@ struct ss_dispatch {
         ss_batcher batcher;
         ss_req_queue queue;
         ss_retry_config retry;
+        ss_spool *spool;     /* NULL: none */
+        bool failing;        /* the backend's last answer asked to retry: spool new work */
+        bool reading;        /* a spool read is pending */
+        uint64_t spool_lost; /* spool.dropped_full_spans already counted */
+        ss_dispatch_drops drops;
         unsigned holds; /* handles still to close before the free */
         bool destroyed;
         /* Per exporter, so that one backend's failures never silence another's. */
@@ -110,8 +128,12 @@ void ss_dispatch_kick(ss_dispatch *d);
 void ss_dispatch_succeeded(ss_dispatch *d, ss_req *r, const uint8_t *resp, size_t len, bool json);
 
 /*
- * An attempt of r failed (counted): when retryable and attempts remain, r
- * waits again, after_ms when the backend said how long (>= 0), else the
- * backoff; otherwise it is dropped. why names the failure in the log line.
+ * An attempt of r failed (counted): when retryable and within the retry
+ * policy's time (and attempts, when limited), r waits again, after_ms when
+ * the backend said how long (>= 0), else the backoff. A retryable request
+ * past the policy goes to the spool when there is one (a request read from
+ * the spool waits there: it is retried for as long as the spool keeps it);
+ * otherwise it is dropped and counted by reason. why names the failure in
+ * the log line.
  */
 void ss_dispatch_failed(ss_dispatch *d, ss_req *r, bool retryable, long after_ms, const char *why);

@@ -821,6 +821,7 @@ int ss_grpc_exporter_new(uv_loop_t *loop, const ss_grpc_config *cfg, ss_exporter
                                  .max_queue_bytes = cfg->max_queue_bytes,
                                  .max_inflight = cfg->max_inflight,
                                  .retry = cfg->retry,
+                                 .spool = cfg->spool,
                              });
         if (r < 0)
                 return r; /* freed by the dispatch */

@@ -26,6 +26,7 @@
 
 #include "export/exporter.h"
 #include "export/retry.h"
+#include "export/spool.h"
 
 #define SS_GRPC_TIMEOUT_MS_DEFAULT 10000u
 
@@ -48,6 +49,7 @@ typedef struct ss_grpc_config {
         uint32_t max_inflight;   /* concurrent calls, default 4 */
         /* Also the channel's reconnect backoff: initial and maximum. */
         ss_retry_config retry;
+        ss_spool_config spool; /* dir NULL: no spool */
         /* TLS (https:// only), PEM files read at creation: the CAs that sign the server
          * (NULL: the system's), and a client certificate with its key for mTLS (both or
          * neither). */

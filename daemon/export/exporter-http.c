@@ -51,6 +51,7 @@ void ss_http_config_defaults(ss_http_config *cfg)
             .max_inflight = SS_HTTP_MAX_INFLIGHT_DEFAULT,
         };
         ss_retry_config_defaults(&cfg->retry);
+        cfg->spool.max_bytes = SS_SPOOL_MAX_BYTES_DEFAULT;
 }
 
 /* ---- encoding ---- */
@@ -315,9 +316,8 @@ static void config_copy(ss_http_config *dst, const ss_http_config *src)
             .batch_delay_ms = OR_DEFAULT(batch_delay_ms),
             .max_queue_bytes = OR_DEFAULT(max_queue_bytes),
             .max_inflight = OR_DEFAULT(max_inflight),
-            .retry.max_attempts = OR_DEFAULT(retry.max_attempts),
-            .retry.backoff_initial_ms = OR_DEFAULT(retry.backoff_initial_ms),
-            .retry.backoff_max_ms = OR_DEFAULT(retry.backoff_max_ms),
+            .retry = src->retry, /* the dispatch fills its zeros */
+            .spool = src->spool,
             .json = src->json,
         };
 #undef OR_DEFAULT
@@ -373,6 +373,7 @@ int ss_http_exporter_new(uv_loop_t *loop, const ss_http_config *cfg, ss_exporter
                                  .max_queue_bytes = e->cfg.max_queue_bytes,
                                  .max_inflight = e->cfg.max_inflight,
                                  .retry = e->cfg.retry,
+                                 .spool = e->cfg.spool,
                              });
         if (r < 0)
                 return r; /* freed by the dispatch */

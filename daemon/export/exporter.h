@@ -12,6 +12,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "base/counters.h"
 #include "model/span.h"
 #include "ss-buf.h"
 
@@ -24,6 +25,8 @@ typedef struct ss_exporter_stats {
         uint64_t requests;       /* requests sent (retries included) */
         uint64_t failures;       /* requests that failed */
         uint64_t retries;        /* requests queued again after a retryable failure */
+        uint64_t spans_spooled;  /* written to the disk spool (they are not lost) */
+        uint64_t spans_replayed; /* read back from the spool to be sent */
 } ss_exporter_stats;
 
 typedef struct ss_exporter_ops {
@@ -37,6 +40,8 @@ typedef struct ss_exporter_ops {
          * finish in a later loop iteration: the exporter then calls
          * ss_exporter_free(). Pending work is counted dropped. */
         void (*destroy)(ss_exporter *e);
+        /* Optional: counters beyond ss_exporter_stats, each name after prefix. */
+        void (*counters)(const ss_exporter *e, const char *prefix, ss_counters *out);
 } ss_exporter_ops;
 
 struct ss_exporter {

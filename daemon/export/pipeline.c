@@ -173,6 +173,10 @@ void ss_pipeline_counters(const void *pipeline, ss_counters *out)
                 ss_counters_add(out, prefix, "requests", st->requests);
                 ss_counters_add(out, prefix, "failures", st->failures);
                 ss_counters_add(out, prefix, "retries", st->retries);
+                ss_counters_add(out, prefix, "spans_spooled", st->spans_spooled);
+                ss_counters_add(out, prefix, "spans_replayed", st->spans_replayed);
+                if (e->ops->counters)
+                        e->ops->counters(e, prefix, out);
         }
 }
 

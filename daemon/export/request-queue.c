@@ -105,7 +105,8 @@ ss_req *ss_reqq_start_next(ss_req_queue *q, uint64_t now_ms)
                 if (r->due_ms <= now_ms) {
                         list_unlink(&q->waiting, r);
                         list_insert(&q->inflight, r);
-                        r->attempts++;
+                        if (r->attempts++ == 0)
+                                r->first_ms = now_ms;
                         return r;
                 }
         return NULL;

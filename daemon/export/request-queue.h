@@ -23,8 +23,10 @@ typedef struct ss_req {
         ss_buf body;  /* the exact bytes sent, kept as they are for retries */
         size_t n_spans;
         uint32_t attempts;
-        uint64_t due_ms; /* uv_now() from which it may be sent */
-        void *transport; /* the exporter's, while in flight */
+        uint64_t first_ms; /* uv_now() at its first attempt: retries end max_elapsed after */
+        uint64_t due_ms;   /* uv_now() from which it may be sent */
+        uint64_t spool_id; /* read back from the spool: its record's id + 1; 0: never spooled */
+        void *transport;   /* the exporter's, while in flight */
 } ss_req;
 
 typedef struct ss_req_list {

@@ -33,6 +33,8 @@ void ss_retry_config_defaults(ss_retry_config *c)
             .max_attempts = SS_RETRY_MAX_ATTEMPTS_DEFAULT,
             .backoff_initial_ms = SS_RETRY_BACKOFF_INITIAL_MS_DEFAULT,
             .backoff_max_ms = SS_RETRY_BACKOFF_MAX_MS_DEFAULT,
+            .multiplier = SS_RETRY_MULTIPLIER_DEFAULT,
+            .max_elapsed_ms = SS_RETRY_MAX_ELAPSED_MS_DEFAULT,
         };
 }
 
@@ -134,22 +136,30 @@ long ss_retry_info_parse(const uint8_t *status, size_t len)
         return ms;
 }
 
-int64_t ss_retry_delay_ms(const ss_retry_config *c, uint32_t attempts, long after_ms)
+int64_t ss_retry_delay_ms(const ss_retry_config *c, uint32_t attempts, uint64_t elapsed_ms,
+                          long after_ms)
 {
-        if (attempts >= c->max_attempts)
+        int64_t delay;
+
+        if (c->max_attempts && attempts >= c->max_attempts)
                 return -1;
-        return after_ms >= 0 ? (int64_t)after_ms : (int64_t)ss_retry_backoff_ms(c, attempts);
+        delay = after_ms >= 0 ? (int64_t)after_ms : (int64_t)ss_retry_backoff_ms(c, attempts);
+        if (c->max_elapsed_ms && elapsed_ms + (uint64_t)delay > c->max_elapsed_ms)
+                return -1;
+        return delay;
 }
 
 uint64_t ss_retry_backoff_ms(const ss_retry_config *c, uint32_t attempts)
 {
-        uint64_t d = c->backoff_initial_ms;
+        double mult = c->multiplier >= 1.0 ? c->multiplier : SS_RETRY_MULTIPLIER_DEFAULT;
+        double d = c->backoff_initial_ms;
+        uint64_t ceiling;
         uint32_t rnd;
 
         for (uint32_t i = 1; i < attempts && d < c->backoff_max_ms; i++)
-                d *= 2;
-        if (d > c->backoff_max_ms)
-                d = c->backoff_max_ms;
+                d *= mult;
+        ceiling = d > c->backoff_max_ms ? c->backoff_max_ms : (uint64_t)d;
+        /* Full jitter: clients that failed together spread over the whole interval. */
         ss_id_random((uint8_t *)&rnd, sizeof(rnd));
-        return d / 2 + rnd % (d / 2 + 1);
+        return rnd % (ceiling + 1);
 }

@@ -14,17 +14,23 @@
 #include <stdint.h>
 #include <time.h>
 
-#define SS_RETRY_MAX_ATTEMPTS_DEFAULT       5u
+/* Retries end by time, as the OpenTelemetry Collector's do (max_elapsed_time 300 s): an
+ * outage shorter than that loses nothing; no attempt limit unless one is set. */
+#define SS_RETRY_MAX_ATTEMPTS_DEFAULT       0u
 #define SS_RETRY_BACKOFF_INITIAL_MS_DEFAULT 1000u
 #define SS_RETRY_BACKOFF_MAX_MS_DEFAULT     30000u
+#define SS_RETRY_MULTIPLIER_DEFAULT         2.0
+#define SS_RETRY_MAX_ELAPSED_MS_DEFAULT     300000u
 /* Retry-After and RetryInfo come from the peer: obeyed up to this, so a hostile value cannot
  * park a request. */
 #define SS_RETRY_AFTER_MAX_MS 300000u
 
 typedef struct ss_retry_config {
-        uint32_t max_attempts;       /* per request before giving up */
-        uint32_t backoff_initial_ms; /* doubles with jitter per attempt... */
+        uint32_t max_attempts;       /* per request before giving up; 0: no limit */
+        uint32_t backoff_initial_ms; /* the first wait's ceiling, times multiplier per attempt */
         uint32_t backoff_max_ms;     /* ...up to this */
+        double multiplier;           /* >= 1 */
+        uint32_t max_elapsed_ms;     /* from a request's first attempt: no retry after it */
 } ss_retry_config;
 
 /* The defaults above. */
@@ -58,11 +64,14 @@ long ss_retry_info_parse(const uint8_t *status, size_t len);
 
 /*
  * The wait before another attempt of a request that has failed attempts
- * times: after_ms when the backend gave one (>= 0), else the backoff; -1 when
- * it has had all of its c->max_attempts.
+ * times, elapsed_ms after its first attempt: after_ms when the backend gave
+ * one (>= 0), else the backoff; -1 when it has had its c->max_attempts (when
+ * set) or the attempt would come later than c->max_elapsed_ms (when set)
+ * after the first.
  */
-int64_t ss_retry_delay_ms(const ss_retry_config *c, uint32_t attempts, long after_ms);
+int64_t ss_retry_delay_ms(const ss_retry_config *c, uint32_t attempts, uint64_t elapsed_ms,
+                          long after_ms);
 
-/* The wait before attempt attempts + 1: initial * 2^(attempts-1) capped at the
- * maximum, then "equal jitter" (between half and all of it). */
+/* The wait before attempt attempts + 1: "full jitter", a draw from [0, d] where
+ * d = initial * multiplier^(attempts-1) capped at the maximum. */
 uint64_t ss_retry_backoff_ms(const ss_retry_config *c, uint32_t attempts);
