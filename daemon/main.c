@@ -55,7 +55,10 @@ static void make_socket_dir(const char *path)
         if (slash && slash != dir) {
                 *slash = '\0';
                 if (mkdir(dir, 0755) < 0 && errno != EEXIST)
-                        ss_log(SS_LOG_WARNING, "cannot create %s: %s", dir, strerror(errno));
+                        ss_log(SS_LOG_WARNING,
+                               "cannot create %s event=socket-failed dir=\"%s\" "
+                               "error=\"%s\"",
+                               dir, dir, strerror(errno));
         }
         free(dir);
 }
@@ -93,7 +96,8 @@ static void on_signal(uv_signal_t *sig, int signum)
         if (d->stopping)
                 return;
         d->stopping = true;
-        ss_log(SS_LOG_INFO, "%s: draining and exiting", strsignal(signum));
+        ss_log(SS_LOG_INFO, "%s: draining and exiting event=drain signal=%d", strsignal(signum),
+               signum);
         ss_notify("STOPPING=1");
         ss_notify_timers_close(d->notify_timers);
         uv_close((uv_handle_t *)&d->sigint, NULL);
@@ -121,7 +125,10 @@ static int signals_start(sidespand *d)
         if (r == 0)
                 r = uv_signal_start(&d->sigterm, on_signal, SIGTERM);
         if (r < 0)
-                ss_log(SS_LOG_ERR, "cannot watch SIGINT and SIGTERM: %s", uv_strerror(r));
+                ss_log(SS_LOG_ERR,
+                       "cannot watch SIGINT and SIGTERM event=start-failed "
+                       "error=\"%s\"",
+                       uv_strerror(r));
         return r;
 }
 
@@ -156,12 +163,14 @@ static int pricing_load(sidespand *d)
                     : ss_pricing_builtin(&d->pricing, err, sizeof(err));
 
         if (r < 0) {
-                ss_log(SS_LOG_ERR, "pricing table %s: %s",
+                ss_log(SS_LOG_ERR, "pricing table %s: %s event=config-invalid key=pricing",
                        d->cfg.pricing_file ? d->cfg.pricing_file : "(built in)", err);
                 return r;
         }
-        ss_log(SS_LOG_INFO, "pricing: %zu models from %s", ss_pricing_size(d->pricing),
-               d->cfg.pricing_file ? d->cfg.pricing_file : "the built-in table");
+        ss_log(SS_LOG_INFO, "pricing: %zu models from %s event=pricing-loaded models=%zu",
+               ss_pricing_size(d->pricing),
+               d->cfg.pricing_file ? d->cfg.pricing_file : "the built-in table",
+               ss_pricing_size(d->pricing));
         d->cfg.assembler.pricing = d->pricing;
         return 0;
 }
@@ -173,13 +182,16 @@ static int policy_start(sidespand *d)
         int r = ss_policy_new(&d->cfg.policy, d->pipeline, &d->policy, err, sizeof(err));
 
         if (r == -EINVAL)
-                ss_log(SS_LOG_ERR, "policy: %s", err);
+                ss_log(SS_LOG_ERR, "policy: %s event=config-invalid key=policy", err);
         if (r < 0)
                 return r;
-        ss_log(SS_LOG_INFO, "sampling: head rate %g%s%s; content %s daemon-wide", s->rate,
-               ss_sampling_tail_active(s) ? ", tail policies on" : "",
+        ss_log(SS_LOG_INFO,
+               "sampling: head rate %g%s%s; content %s daemon-wide event=policy-ready "
+               "rate=%g tail=%s",
+               s->rate, ss_sampling_tail_active(s) ? ", tail policies on" : "",
                s->max_kept_per_second ? " (capped)" : "",
-               d->cfg.policy.include_content ? "kept" : "dropped");
+               d->cfg.policy.include_content ? "kept" : "dropped", s->rate,
+               ss_sampling_tail_active(s) ? "on" : "off");
         return 0;
 }
 
@@ -214,7 +226,8 @@ static int start(sidespand *d)
                                            &d->notify_timers);
         if (r < 0)
                 return r;
-        ss_log(SS_LOG_INFO, "sidespand %s listening on %s", SIDESPAN_VERSION_STRING,
+        ss_log(SS_LOG_INFO, "sidespand %s listening on %s event=listening version=%s path=\"%s\"",
+               SIDESPAN_VERSION_STRING, ss_listener_path(d->listener), SIDESPAN_VERSION_STRING,
                ss_listener_path(d->listener));
         ss_notify("READY=1");
         return 0;
@@ -248,12 +261,13 @@ int main(int argc, char **argv)
         ss_log_set_level(d.cfg.log_level);
         signal(SIGPIPE, SIG_IGN);
         if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
-                ss_log(SS_LOG_ERR, "curl_global_init failed");
+                ss_log(SS_LOG_ERR, "curl_global_init failed event=start-failed");
                 return EXIT_FAILURE;
         }
         r = uv_loop_init(&d.loop);
         if (r < 0) {
-                ss_log(SS_LOG_ERR, "cannot create the event loop: %s", uv_strerror(r));
+                ss_log(SS_LOG_ERR, "cannot create the event loop event=start-failed error=\"%s\"",
+                       uv_strerror(r));
                 return EXIT_FAILURE;
         }
         r = start(&d);
@@ -262,7 +276,8 @@ int main(int argc, char **argv)
         else
                 uv_run(&d.loop, UV_RUN_DEFAULT);
         if (uv_loop_close(&d.loop) != 0)
-                ss_log(SS_LOG_WARNING, "event loop closed with handles still open");
+                ss_log(SS_LOG_WARNING,
+                       "event loop closed with handles still open event=handle-leak");
         curl_global_cleanup();
         ss_pricing_free(d.pricing);
         ss_config_free(&d.cfg);

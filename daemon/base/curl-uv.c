@@ -90,7 +90,9 @@ static ss_curl_sock *sock_new(ss_curl_uv *cu, curl_socket_t fd)
                 return NULL;
         r = uv_poll_init_socket(cu->loop, &s->poll, fd);
         if (r < 0) {
-                ss_log_ratelimited(SS_LOG_ERR, "cannot watch an HTTP connection: %s",
+                ss_log_ratelimited(SS_LOG_ERR,
+                                   "cannot watch an HTTP connection event=poll-failed "
+                                   "error=\"%s\"",
                                    uv_strerror(r));
                 free(s);
                 return NULL;

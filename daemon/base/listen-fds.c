@@ -25,7 +25,9 @@ static int passed_fds(void)
         if (r == 0 || q == 0)
                 return 0;
         if (r < 0 || q < 0 || n > INT_MAX - SS_LISTEN_FDS_START) {
-                ss_log(SS_LOG_ERR, "socket activation: LISTEN_PID=%s LISTEN_FDS=%s are not numbers",
+                ss_log(SS_LOG_ERR,
+                       "socket activation: LISTEN_PID=%s LISTEN_FDS=%s are not numbers "
+                       "event=config-invalid key=LISTEN_FDS",
                        getenv("LISTEN_PID"), getenv("LISTEN_FDS"));
                 return -EINVAL;
         }
@@ -60,8 +62,8 @@ static int bad_fd(int fd, const char *what, int err)
 {
         ss_log(SS_LOG_ERR,
                "socket activation: fd %d %s; sidespand needs a listening AF_UNIX stream socket "
-               "(ListenStream=/path in the socket unit)",
-               fd, what);
+               "(ListenStream=/path in the socket unit) event=socket-failed fd=%d",
+               fd, what, fd);
         return err;
 }
 
@@ -137,8 +139,10 @@ int ss_listen_fds_take(int *ret_fd, char *ret_name, size_t name_size)
         for (int i = 1; i < n; i++)
                 (void)set_flag(fd + i, F_GETFD, F_SETFD, FD_CLOEXEC);
         if (n > 1)
-                ss_log(SS_LOG_WARNING, "socket activation: %d sockets passed, using fd %d only", n,
-                       fd);
+                ss_log(SS_LOG_WARNING,
+                       "socket activation: %d sockets passed, using fd %d only "
+                       "event=socket-activated sockets=%d fd=%d",
+                       n, fd, n, fd);
         r = check_socket(fd, name, sizeof(name));
         if (r < 0)
                 return r;
@@ -146,8 +150,10 @@ int ss_listen_fds_take(int *ret_fd, char *ret_name, size_t name_size)
         if (r == 0)
                 r = set_flag(fd, F_GETFL, F_SETFL, O_NONBLOCK);
         if (r < 0) {
-                ss_log(SS_LOG_ERR, "socket activation: cannot set the flags of fd %d: %s", fd,
-                       strerror(-r));
+                ss_log(SS_LOG_ERR,
+                       "socket activation: cannot set the flags of fd %d "
+                       "event=socket-failed fd=%d error=\"%s\"",
+                       fd, fd, strerror(-r));
                 return r;
         }
         snprintf(ret_name, name_size, "%s", name);

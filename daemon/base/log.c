@@ -54,8 +54,13 @@ static void vlog(int level, const char *suffix, const char *fmt, va_list ap)
         n = vsnprintf(line, sizeof(line), fmt, ap);
         if (n < 0)
                 return;
-        /* Under systemd the "<N>" prefix gives journald the level. */
-        if (getenv("JOURNAL_STREAM"))
+        static int journal = -1;
+
+        /* Under systemd the "<N>" prefix gives journald the level. Read once: the
+         * environment does not change under us, and getenv() per line is not free. */
+        if (journal < 0)
+                journal = getenv("JOURNAL_STREAM") != NULL;
+        if (journal)
                 fprintf(stderr, "<%d>%s%s\n", level, line, suffix);
         else
                 fprintf(stderr, "sidespand: %s: %s%s\n", tags[level], line, suffix);
@@ -85,7 +90,7 @@ void ss_log_rl(ss_ratelimit *rl, int level, const char *fmt, ...)
                 return;
         }
         if (rl->suppressed)
-                snprintf(suffix, sizeof(suffix), " (%llu similar messages suppressed)",
+                snprintf(suffix, sizeof(suffix), " suppressed=%llu",
                          (unsigned long long)rl->suppressed);
         rl->last_ns = now;
         rl->suppressed = 0;
@@ -101,6 +106,7 @@ void ss_log_text(char *out, size_t out_size, const char *p, size_t n)
         if (n > out_size - 1)
                 n = out_size - 1;
         for (i = 0; i < n; i++)
-                out[i] = isprint((unsigned char)p[i]) ? p[i] : '.';
+                /* '"' would end a quoted value of the key=value tail early. */
+                out[i] = p[i] == '"' ? '\'' : isprint((unsigned char)p[i]) ? p[i] : '.';
         out[i] = '\0';
 }

@@ -7,6 +7,14 @@
  * Anything a peer can trigger goes through ss_log_ratelimited(), which
  * prints at most once per SS_LOG_INTERVAL_NS per call site and says how many
  * were suppressed. Loop thread, or any thread for plain ss_log().
+ *
+ * Every line is one event: a sentence for people, then a tail of key=value
+ * pairs for grep (journalctl -u sidespand -o cat | grep event=conn-closed),
+ * stable across releases: " event=<kebab-case id>" first, then lowercase
+ * snake_case keys; numbers bare, identifiers bare, free text (errors,
+ * reasons, paths) double-quoted. Peer text goes through ss_log_text() first,
+ * which also turns '"' into '\''. A rate-limited line that stood for others
+ * ends with " suppressed=N".
  */
 
 #include <stddef.h>
@@ -34,7 +42,7 @@ const char *ss_log_level_name(int level);
 void ss_log(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /* Copy n bytes of peer text (a response body, an error message) into out for a log line:
- * cut to out_size - 1 bytes, unprintable bytes as '.', NUL-terminated. */
+ * cut to out_size - 1 bytes, unprintable bytes as '.', '"' as '\'', NUL-terminated. */
 void ss_log_text(char *out, size_t out_size, const char *p, size_t n);
 
 typedef struct ss_ratelimit {

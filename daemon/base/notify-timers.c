@@ -66,9 +66,10 @@ static int64_t watchdog_interval_ms(void)
         int q = ss_notify_env_number("WATCHDOG_PID", &pid);
 
         if (r < 0 || q < 0) {
-                ss_log(SS_LOG_ERR, "watchdog: %s=%s is not a number",
+                ss_log(SS_LOG_ERR, "watchdog: %s=%s is not a number event=config-invalid key=%s",
                        r < 0 ? "WATCHDOG_USEC" : "WATCHDOG_PID",
-                       getenv(r < 0 ? "WATCHDOG_USEC" : "WATCHDOG_PID"));
+                       getenv(r < 0 ? "WATCHDOG_USEC" : "WATCHDOG_PID"),
+                       r < 0 ? "WATCHDOG_USEC" : "WATCHDOG_PID");
                 return -EINVAL;
         }
         if (r == 0 || usec == 0 || (q > 0 && pid != (unsigned long long)getpid()))
@@ -113,14 +114,19 @@ int ss_notify_timers_start(uv_loop_t *loop, ss_counters_fn counters, const void 
         if (r == 0 && ping_ms > 0)
                 r = timer_start(t, loop, &t->watchdog, on_watchdog, (uint64_t)ping_ms);
         if (r < 0) {
-                ss_log(SS_LOG_ERR, "cannot start the systemd status and watchdog timers: %s",
+                ss_log(SS_LOG_ERR,
+                       "cannot start the systemd status and watchdog timers "
+                       "event=timer-failed what=watchdog error=\"%s\"",
                        uv_strerror(r));
                 ss_notify_timers_close(t);
                 return r;
         }
         if (ping_ms > 0) {
                 ss_notify("WATCHDOG=1");
-                ss_log(SS_LOG_INFO, "watchdog: pinging systemd every %" PRId64 " ms", ping_ms);
+                ss_log(SS_LOG_INFO,
+                       "watchdog: pinging systemd every %" PRId64 " ms event=watchdog "
+                       "interval_ms=%" PRId64,
+                       ping_ms, ping_ms);
         }
         *ret = t;
         return 0;

@@ -172,6 +172,9 @@ static int load_env(ss_config *cfg)
 
         if ((v = ss_conf_env("SIDESPAN_SOCKET")) && (r = ss_conf_set_str(&cfg->socket_path, v)) < 0)
                 return r;
+        if ((v = ss_conf_env("SIDESPAN_LOG_LEVEL")) && (cfg->log_level = ss_log_parse_level(v)) < 0)
+                return ss_conf_bad("SIDESPAN_LOG_LEVEL", v,
+                                   "expected err, warning, notice, info or debug");
         if ((r = default_spool_root(cfg)) < 0)
                 return r;
         if ((v = otlp_env("PROTOCOL", &name)) &&

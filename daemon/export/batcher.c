@@ -53,7 +53,8 @@ void ss_batcher_add(ss_batcher *b, ss_span *const *spans, size_t n)
                  * trigger and the next flush. */
                 if (b->n == 0 && b->delay_ms &&
                     uv_timer_start(&b->timer, on_timer, b->delay_ms, 0) < 0)
-                        ss_log_ratelimited(SS_LOG_ERR, "batch timer did not start");
+                        ss_log_ratelimited(
+                            SS_LOG_ERR, "batch timer did not start event=timer-failed what=batch");
                 b->spans[b->n++] = ss_span_ref(spans[i]);
                 b->bytes += ss_span_size(spans[i]);
                 if (b->n == b->max_batch || !b->delay_ms ||

@@ -46,8 +46,11 @@ static bool spool_body(ss_dispatch *d, ss_buf *body, size_t n)
         int r = ss_spool_append(d->spool, body, (uint32_t)n);
 
         if (r < 0) {
-                ss_log_rl(&d->rl_drop, SS_LOG_WARNING, "%s: the spool refused %zu spans: %s",
-                          d->base.name, n, r == -EMSGSIZE ? "request too large" : "I/O backlog");
+                ss_log_rl(&d->rl_drop, SS_LOG_WARNING,
+                          "%s: the spool refused %zu spans event=spool-refused "
+                          "exporter=%s spans=%zu reason=%s",
+                          d->base.name, n, d->base.name, n,
+                          r == -EMSGSIZE ? "too-large" : "io-backlog");
                 return false;
         }
         d->base.stats.spans_spooled += n;
@@ -92,8 +95,10 @@ static void on_spool_read(void *ctx, uint64_t id, ss_buf *body, uint32_t n_spans
         d->reading = false;
         if (err < 0 || d->destroyed) {
                 if (err < 0 && err != -ENOENT)
-                        ss_log_rl(&d->rl_error, SS_LOG_ERR, "%s: cannot read the spool: %s",
-                                  d->base.name, strerror(-err));
+                        ss_log_rl(&d->rl_error, SS_LOG_ERR,
+                                  "%s: cannot read the spool event=spool-read-failed "
+                                  "exporter=%s error=\"%s\"",
+                                  d->base.name, d->base.name, strerror(-err));
                 if (!d->destroyed && err < 0)
                         ss_spool_rewind(d->spool);
                 return;
@@ -141,8 +146,10 @@ static void arm_retry_timer(ss_dispatch *d)
         else
                 r = uv_timer_start(&d->retry_timer, on_retry_timer, due > now ? due - now : 0, 0);
         if (r < 0)
-                ss_log_rl(&d->rl_error, SS_LOG_ERR, "%s: retry timer: %s", d->base.name,
-                          uv_strerror(r));
+                ss_log_rl(&d->rl_error, SS_LOG_ERR,
+                          "%s: retry timer failed event=timer-failed what=retry "
+                          "exporter=%s error=\"%s\"",
+                          d->base.name, d->base.name, uv_strerror(r));
 }
 
 void ss_dispatch_kick(ss_dispatch *d)
@@ -155,8 +162,10 @@ void ss_dispatch_kick(ss_dispatch *d)
         while ((r = ss_reqq_start_next(&d->queue, now))) {
                 if (d->ops->start(d, r) < 0) {
                         ss_log_rl(&d->rl_error, SS_LOG_ERR,
-                                  "%s: cannot start a request, dropping %zu spans", d->base.name,
-                                  r->n_spans);
+                                  "%s: cannot start a request, dropping %zu spans "
+                                  "event=export-dropped exporter=%s spans=%zu "
+                                  "reason=start-failed",
+                                  d->base.name, r->n_spans, d->base.name, r->n_spans);
                         req_drop(d, r, &d->drops.rejected);
                         continue;
                 }
@@ -197,8 +206,10 @@ static void queue_body(void *ctx, ss_span *const *spans, size_t n, ss_buf *body)
         ss_buf_init(body, body->max);
         if (ss_reqq_push(&d->queue, r, &dropped) < 0) {
                 ss_log_rl(&d->rl_drop, SS_LOG_WARNING,
-                          "%s: queue full (%zu bytes queued), dropping %zu spans", d->base.name,
-                          d->queue.bytes, n);
+                          "%s: queue full (%zu bytes queued), dropping %zu spans "
+                          "event=export-dropped exporter=%s spans=%zu reason=queue-full "
+                          "queued_bytes=%zu",
+                          d->base.name, d->queue.bytes, n, d->base.name, n, d->queue.bytes);
                 d->base.stats.spans_dropped += n;
                 d->drops.queue_full += n;
                 ss_req_free(r);
@@ -238,8 +249,11 @@ void ss_dispatch_succeeded(ss_dispatch *d, ss_req *r, const uint8_t *resp, size_
                 rejected = (int64_t)n;
         if (rejected > 0) {
                 ss_log_text(text, sizeof(text), msg, msg ? strlen(msg) : 0);
-                ss_log_rl(&d->rl_drop, SS_LOG_WARNING, "%s: backend rejected %lld of %zu spans: %s",
-                          d->base.name, (long long)rejected, n, text);
+                ss_log_rl(&d->rl_drop, SS_LOG_WARNING,
+                          "%s: backend rejected %lld of %zu spans: %s "
+                          "event=export-rejected exporter=%s spans=%lld of=%zu",
+                          d->base.name, (long long)rejected, n, text, d->base.name,
+                          (long long)rejected, n);
         }
         free(msg);
         d->base.stats.spans_dropped += (uint64_t)rejected;
@@ -262,8 +276,10 @@ void ss_dispatch_failed(ss_dispatch *d, ss_req *r, bool retryable, long after_ms
         /* With a spool, a failing backend's requests wait on disk, in the order they came,
          * and the spool's oldest probes the backend: memory holds nothing for it. */
         if (retryable && d->spool && !r->spool_id) {
-                ss_log_rl(&d->rl_retry, SS_LOG_INFO, "%s: %s: spooling %zu spans until it answers",
-                          d->base.name, why, r->n_spans);
+                ss_log_rl(&d->rl_retry, SS_LOG_INFO,
+                          "%s: %s: spooling %zu spans until it answers "
+                          "event=export-spooled exporter=%s spans=%zu reason=\"%s\"",
+                          d->base.name, why, r->n_spans, d->base.name, r->n_spans, why);
                 req_spool(d, r);
                 return;
         }
@@ -276,17 +292,24 @@ void ss_dispatch_failed(ss_dispatch *d, ss_req *r, bool retryable, long after_ms
                 if (retryable)
                         ss_log_rl(&d->rl_drop, SS_LOG_WARNING,
                                   "%s: %s: giving up after %u attempts in %llu ms, dropping %zu "
-                                  "spans",
+                                  "spans event=export-dropped exporter=%s spans=%zu "
+                                  "reason=retries-exhausted attempts=%u elapsed_ms=%llu",
                                   d->base.name, why, r->attempts, (unsigned long long)elapsed,
-                                  r->n_spans);
+                                  r->n_spans, d->base.name, r->n_spans, r->attempts,
+                                  (unsigned long long)elapsed);
                 else
-                        ss_log_rl(&d->rl_drop, SS_LOG_WARNING, "%s: %s: dropping %zu spans",
-                                  d->base.name, why, r->n_spans);
+                        ss_log_rl(&d->rl_drop, SS_LOG_WARNING,
+                                  "%s: %s: dropping %zu spans event=export-dropped "
+                                  "exporter=%s spans=%zu reason=final-failure",
+                                  d->base.name, why, r->n_spans, d->base.name, r->n_spans);
                 req_drop(d, r, retryable ? &d->drops.exhausted : &d->drops.rejected);
                 return;
         }
-        ss_log_rl(&d->rl_retry, SS_LOG_INFO, "%s: %s: retrying %zu spans in %lld ms", d->base.name,
-                  why, r->n_spans, (long long)delay);
+        ss_log_rl(&d->rl_retry, SS_LOG_INFO,
+                  "%s: %s: retrying %zu spans in %lld ms event=export-retry "
+                  "exporter=%s spans=%zu delay_ms=%lld attempt=%u reason=\"%s\"",
+                  d->base.name, why, r->n_spans, (long long)delay, d->base.name, r->n_spans,
+                  (long long)delay, r->attempts, why);
         d->base.stats.retries++;
         ss_reqq_retry(&d->queue, r, uv_now(d->loop) + (uint64_t)delay);
 }
@@ -403,8 +426,11 @@ static void put_away_all(ss_dispatch *d)
         if (d->spool && ss_spool_stats_get(d->spool)->records)
                 ss_log(SS_LOG_NOTICE,
                        "%s: %llu span(s) spooled now, %llu in %llu request(s) in all wait in the "
-                       "spool for the next start",
+                       "spool for the next start event=spool-kept exporter=%s spans=%llu "
+                       "records=%llu",
                        d->base.name, (unsigned long long)(d->base.stats.spans_spooled - spooled),
+                       (unsigned long long)ss_spool_stats_get(d->spool)->spans,
+                       (unsigned long long)ss_spool_stats_get(d->spool)->records, d->base.name,
                        (unsigned long long)ss_spool_stats_get(d->spool)->spans,
                        (unsigned long long)ss_spool_stats_get(d->spool)->records);
 }
@@ -426,8 +452,11 @@ static void dispatch_destroy(ss_exporter *base)
         d->base.stats.spans_dropped += ss_batcher_close(&d->batcher, on_batcher_closed);
         put_away_all(d);
         if (d->base.stats.spans_dropped > before)
-                ss_log(SS_LOG_WARNING, "%s: closing with %llu spans not exported", d->base.name,
-                       (unsigned long long)(d->base.stats.spans_dropped - before));
+                ss_log(SS_LOG_WARNING,
+                       "%s: closing with %llu spans not exported event=export-dropped "
+                       "exporter=%s spans=%llu reason=shutdown",
+                       d->base.name, (unsigned long long)(d->base.stats.spans_dropped - before),
+                       d->base.name, (unsigned long long)(d->base.stats.spans_dropped - before));
         d->ops->close(d);
         uv_close((uv_handle_t *)&d->retry_timer, on_handle_closed);
         if (d->spool) {
@@ -492,13 +521,19 @@ int ss_dispatch_init(ss_dispatch *d, uv_loop_t *loop, const char *name, const ss
 
                 r = ss_spool_open(loop, &cfg->spool, name, &d->spool, err, sizeof(err));
                 if (r < 0) {
-                        ss_log(SS_LOG_ERR, "%s: spool %s: %s", name, cfg->spool.dir, err);
+                        ss_log(SS_LOG_ERR,
+                               "%s: spool %s: %s event=spool-failed exporter=%s dir=\"%s\"", name,
+                               cfg->spool.dir, err, name, cfg->spool.dir);
                         dispatch_destroy(&d->base); /* set up: the teardown frees it */
                         return r;
                 }
                 if (ss_spool_has_more(d->spool)) {
-                        ss_log(SS_LOG_INFO, "%s: %llu spooled request(s) of %llu spans to replay",
+                        ss_log(SS_LOG_INFO,
+                               "%s: %llu spooled request(s) of %llu spans to replay "
+                               "event=spool-replay exporter=%s records=%llu spans=%llu",
                                name, (unsigned long long)ss_spool_stats_get(d->spool)->records,
+                               (unsigned long long)ss_spool_stats_get(d->spool)->spans, name,
+                               (unsigned long long)ss_spool_stats_get(d->spool)->records,
                                (unsigned long long)ss_spool_stats_get(d->spool)->spans);
                         /* The replay starts with the loop, once the transport is up. */
                         (void)uv_timer_start(&d->retry_timer, on_retry_timer, 0, 0);

@@ -327,8 +327,10 @@ int ss_console_exporter_new(uv_loop_t *loop, int fd, ss_exporter **ret)
         r = ss_writer_open(&c->writer, loop, fd, false, SS_WRITER_MAX_QUEUED_DEFAULT,
                            ss_exporter_written, c);
         if (r < 0) {
-                ss_log(SS_LOG_ERR, "console exporter: cannot write to fd %d: %s", fd,
-                       uv_strerror(r));
+                ss_log(SS_LOG_ERR,
+                       "console exporter: cannot write to fd %d event=exporter-failed "
+                       "exporter=console fd=%d error=\"%s\"",
+                       fd, fd, uv_strerror(r));
                 free(c);
                 return r;
         }

@@ -119,8 +119,10 @@ static int open_output(const char *path, bool *ret_own)
         if (fd < 0) {
                 int r = -errno;
 
-                ss_log(SS_LOG_ERR, "file exporter: cannot open %s: %s", path,
-                       r == -ENXIO ? "a FIFO with no reader" : strerror(-r));
+                ss_log(SS_LOG_ERR,
+                       "file exporter: cannot open %s event=exporter-failed exporter=file "
+                       "path=\"%s\" error=\"%s\"",
+                       path, path, r == -ENXIO ? "a FIFO with no reader" : strerror(-r));
                 return r;
         }
         *ret_own = true;
@@ -146,7 +148,10 @@ int ss_file_exporter_new(uv_loop_t *loop, const char *path, size_t max_batch, ui
         r = ss_writer_open(&f->writer, loop, fd, own, SS_WRITER_MAX_QUEUED_DEFAULT,
                            ss_exporter_written, f);
         if (r < 0) {
-                ss_log(SS_LOG_ERR, "file exporter: cannot write to %s: %s", path, uv_strerror(r));
+                ss_log(SS_LOG_ERR,
+                       "file exporter: cannot write to %s event=exporter-failed "
+                       "exporter=file path=\"%s\" error=\"%s\"",
+                       path, path, uv_strerror(r));
                 goto fail;
         }
         r = ss_batcher_init(&f->batcher, loop, max_batch, delay_ms, file_send, f);

@@ -135,7 +135,7 @@ void ss_grpc_config_defaults(ss_grpc_config *cfg)
 /* grpc core's own log lines (errors only, at its default verbosity) join ours. Any thread. */
 static void on_grpc_log(gpr_log_func_args *args)
 {
-        ss_log(SS_LOG_DEBUG, "grpc: %s", args->message);
+        ss_log(SS_LOG_DEBUG, "grpc: %s event=grpc-log", args->message);
 }
 
 /* ---- calls (loop thread) ---- */
@@ -215,7 +215,9 @@ static int grpc_start(ss_dispatch *d, ss_req *r)
         err = grpc_call_start_batch(a->call, ops, SS_ELEMENTSOF(ops), a, NULL);
         if (err != GRPC_CALL_OK) {
                 /* No completion will come for this one. */
-                ss_log_rl(&e->d.rl_error, SS_LOG_ERR, "otlp-grpc: cannot start a call: %s",
+                ss_log_rl(&e->d.rl_error, SS_LOG_ERR,
+                          "otlp-grpc: cannot start a call event=grpc-call-failed "
+                          "exporter=otlp-grpc error=%s",
                           grpc_call_error_to_string(err));
                 attempt_free(a);
                 return -EIO;
@@ -555,13 +557,18 @@ static int target_parse(grpc_exporter *e, const char *url)
                 host = url + 8;
                 port = 443;
         } else {
-                ss_log(SS_LOG_ERR, "otlp-grpc: endpoint %s: not http:// or https://",
+                ss_log(SS_LOG_ERR,
+                       "otlp-grpc: endpoint %s: not http:// or https:// event=config-invalid "
+                       "exporter=otlp-grpc key=endpoint",
                        url ? url : "(none)");
                 return -EINVAL;
         }
         n = host_len(host);
         if (n == 0 || !port_and_rest(host + n, &port)) {
-                ss_log(SS_LOG_ERR, "otlp-grpc: endpoint %s: not scheme://host[:port]", url);
+                ss_log(SS_LOG_ERR,
+                       "otlp-grpc: endpoint %s: not scheme://host[:port] "
+                       "event=config-invalid exporter=otlp-grpc key=endpoint",
+                       url);
                 return -EINVAL;
         }
         if (asprintf(&e->target, "dns:///%.*s:%u", (int)n, host, port) < 0) {
@@ -577,22 +584,24 @@ static int security_check(const grpc_exporter *e, const ss_grpc_config *cfg)
         bool files = cfg->ca_file || cfg->cert_file || cfg->key_file;
 
         if (!e->tls && !cfg->insecure) {
-                ss_log(SS_LOG_ERR,
-                       "otlp-grpc: endpoint %s is plaintext: use https://, or set insecure to "
-                       "send spans unencrypted",
-                       cfg->endpoint);
+                ss_log(
+                    SS_LOG_ERR,
+                    "otlp-grpc: endpoint %s is plaintext: use https://, or set insecure to "
+                    "send spans unencrypted event=config-invalid exporter=otlp-grpc key=insecure",
+                    cfg->endpoint);
                 return -EINVAL;
         }
         if (!e->tls && files) {
                 ss_log(SS_LOG_ERR,
                        "otlp-grpc: endpoint %s is plaintext: it takes no ca_file, "
-                       "cert_file or key_file",
+                       "cert_file or key_file event=config-invalid exporter=otlp-grpc key=ca_file",
                        cfg->endpoint);
                 return -EINVAL;
         }
         if (!cfg->cert_file != !cfg->key_file) {
                 ss_log(SS_LOG_ERR, "otlp-grpc: a client certificate needs both cert_file and "
-                                   "key_file");
+                                   "key_file event=config-invalid exporter=otlp-grpc "
+                                   "key=cert_file");
                 return -EINVAL;
         }
         return 0;
@@ -663,7 +672,9 @@ static int header_add(grpc_exporter *e, const char *line)
         int r = header_split(line, &name, &value, &len);
 
         if (r == -EINVAL) {
-                ss_log(SS_LOG_ERR, "otlp-grpc: header is not \"Name: value\": %s",
+                ss_log(SS_LOG_ERR,
+                       "otlp-grpc: header is not \"Name: value\": %s event=config-invalid "
+                       "exporter=otlp-grpc key=headers",
                        line ? line : "(null)");
                 return r;
         }
@@ -672,7 +683,10 @@ static int header_add(grpc_exporter *e, const char *line)
         why = header_problem(name, value, len);
         if (why) {
                 ss_log_text(shown, sizeof(shown), name, strlen(name));
-                ss_log(SS_LOG_ERR, "otlp-grpc: header %s: %s", shown, why);
+                ss_log(SS_LOG_ERR,
+                       "otlp-grpc: header %s: %s event=config-invalid exporter=otlp-grpc "
+                       "key=headers",
+                       shown, why);
                 free(name);
                 return -EINVAL;
         }
@@ -827,7 +841,10 @@ int ss_grpc_exporter_new(uv_loop_t *loop, const ss_grpc_config *cfg, ss_exporter
                 return r; /* freed by the dispatch */
         r = transport_start(e);
         if (r < 0) {
-                ss_log(SS_LOG_ERR, "otlp-grpc: cannot start: %s", strerror(-r));
+                ss_log(SS_LOG_ERR,
+                       "otlp-grpc: cannot start event=exporter-failed exporter=otlp-grpc "
+                       "error=\"%s\"",
+                       strerror(-r));
                 e->d.base.ops->destroy(&e->d.base); /* frees it, maybe later */
                 return r;
         }

@@ -12,7 +12,10 @@ void ss_exporter_dropped(ss_exporter *e, size_t n, const char *why)
 {
         e->stats.failures++;
         e->stats.spans_dropped += n;
-        ss_log_ratelimited(SS_LOG_WARNING, "%s exporter: %zu span(s) dropped: %s", e->name, n, why);
+        ss_log_ratelimited(SS_LOG_WARNING,
+                           "%s exporter: spans dropped event=export-dropped exporter=%s "
+                           "spans=%zu reason=\"%s\"",
+                           e->name, e->name, n, why);
 }
 
 void ss_exporter_written(void *exporter, size_t n, int status)

@@ -70,20 +70,26 @@ static void log_def(const ss_exporter_def *d)
 {
         switch (d->kind) {
         case SS_EXPORT_OTLP_HTTP:
-                ss_log(SS_LOG_INFO, "exporting OTLP/HTTP %s to %s%s (exporter %s%s%s)",
+                ss_log(SS_LOG_INFO,
+                       "exporting OTLP/HTTP %s to %s%s (exporter %s%s%s) event=exporter-ready "
+                       "exporter=%s protocol=otlp-http endpoint=%s",
                        d->http.json ? "JSON" : "protobuf", d->http.endpoint,
                        d->http.gzip ? " with gzip" : "", d->name, d->why ? "; " : "",
-                       d->why ? d->why : "");
+                       d->why ? d->why : "", d->name, d->http.endpoint);
                 break;
         case SS_EXPORT_OTLP_GRPC:
-                ss_log(SS_LOG_INFO, "exporting OTLP/gRPC to %s%s%s (exporter %s%s%s)",
+                ss_log(SS_LOG_INFO,
+                       "exporting OTLP/gRPC to %s%s%s (exporter %s%s%s) event=exporter-ready "
+                       "exporter=%s protocol=otlp-grpc endpoint=%s",
                        d->grpc.endpoint, d->grpc.gzip ? " with gzip" : "",
                        d->grpc.insecure ? " in plain text" : "", d->name, d->why ? "; " : "",
-                       d->why ? d->why : "");
+                       d->why ? d->why : "", d->name, d->grpc.endpoint);
                 break;
         case SS_EXPORT_FILE:
-                ss_log(SS_LOG_INFO, "writing OTLP/JSON lines to %s (exporter %s)", d->file_path,
-                       d->name);
+                ss_log(SS_LOG_INFO,
+                       "writing OTLP/JSON lines to %s (exporter %s) event=exporter-ready "
+                       "exporter=%s protocol=file path=\"%s\"",
+                       d->file_path, d->name, d->name, d->file_path);
                 break;
         default:
                 break;
@@ -112,7 +118,10 @@ static int build(ss_pipeline *p, const ss_export_config *c, const ss_exporter_de
                 break;
         }
         if (r < 0) {
-                ss_log(SS_LOG_ERR, "cannot create the exporter %s: %s", d->name, strerror(-r));
+                ss_log(SS_LOG_ERR,
+                       "cannot create the exporter %s event=exporter-failed exporter=%s "
+                       "error=\"%s\"",
+                       d->name, d->name, strerror(-r));
                 return r;
         }
         e->name = d->name;
@@ -129,7 +138,8 @@ int ss_pipeline_add_configured(ss_pipeline *p, const ss_export_config *c)
         if (r == 0 && c->exporters_defaulted)
                 ss_log(SS_LOG_NOTICE, "no exporter configured: printing finished traces to the "
                                       "console (set --endpoint or OTEL_EXPORTER_OTLP_ENDPOINT, "
-                                      "or --config, to export OTLP)");
+                                      "or --config, to export OTLP) event=exporter-ready "
+                                      "exporter=console protocol=console");
         return r;
 }
 
@@ -205,7 +215,10 @@ static void destroy_exporters(ss_pipeline *p)
                 uint64_t lost = e->stats.spans_in - e->stats.spans_exported;
 
                 ss_log(lost ? SS_LOG_WARNING : SS_LOG_INFO,
-                       "%s exporter: %llu span(s) exported, %llu not delivered", e->name,
+                       "%s exporter: %llu span(s) exported, %llu not delivered "
+                       "event=exporter-summary exporter=%s exported=%llu not_delivered=%llu",
+                       e->name, (unsigned long long)e->stats.spans_exported,
+                       (unsigned long long)lost, e->name,
                        (unsigned long long)e->stats.spans_exported, (unsigned long long)lost);
                 e->freed = closed_one;
                 e->freed_ctx = p;
@@ -238,8 +251,10 @@ static void on_drain_tick(uv_timer_t *t)
         if (busy && uv_now(p->loop) < p->drain_deadline)
                 return;
         if (busy)
-                ss_log(SS_LOG_WARNING, "drain timeout (%u ms) reached with exports pending",
-                       p->drain_timeout_ms);
+                ss_log(SS_LOG_WARNING,
+                       "drain timeout (%u ms) reached with exports pending "
+                       "event=drain-timeout drain_timeout_ms=%u",
+                       p->drain_timeout_ms, p->drain_timeout_ms);
         drain_finish(p);
 }
 
@@ -259,7 +274,10 @@ void ss_pipeline_drain(ss_pipeline *p, uint32_t timeout_ms, void (*done)(void *c
                 r = uv_timer_start(&p->drain, on_drain_tick, 0, DRAIN_POLL_MS);
         }
         if (r < 0) {
-                ss_log(SS_LOG_ERR, "cannot wait for the exports to finish: %s", uv_strerror(r));
+                ss_log(SS_LOG_ERR,
+                       "cannot wait for the exports to finish event=drain-failed "
+                       "error=\"%s\"",
+                       uv_strerror(r));
                 drain_finish(p);
         }
 }

@@ -86,8 +86,10 @@ int ss_reqq_push(ss_req_queue *q, ss_req *r, size_t *ret_dropped)
 
                 ss_log_ratelimited(SS_LOG_WARNING,
                                    "%s: queue over %zu bytes, dropping the oldest request "
-                                   "(%zu spans)",
-                                   q->name, q->max_bytes, old->n_spans);
+                                   "(%zu spans) event=export-dropped exporter=%s spans=%zu "
+                                   "reason=queue-full queue_bytes=%zu",
+                                   q->name, q->max_bytes, old->n_spans, q->name, old->n_spans,
+                                   q->max_bytes);
                 dropped += ss_reqq_finish(q, old);
         }
         r->due_ms = 0;

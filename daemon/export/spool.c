@@ -473,8 +473,9 @@ static void after_read(ss_spool *s, job *j)
                 /* Never sent as garbage: skipped, counted, the next one is read. */
                 s->st.corrupt++;
                 ss_log_rl(&s->rl, SS_LOG_WARNING,
-                          "%s: spool %s: a corrupt record of %u spans skipped", s->name, s->dir,
-                          r->n_spans);
+                          "%s: spool %s: a corrupt record of %u spans skipped "
+                          "event=spool-corrupt exporter=%s spans=%u",
+                          s->name, s->dir, r->n_spans, s->name, r->n_spans);
                 r->acked = true;
                 advance(s);
                 s->read_wanted = true;
@@ -503,8 +504,8 @@ static void after_work(uv_work_t *req, int status)
                 j->write_err = status;
         if (j->write_err) {
                 s->st.io_errors++;
-                ss_log_rl(&s->rl, SS_LOG_ERR, "%s: spool %s: %s", s->name, s->dir,
-                          strerror(-j->write_err));
+                ss_log_rl(&s->rl, SS_LOG_ERR, "%s: spool %s: %s event=spool-io-error exporter=%s",
+                          s->name, s->dir, strerror(-j->write_err), s->name);
         }
         pending_free(j->w, j->n_w);
         free(j->w);
@@ -659,8 +660,10 @@ static void drop_oldest_segment(ss_spool *s)
                 s->next_read = s->base_id;
         s->head_dirty = true;
         ss_log_rl(&s->rl, SS_LOG_WARNING,
-                  "%s: spool %s full (spool_bytes %llu): its oldest segment dropped", s->name,
-                  s->dir, (unsigned long long)s->cfg.max_bytes);
+                  "%s: spool %s full (spool_bytes %llu): its oldest segment dropped "
+                  "event=export-dropped exporter=%s reason=spool-full spool_bytes=%llu",
+                  s->name, s->dir, (unsigned long long)s->cfg.max_bytes, s->name,
+                  (unsigned long long)s->cfg.max_bytes);
 }
 
 int ss_spool_append(ss_spool *s, ss_buf *body, uint32_t n_spans)
@@ -811,7 +814,8 @@ static int list_segments(ss_spool *s, uint64_t **ret, size_t *ret_n)
                 v[n++] = seq;
         }
         closedir(d);
-        qsort(v, n, sizeof(*v), cmp_u64);
+        if (n > 0) /* qsort() of NULL is undefined, even of nothing */
+                qsort(v, n, sizeof(*v), cmp_u64);
         *ret = v;
         *ret_n = n;
         return 0;
@@ -832,8 +836,10 @@ static void read_head(ss_spool *s, uint64_t *seq, uint64_t *off)
                 *off = get_le64(b + 8);
         } else if (fd >= 0) {
                 s->st.corrupt++;
-                ss_log(SS_LOG_WARNING, "%s: spool %s: damaged head file: replaying everything",
-                       s->name, s->dir);
+                ss_log(SS_LOG_WARNING,
+                       "%s: spool %s: damaged head file: replaying everything "
+                       "event=spool-corrupt exporter=%s what=head",
+                       s->name, s->dir, s->name);
         }
 }
 

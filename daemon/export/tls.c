@@ -57,10 +57,14 @@ int ss_tls_read_pem(const char *exporter, const char *what, const char *path, ch
                 r = -EINVAL;
         }
         if (r < 0)
-                ss_log(SS_LOG_ERR, "%s: cannot use the %s %s: %s", exporter, what, path,
+                ss_log(SS_LOG_ERR,
+                       "%s: cannot use the %s %s: %s event=config-invalid exporter=%s "
+                       "key=%s",
+                       exporter, what, path,
                        r == -EINVAL    ? "not a PEM file"
                        : r == -ENOTSUP ? "not a regular file"
-                                       : strerror(-r));
+                                       : strerror(-r),
+                       exporter, what);
         return r;
 }
 
@@ -75,8 +79,9 @@ int ss_tls_check(const char *exporter, const ss_tls_files *f)
         if (!f->cert_file != !f->key_file) {
                 ss_log(SS_LOG_ERR,
                        "%s: a client certificate needs its key, and a key its "
-                       "certificate (cert_file and key_file)",
-                       exporter);
+                       "certificate (cert_file and key_file) event=config-invalid exporter=%s "
+                       "key=cert_file",
+                       exporter, exporter);
                 return -EINVAL;
         }
         for (size_t i = 0; i < sizeof(files) / sizeof(files[0]) && r == 0; i++) {

@@ -48,7 +48,9 @@ static void budget_pause(ss_conn *c)
         c->env->stats->input_paused++;
         ss_log_ratelimited(SS_LOG_WARNING,
                            "connection %llu (pid %d): reading paused, the daemon's input "
-                           "buffers hold max_input_bytes (%llu)",
+                           "buffers hold max_input_bytes (%llu) event=input-paused conn=%llu "
+                           "pid=%d limit=max_input_bytes max_input_bytes=%llu",
+                           (unsigned long long)c->id, (int)c->pid, (unsigned long long)b->max,
                            (unsigned long long)c->id, (int)c->pid, (unsigned long long)b->max);
         /* Reading stops in on_read(): libuv calls the read callback once more for the empty
          * buffer, and uv_read_stop() here would have cleared it. */
@@ -114,15 +116,21 @@ void ss_conn_close(ss_conn *c)
 
 void ss_conn_close_because(ss_conn *c, const char *why)
 {
-        ss_log_ratelimited(SS_LOG_WARNING, "closing connection %llu (pid %d): %s",
-                           (unsigned long long)c->id, (int)c->pid, why);
+        ss_log_ratelimited(SS_LOG_WARNING,
+                           "closing connection %llu (pid %d): %s event=conn-closed "
+                           "conn=%llu pid=%d reason=\"%s\"",
+                           (unsigned long long)c->id, (int)c->pid, why, (unsigned long long)c->id,
+                           (int)c->pid, why);
         ss_conn_close(c);
 }
 
 static void conn_fail(ss_conn *c, const char *what, int err)
 {
         c->env->stats->protocol_errors++;
-        ss_log_ratelimited(SS_LOG_WARNING, "closing connection %llu (pid %d): %s (%s)",
+        ss_log_ratelimited(SS_LOG_WARNING,
+                           "closing connection %llu (pid %d): %s (%s) event=conn-closed "
+                           "conn=%llu pid=%d reason=\"%s\" error=\"%s\"",
+                           (unsigned long long)c->id, (int)c->pid, what, strerror(-err),
                            (unsigned long long)c->id, (int)c->pid, what, strerror(-err));
         ss_conn_close(c);
 }
@@ -257,7 +265,12 @@ static void span_message(ss_conn *c, const ss_msg *m)
         r = ss_assembler_apply(c->env->assembler, c->session, m);
         if (r < 0) {
                 c->env->stats->span_errors++;
-                ss_log_ratelimited(SS_LOG_WARNING, "connection %llu (pid %d): %s skipped: %s",
+                ss_log_ratelimited(SS_LOG_WARNING,
+                                   "connection %llu (pid %d): %s skipped: %s "
+                                   "event=message-skipped conn=%llu pid=%d type=%s "
+                                   "reason=\"%s\"",
+                                   (unsigned long long)c->id, (int)c->pid,
+                                   ss_msg_type_name(m->type), span_error(r),
                                    (unsigned long long)c->id, (int)c->pid,
                                    ss_msg_type_name(m->type), span_error(r));
         }
@@ -301,8 +314,11 @@ static void frame(ss_conn *c, const uint8_t *payload, size_t len)
                 message(c, &m);
         } else if (r == -ENOTSUP) {
                 c->env->stats->unknown_messages++;
-                ss_log_ratelimited(SS_LOG_INFO, "connection %llu: skipped unknown message type %u",
-                                   (unsigned long long)c->id, m.type);
+                ss_log_ratelimited(SS_LOG_INFO,
+                                   "connection %llu: skipped unknown message type %u "
+                                   "event=message-unknown conn=%llu type=%u",
+                                   (unsigned long long)c->id, m.type, (unsigned long long)c->id,
+                                   m.type);
         } else {
                 conn_fail(c,
                           r == -EBADMSG ? "frame is not one msgpack object"

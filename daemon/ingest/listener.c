@@ -143,7 +143,8 @@ static void reject_now(ss_listener *l)
 static void reject(ss_listener *l)
 {
         l->stats.accept_failures++;
-        ss_log_ratelimited(SS_LOG_ERR, "out of memory: closing a new connection at once");
+        ss_log_ratelimited(SS_LOG_ERR, "out of memory: closing a new connection at once "
+                                       "event=no-memory what=connection");
         reject_now(l);
 }
 
@@ -240,14 +241,20 @@ static void accept_one(ss_listener *l)
                 r = ss_conn_identify(c);
         if (r < 0) {
                 l->stats.accept_failures++;
-                ss_log_ratelimited(SS_LOG_WARNING, "cannot accept a connection: %s", strerror(-r));
+                ss_log_ratelimited(SS_LOG_WARNING,
+                                   "cannot accept a connection event=accept-failed "
+                                   "error=\"%s\"",
+                                   strerror(-r));
                 ss_conn_close(c);
                 return;
         }
         why = admit(l, c);
         if (why) {
-                ss_log_ratelimited(SS_LOG_WARNING, "refusing a connection from pid %d uid %u: %s",
-                                   (int)c->pid, (unsigned)c->uid, why);
+                ss_log_ratelimited(SS_LOG_WARNING,
+                                   "refusing a connection from pid %d uid %u: %s "
+                                   "event=conn-refused pid=%d uid=%u reason=\"%s\"",
+                                   (int)c->pid, (unsigned)c->uid, why, (int)c->pid,
+                                   (unsigned)c->uid, why);
                 ss_conn_close(c);
                 return;
         }
@@ -271,11 +278,14 @@ static void on_connection(uv_stream_t *listener, int status)
         if (status < 0) {
                 /* libuv accepted and closed the connection to keep watching (EMFILE). */
                 l->stats.accept_failures++;
-                ss_log_ratelimited(SS_LOG_WARNING, "accept failed: %s%s", uv_strerror(status),
+                ss_log_ratelimited(SS_LOG_WARNING,
+                                   "accept failed: %s%s event=accept-failed error=\"%s\"",
+                                   uv_strerror(status),
                                    status == UV_EMFILE || status == UV_ENFILE
                                        ? " (out of file descriptors: the client was closed; "
                                          "raise LimitNOFILE or lower --max-connections)"
-                                       : "");
+                                       : "",
+                                   uv_strerror(status));
                 return;
         }
         accept_one(l);
@@ -298,8 +308,10 @@ static int listen_socket(ss_listener *l)
         if (r < 0)
                 return r;
         if (strcmp(name, l->path) != 0)
-                ss_log(SS_LOG_NOTICE, "socket activated on %s: the configured %s is not used", name,
-                       l->path);
+                ss_log(SS_LOG_NOTICE,
+                       "socket activated on %s: the configured %s is not used "
+                       "event=socket-activated path=\"%s\"",
+                       name, l->path, name);
         free(l->path);
         l->path = strdup(name);
         l->cfg.path = l->path;
@@ -309,10 +321,15 @@ static int listen_socket(ss_listener *l)
         if (r == 0)
                 r = uv_listen((uv_stream_t *)&l->pipe, LISTEN_BACKLOG, on_connection);
         if (r < 0)
-                ss_log(SS_LOG_ERR, "cannot listen on the passed socket %s: %s", name,
-                       uv_strerror(r));
+                ss_log(SS_LOG_ERR,
+                       "cannot listen on the passed socket %s event=socket-failed "
+                       "path=\"%s\" error=\"%s\"",
+                       name, name, uv_strerror(r));
         else
-                ss_log(SS_LOG_INFO, "listening on %s (socket activated)", name);
+                ss_log(SS_LOG_INFO,
+                       "listening on %s (socket activated) event=listening path=\"%s\" "
+                       "activated=yes",
+                       name, name);
         return r;
 }
 
@@ -434,7 +451,10 @@ int ss_listener_new(uv_loop_t *loop, const ss_listener_config *cfg, ss_assembler
         }
         r = timeouts_start(l);
         if (r < 0) {
-                ss_log(SS_LOG_ERR, "cannot start the connection timeouts: %s", uv_strerror(r));
+                ss_log(SS_LOG_ERR,
+                       "cannot start the connection timeouts event=timer-failed "
+                       "what=timeouts error=\"%s\"",
+                       uv_strerror(r));
                 ss_listener_close(l, NULL, NULL);
                 return r;
         }
@@ -461,7 +481,9 @@ void ss_listener_close(ss_listener *l, void (*done)(void *ctx), void *ctx)
         if (l->timeouts_on)
                 uv_close((uv_handle_t *)&l->timeouts, on_timeouts_closed);
         if (!l->activated && unlink(l->path) < 0 && errno != ENOENT)
-                ss_log(SS_LOG_WARNING, "cannot remove %s: %s", l->path, strerror(errno));
+                ss_log(SS_LOG_WARNING,
+                       "cannot remove %s event=socket-failed path=\"%s\" error=\"%s\"", l->path,
+                       l->path, strerror(errno));
         for (ss_conn *c = l->conns; c; c = c->next)
                 ss_conn_close(c);
 }

@@ -21,7 +21,10 @@ static int clear_stale_socket(const char *path)
         if (lstat(path, &st) < 0)
                 return errno == ENOENT ? 0 : -errno;
         if (!S_ISSOCK(st.st_mode)) {
-                ss_log(SS_LOG_ERR, "%s exists and is not a socket; not touching it", path);
+                ss_log(SS_LOG_ERR,
+                       "%s exists and is not a socket; not touching it "
+                       "event=socket-failed path=\"%s\"",
+                       path, path);
                 return -EEXIST;
         }
         fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -31,12 +34,15 @@ static int clear_stale_socket(const char *path)
         r = connect(fd, (struct sockaddr *)&sa, sizeof(sa));
         close(fd);
         if (r == 0) {
-                ss_log(SS_LOG_ERR, "another sidespand is listening on %s", path);
+                ss_log(SS_LOG_ERR,
+                       "another sidespand is listening on %s event=socket-failed "
+                       "reason=in-use path=\"%s\"",
+                       path, path);
                 return -EADDRINUSE;
         }
         if (unlink(path) < 0 && errno != ENOENT)
                 return -errno;
-        ss_log(SS_LOG_INFO, "removed stale socket %s", path);
+        ss_log(SS_LOG_INFO, "removed stale socket %s event=socket-stale path=\"%s\"", path, path);
         return 0;
 }
 
@@ -52,20 +58,25 @@ static int check_dir(const char *path)
         else
                 snprintf(dir, sizeof(dir), "%.*s", slash == path ? 1 : (int)(slash - path), path);
         if (stat(dir, &st) < 0) {
-                ss_log(SS_LOG_ERR, "cannot use the socket directory %s: %s", dir, strerror(errno));
+                ss_log(SS_LOG_ERR,
+                       "cannot use the socket directory %s event=socket-failed "
+                       "dir=\"%s\" error=\"%s\"",
+                       dir, dir, strerror(errno));
                 return -errno;
         }
         if (st.st_uid != geteuid() && st.st_uid != 0) {
                 ss_log(SS_LOG_ERR,
-                       "socket directory %s belongs to uid %u, neither the daemon's (%u) nor root",
-                       dir, (unsigned)st.st_uid, (unsigned)geteuid());
+                       "socket directory %s belongs to uid %u, neither the daemon's (%u) nor root "
+                       "event=socket-failed reason=dir-owner dir=\"%s\" uid=%u",
+                       dir, (unsigned)st.st_uid, (unsigned)geteuid(), dir, (unsigned)st.st_uid);
                 return -EPERM;
         }
         if ((st.st_mode & S_IWOTH) && !(st.st_mode & S_ISVTX)) {
                 ss_log(SS_LOG_ERR,
                        "socket directory %s is writable by every user and not sticky: "
-                       "anyone could replace the socket",
-                       dir);
+                       "anyone could replace the socket event=socket-failed reason=dir-mode "
+                       "dir=\"%s\"",
+                       dir, dir);
                 return -EPERM;
         }
         return 0;
@@ -77,7 +88,9 @@ int ss_socket_listen(uv_pipe_t *pipe, const char *path, int backlog, uv_connecti
         int r;
 
         if (strlen(path) >= sizeof(((struct sockaddr_un *)0)->sun_path)) {
-                ss_log(SS_LOG_ERR, "socket path too long (max %zu bytes): %s",
+                ss_log(SS_LOG_ERR,
+                       "socket path too long (max %zu bytes): %s event=socket-failed "
+                       "reason=path-too-long",
                        sizeof(((struct sockaddr_un *)0)->sun_path) - 1, path);
                 return -ENAMETOOLONG;
         }
@@ -94,6 +107,8 @@ int ss_socket_listen(uv_pipe_t *pipe, const char *path, int backlog, uv_connecti
         if (r == 0)
                 r = uv_listen((uv_stream_t *)pipe, backlog, cb);
         if (r < 0)
-                ss_log(SS_LOG_ERR, "cannot listen on %s: %s", path, uv_strerror(r));
+                ss_log(SS_LOG_ERR,
+                       "cannot listen on %s event=socket-failed path=\"%s\" error=\"%s\"", path,
+                       path, uv_strerror(r));
         return r;
 }

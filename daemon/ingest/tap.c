@@ -334,7 +334,9 @@ void ss_tap_free(ss_tap *t)
         if (!t)
                 return;
         if (t->subs)
-                ss_log(SS_LOG_WARNING, "tap freed with %zu subscriber(s)", t->n_subs);
+                ss_log(SS_LOG_WARNING,
+                       "tap freed with %zu subscriber(s) event=tap-leak subscribers=%zu", t->n_subs,
+                       t->n_subs);
         free(t);
 }
 

@@ -84,7 +84,9 @@ static bool apply_view(ss_policy *p, const view *v, ss_span *s)
                 strip_content(p, s);
         if (v->cfg.redact && p->redactor && ss_redact_span(p->redactor, v->cfg.redact, s) < 0) {
                 p->st.no_memory++;
-                ss_log_ratelimited(SS_LOG_ERR, "out of memory redacting a span: left out");
+                ss_log_ratelimited(SS_LOG_ERR,
+                                   "out of memory redacting a span: left out event=no-memory "
+                                   "what=redaction");
                 return false;
         }
         return true;
@@ -218,8 +220,8 @@ static void log_jit(const ss_redactor *r)
         if (!ss_redactor_jit(r, why, sizeof(why)))
                 ss_log(SS_LOG_NOTICE,
                        "redaction: PCRE2 JIT unavailable (%s): patterns run in the slower "
-                       "interpreter",
-                       why);
+                       "interpreter event=redaction-no-jit reason=\"%s\"",
+                       why, why);
 }
 
 int ss_policy_new(const ss_policy_config *cfg, ss_pipeline *out, ss_policy **ret, char *err,

@@ -177,7 +177,9 @@ static int span_start(ss_assembler *a, ss_session *s, const ss_msg_span *m, bool
                 a->stats.open_span_limit++;
                 if (strcmp(limit, "max_open_spans_per_process") == 0)
                         a->stats.open_span_limit_process++;
-                ss_log_ratelimited(SS_LOG_WARNING, "pid %d: SPAN_START refused at %s",
+                ss_log_ratelimited(SS_LOG_WARNING,
+                                   "SPAN_START refused at a limit event=span-refused pid=%d "
+                                   "limit=%s",
                                    (int)s->proc->pid, limit);
                 return -ENOSPC;
         }

@@ -72,8 +72,11 @@ static void proc_watch(ss_proc *p)
         p->polling = true; /* the handle exists: proc_free() closes it */
         r = uv_poll_start(&p->poll, UV_READABLE, on_proc_exit);
         if (r < 0)
-                ss_log_ratelimited(SS_LOG_WARNING, "cannot watch process %d for its exit: %s",
-                                   (int)p->pid, uv_strerror(r));
+                ss_log_ratelimited(
+                    SS_LOG_WARNING,
+                    "cannot watch process %d for its exit event=proc-watch-failed pid=%d "
+                    "error=\"%s\"",
+                    (int)p->pid, (int)p->pid, uv_strerror(r));
 }
 
 static ss_proc *proc_get(ss_assembler *a, pid_t pid, uid_t uid)
@@ -159,8 +162,10 @@ static void session_orphan(ss_assembler *a, ss_session *s, const char *reason)
                 a->stats.no_memory++;
                 return;
         }
-        ss_log_ratelimited(SS_LOG_NOTICE, "ending %zu open span(s) of pid %d as orphaned: %s", n,
-                           (int)s->proc->pid, reason);
+        ss_log_ratelimited(SS_LOG_NOTICE,
+                           "ending %zu open span(s) of pid %d as orphaned event=spans-orphaned "
+                           "pid=%d spans=%zu reason=\"%s\"",
+                           n, (int)s->proc->pid, (int)s->proc->pid, n, reason);
         for (size_t i = 0; i < n; i++) {
                 ss_span *sp = spans[i];
 
@@ -264,8 +269,9 @@ static ss_session *session_new(ss_assembler *a, const uint8_t *key,
         if (s->resource->dropped_attrs) {
                 a->stats.resource_attrs_dropped += s->resource->dropped_attrs;
                 ss_log_ratelimited(SS_LOG_WARNING,
-                                   "pid %d: %u resource attribute(s) of HELLO dropped "
-                                   "(max_resource_attributes %u, max_key_length %u)",
+                                   "resource attributes of HELLO dropped event=hello-attrs-dropped "
+                                   "pid=%d dropped=%u max_resource_attributes=%u "
+                                   "max_key_length=%u",
                                    (int)pid, s->resource->dropped_attrs, a->cfg.max_resource_attrs,
                                    a->cfg.limits.max_key_len);
         }
@@ -290,7 +296,8 @@ ss_session *ss_session_attach(ss_assembler *a, const msgpack_object_map *options
         if (!s)
                 return session_new(a, key, options, pid, uid);
         s->attached++;
-        ss_log(SS_LOG_DEBUG, "client pid %u reattached with %zu open span(s)", p, s->open.n);
+        ss_log(SS_LOG_DEBUG, "client reattached event=client-reattached pid=%u open_spans=%zu", p,
+               s->open.n);
         return s;
 }
 

@@ -173,7 +173,9 @@ void ss_tt_finished(ss_trace_table *tt, ss_trace *t, const void *owner, bool was
                 ss_span_unref(s);
         } else if (append(t, s) < 0) {
                 tt->n->no_memory++;
-                ss_log_ratelimited(SS_LOG_ERR, "out of memory: dropped a finished span");
+                ss_log_ratelimited(SS_LOG_ERR,
+                                   "out of memory: a finished span dropped event=no-memory "
+                                   "what=span");
                 ss_span_unref(s);
         } else {
                 t->done_bytes += ss_span_size(s);
