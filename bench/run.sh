@@ -9,6 +9,7 @@
 #   BENCH_HTTP=0 bench/run.sh   skip the OTLP/HTTP receiver case
 #   BENCH_HOSTILE=0 bench/run.sh   skip the hostile-frame benchmark (bench-hostile.py)
 #   BENCH_GRPC=0 bench/run.sh   skip the OTLP/gRPC exporter case
+#   BENCH_OUTAGE=0 bench/run.sh   skip the outage benchmark (bench-outage.py, 70 s)
 set -euo pipefail
 
 SRC=$(cd "$(dirname "$0")/.." && pwd)
@@ -166,6 +167,12 @@ if [ "${BENCH_HOSTILE:-1}" != 0 ]; then
         command -v callgrind_control >/dev/null || callgrind=(--no-callgrind)
         run "$PYTHON3" "$SRC/bench/bench-hostile.py" --sidespand "$BUILD/daemon/sidespand" \
                 "${callgrind[@]}"
+fi
+
+if [ "${BENCH_OUTAGE:-1}" != 0 ]; then
+        section "bench-outage: RSS and delivery through a 60 s backend outage, with a spool"
+        PROTO_DIR="$SRC/proto" run "$PYTHON3" "$SRC/bench/bench-outage.py" \
+                --sidespand "$BUILD/daemon/sidespand" --outage "${BENCH_OUTAGE_SECONDS:-60}"
 fi
 
 if [ "${BENCH_GRPC:-1}" != 0 ]; then
