@@ -169,6 +169,12 @@ if [ "${BENCH_HOSTILE:-1}" != 0 ]; then
                 "${callgrind[@]}"
 fi
 
+if [ "${BENCH_PYTHON:-1}" != 0 ]; then
+        section "bench-python: the Python package's cost on the calling thread"
+        SIDESPAN_LIBRARY="$BUILD/client/libsidespan.so.0" run "$PYTHON3" \
+                "$SRC/bench/bench-python.py" --sidespand "$BUILD/daemon/sidespand"
+fi
+
 if [ "${BENCH_OUTAGE:-1}" != 0 ]; then
         section "bench-outage: RSS and delivery through a 60 s backend outage, with a spool"
         PROTO_DIR="$SRC/proto" run "$PYTHON3" "$SRC/bench/bench-outage.py" \

@@ -13,7 +13,7 @@ PACKAGES="gcc libc6-dev pkg-config meson ninja-build
 libuv1-dev libcurl4-openssl-dev libmsgpack-dev libprotobuf-c-dev protobuf-c-compiler
 zlib1g-dev libgrpc-dev libpcre2-dev check libsubunit-dev libtsan2 valgrind
 python3 python3-protobuf python3-msgpack protobuf-compiler python3-grpcio openssl
-scdoc docker-compose systemd"
+scdoc docker-compose systemd python3-pip python3-setuptools"
 # clang with libFuzzer: Debian 12's clang is clang 14, whose -fsanitize=fuzzer runtime
 # (libclang_rt.fuzzer*.a) is in libclang-rt-14-dev.
 if [ "${1:-}" = fuzz ]; then
