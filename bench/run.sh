@@ -175,6 +175,12 @@ if [ "${BENCH_PYTHON:-1}" != 0 ]; then
                 "$SRC/bench/bench-python.py" --sidespand "$BUILD/daemon/sidespand"
 fi
 
+if [ "${BENCH_JS:-1}" != 0 ] && command -v node >/dev/null; then
+        section "bench-js: the JS span processor beside the SDK's BatchSpanProcessor"
+        (cd "$SRC" && { [ -d node_modules/@opentelemetry/sdk-trace-base ] || npm ci --no-audit --no-fund; })
+        PYTHON3="$PYTHON3" run node "$SRC/bench/bench-js.mjs" --sidespand "$BUILD/daemon/sidespand"
+fi
+
 if [ "${BENCH_OUTAGE:-1}" != 0 ]; then
         section "bench-outage: RSS and delivery through a 60 s backend outage, with a spool"
         PROTO_DIR="$SRC/proto" run "$PYTHON3" "$SRC/bench/bench-outage.py" \

@@ -26,6 +26,11 @@ for p in $PACKAGES; do
                 missing="$missing $p"
         fi
 done
+# node and npm for the JS span processor's tests (tests/js/run.sh): Debian's, unless the
+# commands are there already (another node, e.g. NodeSource's, bundles its npm and
+# conflicts with Debian's npm package).
+command -v node >/dev/null 2>&1 || missing="$missing nodejs"
+command -v npm >/dev/null 2>&1 || missing="$missing npm"
 [ -z "$missing" ] && exit 0
 
 if [ "$(id -u)" -eq 0 ]; then

@@ -5,7 +5,8 @@
 Reads meson-logs/testlog.json of each build directory given; a directory
 without one (its build failed) counts as one failure. A Check suite
 counts its checks ("Checks: N, Failures: F, Errors: E"), a Python unittest
-run its cases ("Ran N tests" / "FAILED (failures=F, errors=E)"); a test with
+run its cases ("Ran N tests" / "FAILED (failures=F, errors=E)"), node's test
+runner its tests ("ℹ pass N" / "ℹ fail F"); a test with
 neither counts as one case by its meson result. A test meson failed without
 a failing case in its output (a crash after the summary, a timeout) adds one
 failure, so nothing fails silently.
@@ -17,6 +18,8 @@ import sys
 CHECK = re.compile(r"Checks: (\d+), Failures: (\d+), Errors: (\d+)")
 RAN = re.compile(r"^Ran (\d+) tests?", re.M)
 FAILED = re.compile(r"^FAILED \(([^)]*)\)", re.M)
+NODE_PASS = re.compile(r"^ℹ pass (\d+)$", re.M)
+NODE_FAIL = re.compile(r"^ℹ fail (\d+)$", re.M)
 
 
 def count(test):
@@ -41,6 +44,11 @@ def count(test):
                     bad += int(val)
         passed += n - bad
         failed += bad
+        found = True
+    node_pass, node_fail = NODE_PASS.search(out), NODE_FAIL.search(out)
+    if node_pass and node_fail:
+        passed += int(node_pass.group(1))
+        failed += int(node_fail.group(1))
         found = True
     if not found:
         return (1, 0) if ok else (0, 1)
