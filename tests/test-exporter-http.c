@@ -89,6 +89,9 @@ static void config(ss_http_config *cfg)
         cfg->batch_delay_ms = 60000; /* tests flush, unless they test the delay */
         cfg->retry.backoff_initial_ms = 20;
         cfg->retry.backoff_max_ms = 100;
+        /* Tests that park a request with a 600 s backoff must not see it given up: full
+         * jitter draws up to the backoff, and a draw past max_elapsed ends the retries. */
+        cfg->retry.max_elapsed_ms = 3600000;
 }
 
 /* ---- tests ---- */
