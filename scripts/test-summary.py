@@ -42,7 +42,9 @@ def count(test):
                 key, _, val = part.strip().partition("=")
                 if key in ("failures", "errors", "unexpected successes"):
                     bad += int(val)
-        passed += n - bad
+        # Skipped cases (which say why in the log) pass nothing.
+        skipped = re.search(r"^(?:OK|FAILED) \([^)]*skipped=(\d+)", out, re.M)
+        passed += n - bad - (int(skipped.group(1)) if skipped else 0)
         failed += bad
         found = True
     node_pass, node_fail = NODE_PASS.search(out), NODE_FAIL.search(out)

@@ -171,6 +171,11 @@ class PythonClient(Base):
         self.assertEqual(spans["incoming"]["parent_span_id"], spans["outgoing"]["span_id"])
         self.assertEqual(spans["incoming"]["kind"], 2)
 
+    @unittest.skipIf("address" in os.environ.get("SIDESPAN_SANITIZE", ""),
+                     "under ASan a child forked from this multithreaded process (the "
+                     "receiver's threads) can hang in ASan's allocator, about every other "
+                     "run; the plain build runs this test, and test-client's fork test runs "
+                     "under ASan")
     def test_a_forked_child_keeps_tracing(self):
         d = self.http_daemon()
         p = self.provider(d)
