@@ -391,6 +391,23 @@ START_TEST(close_finishes_pending_writes)
 }
 END_TEST
 
+/* One spool, one daemon: a second open of the same directory is refused while the first
+ * holds it, and allowed once it closed. */
+START_TEST(a_spool_in_use_is_refused)
+{
+        ss_spool_config cfg = {.dir = dir};
+        ss_spool *s = open_spool(0, 0, SS_SPOOL_FSYNC_NEVER), *t = NULL;
+        char err[256] = "";
+
+        ck_assert_int_eq(ss_spool_open(&loop, &cfg, "second", &t, err, sizeof(err)), -EBUSY);
+        ck_assert_ptr_null(t);
+        ck_assert_ptr_nonnull(strstr(err, "in use"));
+        close_spool(s);
+        s = open_spool(0, 0, SS_SPOOL_FSYNC_NEVER);
+        close_spool(s);
+}
+END_TEST
+
 START_TEST(an_unusable_directory_is_named)
 {
         ss_spool_config cfg = {.dir = "/proc/version/spool"};
@@ -420,6 +437,7 @@ static Suite *spool_suite(void)
         tcase_add_test(tc, a_damaged_head_replays_everything);
         tcase_add_test(tc, refusals_leave_the_body);
         tcase_add_test(tc, close_finishes_pending_writes);
+        tcase_add_test(tc, a_spool_in_use_is_refused);
         tcase_add_test(tc, an_unusable_directory_is_named);
         suite_add_tcase(s, tc);
         return s;

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/uio.h>
 #include <unistd.h>
@@ -946,6 +947,16 @@ static int open_dir(ss_spool *s, char *err, size_t err_size)
         if (faccessat(s->dirfd, ".", W_OK, AT_EACCESS) < 0) {
                 snprintf(err, err_size, "the directory is not writable by the daemon");
                 return -EACCES;
+        }
+        /* Two daemons appending to one spool would interleave and acknowledge each other's
+         * records: the second is refused (the lock goes with the descriptor, at close or
+         * at a crash). */
+        if (flock(s->dirfd, LOCK_EX | LOCK_NB) < 0) {
+                int e = errno;
+
+                snprintf(err, err_size, "%s",
+                         e == EWOULDBLOCK ? "in use by another sidespand (locked)" : strerror(e));
+                return e == EWOULDBLOCK ? -EBUSY : -e;
         }
         return 0;
 }
