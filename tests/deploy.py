@@ -13,6 +13,8 @@ import os
 import re
 import shutil
 import subprocess
+import tempfile
+import time
 import unittest
 
 DEPLOY = os.path.join(os.environ["SIDESPAN_SOURCE_ROOT"], "deploy")
@@ -78,6 +80,38 @@ class Dockerfile(unittest.TestCase):
         users = [a for w, a in self.final if w == "USER"]
         self.assertTrue(users, "no USER in the final stage")
         self.assertNotRegex(users[-1], r"^(root|0)(:|$)")
+
+    def test_healthcheck_runs_the_installed_cli_as_it_parses(self):
+        """The health check's command line, run with the built sidespan against a real
+        daemon on a temporary socket, exits 0; the image has that binary."""
+        (hc,) = [a for w, a in self.final if w == "HEALTHCHECK"]
+        cmd = hc.split(" CMD ", 1)[1].split(">")[0].split()
+        self.assertEqual(cmd[0], "sidespan")
+        self.assertIn(("COPY", "--from=build /dest/usr/bin/sidespan /usr/bin/sidespan"),
+                      self.final)
+        build = " ".join(a for w, a in self.ins[:self.ins.index(("FROM", "debian:12-slim"))]
+                         if w == "RUN")
+        self.assertIn("tools/sidespan", build, "the build stage compiles the CLI")
+        with tempfile.TemporaryDirectory() as tmp:
+            sock = os.path.join(tmp, "d.sock")
+            d = subprocess.Popen([os.environ["SIDESPAND"], "--socket", sock],
+                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            try:
+                for _ in range(500):
+                    if os.path.exists(sock):
+                        break
+                    time.sleep(0.02)
+                args = [a.replace("/run/sidespan/sidespan.sock", sock) for a in cmd[1:]]
+                r = subprocess.run([os.environ["SIDESPAN_CLI"]] + args, capture_output=True,
+                                   text=True, timeout=30)
+                self.assertEqual(r.returncode, 0, r.stderr)
+            finally:
+                d.terminate()
+                d.wait()
+            # and it fails when no daemon answers, as a health check must
+            r = subprocess.run([os.environ["SIDESPAN_CLI"]] + args, capture_output=True,
+                               text=True, timeout=30)
+            self.assertEqual(r.returncode, 1, r.stderr)
 
     def test_healthcheck_entrypoint_volume(self):
         words = [w for w, _ in self.final]
