@@ -258,10 +258,14 @@ class PythonClient(Base):
         self.assertEqual(r.stdout.strip(), "False None")
 
     def test_pip_install_into_a_directory(self):
+        # From a copy: setuptools writes build/ and *.egg-info beside the project it builds,
+        # and the source tree is not the test's to write.
+        src = os.path.join(self.tmp, "python")
+        shutil.copytree(os.path.join(ROOT, "client", "python"), src,
+                        ignore=shutil.ignore_patterns("build", "*.egg-info", "__pycache__"))
         target = os.path.join(self.tmp, "site")
         r = run([sys.executable, "-m", "pip", "install", "--no-build-isolation", "--no-deps",
-                 "--no-index", "--target", target, os.path.join(ROOT, "client", "python")],
-                timeout=120)
+                 "--no-index", "--target", target, src], timeout=120)
         self.assertEqual(r.returncode, 0, r.stderr)
         r = run([sys.executable, "-c", "import sidespan; print(sidespan.__file__, "
                  "sidespan.version())"], env={"PYTHONPATH": target})
