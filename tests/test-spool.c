@@ -13,6 +13,7 @@
 #include <unistd.h>
 #include <uv.h>
 
+#include "base/crc32c.h"
 #include "base/log.h"
 #include "export/spool.h"
 

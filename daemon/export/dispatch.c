@@ -401,6 +401,16 @@ static void on_batcher_closed(uv_handle_t *h)
  * promises), else it is dropped. A request read from the spool is still
  * there: it is left for the next start.
  */
+static void put_away(ss_dispatch *d, ss_req *r)
+{
+        if (r->spool_id)
+                ss_reqq_finish(&d->queue, r);
+        else if (d->spool)
+                req_spool(d, r);
+        else
+                req_drop(d, r, &d->drops.shutdown);
+}
+
 static void put_away_all(ss_dispatch *d)
 {
         uint64_t spooled = d->base.stats.spans_spooled;
@@ -408,21 +418,10 @@ static void put_away_all(ss_dispatch *d)
 
         while ((r = d->queue.inflight.head)) {
                 d->ops->abandon(d, r);
-                if (r->spool_id)
-                        ss_reqq_finish(&d->queue, r);
-                else if (d->spool)
-                        req_spool(d, r);
-                else
-                        req_drop(d, r, &d->drops.shutdown);
+                put_away(d, r);
         }
-        while ((r = d->queue.waiting.head)) {
-                if (r->spool_id)
-                        ss_reqq_finish(&d->queue, r);
-                else if (d->spool)
-                        req_spool(d, r);
-                else
-                        req_drop(d, r, &d->drops.shutdown);
-        }
+        while ((r = d->queue.waiting.head))
+                put_away(d, r);
         if (d->spool && ss_spool_stats_get(d->spool)->records)
                 ss_log(SS_LOG_NOTICE,
                        "%s: %llu span(s) spooled now, %llu in %llu request(s) in all wait in the "

@@ -125,6 +125,3 @@ void ss_spool_rewind(ss_spool *s);
 void ss_spool_close(ss_spool *s, void (*done)(void *ctx), void *ctx);
 
 const ss_spool_stats *ss_spool_stats_get(const ss_spool *s);
-
-/* CRC32C (Castagnoli) of n bytes, continuing from crc (0 to start). */
-uint32_t ss_crc32c(uint32_t crc, const void *p, size_t n);
