@@ -396,9 +396,12 @@ class TracingProvider:
 
     # -- spans
 
-    def _start(self, cls, fn, parent, *args):
+    def _start(self, cls, fn_name, parent, *args):
+        """Start a span with the C function fn_name (which takes the client, the parent
+        handle, args and the result pointer); a no-op span without a client."""
         if self._c is None:
             return cls(self, None)
+        fn = getattr(_lib_handle, fn_name)
         if parent is None:
             parent = _current.get()
         ph = parent._h if isinstance(parent, Span) else None
@@ -410,8 +413,8 @@ class TracingProvider:
     def span(self, name, kind="internal", attributes=None, parent=None):
         """A span of any name and kind ("internal", "server", "client", "producer",
         "consumer"), under parent or the current span."""
-        s = self._start(Span, _lib_handle.sidespan_span_start if _lib_handle else None,
-                        parent, _lib.enc(name), _lib.KIND.get(kind, 1))
+        s = self._start(Span, "sidespan_span_start", parent, _lib.enc(name),
+                        _lib.KIND.get(kind, 1))
         return s.set_attributes(attributes)
 
     def continue_trace(self, traceparent, name, kind="server", attributes=None):
@@ -430,7 +433,7 @@ class TracingProvider:
             return AgentRun(self, None)
         if parent is not None:
             # A run under another span: the generic API keeps the link.
-            run = self._start(AgentRun, _lib_handle.sidespan_span_start, parent,
+            run = self._start(AgentRun, "sidespan_span_start", parent,
                               b"agent.run", _lib.KIND["server"])
             return run.set_attributes({"upsonic.agent.name": name, "upsonic.agent.model": model,
                                        "upsonic.run_id": run_id, "user.id": user_id,
@@ -442,12 +445,12 @@ class TracingProvider:
         return AgentRun(self, h if r >= 0 and h.value else None)
 
     def _pipeline(self, parent, total_steps, streaming):
-        return self._start(Span, _lib_handle.sidespan_pipeline_start if _lib_handle else None,
-                           parent, int(total_steps), bool(streaming))
+        return self._start(Span, "sidespan_pipeline_start", parent, int(total_steps),
+                           bool(streaming))
 
     def _step(self, parent, name, description):
-        return self._start(Step, _lib_handle.sidespan_step_start if _lib_handle else None,
-                           parent, _lib.enc(name), _lib.enc(description))
+        return self._start(Step, "sidespan_step_start", parent, _lib.enc(name),
+                           _lib.enc(description))
 
     def _chat(self, parent, provider, model, temperature, max_tokens, top_p, server_address,
               server_port, input_messages, system_instructions):
@@ -471,14 +474,14 @@ class TracingProvider:
                 b = _lib.enc(v if isinstance(v, str) else json.dumps(v))
                 keep.append(b)
                 setattr(req, field, b)
-        return self._start(Chat, _lib_handle.sidespan_chat_start, parent, _lib.enc(provider),
+        return self._start(Chat, "sidespan_chat_start", parent, _lib.enc(provider),
                            _lib.enc(model), ctypes.byref(req))
 
     def _tool(self, parent, name, call_id, arguments):
         args = None if arguments is None else (
             arguments if isinstance(arguments, str) else json.dumps(arguments))
-        return self._start(Tool, _lib_handle.sidespan_tool_start if _lib_handle else None,
-                           parent, _lib.enc(name), _lib.enc(call_id), _lib.enc(args))
+        return self._start(Tool, "sidespan_tool_start", parent, _lib.enc(name),
+                           _lib.enc(call_id), _lib.enc(args))
 
     def trace(self, name=None, kind="internal"):
         """A decorator: each call of the function (sync or async) is a span."""
