@@ -11,7 +11,9 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <stdio.h>
 #include <sys/stat.h>
+#include <unistd.h>
 #include <uv.h>
 
 #include "base/fdlimit.h"
@@ -27,6 +29,10 @@
 #include "sidespan-version.h"
 #include "trace/assembler.h"
 #include "trace/pricing.h"
+#include "trace/state.h"
+
+/* The file in the state directory that holds open spans across a restart. */
+#define STATE_FILE "open-spans.state"
 
 typedef struct sidespand {
         uv_loop_t loop;
@@ -41,6 +47,7 @@ typedef struct sidespand {
         ss_tap *tap;
         ss_listener *listener;
         ss_notify_timers *notify_timers;
+        char *state_path; /* STATE_DIR/STATE_FILE, or NULL */
         bool stopping;
 } sidespand;
 
@@ -68,6 +75,11 @@ static void make_socket_dir(const char *path)
 /* First to last: what the listener held is ended by the assembler, and the pipeline drains. */
 static void take_down(sidespand *d, const char *reason)
 {
+        /* Open spans saved for the next start are not ended here (a failed save is logged,
+         * and they end as orphans). */
+        if (d->assembler && d->state_path && ss_assembler_open_spans(d->assembler) > 0 &&
+            ss_assembler_save(d->assembler, d->state_path) >= 0)
+                reason = NULL;
         ss_assembler_free(d->assembler, reason);
         d->assembler = NULL;
         ss_control_free(d->control);
@@ -195,6 +207,28 @@ static int policy_start(sidespand *d)
         return 0;
 }
 
+/* The state directory, created when missing; its file of open spans read back into the
+ * assembler. A directory that cannot be used stops the start: the operator asked for it. */
+static int state_start(sidespand *d)
+{
+        const char *dir = d->cfg.state_dir;
+
+        if (!dir)
+                return 0;
+        if ((mkdir(dir, 0700) < 0 && errno != EEXIST) || access(dir, W_OK | X_OK) < 0) {
+                ss_log(SS_LOG_ERR,
+                       "state directory %s: %s event=start-failed key=state_dir path=\"%s\" "
+                       "error=\"%s\"",
+                       dir, strerror(errno), dir, strerror(errno));
+                return -errno;
+        }
+        if (asprintf(&d->state_path, "%s/%s", dir, STATE_FILE) < 0)
+                return -ENOMEM;
+        (void)ss_assembler_restore(d->assembler, d->state_path); /* logged; a bad file is set
+                                                                   aside, the start goes on */
+        return 0;
+}
+
 static int start(sidespand *d)
 {
         int r;
@@ -209,6 +243,8 @@ static int start(sidespand *d)
         if (r == 0)
                 r = ss_assembler_new(&d->loop, &d->cfg.assembler, ss_policy_sink(d->policy),
                                      &d->assembler);
+        if (r == 0)
+                r = state_start(d);
         if (r == 0)
                 r = control_start(d);
         if (r < 0)
@@ -280,6 +316,7 @@ int main(int argc, char **argv)
                        "event loop closed with handles still open event=handle-leak");
         curl_global_cleanup();
         ss_pricing_free(d.pricing);
+        free(d.state_path);
         ss_config_free(&d.cfg);
         return r < 0 ? EXIT_FAILURE : EXIT_SUCCESS;
 }

@@ -193,6 +193,14 @@ class Daemon:
             f.close()
         return self.proc.returncode
 
+    def stats(self):
+        """The daemon's counters, over a connection of its own."""
+        c = RawClient(self.socket)
+        try:
+            return c.stats()
+        finally:
+            c.close()
+
     def stderr(self):
         with open(self.log_path) as f:
             return f.read()

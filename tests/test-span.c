@@ -7,6 +7,8 @@
 #include "fixture.h"
 #include "base/utf8.h"
 #include "model/span.h"
+#include "model/state.h"
+#include "otlp/otlp.h"
 #include "ss-buf.h"
 #include "ss-wire.h"
 
@@ -853,6 +855,145 @@ START_TEST(test_resource_options_filtered)
 }
 END_TEST
 
+/* ---- the persistent form (model/state.h) ------------------------------------------------- */
+
+/* The OTLP/JSON an exporter would send for s: what a restored span must reproduce. */
+static char *otlp_json(ss_span *s)
+{
+        ss_buf b;
+        char *out;
+
+        ss_buf_init(&b, 1 << 20);
+        ck_assert_int_eq(ss_otlp_json_encode(&s, 1, &b), 0);
+        out = strndup((const char *)b.data, b.len);
+        ss_buf_free(&b);
+        return out;
+}
+
+/* A span with what an open agent span carries: attributes of each kind, a nested value,
+ * events, a tracestate, flags, counts of what the limits dropped, a head decision. */
+static ss_span *rich_span(ss_resource *r)
+{
+        mp a;
+        msgpack_packer *pk = mp_begin(&a);
+        ss_span *s = plain_span(r, NULL);
+
+        msgpack_pack_map(pk, 5);
+        pk_str(pk, "gen_ai.request.model");
+        pk_str(pk, "gpt-4o");
+        pk_str(pk, "gen_ai.usage.input_tokens");
+        msgpack_pack_uint64(pk, 1000);
+        pk_str(pk, "temperature");
+        msgpack_pack_double(pk, 0.25);
+        pk_str(pk, "stream");
+        msgpack_pack_true(pk);
+        pk_str(pk, "stop");
+        msgpack_pack_array(pk, 2);
+        pk_str(pk, "\n");
+        msgpack_pack_int(pk, -3);
+        ck_assert_int_eq(ss_span_set_attrs(s, mp_map(&a), NULL), 0);
+        ck_assert_int_eq(ss_span_add_event(s, "gen_ai.first_token", 18, 1500, mp_map(&a), NULL), 0);
+        ck_assert_int_eq(ss_span_add_event(s, "retry", 5, 1600, NULL, NULL), 0);
+        mp_done(&a);
+        ck_assert_int_eq(ss_span_set_trace_state(s, "k=v", 3), 0);
+        s->flags = 0x301;
+        s->dropped_attrs = 2;
+        s->dropped_events = 3;
+        s->events[1].dropped_attrs = 4;
+        s->head_rate = 0.5;
+        s->head_drop = true;
+        s->no_content = true;
+        return s;
+}
+
+static void pack_both(msgpack_sbuffer *sb, const ss_resource *r, const ss_span *s)
+{
+        msgpack_packer pk;
+
+        msgpack_sbuffer_init(sb);
+        msgpack_packer_init(&pk, sb, msgpack_sbuffer_write);
+        ck_assert_int_eq(ss_resource_pack(r, &pk), 0);
+        ck_assert_int_eq(ss_span_pack(s, &pk), 0);
+}
+
+START_TEST(test_state_round_trip)
+{
+        ss_resource *r = mp_resource("restart-svc", "upsonic-sdk", "0.3.1"), *r2;
+        ss_span *s = rich_span(r), *s2;
+        msgpack_sbuffer sb;
+        msgpack_unpacked u;
+        size_t off = 0;
+        char *want, *got;
+
+        r->uid = 1234;
+        r->dropped_attrs = 7;
+        pack_both(&sb, r, s);
+        msgpack_unpacked_init(&u);
+        ck_assert_int_eq(msgpack_unpack_next(&u, sb.data, sb.size, &off), MSGPACK_UNPACK_SUCCESS);
+        ck_assert_int_eq(ss_resource_unpack(&u.data, &r2), 0);
+        ck_assert_int_eq(msgpack_unpack_next(&u, sb.data, sb.size, &off), MSGPACK_UNPACK_SUCCESS);
+        ck_assert_int_eq(ss_span_unpack(&u.data, r2, &s2), 0);
+        msgpack_unpacked_destroy(&u);
+        msgpack_sbuffer_destroy(&sb);
+
+        ck_assert_uint_eq(r2->uid, 1234);
+        ck_assert_uint_eq(r2->dropped_attrs, 7);
+        ck_assert(fx_str_is(&r2->scope_name, r->scope_name.ptr));
+        ck_assert(s2->head_drop && s2->no_content && !s2->discard && !s2->ended);
+        ck_assert(s2->head_rate == 0.5);
+        /* Ended alike, both encode to the same OTLP: ids, times, attributes, events, flags,
+         * tracestate, dropped counts and the resource. */
+        ss_span_end(s, 2000, SS_STATUS_OK, NULL, 0);
+        ss_span_end(s2, 2000, SS_STATUS_OK, NULL, 0);
+        want = otlp_json(s);
+        got = otlp_json(s2);
+        ck_assert_str_eq(got, want);
+        free(want);
+        free(got);
+        ss_span_unref(s2);
+        ss_span_unref(s);
+        ss_resource_unref(r2);
+        ss_resource_unref(r);
+}
+END_TEST
+
+/* A damaged state file: every cut of the record and every flipped byte is refused or read
+ * as some other valid span, never a crash (the sanitizer build checks the reads). */
+START_TEST(test_state_damaged)
+{
+        ss_resource *r = mp_resource("svc", NULL, NULL);
+        ss_span *s = rich_span(r), *got;
+        msgpack_sbuffer sb;
+        msgpack_packer pk;
+        size_t refused = 0;
+
+        msgpack_sbuffer_init(&sb);
+        msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+        ck_assert_int_eq(ss_span_pack(s, &pk), 0);
+        for (size_t cut = 0; cut <= sb.size * 2; cut++) {
+                char *copy = malloc(sb.size);
+                size_t len = cut < sb.size ? cut : sb.size, off = 0;
+                msgpack_unpacked u;
+
+                memcpy(copy, sb.data, sb.size);
+                if (cut >= sb.size)
+                        copy[cut - sb.size] ^= 0x5a;
+                msgpack_unpacked_init(&u);
+                if (msgpack_unpack_next(&u, copy, len, &off) == MSGPACK_UNPACK_SUCCESS &&
+                    ss_span_unpack(&u.data, r, &got) == 0)
+                        ss_span_unref(got);
+                else
+                        refused++;
+                msgpack_unpacked_destroy(&u);
+                free(copy);
+        }
+        ck_assert_uint_ge(refused, sb.size); /* every cut short of the whole record */
+        msgpack_sbuffer_destroy(&sb);
+        ss_span_unref(s);
+        ss_resource_unref(r);
+}
+END_TEST
+
 static Suite *span_suite(void)
 {
         Suite *s = suite_create("span");
@@ -879,6 +1020,8 @@ static Suite *span_suite(void)
         tcase_add_test(tc, test_refcounts);
         tcase_add_test(tc, test_resource_defaults);
         tcase_add_test(tc, test_resource_options_filtered);
+        tcase_add_test(tc, test_state_round_trip);
+        tcase_add_test(tc, test_state_damaged);
         suite_add_tcase(s, tc);
         return s;
 }

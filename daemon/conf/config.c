@@ -87,17 +87,30 @@ static int default_socket(ss_config *cfg)
         return r < 0 ? -ENOMEM : 0;
 }
 
-/* SIDESPAN_SPOOL_DIR, else under systemd's StateDirectory=; --spool-dir replaces it. */
-static int default_spool_root(ss_config *cfg)
+/* SIDESPAN_STATE_DIR over the file's state_dir; systemd's StateDirectory= (its first
+ * directory) when neither says. SIDESPAN_SPOOL_DIR likewise; --state-dir and --spool-dir
+ * replace them. */
+static int env_dirs(ss_config *cfg)
 {
-        const char *dir = ss_conf_env("SIDESPAN_SPOOL_DIR");
+        const char *dir = ss_conf_env("SIDESPAN_STATE_DIR");
+        int r = 0;
 
         if (dir)
-                return ss_conf_set_str(&cfg->spool_root, dir);
-        dir = ss_conf_env("STATE_DIRECTORY");
-        if (dir && asprintf(&cfg->spool_root, "%.*s/spool", (int)strcspn(dir, ":"), dir) < 0)
-                return -ENOMEM;
-        return 0;
+                r = ss_conf_set_str(&cfg->state_dir, dir);
+        else if (!cfg->state_dir && (dir = ss_conf_env("STATE_DIRECTORY")) &&
+                 !(cfg->state_dir = strndup(dir, strcspn(dir, ":"))))
+                r = -ENOMEM;
+        if (r == 0 && (dir = ss_conf_env("SIDESPAN_SPOOL_DIR")))
+                r = ss_conf_set_str(&cfg->spool_root, dir);
+        return r;
+}
+
+/* Without a spool directory of its own, the daemon spools under its state directory. */
+static int default_spool_root(ss_config *cfg)
+{
+        if (cfg->spool_root || !cfg->state_dir)
+                return 0;
+        return asprintf(&cfg->spool_root, "%s/spool", cfg->state_dir) < 0 ? -ENOMEM : 0;
 }
 
 /* A network exporter without its own spool_dir spools under the daemon's, by name. */
@@ -175,7 +188,7 @@ static int load_env(ss_config *cfg)
         if ((v = ss_conf_env("SIDESPAN_LOG_LEVEL")) && (cfg->log_level = ss_log_parse_level(v)) < 0)
                 return ss_conf_bad("SIDESPAN_LOG_LEVEL", v,
                                    "expected err, warning, notice, info or debug");
-        if ((r = default_spool_root(cfg)) < 0)
+        if ((r = env_dirs(cfg)) < 0)
                 return r;
         if ((v = otlp_env("PROTOCOL", &name)) &&
             (r = ss_conf_protocol(name, v, &cli->protocol)) < 0)
@@ -310,6 +323,8 @@ static int finish(ss_config *cfg)
 
         if (!cfg->socket_path && (r = default_socket(cfg)) < 0)
                 return r;
+        if ((r = default_spool_root(cfg)) < 0)
+                return r;
         r = resolve_exporters(cfg);
         if (r < 0)
                 return r;
@@ -324,6 +339,8 @@ static void print_config(const ss_config *cfg)
                cfg->config_path ? cfg->config_path : "without --config");
         printf("socket = %s\nlog_level = %s\n", cfg->socket_path,
                ss_log_level_name(cfg->log_level));
+        if (cfg->state_dir)
+                printf("state_dir = %s\n", cfg->state_dir);
         for (size_t i = 0; i < cfg->n_allow_uids; i++)
                 printf("%s%u%s", i ? "," : "allow_uids = ", cfg->allow_uids[i],
                        i + 1 == cfg->n_allow_uids ? "\n" : "");
@@ -374,6 +391,7 @@ void ss_config_free(ss_config *cfg)
         free(cfg->config_path);
         free(cfg->socket_path);
         free(cfg->spool_root);
+        free(cfg->state_dir);
         ss_spec_free(&cfg->cli);
         for (size_t i = 0; i < cfg->n_specs; i++)
                 ss_spec_free(&cfg->specs[i]);

@@ -81,8 +81,12 @@ typedef struct ss_config {
         ss_policy_config policy;
         unsigned redact; /* SS_REDACT_* classes on by default for every exporter */
         char *pricing_file;
+        /* Where the daemon keeps what outlives it (open spans across a restart, the spools):
+         * --state-dir, SIDESPAN_STATE_DIR, [daemon] state_dir, else $STATE_DIRECTORY under
+         * systemd; NULL: none (open spans end as orphans at shutdown). */
+        char *state_dir;
         /* Where each network exporter spools (DIR/<exporter name>): --spool-dir,
-         * SIDESPAN_SPOOL_DIR, else $STATE_DIRECTORY/spool under systemd; NULL: none. */
+         * SIDESPAN_SPOOL_DIR, else STATE_DIR/spool; NULL: none. */
         char *spool_root;
 } ss_config;
 

@@ -42,6 +42,8 @@ static int daemon_key(file_ctx *c, const char *key, const char *value, const cha
 
         if (strcmp(key, "socket") == 0)
                 return ss_conf_path(where, value, &cfg->socket_path);
+        if (strcmp(key, "state_dir") == 0)
+                return ss_conf_path(where, value, &cfg->state_dir);
         if (strcmp(key, "allow_uids") == 0)
                 return ss_conf_ids(where, value, 0, cfg->allow_uids, SS_CONFIG_MAX_IDS,
                                    &cfg->n_allow_uids);

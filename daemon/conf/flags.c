@@ -51,8 +51,11 @@ static const char usage_head[] =
     "  -f, --file PATH            file exporter output, OTLP/JSON lines; - is stdout\n"
     "                             (default sidespan-traces.jsonl)\n"
     "      --spool-dir DIR        each network exporter spools what it cannot send to\n"
-    "                             DIR/<exporter name> (env SIDESPAN_SPOOL_DIR, else\n"
-    "                             $STATE_DIRECTORY/spool; default none: dropped)\n";
+    "                             DIR/<exporter name> (env SIDESPAN_SPOOL_DIR; default\n"
+    "                             STATE_DIR/spool, without a state directory none)\n"
+    "      --state-dir DIR        keep open spans across a restart in DIR (env\n"
+    "                             SIDESPAN_STATE_DIR, [daemon] state_dir, else systemd's\n"
+    "                             $STATE_DIRECTORY; default none: they end as orphans)\n";
 
 static const char usage_tail[] =
     "\n"
@@ -81,6 +84,7 @@ enum {
         OPT_PROTOCOL,
         OPT_SAMPLE_RATE,
         OPT_SPOOL_DIR,
+        OPT_STATE_DIR,
         OPT_SETTING,
 };
 
@@ -93,6 +97,7 @@ static const struct option fixed_options[] = {
     {"protocol", required_argument, NULL, OPT_PROTOCOL},
     {"sample-rate", required_argument, NULL, OPT_SAMPLE_RATE},
     {"spool-dir", required_argument, NULL, OPT_SPOOL_DIR},
+    {"state-dir", required_argument, NULL, OPT_STATE_DIR},
     {"exporter", required_argument, NULL, 'e'},
     {"endpoint", required_argument, NULL, OPT_ENDPOINT},
     {"header", required_argument, NULL, 'H'},
@@ -179,6 +184,8 @@ static int load_flag(ss_config *cfg, int opt, const char *arg)
                 return ss_conf_rate("--sample-rate", arg, &cfg->policy.sampling.rate);
         case OPT_SPOOL_DIR:
                 return ss_conf_set_str(&cfg->spool_root, arg);
+        case OPT_STATE_DIR:
+                return ss_conf_path("--state-dir", arg, &cfg->state_dir);
         case 'H':
                 return ss_config_parse_headers(&cfg->cli, "--header", arg);
         case OPT_COMPRESSION:

@@ -74,8 +74,9 @@ typedef struct ss_assembler_stats {
 int ss_assembler_new(uv_loop_t *loop, const ss_assembler_config *cfg, ss_sink *out,
                      ss_assembler **ret);
 
-/* End every open span as orphaned (reason given), hand every trace on, free (its
- * timer closes in a later loop iteration). Accepts NULL. */
+/* End every open span as orphaned (reason given; NULL after ss_assembler_save(): they are
+ * let go unsent, for the next start), hand every finished span on, free (its timer closes
+ * in a later loop iteration). Accepts NULL. */
 void ss_assembler_free(ss_assembler *a, const char *reason);
 
 /*

@@ -40,6 +40,7 @@ struct ss_session {
         ss_resource *resource;
         ss_map open; /* span id -> ss_span (one reference) */
         unsigned attached;
+        uint64_t detached_ns;  /* when its last connection closed: an orphan's end */
         uint64_t orphan_at_ns; /* when detached: the end of the grace period */
         uint64_t spans_started;
         uint64_t spans_finished;
@@ -86,6 +87,17 @@ void ss_session_span_closed(ss_session *s);
 /* End every open span of every session past its grace period. */
 void ss_sessions_sweep(ss_assembler *a, uint64_t now_ns);
 
-/* End every session's open spans as orphaned (reason given) and free sessions and procs;
- * the procs' handles close in a later loop iteration. */
+/* A detached session restored from the state file (trace/state.c), with no spans yet: key,
+ * peer and resource (its reference moves) as saved. NULL: ENOMEM. */
+ss_session *ss_session_restore(ss_assembler *a, const uint8_t *key, pid_t pid, uid_t uid,
+                               ss_resource *resource);
+
+/* The spans of a restored session are in: when its process is gone, they end now as
+ * orphans (the session is freed); else they wait for the client's return, at worst until
+ * orphan_at_ns. */
+void ss_session_restored(ss_session *s);
+
+/* End every session's open spans as orphaned (reason given; NULL: they were saved, and are
+ * let go unsent) and free sessions and procs; the procs' handles close in a later loop
+ * iteration. */
 void ss_sessions_free(ss_assembler *a, const char *reason);

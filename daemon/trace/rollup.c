@@ -309,6 +309,62 @@ void ss_rollup_free(ss_rollup *r)
         free(r);
 }
 
+/* ---- the persistent form ---------------------------------------------------------------- */
+
+/* The counters in the order they are saved; the flags and the cost follow. */
+#define ROLLUP_U64S(X)                                                                             \
+        X(input)                                                                                   \
+        X(output) X(cache_read) X(cache_write) X(reasoning) X(requests) X(tools) X(steps)          \
+            X(chat_ns) X(tool_ns) X(priced) X(unpriced) X(first_start_ns) X(ttft_ns)
+#define ROLLUP_COUNT(f) +1
+#define ROLLUP_FIELDS   (0 ROLLUP_U64S(ROLLUP_COUNT) + 4) /* + usage_seen, have_*, cost */
+
+int ss_rollup_pack(const ss_rollup *r, msgpack_packer *pk)
+{
+        int e = msgpack_pack_array(pk, ROLLUP_FIELDS);
+
+#define ROLLUP_PACK(f) e |= msgpack_pack_uint64(pk, r->f);
+        ROLLUP_U64S(ROLLUP_PACK)
+#undef ROLLUP_PACK
+        e |= r->usage_seen ? msgpack_pack_true(pk) : msgpack_pack_false(pk);
+        e |= r->have_first ? msgpack_pack_true(pk) : msgpack_pack_false(pk);
+        e |= r->have_ttft ? msgpack_pack_true(pk) : msgpack_pack_false(pk);
+        e |= msgpack_pack_double(pk, r->cost);
+        return e ? -ENOMEM : 0;
+}
+
+int ss_rollup_unpack(const msgpack_object *o, ss_rollup **ret)
+{
+        const msgpack_object *f;
+        unsigned i = 0;
+        ss_rollup *r;
+
+        if (o->type != MSGPACK_OBJECT_ARRAY || o->via.array.size != ROLLUP_FIELDS)
+                return -EBADMSG;
+        f = o->via.array.ptr;
+        for (; i < ROLLUP_FIELDS - 4; i++)
+                if (f[i].type != MSGPACK_OBJECT_POSITIVE_INTEGER)
+                        return -EBADMSG;
+        for (; i < ROLLUP_FIELDS - 1; i++)
+                if (f[i].type != MSGPACK_OBJECT_BOOLEAN)
+                        return -EBADMSG;
+        if (f[i].type != MSGPACK_OBJECT_FLOAT64)
+                return -EBADMSG;
+        r = ss_rollup_new();
+        if (!r)
+                return -ENOMEM;
+        i = 0;
+#define ROLLUP_UNPACK(f_) r->f_ = f[i++].via.u64;
+        ROLLUP_U64S(ROLLUP_UNPACK)
+#undef ROLLUP_UNPACK
+        r->usage_seen = f[i++].via.boolean;
+        r->have_first = f[i++].via.boolean;
+        r->have_ttft = f[i++].via.boolean;
+        r->cost = f[i].via.f64;
+        *ret = r;
+        return 0;
+}
+
 int ss_rollup_child(ss_rollup *r, ss_span *child, const ss_pricing *p, ss_rollup_stats *st)
 {
         if (is_chat(child))

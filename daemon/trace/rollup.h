@@ -65,5 +65,12 @@ int ss_rollup_child(ss_rollup *r, ss_span *child, const ss_pricing *p, ss_rollup
 /* The run ended: set the roll-up attributes the client did not set. -ENOMEM. */
 int ss_rollup_apply(const ss_rollup *r, ss_span *run, ss_rollup_stats *st);
 
+/* Append r to pk as one msgpack array (the daemon's state file, trace/state.h). 0 or
+ * -ENOMEM. */
+int ss_rollup_pack(const ss_rollup *r, msgpack_packer *pk);
+
+/* A roll-up from what ss_rollup_pack() wrote. -EBADMSG when o is not one, -ENOMEM. */
+int ss_rollup_unpack(const msgpack_object *o, ss_rollup **ret);
+
 /* "rollup.<field>" of st; an ss_counters_fn. */
 void ss_rollup_counters(const void *stats, ss_counters *out);

@@ -7,6 +7,7 @@
  * with status ERROR and sidespan.orphaned=true.
  */
 #include <errno.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/syscall.h>
@@ -148,10 +149,11 @@ static void **values(const ss_map *m)
         return all;
 }
 
-/* End every open span of s with status ERROR, marked orphaned. */
+/* End every open span of s with status ERROR, marked orphaned, at the time its client
+ * left (now for a session still attached: the daemon is going away). */
 static void session_orphan(ss_assembler *a, ss_session *s, const char *reason)
 {
-        uint64_t now = ss_now_ns();
+        uint64_t now = ss_now_ns(), end = s->attached || !s->detached_ns ? now : s->detached_ns;
         size_t n = s->open.n;
         void **spans;
 
@@ -172,7 +174,7 @@ static void session_orphan(ss_assembler *a, ss_session *s, const char *reason)
                 a->stats.spans_orphaned++;
                 if (!sp->discard && ss_span_set_bool(sp, "sidespan.orphaned", true) < 0)
                         a->stats.no_memory++;
-                ss_span_end(sp, now, SS_STATUS_ERROR, reason, (uint32_t)strlen(reason));
+                ss_span_end(sp, end, SS_STATUS_ERROR, reason, (uint32_t)strlen(reason));
         }
         /* Roll-ups: every child while its ancestors can still be found, then the runs. */
         for (size_t i = 0; i < n; i++)
@@ -296,16 +298,56 @@ ss_session *ss_session_attach(ss_assembler *a, const msgpack_object_map *options
         if (!s)
                 return session_new(a, key, options, pid, uid);
         s->attached++;
-        ss_log(SS_LOG_DEBUG, "client reattached event=client-reattached pid=%u open_spans=%zu", p,
-               s->open.n);
+        ss_log_ratelimited(SS_LOG_DEBUG,
+                           "client reattached event=client-reattached pid=%u open_spans=%zu", p,
+                           s->open.n);
         return s;
+}
+
+ss_session *ss_session_restore(ss_assembler *a, const uint8_t *key, pid_t pid, uid_t uid,
+                               ss_resource *resource)
+{
+        ss_session *s = calloc(1, sizeof(*s));
+
+        if (!s) {
+                ss_resource_unref(resource);
+                return NULL;
+        }
+        *s =
+            (ss_session){.a = a, .resource = resource, .sample_rate = 1.0, .include_content = true};
+        memcpy(s->key, key, SS_SESSION_KEY_LEN);
+        ss_map_init(&s->open, SS_SPAN_ID_LEN);
+        ss_map_init(&s->runs, SS_SPAN_ID_LEN);
+        s->proc = proc_get(a, pid, uid);
+        if (!s->proc || ss_map_put(&a->sessions, key, s) < 0) {
+                if (s->proc && s->proc->sessions == 0)
+                        proc_free(s->proc);
+                ss_resource_unref(resource);
+                free(s);
+                return NULL;
+        }
+        s->proc->sessions++;
+        /* No pidfd and no such process: it exited while no daemon watched. */
+        if (s->proc->pidfd < 0 && kill(pid, 0) < 0 && errno == ESRCH)
+                s->proc->gone = true;
+        return s;
+}
+
+void ss_session_restored(ss_session *s)
+{
+        if (!s->proc->gone && s->open.n > 0)
+                return;
+        s->a->stats.sessions_gone += s->open.n > 0;
+        session_orphan(s->a, s, "client process exited");
+        session_free(s);
 }
 
 void ss_session_detach(ss_session *s)
 {
         if (--s->attached > 0)
                 return;
-        s->orphan_at_ns = ss_now_ns() + s->a->cfg.orphan_grace_ms * 1000000ull;
+        s->detached_ns = ss_now_ns();
+        s->orphan_at_ns = s->detached_ns + s->a->cfg.orphan_grace_ms * 1000000ull;
         if (s->proc->gone) {
                 s->a->stats.sessions_gone += s->open.n > 0;
                 session_orphan(s->a, s, "client process exited");
@@ -330,14 +372,26 @@ void ss_sessions_sweep(ss_assembler *a, uint64_t now_ns)
         free(all);
 }
 
+/* ss_map_foreach callback: an open span saved for the next start, let go here. */
+static void forget_span(void *value, void *ctx)
+{
+        (void)ctx;
+        ss_span_unref(value);
+}
+
 void ss_sessions_free(ss_assembler *a, const char *reason)
 {
         void **all = values(&a->sessions);
         size_t n = a->sessions.n;
 
         for (size_t i = 0; all && i < n; i++) {
-                session_orphan(a, all[i], reason);
-                session_free(all[i]);
+                ss_session *s = all[i];
+
+                if (reason)
+                        session_orphan(a, s, reason);
+                ss_map_foreach(&s->open, forget_span, NULL);
+                a->open_spans -= s->open.n;
+                session_free(s);
         }
         free(all);
         ss_map_free(&a->sessions);
