@@ -4,7 +4,8 @@
  * ingest -> trace -> policy -> export -> otlp; start-up builds the stages
  * from the last to the first so each has its downstream, and SIGINT/SIGTERM
  * take them down from the first: stop accepting, end what is open, drain the
- * exports. No stage logic lives here.
+ * exports. SIGHUP reloads: a restart in place, with the listening socket kept
+ * across exec (see reload()). No stage logic lives here.
  */
 #include <curl/curl.h>
 #include <errno.h>
@@ -17,6 +18,7 @@
 #include <uv.h>
 
 #include "base/fdlimit.h"
+#include "base/listen-fds.h"
 #include "base/log.h"
 #include "base/notify.h"
 #include "base/notify-timers.h"
@@ -38,6 +40,7 @@ typedef struct sidespand {
         uv_loop_t loop;
         uv_signal_t sigint;
         uv_signal_t sigterm;
+        uv_signal_t sighup;
         ss_config cfg;
         ss_pipeline *pipeline;
         ss_policy *policy;
@@ -48,6 +51,9 @@ typedef struct sidespand {
         ss_listener *listener;
         ss_notify_timers *notify_timers;
         char *state_path; /* STATE_DIR/STATE_FILE, or NULL */
+        int argc;
+        char **argv;
+        int reload_fd; /* the listening socket for the next image; -1: no reload */
         bool stopping;
 } sidespand;
 
@@ -101,20 +107,83 @@ static void on_listener_closed(void *ctx)
         take_down(d, "daemon shutting down");
 }
 
+/* Stop accepting, close the connections, and take the stages down once they have. */
+static void stop(sidespand *d)
+{
+        d->stopping = true;
+        ss_notify_timers_close(d->notify_timers);
+        uv_close((uv_handle_t *)&d->sigint, NULL);
+        uv_close((uv_handle_t *)&d->sigterm, NULL);
+        uv_close((uv_handle_t *)&d->sighup, NULL);
+        ss_listener_close(d->listener, on_listener_closed, d);
+}
+
 static void on_signal(uv_signal_t *sig, int signum)
 {
         sidespand *d = sig->data;
 
         if (d->stopping)
                 return;
-        d->stopping = true;
         ss_log(SS_LOG_INFO, "%s: draining and exiting event=drain signal=%d", strsignal(signum),
                signum);
         ss_notify("STOPPING=1");
-        ss_notify_timers_close(d->notify_timers);
-        uv_close((uv_handle_t *)&d->sigint, NULL);
-        uv_close((uv_handle_t *)&d->sigterm, NULL);
-        ss_listener_close(d->listener, on_listener_closed, d);
+        stop(d);
+}
+
+/*
+ * SIGHUP: reload everything the configuration says, by a restart in place.
+ * The new configuration is checked first; a bad one is refused (its errors
+ * on stderr) and the daemon goes on unchanged. A good one: the daemon stops
+ * as on SIGTERM (open spans saved to the state directory, batches flushed,
+ * in-flight exports waited for up to drain_timeout_ms, the rest spooled),
+ * keeping its listening socket, then exec's itself with the same arguments
+ * and that socket, so no client sees a refused connection; they reconnect,
+ * and their sessions come back from the state file.
+ */
+static void on_reload(uv_signal_t *sig, int signum)
+{
+        sidespand *d = sig->data;
+        ss_config next;
+        int r;
+
+        (void)signum;
+        if (d->stopping)
+                return;
+        r = ss_config_load(&next, d->argc, d->argv);
+        ss_config_free(&next);
+        if (r != 0) {
+                ss_log(SS_LOG_ERR,
+                       "reload refused: the configuration has errors (above); running on "
+                       "unchanged event=reload-refused");
+                return;
+        }
+        d->reload_fd = ss_listener_hand_over(d->listener);
+        if (d->reload_fd < 0) {
+                ss_log(SS_LOG_ERR,
+                       "reload refused: cannot keep the listening socket event=reload-refused "
+                       "error=\"%s\"",
+                       strerror(-d->reload_fd));
+                d->reload_fd = -1;
+                return;
+        }
+        ss_log(SS_LOG_INFO, "SIGHUP: reloading: draining, then starting again on the same socket "
+                            "event=reload");
+        ss_notify("RELOADING=1");
+        stop(d);
+}
+
+/* After the loop: become the new image, which takes the socket and the state file. Returns
+ * only on failure. */
+static void reload(sidespand *d)
+{
+        int r = ss_listen_fds_pass(d->reload_fd);
+
+        if (r == 0) {
+                execv("/proc/self/exe", d->argv);
+                r = -errno;
+        }
+        ss_log(SS_LOG_ERR, "reload failed: cannot start again: %s event=reload-failed error=\"%s\"",
+               strerror(-r), strerror(-r));
 }
 
 /* ---- start-up --------------------------------------------------------------------------- */
@@ -131,14 +200,18 @@ static int signals_start(sidespand *d)
 
         if (r == 0)
                 r = uv_signal_init(&d->loop, &d->sigterm);
-        d->sigint.data = d->sigterm.data = d;
+        if (r == 0)
+                r = uv_signal_init(&d->loop, &d->sighup);
+        d->sigint.data = d->sigterm.data = d->sighup.data = d;
         if (r == 0)
                 r = uv_signal_start(&d->sigint, on_signal, SIGINT);
         if (r == 0)
                 r = uv_signal_start(&d->sigterm, on_signal, SIGTERM);
+        if (r == 0)
+                r = uv_signal_start(&d->sighup, on_reload, SIGHUP);
         if (r < 0)
                 ss_log(SS_LOG_ERR,
-                       "cannot watch SIGINT and SIGTERM event=start-failed "
+                       "cannot watch SIGINT, SIGTERM and SIGHUP event=start-failed "
                        "error=\"%s\"",
                        uv_strerror(r));
         return r;
@@ -281,6 +354,8 @@ static void abort_start(sidespand *d)
                 uv_close((uv_handle_t *)&d->sigint, NULL);
         if (d->sigterm.loop)
                 uv_close((uv_handle_t *)&d->sigterm, NULL);
+        if (d->sighup.loop)
+                uv_close((uv_handle_t *)&d->sighup, NULL);
         uv_run(&d->loop, UV_RUN_DEFAULT);
 }
 
@@ -289,6 +364,9 @@ int main(int argc, char **argv)
         static sidespand d;
         int r;
 
+        d.argc = argc;
+        d.argv = argv;
+        d.reload_fd = -1;
         r = ss_config_load(&d.cfg, argc, argv);
         if (r != 0) {
                 ss_config_free(&d.cfg);
@@ -318,5 +396,9 @@ int main(int argc, char **argv)
         ss_pricing_free(d.pricing);
         free(d.state_path);
         ss_config_free(&d.cfg);
+        if (r == 0 && d.reload_fd >= 0) {
+                reload(&d);
+                r = -1;
+        }
         return r < 0 ? EXIT_FAILURE : EXIT_SUCCESS;
 }

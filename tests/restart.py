@@ -11,6 +11,7 @@ Run by meson with SIDESPAND and SIDESPAN_CLI set (suite integration, test restar
 
 import os
 import re
+import signal
 import subprocess
 import sys
 import time
@@ -21,13 +22,14 @@ import msgpack
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from itest_lib import (MSG_SPAN_EVENT, Base, Daemon, RawClient, frame,  # noqa: E402
                        span_attrs, span_end, span_start)
+from otlp_receiver import Receiver  # noqa: E402
 
 
 STATUS_ERROR = 2
 STATE = "open-spans.state"
 
 
-class Restart(Base):
+class RestartBase(Base):
     def setUp(self):
         super().setUp()
         self.state = os.path.join(self.tmp, "state")
@@ -69,6 +71,9 @@ class Restart(Base):
             time.sleep(0.05)
         self.fail("%s never reached %r: %r" % (key, want, d.stats().get(key)))
 
+
+
+class Restart(RestartBase):
     def test_spans_open_across_a_restart_end_once_with_their_true_end(self):
         d = self.start()
         c, ids = self.open_run(d)
@@ -229,6 +234,80 @@ class Restart(Base):
         self.assertGreater(restored, 0)
         self.assertEqual(st["unknown_span"], 0)
         self.assertEqual(st["spans_orphaned"], 0)
+
+
+class Reload(RestartBase):
+    """SIGHUP: the configuration file read again, by a restart in place on the same socket."""
+
+    def conf(self, url):
+        path = os.path.join(self.tmp, "sidespand.conf")
+        with open(path, "w") as f:
+            f.write("[daemon]\nstate_dir = %s\n\n[exporter main]\nendpoint = %s\n"
+                    "batch_delay = 50\n" % (self.state, url))
+        return path
+
+    def wait_log(self, d, text, timeout=10):
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            if text in d.stderr():
+                return
+            time.sleep(0.05)
+        self.fail("no %r in the log:\n%s" % (text, d.stderr()[-3000:]))
+
+    def test_sighup_moves_to_the_new_exporter_and_keeps_open_spans(self):
+        path = self.conf(self.rx.url)
+        d = Daemon(self.tmp, ["--config", path, "--orphan-grace-ms", "30000"])
+        self.daemons.append(d)
+        d.start()
+        pid = d.proc.pid
+        c, ids = self.open_run(d, instance=601)
+        self.wait_stat(d, "spans_open", 2)
+        rx2 = Receiver(os.environ.get("PROTO_DIR")).start()
+        self.addCleanup(rx2.stop)
+        self.conf(rx2.url)
+        d.proc.send_signal(signal.SIGHUP)
+        self.wait_log(d, "event=state-restored")
+        self.wait_log(d, "listening on " + d.socket)
+        # What had ended went to the first receiver as the old configuration stopped.
+        self.assertTrue(self.rx.wait_spans(1, 10))
+        self.assertIsNone(d.proc.poll())
+        self.assertEqual(d.proc.pid, pid)
+        c.close()
+        c = RawClient(d.socket)
+        c.hello(instance=601)
+        c.send(span_end(ids["chat"]) + span_end(ids["run"]))
+        c.flush()
+        c.close()
+        self.assertTrue(rx2.wait_spans(2, 10), rx2.spans())
+        time.sleep(0.3)
+        self.assertEqual(sorted(s["name"] for s in rx2.spans()), ["agent.run", "chat gpt-4o"])
+        self.assertEqual([s["name"] for s in self.rx.spans()], ["tool.execute"])
+        for s in rx2.spans():
+            self.assertNotIn("sidespan.orphaned", s["attributes"])
+        self.assertEqual(rx2.spans()[0]["resource"]["service.name"], "raw-client")
+        self.assertEqual(d.stats()["exporter.main.spans_exported"], 2)
+        self.assertEqual(d.stop(), 0, d.stderr())
+        self.assertFalse(os.path.exists(d.socket), "the socket is removed at the end")
+
+    def test_sighup_with_a_bad_file_changes_nothing(self):
+        path = self.conf(self.rx.url)
+        d = Daemon(self.tmp, ["--config", path])
+        self.daemons.append(d)
+        d.start()
+        with open(path, "a") as f:
+            f.write("batch_delay = soon\n")
+        d.proc.send_signal(signal.SIGHUP)
+        self.wait_log(d, "event=reload-refused")
+        self.assertIn("soon", d.stderr())
+        c = RawClient(d.socket)
+        c.hello()
+        sid = os.urandom(8)
+        c.send(span_start(os.urandom(16), sid, None, "after") + span_end(sid))
+        c.flush()
+        c.close()
+        self.assertTrue(self.rx.wait_spans(1, 10), "the daemon goes on exporting")
+        self.assertIsNone(d.proc.poll())
+        self.assertEqual(d.stop(), 0)
 
 
 # A client process that opens a span and waits to be killed.

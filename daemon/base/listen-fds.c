@@ -128,7 +128,8 @@ int ss_listen_fds_take(int *ret_fd, char *ret_name, size_t name_size)
 {
         const int fd = SS_LISTEN_FDS_START;
         char name[sizeof(((struct sockaddr_un *)0)->sun_path) + 2];
-        int n = passed_fds(), r;
+        const char *names = getenv("LISTEN_FDNAMES");
+        int n = passed_fds(), r, own = names && strcmp(names, SS_LISTEN_FDS_RELOAD) == 0;
 
         (void)unsetenv("LISTEN_PID");
         (void)unsetenv("LISTEN_FDS");
@@ -158,5 +159,26 @@ int ss_listen_fds_take(int *ret_fd, char *ret_name, size_t name_size)
         }
         snprintf(ret_name, name_size, "%s", name);
         *ret_fd = fd;
-        return 1;
+        return own ? 2 : 1;
+}
+
+int ss_listen_fds_pass(int fd)
+{
+        char pid[24];
+        int flags;
+
+        if (fd != SS_LISTEN_FDS_START) {
+                if (dup2(fd, SS_LISTEN_FDS_START) < 0)
+                        return -errno;
+                close(fd);
+        }
+        /* dup2 clears close-on-exec; a socket already at fd 3 still has it. */
+        flags = fcntl(SS_LISTEN_FDS_START, F_GETFD);
+        if (flags < 0 || fcntl(SS_LISTEN_FDS_START, F_SETFD, flags & ~FD_CLOEXEC) < 0)
+                return -errno;
+        snprintf(pid, sizeof(pid), "%ld", (long)getpid());
+        if (setenv("LISTEN_PID", pid, 1) < 0 || setenv("LISTEN_FDS", "1", 1) < 0 ||
+            setenv("LISTEN_FDNAMES", SS_LISTEN_FDS_RELOAD, 1) < 0)
+                return -errno;
+        return 0;
 }

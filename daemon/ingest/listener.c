@@ -25,7 +25,8 @@ struct ss_listener {
         uv_loop_t *loop;
         ss_listener_config cfg;
         char *path;
-        bool activated; /* the socket is systemd's: never unlinked here */
+        bool activated;   /* the socket is systemd's: never unlinked here */
+        bool handed_over; /* kept for the next image (a reload): its path stays */
         ss_conn_env env;
         ss_ingest_stats stats;
         ss_input_budget budget;
@@ -293,6 +294,23 @@ static void on_connection(uv_stream_t *listener, int status)
 
 /* ---- the listening socket --------------------------------------------------------------- */
 
+/* The listening socket of the daemon before this reload, at the same path. */
+static int listen_own(ss_listener *l, int fd, const char *name)
+{
+        int r = uv_pipe_open(&l->pipe, fd);
+
+        if (r == 0)
+                r = uv_listen((uv_stream_t *)&l->pipe, LISTEN_BACKLOG, on_connection);
+        if (r < 0) {
+                ss_log(SS_LOG_ERR,
+                       "cannot listen again on %s after the reload event=socket-failed "
+                       "path=\"%s\" error=\"%s\"",
+                       name, name, uv_strerror(r));
+                return r;
+        }
+        return 0;
+}
+
 /*
  * The socket systemd passed when socket-activated, else our own bound to
  * l->path. A passed socket keeps its path, which replaces l->path: the
@@ -307,6 +325,8 @@ static int listen_socket(ss_listener *l)
                 return ss_socket_listen(&l->pipe, l->path, LISTEN_BACKLOG, on_connection);
         if (r < 0)
                 return r;
+        if (r == 2) /* our own, across a reload: still ours to remove at the end */
+                return listen_own(l, fd, name);
         if (strcmp(name, l->path) != 0)
                 ss_log(SS_LOG_NOTICE,
                        "socket activated on %s: the configured %s is not used "
@@ -470,6 +490,46 @@ static void on_listener_closed(uv_handle_t *h)
         maybe_done(l);
 }
 
+int ss_listener_hand_over(ss_listener *l)
+{
+        uv_os_fd_t fd;
+        int r = uv_fileno((uv_handle_t *)&l->pipe, &fd), kept;
+
+        if (r < 0)
+                return r;
+        kept = dup(fd);
+        if (kept < 0)
+                return -errno;
+        l->handed_over = true;
+        return kept;
+}
+
+/* Close the listening handle. libuv removes the path of a socket it bound as it closes
+ * it; one handed over keeps its path through a second name, moved back at once, so the
+ * socket the next image listens on is never without its name for long enough to matter
+ * (a client's connect in those microseconds fails and retries). */
+static void close_pipe(ss_listener *l)
+{
+        char *keep = NULL;
+
+        if (l->handed_over &&
+            (asprintf(&keep, "%s.reload", l->path) < 0 || link(l->path, keep) < 0)) {
+                ss_log(SS_LOG_WARNING,
+                       "cannot keep the name of %s across the reload: clients reconnect once "
+                       "the new image listens event=socket-failed path=\"%s\" error=\"%s\"",
+                       l->path, l->path, strerror(errno));
+                free(keep);
+                keep = NULL;
+        }
+        uv_close((uv_handle_t *)&l->pipe, on_listener_closed);
+        if (keep && rename(keep, l->path) < 0)
+                ss_log(SS_LOG_WARNING,
+                       "cannot restore %s after the reload event=socket-failed path=\"%s\" "
+                       "error=\"%s\"",
+                       l->path, l->path, strerror(errno));
+        free(keep);
+}
+
 void ss_listener_close(ss_listener *l, void (*done)(void *ctx), void *ctx)
 {
         l->closing = true;
@@ -477,10 +537,10 @@ void ss_listener_close(ss_listener *l, void (*done)(void *ctx), void *ctx)
         l->done_ctx = ctx;
         l->reject_pending = false;
         l->pending_closes++;
-        uv_close((uv_handle_t *)&l->pipe, on_listener_closed);
+        close_pipe(l);
         if (l->timeouts_on)
                 uv_close((uv_handle_t *)&l->timeouts, on_timeouts_closed);
-        if (!l->activated && unlink(l->path) < 0 && errno != ENOENT)
+        if (!l->activated && !l->handed_over && unlink(l->path) < 0 && errno != ENOENT)
                 ss_log(SS_LOG_WARNING,
                        "cannot remove %s event=socket-failed path=\"%s\" error=\"%s\"", l->path,
                        l->path, strerror(errno));

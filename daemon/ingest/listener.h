@@ -52,6 +52,11 @@ int ss_listener_new(uv_loop_t *loop, const ss_listener_config *cfg, ss_assembler
  * has closed, and the listener is freed. */
 void ss_listener_close(ss_listener *l, void (*done)(void *ctx), void *ctx);
 
+/* For a reload: a duplicate of the listening socket (close-on-exec off, the caller's),
+ * which ss_listener_close() then leaves open and in place, so clients that connect
+ * meanwhile wait in its backlog for the next image. -errno. */
+int ss_listener_hand_over(ss_listener *l);
+
 /* Where clients connect: cfg->path, or the passed socket's address ("@name" when abstract). */
 const char *ss_listener_path(const ss_listener *l);
 
