@@ -21,18 +21,11 @@ import threading
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests"))
-from itest_lib import RawClient, send_trace  # noqa: E402
+from itest_lib import RawClient, rss_kib, send_trace  # noqa: E402
 from otlp_receiver import Receiver  # noqa: E402
 
 EXP = "exporter.otlp-http."
 
-
-def rss_kib(pid):
-    with open("/proc/%d/status" % pid) as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    return 0
 
 
 def main():

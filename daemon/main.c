@@ -329,6 +329,8 @@ static int start(sidespand *d)
         if (r == 0)
                 r = ss_control_add_counters(d->control, ss_listener_counters, d->listener);
         if (r == 0)
+                ss_listener_set_pressure(d->listener, ss_pipeline_pressure, d->pipeline);
+        if (r == 0)
                 r = signals_start(d);
         if (r == 0)
                 r = ss_notify_timers_start(&d->loop, collect_counters, d->control,

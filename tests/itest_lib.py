@@ -216,6 +216,18 @@ def run(cmd, env=None, timeout=60):
     return subprocess.run(cmd, env=full, capture_output=True, text=True, timeout=timeout)
 
 
+def rss_kib(pid):
+    """The resident set of process pid, in KiB (0 once it is gone)."""
+    try:
+        with open("/proc/%d/status" % pid) as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
 def by_trace(spans):
     traces = {}
     for s in spans:

@@ -341,6 +341,15 @@ static bool dispatch_busy(const ss_exporter *base)
                (d->spool && !d->failing && ss_spool_has_more(d->spool));
 }
 
+static unsigned dispatch_pressure(const ss_exporter *base)
+{
+        const ss_dispatch *d = (const ss_dispatch *)base;
+
+        if (d->failing || !d->queue.max_bytes)
+                return 0;
+        return (unsigned)(d->queue.bytes * 100 / d->queue.max_bytes);
+}
+
 static void dispatch_counters(const ss_exporter *base, const char *prefix, ss_counters *out)
 {
         const ss_dispatch *d = (const ss_dispatch *)base;
@@ -470,6 +479,7 @@ static const ss_exporter_ops dispatch_exporter_ops = {
     .flush = dispatch_flush,
     .busy = dispatch_busy,
     .destroy = dispatch_destroy,
+    .pressure = dispatch_pressure,
     .counters = dispatch_counters,
 };
 

@@ -40,6 +40,11 @@ typedef struct ss_exporter_ops {
          * finish in a later loop iteration: the exporter then calls
          * ss_exporter_free(). Pending work is counted dropped. */
         void (*destroy)(ss_exporter *e);
+        /* Optional: how full, in percent, the memory it holds for a backend that is keeping
+         * up, only slowly, is; 0 while the backend fails (then its work goes to the spool or
+         * is dropped, counted: slowing every client for it would stall the other exporters).
+         * The ingest stage stops reading clients above a high watermark of it. */
+        unsigned (*pressure)(const ss_exporter *e);
         /* Optional: counters beyond ss_exporter_stats, each name after prefix. */
         void (*counters)(const ss_exporter *e, const char *prefix, ss_counters *out);
 } ss_exporter_ops;

@@ -167,6 +167,20 @@ bool ss_pipeline_busy(const ss_pipeline *p)
         return false;
 }
 
+unsigned ss_pipeline_pressure(const void *pipeline)
+{
+        const ss_pipeline *p = pipeline;
+        unsigned most = 0;
+
+        for (size_t i = 0; i < p->n; i++) {
+                const ss_exporter *e = p->exporters[i];
+                unsigned v = e->ops->pressure ? e->ops->pressure(e) : 0;
+
+                most = v > most ? v : most;
+        }
+        return most;
+}
+
 void ss_pipeline_counters(const void *pipeline, ss_counters *out)
 {
         const ss_pipeline *p = pipeline;

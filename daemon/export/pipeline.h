@@ -77,6 +77,10 @@ bool ss_pipeline_busy(const ss_pipeline *p);
 /* "exporter.<name>.<counter>" for every exporter; an ss_counters_fn. */
 void ss_pipeline_counters(const void *pipeline, ss_counters *out);
 
+/* The fullest exporter's memory, in percent of its bound (ss_exporter_ops.pressure); the
+ * ingest stage's backpressure reads it through main.c. */
+unsigned ss_pipeline_pressure(const void *pipeline);
+
 /*
  * Flush every exporter and wait up to timeout_ms while any is busy, then
  * destroy them (what is left counts as not delivered, and is logged) and

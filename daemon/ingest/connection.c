@@ -81,9 +81,23 @@ static void budget_resume(ss_input_budget *b)
                 ss_conn *c = b->paused;
 
                 budget_unlink(c);
-                if (uv_read_start((uv_stream_t *)&c->pipe, on_alloc, on_read) < 0)
+                if (!c->held && uv_read_start((uv_stream_t *)&c->pipe, on_alloc, on_read) < 0)
                         ss_conn_close_because(c, "cannot read again");
         }
+}
+
+void ss_conn_resume(ss_conn *c)
+{
+        uint64_t now = uv_now(c->pipe.loop);
+
+        if (!c->held || c->closing)
+                return;
+        c->held = false;
+        c->last_read_ms = now;
+        if (c->partial_since_ms)
+                c->partial_since_ms = now;
+        if (!c->paused && uv_read_start((uv_stream_t *)&c->pipe, on_alloc, on_read) < 0)
+                ss_conn_close_because(c, "cannot read again");
 }
 
 /* ---- closing ---------------------------------------------------------------------------- */
@@ -429,6 +443,10 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
         c->env->stats->bytes += (uint64_t)nread;
         c->last_read_ms = uv_now(c->pipe.loop);
         process(c);
+        if (!c->closing && !c->sub && c->env->hold && c->env->hold(c->env->ctx, c)) {
+                (void)uv_read_stop(stream);
+                c->held = true;
+        }
 }
 
 /* ---- lifetime --------------------------------------------------------------------------- */

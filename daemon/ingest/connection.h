@@ -34,6 +34,8 @@ typedef struct ss_ingest_stats {
         uint64_t timeouts_frame;  /* closed: a partial frame older than frame_timeout */
         uint64_t timeouts_idle;   /* closed: nothing open, silent for idle_timeout */
         uint64_t input_paused;    /* reads paused at max_input_bytes */
+        uint64_t input_held;      /* connections held by the exporters' backpressure */
+        uint64_t input_held_ms;   /* time the backpressure held reading, in all */
         uint64_t frames;
         uint64_t bytes;
         uint64_t protocol_errors; /* connections closed for bad input */
@@ -57,6 +59,9 @@ typedef struct ss_conn_env {
         ss_ingest_stats *stats;
         ss_input_budget *budget;
         uid_t daemon_uid; /* a peer of this uid or root may see every counter */
+        /* Whether to stop reading c, after a read, until downstream has room again (the
+         * listener's backpressure; it resumes c with ss_conn_resume()). NULL: never. */
+        bool (*hold)(void *ctx, ss_conn *c);
         /* The connection's handle closed; it is freed after this returns. */
         void (*closed)(void *ctx, ss_conn *c);
         void *ctx;
@@ -81,6 +86,7 @@ struct ss_conn {
         uint64_t grew_ms;          /* the input buffer last held a large frame */
         ss_tap_sub *sub;           /* SUBSCRIBE'd: traces stream to it; exempt from idle timeouts */
         bool paused;
+        bool held;    /* reading stopped by the backpressure: exempt from frame and idle timeouts */
         bool counted; /* in the listener's count of its process */
         bool closing;
 };
@@ -93,6 +99,9 @@ int ss_conn_identify(ss_conn *c);
 
 /* Start reading. 0 or a libuv error (the caller closes). */
 int ss_conn_start(ss_conn *c);
+
+/* Read again a connection the backpressure held; its frame and idle deadlines start anew. */
+void ss_conn_resume(ss_conn *c);
 
 /* Whether the connection holds nothing: no open span, no partial frame. */
 bool ss_conn_idle(const ss_conn *c);

@@ -1,0 +1,115 @@
+#!/usr/bin/python3
+# SPDX-License-Identifier: MIT
+"""Backpressure (issue 9): a client that sends faster than the backend takes is
+read more slowly instead of growing the daemon's memory or dropping. The real
+sidespand exports to a real OTLP/HTTP receiver that decodes every request and
+answers each only after a pause; the client pushes far more than the export
+queue may hold. Every span must arrive, none be dropped, and the daemon must
+say it held its reading.
+
+Run by meson with SIDESPAND set (suite integration, test backpressure).
+"""
+
+import os
+import sys
+import threading
+import time
+import unittest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import otlp_receiver  # noqa: E402
+from itest_lib import Base, RawClient, rss_kib, send_trace  # noqa: E402
+
+EXP = "exporter.otlp-http."
+
+
+class SlowReceiver(otlp_receiver.Receiver):
+    """The receiver, answering each export only after delay seconds."""
+
+    def __init__(self, delay):
+        super().__init__(os.environ.get("PROTO_DIR"))
+        self.delay = delay
+
+    def start(self):
+        delay = self.delay
+        base = otlp_receiver._Handler
+
+        class Slow(base):
+            def _export(self, path, raw):
+                time.sleep(delay)
+                base._export(self, path, raw)
+
+        orig = otlp_receiver._Handler
+        otlp_receiver._Handler = Slow
+        try:
+            return super().start()
+        finally:
+            otlp_receiver._Handler = orig
+
+
+
+class Backpressure(Base):
+    def test_a_fast_client_is_read_no_faster_than_the_backend_takes(self):
+        self.rx.stop()
+        self.rx = SlowReceiver(0.3).start()
+        queue = 2 << 20
+        d = self.daemon(["--endpoint", self.rx.url, "--batch-delay-ms", "20",
+                         "--batch-size", "200", "--retry-queue-bytes", str(queue)])
+        attrs = {"content": "x" * 1024}
+        traces, children = 100, 99
+        sent = traces * (children + 1)
+        peak = [0]
+        done = threading.Event()
+
+        def watch():
+            while not done.is_set():
+                peak[0] = max(peak[0], rss_kib(d.proc.pid))
+                time.sleep(0.05)
+        t = threading.Thread(target=watch)
+        t.start()
+        c = RawClient(d.socket)
+        c.sock.settimeout(120)
+        c.hello()
+        t0 = time.time()
+        for i in range(traces):
+            send_trace(c, "bp%d" % i, children, attrs=attrs)
+        c.flush()
+        c.close()
+        sending = time.time() - t0
+        ok = self.rx.wait_spans(sent, 120)
+        done.set()
+        t.join()
+        st = d.stats()
+        got = {s["span_id"] for s in self.rx.spans()}
+        print("\nbackpressure: sent %d spans of 1 KiB in %.1f s to a backend taking 300 ms a "
+              "request; received %d; held %d times for %d ms in all; dropped %d; queue bound "
+              "%d KiB; peak RSS %d KiB" % (sent, sending, len(got), st["input_held"],
+                                           st["input_held_ms"], st[EXP + "spans_dropped"],
+                                           queue >> 10, peak[0]))
+        self.assertTrue(ok, "received %d of %d" % (len(self.rx.spans()), sent))
+        self.assertEqual(len(got), sent)
+        self.assertEqual(st[EXP + "spans_dropped"], 0)
+        self.assertEqual(st[EXP + "dropped.queue_full"], 0)
+        self.assertGreater(st["input_held"], 0)
+        self.assertGreater(st["input_held_ms"], 0)
+        self.assertEqual(st["connections_active"], 1)  # the STATS connection: none left held
+
+    def test_a_failing_backend_does_not_hold_clients(self):
+        # The collector is gone: its work waits in memory for retries (no spool) and the
+        # clients are not held for it.
+        self.rx.stop()
+        d = self.daemon(["--endpoint", self.rx.url, "--batch-delay-ms", "20",
+                         "--retry-queue-bytes", str(1 << 20), "--retry-initial-ms", "5000"])
+        c = RawClient(d.socket)
+        c.hello()
+        for i in range(40):
+            send_trace(c, "f%d" % i, 99, attrs={"content": "x" * 1024})
+        c.flush()
+        c.close()
+        st = d.stats()
+        self.assertEqual(st["input_held"], 0)
+        self.assertGreater(st[EXP + "dropped.queue_full"], 0)
+
+
+if __name__ == "__main__":
+    unittest.main()
