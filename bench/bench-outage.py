@@ -27,7 +27,6 @@ from otlp_receiver import Receiver  # noqa: E402
 EXP = "exporter.otlp-http."
 
 
-
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--sidespand", required=True)
