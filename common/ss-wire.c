@@ -658,14 +658,19 @@ static int skip_object(const uint8_t **p, const uint8_t *end, unsigned depth, ui
         return 0;
 }
 
-int ss_msgpack_check(const uint8_t *data, size_t len)
+int ss_msgpack_check_max(const uint8_t *data, size_t len, uint32_t max_objects)
 {
         const uint8_t *walk = data;
-        uint32_t objects = SS_WIRE_MAX_OBJECTS;
+        uint32_t objects = max_objects;
 
         if (skip_object(&walk, data + len, 0, &objects) < 0 || walk != data + len)
                 return -EBADMSG;
         return 0;
+}
+
+int ss_msgpack_check(const uint8_t *data, size_t len)
+{
+        return ss_msgpack_check_max(data, len, SS_WIRE_MAX_OBJECTS);
 }
 
 int ss_wire_decode(const uint8_t *payload, size_t len, msgpack_unpacked *unpacked, ss_msg *ret)

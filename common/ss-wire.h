@@ -250,6 +250,10 @@ int ss_frame_parse(const uint8_t *data, size_t len, size_t max_frame, const uint
  */
 int ss_msgpack_check(const uint8_t *data, size_t len);
 
+/* ss_msgpack_check() with another bound on the number of objects (a state file holds
+ * more than a frame may). */
+int ss_msgpack_check_max(const uint8_t *data, size_t len, uint32_t max_objects);
+
 /*
  * Decode one frame payload (checked with ss_msgpack_check() first). 0 on success; -EBADMSG when it
  * is not exactly one msgpack object; -EPROTO when a known message has the wrong shape; -ENOTSUP

@@ -359,7 +359,9 @@ int ss_assembler_restore(ss_assembler *a, const char *path)
         if (r < 0)
                 return set_aside(path, r == -EFBIG ? "is too large" : strerror(-r), r);
         msgpack_unpacked_init(&u);
-        if (msgpack_unpack_next(&u, buf, len, &off) != MSGPACK_UNPACK_SUCCESS ||
+        /* Checked first: msgpack-c allocates what a damaged count declares. */
+        if (ss_msgpack_check_max((const uint8_t *)buf, len, UINT32_MAX) < 0 ||
+            msgpack_unpack_next(&u, buf, len, &off) != MSGPACK_UNPACK_SUCCESS ||
             !(sessions = state_sessions(&u.data))) {
                 msgpack_unpacked_destroy(&u);
                 free(buf);
