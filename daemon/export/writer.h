@@ -63,5 +63,5 @@ static inline bool ss_writer_busy(const ss_writer *w)
 }
 
 /* Give up what is queued (done() with -ECANCELED), close, then closed(ctx) from the loop.
- * A file write already on the thread pool is waited for. */
+ * A file write already on the thread pool is waited for. May be called from done(). */
 void ss_writer_close(ss_writer *w, void (*closed)(void *ctx));
