@@ -52,7 +52,9 @@ static const char usage_head[] =
     "                             (default sidespan-traces.jsonl)\n"
     "      --spool-dir DIR        each network exporter spools what it cannot send to\n"
     "                             DIR/<exporter name> (env SIDESPAN_SPOOL_DIR, else\n"
-    "                             $STATE_DIRECTORY/spool; default none: dropped)\n";
+    "                             $STATE_DIRECTORY/spool; default none: dropped)\n"
+    "      --dead-letter PATH     append each request the OTLP exporter gives up for\n"
+    "                             good to PATH as a line of OTLP/JSON (default none)\n";
 
 static const char usage_tail[] =
     "\n"
@@ -81,6 +83,7 @@ enum {
         OPT_PROTOCOL,
         OPT_SAMPLE_RATE,
         OPT_SPOOL_DIR,
+        OPT_DEAD_LETTER,
         OPT_SETTING,
 };
 
@@ -93,6 +96,7 @@ static const struct option fixed_options[] = {
     {"protocol", required_argument, NULL, OPT_PROTOCOL},
     {"sample-rate", required_argument, NULL, OPT_SAMPLE_RATE},
     {"spool-dir", required_argument, NULL, OPT_SPOOL_DIR},
+    {"dead-letter", required_argument, NULL, OPT_DEAD_LETTER},
     {"exporter", required_argument, NULL, 'e'},
     {"endpoint", required_argument, NULL, OPT_ENDPOINT},
     {"header", required_argument, NULL, 'H'},
@@ -179,6 +183,8 @@ static int load_flag(ss_config *cfg, int opt, const char *arg)
                 return ss_conf_rate("--sample-rate", arg, &cfg->policy.sampling.rate);
         case OPT_SPOOL_DIR:
                 return ss_conf_set_str(&cfg->spool_root, arg);
+        case OPT_DEAD_LETTER:
+                return ss_conf_path("--dead-letter", arg, &cfg->cli.dead_letter);
         case 'H':
                 return ss_config_parse_headers(&cfg->cli, "--header", arg);
         case OPT_COMPRESSION:
