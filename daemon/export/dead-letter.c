@@ -21,10 +21,10 @@ struct ss_dead_letter {
         bool closing;
         void (*closed)(void *ctx);
         void *ctx;
-        uint64_t requests, spans, bytes; /* lines handed to the writer */
-        uint64_t refused;                /* lines not written: backlog, bad body, memory */
-        uint64_t write_errors;           /* lines the file did not take */
-        ss_ratelimit rl;
+        uint64_t requests, spans, bytes;   /* lines handed to the writer */
+        uint64_t refused;                  /* lines not written: backlog, bad body, memory */
+        uint64_t write_errors;             /* lines the file did not take */
+        ss_ratelimit rl_refused, rl_write; /* per call site, as every log line */
 };
 
 /* ---- one line ---------------------------------------------------------------------------- */
@@ -76,7 +76,7 @@ out:
 static void refuse(ss_dead_letter *dl, size_t n_spans, const char *why)
 {
         dl->refused++;
-        ss_log_rl(&dl->rl, SS_LOG_WARNING,
+        ss_log_rl(&dl->rl_refused, SS_LOG_WARNING,
                   "%s: %zu spans not written to the dead-letter file %s: %s "
                   "event=dead-letter-refused exporter=%s spans=%zu path=\"%s\" reason=\"%s\"",
                   dl->exporter, n_spans, dl->path, why, dl->exporter, n_spans, dl->path, why);
@@ -129,7 +129,7 @@ static void on_written(void *ctx, size_t spans, int status)
 
         if (status < 0) {
                 dl->write_errors++;
-                ss_log_rl(&dl->rl, SS_LOG_ERR,
+                ss_log_rl(&dl->rl_write, SS_LOG_ERR,
                           "%s: cannot write %zu spans to the dead-letter file %s "
                           "event=dead-letter-write-failed exporter=%s spans=%zu path=\"%s\" "
                           "error=\"%s\"",
@@ -197,7 +197,9 @@ void ss_dead_letter_close(ss_dead_letter *dl, void (*closed)(void *ctx), void *c
         dl->closed = closed;
         dl->ctx = ctx;
         /* Unlike the file exporter's, the tail is not given up: a dead letter is the last
-         * copy of what no backend took. */
-        if (!ss_writer_busy(&dl->w))
+         * copy of what no backend took. A file drains as fast as the disk goes; a FIFO's
+         * reader may never read, and shutdown must not wait for it: that tail is given up,
+         * logged as write errors. */
+        if (!ss_writer_busy(&dl->w) || ss_writer_is_stream(&dl->w))
                 ss_writer_close(&dl->w, on_writer_closed);
 }

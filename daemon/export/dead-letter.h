@@ -47,5 +47,6 @@ void ss_dead_letter_put(ss_dead_letter *dl, const uint8_t *body, size_t len, siz
  * prefix. dl NULL: none. */
 void ss_dead_letter_counters(const ss_dead_letter *dl, const char *prefix, ss_counters *out);
 
-/* Write what is queued, close the file, free dl, then closed(ctx) from the loop. */
+/* Write what is queued (to a regular file; to a FIFO or pipe it is given up, logged), close
+ * the file, free dl, then closed(ctx) from the loop. */
 void ss_dead_letter_close(ss_dead_letter *dl, void (*closed)(void *ctx), void *ctx);
