@@ -43,7 +43,7 @@ class DeadLetter(Base):
                             "--batch-size", "20", "--dead-letter", self.path] + list(extra),
                            name=name)
 
-    def send(self, d, traces, children):
+    def send(self, d, traces, children, attrs=ATTRS):
         """Whole traces; returns the hex ids of every span sent."""
         c = RawClient(d.socket)
         c.hello()
@@ -53,7 +53,7 @@ class DeadLetter(Base):
             c.send(span_start(tid, root, None, "root%d" % i, KIND_SERVER))
             for _ in range(children):
                 sid = os.urandom(8)
-                c.send(span_start(tid, sid, root, "child", attrs=ATTRS) + span_end(sid))
+                c.send(span_start(tid, sid, root, "child", attrs=attrs) + span_end(sid))
                 ids.append(sid.hex())
             c.send(span_end(root))
             ids.append(root.hex())
@@ -171,10 +171,33 @@ class DeadLetter(Base):
         got = [i for raw in self.lines() for i in line_span_ids(json.loads(raw))]
         self.assertEqual(sorted(got), sorted(ids))
 
+    def test_a_fifo_nobody_reads_costs_the_backlog_then_lines_are_refused(self):
+        self.path = os.path.join(self.tmp, "dead.fifo")
+        os.mkfifo(self.path)
+        rd = os.open(self.path, os.O_RDONLY | os.O_NONBLOCK)  # a reader that never reads
+        self.addCleanup(os.close, rd)
+        d = self.start()
+        self.rx.fail_next(10**6, 400)
+        # About 16 MiB of lines: twice the backlog the file may hold.
+        ids = self.send(d, 40, 49, attrs={"blob": "x" * 8000})
+        st = self.wait_stats(d, "every span rejected",
+                             lambda st: st[EXP + "dropped.rejected"] == len(ids))
+        self.assertGreater(st[EXP + "dead_letter.refused"], 0)
+        self.assertGreater(st[EXP + "dead_letter.requests"], 0)
+        self.assertEqual(st[EXP + "dead_letter.requests"] + st[EXP + "dead_letter.refused"],
+                         len([r for r in self.rx.requests if r["status"] == 400]))
+        self.assertIn("event=dead-letter-refused", d.stderr())
+        # Shutdown does not wait for a reader that never comes.
+        t0 = time.monotonic()
+        self.assertEqual(d.stop(), 0)
+        self.assertLess(time.monotonic() - t0, 10)
+        self.assertIn("event=dead-letter-write-failed", d.stderr())
+
     def test_an_unopenable_file_stops_the_start(self):
         path = os.path.join(self.tmp, "no-such-dir", "dead.jsonl")
         d = self.daemon(["--endpoint", self.rx.url, "--dead-letter", path], wait=False)
         self.assertNotEqual(d.proc.wait(20), 0)
+        d.stop()
         err = d.stderr()
         self.assertIn(path, err)
         self.assertIn(os.strerror(2), err)
