@@ -75,6 +75,11 @@ class DeadLetter(Base):
         self.assertEqual(st[exp + "spans_dropped"], len(ids))
         self.assertEqual(st[exp + "dead_letter.refused"], 0)
         self.assertEqual(st[exp + "dead_letter.write_errors"], 0)
+        # The counters count lines handed to the writer: the disk may be a moment behind.
+        deadline = time.time() + 10
+        want = st[exp + "dead_letter.bytes"]
+        while time.time() < deadline and os.path.getsize(self.path) < want:
+            time.sleep(0.05)
         lines = self.lines()
         self.assertEqual(len(lines), st[exp + "dead_letter.requests"])
         self.assertEqual(sum(len(x) + 1 for x in lines), st[exp + "dead_letter.bytes"])
