@@ -9,6 +9,7 @@ the counters must agree: dropped by reason and dead_letter.* alike.
 Run by meson with SIDESPAND set (suite integration, test dead-letter).
 """
 
+import errno
 import json
 import os
 import subprocess
@@ -199,14 +200,24 @@ class DeadLetter(Base):
         self.assertIn("event=dead-letter-write-failed", d.stderr())
 
     def test_an_unopenable_file_stops_the_start(self):
-        path = os.path.join(self.tmp, "no-such-dir", "dead.jsonl")
-        d = self.daemon(["--endpoint", self.rx.url, "--dead-letter", path], wait=False)
-        self.assertNotEqual(d.proc.wait(20), 0)
-        d.stop()
-        err = d.stderr()
-        self.assertIn(path, err)
-        self.assertIn(os.strerror(2), err)
-        self.assertIn("event=dead-letter-failed", err)
+        # Refused by the configuration's check (--check-config too), and by the open itself
+        # (a directory is writable, but cannot be opened as the file).
+        cases = [(os.path.join(self.tmp, "no-such-dir", "dead.jsonl"), errno.ENOENT),
+                 (self.tmp, errno.EISDIR)]
+        for i, (path, err) in enumerate(cases):
+            d = self.daemon(["--endpoint", self.rx.url, "--dead-letter", path], wait=False,
+                            name="bad%d" % i)
+            self.assertNotEqual(d.proc.wait(20), 0)
+            d.stop()
+            log = d.stderr()
+            self.assertIn('path="%s"' % path, log)
+            self.assertIn(os.strerror(err), log)
+            self.assertIn("event=dead-letter-failed", log)
+        r = subprocess.run([os.environ["SIDESPAND"], "--endpoint", self.rx.url, "--dead-letter",
+                            cases[0][0], "--check-config"], capture_output=True, text=True,
+                           timeout=30)
+        self.assertEqual(r.returncode, 2)
+        self.assertIn(cases[0][0], r.stderr)
 
     def test_the_configuration_file_key(self):
         conf = os.path.join(self.tmp, "s.conf")

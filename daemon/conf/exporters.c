@@ -9,6 +9,7 @@
 #include "conf/parse.h"
 #include "conf/policy.h"
 #include "conf/settings.h"
+#include "export/dead-letter.h"
 #include "export/tls.h"
 #include "ss-kvlist.h"
 #include "ss-macro.h"
@@ -578,6 +579,8 @@ int ss_spec_resolve(ss_exporter_spec *spec, ss_exporter_def *def)
 
                 if (ss_tls_check(spec->name, &files) < 0)
                         return spec_error(spec, "its TLS files cannot be used");
+                if (spec->dead_letter && ss_dead_letter_check(spec->dead_letter, spec->name) < 0)
+                        return spec_error(spec, "its dead_letter file cannot be written");
         }
         return 0;
 }

@@ -140,6 +140,28 @@ static void on_written(void *ctx, size_t spans, int status)
                 ss_writer_close(&dl->w, on_writer_closed);
 }
 
+int ss_dead_letter_check(const char *path, const char *exporter)
+{
+        char *dir = strdup(path), *slash;
+        int r = 0;
+
+        if (!dir)
+                return -ENOMEM;
+        slash = strrchr(dir, '/');
+        if (slash)
+                slash[slash == dir] = '\0'; /* "/f" keeps "/" */
+        if (access(path, W_OK) < 0 &&
+            (errno != ENOENT || access(slash ? dir : ".", W_OK | X_OK) < 0))
+                r = -errno;
+        free(dir);
+        if (r < 0)
+                ss_log(SS_LOG_ERR,
+                       "%s: the dead-letter file %s cannot be written: %s "
+                       "event=dead-letter-failed exporter=%s path=\"%s\" error=\"%s\"",
+                       exporter, path, strerror(-r), exporter, path, strerror(-r));
+        return r;
+}
+
 int ss_dead_letter_open(uv_loop_t *loop, const char *path, const char *exporter,
                         ss_dead_letter **ret)
 {

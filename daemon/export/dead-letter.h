@@ -38,6 +38,14 @@ typedef struct ss_dead_letter ss_dead_letter;
 int ss_dead_letter_open(uv_loop_t *loop, const char *path, const char *exporter,
                         ss_dead_letter **ret);
 
+/*
+ * Whether path could be opened for appending, without creating it: an
+ * existing file writable, else its directory. For --check-config, to refuse
+ * what the start would. 0, or -errno after logging the path and the error.
+ * Any thread.
+ */
+int ss_dead_letter_check(const char *path, const char *exporter);
+
 /* Append the request body[0..len) of n_spans spans as one line; the caller keeps body. A
  * line not written (backlog, a body that is no request, no memory) is counted and logged,
  * rate-limited. dl NULL: nothing. */
