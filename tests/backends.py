@@ -232,24 +232,6 @@ class BackendsBase(Base):
         self.assertFalse(os.path.exists(d.socket), "no socket left behind")
         return rc, d.stderr()
 
-    def stats(self, d):
-        c = RawClient(d.socket)
-        try:
-            return c.stats()
-        finally:
-            c.close()
-
-    def wait_stats(self, d, what, ok, timeout=20):
-        """STATS once ok(stats) holds; fails (saying what) at the deadline."""
-        deadline = time.monotonic() + timeout
-        while True:
-            st = self.stats(d)
-            if ok(st):
-                return st
-            if time.monotonic() > deadline:
-                self.fail("%s: not within %d s: %s" % (what, timeout, exporter_stats(st)))
-            time.sleep(0.05)
-
     def exported(self, d, name, n):
         """STATS once exporter name has exported n spans (its answers may come after the
         receiver has them)."""
@@ -290,10 +272,6 @@ class BackendsBase(Base):
             for s in t:
                 self.assertTrue(s is roots[0] or s["parent_span_id"] in ids, s["name"])
             self.assertEqual(roots[0]["service_name"], "demo-agent")
-
-
-def exporter_stats(st):
-    return {k: v for k, v in st.items() if k.startswith("exporter.")}
 
 
 def basic(user, password):

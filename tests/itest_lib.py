@@ -258,6 +258,25 @@ class Base(unittest.TestCase):
         return self.daemon(["--endpoint", self.rx.url, "--batch-delay-ms", "100"] + list(extra),
                            **kw)
 
+    def stats(self, d):
+        c = RawClient(d.socket)
+        try:
+            return c.stats()
+        finally:
+            c.close()
+
+    def wait_stats(self, d, what, ok, timeout=20):
+        """STATS once ok(stats) holds; fails (saying what) at the deadline."""
+        deadline = time.monotonic() + timeout
+        while True:
+            st = self.stats(d)
+            if ok(st):
+                return st
+            if time.monotonic() > deadline:
+                self.fail("%s: not within %d s: %s" % (what, timeout, {
+                    k: v for k, v in st.items() if k.startswith("exporter.")}))
+            time.sleep(0.05)
+
     def wait_spans(self, n, timeout=20):
         ok = self.rx.wait_spans(n, timeout)
         self.assertTrue(ok, "receiver got %d of %d spans" % (len(self.rx.spans()), n))

@@ -201,6 +201,34 @@ START_TEST(file_write_error_is_reported)
 }
 END_TEST
 
+/* done() that closes the writer once nothing is queued, as the dead-letter file does. */
+static void on_done_close(void *ctx, size_t items, int status)
+{
+        on_done(ctx, items, status);
+        if (!ss_writer_busy(&w) && !w.closing)
+                ss_writer_close(&w, on_closed);
+}
+
+START_TEST(file_close_from_done)
+{
+        int fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+        char text[64];
+
+        ck_assert_int_ge(fd, 0);
+        ck_assert_int_eq(ss_writer_open(&w, &loop, fd, true, 1 << 20, on_done_close, &got), 0);
+        ck_assert_int_eq(write_text("a\n", 1), 0);
+        ck_assert_int_eq(write_text("b\n", 1), 0);
+        ck_assert(fx_run_until(&loop, closed, NULL));
+        uv_run(&loop, UV_RUN_NOWAIT);
+        ck_assert_uint_eq(got.closed, 1);
+        ck_assert_uint_eq(got.calls, 2);
+        ck_assert_uint_eq(got.ok_items, 2);
+        ck_assert_uint_eq(fx_read_file(path, text, sizeof(text)), 4);
+        ck_assert_str_eq(text, "a\nb\n");
+        ck_assert(!fd_open(fd));
+}
+END_TEST
+
 START_TEST(file_not_owned_stays_open)
 {
         int fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
@@ -386,6 +414,7 @@ int main(void)
         tcase_add_test(file, file_chunks_in_order);
         tcase_add_test(file, file_bound_and_close_with_a_write_in_flight);
         tcase_add_test(file, file_write_error_is_reported);
+        tcase_add_test(file, file_close_from_done);
         tcase_add_test(file, file_not_owned_stays_open);
         suite_add_tcase(s, file);
 

@@ -53,6 +53,7 @@ typedef struct ss_exporter_spec {
         char *public_key, *secret_key, *host, *region; /* langfuse */
         char *api_key;                                 /* promptlayer */
         char *spool_dir;     /* network exporters: given, or the daemon's spool dir + name */
+        char *dead_letter;   /* network exporters: OTLP/JSON lines of what is given up */
         ss_http_config http; /* numbers; strings linked at the end */
         int include_content; /* -1: not said (true) */
         int redact[3];       /* secrets, personal, custom: -1 not said (the daemon's) */

@@ -9,6 +9,7 @@
 #include "conf/parse.h"
 #include "conf/policy.h"
 #include "conf/settings.h"
+#include "export/dead-letter.h"
 #include "export/tls.h"
 #include "ss-kvlist.h"
 #include "ss-macro.h"
@@ -34,10 +35,10 @@ void ss_spec_init(ss_exporter_spec *spec, const char *name, const char *origin)
 
 void ss_spec_free(ss_exporter_spec *spec)
 {
-        char **owned[] = {&spec->name,       &spec->origin,     &spec->type,     &spec->endpoint,
-                          &spec->ca_file,    &spec->cert_file,  &spec->key_file, &spec->path,
-                          &spec->public_key, &spec->secret_key, &spec->host,     &spec->region,
-                          &spec->api_key,    &spec->spool_dir};
+        char **owned[] = {&spec->name,       &spec->origin,     &spec->type,       &spec->endpoint,
+                          &spec->ca_file,    &spec->cert_file,  &spec->key_file,   &spec->path,
+                          &spec->public_key, &spec->secret_key, &spec->host,       &spec->region,
+                          &spec->api_key,    &spec->spool_dir,  &spec->dead_letter};
 
         for (size_t i = 0; i < SS_ELEMENTSOF(owned); i++)
                 free(*owned[i]);
@@ -233,6 +234,7 @@ static char **string_key(ss_exporter_spec *spec, const char *key)
             {"region", offsetof(ss_exporter_spec, region)},
             {"api_key", offsetof(ss_exporter_spec, api_key)},
             {"spool_dir", offsetof(ss_exporter_spec, spool_dir)},
+            {"dead_letter", offsetof(ss_exporter_spec, dead_letter)},
         };
 
         for (size_t i = 0; i < SS_ELEMENTSOF(keys); i++)
@@ -503,6 +505,7 @@ static void grpc_config(const ss_exporter_spec *spec, ss_grpc_config *g)
             .max_inflight = h->max_inflight,
             .retry = h->retry,
             .spool = h->spool,
+            .dead_letter = spec->dead_letter,
             .ca_file = spec->ca_file,
             .cert_file = spec->cert_file,
             .key_file = spec->key_file,
@@ -543,6 +546,9 @@ int ss_spec_resolve(ss_exporter_spec *spec, ss_exporter_def *def)
         int r = 0;
 
         *def = (ss_exporter_def){.name = spec->name, .http = spec->http};
+        if ((type_is(spec, "console") || type_is(spec, "file")) && spec->dead_letter)
+                return spec_error(spec, "dead_letter is for the network exporters: a console "
+                                        "or file exporter gives nothing up");
         if (type_is(spec, "console")) {
                 def->kind = SS_EXPORT_CONSOLE;
         } else if (type_is(spec, "file")) {
@@ -561,6 +567,7 @@ int ss_spec_resolve(ss_exporter_spec *spec, ss_exporter_def *def)
         spec->http.ca_file = spec->ca_file;
         spec->http.cert_file = spec->cert_file;
         spec->http.key_file = spec->key_file;
+        spec->http.dead_letter = spec->dead_letter;
         spec->http.json = def->http.json;
         def->http = spec->http;
         def->file_path = spec->path;
@@ -572,6 +579,8 @@ int ss_spec_resolve(ss_exporter_spec *spec, ss_exporter_def *def)
 
                 if (ss_tls_check(spec->name, &files) < 0)
                         return spec_error(spec, "its TLS files cannot be used");
+                if (spec->dead_letter && ss_dead_letter_check(spec->dead_letter, spec->name) < 0)
+                        return spec_error(spec, "its dead_letter file cannot be written");
         }
         return 0;
 }
@@ -634,6 +643,7 @@ void ss_spec_print(FILE *out, const ss_exporter_spec *spec, const ss_exporter_de
                 static const char *const fsyncs[] = {"interval", "always", "never"};
 
                 print_str(out, "spool_dir", spec->spool_dir);
+                print_str(out, "dead_letter", spec->dead_letter);
                 fprintf(out, "spool_fsync = %s\nretry_multiplier = %g\n",
                         fsyncs[spec->http.spool.fsync],
                         spec->http.retry.multiplier >= 1.0 ? spec->http.retry.multiplier

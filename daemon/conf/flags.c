@@ -55,7 +55,9 @@ static const char usage_head[] =
     "                             STATE_DIR/spool, without a state directory none)\n"
     "      --state-dir DIR        keep open spans across a restart in DIR (env\n"
     "                             SIDESPAN_STATE_DIR, [daemon] state_dir, else systemd's\n"
-    "                             $STATE_DIRECTORY; default none: they end as orphans)\n";
+    "                             $STATE_DIRECTORY; default none: they end as orphans)\n"
+    "      --dead-letter PATH     append each request the OTLP exporter gives up for\n"
+    "                             good to PATH as a line of OTLP/JSON (default none)\n";
 
 static const char usage_tail[] =
     "\n"
@@ -85,6 +87,7 @@ enum {
         OPT_SAMPLE_RATE,
         OPT_SPOOL_DIR,
         OPT_STATE_DIR,
+        OPT_DEAD_LETTER,
         OPT_SETTING,
 };
 
@@ -98,6 +101,7 @@ static const struct option fixed_options[] = {
     {"sample-rate", required_argument, NULL, OPT_SAMPLE_RATE},
     {"spool-dir", required_argument, NULL, OPT_SPOOL_DIR},
     {"state-dir", required_argument, NULL, OPT_STATE_DIR},
+    {"dead-letter", required_argument, NULL, OPT_DEAD_LETTER},
     {"exporter", required_argument, NULL, 'e'},
     {"endpoint", required_argument, NULL, OPT_ENDPOINT},
     {"header", required_argument, NULL, 'H'},
@@ -186,6 +190,8 @@ static int load_flag(ss_config *cfg, int opt, const char *arg)
                 return ss_conf_set_str(&cfg->spool_root, arg);
         case OPT_STATE_DIR:
                 return ss_conf_path("--state-dir", arg, &cfg->state_dir);
+        case OPT_DEAD_LETTER:
+                return ss_conf_path("--dead-letter", arg, &cfg->cli.dead_letter);
         case 'H':
                 return ss_config_parse_headers(&cfg->cli, "--header", arg);
         case OPT_COMPRESSION:

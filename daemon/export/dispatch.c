@@ -12,12 +12,13 @@
 /* Bytes of a partial_success message quoted in a log line. */
 #define DISPATCH_LOG_TEXT_MAX 200
 
-/* Give a request up: its spans count as dropped, under *reason too. A request read from the
- * spool leaves it. */
+/* Give a request up: its spans count as dropped, under *reason too, and its body goes to the
+ * dead-letter file when there is one. A request read from the spool leaves it. */
 static void req_drop(ss_dispatch *d, ss_req *r, uint64_t *reason)
 {
         size_t n;
 
+        ss_dead_letter_put(d->dead_letter, r->body.data, r->body.len, r->n_spans);
         if (r->spool_id)
                 ss_spool_ack(d->spool, r->spool_id - 1);
         n = ss_reqq_finish(&d->queue, r);
@@ -364,6 +365,7 @@ static void dispatch_counters(const ss_exporter *base, const char *prefix, ss_co
         ss_counters_add(out, prefix, "dropped.spool_full", x->spool_full);
         ss_counters_add(out, prefix, "dropped.spool_refused", x->spool_refused);
         ss_counters_add(out, prefix, "dropped.shutdown", x->shutdown);
+        ss_dead_letter_counters(d->dead_letter, prefix, out);
         if (d->spool) {
                 const ss_spool_stats *s = ss_spool_stats_get(d->spool);
                 char p[SS_COUNTER_NAME_MAX];
@@ -443,6 +445,7 @@ static void put_away_all(ss_dispatch *d)
                        (unsigned long long)ss_spool_stats_get(d->spool)->records);
 }
 
+/* The spool or the dead-letter file is closed. */
 static void on_spool_closed(void *ctx)
 {
         ss_dispatch_release(ctx);
@@ -471,6 +474,11 @@ static void dispatch_destroy(ss_exporter *base)
                 ss_dispatch_hold(d);
                 ss_spool_close(d->spool, on_spool_closed, d);
                 d->spool = NULL;
+        }
+        if (d->dead_letter) { /* after put_away_all(), whose drops it writes */
+                ss_dispatch_hold(d);
+                ss_dead_letter_close(d->dead_letter, on_spool_closed, d);
+                d->dead_letter = NULL;
         }
 }
 
@@ -525,6 +533,11 @@ int ss_dispatch_init(ss_dispatch *d, uv_loop_t *loop, const char *name, const ss
         }
         d->retry_timer.data = d;
         d->holds = 2;
+        if (cfg->dead_letter &&
+            (r = ss_dead_letter_open(loop, cfg->dead_letter, name, &d->dead_letter)) < 0) {
+                dispatch_destroy(&d->base); /* set up: the teardown frees it */
+                return r;
+        }
         if (cfg->spool.dir) {
                 char err[512];
 

@@ -21,6 +21,7 @@
 
 #include "base/log.h"
 #include "export/batcher.h"
+#include "export/dead-letter.h"
 #include "export/exporter.h"
 #include "export/request-queue.h"
 #include "export/retry.h"
@@ -64,6 +65,7 @@ typedef struct ss_dispatch_config {
         uint64_t batch_delay_ms; /* a batch goes this long after its first span */
         size_t max_queue_bytes;  /* encoded bytes waiting for retry or in flight */
         uint32_t max_inflight;   /* concurrent attempts */
+        const char *dead_letter; /* file for the requests given up; NULL: none */
         ss_retry_config retry;
         ss_spool_config spool; /* dir NULL: no spool */
 } ss_dispatch_config;
@@ -94,6 +96,7 @@ struct ss_dispatch {
         ss_dispatch_drops drops;
         unsigned holds; /* handles still to close before the free */
         bool destroyed;
+        ss_dead_letter *dead_letter; /* NULL: none */
         /* Per exporter, so that one backend's failures never silence another's. */
         ss_ratelimit rl_drop, rl_retry, rl_error;
 };

@@ -836,6 +836,7 @@ int ss_grpc_exporter_new(uv_loop_t *loop, const ss_grpc_config *cfg, ss_exporter
                                  .max_inflight = cfg->max_inflight,
                                  .retry = cfg->retry,
                                  .spool = cfg->spool,
+                                 .dead_letter = cfg->dead_letter,
                              });
         if (r < 0)
                 return r; /* freed by the dispatch */

@@ -49,7 +49,8 @@ typedef struct ss_grpc_config {
         uint32_t max_inflight;   /* concurrent calls, default 4 */
         /* Also the channel's reconnect backoff: initial and maximum. */
         ss_retry_config retry;
-        ss_spool_config spool; /* dir NULL: no spool */
+        ss_spool_config spool;   /* dir NULL: no spool */
+        const char *dead_letter; /* OTLP/JSON lines of the requests given up; NULL: none */
         /* TLS (https:// only), PEM files read at creation: the CAs that sign the server
          * (NULL: the system's), and a client certificate with its key for mTLS (both or
          * neither). */

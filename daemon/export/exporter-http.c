@@ -374,6 +374,7 @@ int ss_http_exporter_new(uv_loop_t *loop, const ss_http_config *cfg, ss_exporter
                                  .max_inflight = e->cfg.max_inflight,
                                  .retry = e->cfg.retry,
                                  .spool = e->cfg.spool,
+                                 .dead_letter = cfg->dead_letter,
                              });
         if (r < 0)
                 return r; /* freed by the dispatch */

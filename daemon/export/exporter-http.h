@@ -39,10 +39,11 @@ typedef struct ss_http_config {
         size_t max_queue_bytes;  /* encoded bytes waiting for retry or in flight, default 64 MiB */
         uint32_t max_inflight;   /* concurrent requests, default 4 */
         ss_retry_config retry;
-        ss_spool_config spool; /* dir NULL: no spool, what cannot be sent is dropped */
-        bool json;             /* OTLP/JSON (http/json) instead of protobuf */
-        const char *ca_file;   /* PEM bundle to verify the server with; NULL: the system's */
-        const char *cert_file; /* PEM client certificate (mTLS), with key_file */
+        ss_spool_config spool;   /* dir NULL: no spool, what cannot be sent is dropped */
+        const char *dead_letter; /* OTLP/JSON lines of the requests given up; NULL: none */
+        bool json;               /* OTLP/JSON (http/json) instead of protobuf */
+        const char *ca_file;     /* PEM bundle to verify the server with; NULL: the system's */
+        const char *cert_file;   /* PEM client certificate (mTLS), with key_file */
         const char *key_file;
 } ss_http_config;
 

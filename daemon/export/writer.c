@@ -106,8 +106,13 @@ static void fs_next(ss_writer *w)
         }
         if (!w->head)
                 w->tail = NULL;
+        if (!w->closing || w->fs_busy)
+                return;
+        /* The request is the close's from now on: a close asked for from inside done() runs
+         * this twice, and the second must leave it alone. */
+        w->fs_busy = true;
         /* uv_fs_close() fails only without memory: then close here, and say so at once. */
-        if (w->closing && !w->fs_busy && uv_fs_close(w->loop, &w->req, w->fd, on_fs_closed) < 0) {
+        if (uv_fs_close(w->loop, &w->req, w->fd, on_fs_closed) < 0) {
                 close(w->fd);
                 w->closed(w->ctx);
         }

@@ -62,6 +62,13 @@ static inline bool ss_writer_busy(const ss_writer *w)
         return w->queued > 0;
 }
 
+/* True when the fd is written as a stream (a pipe, a FIFO, a terminal): one whose reader may
+ * never read, where waiting for the queue to drain may never end. */
+static inline bool ss_writer_is_stream(const ss_writer *w)
+{
+        return w->s != NULL;
+}
+
 /* Give up what is queued (done() with -ECANCELED), close, then closed(ctx) from the loop.
- * A file write already on the thread pool is waited for. */
+ * A file write already on the thread pool is waited for. May be called from done(). */
 void ss_writer_close(ss_writer *w, void (*closed)(void *ctx));

@@ -20,6 +20,20 @@ int ss_otlp_encode(ss_span *const *spans, size_t n, ss_buf *out);
 /* Append the same request as OTLP/JSON on one line, no newline. */
 int ss_otlp_json_encode(ss_span *const *spans, size_t n, ss_buf *out);
 
+struct ProtobufCMessage;
+
+/*
+ * Append any protobuf-c message as OTLP/JSON on one line, no newline: the
+ * protobuf JSON mapping with OTLP's exceptions (trace_id, span_id and
+ * parent_span_id as lowercase hex, enums as integers), driven by the
+ * message's descriptor. -ENOMEM / -ENOBUFS (out as it was).
+ */
+int ss_otlp_pb_json(const struct ProtobufCMessage *m, ss_buf *out);
+
+/* The same for an ExportTraceServiceRequest given as protobuf, pb[0..len); -EBADMSG when it
+ * is none. */
+int ss_otlp_pb_trace_request_json(const uint8_t *pb, size_t len, ss_buf *out);
+
 /*
  * Read an ExportTraceServiceResponse. 0 with *ret_rejected (0 when no
  * partial_success) and a malloc'd *ret_message (NULL when none); -EBADMSG when
