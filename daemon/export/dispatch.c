@@ -80,7 +80,7 @@ static bool wants_replay(const ss_dispatch *d)
         if (!d->spool || d->reading || d->destroyed || !ss_spool_has_more(d->spool))
                 return false;
         if (d->failing)
-                return !ss_reqq_busy(&d->queue);
+                return !ss_reqq_busy(&d->queue) && uv_now(d->loop) >= d->probe_at;
         return d->queue.waiting.n < d->queue.max_inflight &&
                d->queue.bytes < d->queue.max_bytes / 2;
 }
@@ -142,6 +142,10 @@ static void arm_retry_timer(ss_dispatch *d)
         uint64_t now = uv_now(d->loop), due = ss_reqq_next_due(&d->queue);
         int r;
 
+        /* A probe from the spool waits for its time too. */
+        if (d->failing && d->probe_at > now && d->probe_at < due && d->spool && !d->reading &&
+            ss_spool_has_more(d->spool))
+                due = d->probe_at;
         if (due == UINT64_MAX)
                 r = uv_timer_stop(&d->retry_timer);
         else
@@ -277,6 +281,8 @@ void ss_dispatch_failed(ss_dispatch *d, ss_req *r, bool retryable, long after_ms
         /* With a spool, a failing backend's requests wait on disk, in the order they came,
          * and the spool's oldest probes the backend: memory holds nothing for it. */
         if (retryable && d->spool && !r->spool_id) {
+                d->probe_at = now + (after_ms >= 0 ? (uint64_t)after_ms
+                                                   : ss_retry_backoff_ms(&d->retry, r->attempts));
                 ss_log_rl(&d->rl_retry, SS_LOG_INFO,
                           "%s: %s: spooling %zu spans until it answers "
                           "event=export-spooled exporter=%s spans=%zu reason=\"%s\"",

@@ -92,6 +92,8 @@ struct ss_dispatch {
         ss_spool *spool;     /* NULL: none */
         bool failing;        /* the backend's last answer asked to retry: spool new work */
         bool reading;        /* a spool read is pending */
+        uint64_t probe_at;   /* while failing, no probe from the spool before this (uv_now):
+                                the backoff, or what Retry-After or RetryInfo asked */
         uint64_t spool_lost; /* spool.dropped_full_spans already counted */
         ss_dispatch_drops drops;
         unsigned holds; /* handles still to close before the free */

@@ -1,0 +1,268 @@
+#!/usr/bin/python3
+# SPDX-License-Identifier: MIT
+"""Fault injection on the retry paths (issue 9), from outside: the real sidespand
+against real OTLP receivers told to fail. HTTP 503, then 429 with Retry-After
+in seconds and as an HTTP-date, then 400; gRPC UNAVAILABLE, RESOURCE_EXHAUSTED
+with and without RetryInfo; each with and without a spool; and an agent
+process killed mid-run. Every test ends with exact counts (sent, received by
+span id, retried, spooled, dropped by reason) that must add up.
+
+Run by meson with SIDESPAND and SIDESPAN_CLI set (suite integration, test faults).
+"""
+
+import email.utils
+import os
+import signal
+import subprocess
+import sys
+import time
+import unittest
+
+import grpc
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import otlp_grpc_receiver  # noqa: E402
+from itest_lib import Base, RawClient, send_trace  # noqa: E402
+
+HTTP = "exporter.otlp-http."
+GRPC = "exporter.otlp-grpc."
+STATUS_ERROR = 2
+# Timing is only checked from below, with this slack for the clocks' granularity.
+SLACK = 0.05
+
+
+class Faults(Base):
+    def setUp(self):
+        super().setUp()
+        self.spool = os.path.join(self.tmp, "spool")
+
+    def start(self, endpoint, *extra, spool=False):
+        args = ["--endpoint", endpoint, "--batch-delay-ms", "20", "--retry-initial-ms", "100",
+                "--retry-max-ms", "400"] + list(extra)
+        if spool:
+            args += ["--spool-dir", self.spool]
+        return self.daemon(args)
+
+    def one_trace(self, d, children=4, tag="t"):
+        """A trace of children + 1 spans through its own connection; their count."""
+        c = RawClient(d.socket)
+        c.hello()
+        send_trace(c, tag, children)
+        c.flush()
+        c.close()
+        return children + 1
+
+    def wait(self, pred, what, timeout=30):
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            if pred():
+                return
+            time.sleep(0.05)
+        self.fail("%s not reached" % what)
+
+    def summary(self, name, sent, received, st, exp):
+        print("\n%s: sent %d, received %d unique, retries %d, spooled %d, replayed %d, "
+              "dropped %d (rejected %d, exhausted %d)"
+              % (name, sent, received, st[exp + "retries"], st[exp + "spans_spooled"],
+                 st[exp + "spans_replayed"], st[exp + "spans_dropped"],
+                 st[exp + "dropped.rejected"], st[exp + "dropped.exhausted"]))
+
+    # ---- HTTP ------------------------------------------------------------------------------
+
+    def attempt_gap(self, n_before):
+        """Seconds between the first two requests the receiver saw after n_before."""
+        reqs = self.rx.requests
+        self.assertGreaterEqual(len(reqs), n_before + 2)
+        return reqs[n_before + 1]["time"] - reqs[n_before]["time"]
+
+    def http_sequence(self, spool):
+        d = self.start(self.rx.url, spool=spool)
+        sent = delivered = 0
+
+        # 503: retried, delivered.
+        self.rx.fail_next(1, 503)
+        n = self.one_trace(d, tag="s503")
+        sent += n
+        delivered += n
+        self.assertTrue(self.rx.wait_spans(delivered, 20))
+
+        # 429 with Retry-After in seconds: the next attempt waits at least that long.
+        before = len(self.rx.requests)
+        self.rx.fail_next(1, 429, retry_after=1)
+        n = self.one_trace(d, tag="s429")
+        sent += n
+        delivered += n
+        self.assertTrue(self.rx.wait_spans(delivered, 20))
+        gap_s = self.attempt_gap(before)
+        self.assertGreaterEqual(gap_s, 1.0 - SLACK)
+
+        # 429 with Retry-After as an HTTP-date 2 s ahead (whole seconds: at least 1 s).
+        before = len(self.rx.requests)
+        self.rx.fail_next(1, 429, retry_after=email.utils.formatdate(time.time() + 2,
+                                                                     usegmt=True))
+        n = self.one_trace(d, tag="sdate")
+        sent += n
+        delivered += n
+        self.assertTrue(self.rx.wait_spans(delivered, 20))
+        gap_date = self.attempt_gap(before)
+        self.assertGreaterEqual(gap_date, 1.0 - SLACK)
+
+        # 400: final, counted, never retried.
+        before = len(self.rx.requests)
+        self.rx.fail_next(1, 400)
+        n = self.one_trace(d, tag="s400")
+        sent += n
+        self.wait(lambda: d.stats()[HTTP + "dropped.rejected"] == n, "the 400 counted")
+        time.sleep(0.5)
+        self.assertEqual(len(self.rx.requests), before + 1, "a 400 is not retried")
+
+        st = d.stats()
+        got = {s["span_id"] for s in self.rx.spans()}
+        self.summary("http 503/429/429-date/400 (%s)" % ("spool" if spool else "memory"),
+                     sent, len(got), st, HTTP)
+        print("Retry-After 1 -> next attempt after %.2f s; Retry-After date +2 s -> %.2f s"
+              % (gap_s, gap_date))
+        self.assertEqual(len(got), delivered)
+        self.assertEqual(st[HTTP + "spans_in"], sent)
+        self.assertEqual(st[HTTP + "spans_exported"], delivered)
+        self.assertEqual(st[HTTP + "spans_dropped"], sent - delivered)
+        self.assertEqual(st[HTTP + "dropped.rejected"], sent - delivered)
+        self.assertEqual(st[HTTP + "retries"] + st[HTTP + "spans_replayed"] > 0, True)
+        if spool:
+            self.assertEqual(st[HTTP + "spans_replayed"], st[HTTP + "spans_spooled"])
+        else:
+            self.assertEqual(st[HTTP + "retries"], 3)
+            self.assertEqual(st[HTTP + "spans_spooled"], 0)
+
+    def test_http_503_429_seconds_429_date_400_in_memory(self):
+        self.http_sequence(spool=False)
+
+    def test_http_503_429_seconds_429_date_400_with_a_spool(self):
+        self.http_sequence(spool=True)
+
+    # ---- gRPC ------------------------------------------------------------------------------
+
+    def grpc_rx(self):
+        rx = otlp_grpc_receiver.Receiver().start()
+        self.addCleanup(rx.stop)
+        return rx
+
+    def grpc_fail(self, rx, n, code, retry_delay_ms=None):
+        with rx.state.cond:
+            rx.state.fail_n = n
+            rx.state.fail_code = code
+            rx.state.fail_retry_delay_ms = retry_delay_ms
+
+    def grpc_daemon(self, rx, spool=False):
+        return self.start("http://127.0.0.1:%d" % rx.port, "--protocol", "grpc", spool=spool)
+
+    def grpc_spans(self, rx, n, timeout=20):
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            with rx.state.cond:
+                got = {s["span_id"] for s in rx.state.spans}
+            if len(got) >= n:
+                return got
+            time.sleep(0.05)
+        return got
+
+    def test_grpc_unavailable_is_retried_and_everything_arrives(self):
+        for spool in (False, True):
+            rx = self.grpc_rx()
+            self.grpc_fail(rx, 3, grpc.StatusCode.UNAVAILABLE)
+            d = self.grpc_daemon(rx, spool=spool)
+            sent = sum(self.one_trace(d, tag="u%d" % i) for i in range(3))
+            got = self.grpc_spans(rx, sent)
+            st = d.stats()
+            self.summary("grpc UNAVAILABLE x3 (%s)" % ("spool" if spool else "memory"), sent,
+                         len(got), st, GRPC)
+            self.assertEqual(len(got), sent)
+            self.assertEqual(st[GRPC + "spans_dropped"], 0)
+            self.assertEqual(st[GRPC + "spans_exported"], sent)
+            if spool:
+                self.assertGreater(st[GRPC + "spans_spooled"], 0)
+                self.wait(lambda: d.stats()[GRPC + "spool.records"] == 0, "spool emptied")
+                self.assertEqual(d.stats()[GRPC + "spans_replayed"],
+                                 d.stats()[GRPC + "spans_spooled"])
+            else:
+                self.assertGreaterEqual(st[GRPC + "retries"], 3)
+            d.stop()
+
+    def test_grpc_resource_exhausted_with_retry_info_waits_as_told(self):
+        rx = self.grpc_rx()
+        self.grpc_fail(rx, 1, grpc.StatusCode.RESOURCE_EXHAUSTED, retry_delay_ms=1500)
+        d = self.grpc_daemon(rx)
+        sent = self.one_trace(d)
+        got = self.grpc_spans(rx, sent)
+        st = d.stats()
+        with rx.state.cond:
+            times = [r["time"] for r in rx.state.requests]
+        self.summary("grpc RESOURCE_EXHAUSTED + RetryInfo 1.5 s", sent, len(got), st, GRPC)
+        print("next attempt after %.2f s" % (times[1] - times[0]))
+        self.assertEqual(len(got), sent)
+        self.assertEqual(len(times), 2)
+        self.assertGreaterEqual(times[1] - times[0], 1.5 - SLACK)
+        self.assertEqual(st[GRPC + "retries"], 1)
+        self.assertEqual(st[GRPC + "spans_dropped"], 0)
+
+    def test_grpc_resource_exhausted_without_retry_info_is_final(self):
+        rx = self.grpc_rx()
+        self.grpc_fail(rx, 1, grpc.StatusCode.RESOURCE_EXHAUSTED)
+        d = self.grpc_daemon(rx, spool=True)
+        sent = self.one_trace(d)
+        self.wait(lambda: d.stats()[GRPC + "spans_dropped"] == sent, "dropped")
+        time.sleep(0.5)
+        st = d.stats()
+        with rx.state.cond:
+            calls = len(rx.state.requests)
+        self.summary("grpc RESOURCE_EXHAUSTED, no RetryInfo", sent, 0, st, GRPC)
+        self.assertEqual(calls, 1, "not retried")
+        self.assertEqual(st[GRPC + "dropped.rejected"], sent)
+        self.assertEqual(st[GRPC + "retries"], 0)
+        self.assertEqual(st[GRPC + "spans_spooled"], 0)
+        # The exporter is not left failing: the next trace goes straight through.
+        sent2 = self.one_trace(d, tag="after")
+        self.assertEqual(len(self.grpc_spans(rx, sent2)), sent2)
+
+    # ---- an agent killed mid-run -------------------------------------------------------------
+
+    def test_an_agent_killed_mid_run_leaves_orphans_with_every_attribute(self):
+        d = self.start(self.rx.url, "--orphan-grace-ms", "60000")
+        # A real libsidespan agent: runs of 30 spans whose model calls take 400 ms each.
+        agent = subprocess.Popen([os.environ["SIDESPAN_CLI"], "--socket", d.socket, "emit",
+                                  "--runs", "5", "--latency", "400"],
+                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.wait(lambda: d.stats()["spans_open"] >= 3, "a run in its model calls")
+        open_before = d.stats()["spans_open"]
+        killed = time.time_ns()
+        agent.send_signal(signal.SIGKILL)
+        agent.wait()
+        # The process is gone (pidfd): its spans end at once, not after the 60 s grace.
+        self.wait(lambda: d.stats()["spans_open"] == 0, "orphans ended", timeout=10)
+        st = d.stats()
+        self.assertEqual(st["spans_orphaned"], open_before)
+        self.wait(lambda: len([s for s in self.rx.spans()
+                               if s["attributes"].get("sidespan.orphaned")]) == open_before,
+                  "orphans delivered")
+        orphans = [s for s in self.rx.spans() if s["attributes"].get("sidespan.orphaned")]
+        print("\nagent killed mid-run: %d spans open, %d orphans received, %d spans in all"
+              % (open_before, len(orphans), len(self.rx.spans())))
+        names = {s["name"] for s in orphans}
+        self.assertIn("agent.run", names)
+        for s in orphans:
+            self.assertEqual(s["status_code"], STATUS_ERROR, s["name"])
+            self.assertEqual(s["status_message"], "client process exited")
+            # Ended when the process went, not when the daemon got round to it.
+            self.assertLess(s["end_time_unix_nano"], killed + 2 * 10**9, s["name"])
+            self.assertGreaterEqual(s["end_time_unix_nano"], s["start_time_unix_nano"])
+        run = [s for s in orphans if s["name"] == "agent.run"][0]
+        # What the agent set at the start is all there.
+        for key in ("upsonic.agent.name", "upsonic.agent.model", "upsonic.run_id", "upsonic.input"):
+            self.assertIn(key, run["attributes"], key)
+        self.assertEqual(run["resource"]["service.name"], "sidespan-emit")
+        ids = [s["span_id"] for s in self.rx.spans()]
+        self.assertEqual(len(ids), len(set(ids)), "no span twice")
+
+
+if __name__ == "__main__":
+    unittest.main()
