@@ -7,10 +7,12 @@ with and without RetryInfo; each with and without a spool; and an agent
 process killed mid-run. Every test ends with exact counts (sent, received by
 span id, retried, spooled, dropped by reason) that must add up.
 
-Run by meson with SIDESPAND and SIDESPAN_CLI set (suite integration, test faults).
+Run by meson with SIDESPAND, SIDESPAN_CLI and ITEST_CLIENT set (suite integration, test
+faults).
 """
 
 import email.utils
+import json
 import os
 import signal
 import subprocess
@@ -262,6 +264,87 @@ class Faults(Base):
         self.assertEqual(run["resource"]["service.name"], "sidespan-emit")
         ids = [s["span_id"] for s in self.rx.spans()]
         self.assertEqual(len(ids), len(set(ids)), "no span twice")
+
+    # What itest-client hold starts its five open spans with, outermost first.
+    HELD = [
+        ("agent.run", {"upsonic.agent.name": "hold-agent", "upsonic.agent.model": "gpt-4o",
+                       "upsonic.run_id": "run-hold", "user.id": "user-7",
+                       "session.id": "session-hold", "upsonic.input": "What holds?"}),
+        ("pipeline.execute", {"upsonic.pipeline.total_steps": 24,
+                              "upsonic.pipeline.streaming": False}),
+        ("pipeline.step.model_execution", {"upsonic.step.name": "model_execution",
+                                           "upsonic.step.description": "Run the model"}),
+        ("chat gpt-4o", {"gen_ai.operation.name": "chat", "gen_ai.provider.name": "openai",
+                         "gen_ai.request.model": "gpt-4o", "gen_ai.request.temperature": 0.25,
+                         "gen_ai.request.max_tokens": 256, "gen_ai.request.top_p": 0.5,
+                         "server.address": "api.openai.com", "server.port": 443,
+                         "gen_ai.input.messages": '[{"role":"user","parts":[]}]',
+                         "gen_ai.system_instructions": "[]"}),
+        ("tool.execute", {"upsonic.tool.name": "get_weather", "upsonic.tool.call_id": "call_1",
+                          "gen_ai.tool.call.arguments": '{"city":"Paris"}'}),
+    ]
+
+    def test_a_c_client_killed_with_a_run_open_ends_it_at_the_disconnect(self):
+        grace_ms = 300
+        d = self.start(self.rx.url, "--orphan-grace-ms", str(grace_ms))
+        # itest-client hold (libsidespan): five nested spans left open, a tool call ended.
+        agent = subprocess.Popen([os.environ["ITEST_CLIENT"], "hold"],
+                                 env=dict(os.environ, SIDESPAN_SOCKET=d.socket),
+                                 stdout=subprocess.PIPE, text=True)
+        self.addCleanup(agent.wait)
+        self.addCleanup(agent.kill)
+        held = json.loads(agent.stdout.readline())
+        agent.stdout.close()
+        self.assertEqual(held["flush"], 0)
+        n_open = len(self.HELD)
+        self.assertEqual(d.stats()["spans_open"], n_open)
+        killed = time.time_ns()
+        agent.kill()
+        agent.wait()
+        sent = n_open + 1
+        self.wait(lambda: d.stats()[HTTP + "spans_exported"] == sent, "the trace exported")
+        st = d.stats()
+        spans = {s["span_id"]: s for s in self.rx.spans()}
+        orphans = [spans[i] for i in held["span_ids"] if i in spans]
+        print("\nC client killed with %d spans open: sent %d, received %d unique, orphans %d, "
+              "dropped %d" % (n_open, sent, len(spans), len(orphans),
+                              st[HTTP + "spans_dropped"]))
+        self.assertEqual(len(spans), sent)
+        self.assertEqual(len(orphans), n_open)
+        self.assertEqual(st["spans_orphaned"], n_open)
+        self.assertEqual(st["spans_open"], 0)
+        self.assertEqual(st[HTTP + "spans_in"], sent)
+        self.assertEqual(st[HTTP + "spans_dropped"], 0)
+        # All end together, when the connection went: after the kill, within the grace.
+        ends = {s["end_time_unix_nano"] for s in orphans}
+        self.assertEqual(len(ends), 1, ends)
+        end = ends.pop()
+        self.assertGreaterEqual(end, max(s["start_time_unix_nano"] for s in spans.values()))
+        self.assertGreaterEqual(end, killed)
+        self.assertLessEqual(end, killed + grace_ms * 10**6)
+        parents = {held["span_ids"][0]: ""}
+        parents.update(zip(held["span_ids"][1:], held["span_ids"]))
+        for s, (name, attrs) in zip(orphans, self.HELD):
+            self.assertEqual(s["name"], name)
+            self.assertEqual(s["trace_id"], held["trace_id"])
+            self.assertEqual(s["parent_span_id"], parents[s["span_id"]])
+            self.assertEqual(s["status_code"], STATUS_ERROR)
+            self.assertEqual(s["status_message"], "client process exited")
+            # Every attribute it was started with, as it was, and the mark; nothing else but
+            # the run's roll-ups (the daemon's totals of what ended under it).
+            got = dict(s["attributes"])
+            self.assertIs(got.pop("sidespan.orphaned"), True)
+            self.assertEqual({k: got.pop(k, None) for k in attrs}, attrs, name)
+            if name == "agent.run":
+                self.assertIn("upsonic.tool_call_count", got)
+                self.assertTrue(all(k.startswith("upsonic.") for k in got), got)
+            else:
+                self.assertEqual(got, {}, name)
+        self.assertEqual([e["name"] for e in orphans[3]["events"]], ["gen_ai.first_token"])
+        done = [s for s in spans.values() if s["span_id"] not in held["span_ids"]][0]
+        self.assertEqual(done["name"], "tool.execute")
+        self.assertEqual(done["parent_span_id"], held["span_ids"][2])
+        self.assertNotIn("sidespan.orphaned", done["attributes"])
 
 
 if __name__ == "__main__":

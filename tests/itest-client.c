@@ -21,6 +21,12 @@
  *                     stdin; "after.restart", flush (10 s); {"flush","reconnects"}
  *   open N            N root spans "itest.open" left open, flush, exit without ending them
  *                     (for orphan handling); {"trace_ids":[...],"flush":rc}
+ *   hold              an agent run killed mid-run: agent.run > pipeline.execute >
+ *                     pipeline.step.model_execution > "chat gpt-4o" (first-token event) >
+ *                     tool.execute get_weather, all left open, and a tool.execute get_time
+ *                     ended under the step; flush (5 s);
+ *                     {"trace_id","span_ids":[the five open, outermost first],"flush":rc};
+ *                     then blocks until it is killed
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -328,10 +334,56 @@ static int mode_open(long n)
         _exit(flush < 0);
 }
 
+/* The request of the held chat: every field that becomes a start attribute. */
+static void hold_chat_request(sidespan_chat_request *req)
+{
+        sidespan_chat_request_init(req);
+        req->temperature = 0.25;
+        req->top_p = 0.5;
+        req->max_tokens = 256;
+        req->server_address = "api.openai.com";
+        req->server_port = 443;
+        req->input_messages = "[{\"role\":\"user\",\"parts\":[]}]";
+        req->system_instructions = "[]";
+}
+
+static _Noreturn void mode_hold(void)
+{
+        sidespan_client *c = open_client(1.0, true);
+        sidespan_span *s[5], *done;
+        sidespan_chat_request req;
+        char tid[33], ids[5][33];
+        int flush;
+
+        hold_chat_request(&req);
+        die_if(sidespan_agent_run_start(c, "hold-agent", "gpt-4o", "run-hold", "user-7",
+                                        "session-hold", "What holds?", &s[0]),
+               "run");
+        die_if(sidespan_pipeline_start(c, s[0], 24, false, &s[1]), "pipeline");
+        die_if(sidespan_step_start(c, s[1], "model_execution", "Run the model", &s[2]), "step");
+        die_if(sidespan_chat_start(c, s[2], "openai", "gpt-4o", &req, &s[3]), "chat");
+        die_if(sidespan_chat_first_token(s[3]), "first token");
+        die_if(sidespan_tool_start(c, s[2], "get_time", "call_2", "{\"city\":\"Tokyo\"}", &done),
+               "tool");
+        die_if(sidespan_tool_end(done, true, "{\"time\":\"21:04\"}", 0.5), "tool end");
+        die_if(sidespan_tool_start(c, s[3], "get_weather", "call_1", "{\"city\":\"Paris\"}", &s[4]),
+               "tool");
+        for (int i = 0; i < 5; i++)
+                die_if(sidespan_span_span_id_hex(s[i], ids[i], sizeof(ids[i])), "id");
+        die_if(sidespan_span_trace_id_hex(s[0], tid, sizeof(tid)), "id");
+        flush = sidespan_flush(c, 5000);
+        printf("{\"trace_id\":\"%s\",", tid);
+        print_ids("span_ids", ids, 5);
+        printf(",\"flush\":%d}\n", flush);
+        fflush(stdout);
+        for (;;) /* the open spans stay open: the process is killed with them */
+                pause();
+}
+
 static int usage(void)
 {
         fprintf(stderr, "usage: itest-client absent N | spans N | remote TRACEPARENT | nocontent |"
-                        " sampled RATE N | reconnect | open N\n");
+                        " sampled RATE N | reconnect | open N | hold\n");
         return 2;
 }
 
@@ -353,5 +405,7 @@ int main(int argc, char **argv)
                 return mode_reconnect();
         if (strcmp(mode, "open") == 0 && argc == 3)
                 return mode_open(arg_long(argv[2]));
+        if (strcmp(mode, "hold") == 0 && argc == 2)
+                mode_hold();
         return usage();
 }
