@@ -33,6 +33,7 @@ Module use (e.g. from tests/integration.py in the same directory)::
     rx.requests                        # list of request dicts, see below
     rx.spans()                         # accepted spans, flattened to dicts
     rx.fail_next(n, status, retry_after=None)  # next n POSTs answer status
+    rx.hang_next(n)                    # next n POSTs are read and never answered
     rx.partial_next(rejected, message) # next POST answers partial_success
     rx.respond_with(body, content_type)  # successes answer this body (Langfuse's JSON)
     rx.tls_errors                      # failed TLS handshakes, as text
@@ -41,8 +42,14 @@ Module use (e.g. from tests/integration.py in the same directory)::
 
 A request dict has: path, headers (dict, lower-case names), content_type,
 content_encoding ("" when none), user_agent, body_len (bytes on the wire),
-status (what was answered), decode_error (str or None), n_spans, time,
-format ("json" or "protobuf"), client_cert (its common name, or None).
+status (what was answered; None for one hung), decode_error (str or None), n_spans,
+time, format ("json" or "protobuf"), client_cert (its common name, or None); a hung
+request also has closed: when its peer closed the connection (time.time(); None until
+then, and when the receiver stopped first).
+
+A hung request is not answered at all: the connection stays open, read and ignored,
+until the client gives up and closes it or the receiver stops (a backend that accepts
+and never answers). Its spans are not recorded. Failures (fail_next) come first.
 
 A span dict has: resource (attribute dict), service_name, scope_name,
 scope_version, trace_id, span_id (lower-case hex), parent_span_id (hex or
@@ -68,7 +75,8 @@ path:
     GET  /_sidespan/requests  {"count", "decode_errors", "requests": [...]} as JSON
     GET  /_sidespan/summary   line-based text for C tests:
                               requests=N / accepted=N / decode_errors=N / spans=N,
-                              "request status=S encoding=E spans=N path=P" per request,
+                              "request status=S encoding=E spans=N path=P" per request
+                              (S 0 for a hung one),
                               "header <name>: <value>" per request header,
                               "span name=.. trace_id=.. span_id=.. parent=.. kind=..
                               status=.. service=.." per span, then
@@ -76,6 +84,7 @@ path:
                               "resource <span name> <key>=<json value>",
                               "event <span name> <event name>" lines
     POST /_sidespan/fail?n=N&status=S[&retry_after=X]
+    POST /_sidespan/hang?n=N
     POST /_sidespan/partial?rejected=N[&message=M]
     POST /_sidespan/reset     forget requests, spans and pending failures
 
@@ -91,6 +100,7 @@ import importlib
 import json
 import os
 import re
+import select
 import shutil
 import signal
 import ssl
@@ -374,6 +384,8 @@ class _State:
         self.fail_n = 0
         self.fail_status = 503
         self.fail_retry_after = None
+        self.hang_n = 0
+        self.stopping = False
         self.partial = None  # (rejected, message)
         self.respond = None  # (body, content type) of every success, or None: OTLP's
         self.tls_errors = []
@@ -383,6 +395,7 @@ class _State:
             self.requests.clear()
             self.spans.clear()
             self.fail_n = 0
+            self.hang_n = 0
             self.partial = None
             self.respond = None
             self.tls_errors.clear()
@@ -462,6 +475,8 @@ class _Handler(http.server.BaseHTTPRequestHandler):
                 st.fail_n = int(q.get("n", ["1"])[0])
                 st.fail_status = int(q.get("status", ["503"])[0])
                 st.fail_retry_after = q.get("retry_after", [None])[0]
+            elif path == "/_sidespan/hang":
+                st.hang_n = int(q.get("n", ["1"])[0])
             elif path == "/_sidespan/partial":
                 st.partial = (int(q.get("rejected", ["0"])[0]), q.get("message", [""])[0])
             elif path == "/_sidespan/reset":
@@ -540,6 +555,10 @@ class _Handler(http.server.BaseHTTPRequestHandler):
                 status = st.fail_status
                 if st.fail_retry_after is not None:
                     extra.append(("Retry-After", str(st.fail_retry_after)))
+            elif st.hang_n > 0:
+                st.hang_n -= 1
+                status = None
+                rec["closed"] = None
             else:
                 status = 200
                 partial, st.partial = st.partial, None
@@ -548,7 +567,9 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             rec["status"] = status
             st.requests.append(rec)
             st.cond.notify_all()
-        if status == 200 and respond is not None:
+        if status is None:
+            self._hang(rec)
+        elif status == 200 and respond is not None:
             self._reply(200, respond[0], respond[1])
         elif status == 200:
             resp = self.server.sidespan_pb.ExportTraceServiceResponse()
@@ -564,15 +585,33 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         else:
             self._reply(status, b"test receiver says %d\n" % status, "text/plain", extra)
 
+    def _hang(self, rec):
+        """Answer nothing: read and ignore until the peer closes or the receiver stops."""
+        st = self.state
+        self.close_connection = True
+        while not st.stopping:
+            r, _, _ = select.select([self.connection], [], [], 0.05)
+            try:
+                if r and not self.connection.recv(65536):
+                    break
+            except OSError:
+                break
+        else:
+            return  # the receiver stopped first: closed stays None
+        with st.cond:
+            rec["closed"] = time.time()
+            st.cond.notify_all()
+
 
 def summary(requests, spans):
-    ok = sum(1 for r in requests if 200 <= r["status"] < 300)
+    ok = sum(1 for r in requests if 200 <= (r["status"] or 0) < 300)
     lines = ["requests=%d" % len(requests), "accepted=%d" % ok,
              "decode_errors=%d" % sum(1 for r in requests if r["decode_error"]),
              "spans=%d" % len(spans)]
     for r in requests:
         lines.append("request status=%d encoding=%s spans=%d path=%s"
-                     % (r["status"], r["content_encoding"] or "identity", r["n_spans"], r["path"]))
+                     % (r["status"] or 0, r["content_encoding"] or "identity", r["n_spans"],
+                        r["path"]))
         for k, v in r["headers"].items():
             lines.append("header %s: %s" % (k, v))
     return "\n".join(lines + span_lines(spans)) + "\n"
@@ -650,6 +689,7 @@ class Receiver:
     def start(self):
         handler = type("Handler", (_Handler,), {"verbose": self._verbose})
         srv = _Server(("127.0.0.1", self._want_port), handler)
+        self._state.stopping = False
         srv.sidespan_state = self._state
         srv.sidespan_pb = self._pb
         srv.sidespan_tls = _tls_context(self._tls) if self._tls else None
@@ -664,6 +704,7 @@ class Receiver:
     def stop(self):
         if self._server is None:
             return
+        self._state.stopping = True  # hung requests let go
         self._server.shutdown()
         self._server.server_close()
         self._thread.join()
@@ -682,6 +723,11 @@ class Receiver:
             self._state.fail_n = n
             self._state.fail_status = status
             self._state.fail_retry_after = retry_after
+
+    def hang_next(self, n):
+        """Read the next n trace requests and never answer them (0: answer again)."""
+        with self._state.cond:
+            self._state.hang_n = n
 
     def partial_next(self, rejected, message):
         with self._state.cond:
