@@ -3,9 +3,11 @@
 """Fault injection on the retry paths (issue 9), from outside: the real sidespand
 against real OTLP receivers told to fail. HTTP 503, then 429 with Retry-After
 in seconds and as an HTTP-date, then 400; gRPC UNAVAILABLE, RESOURCE_EXHAUSTED
-with and without RetryInfo; each with and without a spool; and an agent
-process killed mid-run. Every test ends with exact counts (sent, received by
-span id, retried, spooled, dropped by reason) that must add up.
+with and without RetryInfo; each with and without a spool; an agent process
+killed mid-run (the CLI's emit and itest-client hold); and a backend that
+accepts and never answers, next to a healthy one, with a spool and in memory.
+Every test ends with exact counts (sent, received by span id, retried,
+spooled, dropped by reason) that must add up.
 
 Run by meson with SIDESPAND, SIDESPAN_CLI and ITEST_CLIENT set (suite integration, test
 faults).
@@ -25,6 +27,7 @@ import grpc
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import otlp_grpc_receiver  # noqa: E402
 from itest_lib import Base, RawClient, send_trace  # noqa: E402
+from otlp_receiver import Receiver  # noqa: E402
 
 HTTP = "exporter.otlp-http."
 GRPC = "exporter.otlp-grpc."
@@ -345,6 +348,144 @@ class Faults(Base):
         self.assertEqual(done["name"], "tool.execute")
         self.assertEqual(done["parent_span_id"], held["span_ids"][2])
         self.assertNotIn("sidespan.orphaned", done["attributes"])
+
+    # ---- a backend that accepts and never answers, next to a healthy one -------------------
+
+    def fan_out(self, hung, *sections):
+        """sidespand exporting to self.rx ("healthy") and to hung's URL under each of sections:
+        (name, extra lines). Every request to hung times out after 500 ms."""
+        text = "[exporter healthy]\nendpoint = %s\nbatch_delay = 20\n" % self.rx.url
+        for name, extra in sections:
+            text += ("\n[exporter %s]\nendpoint = %s\nbatch_delay = 20\ntimeout = 500\n"
+                     "retry_initial_ms = 100\nretry_max_ms = 400\n%s"
+                     % (name, hung.url, "".join(line + "\n" for line in extra)))
+        path = os.path.join(self.tmp, "fan-out.conf")
+        with open(path, "w") as f:
+            f.write(text)
+        return self.daemon(["--config", path])
+
+    def hung_rx(self):
+        rx = Receiver().start()
+        self.addCleanup(rx.stop)
+        rx.hang_next(10**9)
+        return rx
+
+    def send_rounds(self, d, rounds, traces=10, children=4):
+        """rounds of traces, 0.3 s apart (later ones come while the hung exporter fails)."""
+        sent = 0
+        for i in range(rounds):
+            for j in range(traces):
+                sent += self.one_trace(d, children, tag="r%dt%d" % (i, j))
+            time.sleep(0.3)
+        return sent
+
+    def healthy_got_everything(self, d, sent):
+        got = self.wait_unique_at(self.rx, sent)
+        st = d.stats()
+        self.assertEqual(len(got), sent)
+        self.assertEqual(st["exporter.healthy.spans_exported"], sent)
+        self.assertEqual(st["exporter.healthy.spans_dropped"], 0)
+        self.assertEqual(st["exporter.healthy.retries"], 0)
+        self.assertEqual(st["exporter.healthy.failures"], 0)
+
+    def wait_unique_at(self, rx, n, timeout=30):
+        self.wait(lambda: len({s["span_id"] for s in rx.spans()}) >= n,
+                  "%d spans received" % n, timeout)
+        return {s["span_id"] for s in rx.spans()}
+
+    def held_for(self, hung):
+        """How long the daemon held each request hung already gave up on, after asserting
+        that it gave each up at its 500 ms timeout, not before: seconds, sorted."""
+        held = sorted(r["closed"] - r["time"] for r in hung.requests
+                      if r["status"] is None and r["closed"] is not None)
+        self.assertTrue(held, "no request timed out")
+        # The receiver stamps a request once it has read and decoded it: a little late.
+        self.assertGreaterEqual(held[0], 0.5 - 0.2)
+        return held
+
+    def hung_summary(self, name, sent, received, st, exp):
+        print("\n%s: sent %d, received %d unique, requests %d, timed out %d, retries %d, "
+              "spooled %d, replayed %d, dropped %d (exhausted %d)"
+              % (name, sent, received, st[exp + "requests"], st[exp + "failures"],
+                 st[exp + "retries"], st.get(exp + "spans_spooled", 0),
+                 st.get(exp + "spans_replayed", 0), st[exp + "spans_dropped"],
+                 st[exp + "dropped.exhausted"]))
+
+    def test_a_backend_that_never_answers_spools_everything_and_loses_nothing(self):
+        hung = self.hung_rx()
+        spool = os.path.join(self.tmp, "spool-hang")
+        d = self.fan_out(hung, ("hang", ["spool_dir = " + spool]))
+        exp = "exporter.hang."
+        sent = self.send_rounds(d, 3)
+        self.healthy_got_everything(d, sent)
+        # Each request that timed out went to disk; the later ones went straight there.
+        self.wait(lambda: d.stats()[exp + "spans_spooled"] == sent, "all spooled")
+        # The spool's oldest probes the backend, and times out again, and again.
+        self.wait(lambda: d.stats()[exp + "retries"] >= 2, "the probe retried")
+        st = d.stats()
+        self.hung_summary("never answers, spool (while hung)", sent, 0, st, exp)
+        self.assertEqual(st[exp + "spans_in"], sent)
+        self.assertEqual(st[exp + "spans_spooled"], sent)
+        self.assertEqual(st[exp + "spans_exported"], 0)
+        self.assertEqual(st[exp + "spans_dropped"], 0)
+        self.assertEqual(st[exp + "spool.spans"], sent)  # nothing acknowledged, nothing lost
+        self.assertEqual(st[exp + "failures"], st[exp + "requests"] - st[exp + "inflight_requests"])
+        self.assertEqual(len([r for r in hung.requests if r["status"] is None]),
+                         st[exp + "requests"])
+        self.assertEqual(len(hung.spans()), 0)
+        held = self.held_for(hung)
+        print("held %d requests %.2f s to %.2f s" % (len(held), held[0], held[-1]))
+        # The backend answers again: the spool drains into it, each span once.
+        hung.hang_next(0)
+        got = self.wait_unique_at(hung, sent)
+        st = self.wait_stats(d, "the spool drained", lambda st: st[exp + "spool.records"] == 0)
+        self.hung_summary("never answers, spool (answering again)", sent, len(got), st, exp)
+        self.assertEqual(len(got), sent)
+        self.assertEqual(len(hung.spans()), sent)
+        self.assertEqual(st[exp + "spans_replayed"], sent)
+        self.assertEqual(st[exp + "spans_exported"], sent)
+        self.assertEqual(st[exp + "spans_dropped"], 0)
+
+    def test_a_backend_that_never_answers_is_retried_in_memory_until_max_elapsed(self):
+        hung = self.hung_rx()
+        d = self.fan_out(hung, ("hang", ["retry_max_elapsed_ms = 60000"]),
+                         ("short", ["retry_max_elapsed_ms = 1500"]))
+        sent = self.send_rounds(d, 2)
+        self.healthy_got_everything(d, sent)
+        # "short" gives its requests up at 1.5 s; "hang" keeps retrying them in memory.
+        self.wait(lambda: d.stats()["exporter.short.dropped.exhausted"] == sent, "short gave up")
+        self.wait(lambda: d.stats()["exporter.hang.retries"] >= 4, "hang retried")
+        st = d.stats()
+        for name in ("hang", "short"):
+            self.hung_summary("never answers, memory, %s (while hung)" % name, sent, 0, st,
+                              "exporter.%s." % name)
+        exp = "exporter.hang."
+        self.assertEqual(st[exp + "spans_in"], sent)
+        self.assertEqual(st[exp + "spans_exported"], 0)
+        self.assertEqual(st[exp + "spans_dropped"], 0)
+        self.assertNotIn(exp + "spans_spooled", [k for k, v in st.items() if v])
+        self.assertGreater(st[exp + "queued_requests"] + st[exp + "inflight_requests"], 0)
+        self.assertEqual(st[exp + "failures"], st[exp + "requests"] - st[exp + "inflight_requests"])
+        self.assertEqual(st[exp + "retries"], st[exp + "failures"])  # every timeout retried
+        self.assertEqual(len([r for r in hung.requests if r["status"] is None]),
+                         st[exp + "requests"] + st["exporter.short.requests"])
+        held = self.held_for(hung)
+        print("held %d requests %.2f s to %.2f s" % (len(held), held[0], held[-1]))
+        short = "exporter.short."
+        self.assertEqual(st[short + "spans_in"], sent)
+        self.assertEqual(st[short + "spans_dropped"], sent)
+        self.assertEqual(st[short + "dropped.exhausted"], sent)
+        self.assertEqual(st[short + "queued_requests"] + st[short + "inflight_requests"], 0)
+        # The backend answers again within hang's max elapsed: everything arrives, once.
+        hung.hang_next(0)
+        got = self.wait_unique_at(hung, sent)
+        st = self.wait_stats(d, "hang delivered", lambda st: st[exp + "spans_exported"] == sent)
+        self.hung_summary("never answers, memory, hang (answering again)", sent, len(got), st,
+                          exp)
+        self.assertEqual(len(got), sent)
+        self.assertEqual(len(hung.spans()), sent)
+        self.assertEqual(st[exp + "spans_dropped"], 0)
+        self.assertEqual(st[short + "spans_exported"], 0)
 
 
 if __name__ == "__main__":
