@@ -101,16 +101,19 @@ class Faults(Base):
         gap_s = self.attempt_gap(before)
         self.assertGreaterEqual(gap_s, 1.0 - SLACK)
 
-        # 429 with Retry-After as an HTTP-date 2 s ahead (whole seconds: at least 1 s).
+        # 429 with Retry-After as an HTTP-date 2 s ahead (whole seconds: at least 1 s): the
+        # next attempt comes no earlier than that date.
         before = len(self.rx.requests)
-        self.rx.fail_next(1, 429, retry_after=email.utils.formatdate(time.time() + 2,
-                                                                     usegmt=True))
+        date = email.utils.formatdate(time.time() + 2, usegmt=True)
+        self.rx.fail_next(1, 429, retry_after=date)
         n = self.one_trace(d, tag="sdate")
         sent += n
         delivered += n
         self.assertTrue(self.rx.wait_spans(delivered, 20))
         gap_date = self.attempt_gap(before)
         self.assertGreaterEqual(gap_date, 1.0 - SLACK)
+        self.assertGreaterEqual(self.rx.requests[before + 1]["time"],
+                                email.utils.parsedate_to_datetime(date).timestamp() - SLACK)
 
         # 400: final, counted, never retried.
         before = len(self.rx.requests)
@@ -194,21 +197,31 @@ class Faults(Base):
             d.stop()
 
     def test_grpc_resource_exhausted_with_retry_info_waits_as_told(self):
-        rx = self.grpc_rx()
-        self.grpc_fail(rx, 1, grpc.StatusCode.RESOURCE_EXHAUSTED, retry_delay_ms=1500)
-        d = self.grpc_daemon(rx)
-        sent = self.one_trace(d)
-        got = self.grpc_spans(rx, sent)
-        st = d.stats()
-        with rx.state.cond:
-            times = [r["time"] for r in rx.state.requests]
-        self.summary("grpc RESOURCE_EXHAUSTED + RetryInfo 1.5 s", sent, len(got), st, GRPC)
-        print("next attempt after %.2f s" % (times[1] - times[0]))
-        self.assertEqual(len(got), sent)
-        self.assertEqual(len(times), 2)
-        self.assertGreaterEqual(times[1] - times[0], 1.5 - SLACK)
-        self.assertEqual(st[GRPC + "retries"], 1)
-        self.assertEqual(st[GRPC + "spans_dropped"], 0)
+        for spool in (False, True):
+            rx = self.grpc_rx()
+            self.grpc_fail(rx, 1, grpc.StatusCode.RESOURCE_EXHAUSTED, retry_delay_ms=1500)
+            d = self.grpc_daemon(rx, spool=spool)
+            sent = self.one_trace(d)
+            got = self.grpc_spans(rx, sent)
+            st = d.stats()
+            with rx.state.cond:
+                times = [r["time"] for r in rx.state.requests]
+            self.summary("grpc RESOURCE_EXHAUSTED + RetryInfo 1.5 s (%s)"
+                         % ("spool" if spool else "memory"), sent, len(got), st, GRPC)
+            print("next attempt after %.2f s" % (times[1] - times[0]))
+            self.assertEqual(len(got), sent)
+            self.assertEqual(len(times), 2)
+            self.assertGreaterEqual(times[1] - times[0], 1.5 - SLACK)
+            self.assertEqual(st[GRPC + "spans_dropped"], 0)
+            self.assertEqual(st[GRPC + "spans_exported"], sent)
+            if spool:  # to disk at the failure, back as the probe once RetryInfo's delay is up
+                self.assertEqual(st[GRPC + "retries"], 0)
+                self.assertEqual(st[GRPC + "spans_spooled"], sent)
+                self.assertEqual(st[GRPC + "spans_replayed"], sent)
+            else:
+                self.assertEqual(st[GRPC + "retries"], 1)
+                self.assertEqual(st[GRPC + "spans_spooled"], 0)
+            d.stop()
 
     def test_grpc_resource_exhausted_without_retry_info_is_final(self):
         rx = self.grpc_rx()
