@@ -500,6 +500,42 @@ class Faults(Base):
         self.assertEqual(st[exp + "spans_dropped"], 0)
         self.assertEqual(st[short + "spans_exported"], 0)
 
+    def test_sigterm_with_requests_hung_in_flight(self):
+        # At SIGTERM, requests still in flight to a backend that never answers go to the
+        # spool, and the next start sends them; without a spool they are counted as dropped.
+        for spool in (True, False):
+            hung = self.hung_rx()
+            d = self.start(hung.url, "--timeout-ms", "30000", "--drain-timeout-ms", "500",
+                           spool=spool)
+            sent = sum(self.one_trace(d, tag="term%d" % i) for i in range(3))
+            st = self.wait_stats(d, "3 requests in flight",
+                                 lambda st: st[HTTP + "inflight_requests"] == 3)
+            self.assertEqual(st[HTTP + "spans_in"], sent)
+            self.assertEqual(d.stop(), 0)
+            log = d.stderr()
+            self.assertEqual(len([r for r in hung.requests if r["status"] is None]), 3)
+            self.wait(lambda: all(r["closed"] for r in hung.requests), "requests let go")
+            if not spool:
+                print("\nSIGTERM, 3 requests hung (memory): sent %d, dropped at shutdown "
+                      "(from the log)" % sent)
+                self.assertIn("event=export-dropped exporter=otlp-http spans=%d reason=shutdown"
+                              % sent, log)
+                continue
+            hung.hang_next(0)
+            d2 = self.daemon(["--endpoint", hung.url, "--batch-delay-ms", "20",
+                              "--spool-dir", self.spool], name="d2")
+            got = self.wait_unique_at(hung, sent)
+            st = self.wait_stats(d2, "replayed", lambda st: st[HTTP + "spool.records"] == 0)
+            print("\nSIGTERM, 3 requests hung (spool): sent %d, spooled at exit, replayed %d, "
+                  "received %d unique (%d in all)" % (sent, st[HTTP + "spans_replayed"],
+                                                      len(got), len(hung.spans())))
+            self.assertIn("spool", log)
+            self.assertEqual(len(got), sent)
+            self.assertEqual(len(hung.spans()), sent)
+            self.assertEqual(st[HTTP + "spans_replayed"], sent)
+            self.assertEqual(st[HTTP + "spans_dropped"], 0)
+            d2.stop()
+
 
 if __name__ == "__main__":
     unittest.main()
