@@ -536,6 +536,29 @@ class Faults(Base):
             self.assertEqual(st[HTTP + "spans_dropped"], 0)
             d2.stop()
 
+    # Known bug, daemon/export/dispatch.c req_spool(): spool_body() moves the request's body
+    # to the spool, then ss_reqq_finish() takes the now empty body's length (0) off the
+    # queue's bytes, so each request that fails and goes to the spool stays counted in
+    # queued_bytes for good. Past half of --retry-queue-bytes the spool no longer replays
+    # to a healthy backend (wants_replay()), clients' FLUSH waits on it, and the reading of
+    # clients slows (pressure). Remove expectedFailure with the fix.
+    @unittest.expectedFailure
+    def test_a_request_moved_to_the_spool_leaves_the_retry_queue_empty(self):
+        d = self.start(self.rx.url, spool=True)
+        sent = 0
+        for i in range(3):
+            self.rx.fail_next(1, 503)  # the request goes to the spool, then is replayed
+            sent += self.one_trace(d, tag="leak%d" % i)
+            self.wait(lambda: len({s["span_id"] for s in self.rx.spans()}) == sent, "delivered")
+        st = self.wait_stats(d, "idle", lambda st: st[HTTP + "queued_requests"] +
+                             st[HTTP + "inflight_requests"] + st[HTTP + "spool.records"] == 0)
+        print("\nspooled then replayed: sent %d, spooled %d, replayed %d, queued_bytes %d with "
+              "nothing queued" % (sent, st[HTTP + "spans_spooled"], st[HTTP + "spans_replayed"],
+                                  st[HTTP + "queued_bytes"]))
+        self.assertEqual(st[HTTP + "spans_spooled"], sent)
+        self.assertEqual(st[HTTP + "spans_replayed"], sent)
+        self.assertEqual(st[HTTP + "queued_bytes"], 0)
+
 
 if __name__ == "__main__":
     unittest.main()
