@@ -541,8 +541,7 @@ class Faults(Base):
     # queue's bytes, so each request that fails and goes to the spool stays counted in
     # queued_bytes for good. Past half of --retry-queue-bytes the spool no longer replays
     # to a healthy backend (wants_replay()), clients' FLUSH waits on it, and the reading of
-    # clients slows (pressure). Remove expectedFailure with the fix.
-    @unittest.expectedFailure
+    # clients slows (pressure).
     def test_a_request_moved_to_the_spool_leaves_the_retry_queue_empty(self):
         d = self.start(self.rx.url, spool=True)
         sent = 0

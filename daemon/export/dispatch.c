@@ -61,7 +61,11 @@ static bool spool_body(ss_dispatch *d, ss_buf *body, size_t n)
 /* A request leaves memory for the spool: spooled, or dropped when it refuses. */
 static void req_spool(ss_dispatch *d, ss_req *r)
 {
+        size_t len = r->body.len;
+
         if (spool_body(d, &r->body, r->n_spans)) {
+                /* The body moved out: the queue's bytes let go of what it counted. */
+                d->queue.bytes -= len;
                 ss_reqq_finish(&d->queue, r);
                 return;
         }
