@@ -259,11 +259,7 @@ class Base(unittest.TestCase):
                            **kw)
 
     def stats(self, d):
-        c = RawClient(d.socket)
-        try:
-            return c.stats()
-        finally:
-            c.close()
+        return d.stats()
 
     def wait_stats(self, d, what, ok, timeout=20):
         """STATS once ok(stats) holds; fails (saying what) at the deadline."""

@@ -57,13 +57,6 @@ class Reliability(Base):
         c.close()
         return traces * (children + 1)
 
-    def stats(self, d):
-        c = RawClient(d.socket)
-        try:
-            return c.stats()
-        finally:
-            c.close()
-
     def wait_stat(self, d, pred, timeout=30, what="condition"):
         deadline = time.time() + timeout
         while time.time() < deadline:

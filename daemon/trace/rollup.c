@@ -314,8 +314,9 @@ void ss_rollup_free(ss_rollup *r)
 /* The counters in the order they are saved; the flags and the cost follow. */
 #define ROLLUP_U64S(X)                                                                             \
         X(input)                                                                                   \
-        X(output) X(cache_read) X(cache_write) X(reasoning) X(requests) X(tools) X(steps)          \
-            X(chat_ns) X(tool_ns) X(priced) X(unpriced) X(first_start_ns) X(ttft_ns)
+        X(output)                                                                                  \
+        X(cache_read) X(cache_write) X(reasoning) X(requests) X(tools) X(steps) X(chat_ns)         \
+            X(tool_ns) X(priced) X(unpriced) X(first_start_ns) X(ttft_ns)
 #define ROLLUP_COUNT(f) +1
 #define ROLLUP_FIELDS   (0 ROLLUP_U64S(ROLLUP_COUNT) + 4) /* + usage_seen, have_*, cost */
 
