@@ -45,7 +45,7 @@ typedef struct ss_metric_point {
         /* HISTOGRAM */
         uint64_t count;
         double sum;
-        double min, max;              /* of the recorded values; meaningful when count > 0 */
+        double min, max;               /* of the recorded values; meaningful when count > 0 */
         const uint64_t *bucket_counts; /* n_bounds + 1: (-inf, b0], (b0, b1], ..., (bn-1, +inf) */
 } ss_metric_point;
 
@@ -54,8 +54,8 @@ typedef struct ss_metric {
         const char *description;
         const char *unit; /* UCUM, e.g. "s", "{token}", "USD" */
         ss_metric_kind kind;
-        bool monotonic; /* SUM: a counter */
-        bool is_int;    /* SUM and GAUGE: integer values (asInt in OTLP) */
+        bool monotonic;       /* SUM: a counter */
+        bool is_int;          /* SUM and GAUGE: integer values (asInt in OTLP) */
         const double *bounds; /* HISTOGRAM: explicit bucket bounds, ascending */
         uint32_t n_bounds;
         const ss_metric_point *points;
