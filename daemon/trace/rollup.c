@@ -7,6 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "model/genai.h"
+
 /*
  * Conventions the roll-ups follow:
  *
@@ -63,69 +65,9 @@ static bool str_starts(const msgpack_object_str *s, const char *prefix)
         return s->size >= n && memcmp(s->ptr, prefix, n) == 0;
 }
 
-/* The NUL-terminated string value of key (the store terminates its strings), or NULL. */
-static const char *attr_str(const ss_span *s, const char *key)
-{
-        const msgpack_object *o = ss_attrs_get(&s->attrs, key);
-
-        return o && o->type == MSGPACK_OBJECT_STR && o->via.str.size ? o->via.str.ptr : NULL;
-}
-
-/* A token count: true with *ret when key holds a non-negative integral number. */
-static bool attr_count(const ss_span *s, const char *key, uint64_t *ret)
-{
-        const msgpack_object *o = ss_attrs_get(&s->attrs, key);
-
-        if (!o)
-                return false;
-        switch (o->type) {
-        case MSGPACK_OBJECT_POSITIVE_INTEGER:
-                *ret = o->via.u64;
-                return true;
-        case MSGPACK_OBJECT_NEGATIVE_INTEGER:
-                if (o->via.i64 < 0)
-                        return false;
-                *ret = (uint64_t)o->via.i64;
-                return true;
-        case MSGPACK_OBJECT_FLOAT32:
-        case MSGPACK_OBJECT_FLOAT64:
-                /* 2^63: beyond it no token count is real, and the cast would be undefined. */
-                if (!isfinite(o->via.f64) || o->via.f64 < 0 ||
-                    o->via.f64 >= 9223372036854775808.0 || floor(o->via.f64) != o->via.f64)
-                        return false;
-                *ret = (uint64_t)o->via.f64;
-                return true;
-        default:
-                return false;
-        }
-}
-
-/* A cost or time the client set: a finite number >= 0. */
-static bool attr_amount(const ss_span *s, const char *key, double *ret)
-{
-        const msgpack_object *o = ss_attrs_get(&s->attrs, key);
-        uint64_t n;
-
-        if (o && (o->type == MSGPACK_OBJECT_FLOAT32 || o->type == MSGPACK_OBJECT_FLOAT64)) {
-                if (!isfinite(o->via.f64) || o->via.f64 < 0)
-                        return false;
-                *ret = o->via.f64;
-                return true;
-        }
-        if (!attr_count(s, key, &n))
-                return false;
-        *ret = (double)n;
-        return true;
-}
-
 static uint64_t add_sat(uint64_t a, uint64_t b)
 {
         return a > UINT64_MAX - b ? UINT64_MAX : a + b;
-}
-
-static uint64_t duration_ns(const ss_span *s)
-{
-        return s->ended && s->end_ns > s->start_ns ? s->end_ns - s->start_ns : 0;
 }
 
 static double seconds(uint64_t ns)
@@ -136,15 +78,6 @@ static double seconds(uint64_t ns)
 bool ss_rollup_is_run(const ss_span *s)
 {
         return str_is(&s->name, "agent.run");
-}
-
-static bool is_chat(const ss_span *s)
-{
-        const msgpack_object *op = ss_attrs_get(&s->attrs, "gen_ai.operation.name");
-
-        if (op && op->type == MSGPACK_OBJECT_STR && str_is(&op->via.str, "chat"))
-                return true;
-        return str_is(&s->name, "chat") || str_starts(&s->name, "chat ");
 }
 
 /* ---- setting attributes ----------------------------------------------------------------- */
@@ -186,12 +119,14 @@ typedef struct usage {
 static void read_usage(const ss_span *s, usage *u)
 {
         *u = (usage){0};
-        u->seen |= attr_count(s, "gen_ai.usage.input_tokens", &u->input);
-        u->seen |= attr_count(s, "gen_ai.usage.output_tokens", &u->output);
-        u->seen |= attr_count(s, "gen_ai.usage.cache_read.input_tokens", &u->cache_read);
-        u->seen |= attr_count(s, "gen_ai.usage.cache_creation.input_tokens", &u->cache_write);
-        if (!attr_count(s, "gen_ai.usage.reasoning_tokens", &u->reasoning))
-                (void)attr_count(s, "gen_ai.usage.output_tokens_details.reasoning", &u->reasoning);
+        u->seen |= ss_span_attr_count(s, "gen_ai.usage.input_tokens", &u->input);
+        u->seen |= ss_span_attr_count(s, "gen_ai.usage.output_tokens", &u->output);
+        u->seen |= ss_span_attr_count(s, "gen_ai.usage.cache_read.input_tokens", &u->cache_read);
+        u->seen |=
+            ss_span_attr_count(s, "gen_ai.usage.cache_creation.input_tokens", &u->cache_write);
+        if (!ss_span_attr_count(s, "gen_ai.usage.reasoning_tokens", &u->reasoning))
+                (void)ss_span_attr_count(s, "gen_ai.usage.output_tokens_details.reasoning",
+                                         &u->reasoning);
 }
 
 static double chat_cost(const usage *u, const ss_price *pr)
@@ -206,17 +141,17 @@ static double chat_cost(const usage *u, const ss_price *pr)
 
 static const ss_price *chat_price(const ss_span *s, const ss_pricing *p)
 {
-        const char *model = attr_str(s, "gen_ai.response.model");
-        const char *provider = attr_str(s, "gen_ai.provider.name");
+        const char *model = ss_span_attr_str(s, "gen_ai.response.model");
+        const char *provider = ss_span_attr_str(s, "gen_ai.provider.name");
         const ss_price *pr = NULL;
 
         if (!provider)
-                provider = attr_str(s, "gen_ai.system");
+                provider = ss_span_attr_str(s, "gen_ai.system");
         if (model)
                 pr = ss_pricing_find(p, provider, model);
         /* A response model the table does not know (a fine-tune, a new date) may still be
          * priced by the model asked for. */
-        model = attr_str(s, "gen_ai.request.model");
+        model = ss_span_attr_str(s, "gen_ai.request.model");
         if (!pr && model)
                 pr = ss_pricing_find(p, provider, model);
         return pr;
@@ -232,7 +167,7 @@ static int cost_chat(ss_rollup *r, ss_span *s, const usage *u, const ss_pricing 
 
         if (ss_attrs_get(&s->attrs, "gen_ai.usage.cost")) {
                 st->client_set_kept++;
-                if (attr_amount(s, "gen_ai.usage.cost", &cost)) {
+                if (ss_span_attr_amount(s, "gen_ai.usage.cost", &cost)) {
                         r->cost += cost;
                         r->priced++;
                 } else if (tokens) {
@@ -256,32 +191,13 @@ static int cost_chat(ss_rollup *r, ss_span *s, const usage *u, const ss_pricing 
         return ss_span_set_double(s, "gen_ai.usage.cost", cost);
 }
 
-/* The first token's delay in chat span s, from its earliest first-token event. */
-static bool first_token(const ss_span *s, uint64_t *ret)
-{
-        bool found = false;
-
-        for (uint32_t i = 0; i < s->n_events; i++) {
-                const ss_event *e = &s->events[i];
-
-                if (!str_is(&e->name, "gen_ai.first_token") &&
-                    !str_is(&e->name, "gen_ai.content.first_token"))
-                        continue;
-                if (e->time_ns < s->start_ns || (found && e->time_ns - s->start_ns >= *ret))
-                        continue;
-                *ret = e->time_ns - s->start_ns;
-                found = true;
-        }
-        return found;
-}
-
 static int add_chat(ss_rollup *r, ss_span *s, const ss_pricing *p, ss_rollup_stats *st)
 {
         usage u;
 
         read_usage(s, &u);
         r->requests++;
-        r->chat_ns = add_sat(r->chat_ns, duration_ns(s));
+        r->chat_ns = add_sat(r->chat_ns, ss_span_duration_ns(s));
         r->usage_seen |= u.seen;
         r->input = add_sat(r->input, u.input);
         r->output = add_sat(r->output, u.output);
@@ -292,7 +208,7 @@ static int add_chat(ss_rollup *r, ss_span *s, const ss_pricing *p, ss_rollup_sta
         if (!r->have_first || s->start_ns < r->first_start_ns) {
                 r->have_first = true;
                 r->first_start_ns = s->start_ns;
-                r->have_ttft = first_token(s, &r->ttft_ns);
+                r->have_ttft = ss_span_first_token(s, &r->ttft_ns);
         }
         return cost_chat(r, s, &u, p, st);
 }
@@ -368,11 +284,11 @@ int ss_rollup_unpack(const msgpack_object *o, ss_rollup **ret)
 
 int ss_rollup_child(ss_rollup *r, ss_span *child, const ss_pricing *p, ss_rollup_stats *st)
 {
-        if (is_chat(child))
+        if (ss_span_is_chat(child))
                 return add_chat(r, child, p, st);
         if (str_is(&child->name, "tool.execute")) {
                 r->tools++;
-                r->tool_ns = add_sat(r->tool_ns, duration_ns(child));
+                r->tool_ns = add_sat(r->tool_ns, ss_span_duration_ns(child));
         } else if (str_starts(&child->name, "pipeline.step.")) {
                 r->steps++;
         }
@@ -396,7 +312,7 @@ static int apply_usage(const ss_rollup *r, ss_span *run, ss_rollup_stats *st)
 
 static int apply_times(const ss_rollup *r, ss_span *run, ss_rollup_stats *st)
 {
-        uint64_t busy = add_sat(r->chat_ns, r->tool_ns), run_ns = duration_ns(run);
+        uint64_t busy = add_sat(r->chat_ns, r->tool_ns), run_ns = ss_span_duration_ns(run);
         int e = 0;
 
         e |= set_double(run, "upsonic.model_execution_time", seconds(r->chat_ns), st);
