@@ -1,12 +1,13 @@
 #!/usr/bin/python3
 # SPDX-License-Identifier: MIT
-"""A real OTLP/gRPC trace receiver for sidespan's tests (grpcio + protobuf).
+"""A real OTLP/gRPC trace and metrics receiver for sidespan's tests (grpcio + protobuf).
 
 It serves the unary ``/opentelemetry.proto.collector.trace.v1.TraceService/Export``
-on 127.0.0.1 with grpcio, plaintext, TLS or mutual TLS, and decodes every
+and ``/opentelemetry.proto.collector.metrics.v1.MetricsService/Export`` on
+127.0.0.1 with grpcio, plaintext, TLS or mutual TLS, and decodes every
 request strictly with the classes protoc generates from the project's
 proto/ (``otlp_receiver.load_protos``): a message that is not an
-ExportTraceServiceRequest is answered INVALID_ARGUMENT and counted as a
+Export*ServiceRequest of its service is answered INVALID_ARGUMENT and counted as a
 decode error. The server does not decompress (``grpc.per_message_decompression``
 is off), so the receiver sees the message as it travelled: gzip is
 recognised by its magic (an ExportTraceServiceRequest starts with 0x0a),
@@ -15,8 +16,10 @@ recorded as ``encoding=gzip`` and inflated here.
 It records per call the metadata (lower-case keys, grpc's own included as
 grpcio shows them), the encoding, the bytes on the wire, the client
 certificate's common name under mTLS, the number of calls being served at
-the same moment (``max_concurrent`` in the summary), and the spans of the
-calls it answered OK. It can be told to fail the next N calls with a status
+the same moment (``max_concurrent`` in the summary), and the spans (or, for
+MetricsService, the data points: ``state.points``, as otlp_receiver.py
+flattens them) of the calls it answered OK; failures and partial_success
+apply to the next calls of either service. It can be told to fail the next N calls with a status
 code, optionally with a google.rpc.RetryInfo in grpc-status-details-bin, to
 answer a partial_success, and to hold each call for a while (so that calls
 overlap).
@@ -30,6 +33,7 @@ writes "<grpc port> <control port>\\n" to F (atomically) when ready. The
 control port is HTTP on 127.0.0.1 (otlp_receiver.py's handler):
 
     GET  /_sidespan/spans     recorded spans as JSON (bytes as hex strings)
+    GET  /_sidespan/points    recorded metric data points as JSON
     GET  /_sidespan/requests  {"count", "decode_errors", "requests": [...]} as JSON
     GET  /_sidespan/summary   requests=N / accepted=N / decode_errors=N / spans=N /
                               max_concurrent=N, then per call
@@ -60,6 +64,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import otlp_receiver  # noqa: E402  (beside this file)
 
 SERVICE = "opentelemetry.proto.collector.trace.v1.TraceService"
+METRICS_SERVICE = "opentelemetry.proto.collector.metrics.v1.MetricsService"
 METHOD = "Export"
 MAX_MESSAGE = 80 << 20  # above OTLP's recommended 64 MiB request maximum
 RETRY_INFO_URL = "type.googleapis.com/google.rpc.RetryInfo"
@@ -111,6 +116,9 @@ class _Control(otlp_receiver._Handler):
     def _export(self, path, raw):
         self._reply(404, b"this receiver speaks gRPC on its other port\n", "text/plain")
 
+    def _export_metrics(self, path, raw):
+        self._export(path, raw)
+
     def _control(self, path, query):
         q = urllib.parse.parse_qs(query)
         st = self.state
@@ -137,6 +145,8 @@ class Receiver:
         if not proto_dir:
             raise RuntimeError("no proto directory: pass proto_dir or set PROTO_DIR")
         self._svc = otlp_receiver.load_protos(proto_dir, "trace_service_pb2")
+        self._pbs = {"traces": self._svc,
+                     "metrics": otlp_receiver.load_protos(proto_dir, "metrics_service_pb2")}
         self._status = otlp_receiver.load_protos(proto_dir, "status_pb2")
         self._details = otlp_receiver.load_protos(proto_dir, "error_details_pb2")
         self._want_port = port
@@ -150,21 +160,21 @@ class Receiver:
 
     # ---- the Export call ----
 
-    def _decode(self, raw):
-        """(ExportTraceServiceRequest, encoding, None) or (None, encoding, error text)."""
+    def _decode(self, raw, signal):
+        """(Export<signal>ServiceRequest, encoding, None) or (None, encoding, error text)."""
         enc = "identity"
         try:
             if raw[:2] == b"\x1f\x8b":
                 enc = "gzip"
                 raw = gzip.decompress(raw)
-            msg = self._svc.ExportTraceServiceRequest()
+            msg = getattr(self._pbs[signal], otlp_receiver._SIGNALS[signal][0])()
             msg.ParseFromString(raw)
             return msg, enc, None
         except Exception as e:  # gzip, zlib and protobuf DecodeError alike: a decode error
             return None, enc, "%s: %s" % (type(e).__name__, e)
 
-    def _record(self, context, raw):
-        msg, enc, err = self._decode(raw)
+    def _record(self, context, raw, signal):
+        msg, enc, err = self._decode(raw, signal)
         auth = context.auth_context() or {}
         cn = auth.get("x509_common_name", [b""])[0].decode(errors="replace")
         return msg, {
@@ -176,6 +186,8 @@ class Receiver:
             "decode_error": err,
             "n_spans": 0,
             "time": time.time(),
+            "signal": signal,
+            "n_points": 0,
         }
 
     def _failure(self, context, st):
@@ -193,11 +205,16 @@ class Receiver:
                                             status.SerializeToString()),))
         return st.fail_code, st.fail_message
 
-    def _answer(self, msg, rec, context):
+    def _answer(self, msg, rec, context, signal):
         """The code and details to answer, or (OK, response bytes); records the call."""
         st = self.state
-        spans = otlp_receiver.flatten_request(msg) if msg is not None else []
+        spans, points = [], []
+        if msg is not None and signal == "traces":
+            spans = otlp_receiver.flatten_request(msg)
+        elif msg is not None:
+            points = otlp_receiver.flatten_metrics_request(msg)
         rec["n_spans"] = len(spans)
+        rec["n_points"] = len(points)
         with st.cond:
             if rec["decode_error"] is not None:
                 code, text = grpc.StatusCode.INVALID_ARGUMENT, rec["decode_error"]
@@ -208,28 +225,36 @@ class Receiver:
                 code, text = grpc.StatusCode.OK, None
                 partial, st.partial = st.partial, None
                 st.spans.extend(spans)
+                st.points.extend(points)
             rec["code"] = code.value[0]
             st.requests.append(rec)
             st.cond.notify_all()
         if code != grpc.StatusCode.OK:
             return code, text
-        resp = self._svc.ExportTraceServiceResponse()
+        _, resp_name, rejected = otlp_receiver._SIGNALS[signal]
+        resp = getattr(self._pbs[signal], resp_name)()
         if partial is not None:
-            resp.partial_success.rejected_spans = partial[0]
+            setattr(resp.partial_success, rejected, partial[0])
             resp.partial_success.error_message = partial[1]
         return code, resp.SerializeToString()
 
     def _export(self, raw, context):
+        return self._export_signal(raw, context, "traces")
+
+    def _export_metrics(self, raw, context):
+        return self._export_signal(raw, context, "metrics")
+
+    def _export_signal(self, raw, context, signal):
         st = self.state
         with st.cond:
             st.concurrent += 1
             st.max_concurrent = max(st.max_concurrent, st.concurrent)
             delay = st.delay_ms
         try:
-            msg, rec = self._record(context, raw)
+            msg, rec = self._record(context, raw, signal)
             if delay:
                 time.sleep(delay / 1000.0)
-            code, out = self._answer(msg, rec, context)
+            code, out = self._answer(msg, rec, context, signal)
         finally:
             with st.cond:
                 st.concurrent -= 1
@@ -245,11 +270,16 @@ class Receiver:
                                            require_client_auth=client_ca is not None)
 
     def start(self):
-        handler = grpc.method_handlers_generic_handler(
-            SERVICE, {METHOD: grpc.unary_unary_rpc_method_handler(self._export)})
+        handlers = (
+            grpc.method_handlers_generic_handler(
+                SERVICE, {METHOD: grpc.unary_unary_rpc_method_handler(self._export)}),
+            grpc.method_handlers_generic_handler(
+                METRICS_SERVICE,
+                {METHOD: grpc.unary_unary_rpc_method_handler(self._export_metrics)}),
+        )
         self._server = grpc.server(
             concurrent.futures.ThreadPoolExecutor(max_workers=32),
-            handlers=(handler,),
+            handlers=handlers,
             options=(("grpc.per_message_decompression", 0),
                      ("grpc.max_receive_message_length", MAX_MESSAGE),
                      ("grpc.so_reuseport", 0)))

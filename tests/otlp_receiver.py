@@ -1,14 +1,20 @@
 #!/usr/bin/python3
 # SPDX-License-Identifier: MIT
-"""A real OTLP/HTTP trace receiver for sidespan's tests (stdlib + protobuf only).
+"""A real OTLP/HTTP trace and metrics receiver for sidespan's tests (stdlib + protobuf only).
 
 At start it compiles the project's .proto files with
 ``protoc --python_out=<tmpdir> -I PROTO_DIR PROTO_DIR/*.proto`` and imports
-the modules (``trace_service_pb2`` is the one this receiver decodes with). It serves ``POST /v1/traces`` and any path ending in
+the modules (``trace_service_pb2`` and ``metrics_service_pb2`` are the ones this receiver decodes
+with). It serves ``POST /v1/traces`` and any path ending in
 ``/v1/traces`` (e.g. ``/api/public/otel/v1/traces``) on 127.0.0.1, decodes
 every body strictly (gunzip for ``Content-Encoding: gzip``; a body that is not
 an ExportTraceServiceRequest is answered 400 and recorded as a decode error)
 and answers 200 with a serialized ExportTraceServiceResponse.
+
+``POST /v1/metrics`` (or any path ending in it) is served the same way with
+ExportMetricsServiceRequest and ExportMetricsServiceResponse: same encodings,
+same strictness, same failures (fail_next and partial_next count every POST,
+whichever the signal), its data points flattened into ``points()``.
 
 A body sent as ``Content-Type: application/json`` is OTLP/JSON and is decoded
 as strictly (decode_json()): keys are the lowerCamelCase JSON names and
@@ -32,20 +38,24 @@ Module use (e.g. from tests/integration.py in the same directory)::
     rx.port, rx.url                    # url = http://127.0.0.1:<port>/v1/traces
     rx.requests                        # list of request dicts, see below
     rx.spans()                         # accepted spans, flattened to dicts
+    rx.points()                        # accepted metric data points, flattened to dicts
+    rx.metrics_url                     # http://127.0.0.1:<port>/v1/metrics
     rx.fail_next(n, status, retry_after=None)  # next n POSTs answer status
     rx.hang_next(n)                    # next n POSTs are read and never answered
     rx.partial_next(rejected, message) # next POST answers partial_success
     rx.respond_with(body, content_type)  # successes answer this body (Langfuse's JSON)
     rx.tls_errors                      # failed TLS handshakes, as text
     rx.wait_spans(count, timeout)      # -> bool: at least count spans seen
+    rx.wait_points(count, timeout)     # -> bool: at least count data points seen
     rx.stop()
 
 A request dict has: path, headers (dict, lower-case names), content_type,
 content_encoding ("" when none), user_agent, body_len (bytes on the wire),
 status (what was answered; None for one hung), decode_error (str or None), n_spans,
-time, format ("json" or "protobuf"), client_cert (its common name, or None); a hung
-request also has closed: when its peer closed the connection (time.time(); None until
-then, and when the receiver stopped first).
+time, format ("json" or "protobuf"), client_cert (its common name, or None), signal
+("traces" or "metrics"), n_points (data points of a metrics request); a hung request also
+has closed: when its peer closed the connection (time.time(); None until then, and when
+the receiver stopped first).
 
 A hung request is not answered at all: the connection stays open, read and ignored,
 until the client gives up and closes it or the receiver stops (a backend that accepts
@@ -62,6 +72,14 @@ attributes, flags}), flags, trace_state. Spans of a request answered with a
 failure status are not recorded (the exporter must send them again); spans
 of a partial_success answer are.
 
+A data point dict has: resource (attribute dict), scope_name, scope_version,
+metric, description, unit, kind ("sum", "gauge", "histogram",
+"exponential_histogram" or "summary"), temporality (int, 0 for gauges),
+monotonic (bool, sums), attributes (dict), start_time_unix_nano,
+time_unix_nano, flags; sums and gauges: value (int for as_int, float for
+as_double), value_type ("int" or "double"); histograms: count, sum,
+bucket_counts, explicit_bounds, min, max (None when not set).
+
 Process use::
 
     otlp_receiver.py --port-file F [--port P] [--proto-dir D]
@@ -72,6 +90,7 @@ writes its port to F (atomically) when ready and serves, besides the traces
 path:
 
     GET  /_sidespan/spans     recorded spans as JSON (bytes as hex strings)
+    GET  /_sidespan/points    recorded metric data points as JSON
     GET  /_sidespan/requests  {"count", "decode_errors", "requests": [...]} as JSON
     GET  /_sidespan/summary   line-based text for C tests:
                               requests=N / accepted=N / decode_errors=N / spans=N,
@@ -86,7 +105,7 @@ path:
     POST /_sidespan/fail?n=N&status=S[&retry_after=X]
     POST /_sidespan/hang?n=N
     POST /_sidespan/partial?rejected=N[&message=M]
-    POST /_sidespan/reset     forget requests, spans and pending failures
+    POST /_sidespan/reset     forget requests, spans, points and pending failures
 
 SIGTERM (or SIGINT) exits cleanly with status 0.
 """
@@ -207,6 +226,74 @@ def flatten_request(req):
     return spans
 
 
+# ---- metrics ---------------------------------------------------------------------------------
+
+def _number_value(dp):
+    """A NumberDataPoint's value and its type ("int", "double", or None when unset)."""
+    which = dp.WhichOneof("value")
+    if which == "as_int":
+        return dp.as_int, "int"
+    if which == "as_double":
+        return dp.as_double, "double"
+    return None, None
+
+
+def _optional(msg, name):
+    return getattr(msg, name) if msg.HasField(name) else None
+
+
+def flatten_point(base, kind, data, dp):
+    """One data point of a metric (base: its resource, scope and metric fields) as a dict."""
+    d = dict(base)
+    d.update({
+        "kind": kind,
+        "temporality": int(getattr(data, "aggregation_temporality", 0)),
+        "monotonic": bool(getattr(data, "is_monotonic", False)),
+        "attributes": kv_dict(dp.attributes),
+        "start_time_unix_nano": dp.start_time_unix_nano,
+        "time_unix_nano": dp.time_unix_nano,
+        "flags": dp.flags,
+    })
+    if kind in ("sum", "gauge"):
+        d["value"], d["value_type"] = _number_value(dp)
+    elif kind in ("histogram", "exponential_histogram"):
+        d.update({"count": dp.count, "sum": _optional(dp, "sum"),
+                  "min": _optional(dp, "min"), "max": _optional(dp, "max")})
+        if kind == "histogram":
+            d["bucket_counts"] = list(dp.bucket_counts)
+            d["explicit_bounds"] = list(dp.explicit_bounds)
+    else:
+        d.update({"count": dp.count, "sum": dp.sum})
+    return d
+
+
+def flatten_metrics_request(req):
+    """Every data point of an ExportMetricsServiceRequest, flattened (module docstring)."""
+    points = []
+    for rm in req.resource_metrics:
+        resource = kv_dict(rm.resource.attributes)
+        for sm in rm.scope_metrics:
+            for m in sm.metrics:
+                kind = m.WhichOneof("data")
+                if kind is None:
+                    continue
+                base = {"resource": resource, "scope_name": sm.scope.name,
+                        "scope_version": sm.scope.version, "metric": m.name,
+                        "description": m.description, "unit": m.unit}
+                data = getattr(m, kind)
+                points.extend(flatten_point(base, kind, data, dp) for dp in data.data_points)
+    return points
+
+
+# Each signal's request and response class names in its pb module, and the response's
+# rejected-count field.
+_SIGNALS = {
+    "traces": ("ExportTraceServiceRequest", "ExportTraceServiceResponse", "rejected_spans"),
+    "metrics": ("ExportMetricsServiceRequest", "ExportMetricsServiceResponse",
+                "rejected_data_points"),
+}
+
+
 def _json_default(o):
     if isinstance(o, (bytes, bytearray)):
         return o.hex()
@@ -228,7 +315,8 @@ _TYPE_MESSAGE, _TYPE_BYTES, _TYPE_ENUM = 11, 12, 14
 _LABEL_REPEATED = 3
 # The ids OTLP/JSON writes as hex, not base64: field name -> bytes, in Span and Span.Link.
 _HEX_IDS = {"trace_id": 16, "span_id": 8, "parent_span_id": 8}
-_HEX_ID_MESSAGES = {"opentelemetry.proto.trace.v1.Span", "opentelemetry.proto.trace.v1.Span.Link"}
+_HEX_ID_MESSAGES = {"opentelemetry.proto.trace.v1.Span", "opentelemetry.proto.trace.v1.Span.Link",
+                    "opentelemetry.proto.metrics.v1.Exemplar"}
 
 
 class JsonDecodeError(ValueError):
@@ -345,9 +433,9 @@ def _json_message(msg, obj, where):
         _json_field(msg, fd, v, at)
 
 
-def decode_json(pb, raw):
-    """raw (bytes of OTLP/JSON) as pb.ExportTraceServiceRequest; JsonDecodeError when it is not
-    OTLP/JSON to the letter (module docstring)."""
+def decode_json(pb, raw, message="ExportTraceServiceRequest"):
+    """raw (bytes of OTLP/JSON) as pb.<message> (the trace request unless told); JsonDecodeError
+    when it is not OTLP/JSON to the letter (module docstring)."""
     try:
         obj = json.loads(raw.decode("utf-8"), object_pairs_hook=_no_duplicates,
                          parse_constant=_no_constant)
@@ -355,17 +443,19 @@ def decode_json(pb, raw):
         raise JsonDecodeError("not UTF-8: %s" % e) from None
     except json.JSONDecodeError as e:
         raise JsonDecodeError("not JSON: %s" % e) from None
-    msg = pb.ExportTraceServiceRequest()
+    msg = getattr(pb, message)()
     _json_message(msg, obj, "")
     return msg
 
 
 def response_json(resp):
-    """An ExportTraceServiceResponse as OTLP/JSON bytes: {} or {"partialSuccess": {...}}."""
+    """An Export*ServiceResponse as OTLP/JSON bytes: {} or {"partialSuccess": {...}}, whose
+    field 1 is rejectedSpans or rejectedDataPoints by the signal."""
     out = {}
     if resp.HasField("partial_success"):
         ps = resp.partial_success
-        out["partialSuccess"] = {"rejectedSpans": str(ps.rejected_spans),
+        rejected = ps.DESCRIPTOR.fields_by_number[1]
+        out["partialSuccess"] = {rejected.json_name: str(getattr(ps, rejected.name)),
                                  "errorMessage": ps.error_message}
     return json.dumps(out).encode()
 
@@ -381,6 +471,7 @@ class _State:
         self.cond = threading.Condition()
         self.requests = []
         self.spans = []
+        self.points = []
         self.fail_n = 0
         self.fail_status = 503
         self.fail_retry_after = None
@@ -394,6 +485,7 @@ class _State:
         with self.cond:
             self.requests.clear()
             self.spans.clear()
+            self.points.clear()
             self.fail_n = 0
             self.hang_n = 0
             self.partial = None
@@ -453,6 +545,8 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         with st.cond:
             if path == "/_sidespan/spans":
                 body = to_json(st.spans)
+            elif path == "/_sidespan/points":
+                body = to_json(st.points)
             elif path == "/_sidespan/requests":
                 body = to_json({"count": len(st.requests),
                                 "decode_errors": sum(1 for r in st.requests if r["decode_error"]),
@@ -497,22 +591,25 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             ok = self._control(url.path, url.query)
             self._reply(200 if ok else 404, b"ok\n" if ok else b"not found\n", "text/plain")
             return
-        if not url.path.endswith("/v1/traces"):
+        if url.path.endswith("/v1/traces"):
+            self._export(url.path, raw)
+        elif url.path.endswith("/v1/metrics"):
+            self._export_metrics(url.path, raw)
+        else:
             self._reply(404, b"not found\n", "text/plain")
-            return
-        self._export(url.path, raw)
 
-    def _decode(self, raw):
-        """(ExportTraceServiceRequest, None) or (None, error text)."""
+    def _decode(self, raw, signal="traces"):
+        """(Export<signal>ServiceRequest, None) or (None, error text)."""
         enc = self.headers.get("Content-Encoding", "").strip().lower()
         try:
             if enc == "gzip":
                 raw = gzip.decompress(raw)
             elif enc not in ("", "identity"):
                 return None, "unsupported Content-Encoding %r" % enc
+            pb, name = self.server.sidespan_pbs[signal], _SIGNALS[signal][0]
             if _is_json(self.headers.get("Content-Type", "")):
-                return decode_json(self.server.sidespan_pb, raw), None
-            msg = self.server.sidespan_pb.ExportTraceServiceRequest()
+                return decode_json(pb, raw, name), None
+            msg = getattr(pb, name)()
             msg.ParseFromString(raw)
             return msg, None
         except Exception as e:  # gzip, zlib and protobuf DecodeError alike: a decode error
@@ -530,8 +627,15 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         return None
 
     def _export(self, path, raw):
-        msg, err = self._decode(raw)
-        spans = flatten_request(msg) if msg is not None else []
+        self._export_signal(path, raw, "traces")
+
+    def _export_metrics(self, path, raw):
+        self._export_signal(path, raw, "metrics")
+
+    def _export_signal(self, path, raw, signal):
+        msg, err = self._decode(raw, signal)
+        spans = flatten_request(msg) if msg is not None and signal == "traces" else []
+        points = flatten_metrics_request(msg) if msg is not None and signal == "metrics" else []
         st = self.state
         rec = {
             "path": path,
@@ -545,6 +649,8 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             "time": time.time(),
             "format": "json" if _is_json(self.headers.get("Content-Type", "")) else "protobuf",
             "client_cert": self._client_cert(),
+            "signal": signal,
+            "n_points": len(points),
         }
         extra, partial, respond = [], None, None
         with st.cond:
@@ -564,6 +670,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
                 partial, st.partial = st.partial, None
                 respond = st.respond
                 st.spans.extend(spans)
+                st.points.extend(points)
             rec["status"] = status
             st.requests.append(rec)
             st.cond.notify_all()
@@ -572,9 +679,10 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         elif status == 200 and respond is not None:
             self._reply(200, respond[0], respond[1])
         elif status == 200:
-            resp = self.server.sidespan_pb.ExportTraceServiceResponse()
+            _, resp_name, rejected = _SIGNALS[signal]
+            resp = getattr(self.server.sidespan_pbs[signal], resp_name)()
             if partial is not None:
-                resp.partial_success.rejected_spans = partial[0]
+                setattr(resp.partial_success, rejected, partial[0])
                 resp.partial_success.error_message = partial[1]
             if rec["format"] == "json":
                 self._reply(200, response_json(resp), "application/json")
@@ -677,6 +785,7 @@ class Receiver:
         if not proto_dir:
             raise RuntimeError("no proto directory: pass proto_dir or set PROTO_DIR")
         self._pb = load_protos(proto_dir)
+        self._metrics_pb = load_protos(proto_dir, "metrics_service_pb2")
         self._want_port = port
         self._verbose = verbose
         self._tls = tls
@@ -685,6 +794,7 @@ class Receiver:
         self._thread = None
         self.port = None
         self.url = None
+        self.metrics_url = None
 
     def start(self):
         handler = type("Handler", (_Handler,), {"verbose": self._verbose})
@@ -692,10 +802,12 @@ class Receiver:
         self._state.stopping = False
         srv.sidespan_state = self._state
         srv.sidespan_pb = self._pb
+        srv.sidespan_pbs = {"traces": self._pb, "metrics": self._metrics_pb}
         srv.sidespan_tls = _tls_context(self._tls) if self._tls else None
         self._server = srv
         self.port = srv.server_address[1]
         self.url = "%s://127.0.0.1:%d/v1/traces" % ("https" if self._tls else "http", self.port)
+        self.metrics_url = self.url[:-len("traces")] + "metrics"
         self._thread = threading.Thread(target=srv.serve_forever, name="otlp-receiver",
                                         daemon=True)
         self._thread.start()
@@ -717,6 +829,10 @@ class Receiver:
     def spans(self):
         with self._state.cond:
             return list(self._state.spans)
+
+    def points(self):
+        with self._state.cond:
+            return list(self._state.points)
 
     def fail_next(self, n, status, retry_after=None):
         with self._state.cond:
@@ -748,9 +864,16 @@ class Receiver:
         self._state.reset()
 
     def wait_spans(self, count, timeout):
+        return self._wait("spans", count, timeout)
+
+    def wait_points(self, count, timeout):
+        return self._wait("points", count, timeout)
+
+    def _wait(self, what, count, timeout):
+        """True once the state's list named what holds at least count entries."""
         deadline = time.monotonic() + timeout
         with self._state.cond:
-            while len(self._state.spans) < count:
+            while len(getattr(self._state, what)) < count:
                 left = deadline - time.monotonic()
                 if left <= 0:
                     return False

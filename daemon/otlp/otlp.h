@@ -11,6 +11,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "metrics/metrics.h"
 #include "model/span.h"
 #include "ss-buf.h"
 
@@ -19,6 +20,15 @@ int ss_otlp_encode(ss_span *const *spans, size_t n, ss_buf *out);
 
 /* Append the same request as OTLP/JSON on one line, no newline. */
 int ss_otlp_json_encode(ss_span *const *spans, size_t n, ss_buf *out);
+
+/*
+ * Append an ExportMetricsServiceRequest (protobuf) for the snapshot: one
+ * ResourceMetrics (s->resource) with one ScopeMetrics (s->scope_name and
+ * version) holding every metric in order. The snapshot is only read, and
+ * only during the call. 0, -ENOMEM, -ENOBUFS past out's maximum (out as it
+ * was), -EINVAL for a metric of no known kind. Any thread.
+ */
+int ss_otlp_metrics_encode(const ss_metrics_snapshot *s, ss_buf *out);
 
 struct ProtobufCMessage;
 
