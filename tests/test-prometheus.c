@@ -1,10 +1,13 @@
 /* SPDX-License-Identifier: MIT */
 /* The Prometheus text from hand-built snapshots, compared byte for byte and parsed by
- * prometheus_client. */
+ * prometheus_client; the scrape server over a real socket. */
 #include "ss-check.h"
+#include <arpa/inet.h>
 #include <errno.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -308,10 +311,129 @@ START_TEST(test_name_too_long)
 }
 END_TEST
 
+/* ---- the server --------------------------------------------------------------------------- */
+
+/* One HTTP/1.0 request to 127.0.0.1:port; the whole response, NUL-terminated. */
+static void http(uint16_t port, const char *request, char *resp, size_t size)
+{
+        struct sockaddr_in a = {.sin_family = AF_INET, .sin_port = htons(port)};
+        int fd = socket(AF_INET, SOCK_STREAM, 0);
+        size_t n = 0;
+        ssize_t k;
+
+        ck_assert_int_ge(fd, 0);
+        a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        ck_assert_int_eq(connect(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+        ck_assert_int_eq(write(fd, request, strlen(request)), (ssize_t)strlen(request));
+        while (n + 1 < size && (k = read(fd, resp + n, size - 1 - n)) > 0)
+                n += (size_t)k;
+        resp[n] = '\0';
+        close(fd);
+}
+
+static const char *body(const char *resp)
+{
+        const char *b = strstr(resp, "\r\n\r\n");
+
+        ck_assert_ptr_nonnull(b);
+        return b + 4;
+}
+
+START_TEST(test_server_serves_published_text)
+{
+        ss_prom_server *p = NULL;
+        char resp[4096];
+        ss_buf t;
+
+        ck_assert_int_eq(ss_prom_server_start("127.0.0.1:0", &p), 0);
+        ck_assert_uint_gt(ss_prom_server_port(p), 0);
+        /* before the first publish: an empty exposition */
+        http(ss_prom_server_port(p), "GET /metrics HTTP/1.0\r\n\r\n", resp, sizeof(resp));
+        ck_assert_msg(strncmp(resp, "HTTP/1.1 200", 12) == 0, "%s", resp);
+        ck_assert_str_eq(body(resp), "");
+
+        ss_buf_init(&t, 1 << 16);
+        ck_assert_int_eq(ss_buf_printf(&t, "# TYPE up gauge\nup 1\n"), 0);
+        ss_prom_server_publish(p, &t);
+        ss_buf_reset(&t); /* the server serves its own copy */
+        ck_assert_int_eq(ss_buf_printf(&t, "overwritten"), 0);
+        http(ss_prom_server_port(p), "GET /metrics HTTP/1.0\r\n\r\n", resp, sizeof(resp));
+        ck_assert_msg(strncmp(resp, "HTTP/1.1 200", 12) == 0, "%s", resp);
+        ck_assert_ptr_nonnull(
+            strstr(resp, "Content-Type: text/plain; version=0.0.4; charset=utf-8\r\n"));
+        ck_assert_str_eq(body(resp), "# TYPE up gauge\nup 1\n");
+        ss_prom_server_publish(p, &t);
+        http(ss_prom_server_port(p), "GET /metrics HTTP/1.0\r\n\r\n", resp, sizeof(resp));
+        ck_assert_str_eq(body(resp), "overwritten");
+        ss_buf_free(&t);
+        ss_prom_server_stop(p);
+}
+END_TEST
+
+START_TEST(test_server_404_405)
+{
+        ss_prom_server *p = NULL;
+        char resp[4096];
+
+        ck_assert_int_eq(ss_prom_server_start("127.0.0.1:0", &p), 0);
+        http(ss_prom_server_port(p), "GET / HTTP/1.0\r\n\r\n", resp, sizeof(resp));
+        ck_assert_msg(strncmp(resp, "HTTP/1.1 404", 12) == 0, "%s", resp);
+        http(ss_prom_server_port(p), "POST /metrics HTTP/1.0\r\nContent-Length: 0\r\n\r\n", resp,
+             sizeof(resp));
+        ck_assert_msg(strncmp(resp, "HTTP/1.1 405", 12) == 0, "%s", resp);
+        ck_assert_ptr_nonnull(strstr(resp, "Allow: GET, HEAD\r\n"));
+        http(ss_prom_server_port(p), "HEAD /metrics HTTP/1.0\r\n\r\n", resp, sizeof(resp));
+        ck_assert_msg(strncmp(resp, "HTTP/1.1 200", 12) == 0, "%s", resp);
+        ss_prom_server_stop(p);
+}
+END_TEST
+
+START_TEST(test_server_bad_addresses)
+{
+        static const char *bad[] = {"",          "9464",          "localhost:9464",
+                                    "127.0.0.1", "127.0.0.1:",    "127.0.0.1:99999",
+                                    "1.2.3:80",  "127.0.0.1:80x", "[::1:80",
+                                    "[::1]",     "[nope]:80",     "::1:80"};
+        ss_prom_server *p = (ss_prom_server *)&p;
+
+        for (size_t i = 0; i < SS_ELEMENTSOF(bad); i++)
+                ck_assert_msg(ss_prom_server_start(bad[i], &p) == -EINVAL, "%s", bad[i]);
+        ck_assert_ptr_eq(p, (ss_prom_server *)&p); /* ret written only on success */
+        ss_prom_server_stop(NULL);
+}
+END_TEST
+
+START_TEST(test_server_port_in_use)
+{
+        ss_prom_server *a = NULL, *b = NULL;
+        char listen[32];
+
+        ck_assert_int_eq(ss_prom_server_start("127.0.0.1:0", &a), 0);
+        snprintf(listen, sizeof(listen), "127.0.0.1:%u", (unsigned)ss_prom_server_port(a));
+        ck_assert_int_lt(ss_prom_server_start(listen, &b), 0);
+        ck_assert_ptr_null(b);
+        ss_prom_server_stop(a);
+}
+END_TEST
+
+START_TEST(test_server_ipv6)
+{
+        ss_prom_server *p = NULL;
+        int r = ss_prom_server_start("[::1]:0", &p);
+
+        /* a machine without IPv6 loopback cannot bind it; the address itself parsed */
+        ck_assert_msg(r == 0 || r == -EADDRNOTAVAIL || r == -EIO, "%d", r);
+        if (r == 0)
+                ck_assert_uint_gt(ss_prom_server_port(p), 0);
+        ss_prom_server_stop(p);
+}
+END_TEST
+
 static Suite *prometheus_suite(void)
 {
         Suite *s = suite_create("prometheus");
         TCase *tc = tcase_create("render");
+        TCase *srv = tcase_create("server");
 
         tcase_add_checked_fixture(tc, setup, teardown);
         tcase_add_test(tc, test_counter_with_attributes);
@@ -324,6 +446,12 @@ static Suite *prometheus_suite(void)
         tcase_add_test(tc, test_nobufs_leaves_out_alone);
         tcase_add_test(tc, test_name_too_long);
         suite_add_tcase(s, tc);
+        tcase_add_test(srv, test_server_serves_published_text);
+        tcase_add_test(srv, test_server_404_405);
+        tcase_add_test(srv, test_server_bad_addresses);
+        tcase_add_test(srv, test_server_port_in_use);
+        tcase_add_test(srv, test_server_ipv6);
+        suite_add_tcase(s, srv);
         return s;
 }
 
