@@ -242,6 +242,12 @@ START_TEST(test_escaping_and_label_keys)
             "# TYPE x gauge\n"
             "x{http_status_code=\"200\",a_b=\"dash;dot\",path=\"a\\\\b\\\"c\\nd\"} 1.5\n");
         ck_assert_int_eq(python_samples(text()), 1);
+        /* empty keys and names would not parse */
+        static const ss_metric_attr empty[] = {{"", "v"}};
+        pt = (ss_metric_point){.attrs = empty, .n_attrs = 1, .value = 1};
+        g = (ss_metric){.name = "", .kind = SS_METRIC_GAUGE, .points = &pt, .n_points = 1};
+        ck_assert_str_eq(render_one(&g), "# TYPE _ gauge\n_{_=\"v\"} 1\n");
+        ck_assert_int_eq(python_samples(text()), 1);
 }
 END_TEST
 

@@ -72,11 +72,12 @@ static int name_add(prom_name *nm, const char *p, size_t n, bool colon)
         return 0;
 }
 
+/* An empty name (or key) would not parse: it becomes "_". */
 static int name_set(prom_name *nm, const char *p, bool colon)
 {
         nm->len = 0;
         nm->s[0] = '\0';
-        return name_add(nm, p ? p : "", p ? strlen(p) : 0, colon);
+        return name_add(nm, p && p[0] ? p : "_", p && p[0] ? strlen(p) : 1, colon);
 }
 
 static bool name_ends_with(const prom_name *nm, const char *suffix)
