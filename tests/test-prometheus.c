@@ -5,9 +5,12 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -422,6 +425,92 @@ START_TEST(test_server_port_in_use)
 }
 END_TEST
 
+/* Scrapes while the loop publishes: every body is one whole published text. */
+typedef struct scraper {
+        uint16_t port;
+        atomic_bool stop;
+        atomic_int scrapes;
+        int torn;
+} scraper;
+
+static void *scrape_loop(void *arg)
+{
+        scraper *sc = arg;
+        static char resp[4096];
+
+        while (!atomic_load(&sc->stop)) {
+                const char *b;
+
+                http(sc->port, "GET /metrics HTTP/1.0\r\n\r\n", resp, sizeof(resp));
+                b = body(resp);
+                sc->torn += *b && !(strncmp(b, "up ", 3) == 0 && strlen(b) == 12);
+                atomic_fetch_add(&sc->scrapes, 1);
+        }
+        return NULL;
+}
+
+START_TEST(test_server_publish_while_scraped)
+{
+        ss_prom_server *p = NULL;
+        scraper sc = {0};
+        pthread_t th;
+        ss_buf t;
+
+        ck_assert_int_eq(ss_prom_server_start("127.0.0.1:0", &p), 0);
+        sc.port = ss_prom_server_port(p);
+        ss_buf_init(&t, 64);
+        ck_assert_int_eq(pthread_create(&th, NULL, scrape_loop, &sc), 0);
+        for (int i = 0; i < 2000 || atomic_load(&sc.scrapes) < 20; i++) {
+                ss_buf_reset(&t);
+                ck_assert_int_eq(ss_buf_printf(&t, "up %08d\n", i), 0);
+                ss_prom_server_publish(p, &t);
+        }
+        atomic_store(&sc.stop, true);
+        pthread_join(th, NULL);
+        ck_assert_int_eq(sc.torn, 0);
+        ss_buf_free(&t);
+        ss_prom_server_stop(p);
+}
+END_TEST
+
+static void recv_timeout(int fd, long ms)
+{
+        struct timeval tv = {.tv_sec = ms / 1000, .tv_usec = (ms % 1000) * 1000};
+
+        ck_assert_int_eq(setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv)), 0);
+}
+
+/* While 16 connections sit idle a 17th is not served; it is once one of them goes. */
+START_TEST(test_server_connection_limit)
+{
+        static const char get[] = "GET /metrics HTTP/1.0\r\n\r\n";
+        struct sockaddr_in a = {.sin_family = AF_INET};
+        int fds[SS_PROM_CONNECTIONS + 1], last = SS_PROM_CONNECTIONS;
+        ss_prom_server *p = NULL;
+        char c[16];
+
+        ck_assert_int_eq(ss_prom_server_start("127.0.0.1:0", &p), 0);
+        a.sin_port = htons(ss_prom_server_port(p));
+        a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        for (size_t i = 0; i < SS_ELEMENTSOF(fds); i++) {
+                fds[i] = socket(AF_INET, SOCK_STREAM, 0);
+                ck_assert_int_eq(connect(fds[i], (struct sockaddr *)&a, sizeof(a)), 0);
+                usleep(20000); /* accepted in order: the last one is the one over */
+        }
+        ck_assert_int_eq(write(fds[last], get, strlen(get)), (ssize_t)strlen(get));
+        recv_timeout(fds[last], 300);
+        ck_assert_int_eq(read(fds[last], c, sizeof(c)), -1);
+        ck_assert(errno == EAGAIN || errno == EWOULDBLOCK);
+        close(fds[0]);
+        recv_timeout(fds[last], 5000);
+        ck_assert_int_eq(read(fds[last], c, 12), 12);
+        ck_assert_int_eq(memcmp(c, "HTTP/1.1 200", 12), 0);
+        for (size_t i = 1; i < SS_ELEMENTSOF(fds); i++)
+                close(fds[i]);
+        ss_prom_server_stop(p);
+}
+END_TEST
+
 START_TEST(test_server_ipv6)
 {
         ss_prom_server *p = NULL;
@@ -457,6 +546,8 @@ static Suite *prometheus_suite(void)
         tcase_add_test(srv, test_server_bad_addresses);
         tcase_add_test(srv, test_server_port_in_use);
         tcase_add_test(srv, test_server_ipv6);
+        tcase_add_test(srv, test_server_publish_while_scraped);
+        tcase_add_test(srv, test_server_connection_limit);
         suite_add_tcase(s, srv);
         return s;
 }
