@@ -132,7 +132,7 @@ class Dockerfile(unittest.TestCase):
     def test_runtime_packages_cover_the_daemons_libraries(self):
         run = " ".join(a for w, a in self.final if w == "RUN")
         for pkg in ("libuv1", "libcurl4", "libmsgpackc2", "libprotobuf-c1", "libgrpc29",
-                    "libpcre2-8-0", "zlib1g"):
+                    "libpcre2-8-0", "libmicrohttpd12", "zlib1g"):
             self.assertRegex(run, r"\b%s\b" % re.escape(pkg))
 
 
