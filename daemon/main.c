@@ -27,6 +27,7 @@
 #include "ingest/control.h"
 #include "ingest/listener.h"
 #include "ingest/tap.h"
+#include "metrics/stage.h"
 #include "policy/stage.h"
 #include "sidespan-version.h"
 #include "trace/assembler.h"
@@ -46,6 +47,7 @@ typedef struct sidespand {
         ss_policy *policy;
         ss_pricing *pricing;
         ss_assembler *assembler;
+        ss_metrics *metrics;
         ss_control *control;
         ss_tap *tap;
         ss_listener *listener;
@@ -88,6 +90,9 @@ static void take_down(sidespand *d, const char *reason)
                 reason = NULL;
         ss_assembler_free(d->assembler, reason);
         d->assembler = NULL;
+        /* After the assembler, whose orphans it counts; its last collection is exported. */
+        ss_metrics_drain(d->metrics, d->cfg.drain_timeout_ms, NULL, NULL);
+        d->metrics = NULL;
         ss_control_free(d->control);
         d->control = NULL;
         ss_policy_free(d->policy);
@@ -230,12 +235,37 @@ static int control_start(sidespand *d)
         ss_control_set_tap(d->control, d->tap);
         ss_policy_set_tap(d->policy, ss_tap_sink(d->tap));
         r = ss_control_add_counters(d->control, ss_tap_counters, d->tap);
+        if (r == 0 && d->metrics)
+                r = ss_control_add_counters(d->control, ss_metrics_counters, d->metrics);
         if (r == 0)
                 r = ss_control_add_counters(d->control, ss_assembler_counters, d->assembler);
         if (r == 0)
                 r = ss_control_add_counters(d->control, ss_policy_counters, d->policy);
         if (r == 0)
                 r = ss_control_add_counters(d->control, ss_pipeline_counters, d->pipeline);
+        return r;
+}
+
+/* The daemon's counters for the health metrics; none once the listener is gone (at the last
+ * collection, in the shutdown), as its counters went with it. */
+static void health_counters(const void *daemon, ss_counters *out)
+{
+        const sidespand *d = daemon;
+
+        if (d->control && d->listener)
+                ss_control_collect(d->control, out);
+}
+
+/* The metrics stage, shown every finished span by the assembler. */
+static int metrics_start(sidespand *d)
+{
+        int r;
+
+        if (!d->cfg.metrics.enabled)
+                return 0;
+        r = ss_metrics_new(&d->loop, &d->cfg.metrics, health_counters, d, &d->metrics);
+        if (r == 0)
+                ss_assembler_set_observer(d->assembler, ss_metrics_span, d->metrics);
         return r;
 }
 
@@ -316,6 +346,8 @@ static int start(sidespand *d)
         if (r == 0)
                 r = ss_assembler_new(&d->loop, &d->cfg.assembler, ss_policy_sink(d->policy),
                                      &d->assembler);
+        if (r == 0)
+                r = metrics_start(d);
         if (r == 0)
                 r = state_start(d);
         if (r == 0)

@@ -125,8 +125,8 @@ class HeadSampling(PolicyBase):
             send_tree(c, tid, n_children, whole_children=i % 2 == 1)
         return c, tids
 
-    def test_rate_keeps_whole_traces_by_trace_id(self):
-        d = self.http_daemon(["--sample-rate", "0.25"])
+    def rate_keeps_whole_traces(self, flags):
+        d = self.http_daemon(["--sample-rate", "0.25"] + flags)
         c, tids = self.run_traces(d, 400)
         want = {t.hex() for t in tids if head_keep(t, 0.25)}
         self.assertTrue(50 < len(want) < 150, len(want))
@@ -139,8 +139,23 @@ class HeadSampling(PolicyBase):
             self.assertEqual(len(spans), 4, "trace %s not whole" % tid)
             for s in spans:
                 self.assertTrue(s["trace_state"].startswith("ot=th:c"), s["trace_state"])
-        self.assertEqual(st["traces_discarded"], 400 - len(want))
-        self.assertEqual(st["spans_discarded"], 4 * (400 - len(want)))
+        return st, 400 - len(want)
+
+    def test_rate_keeps_whole_traces_by_trace_id(self):
+        # Metrics off: a dropped trace is discarded at its first span, holding nothing.
+        st, dropped = self.rate_keeps_whole_traces(["--no-metrics"])
+        self.assertEqual(st["traces_discarded"], dropped)
+        self.assertEqual(st["spans_discarded"], 4 * dropped)
+        self.assertEqual(st["metrics.spans_observed"] if "metrics.spans_observed" in st else 0, 0)
+
+    def test_rate_with_metrics_sees_every_span(self):
+        # Metrics on (the default): dropped traces are held whole for the metrics, and the
+        # policy stage drops them.
+        st, dropped = self.rate_keeps_whole_traces([])
+        self.assertEqual(st["traces_discarded"], 0)
+        self.assertEqual(st["sampling.dropped_traces"], dropped)
+        self.assertEqual(st["sampling.dropped_spans"], 4 * dropped)
+        self.assertEqual(st["metrics.spans_observed"], 4 * 400)
 
     def test_two_daemons_agree(self):
         rx2 = self.receiver()

@@ -61,6 +61,7 @@ void ss_config_defaults(ss_config *cfg)
             .redact = SS_REDACT_SECRETS | SS_REDACT_PERSONAL | SS_REDACT_CUSTOM,
         };
         ss_spec_init(&cfg->cli, NULL, CLI_ORIGIN);
+        ss_metrics_config_defaults(&cfg->metrics);
 }
 
 /* ---- the environment -------------------------------------------------------------------- */

@@ -18,6 +18,7 @@
 
 #include "export/pipeline.h"
 #include "ingest/listener.h"
+#include "metrics/stage.h"
 #include "policy/stage.h"
 #include "trace/assembler.h"
 
@@ -63,6 +64,7 @@ typedef struct ss_config {
         ss_listener_config listener;
         ss_assembler_config assembler;
         ss_export_config export; /* what to build, after ss_config_load() */
+        ss_metrics_config metrics;
         uint32_t drain_timeout_ms;
         int log_level;
         bool check_only; /* --check-config: print the effective configuration, exit */

@@ -335,6 +335,30 @@ static void dispatch_add(ss_exporter *base, ss_span *const *spans, size_t n)
         ss_batcher_add(&d->batcher, spans, n);
 }
 
+static void dispatch_push(ss_exporter *base, ss_buf *body, size_t n)
+{
+        ss_dispatch *d = (ss_dispatch *)base;
+        ss_buf wire;
+        int r = 0;
+
+        d->base.stats.spans_in += n;
+        if (!d->ops->wrap) {
+                queue_body(d, NULL, n, body); /* takes the bytes when it keeps them */
+                ss_buf_free(body);
+                return;
+        }
+        ss_buf_init(&wire, SS_DISPATCH_MAX_REQUEST_BYTES);
+        r = d->ops->wrap(d, body, &wire);
+        if (r < 0)
+                ss_exporter_dropped(&d->base, n,
+                                    r == -ENOBUFS ? "request too large to send"
+                                                  : "out of memory for a request");
+        else
+                queue_body(d, NULL, n, &wire);
+        ss_buf_free(&wire);
+        ss_buf_free(body);
+}
+
 static void dispatch_flush(ss_exporter *base)
 {
         ss_dispatch *d = (ss_dispatch *)base;
@@ -498,6 +522,7 @@ static const ss_exporter_ops dispatch_exporter_ops = {
     .busy = dispatch_busy,
     .destroy = dispatch_destroy,
     .pressure = dispatch_pressure,
+    .push = dispatch_push,
     .counters = dispatch_counters,
 };
 

@@ -43,6 +43,9 @@ typedef struct ss_dispatch_ops {
          * (bounded by SS_DISPATCH_MAX_REQUEST_BYTES): 0, -ENOBUFS when they do not fit,
          * -ENOMEM. exporter is the ss_dispatch. */
         int (*encode)(void *exporter, ss_span *const *spans, size_t n, ss_buf *out);
+        /* Optional: the bytes sent for raw, a body in the request's content type, appended to
+         * out (compressed when so configured). 0, -ENOBUFS, -ENOMEM. */
+        int (*wrap)(void *exporter, const ss_buf *raw, ss_buf *out);
         /* Start an attempt of r, which is in flight; r->transport is the exporter's. 0, or
          * -errno with nothing started (r is then dropped). */
         int (*start)(ss_dispatch *d, ss_req *r);

@@ -75,6 +75,7 @@ typedef struct grpc_exporter {
         grpc_metadata *md;                 /* the configured headers */
         size_t n_md;
         grpc_slice method;
+        const char *method_name; /* static */
         uint32_t timeout_ms;
         bool gzip;
         bool grpc_ref; /* the loop owes grpc_shutdown(); the cq thread does once it runs */
@@ -777,7 +778,7 @@ static int transport_start(grpc_exporter *e)
         gpr_set_log_function(on_grpc_log);
         grpc_init();
         e->grpc_ref = true;
-        e->method = grpc_slice_from_static_string(GRPC_EXPORT_METHOD);
+        e->method = grpc_slice_from_static_string(e->method_name);
         e->cq = grpc_completion_queue_create_for_next(NULL);
         if (!e->cq)
                 return -ENOMEM;
@@ -816,6 +817,7 @@ int ss_grpc_exporter_new(uv_loop_t *loop, const ss_grpc_config *cfg, ss_exporter
                 return -ENOMEM;
         e->timeout_ms = cfg->timeout_ms ? cfg->timeout_ms : SS_GRPC_TIMEOUT_MS_DEFAULT;
         e->gzip = cfg->gzip;
+        e->method_name = cfg->method ? cfg->method : GRPC_EXPORT_METHOD;
         r = target_parse(e, cfg->endpoint);
         if (r == 0)
                 r = security_check(e, cfg);

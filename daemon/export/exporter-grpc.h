@@ -58,6 +58,9 @@ typedef struct ss_grpc_config {
         const char *cert_file;
         const char *key_file;
         bool insecure; /* allow http://, i.e. no TLS at all */
+        /* The unary method each request calls (a static string); NULL: the traces one,
+         * /opentelemetry.proto.collector.trace.v1.TraceService/Export. */
+        const char *method;
 } ss_grpc_config;
 
 /* Fill cfg with the defaults; endpoint NULL, no headers, no TLS files. Any thread. */

@@ -56,6 +56,15 @@ void ss_http_config_defaults(ss_http_config *cfg)
 
 /* ---- encoding ---- */
 
+/* What is sent for a body in the content type: gzipped, or as it is. */
+static int wrap_body(void *ctx, const ss_buf *raw, ss_buf *out)
+{
+        const http_exporter *e = ctx;
+
+        return e->cfg.gzip ? ss_gzip_append(raw->data, raw->len, out)
+                           : ss_buf_append(out, raw->data, raw->len);
+}
+
 static int encode_body(void *ctx, ss_span *const *spans, size_t n, ss_buf *out)
 {
         const http_exporter *e = ctx;
@@ -69,7 +78,7 @@ static int encode_body(void *ctx, ss_span *const *spans, size_t n, ss_buf *out)
         ss_buf_init(&raw, HTTP_MAX_REQUEST_BYTES);
         r = encode(spans, n, &raw);
         if (r >= 0)
-                r = ss_gzip_append(raw.data, raw.len, out);
+                r = wrap_body(ctx, &raw, out);
         ss_buf_free(&raw);
         return r;
 }
@@ -248,6 +257,7 @@ static void http_free(ss_dispatch *d)
 
 static const ss_dispatch_ops http_ops = {
     .encode = encode_body,
+    .wrap = wrap_body,
     .start = http_start,
     .abandon = http_abandon,
     .close = http_close,

@@ -45,6 +45,11 @@ typedef struct ss_exporter_ops {
          * is dropped, counted: slowing every client for it would stall the other exporters).
          * The ingest stage stops reading clients above a high watermark of it. */
         unsigned (*pressure)(const ss_exporter *e);
+        /* Optional (the network exporters): send body, in the exporter's content type
+         * (OTLP protobuf, or OTLP/JSON when so configured) and uncompressed, as one request
+         * of its own, with the retries and the spool spans have; n is what it holds (the
+         * metrics stage's data points), counted as spans are. Takes body's bytes. */
+        void (*push)(ss_exporter *e, ss_buf *body, size_t n);
         /* Optional: counters beyond ss_exporter_stats, each name after prefix. */
         void (*counters)(const ss_exporter *e, const char *prefix, ss_counters *out);
 } ss_exporter_ops;

@@ -159,6 +159,16 @@ void ss_pipeline_put_one(ss_pipeline *p, size_t i, ss_span *const *spans, size_t
                 p->exporters[i]->ops->add(p->exporters[i], spans, n);
 }
 
+int ss_pipeline_push_one(ss_pipeline *p, size_t i, ss_buf *body, size_t n)
+{
+        if (i >= p->n || !p->exporters[i]->ops->push) {
+                ss_buf_free(body);
+                return -ENOTSUP;
+        }
+        p->exporters[i]->ops->push(p->exporters[i], body, n);
+        return 0;
+}
+
 bool ss_pipeline_busy(const ss_pipeline *p)
 {
         for (size_t i = 0; i < p->n; i++)

@@ -71,6 +71,10 @@ size_t ss_pipeline_exporters(const ss_pipeline *p);
  * differently). The caller keeps its references. */
 void ss_pipeline_put_one(ss_pipeline *p, size_t i, ss_span *const *spans, size_t n);
 
+/* Hand exporter i a body of its own (ss_exporter_ops.push; the metrics stage's requests):
+ * takes body's bytes. -ENOTSUP (body freed) for an exporter that takes none. */
+int ss_pipeline_push_one(ss_pipeline *p, size_t i, ss_buf *body, size_t n);
+
 /* True while any exporter holds spans not yet delivered or given up. */
 bool ss_pipeline_busy(const ss_pipeline *p);
 

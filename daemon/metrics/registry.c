@@ -16,7 +16,8 @@ typedef struct series {
         ss_metric_attr *attrs;
         uint32_t n_attrs;
         uint64_t start_ns;
-        double value; /* sum or last gauge value */
+        double value;    /* sum or last gauge value */
+        double observed; /* ss_instrument_observe()'s last total */
         uint64_t count;
         double sum, min, max;
         uint64_t *buckets; /* n_bounds + 1 */
@@ -298,6 +299,25 @@ int ss_instrument_record(ss_instrument *i, double v, const ss_metric_attr *attrs
                 s->buckets[bucket_of(&i->m, v)]++;
                 break;
         }
+        return 0;
+}
+
+int ss_instrument_observe(ss_instrument *i, double total, const ss_metric_attr *attrs,
+                          uint32_t n_attrs)
+{
+        series *s;
+        double gained;
+
+        if (i->m.kind != SS_METRIC_SUM)
+                return ss_instrument_record(i, total, attrs, n_attrs);
+        if (isnan(total))
+                return 0;
+        s = series_get(i, attrs, n_attrs);
+        if (!s)
+                return -ENOMEM;
+        gained = total >= s->observed ? total - s->observed : total;
+        s->observed = total;
+        s->value += gained;
         return 0;
 }
 

@@ -47,6 +47,12 @@ ss_instrument *ss_registry_histogram(ss_registry *r, const char *name, const cha
  * series past max_series goes to the overflow series. -ENOMEM (nothing recorded). */
 int ss_instrument_record(ss_instrument *i, double v, const ss_metric_attr *attrs, uint32_t n_attrs);
 
+/* A counter read from elsewhere (the daemon's STATS): total is its value since it started,
+ * and the sum grows by what it gained since the last observation (all of it when it went
+ * back: it restarted). A gauge takes total. -ENOMEM (nothing recorded). */
+int ss_instrument_observe(ss_instrument *i, double total, const ss_metric_attr *attrs,
+                          uint32_t n_attrs);
+
 /* Recordings that went to an overflow series, over all instruments. */
 uint64_t ss_registry_overflows(const ss_registry *r);
 

@@ -35,8 +35,8 @@ typedef struct ss_metrics_config {
         uint32_t max_series;           /* attribute sets per instrument; 0: the default (2000) */
         const char *prometheus_listen; /* "HOST:PORT" of the scrape endpoint; NULL: none */
         bool export_otlp;              /* exporter below is configured */
-        ss_exporter_def exporter; /* SS_EXPORT_OTLP_HTTP (endpoint the full .../v1/metrics URL)
-                                     or SS_EXPORT_OTLP_GRPC; name SS_METRICS_NAME */
+        ss_exporter_def exporter;      /* SS_EXPORT_OTLP_HTTP (endpoint the full .../v1/metrics URL)
+                                          or SS_EXPORT_OTLP_GRPC; name SS_METRICS_NAME */
 } ss_metrics_config;
 
 /* Fill cfg with the defaults: enabled, 60 s, cumulative, no export, no scrape endpoint. */

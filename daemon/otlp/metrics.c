@@ -283,7 +283,7 @@ static int build_request(ss_arena *a, const ss_metrics_snapshot *s, Request *req
         return add_metrics(a, smp[0], s);
 }
 
-int ss_otlp_metrics_encode(const ss_metrics_snapshot *s, ss_buf *out)
+static int encode(const ss_metrics_snapshot *s, ss_buf *out, bool json)
 {
         Request req =
             OPENTELEMETRY__PROTO__COLLECTOR__METRICS__V1__EXPORT_METRICS_SERVICE_REQUEST__INIT;
@@ -292,12 +292,24 @@ int ss_otlp_metrics_encode(const ss_metrics_snapshot *s, ss_buf *out)
         int r;
 
         r = build_request(&a, s, &req);
-        if (r >= 0) {
+        if (r >= 0 && json)
+                r = ss_otlp_pb_json(&req.base, out);
+        else if (r >= 0) {
                 size = REQUEST_FN(get_packed_size)(&req);
                 r = ss_buf_reserve(out, size);
+                if (r >= 0)
+                        out->len += REQUEST_FN(pack)(&req, out->data + out->len);
         }
-        if (r >= 0)
-                out->len += REQUEST_FN(pack)(&req, out->data + out->len);
         ss_arena_free(&a);
         return r;
+}
+
+int ss_otlp_metrics_encode(const ss_metrics_snapshot *s, ss_buf *out)
+{
+        return encode(s, out, false);
+}
+
+int ss_otlp_metrics_encode_json(const ss_metrics_snapshot *s, ss_buf *out)
+{
+        return encode(s, out, true);
 }

@@ -30,6 +30,9 @@ int ss_otlp_json_encode(ss_span *const *spans, size_t n, ss_buf *out);
  */
 int ss_otlp_metrics_encode(const ss_metrics_snapshot *s, ss_buf *out);
 
+/* The same request in OTLP/JSON (ss_otlp_pb_json()'s mapping), on one line. */
+int ss_otlp_metrics_encode_json(const ss_metrics_snapshot *s, ss_buf *out);
+
 struct ProtobufCMessage;
 
 /*

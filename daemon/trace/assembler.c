@@ -48,7 +48,8 @@ static void head_decide(ss_assembler *a, const ss_session *s, ss_trace *t, const
         t->head_rate = remote ? -1.0 : rate;
         t->head_drop = !ss_sampling_head_keep(m->trace_id, a->cfg.sample_rate, s->sample_rate,
                                               flags, m->parent_id != NULL);
-        t->discard = t->head_drop && !a->cfg.tail_active;
+        /* An observer sees every span whole: the metrics count what sampling drops. */
+        t->discard = t->head_drop && !a->cfg.tail_active && !a->observe;
         a->stats.traces_discarded += t->discard;
 }
 
@@ -110,13 +111,10 @@ static void count_nomem(ss_assembler *a, int r)
                 a->stats.no_memory++;
 }
 
-void ss_assembler_finishing(ss_assembler *a, ss_session *s, ss_span *sp)
+static void rollup_finishing(ss_assembler *a, ss_session *s, ss_span *sp)
 {
-        ss_rollup *r;
+        ss_rollup *r = ss_map_remove(&s->runs, sp->span_id);
 
-        if (sp->discard)
-                return;
-        r = ss_map_remove(&s->runs, sp->span_id);
         if (r) {
                 count_nomem(a, ss_rollup_apply(r, sp, &a->rollup));
                 ss_rollup_free(r);
@@ -132,6 +130,21 @@ void ss_assembler_finishing(ss_assembler *a, ss_session *s, ss_span *sp)
         if (r)
                 count_nomem(a, ss_rollup_child(r, sp, a->cfg.pricing, &a->rollup));
         ss_rollup_free(r);
+}
+
+void ss_assembler_finishing(ss_assembler *a, ss_session *s, ss_span *sp)
+{
+        if (sp->discard)
+                return;
+        rollup_finishing(a, s, sp);
+        if (a->observe)
+                a->observe(a->observe_ctx, sp);
+}
+
+void ss_assembler_set_observer(ss_assembler *a, ss_span_observer fn, void *ctx)
+{
+        a->observe = fn;
+        a->observe_ctx = ctx;
 }
 
 static void free_rollup(void *value, void *ctx)

@@ -69,6 +69,15 @@ typedef struct ss_assembler_stats {
         uint64_t no_memory;
 } ss_assembler_stats;
 
+/* Shown each finished span (ended, whole or orphaned) once its roll-ups are applied, before
+ * any sampling: the metrics stage's entry. */
+typedef void (*ss_span_observer)(void *ctx, const ss_span *s);
+
+/* Show every finished span to fn(ctx, span) from now on; fn NULL: none. With an observer,
+ * spans of head-dropped traces keep their attributes (the policy stage drops them), so
+ * the observer sees them whole. Set it before clients connect. */
+void ss_assembler_set_observer(ss_assembler *a, ss_span_observer fn, void *ctx);
+
 /* A new assembler handing finished traces to out (borrowed: it must outlive the
  * assembler). 0, -ENOMEM or a libuv error. */
 int ss_assembler_new(uv_loop_t *loop, const ss_assembler_config *cfg, ss_sink *out,

@@ -62,6 +62,8 @@ struct ss_assembler {
         size_t open_spans;
         ss_assembler_stats stats;
         ss_rollup_stats rollup;
+        ss_span_observer observe; /* NULL: none */
+        void *observe_ctx;
 };
 
 /* ---- assembler.c ---- */
