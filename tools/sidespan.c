@@ -87,6 +87,57 @@ static uint64_t counter(const msgpack_object_map *m, const char *name)
         return v ? v->via.u64 : 0;
 }
 
+/* The name between prefix and suffix of key k, into name (of size); false when k is not
+ * one. */
+static bool key_between(const msgpack_object_str *k, const char *prefix, const char *suffix,
+                        char *name, size_t size)
+{
+        size_t pl = strlen(prefix), sl = strlen(suffix), n;
+
+        if (k->size <= pl + sl || memcmp(k->ptr, prefix, pl) ||
+            memcmp(k->ptr + k->size - sl, suffix, sl))
+                return false;
+        n = k->size - pl - sl;
+        if (n >= size)
+                return false;
+        memcpy(name, k->ptr + pl, n);
+        name[n] = '\0';
+        return true;
+}
+
+/* One window of a model's figures: "N calls, N input + N output tokens, $X". */
+static void print_model_window(const msgpack_object_map *m, const char *model, const char *sfx)
+{
+        char key[2 * SS_SUB_MAX_STR];
+        uint64_t v[4];
+        static const char *const fig[] = {"requests", "input_tokens", "output_tokens",
+                                          "cost_micro_usd"};
+
+        for (size_t f = 0; f < 4; f++) {
+                snprintf(key, sizeof(key), "genai.model.%s.%s%s", model, fig[f], sfx);
+                v[f] = counter(m, key);
+        }
+        printf("%llu call(s), %llu input + %llu output tokens, $%.6f", (unsigned long long)v[0],
+               (unsigned long long)v[1], (unsigned long long)v[2], (double)v[3] / 1e6);
+}
+
+/* Per model: tokens and cost over the last minute and since the daemon started. */
+static void print_models(const msgpack_object_map *m)
+{
+        char model[SS_SUB_MAX_STR];
+
+        for (uint32_t i = 0; i < m->size; i++) {
+                if (!key_between(&m->ptr[i].key.via.str, "genai.model.", ".requests", model,
+                                 sizeof(model)))
+                        continue;
+                printf("  model %s: last minute ", model);
+                print_model_window(m, model, "_1m");
+                printf("; since start ");
+                print_model_window(m, model, "");
+                putchar('\n');
+        }
+}
+
 /* The headline: clients, open work, and per exporter what came in, went out, waits and was
  * lost (by reason, where the exporter counts reasons). */
 static void print_summary(const cli *c, const msgpack_object_map *m)
@@ -104,19 +155,11 @@ static void print_summary(const cli *c, const msgpack_object_map *m)
                (unsigned long long)counter(m, "traces_open"),
                (unsigned long long)counter(m, "spans_finished"));
         for (uint32_t i = 0; i < m->size; i++) {
-                const msgpack_object_str *k = &m->ptr[i].key.via.str;
-                static const char pre[] = "exporter.", suf[] = ".spans_in";
                 char name[SS_SUB_MAX_STR], key[2 * SS_SUB_MAX_STR];
-                size_t n;
 
-                if (k->size <= strlen(pre) + strlen(suf) || memcmp(k->ptr, pre, strlen(pre)) ||
-                    memcmp(k->ptr + k->size - strlen(suf), suf, strlen(suf)))
+                if (!key_between(&m->ptr[i].key.via.str, "exporter.", ".spans_in", name,
+                                 sizeof(name)))
                         continue;
-                n = k->size - strlen(pre) - strlen(suf);
-                if (n >= sizeof(name))
-                        continue;
-                memcpy(name, k->ptr + strlen(pre), n);
-                name[n] = '\0';
                 printf("  exporter %s:", name);
                 for (size_t f = 0; f < sizeof(figures) / sizeof(figures[0]); f++) {
                         snprintf(key, sizeof(key), "exporter.%s.%s", name, figures[f][0]);
@@ -136,6 +179,7 @@ static void print_summary(const cli *c, const msgpack_object_map *m)
                 }
                 putchar('\n');
         }
+        print_models(m);
         printf("\n");
 }
 
