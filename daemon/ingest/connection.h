@@ -34,8 +34,6 @@ typedef struct ss_ingest_stats {
         uint64_t timeouts_frame;  /* closed: a partial frame older than frame_timeout */
         uint64_t timeouts_idle;   /* closed: nothing open, silent for idle_timeout */
         uint64_t input_paused;    /* reads paused at max_input_bytes */
-        uint64_t input_held;      /* connections held by the exporters' backpressure */
-        uint64_t input_held_ms;   /* time the backpressure held reading, in all */
         uint64_t frames;
         uint64_t bytes;
         uint64_t protocol_errors; /* connections closed for bad input */

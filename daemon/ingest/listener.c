@@ -16,6 +16,7 @@
 #include "base/list.h"
 #include "base/log.h"
 #include "ingest/connection.h"
+#include "ingest/hold.h"
 #include "ingest/socket.h"
 
 #define LISTEN_BACKLOG 128
@@ -33,12 +34,7 @@ struct ss_listener {
         ss_map per_process;  /* pid and uid -> connections, as a count in the pointer */
         uv_timer_t timeouts; /* closes connections past their deadlines */
         bool timeouts_on;
-        unsigned (*pressure)(const void *ctx); /* downstream's fullness in percent, or NULL */
-        const void *pressure_ctx;
-        uv_timer_t hold; /* while connections are held: when to read them again */
-        bool hold_on;    /* the timer exists */
-        bool holding;
-        uint64_t hold_since_ms;
+        ss_hold hold;
         bool closing;
         uint64_t fd_limit; /* the soft RLIMIT_NOFILE at start; 0: unlimited */
         ss_conn *conns;
@@ -436,27 +432,12 @@ static void on_timer_closed(uv_handle_t *h)
 
 /* ---- backpressure ----------------------------------------------------------------------- */
 
-static void hold_end(ss_listener *l)
+static void resume_all(void *ctx)
 {
-        uint64_t held = uv_now(l->loop) - l->hold_since_ms;
+        ss_listener *l = ctx;
 
-        l->holding = false;
-        l->stats.input_held_ms += held;
-        (void)uv_timer_stop(&l->hold);
         for (ss_conn *c = l->conns; c; c = c->next)
                 ss_conn_resume(c);
-        ss_log_ratelimited(SS_LOG_INFO,
-                           "exporters have room again: reading clients after %llu ms "
-                           "event=input-resumed held_ms=%llu",
-                           (unsigned long long)held, (unsigned long long)held);
-}
-
-static void on_hold_check(uv_timer_t *t)
-{
-        ss_listener *l = t->data;
-
-        if (l->pressure(l->pressure_ctx) < SS_HOLD_LOW_PCT)
-                hold_end(l);
 }
 
 /* ss_conn_env.hold: after each read, whether the exporters want this client read no more
@@ -464,37 +445,15 @@ static void on_hold_check(uv_timer_t *t)
 static bool hold_conn(void *ctx, ss_conn *c)
 {
         ss_listener *l = ctx;
-        unsigned p;
 
-        if (!l->hold_on || l->closing)
-                return false;
-        p = l->pressure(l->pressure_ctx);
-        if (p < SS_HOLD_HIGH_PCT)
-                return false;
-        l->stats.input_held++;
-        if (l->holding)
-                return true;
-        l->holding = true;
-        l->hold_since_ms = uv_now(l->loop);
-        (void)uv_timer_start(&l->hold, on_hold_check, SS_HOLD_CHECK_MS, SS_HOLD_CHECK_MS);
-        ss_log_ratelimited(SS_LOG_WARNING,
-                           "an exporter's memory is %u%% full (high watermark %u%%): clients "
-                           "are read again under %u%% event=input-held conn=%llu pid=%d "
-                           "pressure=%u high=%u low=%u",
-                           p, SS_HOLD_HIGH_PCT, SS_HOLD_LOW_PCT, (unsigned long long)c->id,
-                           (int)c->pid, p, SS_HOLD_HIGH_PCT, SS_HOLD_LOW_PCT);
-        return true;
+        return !l->closing && ss_hold_check(&l->hold, c->id, (int)c->pid);
 }
 
 void ss_listener_set_pressure(ss_listener *l, unsigned (*fn)(const void *ctx), const void *ctx)
 {
-        if (l->hold_on || uv_timer_init(l->loop, &l->hold) < 0)
-                return; /* without its timer, no backpressure: memory is still bounded */
-        l->hold.data = l;
-        l->hold_on = true;
+        if (l->hold.on || ss_hold_init(&l->hold, l->loop, fn, ctx, resume_all, l) < 0)
+                return;      /* without its timer, no backpressure: memory is still bounded */
         l->pending_closes++; /* the timer's close, at ss_listener_close() */
-        l->pressure = fn;
-        l->pressure_ctx = ctx;
 }
 
 static void on_closed_early(uv_handle_t *h)
@@ -611,8 +570,7 @@ void ss_listener_close(ss_listener *l, void (*done)(void *ctx), void *ctx)
         close_pipe(l);
         if (l->timeouts_on)
                 uv_close((uv_handle_t *)&l->timeouts, on_timer_closed);
-        if (l->hold_on)
-                uv_close((uv_handle_t *)&l->hold, on_timer_closed);
+        (void)ss_hold_close(&l->hold, on_timer_closed, l);
         if (!l->activated && !l->handed_over && unlink(l->path) < 0 && errno != ENOENT)
                 ss_log(SS_LOG_WARNING,
                        "cannot remove %s event=socket-failed path=\"%s\" error=\"%s\"", l->path,
@@ -641,8 +599,8 @@ void ss_listener_counters(const void *listener, ss_counters *out)
         ss_counters_add(out, NULL, "timeouts_frame", v->timeouts_frame);
         ss_counters_add(out, NULL, "timeouts_idle", v->timeouts_idle);
         ss_counters_add(out, NULL, "input_paused", v->input_paused);
-        ss_counters_add(out, NULL, "input_held", v->input_held);
-        ss_counters_add(out, NULL, "input_held_ms", v->input_held_ms);
+        ss_counters_add(out, NULL, "input_held", l->hold.held);
+        ss_counters_add(out, NULL, "input_held_ms", l->hold.held_ms);
         ss_counters_add(out, NULL, "connections_active", v->connections_active);
         ss_counters_add(out, NULL, "accept_failures", v->accept_failures);
         ss_counters_add(out, NULL, "frames", v->frames);

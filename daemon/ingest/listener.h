@@ -57,14 +57,11 @@ void ss_listener_close(ss_listener *l, void (*done)(void *ctx), void *ctx);
  * meanwhile wait in its backlog for the next image. -errno. */
 int ss_listener_hand_over(ss_listener *l);
 
-/* Backpressure: a client is read no faster than the exporters send. After a read, when
- * the fullest exporter's memory (in percent of its bound, from fn) is at SS_HOLD_HIGH_PCT
- * or more, that connection stops being read; held connections read again once it is under
- * SS_HOLD_LOW_PCT. Clients never block: libsidespan buffers, then drops and counts. */
-#define SS_HOLD_HIGH_PCT 50u
-#define SS_HOLD_LOW_PCT  25u
-#define SS_HOLD_CHECK_MS 10u
-
+/* Backpressure (ingest/hold.h): a client is read no faster than the exporters send. After
+ * a read, when the fullest exporter's memory (in percent of its bound, from fn) is at
+ * SS_HOLD_HIGH_PCT or more, that connection stops being read; held connections read again
+ * once it is under SS_HOLD_LOW_PCT. Clients never block: libsidespan buffers, then drops
+ * and counts. */
 void ss_listener_set_pressure(ss_listener *l, unsigned (*fn)(const void *ctx), const void *ctx);
 
 /* Where clients connect: cfg->path, or the passed socket's address ("@name" when abstract). */
