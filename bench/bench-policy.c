@@ -10,6 +10,8 @@
  *   redact       the default: secrets and personal data redacted, in place
  *   no-content   content dropped and the rest redacted
  *   two-views    one exporter plain, one without content and redacted (a copy)
+ *   metrics      no policy: each span shown to the metrics stage (metrics/stage.h), as
+ *                the assembler does before sampling (GenAI instruments, the headline)
  *
  * Each iteration clones the run from a template (as the assembler would have
  * built it) and puts it; "clone" alone is the baseline to subtract. With
@@ -26,6 +28,7 @@
 
 #include "base/log.h"
 #include "export/pipeline.h"
+#include "metrics/stage.h"
 #include "model/span.h"
 #include "policy/stage.h"
 
@@ -209,9 +212,10 @@ static void build_run(ss_resource *res, ss_span **run)
 
 /* ---- modes -------------------------------------------------------------------------------- */
 
-enum { M_CLONE, M_PLAIN, M_REDACT, M_NO_CONTENT, M_TWO_VIEWS, N_MODES };
+enum { M_CLONE, M_PLAIN, M_REDACT, M_NO_CONTENT, M_TWO_VIEWS, M_METRICS, N_MODES };
 
-static const char *const mode_names[] = {"clone", "plain", "redact", "no-content", "two-views"};
+static const char *const mode_names[] = {"clone",      "plain",     "redact",
+                                         "no-content", "two-views", "metrics"};
 
 static ss_policy *policy_for(int mode, ss_pipeline *pl)
 {
@@ -235,22 +239,33 @@ static ss_policy *policy_for(int mode, ss_pipeline *pl)
 }
 
 /* ns per span of iterations runs of mode. */
-static double measure(int mode, long iterations, ss_span *const *tmpl, ss_pipeline *pl)
+static double measure(int mode, long iterations, ss_span *const *tmpl, ss_pipeline *pl,
+                      uv_loop_t *loop)
 {
-        ss_policy *p = mode == M_CLONE ? NULL : policy_for(mode, pl);
+        ss_policy *p = mode == M_CLONE || mode == M_METRICS ? NULL : policy_for(mode, pl);
+        ss_metrics *m = NULL;
+        ss_metrics_config mc;
         ss_span *run[RUN_SPANS];
-        uint64_t t0 = now_ns();
+        uint64_t t0;
 
+        ss_metrics_config_defaults(&mc);
+        if (mode == M_METRICS && ss_metrics_new(loop, &mc, NULL, NULL, &m) < 0)
+                exit(1);
+        t0 = now_ns();
         for (long it = 0; it < iterations; it++) {
                 for (int i = 0; i < RUN_SPANS; i++)
                         run[i] = ss_span_clone(tmpl[i]);
                 if (p)
                         ss_sink_put(ss_policy_sink(p), run, RUN_SPANS);
+                for (int i = 0; m && i < RUN_SPANS; i++)
+                        ss_metrics_span(m, run[i]);
                 for (int i = 0; i < RUN_SPANS; i++)
                         ss_span_unref(run[i]);
         }
+        t0 = now_ns() - t0;
         ss_policy_free(p);
-        return (double)(now_ns() - t0) / ((double)iterations * RUN_SPANS);
+        ss_metrics_drain(m, 0, NULL, NULL);
+        return (double)t0 / ((double)iterations * RUN_SPANS);
 }
 
 int main(int argc, char **argv)
@@ -275,7 +290,7 @@ int main(int argc, char **argv)
                                         only = i;
                 } else {
                         printf("Usage: bench-policy [--iterations N] [--mode clone|plain|redact|"
-                               "no-content|two-views]\n");
+                               "no-content|two-views|metrics]\n");
                         return opt == 'h' ? 0 : 2;
                 }
         }
@@ -298,7 +313,7 @@ int main(int argc, char **argv)
         for (int m = 0; m < N_MODES; m++)
                 if (only < 0 || only == m)
                         printf("  %-11s %8.0f ns/span%s\n", mode_names[m],
-                               measure(m, iterations, tmpl, pl),
+                               measure(m, iterations, tmpl, pl, &loop),
                                m == M_CLONE ? " (the baseline: a copy of each span)" : "");
         for (int i = 0; i < RUN_SPANS; i++)
                 ss_span_unref(tmpl[i]);

@@ -115,7 +115,7 @@ run "$BUILD/bench/bench-policy"
 if command -v valgrind >/dev/null; then
         # Instructions per span: the difference of two run counts, so set-up (pattern JIT
         # compilation, the template run) cancels out.
-        for mode in clone plain redact no-content two-views; do
+        for mode in clone plain redact no-content two-views metrics; do
                 for n in 50 150; do
                         valgrind --tool=callgrind --callgrind-out-file=/dev/null \
                                 "$BUILD/bench/bench-policy" --iterations $n --mode $mode \
