@@ -16,6 +16,7 @@
 #include "conf/exporters.h"
 #include "conf/file.h"
 #include "conf/flags.h"
+#include "conf/metrics.h"
 #include "conf/parse.h"
 #include "conf/policy.h"
 #include "conf/settings.h"
@@ -61,7 +62,7 @@ void ss_config_defaults(ss_config *cfg)
             .redact = SS_REDACT_SECRETS | SS_REDACT_PERSONAL | SS_REDACT_CUSTOM,
         };
         ss_spec_init(&cfg->cli, NULL, CLI_ORIGIN);
-        ss_metrics_config_defaults(&cfg->metrics);
+        ss_conf_metrics_init(cfg);
 }
 
 /* ---- the environment -------------------------------------------------------------------- */
@@ -149,35 +150,6 @@ static int env_endpoint(ss_exporter_spec *cli)
         return 0;
 }
 
-/* OTEL_EXPORTER_OTLP_TRACES_<suffix>, else OTEL_EXPORTER_OTLP_<suffix>; *ret_name says which. */
-static const char *otlp_env(const char *suffix, const char **ret_name)
-{
-        static char traces[96], plain[96];
-
-        snprintf(traces, sizeof(traces), "OTEL_EXPORTER_OTLP_TRACES_%s", suffix);
-        snprintf(plain, sizeof(plain), "OTEL_EXPORTER_OTLP_%s", suffix);
-        return ss_conf_env2(traces, plain, ret_name);
-}
-
-static int env_tls(ss_exporter_spec *cli)
-{
-        static const struct {
-                const char *suffix;
-                size_t offset;
-        } files[] = {{"CERTIFICATE", offsetof(ss_exporter_spec, ca_file)},
-                     {"CLIENT_CERTIFICATE", offsetof(ss_exporter_spec, cert_file)},
-                     {"CLIENT_KEY", offsetof(ss_exporter_spec, key_file)}};
-        const char *name, *v;
-        int r = 0;
-
-        for (size_t i = 0; i < sizeof(files) / sizeof(files[0]) && r == 0; i++)
-                if ((v = otlp_env(files[i].suffix, &name)))
-                        r = ss_conf_set_str((char **)((char *)cli + files[i].offset), v);
-        if (r == 0 && (v = otlp_env("INSECURE", &name)))
-                r = ss_conf_bool(name, v, &cli->insecure);
-        return r;
-}
-
 static int load_env(ss_config *cfg)
 {
         ss_exporter_spec *cli = &cfg->cli;
@@ -191,25 +163,17 @@ static int load_env(ss_config *cfg)
                                    "expected err, warning, notice, info or debug");
         if ((r = env_dirs(cfg)) < 0)
                 return r;
-        if ((v = otlp_env("PROTOCOL", &name)) &&
-            (r = ss_conf_protocol(name, v, &cli->protocol)) < 0)
-                return r;
-        if ((r = env_endpoint(cli)) < 0 || (r = env_tls(cli)) < 0)
-                return r;
-        if ((v = otlp_env("HEADERS", &name)) && (r = ss_config_parse_headers(cli, name, v)) < 0)
+        if ((r = env_endpoint(cli)) < 0 || (r = ss_spec_load_otlp_env(cli, "TRACES")) < 0)
                 return r;
         if ((v = ss_conf_env("UPSONIC_OTEL_HEADERS")) &&
             (r = ss_config_parse_headers(cli, "UPSONIC_OTEL_HEADERS", v)) < 0)
                 return r;
         if ((r = ss_conf_policy_env(cfg)) < 0)
                 return r;
-        if ((v = otlp_env("TIMEOUT", &name)) &&
+        if ((v = ss_conf_otlp_env("TRACES", "TIMEOUT", &name)) &&
             (r = ss_setting_set(cfg, ss_setting_find("timeout-ms"), name, v)) < 0)
                 return r;
-        if ((v = otlp_env("COMPRESSION", &name)) &&
-            (r = ss_conf_compression(name, v, &cli->http.gzip)) < 0)
-                return r;
-        return 0;
+        return ss_conf_metrics_env(cfg);
 }
 
 /* ---- the exporters ---------------------------------------------------------------------- */
@@ -327,6 +291,10 @@ static int finish(ss_config *cfg)
         if ((r = default_spool_root(cfg)) < 0)
                 return r;
         r = resolve_exporters(cfg);
+        if (r == 0 && cfg->metrics_spec.endpoint)
+                r = spool_dir(cfg, &cfg->metrics_spec);
+        if (r == 0)
+                r = ss_conf_metrics_finish(cfg);
         if (r < 0)
                 return r;
         link_strings(cfg);
@@ -361,6 +329,7 @@ static void print_config(const ss_config *cfg)
                 ss_conf_view_print(stdout, &cfg->policy.views[i]);
         }
         ss_conf_policy_print(stdout, cfg);
+        ss_conf_metrics_print(stdout, cfg);
 }
 
 int ss_config_load(ss_config *cfg, int argc, char **argv)
@@ -397,5 +366,6 @@ void ss_config_free(ss_config *cfg)
         for (size_t i = 0; i < cfg->n_specs; i++)
                 ss_spec_free(&cfg->specs[i]);
         ss_conf_policy_free(cfg);
+        ss_conf_metrics_free(cfg);
         *cfg = (ss_config){0};
 }

@@ -46,6 +46,7 @@ typedef struct ss_exporter_spec {
         int protocol;   /* enum ss_protocol */
         char *endpoint; /* as given; the full URL after ss_config_load() */
         int endpoint_form;
+        const char *signal; /* the path an HTTP endpoint gets: "traces" (NULL), "metrics" */
         char *headers[SS_CONFIG_MAX_HEADERS]; /* "Name: value" */
         size_t n_headers;
         bool insecure;
@@ -63,8 +64,8 @@ typedef struct ss_exporter_spec {
 typedef struct ss_config {
         ss_listener_config listener;
         ss_assembler_config assembler;
-        ss_export_config export; /* what to build, after ss_config_load() */
-        ss_metrics_config metrics;
+        ss_export_config export;   /* what to build, after ss_config_load() */
+        ss_metrics_config metrics; /* its strings are owned below */
         uint32_t drain_timeout_ms;
         int log_level;
         bool check_only; /* --check-config: print the effective configuration, exit */
@@ -91,6 +92,10 @@ typedef struct ss_config {
         /* Where each network exporter spools (DIR/<exporter name>): --spool-dir,
          * SIDESPAN_SPOOL_DIR, else STATE_DIR/spool; NULL: none. */
         char *spool_root;
+        /* The metrics stage's OTLP exporter ([metrics], its flags and variables) and scrape
+         * endpoint (conf/metrics.h). */
+        ss_exporter_spec metrics_spec;
+        char *prometheus_listen;
 } ss_config;
 
 /*

@@ -455,8 +455,8 @@ static const char *choose_protocol(ss_exporter_spec *spec, const url *u)
         return NULL;
 }
 
-/* The HTTP traces URL from what was given: a base gets v1/traces, a URL without a path
- * /v1/traces, a port added when there is none. */
+/* The HTTP URL of the spec's signal from what was given: a base gets v1/traces (or
+ * v1/metrics), a URL without a path /v1/traces, a port added when there is none. */
 static int http_url(ss_exporter_spec *spec, const url *u)
 {
         const char *slash = spec->endpoint[strlen(spec->endpoint) - 1] == '/' ? "" : "/";
@@ -465,7 +465,8 @@ static int http_url(ss_exporter_spec *spec, const url *u)
 
         if (spec->endpoint_form == SS_URL_BASE ||
             (spec->endpoint_form == SS_URL_FLAG && !has_path(u)))
-                r = asprintf(&full, "%s%sv1/traces", spec->endpoint, slash);
+                r = asprintf(&full, "%s%sv1/%s", spec->endpoint, slash,
+                             spec->signal ? spec->signal : "traces");
         else
                 r = (full = strdup(spec->endpoint)) ? 0 : -1;
         if (r < 0)
@@ -620,6 +621,11 @@ static void print_str(FILE *out, const char *key, const char *value)
 void ss_spec_print(FILE *out, const ss_exporter_spec *spec, const ss_exporter_def *def)
 {
         fprintf(out, "\n[exporter %s]\n# from %s\n", def->name, spec->origin);
+        ss_spec_print_keys(out, spec, def);
+}
+
+void ss_spec_print_keys(FILE *out, const ss_exporter_spec *spec, const ss_exporter_def *def)
+{
         print_str(out, "type", spec->type ? spec->type : "otlp");
         if (def->kind & (SS_EXPORT_OTLP_HTTP | SS_EXPORT_OTLP_GRPC)) {
                 print_str(out, "protocol", protocol_name(spec->protocol));
@@ -652,4 +658,40 @@ void ss_spec_print(FILE *out, const ss_exporter_spec *spec, const ss_exporter_de
         for (size_t i = 0; i < ss_n_exporter_settings; i++)
                 fprintf(out, "%s = %llu\n", ss_exporter_settings[i].name,
                         (unsigned long long)ss_setting_get(&spec->http, &ss_exporter_settings[i]));
+}
+
+/* ---- the OpenTelemetry environment ------------------------------------------------------ */
+
+const char *ss_conf_otlp_env(const char *signal, const char *suffix, const char **ret_name)
+{
+        static char specific[96], plain[96];
+
+        snprintf(specific, sizeof(specific), "OTEL_EXPORTER_OTLP_%s_%s", signal, suffix);
+        snprintf(plain, sizeof(plain), "OTEL_EXPORTER_OTLP_%s", suffix);
+        return ss_conf_env2(specific, plain, ret_name);
+}
+
+int ss_spec_load_otlp_env(ss_exporter_spec *spec, const char *signal)
+{
+        static const struct {
+                const char *suffix;
+                size_t offset;
+        } files[] = {{"CERTIFICATE", offsetof(ss_exporter_spec, ca_file)},
+                     {"CLIENT_CERTIFICATE", offsetof(ss_exporter_spec, cert_file)},
+                     {"CLIENT_KEY", offsetof(ss_exporter_spec, key_file)}};
+        const char *name, *v;
+        int r = 0;
+
+        if ((v = ss_conf_otlp_env(signal, "PROTOCOL", &name)))
+                r = ss_conf_protocol(name, v, &spec->protocol);
+        for (size_t i = 0; i < SS_ELEMENTSOF(files) && r == 0; i++)
+                if ((v = ss_conf_otlp_env(signal, files[i].suffix, &name)))
+                        r = ss_conf_set_str((char **)((char *)spec + files[i].offset), v);
+        if (r == 0 && (v = ss_conf_otlp_env(signal, "INSECURE", &name)))
+                r = ss_conf_bool(name, v, &spec->insecure);
+        if (r == 0 && (v = ss_conf_otlp_env(signal, "HEADERS", &name)))
+                r = ss_config_parse_headers(spec, name, v);
+        if (r == 0 && (v = ss_conf_otlp_env(signal, "COMPRESSION", &name)))
+                r = ss_conf_compression(name, v, &spec->http.gzip);
+        return r;
 }

@@ -52,3 +52,14 @@ int ss_spec_resolve(ss_exporter_spec *spec, ss_exporter_def *def);
 
 /* The spec as an [exporter] section, secrets masked (--check-config). */
 void ss_spec_print(FILE *out, const ss_exporter_spec *spec, const ss_exporter_def *def);
+
+/* The same without the section line. */
+void ss_spec_print_keys(FILE *out, const ss_exporter_spec *spec, const ss_exporter_def *def);
+
+/* OTEL_EXPORTER_OTLP_<signal>_<suffix> (signal "TRACES", "METRICS"), else
+ * OTEL_EXPORTER_OTLP_<suffix>; *ret_name says which (valid until the next call). */
+const char *ss_conf_otlp_env(const char *signal, const char *suffix, const char **ret_name);
+
+/* The signal's OTLP variables of the exporter spec: protocol, TLS files, insecure, headers,
+ * compression. 0 or -EINVAL printed (-ENOMEM). */
+int ss_spec_load_otlp_env(ss_exporter_spec *spec, const char *signal);

@@ -9,6 +9,7 @@
 
 #include "base/log.h"
 #include "conf/exporters.h"
+#include "conf/metrics.h"
 #include "conf/parse.h"
 #include "conf/policy.h"
 #include "conf/settings.h"
@@ -121,11 +122,13 @@ static int on_key(file_ctx *c, const char *section, const char *key, const char 
                 r = daemon_key(c, key, value, where);
         else if (strcmp(section, "limits") == 0)
                 r = limits_key(c, key, value, where);
+        else if (strcmp(section, "metrics") == 0)
+                r = ss_conf_metrics_key(c->cfg, key, value, where);
         else if ((r = ss_conf_policy_key(c->cfg, section, key, value, where, &known)) == -ENOENT &&
                  !known) {
                 snprintf(what, sizeof(what),
                          "unknown section [%s] (expected daemon, limits, sampling, content, "
-                         "redaction, pricing or exporter NAME)",
+                         "redaction, pricing, metrics or exporter NAME)",
                          section);
                 return error(c, what);
         }

@@ -9,6 +9,7 @@
 
 #include "base/log.h"
 #include "conf/exporters.h"
+#include "conf/metrics.h"
 #include "conf/parse.h"
 #include "conf/policy.h"
 #include "conf/settings.h"
@@ -61,6 +62,22 @@ static const char usage_head[] =
 
 static const char usage_tail[] =
     "\n"
+    "GenAI metrics (derived from every span before sampling; more in [metrics]):\n"
+    "      --metrics-endpoint URL export them over OTLP; for HTTP a URL without a path\n"
+    "                             gets /v1/metrics; port 4317 means gRPC (env\n"
+    "                             OTEL_EXPORTER_OTLP_METRICS_ENDPOINT as given, or\n"
+    "                             OTEL_EXPORTER_OTLP_ENDPOINT + v1/metrics when\n"
+    "                             OTEL_METRICS_EXPORTER lists otlp; default none)\n"
+    "      --metrics-protocol P   grpc, http/protobuf or http/json (env\n"
+    "                             OTEL_EXPORTER_OTLP_[METRICS_]PROTOCOL)\n"
+    "      --metrics-interval MS  collect and export every MS (env\n"
+    "                             OTEL_METRIC_EXPORT_INTERVAL; default 60000)\n"
+    "      --metrics-temporality T  cumulative or delta (env\n"
+    "                             OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE;\n"
+    "                             default cumulative)\n"
+    "      --prometheus-listen HOST:PORT  serve GET /metrics for Prometheus (env\n"
+    "                             OTEL_METRICS_EXPORTER=prometheus: 127.0.0.1:9464)\n"
+    "      --no-metrics           derive none (env SIDESPAN_METRICS=0)\n"
     "Policy (more in the configuration file: [sampling], [content], [redaction],\n"
     "[pricing]):\n"
     "      --sample-rate RATE     keep this fraction of traces, decided on the trace id\n"
@@ -88,6 +105,7 @@ enum {
         OPT_SPOOL_DIR,
         OPT_STATE_DIR,
         OPT_DEAD_LETTER,
+        OPT_METRICS, /* conf/metrics.c's: by name */
         OPT_SETTING,
 };
 
@@ -108,6 +126,12 @@ static const struct option fixed_options[] = {
     {"compression", required_argument, NULL, OPT_COMPRESSION},
     {"file", required_argument, NULL, 'f'},
     {"log-level", required_argument, NULL, 'l'},
+    {"metrics-endpoint", required_argument, NULL, OPT_METRICS},
+    {"metrics-protocol", required_argument, NULL, OPT_METRICS},
+    {"metrics-interval", required_argument, NULL, OPT_METRICS},
+    {"metrics-temporality", required_argument, NULL, OPT_METRICS},
+    {"prometheus-listen", required_argument, NULL, OPT_METRICS},
+    {"no-metrics", no_argument, NULL, OPT_METRICS},
     {"help", no_argument, NULL, 'h'},
     {"version", no_argument, NULL, 'V'},
 };
@@ -235,10 +259,10 @@ static void headers_replace(ss_exporter_spec *spec)
 static int parse_flags(ss_config *cfg, int argc, char **argv, const struct option *options)
 {
         bool headers_from_flags = false, uids_from_flags = false, gids_from_flags = false;
-        int opt, r;
+        int opt, idx = -1, r;
 
         optind = 0; /* 0, not 1: glibc then forgets the state of an earlier parse too */
-        while ((opt = getopt_long(argc, argv, "s:e:H:f:l:hV", options, NULL)) != -1) {
+        while ((opt = getopt_long(argc, argv, "s:e:H:f:l:hV", options, &idx)) != -1) {
                 if (opt == 'h') {
                         ss_config d;
 
@@ -268,7 +292,8 @@ static int parse_flags(ss_config *cfg, int argc, char **argv, const struct optio
                         cfg->n_allow_gids = 0;
                         gids_from_flags = true;
                 }
-                r = load_flag(cfg, opt, optarg);
+                r = opt == OPT_METRICS ? ss_conf_metrics_flag(cfg, options[idx].name, optarg)
+                                       : load_flag(cfg, opt, optarg);
                 if (r < 0)
                         return r;
         }

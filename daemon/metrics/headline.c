@@ -8,7 +8,8 @@
 #include "model/genai.h"
 
 typedef struct figures {
-        uint64_t requests, input, output, cost_micro;
+        uint64_t requests, input, output;
+        double cost; /* USD: rounded once, when read, so that rounding never adds up */
 } figures;
 
 /* One second of the last minute: sec says which, so a stale slot reads as empty. */
@@ -74,7 +75,7 @@ static void figures_add(figures *to, const figures *f)
         to->requests += f->requests;
         to->input += f->input;
         to->output += f->output;
-        to->cost_micro += f->cost_micro;
+        to->cost += f->cost;
 }
 
 void ss_headline_record(ss_headline *h, const ss_span *s, uint64_t now_ms)
@@ -94,7 +95,7 @@ void ss_headline_record(ss_headline *h, const ss_span *s, uint64_t now_ms)
         (void)ss_span_attr_count(s, "gen_ai.usage.input_tokens", &f.input);
         (void)ss_span_attr_count(s, "gen_ai.usage.output_tokens", &f.output);
         if (ss_span_attr_amount(s, "gen_ai.usage.cost", &cost) && cost < 1e12)
-                f.cost_micro = (uint64_t)(cost * 1e6 + 0.5);
+                f.cost = cost;
         figures_add(&m->total, &f);
         sl = &m->window[sec % SS_HEADLINE_WINDOW_S];
         if (sl->sec != sec)
@@ -113,7 +114,7 @@ static void add_figures(ss_counters *out, const char *prefix, const figures *f, 
         snprintf(name, sizeof(name), "output_tokens%s", suffix);
         ss_counters_add(out, prefix, name, f->output);
         snprintf(name, sizeof(name), "cost_micro_usd%s", suffix);
-        ss_counters_add(out, prefix, name, f->cost_micro);
+        ss_counters_add(out, prefix, name, (uint64_t)(f->cost * 1e6 + 0.5));
 }
 
 void ss_headline_counters(const ss_headline *h, uint64_t now_ms, ss_counters *out)
