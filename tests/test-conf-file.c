@@ -394,6 +394,13 @@ typedef struct bad_line {
 #define EXPORTER "[exporter x]\nendpoint = http://127.0.0.1:4318\n"
 
 static const bad_line bad_lines[] = {
+    {"[metrics]\nexport_interval = 10\n", 2, {"export_interval", "'10'"}},
+    {"[metrics]\ntemporality = later\n", 2, {"temporality", "'later'"}},
+    {"[metrics]\ncardinality_limit = 0\n", 2, {"cardinality_limit", "'0'"}},
+    {"[metrics]\nprometheus_listen = :9464\n", 2, {"prometheus_listen", "HOST:PORT"}},
+    {"[metrics]\ndead_letter = /tmp/x\n", 2, {"dead_letter", "not a [metrics] key"}},
+    {"[metrics]\ntype = langfuse\n", 2, {"type", "'langfuse'"}},
+    {"[metrics]\ncolour = blue\n", 2, {"unknown key 'colour'", "[metrics]"}},
     {EXPORTER "endpoint = notaurl\n", 3, {"endpoint", "'notaurl'"}},
     {EXPORTER "endpoint = ftp://h/v1/traces\n", 3, {"endpoint", "'ftp://h/v1/traces'"}},
     {EXPORTER "endpoint = http://h:0\n", 3, {"endpoint", "'http://h:0'"}},
@@ -464,6 +471,38 @@ START_TEST(every_error_in_one_run)
                 fx_assert_has(err_text, where);
                 line += (unsigned)lines_in(bad_lines[i].text);
         }
+}
+END_TEST
+
+START_TEST(metrics_section_lands)
+{
+        ck_assert_int_eq(load_text("[daemon]\nstate_dir = /tmp/ss-state\n"
+                                   "[metrics]\nenabled = true\nexport_interval = 15000\n"
+                                   "temporality = delta\ncardinality_limit = 50\n"
+                                   "prometheus_listen = 127.0.0.1:9100\n"
+                                   "endpoint = https://collector.example:4317\n"
+                                   "headers = authorization=Bearer%20k\ncompression = gzip\n"
+                                   "timeout = 2500\nspool_bytes = 2097152\n"),
+                         0);
+        ck_assert(cfg.metrics.enabled);
+        ck_assert_uint_eq(cfg.metrics.interval_ms, 15000);
+        ck_assert_int_eq(cfg.metrics.temporality, SS_TEMPORALITY_DELTA);
+        ck_assert_uint_eq(cfg.metrics.max_series, 50);
+        ck_assert_str_eq(cfg.metrics.prometheus_listen, "127.0.0.1:9100");
+        ck_assert(cfg.metrics.export_otlp);
+        ck_assert_uint_eq(cfg.metrics.exporter.kind, SS_EXPORT_OTLP_GRPC);
+        ck_assert(cfg.metrics.exporter.grpc.gzip);
+        ck_assert_uint_eq(cfg.metrics.exporter.grpc.timeout_ms, 2500);
+        ck_assert_uint_eq(cfg.metrics.exporter.grpc.spool.max_bytes, 2097152);
+        ck_assert_str_eq(cfg.metrics.exporter.grpc.spool.dir, "/tmp/ss-state/spool/metrics");
+        ck_assert_str_eq(cfg.metrics.exporter.grpc.headers[0], "authorization: Bearer k");
+        ck_assert_ptr_null(cfg.metrics.exporter.grpc.dead_letter);
+        /* A file's plain-text gRPC needs insecure = true, as an [exporter]'s does. */
+        ck_assert_int_eq(load_text("[metrics]\nendpoint = http://c:4317\n"), -EINVAL);
+        fx_assert_has(err_text, "insecure");
+        ck_assert_int_eq(load_text("[metrics]\nendpoint = http://c:4317\ninsecure = true\n"), 0);
+        ck_assert_int_eq(load_text("[metrics]\nenabled = false\n"), 0);
+        ck_assert(!cfg.metrics.enabled);
 }
 END_TEST
 
@@ -718,6 +757,7 @@ int main(void)
         tcase_add_test(tc, promptlayer_preset);
         tcase_add_test(tc, otlp_backends_by_port);
         tcase_add_test(tc, check_config_prints_masked);
+        tcase_add_test(tc, metrics_section_lands);
         suite_add_tcase(s, tc);
         return ss_check_run(s);
 }

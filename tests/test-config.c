@@ -507,6 +507,19 @@ typedef struct bad_case {
 } bad_case;
 
 static const bad_case bad_cases[] = {
+    {NULL, NULL, {"--metrics-interval", "999"}, {"--metrics-interval", "from 1000 to 86400000"}},
+    {NULL, NULL, {"--metrics-temporality", "sometimes"}, {"'sometimes'", "cumulative, delta"}},
+    {NULL, NULL, {"--prometheus-listen", "localhost:9464"}, {"'localhost:9464'", "HOST:PORT"}},
+    {NULL, NULL, {"--prometheus-listen", "127.0.0.1:70000"}, {"'127.0.0.1:70000'", "HOST:PORT"}},
+    {NULL, NULL, {"--prometheus-listen", "127.0.0.1"}, {"--prometheus-listen", "HOST:PORT"}},
+    {NULL, NULL, {"--metrics-endpoint", "ftp://x"}, {"--metrics-endpoint", "'ftp://x'"}},
+    {NULL, NULL, {"--metrics-protocol", "udp"}, {"--metrics-protocol", "'udp'"}},
+    {"OTEL_METRICS_EXPORTER", "otlp,pigeon", {NULL}, {"OTEL_METRICS_EXPORTER", "'otlp,pigeon'"}},
+    {"OTEL_METRIC_EXPORT_INTERVAL", "often", {NULL}, {"OTEL_METRIC_EXPORT_INTERVAL", "'often'"}},
+    {"OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE",
+     "both",
+     {NULL},
+     {"OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE", "'both'"}},
     {NULL, NULL, {"--max-frame", "10"}, {"--max-frame", "'10'"}},
     {NULL, NULL, {"--max-frame", "67108865"}, {"--max-frame", "'67108865'"}},
     {NULL, NULL, {"--compression", "zstd"}, {"--compression", "'zstd'"}},
@@ -653,6 +666,110 @@ START_TEST(load_again_after_grouped_short_flags)
 }
 END_TEST
 
+/* ---- metrics ---------------------------------------------------------------------------- */
+
+START_TEST(metrics_defaults)
+{
+        ck_assert_int_eq(LOAD_NO_ARGS(), 0);
+        ck_assert(cfg.metrics.enabled);
+        ck_assert_uint_eq(cfg.metrics.interval_ms, 60000);
+        ck_assert_int_eq(cfg.metrics.temporality, SS_TEMPORALITY_CUMULATIVE);
+        ck_assert(!cfg.metrics.export_otlp);
+        ck_assert_ptr_null(cfg.metrics.prometheus_listen);
+        /* The traces' endpoint alone exports no metrics: Jaeger has no metrics endpoint. */
+        ck_assert_int_eq(setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "http://collector:4318", 1), 0);
+        ck_assert_int_eq(LOAD_NO_ARGS(), 0);
+        ck_assert(!cfg.metrics.export_otlp);
+}
+END_TEST
+
+START_TEST(metrics_endpoint_forms)
+{
+        ck_assert_int_eq(LOAD("--metrics-endpoint", "http://collector:4318"), 0);
+        ck_assert(cfg.metrics.export_otlp);
+        ck_assert_uint_eq(cfg.metrics.exporter.kind, SS_EXPORT_OTLP_HTTP);
+        ck_assert_str_eq(cfg.metrics.exporter.http.endpoint, "http://collector:4318/v1/metrics");
+        ck_assert_str_eq(cfg.metrics.exporter.name, "metrics");
+        ck_assert_ptr_null(cfg.metrics.exporter.http.dead_letter);
+        /* The traces' exporter is untouched by it. */
+        ck_assert_uint_eq(cfg.export.exporters, SS_EXPORT_CONSOLE);
+
+        ck_assert_int_eq(setenv("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT", "http://c:9/custom", 1), 0);
+        ck_assert_int_eq(LOAD_NO_ARGS(), 0);
+        ck_assert_str_eq(cfg.metrics.exporter.http.endpoint, "http://c:9/custom");
+        ck_assert_int_eq(unsetenv("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT"), 0);
+
+        /* The general endpoint, as a base, only when OTEL_METRICS_EXPORTER lists otlp. */
+        ck_assert_int_eq(setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "http://base:4318/otlp", 1), 0);
+        ck_assert_int_eq(setenv("OTEL_METRICS_EXPORTER", "prometheus, otlp", 1), 0);
+        ck_assert_int_eq(LOAD_NO_ARGS(), 0);
+        ck_assert(cfg.metrics.export_otlp);
+        ck_assert_str_eq(cfg.metrics.exporter.http.endpoint, "http://base:4318/otlp/v1/metrics");
+        ck_assert_str_eq(cfg.metrics.prometheus_listen, "127.0.0.1:9464");
+        ck_assert_str_eq(def_of(SS_EXPORT_OTLP_HTTP)->http.endpoint,
+                         "http://base:4318/otlp/v1/traces");
+
+        /* Port 4317: gRPC, plain text from the environment as the SDKs read it. */
+        ck_assert_int_eq(setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "http://base:4317", 1), 0);
+        ck_assert_int_eq(LOAD_NO_ARGS(), 0);
+        ck_assert_uint_eq(cfg.metrics.exporter.kind, SS_EXPORT_OTLP_GRPC);
+        ck_assert(cfg.metrics.exporter.grpc.insecure);
+}
+END_TEST
+
+START_TEST(metrics_variables_and_flags)
+{
+        ck_assert_int_eq(setenv("OTEL_METRIC_EXPORT_INTERVAL", "5000", 1), 0);
+        ck_assert_int_eq(setenv("OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE", "Delta", 1),
+                         0);
+        ck_assert_int_eq(setenv("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT", "http://c:4318/v1/m", 1), 0);
+        ck_assert_int_eq(setenv("OTEL_EXPORTER_OTLP_TIMEOUT", "4000", 1), 0);
+        ck_assert_int_eq(setenv("OTEL_EXPORTER_OTLP_METRICS_TIMEOUT", "3000", 1), 0);
+        ck_assert_int_eq(setenv("OTEL_EXPORTER_OTLP_COMPRESSION", "gzip", 1), 0);
+        ck_assert_int_eq(setenv("OTEL_EXPORTER_OTLP_METRICS_HEADERS", "x-k=v", 1), 0);
+        ck_assert_int_eq(setenv("OTEL_EXPORTER_OTLP_METRICS_PROTOCOL", "http/json", 1), 0);
+        ck_assert_int_eq(setenv("OTEL_METRICS_EXPORTER", "prometheus", 1), 0);
+        ck_assert_int_eq(setenv("OTEL_EXPORTER_PROMETHEUS_PORT", "9999", 1), 0);
+        ck_assert_int_eq(LOAD_NO_ARGS(), 0);
+        ck_assert_uint_eq(cfg.metrics.interval_ms, 5000);
+        ck_assert_int_eq(cfg.metrics.temporality, SS_TEMPORALITY_DELTA);
+        ck_assert_uint_eq(cfg.metrics.exporter.http.timeout_ms, 3000);
+        ck_assert(cfg.metrics.exporter.http.gzip);
+        ck_assert(cfg.metrics.exporter.http.json);
+        ck_assert_uint_eq(cfg.metrics.exporter.http.n_headers, 1);
+        ck_assert_str_eq(cfg.metrics.exporter.http.headers[0], "x-k: v");
+        ck_assert_str_eq(cfg.metrics.prometheus_listen, "127.0.0.1:9999");
+        /* The traces' timeout is the general one: the metrics' own stays its own. */
+        ck_assert_uint_eq(cfg.cli.http.timeout_ms, 4000);
+
+        /* Flags win. */
+        ck_assert_int_eq(LOAD("--metrics-interval", "2000", "--metrics-temporality", "cumulative",
+                              "--prometheus-listen", "[::1]:0", "--metrics-protocol",
+                              "http/protobuf"),
+                         0);
+        ck_assert_uint_eq(cfg.metrics.interval_ms, 2000);
+        ck_assert_int_eq(cfg.metrics.temporality, SS_TEMPORALITY_CUMULATIVE);
+        ck_assert_str_eq(cfg.metrics.prometheus_listen, "[::1]:0");
+        ck_assert(!cfg.metrics.exporter.http.json);
+        ck_assert_int_eq(LOAD("--no-metrics"), 0);
+        ck_assert(!cfg.metrics.enabled);
+        ck_assert_int_eq(setenv("SIDESPAN_METRICS", "0", 1), 0);
+        ck_assert_int_eq(LOAD_NO_ARGS(), 0);
+        ck_assert(!cfg.metrics.enabled);
+}
+END_TEST
+
+START_TEST(metrics_in_check_config)
+{
+        ck_assert_int_eq(LOAD("--check-config", "--metrics-endpoint", "http://c:4318", "-H", "x=y",
+                              "--prometheus-listen", "127.0.0.1:9464"),
+                         1);
+        fx_assert_has(out_text, "\n[metrics]\nenabled = true\nexport_interval = 60000\n");
+        fx_assert_has(out_text, "prometheus_listen = 127.0.0.1:9464\n");
+        fx_assert_has(out_text, "endpoint = http://c:4318/v1/metrics\n");
+}
+END_TEST
+
 START_TEST(free_twice_is_harmless)
 {
         ck_assert_int_eq(LOAD("-H", "a=b", "--endpoint", "http://c", "-e", "file"), 0);
@@ -696,6 +813,10 @@ int main(void)
         tcase_add_test(tc, empty_endpoint_flag);
         tcase_add_test(tc, load_again_after_grouped_short_flags);
         tcase_add_test(tc, free_twice_is_harmless);
+        tcase_add_test(tc, metrics_defaults);
+        tcase_add_test(tc, metrics_endpoint_forms);
+        tcase_add_test(tc, metrics_variables_and_flags);
+        tcase_add_test(tc, metrics_in_check_config);
         suite_add_tcase(s, tc);
         return ss_check_run(s);
 }
