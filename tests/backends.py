@@ -346,6 +346,15 @@ pattern.ticket = TICKET-[0-9]{{4}}
 
 [pricing]
 file = {tmp}/pricing.tsv
+
+[metrics]
+export_interval = 30000
+temporality = delta
+cardinality_limit = 100
+prometheus_listen = 127.0.0.1:9464
+endpoint = http://127.0.0.1:4317
+insecure = yes
+compression = gzip
 """.format(tmp=self.tmp, ca=self.pem("ca.pem"), cert=self.pem("client.pem"),
            key=self.pem("client.key")))
         with open(os.path.join(self.tmp, "pricing.tsv"), "w") as f:
@@ -353,7 +362,15 @@ file = {tmp}/pricing.tsv
         cfg = self.check(path)
         self.assertEqual(list(cfg), ["daemon", "limits", "exporter numbers", "exporter plain",
                                      "exporter archive", "exporter people", "sampling",
-                                     "content", "redaction", "pricing"])
+                                     "content", "redaction", "pricing", "metrics"])
+        m = cfg["metrics"]
+        self.assertEqual({k: m[k] for k in ("enabled", "export_interval", "temporality",
+                                           "cardinality_limit", "prometheus_listen", "protocol",
+                                           "endpoint", "compression", "insecure")},
+                         {"enabled": "true", "export_interval": "30000", "temporality": "delta",
+                          "cardinality_limit": "100", "prometheus_listen": "127.0.0.1:9464",
+                          "protocol": "grpc", "endpoint": "http://127.0.0.1:4317",
+                          "compression": "gzip", "insecure": "true"})
         self.assertEqual(cfg["sampling"], {
             "rate": "0.5", "keep_errors": "true", "keep_slower_than_ms": "250",
             "keep_attribute": "upsonic.agent.name=billing", "max_kept_per_second": "7"})
