@@ -228,11 +228,23 @@ void ss_rollup_free(ss_rollup *r)
 /* ---- the persistent form ---------------------------------------------------------------- */
 
 /* The counters in the order they are saved; the flags and the cost follow. */
+/* clang-format off: it reflows this list differently at each pass */
 #define ROLLUP_U64S(X)                                                                             \
         X(input)                                                                                   \
         X(output)                                                                                  \
-        X(cache_read) X(cache_write) X(reasoning) X(requests) X(tools) X(steps) X(chat_ns)         \
-            X(tool_ns) X(priced) X(unpriced) X(first_start_ns) X(ttft_ns)
+        X(cache_read)                                                                              \
+        X(cache_write)                                                                             \
+        X(reasoning)                                                                               \
+        X(requests)                                                                                \
+        X(tools)                                                                                   \
+        X(steps)                                                                                   \
+        X(chat_ns)                                                                                 \
+        X(tool_ns)                                                                                 \
+        X(priced)                                                                                  \
+        X(unpriced)                                                                                \
+        X(first_start_ns)                                                                          \
+        X(ttft_ns)
+/* clang-format on */
 #define ROLLUP_COUNT(f) +1
 #define ROLLUP_FIELDS   (0 ROLLUP_U64S(ROLLUP_COUNT) + 4) /* + usage_seen, have_*, cost */
 
