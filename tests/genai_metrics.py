@@ -304,7 +304,7 @@ class GenAIMetrics(Base):
         m = None
         deadline = time.time() + 10
         while not m and time.time() < deadline:
-            m = re.search(r"Prometheus scrape endpoint on \S+, port (\d+)", d.stderr())
+            m = re.search(r"event=prometheus-listening addr=\S+ port=(\d+)", d.stderr())
             time.sleep(0.05)
         self.assertTrue(m, d.stderr()[-2000:])
         url = "http://127.0.0.1:%s/metrics" % m.group(1)

@@ -316,14 +316,8 @@ int ss_metrics_new(uv_loop_t *loop, const ss_metrics_config *cfg, ss_counters_fn
                 tick = PROM_REFRESH_MS;
         if (m->otlp || m->prom)
                 (void)uv_timer_start(&m->timer, on_tick, tick, tick);
-        if (m->prom) {
-                publish_scrape(m, ss_now_ns());
-                ss_log(SS_LOG_INFO,
-                       "metrics: Prometheus scrape endpoint on %s, port %u "
-                       "event=metrics-ready endpoint=prometheus listen=\"%s\" port=%u",
-                       m->cfg.prometheus_listen, ss_prom_server_port(m->server),
-                       m->cfg.prometheus_listen, ss_prom_server_port(m->server));
-        }
+        if (m->prom)
+                publish_scrape(m, ss_now_ns()); /* the server logs where it listens */
         ss_log(SS_LOG_INFO,
                "metrics: derived from every span%s, every %llu ms, %s event=metrics-ready "
                "export=%s interval_ms=%llu temporality=%s",
