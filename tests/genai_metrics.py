@@ -279,6 +279,20 @@ class GenAIMetrics(Base):
         d.stop()
         self.assertEqual(total(self.rx.points(), "upsonic.agent.runs"), 20)
 
+    def test_failed_exports_are_retried_and_spooled(self):
+        # The metrics exporter is a network exporter like the traces': a backend that
+        # answers 503 gets the same request again after the backoff, from the spool.
+        self.rx.fail_next(3, 503)
+        d = self.metrics_daemon(["--state-dir", os.path.join(self.tmp, "state")])
+        runs = Runs(n=30)
+        self.feed(d, runs)
+        self.wait_points(self.rx.points, 30)
+        st = d.stats()
+        self.assertGreaterEqual(st["exporter.metrics.failures"], 1)
+        self.assertGreater(st["exporter.metrics.spool.appended"], 0)
+        self.assertEqual(st["exporter.metrics.spans_dropped"], 0)
+        self.assertTrue(os.path.isdir(os.path.join(self.tmp, "state", "spool", "metrics")))
+
     def test_cardinality_overflow(self):
         conf = os.path.join(self.tmp, "m.conf")
         with open(conf, "w") as f:
