@@ -406,6 +406,20 @@ class Faults(Base):
                   "%d spans received" % n, timeout)
         return {s["span_id"] for s in rx.spans()}
 
+    def agreed_stats(self, d, hung, names):
+        """STATS at a moment the receiver has read every request the exporters names
+        started (the daemon counts one when it starts it, the receiver once it has read
+        it: in between they differ by the requests on the wire). Returns the STATS and the
+        receiver's count of hung requests."""
+        deadline = time.time() + 10
+        while True:
+            st = d.stats()
+            seen = len([r for r in hung.requests if r["status"] is None])
+            want = sum(st["exporter.%s.requests" % n] for n in names)
+            if seen == want or time.time() > deadline:
+                return st, seen
+            time.sleep(0.02)
+
     def held_for(self, hung):
         """How long the daemon held each request hung already gave up on, after asserting
         that it gave each up at its 500 ms timeout, not before: seconds, sorted."""
@@ -435,7 +449,7 @@ class Faults(Base):
         self.wait(lambda: d.stats()[exp + "spans_spooled"] == sent, "all spooled")
         # The spool's oldest probes the backend, and times out again, and again.
         self.wait(lambda: d.stats()[exp + "retries"] >= 2, "the probe retried")
-        st = d.stats()
+        st, seen = self.agreed_stats(d, hung, ["hang"])
         self.hung_summary("never answers, spool (while hung)", sent, 0, st, exp)
         self.assertEqual(st[exp + "spans_in"], sent)
         self.assertEqual(st[exp + "spans_spooled"], sent)
@@ -443,8 +457,7 @@ class Faults(Base):
         self.assertEqual(st[exp + "spans_dropped"], 0)
         self.assertEqual(st[exp + "spool.spans"], sent)  # nothing acknowledged, nothing lost
         self.assertEqual(st[exp + "failures"], st[exp + "requests"] - st[exp + "inflight_requests"])
-        self.assertEqual(len([r for r in hung.requests if r["status"] is None]),
-                         st[exp + "requests"])
+        self.assertEqual(seen, st[exp + "requests"])
         self.assertEqual(len(hung.spans()), 0)
         held = self.held_for(hung)
         print("held %d requests %.2f s to %.2f s" % (len(held), held[0], held[-1]))
@@ -468,7 +481,7 @@ class Faults(Base):
         # "short" gives its requests up at 1.5 s; "hang" keeps retrying them in memory.
         self.wait(lambda: d.stats()["exporter.short.dropped.exhausted"] == sent, "short gave up")
         self.wait(lambda: d.stats()["exporter.hang.retries"] >= 4, "hang retried")
-        st = d.stats()
+        st, seen = self.agreed_stats(d, hung, ["hang", "short"])
         for name in ("hang", "short"):
             self.hung_summary("never answers, memory, %s (while hung)" % name, sent, 0, st,
                               "exporter.%s." % name)
@@ -480,8 +493,7 @@ class Faults(Base):
         self.assertGreater(st[exp + "queued_requests"] + st[exp + "inflight_requests"], 0)
         self.assertEqual(st[exp + "failures"], st[exp + "requests"] - st[exp + "inflight_requests"])
         self.assertEqual(st[exp + "retries"], st[exp + "failures"])  # every timeout retried
-        self.assertEqual(len([r for r in hung.requests if r["status"] is None]),
-                         st[exp + "requests"] + st["exporter.short.requests"])
+        self.assertEqual(seen, st[exp + "requests"] + st["exporter.short.requests"])
         held = self.held_for(hung)
         print("held %d requests %.2f s to %.2f s" % (len(held), held[0], held[-1]))
         short = "exporter.short."
