@@ -676,8 +676,16 @@ START_TEST(metrics_defaults)
         ck_assert_int_eq(cfg.metrics.temporality, SS_TEMPORALITY_CUMULATIVE);
         ck_assert(!cfg.metrics.export_otlp);
         ck_assert_ptr_null(cfg.metrics.prometheus_listen);
-        /* The traces' endpoint alone exports no metrics: Jaeger has no metrics endpoint. */
+        /* The general endpoint exports metrics too, as the SDKs' default OTEL_METRICS_EXPORTER
+         * (otlp) has it; the flag --endpoint is for traces alone. */
+        ck_assert_int_eq(LOAD("--endpoint", "http://collector:4318"), 0);
+        ck_assert(!cfg.metrics.export_otlp);
         ck_assert_int_eq(setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "http://collector:4318", 1), 0);
+        ck_assert_int_eq(LOAD_NO_ARGS(), 0);
+        ck_assert(cfg.metrics.export_otlp);
+        ck_assert_str_eq(cfg.metrics.exporter.http.endpoint, "http://collector:4318/v1/metrics");
+        /* Unless OTEL_METRICS_EXPORTER leaves otlp out (Jaeger takes no metrics). */
+        ck_assert_int_eq(setenv("OTEL_METRICS_EXPORTER", "none", 1), 0);
         ck_assert_int_eq(LOAD_NO_ARGS(), 0);
         ck_assert(!cfg.metrics.export_otlp);
 }
@@ -699,7 +707,7 @@ START_TEST(metrics_endpoint_forms)
         ck_assert_str_eq(cfg.metrics.exporter.http.endpoint, "http://c:9/custom");
         ck_assert_int_eq(unsetenv("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT"), 0);
 
-        /* The general endpoint, as a base, only when OTEL_METRICS_EXPORTER lists otlp. */
+        /* The general endpoint, as a base, when OTEL_METRICS_EXPORTER lists otlp. */
         ck_assert_int_eq(setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "http://base:4318/otlp", 1), 0);
         ck_assert_int_eq(setenv("OTEL_METRICS_EXPORTER", "prometheus, otlp", 1), 0);
         ck_assert_int_eq(LOAD_NO_ARGS(), 0);

@@ -121,7 +121,8 @@ int ss_conf_metrics_key(ss_config *cfg, const char *key, const char *value, cons
 
 /* ---- the environment -------------------------------------------------------------------- */
 
-/* OTEL_METRICS_EXPORTER: a comma list of otlp, prometheus, none. */
+/* OTEL_METRICS_EXPORTER: a comma list of otlp, prometheus, none; unset means otlp, as in
+ * the SDKs. */
 static int exporters_env(ss_config *cfg, bool *otlp)
 {
         const char *v = ss_conf_env("OTEL_METRICS_EXPORTER"), *host, *port;
@@ -129,7 +130,7 @@ static int exporters_env(ss_config *cfg, bool *otlp)
         char buf[128];
         int r;
 
-        *otlp = false;
+        *otlp = !v;
         if (!v)
                 return 0;
         for (const char *p = v;; p++) {

@@ -19,7 +19,8 @@ void ss_conf_metrics_init(ss_config *cfg);
 /* One key of [metrics]. 0; -EINVAL printed; -ENOENT for a key that does not exist. */
 int ss_conf_metrics_key(ss_config *cfg, const char *key, const char *value, const char *where);
 
-/* OTEL_EXPORTER_OTLP_METRICS_*, OTEL_METRIC_EXPORT_INTERVAL, OTEL_METRICS_EXPORTER,
+/* OTEL_EXPORTER_OTLP_METRICS_* (the general OTEL_EXPORTER_OTLP_ENDPOINT too, unless
+ * OTEL_METRICS_EXPORTER leaves otlp out), OTEL_METRIC_EXPORT_INTERVAL, OTEL_METRICS_EXPORTER,
  * OTEL_EXPORTER_PROMETHEUS_HOST and _PORT, SIDESPAN_METRICS. 0 or -EINVAL printed. */
 int ss_conf_metrics_env(ss_config *cfg);
 
