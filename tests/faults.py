@@ -181,7 +181,8 @@ class Faults(Base):
             d = self.grpc_daemon(rx, spool=spool)
             sent = sum(self.one_trace(d, tag="u%d" % i) for i in range(3))
             got = self.grpc_spans(rx, sent)
-            st = d.stats()
+            st = self.wait_stats(d, "the answers counted",
+                                 lambda st: st[GRPC + "spans_exported"] >= sent)
             self.summary("grpc UNAVAILABLE x3 (%s)" % ("spool" if spool else "memory"), sent,
                          len(got), st, GRPC)
             self.assertEqual(len(got), sent)
@@ -203,7 +204,9 @@ class Faults(Base):
             d = self.grpc_daemon(rx, spool=spool)
             sent = self.one_trace(d)
             got = self.grpc_spans(rx, sent)
-            st = d.stats()
+            # The receiver keeps the spans before its answer reaches the daemon.
+            st = self.wait_stats(d, "the answer counted",
+                                 lambda st: st[GRPC + "spans_exported"] >= sent)
             with rx.state.cond:
                 times = [r["time"] for r in rx.state.requests]
             self.summary("grpc RESOURCE_EXHAUSTED + RetryInfo 1.5 s (%s)"

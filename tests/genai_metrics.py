@@ -283,7 +283,9 @@ class GenAIMetrics(Base):
         # The metrics exporter is a network exporter like the traces': a backend that
         # answers 503 gets the same request again after the backoff, from the spool.
         self.rx.fail_next(3, 503)
-        d = self.metrics_daemon(["--state-dir", os.path.join(self.tmp, "state")])
+        # No traces (rate 0): the receiver's failures are all the metrics exporter's.
+        d = self.metrics_daemon(["--state-dir", os.path.join(self.tmp, "state"),
+                                 "--sample-rate", "0"])
         runs = Runs(n=30)
         self.feed(d, runs)
         self.wait_points(self.rx.points, 30)
