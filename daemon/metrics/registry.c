@@ -376,6 +376,8 @@ static int instrument_collect(ss_instrument *i, uint64_t now, ss_metric *out)
 
 void ss_registry_reset(ss_registry *r, uint64_t now)
 {
+        /* A series first seen from now on starts here too, not at the registry's start. */
+        r->start_ns = now;
         for (size_t k = 0; k < r->n; k++) {
                 ss_instrument *i = r->inst[k];
 
