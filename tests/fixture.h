@@ -101,6 +101,16 @@ static inline msgpack_object fx_uint(uint64_t v)
         return (msgpack_object){.type = MSGPACK_OBJECT_POSITIVE_INTEGER, .via.u64 = v};
 }
 
+static inline msgpack_object fx_f64(double v)
+{
+        return (msgpack_object){.type = MSGPACK_OBJECT_FLOAT64, .via.f64 = v};
+}
+
+static inline msgpack_object fx_neg(int64_t v)
+{
+        return (msgpack_object){.type = MSGPACK_OBJECT_NEGATIVE_INTEGER, .via.i64 = v};
+}
+
 static inline msgpack_object fx_bool(bool b)
 {
         return (msgpack_object){.type = MSGPACK_OBJECT_BOOLEAN, .via.boolean = b};

@@ -407,16 +407,6 @@ static const msgpack_object_array *event_at(one_event *e, const char *name, uint
         return &e->arr;
 }
 
-static msgpack_object fx_f64(double v)
-{
-        return (msgpack_object){.type = MSGPACK_OBJECT_FLOAT64, .via.f64 = v};
-}
-
-static msgpack_object fx_neg(int64_t v)
-{
-        return (msgpack_object){.type = MSGPACK_OBJECT_NEGATIVE_INTEGER, .via.i64 = v};
-}
-
 START_TEST(test_run_rollup)
 {
         run_fixture f;
