@@ -130,6 +130,8 @@ fi
 section "bench-client: caller-side cost (sidespand --exporter file --file /dev/null)"
 start_daemon client --exporter file --file /dev/null
 run "$BUILD/bench/bench-client" --socket "$SOCK"
+echo
+run "$BUILD/bench/bench-client" --socket "$SOCK" --agent --iterations 60000
 stop_daemon
 
 section "bench-daemon: sidespand --exporter file --file /dev/null (OTLP/JSON)"
