@@ -11,6 +11,7 @@
 #include "metrics/health.h"
 #include "metrics/registry.h"
 #include "ss-id.h"
+#include "ss-macro.h"
 
 /*
  * The metrics stage's parts without a loop: the registry (series, the overflow
@@ -20,7 +21,7 @@
  * outputs read it: from a snapshot, or from the counters STATS would send.
  */
 
-#define N(a)  ((uint32_t)(sizeof(a) / sizeof((a)[0])))
+#define N(a)  ((uint32_t)SS_ELEMENTSOF(a))
 #define TOL   1e-9
 #define T0    1700000000000000000ull
 #define MS(x) (T0 + (uint64_t)(x)*1000000ull)
@@ -501,7 +502,7 @@ static void genai_span(genai_fixture *f, const char *name, int32_t status, uint3
 {
         ss_span *s = mk(f->res, name, status, dur_ms, kv, n_kv, ev);
 
-        ck_assert_int_eq(ss_genai_record(&f->g, s), 0);
+        ck_assert_int_eq(ss_genai_record(&f->g, s, ss_genai_kind_of(s)), 0);
         ss_span_unref(s);
 }
 
@@ -626,8 +627,8 @@ START_TEST(test_genai_which_spans)
         assert_genai_empty(&f);
 
         s = mk(f.res, "chat gpt-4o", SS_STATUS_OK, 100, chat, N(chat), NULL);
-        ck_assert(ss_genai_is_operation(s));
-        ck_assert_int_eq(ss_genai_record(&f.g, s), 0);
+        ck_assert_int_eq(ss_genai_kind_of(s), SS_GENAI_OPERATION);
+        ck_assert_int_eq(ss_genai_record(&f.g, s, ss_genai_kind_of(s)), 0);
         ss_span_unref(s);
         m = genai_metric(&f, "gen_ai.client.token.usage");
         ck_assert_uint_eq(m->n_points, 1);
@@ -659,8 +660,8 @@ START_TEST(test_genai_run)
 
         genai_init(&f);
         s = mk(f.res, "agent.run", SS_STATUS_OK, 4000, kv, N(kv), NULL);
-        ck_assert(!ss_genai_is_operation(s));
-        ck_assert_int_eq(ss_genai_record(&f.g, s), 0);
+        ck_assert_int_eq(ss_genai_kind_of(s), SS_GENAI_RUN);
+        ck_assert_int_eq(ss_genai_record(&f.g, s, ss_genai_kind_of(s)), 0);
         ss_span_unref(s);
         m = genai_metric(&f, "upsonic.agent.run.duration");
         ck_assert_uint_eq(m->n_points, 1);

@@ -5,8 +5,9 @@
 #include <string.h>
 
 #include "model/genai.h"
+#include "ss-macro.h"
 
-#define N(a) ((uint32_t)(sizeof(a) / sizeof((a)[0])))
+#define N(a) ((uint32_t)SS_ELEMENTSOF(a))
 
 /* The conventions' advice: powers of 4 for tokens, of 2 from 10 ms for durations. */
 static const double token_bounds[] = {1,     4,     16,     64,      256,     1024,     4096,
@@ -160,20 +161,22 @@ static int record_run(const ss_genai_instruments *g, const ss_span *s)
         return r < 0 ? -ENOMEM : 0;
 }
 
-bool ss_genai_is_operation(const ss_span *s)
+ss_genai_kind ss_genai_kind_of(const ss_span *s)
 {
         const char *op = ss_span_attr_str(s, "gen_ai.operation.name");
 
-        return !is_run(s, op) && is_operation(s, op);
+        return is_run(s, op)         ? SS_GENAI_RUN
+               : is_operation(s, op) ? SS_GENAI_OPERATION
+                                     : SS_GENAI_NONE;
 }
 
-int ss_genai_record(const ss_genai_instruments *g, const ss_span *s)
+int ss_genai_record(const ss_genai_instruments *g, const ss_span *s, ss_genai_kind kind)
 {
-        const char *op = ss_span_attr_str(s, "gen_ai.operation.name");
-
-        if (is_run(s, op))
+        if (kind == SS_GENAI_RUN)
                 return record_run(g, s);
-        if (is_operation(s, op))
-                return record_operation(g, s, op) < 0 ? -ENOMEM : 0;
+        if (kind == SS_GENAI_OPERATION)
+                return record_operation(g, s, ss_span_attr_str(s, "gen_ai.operation.name")) < 0
+                           ? -ENOMEM
+                           : 0;
         return 0;
 }

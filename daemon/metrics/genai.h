@@ -36,10 +36,16 @@ typedef struct ss_genai_instruments {
 /* The instruments, in r. 0 or -ENOMEM. */
 int ss_genai_instruments_init(ss_genai_instruments *g, ss_registry *r);
 
-/* Whether s is a model operation (a chat, an embedding ...): what the client metrics and the
- * per-model headline count. */
-bool ss_genai_is_operation(const ss_span *s);
+/* What a span is to the metrics: decided once per span, however many registries record it. */
+typedef enum ss_genai_kind {
+        SS_GENAI_NONE = 0,
+        SS_GENAI_OPERATION, /* a model operation (a chat, an embedding ...): the client metrics
+                               and the per-model headline count it */
+        SS_GENAI_RUN,       /* an agent run */
+} ss_genai_kind;
 
-/* What span s records (nothing when it is neither a model operation nor a run). 0 or
+ss_genai_kind ss_genai_kind_of(const ss_span *s);
+
+/* What span s, of kind (ss_genai_kind_of(s)), records: nothing for SS_GENAI_NONE. 0 or
  * -ENOMEM (what could be recorded was). */
-int ss_genai_record(const ss_genai_instruments *g, const ss_span *s);
+int ss_genai_record(const ss_genai_instruments *g, const ss_span *s, ss_genai_kind kind);

@@ -71,12 +71,13 @@ void ss_metrics_config_defaults(ss_metrics_config *cfg)
 void ss_metrics_span(void *metrics, const ss_span *s)
 {
         ss_metrics *m = metrics;
+        ss_genai_kind kind = ss_genai_kind_of(s);
 
         m->st.spans++;
         for (size_t i = 0; i < m->n_sets; i++)
-                if (ss_genai_record(&m->sets[i].genai, s) < 0)
+                if (ss_genai_record(&m->sets[i].genai, s, kind) < 0)
                         m->st.no_memory++;
-        if (ss_genai_is_operation(s))
+        if (kind == SS_GENAI_OPERATION)
                 ss_headline_record(m->headline, s, uv_now(m->loop));
 }
 
