@@ -3,9 +3,16 @@
  * bench-encode: what the daemon's OTLP encoders cost per span, on batches of
  * 512 finished chat spans, each carrying 1 KiB of gen_ai.output.messages
  * content and 9 other GenAI attributes: protobuf (ss_otlp_encode, the
- * otlp-http exporter), protobuf then gzip (its --compression gzip) and
- * OTLP/JSON (ss_otlp_json_encode, the file exporter). MB/s counts the bytes
- * produced. A benchmark, not a test: it prints figures.
+ * direct writer the otlp-http and otlp-grpc exporters use), the protobuf-c
+ * encoder it replaced (ss_otlp_encode_pbc), protobuf then gzip (the
+ * exporters' gzip compression) and OTLP/JSON (ss_otlp_json_encode, the file
+ * exporter). MB/s counts the bytes produced. A benchmark, not a test: it
+ * prints figures.
+ *
+ *   bench-encode [SECONDS per encoder, default 1]
+ *   bench-encode --count ENCODER BATCHES   encode BATCHES batches and print nothing: for
+ *                                          callgrind, whose counts of two runs differ by
+ *                                          the encoder's instructions alone
  */
 #include <errno.h>
 #include <msgpack.h>
@@ -237,17 +244,41 @@ static int bench(const char *label, encode_fn fn, ss_span *const *spans, double 
         return r;
 }
 
+static const struct {
+        const char *label;
+        const char *name; /* for --count */
+        encode_fn fn;
+} encoders[] = {
+    {"protobuf", "protobuf", ss_otlp_encode},
+    {"protobuf-c (before)", "protobuf-c", ss_otlp_encode_pbc},
+    {"protobuf + gzip", "gzip", encode_gzip},
+    {"OTLP/JSON", "json", ss_otlp_json_encode},
+};
+
+/* --count: batches of one encoder, nothing printed. */
+static int count(const char *name, long batches, ss_span *const *spans)
+{
+        ss_buf out;
+        int r = 0;
+
+        for (size_t i = 0; i < sizeof(encoders) / sizeof(encoders[0]); i++) {
+                if (strcmp(encoders[i].name, name) != 0)
+                        continue;
+                ss_buf_init(&out, OUT_MAX);
+                for (long b = 0; b < batches && r == 0; b++) {
+                        ss_buf_reset(&out);
+                        r = encoders[i].fn(spans, BATCH, &out);
+                }
+                ss_buf_free(&out);
+                return r;
+        }
+        return -EINVAL;
+}
+
 int main(int argc, char **argv)
 {
-        static const struct {
-                const char *label;
-                encode_fn fn;
-        } encoders[] = {
-            {"protobuf", ss_otlp_encode},
-            {"protobuf + gzip", encode_gzip},
-            {"OTLP/JSON", ss_otlp_json_encode},
-        };
-        double seconds = argc > 1 ? strtod(argv[1], NULL) : 1.0;
+        bool counting = argc == 4 && strcmp(argv[1], "--count") == 0;
+        double seconds = argc == 2 ? strtod(argv[1], NULL) : 1.0;
         ss_resource *res = make_resource();
         ss_span *spans[BATCH] = {0};
         int r = res ? 0 : -ENOMEM;
@@ -255,8 +286,17 @@ int main(int argc, char **argv)
         for (unsigned i = 0; i < BATCH && r == 0; i++)
                 if (!(spans[i] = make_span(res, i)))
                         r = -ENOMEM;
-        if (r < 0 || seconds <= 0) {
-                fprintf(stderr, "usage: %s [SECONDS per encoder, default 1]\n", argv[0]);
+        if (r == 0 && counting) {
+                r = count(argv[2], strtol(argv[3], NULL, 10), spans);
+                if (r == -EINVAL)
+                        fprintf(stderr, "bench-encode: no encoder '%s'\n", argv[2]);
+                goto out;
+        }
+        if (r < 0 || seconds <= 0 || (argc > 2 && !counting)) {
+                fprintf(stderr,
+                        "usage: %s [SECONDS per encoder, default 1]\n"
+                        "       %s --count protobuf|protobuf-c|gzip|json BATCHES\n",
+                        argv[0], argv[0]);
                 r = -EINVAL;
                 goto out;
         }

@@ -109,6 +109,18 @@ echo "$(nproc) CPUs: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 
 
 section "bench-encode: OTLP encoders (daemon modules, no I/O)"
 run "$BUILD/bench/bench-encode"
+if command -v valgrind >/dev/null; then
+        # Instructions per span: two runs' counts differ by 4 batches of 512 spans.
+        for enc in protobuf protobuf-c json; do
+                for n in 2 6; do
+                        valgrind --tool=callgrind --callgrind-out-file=/dev/null \
+                                "$BUILD/bench/bench-encode" --count $enc $n >/dev/null 2>"$TMP/cg.enc.$n"
+                done
+                a=$(sed -n 's/.*Collected : \([0-9]*\).*/\1/p' "$TMP/cg.enc.2")
+                b=$(sed -n 's/.*Collected : \([0-9]*\).*/\1/p' "$TMP/cg.enc.6")
+                printf '  %-11s %6d instructions/span (callgrind)\n' "$enc" $(((b - a) / 2048))
+        done
+fi
 
 section "bench-policy: sampling, content and redaction per span (daemon modules, no I/O)"
 run "$BUILD/bench/bench-policy"

@@ -59,6 +59,15 @@ static inline void mp_done(mp *m)
         msgpack_sbuffer_destroy(&m->sb);
 }
 
+/* xorshift64*: a fixed seed makes every run of a randomized test the same. */
+static inline uint64_t fx_rnd(uint64_t *state)
+{
+        *state ^= *state >> 12;
+        *state ^= *state << 25;
+        *state ^= *state >> 27;
+        return *state * 0x2545F4914F6CDD1Dull;
+}
+
 static inline void pk_str(msgpack_packer *pk, const char *s)
 {
         msgpack_pack_str_with_body(pk, s, strlen(s));

@@ -29,11 +29,7 @@ static uint64_t rng_state;
 
 static uint64_t rnd(void)
 {
-        /* xorshift64*: a fixed seed makes every run the same spans. */
-        rng_state ^= rng_state >> 12;
-        rng_state ^= rng_state << 25;
-        rng_state ^= rng_state >> 27;
-        return rng_state * 0x2545F4914F6CDD1Dull;
+        return fx_rnd(&rng_state);
 }
 
 static unsigned below(unsigned n)

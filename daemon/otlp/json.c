@@ -224,6 +224,11 @@ static void resource(ss_jw *w, const ss_resource *r)
                 ss_jw_lit(w, "\"attributes\":");
                 kvs(w, r->attrs.kv, r->attrs.n);
         }
+        if (r->dropped_attrs) {
+                ss_jw_lit(w, r->attrs.n ? ",\"droppedAttributesCount\":"
+                                        : "\"droppedAttributesCount\":");
+                ss_jw_u64(w, r->dropped_attrs, false);
+        }
         ss_jw_lit(w, "},\"scopeSpans\":[{\"scope\":{");
         if (r->scope_name.size) {
                 ss_jw_lit(w, "\"name\":");

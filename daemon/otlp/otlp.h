@@ -2,8 +2,7 @@
 #pragma once
 
 /*
- * OTLP encoding of finished spans, behind one interface so the protobuf-c
- * based encoder can later be replaced by a direct writer. Spans are grouped
+ * OTLP encoding of finished spans. Spans are grouped
  * into ResourceSpans by resource (ss_resource.id) and into ScopeSpans by
  * scope, in order of first appearance. Pure functions: any thread.
  */
@@ -15,8 +14,20 @@
 #include "model/span.h"
 #include "ss-buf.h"
 
-/* Append an ExportTraceServiceRequest (protobuf) to out. -ENOMEM / -ENOBUFS. */
+/*
+ * Append an ExportTraceServiceRequest (protobuf) to out, written straight
+ * from the span model (protobuf.c): no allocation besides out's growth.
+ * -ENOMEM / -ENOBUFS (out's length as it was).
+ */
 int ss_otlp_encode(ss_span *const *spans, size_t n, ss_buf *out);
+
+/*
+ * The same request built with protobuf-c (pbc.c): the reference the direct
+ * writer is tested against, and the benchmarks' baseline. It cuts a string
+ * at a NUL byte (protobuf-c's strings are C strings); ss_otlp_encode() does
+ * not.
+ */
+int ss_otlp_encode_pbc(ss_span *const *spans, size_t n, ss_buf *out);
 
 /* Append the same request as OTLP/JSON on one line, no newline. */
 int ss_otlp_json_encode(ss_span *const *spans, size_t n, ss_buf *out);

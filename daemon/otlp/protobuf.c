@@ -2,391 +2,257 @@
 #include "otlp/otlp.h"
 
 #include <errno.h>
-#include <stdalign.h>
-#include <stddef.h>
 #include <stdlib.h>
-#include <string.h>
 
-#include "base/arena.h"
-#include "trace_service.pb-c.h"
+#include "otlp/pb-write.h"
 
 /*
- * The only file that knows protobuf-c's generated types for encoding: the
- * request tree is built in a scratch arena (a few large blocks instead of one
- * malloc per node), packed once into the caller's ss_buf, and dropped.
- *
- * Known limit of protobuf-c: string fields are C strings, so a string holding
- * a NUL byte is cut at it here (the JSON encoder keeps it). Span strings are
- * already well-formed UTF-8 (span.c), which OTLP receivers require.
+ * ExportTraceServiceRequest written straight from the span model, back to
+ * front (pb-write.h): each message's fields last first, repeated fields'
+ * elements last first, so the bytes read in field order. Field numbers are
+ * those of proto/opentelemetry/proto/{collector/trace,trace,resource,common}/v1.
+ * Strings are written with their length: a NUL byte is kept.
  */
 
-/* The generated functions of the request and response messages. */
-#define REQUEST_FN(fn)                                                                             \
-        opentelemetry__proto__collector__trace__v1__export_trace_service_request__##fn
-#define RESPONSE_FN(fn)                                                                            \
-        opentelemetry__proto__collector__trace__v1__export_trace_service_response__##fn
-
-typedef Opentelemetry__Proto__Collector__Trace__V1__ExportTraceServiceRequest Request;
-typedef Opentelemetry__Proto__Collector__Trace__V1__ExportTraceServiceResponse Response;
-typedef Opentelemetry__Proto__Trace__V1__ResourceSpans ResourceSpans;
-typedef Opentelemetry__Proto__Trace__V1__ScopeSpans ScopeSpans;
-typedef Opentelemetry__Proto__Trace__V1__Span Span;
-typedef Opentelemetry__Proto__Trace__V1__Span__Event Event;
-typedef Opentelemetry__Proto__Trace__V1__Status Status;
-typedef Opentelemetry__Proto__Resource__V1__Resource Resource;
-typedef Opentelemetry__Proto__Common__V1__InstrumentationScope Scope;
-typedef Opentelemetry__Proto__Common__V1__KeyValue KeyValue;
-typedef Opentelemetry__Proto__Common__V1__KeyValueList KeyValueList;
-typedef Opentelemetry__Proto__Common__V1__ArrayValue ArrayValue;
-typedef Opentelemetry__Proto__Common__V1__AnyValue AnyValue;
-
-/* A NUL-terminated copy: spans' strings are, but nothing forces a caller's to be. */
-static char *arena_str(ss_arena *a, const msgpack_object_str *s)
-{
-        char *p;
-
-        if (s->size == 0)
-                return (char *)protobuf_c_empty_string;
-        p = ss_arena_alloc(a, (size_t)s->size + 1);
-        if (!p)
-                return NULL;
-        memcpy(p, s->ptr, s->size);
-        p[s->size] = '\0';
-        return p;
-}
+enum {
+        REQUEST_RESOURCE_SPANS = 1,
+        RESOURCE_SPANS_RESOURCE = 1,
+        RESOURCE_SPANS_SCOPE_SPANS = 2,
+        RESOURCE_ATTRIBUTES = 1,
+        RESOURCE_DROPPED_ATTRIBUTES = 2,
+        SCOPE_SPANS_SCOPE = 1,
+        SCOPE_SPANS_SPANS = 2,
+        SCOPE_NAME = 1,
+        SCOPE_VERSION = 2,
+        SPAN_TRACE_ID = 1,
+        SPAN_SPAN_ID = 2,
+        SPAN_TRACE_STATE = 3,
+        SPAN_PARENT_SPAN_ID = 4,
+        SPAN_NAME = 5,
+        SPAN_KIND = 6,
+        SPAN_START = 7,
+        SPAN_END = 8,
+        SPAN_ATTRIBUTES = 9,
+        SPAN_DROPPED_ATTRIBUTES = 10,
+        SPAN_EVENTS = 11,
+        SPAN_DROPPED_EVENTS = 12,
+        SPAN_STATUS = 15,
+        SPAN_FLAGS = 16,
+        EVENT_TIME = 1,
+        EVENT_NAME = 2,
+        EVENT_ATTRIBUTES = 3,
+        EVENT_DROPPED_ATTRIBUTES = 4,
+        STATUS_MESSAGE = 2,
+        STATUS_CODE = 3,
+        KEY_VALUE_KEY = 1,
+        KEY_VALUE_VALUE = 2,
+        ANY_STRING = 1,
+        ANY_BOOL = 2,
+        ANY_INT = 3,
+        ANY_DOUBLE = 4,
+        ANY_ARRAY = 5,
+        ANY_KVLIST = 6,
+        ANY_BYTES = 7,
+        ARRAY_VALUES = 1,
+        KVLIST_VALUES = 1,
+};
 
 /* ---- values ----------------------------------------------------------------------------- */
 
-static const char empty[1];
+static void key_values(ss_pbw *w, uint32_t field, const msgpack_object_kv *kv, size_t n);
 
-static int any_value(ss_arena *a, AnyValue *v, const msgpack_object *o);
-
-static int kv_list(ss_arena *a, const msgpack_object_kv *src, size_t n, KeyValue ***ret,
-                   size_t *ret_n)
-{
-        KeyValue **p = ss_arena_array(a, n, sizeof(*p));
-        KeyValue *kv = ss_arena_array(a, n, sizeof(*kv));
-        AnyValue *v = ss_arena_array(a, n, sizeof(*v));
-        size_t k = 0;
-
-        if (n && (!p || !kv || !v))
-                return -ENOMEM;
-        for (size_t i = 0; i < n; i++) {
-                if (src[i].key.type != MSGPACK_OBJECT_STR)
-                        continue;
-                kv[k] = (KeyValue)OPENTELEMETRY__PROTO__COMMON__V1__KEY_VALUE__INIT;
-                kv[k].key = arena_str(a, &src[i].key.via.str);
-                kv[k].value = &v[k];
-                if (!kv[k].key || any_value(a, &v[k], &src[i].val) < 0)
-                        return -ENOMEM;
-                p[k] = &kv[k];
-                k++;
-        }
-        *ret = p;
-        *ret_n = k;
-        return 0;
-}
-
-static int array_value(ss_arena *a, AnyValue *v, const msgpack_object_array *arr)
-{
-        ArrayValue *av = ss_arena_alloc(a, sizeof(*av));
-        AnyValue **p = ss_arena_array(a, arr->size, sizeof(*p));
-        AnyValue *vals = ss_arena_array(a, arr->size, sizeof(*vals));
-
-        if (!av || (arr->size && (!p || !vals)))
-                return -ENOMEM;
-        *av = (ArrayValue)OPENTELEMETRY__PROTO__COMMON__V1__ARRAY_VALUE__INIT;
-        for (uint32_t i = 0; i < arr->size; i++) {
-                p[i] = &vals[i];
-                if (any_value(a, &vals[i], &arr->ptr[i]) < 0)
-                        return -ENOMEM;
-        }
-        av->n_values = arr->size;
-        av->values = p;
-        v->value_case = OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_ARRAY_VALUE;
-        v->array_value = av;
-        return 0;
-}
-
-static int kvlist_value(ss_arena *a, AnyValue *v, const msgpack_object_map *m)
-{
-        KeyValueList *kl = ss_arena_alloc(a, sizeof(*kl));
-
-        if (!kl)
-                return -ENOMEM;
-        *kl = (KeyValueList)OPENTELEMETRY__PROTO__COMMON__V1__KEY_VALUE_LIST__INIT;
-        if (kv_list(a, m->ptr, m->size, &kl->values, &kl->n_values) < 0)
-                return -ENOMEM;
-        v->value_case = OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_KVLIST_VALUE;
-        v->kvlist_value = kl;
-        return 0;
-}
+/* One element of a repeated AnyValue field. */
+static void array_values(ss_pbw *w, const msgpack_object_array *a);
 
 /*
- * msgpack to AnyValue. An unsigned integer above INT64_MAX has no exact
- * int_value; it becomes a double_value, which keeps its magnitude (a clamp
- * or a wrap would report a wrong number). nil (and anything else the span
- * model left as nil) is an AnyValue with no value, as OTLP allows.
+ * The body of an AnyValue. An unsigned integer above INT64_MAX has no exact
+ * int_value; it becomes a double_value, which keeps its magnitude. nil (and
+ * anything else the span model left as nil) is an AnyValue with no value, as
+ * OTLP allows. A oneof member is written even when zero or empty.
  */
-static int any_value(ss_arena *a, AnyValue *v, const msgpack_object *o)
+static void any_value(ss_pbw *w, const msgpack_object *o)
 {
-        *v = (AnyValue)OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__INIT;
+        size_t m = ss_pbw_pos(w);
+
         switch (o->type) {
         case MSGPACK_OBJECT_STR:
-                v->value_case = OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_STRING_VALUE;
-                /* protobuf-c skips a oneof string that is its shared empty
-                 * string; an empty value is still a value. */
-                v->string_value = o->via.str.size ? arena_str(a, &o->via.str) : (char *)empty;
-                return v->string_value ? 0 : -ENOMEM;
+                ss_pbw_str_field(w, ANY_STRING, o->via.str.ptr, o->via.str.size);
+                return;
         case MSGPACK_OBJECT_BOOLEAN:
-                v->value_case = OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_BOOL_VALUE;
-                v->bool_value = o->via.boolean;
-                return 0;
+                ss_pbw_varint_field(w, ANY_BOOL, o->via.boolean);
+                return;
         case MSGPACK_OBJECT_POSITIVE_INTEGER:
-                if (o->via.u64 > INT64_MAX) {
-                        v->value_case =
-                            OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_DOUBLE_VALUE;
-                        v->double_value = (double)o->via.u64;
-                        return 0;
-                }
-                v->value_case = OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_INT_VALUE;
-                v->int_value = (int64_t)o->via.u64;
-                return 0;
+                if (o->via.u64 > INT64_MAX)
+                        ss_pbw_double_field(w, ANY_DOUBLE, (double)o->via.u64);
+                else
+                        ss_pbw_varint_field(w, ANY_INT, o->via.u64);
+                return;
         case MSGPACK_OBJECT_NEGATIVE_INTEGER:
-                v->value_case = OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_INT_VALUE;
-                v->int_value = o->via.i64;
-                return 0;
+                ss_pbw_varint_field(w, ANY_INT, (uint64_t)o->via.i64);
+                return;
         case MSGPACK_OBJECT_FLOAT32:
         case MSGPACK_OBJECT_FLOAT64:
-                v->value_case = OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_DOUBLE_VALUE;
-                v->double_value = o->via.f64;
-                return 0;
+                ss_pbw_double_field(w, ANY_DOUBLE, o->via.f64);
+                return;
         case MSGPACK_OBJECT_BIN:
-                v->value_case = OPENTELEMETRY__PROTO__COMMON__V1__ANY_VALUE__VALUE_BYTES_VALUE;
-                v->bytes_value.len = o->via.bin.size;
-                v->bytes_value.data = (uint8_t *)o->via.bin.ptr;
-                return 0;
+                ss_pbw_str_field(w, ANY_BYTES, o->via.bin.ptr, o->via.bin.size);
+                return;
         case MSGPACK_OBJECT_ARRAY:
-                return array_value(a, v, &o->via.array);
+                array_values(w, &o->via.array);
+                ss_pbw_len_field(w, ANY_ARRAY, m);
+                return;
         case MSGPACK_OBJECT_MAP:
-                return kvlist_value(a, v, &o->via.map);
+                key_values(w, KVLIST_VALUES, o->via.map.ptr, o->via.map.size);
+                ss_pbw_len_field(w, ANY_KVLIST, m);
+                return;
         default:
-                return 0;
+                return;
         }
 }
 
-static int attrs(ss_arena *a, const ss_attrs *at, KeyValue ***ret, size_t *ret_n)
+static void array_values(ss_pbw *w, const msgpack_object_array *a)
 {
-        return kv_list(a, at->kv, at->n, ret, ret_n);
+        for (uint32_t i = a->size; i-- > 0;) {
+                size_t m = ss_pbw_pos(w);
+
+                any_value(w, &a->ptr[i]);
+                ss_pbw_len_field(w, ARRAY_VALUES, m);
+        }
+}
+
+/* A repeated KeyValue field; entries whose key is no string are left out. */
+static void key_values(ss_pbw *w, uint32_t field, const msgpack_object_kv *kv, size_t n)
+{
+        for (size_t i = n; i-- > 0;) {
+                size_t m, mv;
+
+                if (kv[i].key.type != MSGPACK_OBJECT_STR)
+                        continue;
+                m = ss_pbw_pos(w);
+                mv = m;
+                any_value(w, &kv[i].val);
+                ss_pbw_len_field(w, KEY_VALUE_VALUE, mv);
+                ss_pbw_str_opt(w, KEY_VALUE_KEY, kv[i].key.via.str.ptr, kv[i].key.via.str.size);
+                ss_pbw_len_field(w, field, m);
+        }
+}
+
+static void attrs(ss_pbw *w, uint32_t field, const ss_attrs *a)
+{
+        key_values(w, field, a->kv, a->n);
 }
 
 /* ---- spans ------------------------------------------------------------------------------ */
 
-static int span_events(ss_arena *a, Span *out, const ss_span *s)
+static void str_opt(ss_pbw *w, uint32_t field, const msgpack_object_str *s)
 {
-        Event **p = ss_arena_array(a, s->n_events, sizeof(*p));
-        Event *ev = ss_arena_array(a, s->n_events, sizeof(*ev));
-
-        if (s->n_events && (!p || !ev))
-                return -ENOMEM;
-        for (uint32_t i = 0; i < s->n_events; i++) {
-                const ss_event *e = &s->events[i];
-
-                ev[i] = (Event)OPENTELEMETRY__PROTO__TRACE__V1__SPAN__EVENT__INIT;
-                ev[i].time_unix_nano = e->time_ns;
-                ev[i].name = arena_str(a, &e->name);
-                ev[i].dropped_attributes_count = e->dropped_attrs;
-                if (!ev[i].name || attrs(a, &e->attrs, &ev[i].attributes, &ev[i].n_attributes) < 0)
-                        return -ENOMEM;
-                p[i] = &ev[i];
-        }
-        out->events = p;
-        out->n_events = s->n_events;
-        out->dropped_events_count = s->dropped_events;
-        return 0;
+        ss_pbw_str_opt(w, field, s->ptr, s->size);
 }
 
-static int span_status(ss_arena *a, Span *out, const ss_span *s)
+static void event(ss_pbw *w, const ss_event *e)
 {
-        Status *st;
+        size_t m = ss_pbw_pos(w);
+
+        ss_pbw_varint_opt(w, EVENT_DROPPED_ATTRIBUTES, e->dropped_attrs);
+        attrs(w, EVENT_ATTRIBUTES, &e->attrs);
+        str_opt(w, EVENT_NAME, &e->name);
+        ss_pbw_fixed64_opt(w, EVENT_TIME, e->time_ns);
+        ss_pbw_len_field(w, SPAN_EVENTS, m);
+}
+
+static void status(ss_pbw *w, const ss_span *s)
+{
+        size_t m = ss_pbw_pos(w);
 
         if (s->status_code == SS_STATUS_UNSET && s->status_msg.size == 0)
-                return 0;
-        st = ss_arena_alloc(a, sizeof(*st));
-        if (!st)
-                return -ENOMEM;
-        *st = (Status)OPENTELEMETRY__PROTO__TRACE__V1__STATUS__INIT;
-        st->code = (Opentelemetry__Proto__Trace__V1__Status__StatusCode)s->status_code;
-        st->message = arena_str(a, &s->status_msg);
-        out->status = st;
-        return st->message ? 0 : -ENOMEM;
+                return;
+        ss_pbw_varint_opt(w, STATUS_CODE, s->status_code);
+        str_opt(w, STATUS_MESSAGE, &s->status_msg);
+        ss_pbw_len_field(w, SPAN_STATUS, m);
 }
 
-/* The span's ids and fixed-size byte fields are read in place: the span
- * outlives the encode. */
-static int span(ss_arena *a, Span *out, ss_span *s)
+static void span(ss_pbw *w, const ss_span *s)
 {
-        *out = (Span)OPENTELEMETRY__PROTO__TRACE__V1__SPAN__INIT;
-        out->trace_id = (ProtobufCBinaryData){SS_TRACE_ID_LEN, s->trace_id};
-        out->span_id = (ProtobufCBinaryData){SS_SPAN_ID_LEN, s->span_id};
+        size_t m = ss_pbw_pos(w);
+
+        ss_pbw_fixed32_opt(w, SPAN_FLAGS, s->flags);
+        status(w, s);
+        ss_pbw_varint_opt(w, SPAN_DROPPED_EVENTS, s->dropped_events);
+        for (uint32_t i = s->n_events; i-- > 0;)
+                event(w, &s->events[i]);
+        ss_pbw_varint_opt(w, SPAN_DROPPED_ATTRIBUTES, s->dropped_attrs);
+        attrs(w, SPAN_ATTRIBUTES, &s->attrs);
+        ss_pbw_fixed64_opt(w, SPAN_END, s->end_ns);
+        ss_pbw_fixed64_opt(w, SPAN_START, s->start_ns);
+        ss_pbw_varint_opt(w, SPAN_KIND, s->kind);
+        str_opt(w, SPAN_NAME, &s->name);
         if (s->has_parent)
-                out->parent_span_id = (ProtobufCBinaryData){SS_SPAN_ID_LEN, s->parent_id};
-        out->trace_state = arena_str(a, &s->trace_state);
-        out->name = arena_str(a, &s->name);
-        out->kind = (Opentelemetry__Proto__Trace__V1__Span__SpanKind)s->kind;
-        out->start_time_unix_nano = s->start_ns;
-        out->end_time_unix_nano = s->end_ns;
-        out->dropped_attributes_count = s->dropped_attrs;
-        out->flags = s->flags;
-        if (!out->trace_state || !out->name ||
-            attrs(a, &s->attrs, &out->attributes, &out->n_attributes) < 0 ||
-            span_events(a, out, s) < 0 || span_status(a, out, s) < 0)
-                return -ENOMEM;
-        return 0;
+                ss_pbw_str_field(w, SPAN_PARENT_SPAN_ID, s->parent_id, SS_SPAN_ID_LEN);
+        str_opt(w, SPAN_TRACE_STATE, &s->trace_state);
+        ss_pbw_str_field(w, SPAN_SPAN_ID, s->span_id, SS_SPAN_ID_LEN);
+        ss_pbw_str_field(w, SPAN_TRACE_ID, s->trace_id, SS_TRACE_ID_LEN);
+        ss_pbw_len_field(w, SCOPE_SPANS_SPANS, m);
 }
 
 /* ---- resource groups -------------------------------------------------------------------- */
 
-static ScopeSpans *scope_spans(ss_arena *a, const ss_resource *r, size_t n)
-{
-        ScopeSpans *ss = ss_arena_alloc(a, sizeof(*ss));
-        Scope *sc = ss_arena_alloc(a, sizeof(*sc));
-        Span **p = ss_arena_array(a, n, sizeof(*p));
-
-        if (!ss || !sc || !p)
-                return NULL;
-        *sc = (Scope)OPENTELEMETRY__PROTO__COMMON__V1__INSTRUMENTATION_SCOPE__INIT;
-        sc->name = arena_str(a, &r->scope_name);
-        sc->version = arena_str(a, &r->scope_version);
-        if (!sc->name || !sc->version)
-                return NULL;
-        *ss = (ScopeSpans)OPENTELEMETRY__PROTO__TRACE__V1__SCOPE_SPANS__INIT;
-        ss->scope = sc;
-        ss->spans = p;
-        ss->n_spans = n;
-        return ss;
-}
-
 /* One ResourceSpans with one ScopeSpans for spans[order[0..n)], all of one resource. */
-static ResourceSpans *resource_spans(ss_arena *a, ss_span *const *spans, const size_t *order,
-                                     size_t n)
+static void resource_spans(ss_pbw *w, ss_span *const *spans, const size_t *order, size_t n)
 {
         const ss_resource *r = spans[order[0]]->resource;
-        ResourceSpans *rs = ss_arena_alloc(a, sizeof(*rs));
-        Resource *res = ss_arena_alloc(a, sizeof(*res));
-        ScopeSpans **ssp = ss_arena_alloc(a, sizeof(*ssp));
-        Span *sp = ss_arena_array(a, n, sizeof(*sp));
+        size_t m = ss_pbw_pos(w), ms, mr;
 
-        if (!rs || !res || !ssp || !sp)
-                return NULL;
-        *res = (Resource)OPENTELEMETRY__PROTO__RESOURCE__V1__RESOURCE__INIT;
-        if (attrs(a, &r->attrs, &res->attributes, &res->n_attributes) < 0)
-                return NULL;
-        ssp[0] = scope_spans(a, r, n);
-        if (!ssp[0])
-                return NULL;
-        for (size_t i = 0; i < n; i++) {
-                if (span(a, &sp[i], spans[order[i]]) < 0)
-                        return NULL;
-                ssp[0]->spans[i] = &sp[i];
-        }
-        *rs = (ResourceSpans)OPENTELEMETRY__PROTO__TRACE__V1__RESOURCE_SPANS__INIT;
-        rs->resource = res;
-        rs->scope_spans = ssp;
-        rs->n_scope_spans = 1;
-        return rs;
+        for (size_t i = n; i-- > 0;)
+                span(w, spans[order[i]]);
+        ms = ss_pbw_pos(w);
+        str_opt(w, SCOPE_VERSION, &r->scope_version);
+        str_opt(w, SCOPE_NAME, &r->scope_name);
+        ss_pbw_len_field(w, SCOPE_SPANS_SCOPE, ms);
+        ss_pbw_len_field(w, RESOURCE_SPANS_SCOPE_SPANS, m);
+        mr = ss_pbw_pos(w);
+        ss_pbw_varint_opt(w, RESOURCE_DROPPED_ATTRIBUTES, r->dropped_attrs);
+        attrs(w, RESOURCE_ATTRIBUTES, &r->attrs);
+        ss_pbw_len_field(w, RESOURCE_SPANS_RESOURCE, mr);
+        ss_pbw_len_field(w, REQUEST_RESOURCE_SPANS, m);
 }
 
-/* Length of the run of spans sharing the resource of spans[order[0]]. */
-static size_t run_len(ss_span *const *spans, const size_t *order, size_t n)
+/* About what the request takes: the bytes the spans hold and a fixed part each. */
+static size_t size_hint(ss_span *const *spans, size_t n)
 {
-        size_t k = 1;
+        size_t hint = 256;
 
-        while (k < n && spans[order[k]]->resource->id == spans[order[0]]->resource->id)
-                k++;
-        return k;
-}
-
-static int build_request(ss_arena *a, ss_span *const *spans, const size_t *order, size_t n,
-                         Request *req)
-{
-        /* At most one ResourceSpans per span. */
-        ResourceSpans **rs = ss_arena_array(a, n, sizeof(*rs));
-        size_t nrs = 0;
-
-        if (!rs)
-                return -ENOMEM;
-        for (size_t i = 0; i < n;) {
-                size_t k = run_len(spans, order + i, n - i);
-
-                rs[nrs] = resource_spans(a, spans, order + i, k);
-                if (!rs[nrs])
-                        return -ENOMEM;
-                nrs++;
-                i += k;
-        }
-        req->resource_spans = rs;
-        req->n_resource_spans = nrs;
-        return 0;
-}
-
-static int pack(const Request *req, ss_buf *out)
-{
-        size_t size = REQUEST_FN(get_packed_size)(req);
-        int r = ss_buf_reserve(out, size);
-
-        if (r < 0)
-                return r;
-        out->len += REQUEST_FN(pack)(req, out->data + out->len);
-        return 0;
+        for (size_t i = 0; i < n; i++)
+                hint += ss_span_size(spans[i]);
+        return hint;
 }
 
 int ss_otlp_encode(ss_span *const *spans, size_t n, ss_buf *out)
 {
-        Request req =
-            OPENTELEMETRY__PROTO__COLLECTOR__TRACE__V1__EXPORT_TRACE_SERVICE_REQUEST__INIT;
-        ss_arena a = {0};
-        size_t *order = NULL;
-        int r = 0;
+        size_t *order, end;
+        ss_pbw w;
+        int r;
 
-        if (n) {
-                order = ss_arena_array(&a, n, sizeof(*order));
-                r = order ? ss_otlp_order(spans, n, order) : -ENOMEM;
-                if (r >= 0)
-                        r = build_request(&a, spans, order, n, &req);
-        }
-        if (r >= 0)
-                r = pack(&req, out);
-        ss_arena_free(&a);
-        return r;
-}
-
-/* ---- response --------------------------------------------------------------------------- */
-
-int ss_otlp_parse_response(const uint8_t *body, size_t len, int64_t *ret_rejected,
-                           char **ret_message)
-{
-        const Opentelemetry__Proto__Collector__Trace__V1__ExportTracePartialSuccess *ps;
-        Response *resp;
-        char *msg = NULL;
-        int64_t rejected = 0;
-        int r = 0;
-
-        resp = RESPONSE_FN(unpack)(NULL, len, body);
-        if (!resp)
-                return -EBADMSG;
-        ps = resp->partial_success;
-        if (ps) {
-                rejected = ps->rejected_spans;
-                if (ps->error_message && ps->error_message[0]) {
-                        msg = strdup(ps->error_message);
-                        r = msg ? 0 : -ENOMEM;
-                }
-        }
-        RESPONSE_FN(free_unpacked)(resp, NULL);
+        if (n == 0)
+                return 0;
+        order = malloc(n * sizeof(*order));
+        if (!order)
+                return -ENOMEM;
+        r = ss_otlp_order(spans, n, order);
         if (r < 0)
-                return r;
-        *ret_rejected = rejected;
-        *ret_message = msg;
-        return 0;
+                goto out;
+        ss_pbw_init(&w, out, size_hint(spans, n));
+        /* Resource runs last first, found from the end. */
+        for (end = n; end > 0;) {
+                size_t start = end - 1;
+                uint64_t id = spans[order[start]]->resource->id;
+
+                while (start > 0 && spans[order[start - 1]]->resource->id == id)
+                        start--;
+                resource_spans(&w, spans, order + start, end - start);
+                end = start;
+        }
+        r = ss_pbw_finish(&w);
+out:
+        free(order);
+        return r;
 }

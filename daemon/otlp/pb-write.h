@@ -1,0 +1,173 @@
+/* SPDX-License-Identifier: MIT */
+#pragma once
+
+/*
+ * A protobuf writer that writes back to front into the spare room of an
+ * ss_buf: a nested message's fields are written first, so its length is
+ * known when its prefix is written, and no length is computed twice. Fields
+ * (and the elements of a repeated field) are therefore written last first.
+ * ss_pbw_finish() moves the bytes to the buffer's end. Any thread.
+ *
+ *      size_t m = ss_pbw_pos(w);
+ *      ss_pbw_varint_field(w, 2, count);
+ *      ss_pbw_str_field(w, 1, name, len);
+ *      ss_pbw_len_field(w, 3, m);     // field 3: the message {1: name, 2: count}
+ */
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "ss-buf.h"
+
+enum { SS_PB_VARINT = 0, SS_PB_I64 = 1, SS_PB_LEN = 2, SS_PB_I32 = 5 };
+
+typedef struct ss_pbw {
+        ss_buf *out;
+        uint8_t *p;   /* the first written byte: writing goes down from out->data + out->cap */
+        uint8_t *lo;  /* out->data + out->len: below it is what out held before */
+        uint8_t *end; /* out->data + out->cap */
+        int err;      /* the first failure; writing stops at it */
+} ss_pbw;
+
+/* Start writing after out's bytes with room for about hint bytes (more is taken as needed).
+ * Fails only in ss_pbw_finish(). */
+void ss_pbw_init(ss_pbw *w, ss_buf *out, size_t hint);
+
+/* Append what was written to out: 0, or the first failure (-ENOMEM, -ENOBUFS past out's
+ * maximum) with out's length as it was. */
+int ss_pbw_finish(ss_pbw *w);
+
+/* Make room for n more bytes; false (w->err set) when there is none to be had. */
+bool ss_pbw_grow(ss_pbw *w, size_t n);
+
+/* Bytes written so far: a mark that stays valid when the buffer moves. */
+static inline size_t ss_pbw_pos(const ss_pbw *w)
+{
+        return (size_t)(w->end - w->p);
+}
+
+static inline bool ss_pbw_room(ss_pbw *w, size_t n)
+{
+        return (size_t)(w->p - w->lo) >= n || ss_pbw_grow(w, n);
+}
+
+static inline size_t ss_pb_varint_len(uint64_t v)
+{
+        size_t n = 1;
+
+        while (v >= 0x80) {
+                v >>= 7;
+                n++;
+        }
+        return n;
+}
+
+static inline void ss_pbw_varint(ss_pbw *w, uint64_t v)
+{
+        uint8_t *q;
+        size_t n;
+
+        if (v < 0x80) {
+                if (!ss_pbw_room(w, 1))
+                        return;
+                *--w->p = (uint8_t)v;
+                return;
+        }
+        n = ss_pb_varint_len(v);
+        if (!ss_pbw_room(w, n))
+                return;
+        w->p -= n;
+        for (q = w->p; v >= 0x80; v >>= 7)
+                *q++ = (uint8_t)(v | 0x80);
+        *q = (uint8_t)v;
+}
+
+/* A tag: field numbers below 16 take one byte. */
+static inline void ss_pbw_tag(ss_pbw *w, uint32_t field, unsigned wire_type)
+{
+        ss_pbw_varint(w, (uint64_t)field << 3 | wire_type);
+}
+
+static inline void ss_pbw_bytes(ss_pbw *w, const void *p, size_t n)
+{
+        if (!ss_pbw_room(w, n))
+                return;
+        w->p -= n;
+        if (n)
+                memcpy(w->p, p, n);
+}
+
+/* A length-delimited field holding what was written since mark. */
+static inline void ss_pbw_len_field(ss_pbw *w, uint32_t field, size_t mark)
+{
+        ss_pbw_varint(w, ss_pbw_pos(w) - mark);
+        ss_pbw_tag(w, field, SS_PB_LEN);
+}
+
+/* A string or bytes field, written even when empty (a oneof member's value). */
+static inline void ss_pbw_str_field(ss_pbw *w, uint32_t field, const void *p, size_t n)
+{
+        ss_pbw_bytes(w, p, n);
+        ss_pbw_varint(w, n);
+        ss_pbw_tag(w, field, SS_PB_LEN);
+}
+
+/* A proto3 string or bytes field: left out when empty. */
+static inline void ss_pbw_str_opt(ss_pbw *w, uint32_t field, const void *p, size_t n)
+{
+        if (n)
+                ss_pbw_str_field(w, field, p, n);
+}
+
+static inline void ss_pbw_varint_field(ss_pbw *w, uint32_t field, uint64_t v)
+{
+        ss_pbw_varint(w, v);
+        ss_pbw_tag(w, field, SS_PB_VARINT);
+}
+
+/* A proto3 scalar: left out when zero. */
+static inline void ss_pbw_varint_opt(ss_pbw *w, uint32_t field, uint64_t v)
+{
+        if (v)
+                ss_pbw_varint_field(w, field, v);
+}
+
+/* n bytes of v, little-endian: fixed32, fixed64, double. */
+static inline void ss_pbw_le(ss_pbw *w, uint64_t v, int n)
+{
+        uint8_t b[8];
+
+        for (int i = 0; i < n; i++)
+                b[i] = (uint8_t)(v >> (8 * i));
+        ss_pbw_bytes(w, b, (size_t)n);
+}
+
+static inline void ss_pbw_fixed64_field(ss_pbw *w, uint32_t field, uint64_t v)
+{
+        ss_pbw_le(w, v, 8);
+        ss_pbw_tag(w, field, SS_PB_I64);
+}
+
+static inline void ss_pbw_fixed64_opt(ss_pbw *w, uint32_t field, uint64_t v)
+{
+        if (v)
+                ss_pbw_fixed64_field(w, field, v);
+}
+
+static inline void ss_pbw_fixed32_opt(ss_pbw *w, uint32_t field, uint32_t v)
+{
+        if (!v)
+                return;
+        ss_pbw_le(w, v, 4);
+        ss_pbw_tag(w, field, SS_PB_I32);
+}
+
+static inline void ss_pbw_double_field(ss_pbw *w, uint32_t field, double d)
+{
+        uint64_t v;
+
+        memcpy(&v, &d, sizeof(v));
+        ss_pbw_fixed64_field(w, field, v);
+}
