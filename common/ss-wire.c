@@ -601,6 +601,29 @@ static uint64_t be(const uint8_t *p, size_t n)
  * objects. Nesting deeper than SS_WIRE_DEPTH_MAX, and more than
  * SS_WIRE_MAX_OBJECTS objects in all, are refused as well.
  */
+/* The msgpack tags 0xc4..0xdf: the length field's size, the fixed body, containers. */
+typedef struct skip_kind {
+        uint8_t len_bytes, fixed;
+        bool map, array;
+} skip_kind;
+
+#define K(tag, len_bytes, fixed, map, array) [(tag)-0xc4] = {len_bytes, fixed, map, array}
+/* clang-format off */
+static const skip_kind skip_kinds[0xe0 - 0xc4] = {
+        K(0xc4, 1, 0, 0, 0), K(0xc5, 2, 0, 0, 0), K(0xc6, 4, 0, 0, 0),          /* bin */
+        K(0xc7, 1, 1, 0, 0), K(0xc8, 2, 1, 0, 0), K(0xc9, 4, 1, 0, 0),          /* ext */
+        K(0xca, 0, 4, 0, 0), K(0xcb, 0, 8, 0, 0),                               /* float */
+        K(0xcc, 0, 1, 0, 0), K(0xcd, 0, 2, 0, 0), K(0xce, 0, 4, 0, 0), K(0xcf, 0, 8, 0, 0),
+        K(0xd0, 0, 1, 0, 0), K(0xd1, 0, 2, 0, 0), K(0xd2, 0, 4, 0, 0), K(0xd3, 0, 8, 0, 0),
+        K(0xd4, 0, 2, 0, 0), K(0xd5, 0, 3, 0, 0), K(0xd6, 0, 5, 0, 0),          /* fixext */
+        K(0xd7, 0, 9, 0, 0), K(0xd8, 0, 17, 0, 0),
+        K(0xd9, 1, 0, 0, 0), K(0xda, 2, 0, 0, 0), K(0xdb, 4, 0, 0, 0),          /* str */
+        K(0xdc, 2, 0, 0, 1), K(0xdd, 4, 0, 0, 1),                               /* array */
+        K(0xde, 2, 0, 1, 0), K(0xdf, 4, 0, 1, 0),                               /* map */
+};
+/* clang-format on */
+#undef K
+
 static int skip_object(const uint8_t **p, const uint8_t *end, unsigned depth, uint32_t *objects)
 {
         uint64_t count = 0, body = 0;
@@ -619,35 +642,20 @@ static int skip_object(const uint8_t **p, const uint8_t *end, unsigned depth, ui
         else if ((c & 0xf0) == 0x80)
                 count = 2u * (c & 0x0f); /* fixmap */
         else {
-                static const struct {
-                        uint8_t tag, len_bytes, fixed;
-                        bool map, array;
-                } t[] = {
-                    {0xc4, 1, 0, 0, 0}, {0xc5, 2, 0, 0, 0},  {0xc6, 4, 0, 0, 0}, /* bin */
-                    {0xc7, 1, 1, 0, 0}, {0xc8, 2, 1, 0, 0},  {0xc9, 4, 1, 0, 0}, /* ext */
-                    {0xca, 0, 4, 0, 0}, {0xcb, 0, 8, 0, 0},                      /* float */
-                    {0xcc, 0, 1, 0, 0}, {0xcd, 0, 2, 0, 0},  {0xce, 0, 4, 0, 0}, /* uint */
-                    {0xcf, 0, 8, 0, 0}, {0xd0, 0, 1, 0, 0},  {0xd1, 0, 2, 0, 0}, /* int */
-                    {0xd2, 0, 4, 0, 0}, {0xd3, 0, 8, 0, 0},  {0xd4, 0, 2, 0, 0},
-                    {0xd5, 0, 3, 0, 0}, {0xd6, 0, 5, 0, 0}, /* fixext */
-                    {0xd7, 0, 9, 0, 0}, {0xd8, 0, 17, 0, 0}, {0xd9, 1, 0, 0, 0},
-                    {0xda, 2, 0, 0, 0}, {0xdb, 4, 0, 0, 0}, /* str */
-                    {0xdc, 2, 0, 0, 1}, {0xdd, 4, 0, 0, 1}, /* array */
-                    {0xde, 2, 0, 1, 0}, {0xdf, 4, 0, 1, 0}, /* map */
-                };
-                size_t i;
+                const skip_kind *k;
 
-                for (i = 0; i < sizeof(t) / sizeof(t[0]) && t[i].tag != c; i++)
-                        ;
-                if (i == sizeof(t) / sizeof(t[0]) || (size_t)(end - *p) < t[i].len_bytes)
+                if (c < 0xc4) /* 0xc1, never used */
                         return -EBADMSG;
-                body = be(*p, t[i].len_bytes);
-                *p += t[i].len_bytes;
-                if (t[i].array || t[i].map) {
-                        count = t[i].map ? 2 * body : body;
+                k = &skip_kinds[c - 0xc4];
+                if ((size_t)(end - *p) < k->len_bytes)
+                        return -EBADMSG;
+                body = be(*p, k->len_bytes);
+                *p += k->len_bytes;
+                if (k->array || k->map) {
+                        count = k->map ? 2 * body : body;
                         body = 0;
                 }
-                body += t[i].fixed;
+                body += k->fixed;
         }
         if (body > (uint64_t)(end - *p) || count > (uint64_t)(end - *p))
                 return -EBADMSG;
@@ -673,24 +681,32 @@ int ss_msgpack_check(const uint8_t *data, size_t len)
         return ss_msgpack_check_max(data, len, SS_WIRE_MAX_OBJECTS);
 }
 
-int ss_wire_decode(const uint8_t *payload, size_t len, msgpack_unpacked *unpacked, ss_msg *ret)
+int ss_wire_decode_zone(const uint8_t *payload, size_t len, msgpack_zone *zone, ss_msg *ret,
+                        msgpack_object *ret_root)
 {
-        const msgpack_object *root;
+        msgpack_object root;
         size_t off = 0;
         uint64_t type;
         fields f;
 
+        *ret = (ss_msg){0};
         if (ss_msgpack_check(payload, len) < 0)
                 return -EBADMSG;
-        if (msgpack_unpack_next(unpacked, (const char *)payload, len, &off) !=
-                MSGPACK_UNPACK_SUCCESS ||
-            off != len)
+        switch (msgpack_unpack((const char *)payload, len, &off, zone, &root)) {
+        case MSGPACK_UNPACK_SUCCESS:
+                break;
+        case MSGPACK_UNPACK_NOMEM_ERROR:
+                return -ENOMEM;
+        default:
                 return -EBADMSG;
-        root = &unpacked->data;
-        if (root->type != MSGPACK_OBJECT_ARRAY || root->via.array.size < 1)
+        }
+        if (off != len)
+                return -EBADMSG;
+        if (ret_root)
+                *ret_root = root;
+        if (root.type != MSGPACK_OBJECT_ARRAY || root.via.array.size < 1)
                 return -EPROTO;
-        f = (fields){.o = root->via.array.ptr, .n = root->via.array.size};
-        *ret = (ss_msg){0};
+        f = (fields){.o = root.via.array.ptr, .n = root.via.array.size};
         type = get_u64(&f);
         if (f.bad)
                 return -EPROTO;
@@ -701,6 +717,15 @@ int ss_wire_decode(const uint8_t *payload, size_t len, msgpack_unpacked *unpacke
         decode_body(&f, ret);
         /* Trailing elements are allowed for forward compatibility. */
         return f.bad ? -EPROTO : 0;
+}
+
+int ss_wire_decode(const uint8_t *payload, size_t len, msgpack_unpacked *unpacked, ss_msg *ret)
+{
+        if (!unpacked->zone && !(unpacked->zone = msgpack_zone_new(MSGPACK_ZONE_CHUNK_SIZE))) {
+                *ret = (ss_msg){0};
+                return -ENOMEM;
+        }
+        return ss_wire_decode_zone(payload, len, unpacked->zone, ret, &unpacked->data);
 }
 
 const msgpack_object_kv *ss_wire_kv_find(const msgpack_object_kv *kv, uint32_t n, const char *key,

@@ -262,6 +262,14 @@ int ss_msgpack_check_max(const uint8_t *data, size_t len, uint32_t max_objects);
  */
 int ss_wire_decode(const uint8_t *payload, size_t len, msgpack_unpacked *unpacked, ss_msg *ret);
 
+/*
+ * ss_wire_decode() into a zone the caller keeps and clears between frames
+ * (msgpack_zone_clear()), so a frame costs no allocation; -ENOMEM when the
+ * zone cannot grow. ret_root (may be NULL) gets the frame's object.
+ */
+int ss_wire_decode_zone(const uint8_t *payload, size_t len, msgpack_zone *zone, ss_msg *ret,
+                        msgpack_object *ret_root);
+
 /* 0 when every key is a non-empty string and every value a legal attribute value. */
 int ss_wire_check_attrs(const msgpack_object_map *attrs);
 

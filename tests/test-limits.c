@@ -69,6 +69,57 @@ static char *long_str(const char *prefix, char fill, size_t n)
 
 /* ---- keys and names --------------------------------------------------------------------- */
 
+/* The word-at-a-time ASCII scan agrees with one character at a time, wherever the first
+ * non-ASCII byte falls (within, at and across the 32- and 8-byte steps) and wherever max cuts. */
+static size_t measure_slowly(const uint8_t *p, size_t n, size_t max, size_t *ret_in,
+                             bool *ret_clean)
+{
+        size_t in = 0, out = 0;
+        bool clean = true;
+
+        while (in < n) {
+                size_t l = ss_utf8_char_len(p + in, n - in), w = l ? l : 3;
+
+                if (out + w > max)
+                        break;
+                clean = clean && l;
+                out += w;
+                in += l ? l : 1;
+        }
+        *ret_in = in;
+        *ret_clean = clean;
+        return out;
+}
+
+START_TEST(utf8_measure_word_scan_matches_bytes)
+{
+        static const char *const odd[] = {"\xff", "\xc3\xa9", "\xe2\x82\xac", "\xf0\x9f\x98\x80",
+                                          "\xc3"};
+        uint8_t buf[96];
+
+        for (size_t o = 0; o < sizeof(odd) / sizeof(odd[0]); o++) {
+                size_t ol = strlen(odd[o]);
+
+                for (size_t n = ol; n <= 80; n++) {
+                        for (size_t at = 0; at + ol <= n; at++) {
+                                memset(buf, 'a', n);
+                                memcpy(buf + at, odd[o], ol);
+                                for (size_t max = 0; max <= n + 6; max += 1 + max / 8) {
+                                        size_t in1, in2, out1, out2;
+                                        bool c1, c2;
+
+                                        out1 = ss_utf8_measure(buf, n, max, &in1, &c1);
+                                        out2 = measure_slowly(buf, n, max, &in2, &c2);
+                                        ck_assert_uint_eq(out1, out2);
+                                        ck_assert_uint_eq(in1, in2);
+                                        ck_assert_int_eq(c1, c2);
+                                }
+                        }
+                }
+        }
+}
+END_TEST
+
 START_TEST(key_past_max_key_len_is_dropped)
 {
         ss_limits lim = {.max_key_len = 8, .hits = &hits};
@@ -640,6 +691,7 @@ int main(void)
         tcase_add_test(tc, resource_has_the_peers_identity);
         tcase_add_test(tc, resource_attributes_capped);
         tcase_add_test(tc, service_name_survives_a_crowded_hello);
+        tcase_add_test(tc, utf8_measure_word_scan_matches_bytes);
         suite_add_tcase(s, tc);
         return ss_check_run(s);
 }

@@ -34,9 +34,36 @@ size_t ss_utf8_char_len(const uint8_t *p, size_t n)
 
 static const char replacement[] = "\xEF\xBF\xBD"; /* U+FFFD */
 
+#define HIGH_BITS 0x8080808080808080ull
+
+/* The length of the ASCII run at the start of p[0..n): 32 bytes a step, then 8, then 1. */
+static size_t ascii_prefix(const uint8_t *p, size_t n)
+{
+        size_t i = 0;
+        uint64_t a, b, c, d;
+
+        for (; n - i >= 32; i += 32) {
+                memcpy(&a, p + i, 8);
+                memcpy(&b, p + i + 8, 8);
+                memcpy(&c, p + i + 16, 8);
+                memcpy(&d, p + i + 24, 8);
+                if ((a | b | c | d) & HIGH_BITS)
+                        break;
+        }
+        for (; n - i >= 8; i += 8) {
+                memcpy(&a, p + i, 8);
+                if (a & HIGH_BITS)
+                        break;
+        }
+        while (i < n && p[i] < 0x80)
+                i++;
+        return i;
+}
+
 size_t ss_utf8_measure(const uint8_t *p, size_t n, size_t max, size_t *ret_in, bool *ret_clean)
 {
-        size_t in = 0, out = 0;
+        /* Content is mostly ASCII: the whole of it, often, in one pass. */
+        size_t in = ascii_prefix(p, n < max ? n : max), out = in;
         bool clean = true;
 
         while (in < n) {
@@ -46,7 +73,7 @@ size_t ss_utf8_measure(const uint8_t *p, size_t n, size_t max, size_t *ret_in, b
                 /* Eight ASCII bytes at a time: content attributes are mostly ASCII. */
                 if (n - in >= 8 && max - out >= 8) {
                         memcpy(&v, p + in, sizeof(v));
-                        if (!(v & 0x8080808080808080ull)) {
+                        if (!(v & HIGH_BITS)) {
                                 in += 8;
                                 out += 8;
                                 continue;

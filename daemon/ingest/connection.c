@@ -316,14 +316,12 @@ static void message(ss_conn *c, const ss_msg *m)
 
 static void frame(ss_conn *c, const uint8_t *payload, size_t len)
 {
-        msgpack_unpacked u;
         ss_msg m;
         int r;
 
         c->env->stats->frames++;
         c->frames++;
-        msgpack_unpacked_init(&u);
-        r = ss_wire_decode(payload, len, &u, &m);
+        r = ss_wire_decode_zone(payload, len, c->env->zone, &m, NULL);
         if (r == 0) {
                 message(c, &m);
         } else if (r == -ENOTSUP) {
@@ -335,11 +333,13 @@ static void frame(ss_conn *c, const uint8_t *payload, size_t len)
                                    m.type);
         } else {
                 conn_fail(c,
-                          r == -EBADMSG ? "frame is not one msgpack object"
-                                        : "message has the wrong shape",
+                          r == -EBADMSG  ? "frame is not one msgpack object"
+                          : r == -ENOMEM ? "out of memory decoding a frame"
+                                         : "message has the wrong shape",
                           r);
         }
-        msgpack_unpacked_destroy(&u);
+        /* Nothing downstream keeps a pointer into the frame's objects: spans copy. */
+        msgpack_zone_clear(c->env->zone);
 }
 
 /* ---- reading ---------------------------------------------------------------------------- */

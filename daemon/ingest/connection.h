@@ -56,7 +56,8 @@ typedef struct ss_conn_env {
         ss_control *control;
         ss_ingest_stats *stats;
         ss_input_budget *budget;
-        uid_t daemon_uid; /* a peer of this uid or root may see every counter */
+        msgpack_zone *zone; /* the decoded frame's objects, cleared after each frame */
+        uid_t daemon_uid;   /* a peer of this uid or root may see every counter */
         /* Whether to stop reading c, after a read, until downstream has room again (the
          * listener's backpressure; it resumes c with ss_conn_resume()). NULL: never. */
         bool (*hold)(void *ctx, ss_conn *c);

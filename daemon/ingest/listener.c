@@ -20,6 +20,8 @@
 #include "ingest/socket.h"
 
 #define LISTEN_BACKLOG 128
+/* The first block of the zone frames decode into; a larger frame adds blocks for its time. */
+#define FRAME_ZONE_CHUNK 8192
 
 struct ss_listener {
         uv_pipe_t pipe; /* first: the handle's address is the listener's */
@@ -50,15 +52,22 @@ struct ss_listener {
 
 /* ---- connections ------------------------------------------------------------------------ */
 
+static void listener_free(ss_listener *l)
+{
+        if (l->env.zone)
+                msgpack_zone_free(l->env.zone);
+        free(l->path);
+        free(l);
+}
+
 static void maybe_done(ss_listener *l)
 {
         if (l->pending_closes > 0 || !l->closing)
                 return;
         ss_map_free(&l->per_process);
-        free(l->path);
         if (l->done)
                 l->done(l->done_ctx);
-        free(l);
+        listener_free(l);
 }
 
 /* ---- per process ------------------------------------------------------------------------ */
@@ -458,10 +467,7 @@ void ss_listener_set_pressure(ss_listener *l, unsigned (*fn)(const void *ctx), c
 
 static void on_closed_early(uv_handle_t *h)
 {
-        ss_listener *l = (ss_listener *)h;
-
-        free(l->path);
-        free(l);
+        listener_free((ss_listener *)h);
 }
 
 int ss_listener_new(uv_loop_t *loop, const ss_listener_config *cfg, ss_assembler *a,
@@ -480,6 +486,7 @@ int ss_listener_new(uv_loop_t *loop, const ss_listener_config *cfg, ss_assembler
                                .control = control,
                                .stats = &l->stats,
                                .budget = &l->budget,
+                               .zone = msgpack_zone_new(FRAME_ZONE_CHUNK),
                                .daemon_uid = geteuid(),
                                .hold = hold_conn,
                                .closed = on_conn_closed,
@@ -487,10 +494,9 @@ int ss_listener_new(uv_loop_t *loop, const ss_listener_config *cfg, ss_assembler
         ss_map_init(&l->per_process, 8);
         l->fd_limit = ss_fd_limit();
         l->path = strdup(cfg->path);
-        r = l->path ? uv_pipe_init(loop, &l->pipe, 0) : -ENOMEM;
+        r = l->path && l->env.zone ? uv_pipe_init(loop, &l->pipe, 0) : -ENOMEM;
         if (r < 0) {
-                free(l->path);
-                free(l);
+                listener_free(l);
                 return r;
         }
         l->cfg.path = l->path;
