@@ -135,6 +135,11 @@ static const row personal[] = {
     {"+14155552671, +44 20 7946 0958", "[REDACTED:phone], [REDACTED:phone]", 2},
     {"order 5551234567 on 2024-01-15 at 12:30:45, v1.2.3", NULL, 0},
     {"123-456-7890", NULL, 0}, /* no area code starts with 1 */
+    /* the shortest number a digit pattern takes: 8 digits (a chain of 7 and more is tried) */
+    {"dial +12345678 now", "dial [REDACTED:phone] now", 1},
+    /* prose with times and temperatures, then a number: still found */
+    {"18C at 21:04, 19C at 22:15, 2 of 3 on 12/05: call (555) 123-4567",
+     "18C at 21:04, 19C at 22:15, 2 of 3 on 12/05: call [REDACTED:phone]", 1},
 };
 
 static void run_rows(const row *rows, size_t n)

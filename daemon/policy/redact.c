@@ -34,7 +34,7 @@
 
 enum {
         NEED_SECRET = 1u << 0, /* secrets class */
-        NEED_DIGIT = 1u << 1,  /* personal class and a digit in the text */
+        NEED_DIGIT = 1u << 1,  /* personal class and a chain of digits in the text */
         N_SLOTS = 4,
 };
 
@@ -437,18 +437,34 @@ static bool secret_at(const char *p, size_t n, size_t i)
 }
 
 /* Which built-in alternatives the text can match at all, in one pass over it. */
+/*
+ * Every digit pattern (ssn, card, phone) holds at least DIGIT_CHAIN_MIN digits
+ * with at most DIGIT_GAP_MAX other characters between two of them ("(212) 555"
+ * has two): text without such a chain (prose with a time or a temperature in
+ * it) is not handed to them.
+ */
+#define DIGIT_CHAIN_MIN 7u
+#define DIGIT_GAP_MAX   2u
+
 static unsigned slot_for(unsigned kinds, const char *p, size_t n)
 {
         bool secrets = kinds & SS_REDACT_SECRETS, digits = kinds & SS_REDACT_PERSONAL;
-        unsigned set = 0;
+        unsigned set = 0, chain = 0, gap = 0;
 
         for (size_t i = 0; i < n && (secrets || digits); i++) {
                 unsigned char ch = (unsigned char)p[i];
 
-                if (digits && ch >= '0' && ch <= '9') {
-                        set |= NEED_DIGIT;
-                        digits = false;
-                } else if (secrets && secret_first[ch] && secret_at(p, n, i)) {
+                if ((unsigned)(ch - '0') < 10u) {
+                        gap = 0;
+                        if (digits && ++chain >= DIGIT_CHAIN_MIN) {
+                                set |= NEED_DIGIT;
+                                digits = false;
+                        }
+                        continue;
+                }
+                if (++gap > DIGIT_GAP_MAX)
+                        chain = 0;
+                if (secrets && secret_first[ch] && secret_at(p, n, i)) {
                         set |= NEED_SECRET;
                         secrets = false;
                 }
