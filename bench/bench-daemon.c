@@ -1,11 +1,12 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * bench-daemon: sidespand's throughput end to end. --threads threads, each
- * with its own sidespan_client, emit --runs agent runs shaped like
- * sidespan-demo-agent's (30 spans: agent.run, pipeline.execute, 24 steps, 2
- * chat and 2 tool spans) or, with --simple, --runs single spans, as fast as
- * they can, then flush. The daemon's own counters (a STATS request over its
- * socket) give the spans it finished and, later, the spans its exporter
+ * with its own sidespan_client, emit --runs agent runs of 30 spans: by
+ * default the agent-shaped run of agent-run.h through the generic span API
+ * (1 KiB of content on each chat span's messages); with --genai the shape
+ * of sidespan-demo-agent through the GenAI helpers (short content); with
+ * --simple, --runs single spans. As fast as they can, then flush. The daemon's own counters (a
+ * STATS request over its socket) give the spans it finished and, later, the spans its exporter
  * accepted; the clients' counters give the frames they dropped because the
  * daemon did not keep up. A benchmark, not a test: it prints figures.
  */
@@ -22,6 +23,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "agent-run.h"
 #include "sidespan.h"
 #include "ss-buf.h"
 #include "ss-wire.h"
@@ -36,6 +38,7 @@ typedef struct config {
         long threads;
         long runs;
         bool simple;
+        bool genai; /* the GenAI helpers' run instead of the generic agent-shaped one */
         long buffer_mb;
         long export_timeout_s;
         long pid; /* the daemon's, for its CPU time; 0: unknown */
@@ -326,7 +329,9 @@ static void *worker_main(void *arg)
         if (w->flush_rc < 0)
                 return NULL;
         for (long i = 0; i < cfg->runs; i++)
-                if ((cfg->simple ? simple_span(c, i) : agent_run(c, i)) < 0)
+                if ((cfg->simple  ? simple_span(c, i)
+                     : cfg->genai ? agent_run(c, i)
+                                  : bench_agent_run(c)) < 0)
                         w->failures++;
         w->emit_ns = now_ns() - t0;
         w->flush_rc = sidespan_flush(c, FLUSH_TIMEOUT_MS);
@@ -418,7 +423,10 @@ static void report(const config *cfg, const worker *w, const measure *m)
                 dropped += w[i].dropped;
         }
         printf("%ld client threads x %ld %s, client buffer %ld MiB\n", cfg->threads, cfg->runs,
-               cfg->simple ? "single spans" : "demo runs of 30 spans", cfg->buffer_mb);
+               cfg->simple  ? "single spans"
+               : cfg->genai ? "GenAI-helper runs of 30 spans"
+                            : "agent-shaped runs of 30 spans",
+               cfg->buffer_mb);
         printf("  offered:  %9" PRIu64 " spans in %.3f s = %8.0f spans/s\n", spans,
                (double)m->emit_ns / 1e9, per_s(spans, m->emit_ns));
         printf("  accepted: %9" PRIu64 " spans finished by the daemon in %.3f s = %8.0f spans/s "
@@ -444,8 +452,9 @@ static void usage(FILE *f, const char *argv0)
                 "Throughput of a running sidespand, from its own STATS counters.\n"
                 "  -s, --socket PATH        the daemon's socket (required)\n"
                 "  -t, --threads N          client threads, one client each (default 4)\n"
-                "  -n, --runs N             demo runs (30 spans) per thread (default 2000)\n"
+                "  -n, --runs N             runs (30 spans) per thread (default 2000)\n"
                 "      --simple             single spans (start + 5 attributes + end) instead\n"
+                "      --genai              sidespan-demo-agent's run through the GenAI helpers\n"
                 "  -b, --buffer-mb N        client buffer (default 4, the library's default)\n"
                 "      --export-timeout S   longest wait for the exporter (default 300)\n"
                 "      --pid PID            the daemon's process, to report its CPU time\n",
@@ -459,6 +468,7 @@ static int parse_args(int argc, char **argv, config *cfg)
             {"threads", required_argument, NULL, 't'},
             {"runs", required_argument, NULL, 'n'},
             {"simple", no_argument, NULL, 'S'},
+            {"genai", no_argument, NULL, 'G'},
             {"buffer-mb", required_argument, NULL, 'b'},
             {"export-timeout", required_argument, NULL, 'T'},
             {"pid", required_argument, NULL, 'p'},
@@ -476,6 +486,8 @@ static int parse_args(int argc, char **argv, config *cfg)
                         cfg->runs = strtol(optarg, NULL, 10);
                 else if (c == 'S')
                         cfg->simple = true;
+                else if (c == 'G')
+                        cfg->genai = true;
                 else if (c == 'b')
                         cfg->buffer_mb = strtol(optarg, NULL, 10);
                 else if (c == 'T')
@@ -527,6 +539,7 @@ int main(int argc, char **argv)
                 usage(stderr, argv[0]);
                 return 2;
         }
+        bench_agent_init();
         fd = stats_connect(cfg.socket);
         r = fd < 0 ? fd : daemon_stats(fd, &m.before);
         if (r < 0) {

@@ -1,0 +1,30 @@
+/* SPDX-License-Identifier: MIT */
+#pragma once
+
+/*
+ * The agent-shaped workload every benchmark measures (TRACE-MODEL.md): one
+ * agent run of 30 spans through the generic span API, with the attributes
+ * the reference framework sets and about 1 KiB of content in each chat
+ * span's gen_ai.input.messages and gen_ai.output.messages:
+ *
+ *   agent.run
+ *     pipeline.execute
+ *       pipeline.step.<name> x 24; the 15th, model_execution, holds
+ *         chat gpt-4o, tool.execute, tool.execute, chat gpt-4o
+ */
+
+#include "sidespan.h"
+
+#define BENCH_AGENT_SPANS 30
+
+/* Build the chat content once, before any thread emits. */
+void bench_agent_init(void);
+
+/* One whole run as its hierarchy: 0 or the first error of the library. */
+int bench_agent_run(sidespan_client *c);
+
+/*
+ * Span k % 30 of the run alone, as a root span with the attributes it has in
+ * the run: the unit of the calling thread's per-span cost.
+ */
+int bench_agent_span(sidespan_client *c, long k);
