@@ -118,6 +118,7 @@ export class SidespanSpanProcessor {
     this.started = new WeakMap(); // span sent at its start -> its attributes then
     this.pending = []; // starts and ends noted by the agent's calls, not encoded yet
     this.scheduled = false;
+    this.batching = false; // encoding a batch: its frames are written at its end
     this.flushWaiters = new Map(); // seq -> resolve
     this.counters = {
       spans: 0,
@@ -174,6 +175,19 @@ export class SidespanSpanProcessor {
     this.scheduled = false;
     const batch = this.pending;
     this.pending = [];
+    // The batch's frames go in one write at its end, not one write (one system call) each.
+    this.batching = true;
+    try {
+      this._encodeBatch(batch);
+    } finally {
+      this.batching = false;
+    }
+    if (this.queue.length === 0) return;
+    if (this.connected) this._drain();
+    else this._connect();
+  }
+
+  _encodeBatch(batch) {
     const parents = new Set();
     const ends = new Set();
     for (const e of batch) {
@@ -341,6 +355,7 @@ export class SidespanSpanProcessor {
     this.queue.push(frame);
     this.queueBytes += frame.length;
     this.counters.framesQueued++;
+    if (this.batching) return true;
     if (this.connected) this._drain();
     else this._connect();
     return true;
