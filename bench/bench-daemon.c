@@ -57,6 +57,7 @@ typedef struct worker {
         const config *cfg;
         uint64_t spans;   /* spans emitted */
         uint64_t dropped; /* frames the client dropped */
+        uint64_t bytes;   /* written to the socket */
         uint64_t emit_ns; /* from the start until its last span was queued */
         int failures;
         int flush_rc;
@@ -339,6 +340,7 @@ static void *worker_main(void *arg)
         (void)sidespan_client_stats(c, &st);
         w->spans = st.spans_started;
         w->dropped = st.dropped;
+        w->bytes = st.bytes_sent;
         (void)sidespan_client_close(&c);
         return NULL;
 }
@@ -415,12 +417,14 @@ static double per_s(uint64_t n, uint64_t ns)
 static void report(const config *cfg, const worker *w, const measure *m)
 {
         const dstats *a = &m->before, *b = &m->flushed, *e = &m->exported;
-        uint64_t spans = 0, dropped = 0, finished = b->spans_finished - a->spans_finished;
+        uint64_t spans = 0, dropped = 0, bytes = 0,
+                 finished = b->spans_finished - a->spans_finished;
         uint64_t exported = e->exported - a->exported, lost = e->export_dropped - a->export_dropped;
 
         for (long i = 0; i < cfg->threads; i++) {
                 spans += w[i].spans;
                 dropped += w[i].dropped;
+                bytes += w[i].bytes;
         }
         printf("%ld client threads x %ld %s, client buffer %ld MiB\n", cfg->threads, cfg->runs,
                cfg->simple  ? "single spans"
@@ -440,9 +444,12 @@ static void report(const config *cfg, const worker *w, const measure *m)
         printf("  dropped:  %9" PRIu64 " frames by the clients (buffer full), %" PRIu64
                " span messages refused by the daemon\n",
                dropped, b->span_errors - a->span_errors);
-        if (m->cpu_s >= 0 && finished)
-                printf("  daemon CPU: %.3f s = %.2f us per finished span\n", m->cpu_s,
-                       m->cpu_s * 1e6 / (double)finished);
+        if (spans)
+                printf("  socket:   %9.0f bytes per span\n", (double)bytes / (double)spans);
+        if (m->cpu_s > 0 && finished)
+                printf("  daemon CPU: %.3f s = %.2f us per finished span = %.0f spans per "
+                       "CPU-second\n",
+                       m->cpu_s, m->cpu_s * 1e6 / (double)finished, (double)finished / m->cpu_s);
 }
 
 static void usage(FILE *f, const char *argv0)
