@@ -20,8 +20,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-#include <zlib.h>
 
+#include "export/gzip.h"
 #include "otlp/otlp.h"
 #include "model/span.h"
 #include "ss-buf.h"
@@ -176,40 +176,13 @@ static ss_span *make_span(ss_resource *res, unsigned i)
         return s;
 }
 
-/* gzip as the otlp-http exporter does it: default level, gzip wrapper. */
-static int gzip_into(const ss_buf *in, ss_buf *out)
-{
-        z_stream z = {0};
-        uLong bound;
-        int r = -ENOMEM;
-
-        if (deflateInit2(&z, Z_DEFAULT_COMPRESSION, Z_DEFLATED, 15 + 16, 8, Z_DEFAULT_STRATEGY) !=
-            Z_OK)
-                return -ENOMEM;
-        bound = deflateBound(&z, in->len);
-        ss_buf_reset(out);
-        if (ss_buf_reserve(out, bound) < 0)
-                goto out;
-        z.next_in = in->data;
-        z.avail_in = (uInt)in->len;
-        z.next_out = out->data;
-        z.avail_out = (uInt)bound;
-        if (deflate(&z, Z_FINISH) == Z_STREAM_END) {
-                out->len = bound - z.avail_out;
-                r = 0;
-        }
-out:
-        deflateEnd(&z);
-        return r;
-}
-
 static int encode_gzip(ss_span *const *spans, size_t n, ss_buf *out)
 {
         int r;
 
         ss_buf_reset(&gzip_raw);
         r = ss_otlp_encode(spans, n, &gzip_raw);
-        return r < 0 ? r : gzip_into(&gzip_raw, out);
+        return r < 0 ? r : ss_gzip_append(gzip_raw.data, gzip_raw.len, out);
 }
 
 /* Encode the batch again and again for about seconds; prints one row. */

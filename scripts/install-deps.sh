@@ -11,10 +11,11 @@ set -eu
 # systemd: tests/systemd.py runs systemd-analyze verify and security on the units;
 # libmicrohttpd-dev: the Prometheus scrape endpoint (daemon/metrics/prometheus.c);
 # python3-prometheus-client: tests/prometheus_parse.py parses what it serves;
-# curl: tests/genai_metrics.py scrapes the endpoint with it.
+# curl: tests/genai_metrics.py scrapes the endpoint with it;
+# libdeflate-dev: the exporters' gzip (daemon/export/gzip.c).
 PACKAGES="gcc libc6-dev pkg-config meson ninja-build
 libuv1-dev libcurl4-openssl-dev libmsgpack-dev libprotobuf-c-dev protobuf-c-compiler
-zlib1g-dev libgrpc-dev libpcre2-dev libmicrohttpd-dev check libsubunit-dev libtsan2 valgrind
+zlib1g-dev libdeflate-dev libgrpc-dev libpcre2-dev libmicrohttpd-dev check libsubunit-dev libtsan2 valgrind
 python3 python3-protobuf python3-msgpack protobuf-compiler python3-grpcio openssl
 scdoc docker-compose systemd python3-pip python3-setuptools python3-prometheus-client curl"
 # clang with libFuzzer: Debian 12's clang is clang 14, whose -fsanitize=fuzzer runtime
