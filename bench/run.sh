@@ -1,11 +1,14 @@
 #!/bin/bash
 # SPDX-License-Identifier: MIT
 # Build the release tree build-bench and run the benchmarks, starting and
-# stopping sidespand (and, for the OTLP/HTTP and OTLP/gRPC cases, the Python
-# test receivers) on a temporary socket. Prints figures only; asserts nothing
-# (STYLE.md rule 15).
+# stopping sidespand (and, for the OTLP/HTTP and OTLP/gRPC cases, the
+# receivers) on a temporary socket. Prints figures, asserts nothing (STYLE.md
+# rule 15), and writes them to bench/RESULTS.md with the machine, the date,
+# the commit and the method, under a table of the figures beside issue 11's
+# targets.
 #
-#   bench/run.sh            everything
+#   bench/run.sh            everything (sh scripts/run.sh bench does the same)
+#   BENCH_SOAK=600 bench/run.sh   the RSS soak's length in seconds (default 600; 0 skips it)
 #   BENCH_HTTP=0 bench/run.sh   skip the OTLP/HTTP receiver case
 #   BENCH_HOSTILE=0 bench/run.sh   skip the hostile-frame benchmark (bench-hostile.py)
 #   BENCH_GRPC=0 bench/run.sh   skip the OTLP/gRPC exporter case
@@ -16,6 +19,10 @@ SRC=$(cd "$(dirname "$0")/.." && pwd)
 BUILD="$SRC/build-bench"
 PYTHON3=/usr/bin/python3 # Debian's: it has the protobuf and grpc modules the receivers need
 TMP=$(mktemp -d /tmp/sidespan-bench.XXXXXX)
+OUT="$TMP/results.md"         # the sections, in Markdown, for bench/RESULTS.md
+SUMMARY="$TMP/summary"        # "KEY VALUE" lines for the table of targets
+RESULTS="$SRC/bench/RESULTS.md"
+IN_BLOCK=0
 DAEMON_PID=
 RECEIVER_PID=
 BENCH_PID=
@@ -90,88 +97,166 @@ start_receiver() {
         exit 1
 }
 
-# A benchmark program, waited for in the background so that a signal reaches the trap at once.
+# A benchmark program, waited for in the background so that a signal reaches the trap at once;
+# its output is shown as it comes and kept for RESULTS.md.
 run() {
-        "$@" &
+        : >"$TMP/run.out"
+        "$@" >"$TMP/run.out" 2>&1 &
         BENCH_PID=$!
-        wait "$BENCH_PID"
+        tail -n +1 -f --pid="$BENCH_PID" "$TMP/run.out" &
+        local tail_pid=$!
+        wait "$BENCH_PID" || true
         BENCH_PID=
+        wait "$tail_pid" 2>/dev/null || true
+        cat "$TMP/run.out" >>"$OUT"
+}
+
+# A line for both the terminal and RESULTS.md.
+say() {
+        printf '%s\n' "$*" | tee -a "$OUT"
+}
+
+# A figure for the table of targets.
+note() {
+        printf '%s %s\n' "$1" "$2" >>"$SUMMARY"
+}
+
+end_block() {
+        if [ "$IN_BLOCK" = 1 ]; then
+                printf '```\n' >>"$OUT"
+                IN_BLOCK=0
+        fi
 }
 
 section() {
+        end_block
         printf '\n==== %s\n\n' "$1"
+        printf '\n## %s\n\n```\n' "$1" >>"$OUT"
+        IN_BLOCK=1
+}
+
+# callgrind's count of instructions of a command, from its summary on stderr.
+instructions() {
+        valgrind --tool=callgrind --callgrind-out-file=/dev/null "$@" 2>&1 >/dev/null |
+                sed -n 's/.*Collected : \([0-9]*\).*/\1/p'
+}
+
+# daemon_instructions LABEL RUNS ARGS...: sidespand's instructions per span under callgrind,
+# exporting OTLP/HTTP to the receiver on $PORT, for bench-daemon's agent-shaped runs: the
+# difference of RUNS and 3 x RUNS runs (start-up and shutdown cancel out), over 2 x RUNS x 30.
+daemon_instructions() {
+        local label=$1 runs=$2 n total a b
+        shift 2
+        for n in "$runs" $((3 * runs)); do
+                SOCK="$TMP/cg.sock"
+                rm -f "$SOCK"
+                valgrind --tool=callgrind --callgrind-out-file=/dev/null \
+                        "$BUILD/daemon/sidespand" --socket "$SOCK" --log-level warning \
+                        --endpoint "http://127.0.0.1:$PORT/v1/traces" "$@" 2>"$TMP/cg.daemon.$n" &
+                DAEMON_PID=$!
+                for _ in $(seq 600); do
+                        [ -S "$SOCK" ] && break
+                        sleep 0.1
+                done
+                "$BUILD/bench/bench-daemon" --socket "$SOCK" --threads 1 --runs "$n" \
+                        --buffer-mb 64 >"$TMP/cg.bench.$n" 2>&1
+                stop_daemon
+        done
+        a=$(sed -n 's/.*Collected : \([0-9]*\).*/\1/p' "$TMP/cg.daemon.$runs")
+        b=$(sed -n 's/.*Collected : \([0-9]*\).*/\1/p' "$TMP/cg.daemon.$((3 * runs))")
+        total=$(((b - a) / (2 * runs * 30)))
+        say "$(printf '  %-44s %6d instructions/span' "$label" "$total")"
+        RESULT=$total
 }
 
 build
+: >"$SUMMARY"
+COMMIT=$(git -C "$SRC" describe --always --dirty 2>/dev/null || echo '?')
+MACHINE="$(nproc) CPUs: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //'), $(awk '/MemTotal/ {printf "%.0f GiB", $2 / 1048576}' /proc/meminfo), Linux $(uname -r)"
 section "machine"
-echo "$(nproc) CPUs: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ //')," \
-        "Linux $(uname -r), $(git -C "$SRC" describe --always --dirty 2>/dev/null || echo '?')"
+say "$MACHINE"
+say "commit $COMMIT, $(date -u '+%Y-%m-%d %H:%M UTC')"
 
-section "bench-encode: OTLP encoders (daemon modules, no I/O)"
+section "bench-encode: OTLP encoders, 1 KiB chat spans (daemon modules, no I/O)"
 run "$BUILD/bench/bench-encode"
 if command -v valgrind >/dev/null; then
         # Instructions per span: two runs' counts differ by 4 batches of 512 spans.
         for enc in protobuf protobuf-c json; do
-                for n in 2 6; do
-                        valgrind --tool=callgrind --callgrind-out-file=/dev/null \
-                                "$BUILD/bench/bench-encode" --count $enc $n >/dev/null 2>"$TMP/cg.enc.$n"
-                done
-                a=$(sed -n 's/.*Collected : \([0-9]*\).*/\1/p' "$TMP/cg.enc.2")
-                b=$(sed -n 's/.*Collected : \([0-9]*\).*/\1/p' "$TMP/cg.enc.6")
-                printf '  %-11s %6d instructions/span (callgrind)\n' "$enc" $(((b - a) / 2048))
+                a=$(instructions "$BUILD/bench/bench-encode" --count $enc 2)
+                b=$(instructions "$BUILD/bench/bench-encode" --count $enc 6)
+                say "$(printf '  %-11s %6d instructions/span (callgrind)' "$enc" $(((b - a) / 2048)))"
+                note "encode.$enc" $(((b - a) / 2048))
         done
 fi
 
 section "bench-policy: sampling, content and redaction per span (daemon modules, no I/O)"
 run "$BUILD/bench/bench-policy"
 if command -v valgrind >/dev/null; then
-        # Instructions per span: the difference of two run counts, so set-up (pattern JIT
-        # compilation, the template run) cancels out.
+        # The difference of two run counts, so set-up (pattern JIT compilation, the template
+        # run) cancels out.
         for mode in clone plain redact no-content two-views metrics; do
-                for n in 50 150; do
-                        valgrind --tool=callgrind --callgrind-out-file=/dev/null \
-                                "$BUILD/bench/bench-policy" --iterations $n --mode $mode \
-                                >/dev/null 2>"$TMP/cg.$mode.$n"
-                done
-                a=$(sed -n 's/.*Collected : \([0-9]*\).*/\1/p' "$TMP/cg.$mode.50")
-                b=$(sed -n 's/.*Collected : \([0-9]*\).*/\1/p' "$TMP/cg.$mode.150")
-                printf '  %-11s %6d instructions/span (callgrind)\n' "$mode" $(((b - a) / 3000))
+                a=$(instructions "$BUILD/bench/bench-policy" --iterations 50 --mode $mode)
+                b=$(instructions "$BUILD/bench/bench-policy" --iterations 150 --mode $mode)
+                say "$(printf '  %-11s %6d instructions/span (callgrind)' "$mode" $(((b - a) / 3000)))"
         done
 fi
 
-section "bench-client: caller-side cost (sidespand --exporter file --file /dev/null)"
+section "bench-client: the calling thread's cost per span"
 start_daemon client --exporter file --file /dev/null
 run "$BUILD/bench/bench-client" --socket "$SOCK"
-echo
+say ""
 run "$BUILD/bench/bench-client" --socket "$SOCK" --agent --iterations 60000
 stop_daemon
 
-section "bench-daemon: sidespand --exporter file --file /dev/null (OTLP/JSON)"
+section "bench-daemon: throughput, agent-shaped runs (sidespand --exporter file --file /dev/null)"
 start_daemon d1 --exporter file --file /dev/null
-run "$BUILD/bench/bench-daemon" --socket "$SOCK" --pid "$DAEMON_PID" --threads 4 --runs 2000
+run "$BUILD/bench/bench-daemon" --socket "$SOCK" --pid "$DAEMON_PID" --threads 4 --runs 2000 \
+        --buffer-mb 64
 stop_daemon
-echo
-start_daemon d2 --exporter file --file /dev/null
-run "$BUILD/bench/bench-daemon" --socket "$SOCK" --pid "$DAEMON_PID" --threads 4 --runs 5000 \
-        --buffer-mb 256
-stop_daemon
-echo
+note daemon.file.spans_per_cpu_s "$(sed -n 's/.*= \([0-9]*\) spans per CPU-second.*/\1/p' "$TMP/run.out")"
+note socket.bytes_per_span "$(sed -n 's/ *socket: *\([0-9]*\) bytes per span.*/\1/p' "$TMP/run.out")"
+say ""
 start_daemon d3 --exporter file --file /dev/null
 run "$BUILD/bench/bench-daemon" --socket "$SOCK" --pid "$DAEMON_PID" --threads 4 --runs 150000 \
         --simple --buffer-mb 256
 stop_daemon
 
-if [ "${BENCH_HTTP:-1}" != 0 ]; then
-        section "bench-daemon: sidespand --endpoint (OTLP/HTTP protobuf) to tests/otlp_receiver.py"
-        echo "(the Python receiver, which decodes and keeps every span, is the bottleneck here)"
-        echo
+if command -v valgrind >/dev/null; then
+        section "sidespand instructions per span (callgrind), agent-shaped runs, OTLP/HTTP protobuf"
+        say "From the socket read to the request handed to libcurl, with the receiver"
+        say "tests/otlp_receiver.py (the daemon under callgrind is the slow side); the"
+        say "difference of 100 and 300 runs of 30 spans."
         start_receiver
-        start_daemon http --endpoint "http://127.0.0.1:$(cat "$TMP/receiver.port")/v1/traces"
-        run "$BUILD/bench/bench-daemon" --socket "$SOCK" --pid "$DAEMON_PID" --threads 4 \
-                --runs 1000 --buffer-mb 256
-        stop_daemon
+        PORT=$(cat "$TMP/receiver.port")
+        daemon_instructions "defaults (redaction, metrics on)" 100
+        note daemon.instr "$RESULT"
+        printf '[redaction]\nsecrets = false\npersonal = false\ncustom = false\n' >"$TMP/plain.conf"
+        daemon_instructions "no redaction, --no-metrics" 100 --config "$TMP/plain.conf" --no-metrics
+        note daemon.instr.plain "$RESULT"
+        daemon_instructions "defaults, --compression gzip" 100 --compression gzip
+        note daemon.instr.gzip "$RESULT"
         stop_pid "$RECEIVER_PID"
         RECEIVER_PID=
+fi
+
+if [ -x "$SRC/bench/bench-e2e.sh" ] && [ "${BENCH_E2E:-1}" != 0 ]; then
+        section "bench-e2e: end to end over OTLP/HTTP (nginx) and OTLP/gRPC (bench/grpc-sink)"
+        run "$SRC/bench/bench-e2e.sh" "$BUILD"
+fi
+
+if [ -x "$SRC/bench/bench-scale.sh" ] && [ "${BENCH_SCALE:-1}" != 0 ]; then
+        section "bench-scale: memory and scaling"
+        run "$SRC/bench/bench-scale.sh" "$BUILD"
+        if [ "${BENCH_SOAK:-600}" != 0 ]; then
+                section "bench-scale soak: RSS at 100 000 spans/s for ${BENCH_SOAK:-600} s"
+                run "$SRC/bench/bench-scale.sh" "$BUILD" soak "${BENCH_SOAK:-600}"
+        fi
+fi
+
+if [ "${BENCH_JS:-1}" != 0 ] && command -v node >/dev/null; then
+        section "bench-js: the OpenTelemetry JS SDK in process beside sidespan"
+        (cd "$SRC" && { [ -d node_modules/@opentelemetry/sdk-trace-base ] || npm ci --no-audit --no-fund; })
+        PYTHON3="$PYTHON3" run node "$SRC/bench/bench-js.mjs" --sidespand "$BUILD/daemon/sidespand"
 fi
 
 if [ "${BENCH_HOSTILE:-1}" != 0 ]; then
@@ -189,12 +274,6 @@ if [ "${BENCH_PYTHON:-1}" != 0 ]; then
                 "$SRC/bench/bench-python.py" --sidespand "$BUILD/daemon/sidespand"
 fi
 
-if [ "${BENCH_JS:-1}" != 0 ] && command -v node >/dev/null; then
-        section "bench-js: the JS span processor beside the SDK's BatchSpanProcessor"
-        (cd "$SRC" && { [ -d node_modules/@opentelemetry/sdk-trace-base ] || npm ci --no-audit --no-fund; })
-        PYTHON3="$PYTHON3" run node "$SRC/bench/bench-js.mjs" --sidespand "$BUILD/daemon/sidespand"
-fi
-
 if [ "${BENCH_OUTAGE:-1}" != 0 ]; then
         section "bench-outage: RSS and delivery through a 60 s backend outage, with a spool"
         PROTO_DIR="$SRC/proto" run "$PYTHON3" "$SRC/bench/bench-outage.py" \
@@ -203,11 +282,48 @@ fi
 
 if [ "${BENCH_GRPC:-1}" != 0 ]; then
         section "bench-exporter-grpc: the OTLP/gRPC exporter alone to tests/otlp_grpc_receiver.py"
-        echo "(the Python receiver, which decodes and keeps every span, is the bottleneck here)"
-        echo
+        say "(the Python receiver, which decodes and keeps every span, is the bottleneck here)"
         start_receiver otlp_grpc_receiver.py
         run "$BUILD/bench/bench-exporter-grpc" \
                 --endpoint "http://127.0.0.1:$(cut -d' ' -f1 "$TMP/receiver.port")" --calls 2000
         stop_pid "$RECEIVER_PID"
         RECEIVER_PID=
 fi
+end_block
+
+# ---- bench/RESULTS.md ---------------------------------------------------------------------
+
+figure() {
+        local v
+        v=$(sed -n "s/^$1 //p" "$SUMMARY" | tail -1)
+        printf '%s' "${v:-see below}"
+}
+
+{
+        printf '# sidespan benchmark results\n\n'
+        printf 'Written by `bash bench/run.sh` (or `sh scripts/run.sh bench`); do not edit by hand.\n\n'
+        printf -- '- Machine: %s\n' "$MACHINE"
+        printf -- '- Date: %s\n' "$(date -u '+%Y-%m-%d %H:%M UTC')"
+        printf -- '- Commit: %s\n' "$COMMIT"
+        printf -- '- Build: meson `--buildtype=release` (build-bench)\n\n'
+        printf '## Method\n\n'
+        printf 'The workload is the agent-shaped run of TRACE-MODEL.md (bench/agent-run.c): 30 spans\n'
+        printf 'through the generic span API, with the attribute sets of the reference framework and\n'
+        printf '1 KiB of content in each chat span'"'"'s input and output messages. Times come from\n'
+        printf 'CLOCK_MONOTONIC on a shared, noisy 2-core machine; instruction counts come from\n'
+        printf 'callgrind as the difference of two runs of different lengths, so that start-up\n'
+        printf 'cancels out, and are stable from run to run. callgrind counts each byte of a\n'
+        printf '`rep movsb` copy (glibc memcpy above a few KiB) as an instruction.\n\n'
+        printf '## Figures beside the targets of issue 11\n\n'
+        printf '| What | Target | Measured |\n|---|---|---|\n'
+        printf '| Daemon, instructions per span (defaults: redaction and metrics on) | <= 3 000 | %s |\n' "$(figure daemon.instr)"
+        printf '| Daemon, instructions per span (no redaction, no metrics) | | %s |\n' "$(figure daemon.instr.plain)"
+        printf '| Daemon, instructions per span, gzip on | reported | %s |\n' "$(figure daemon.instr.gzip)"
+        printf '| Daemon, spans per CPU-second (file exporter, 4 clients) | >= 1 000 000 | %s |\n' "$(figure daemon.file.spans_per_cpu_s)"
+        printf '| Bytes per span on the socket | | %s |\n' "$(figure socket.bytes_per_span)"
+        printf '| OTLP encoder, instructions per 1 KiB chat span: direct writer | | %s |\n' "$(figure encode.protobuf)"
+        printf '| OTLP encoder, the same with protobuf-c (before) | | %s |\n' "$(figure encode.protobuf-c)"
+        printf '\nThe sections below hold every program'"'"'s output.\n'
+        cat "$OUT"
+} >"$RESULTS"
+printf '\nwrote %s\n' "$RESULTS"

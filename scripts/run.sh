@@ -120,6 +120,11 @@ fuzz)
         shift
         fuzz "$@"
         ;;
+bench)
+        # Figures, not pass or fail: bench/run.sh writes them to bench/RESULTS.md.
+        sh scripts/install-deps.sh bench
+        exec bash bench/run.sh
+        ;;
 build)
         sh scripts/install-deps.sh
         setup "$BUILD"
@@ -131,7 +136,7 @@ clean)
         rm -rf "$BUILD" "$BUILD_ASAN" "$BUILD_TSAN" "$BUILD_FUZZ"
         ;;
 *)
-        echo "usage: sh scripts/run.sh demo [demo-agent options] | test | fuzz [SECONDS] | build | format | clean" >&2
+        echo "usage: sh scripts/run.sh demo [demo-agent options] | test | fuzz [SECONDS] | bench | build | format | clean" >&2
         exit 2
         ;;
 esac
