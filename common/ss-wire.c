@@ -581,127 +581,18 @@ static bool type_known(uint32_t t)
                (t >= SS_MSG_FLUSHED && t <= SS_MSG_TRACE);
 }
 
-/* ---- a walk over the bytes before msgpack-c sees them ---------------------------------- */
-
-/* Big-endian integer of n bytes at p. */
-static uint64_t be(const uint8_t *p, size_t n)
-{
-        uint64_t v = 0;
-
-        for (size_t i = 0; i < n; i++)
-                v = v << 8 | p[i];
-        return v;
-}
-
-/*
- * Skip one msgpack object at *p (of end - *p bytes), checking that every
- * array and map declares no more elements than the bytes left could hold
- * (one byte each at least): msgpack-c allocates the declared count before it
- * reads one element, so a 5-byte header could otherwise ask for 2^32
- * objects. Nesting deeper than SS_WIRE_DEPTH_MAX, and more than
- * SS_WIRE_MAX_OBJECTS objects in all, are refused as well.
- */
-/* The msgpack tags 0xc4..0xdf: the length field's size, the fixed body, containers. */
-typedef struct skip_kind {
-        uint8_t len_bytes, fixed;
-        bool map, array;
-} skip_kind;
-
-#define K(tag, len_bytes, fixed, map, array) [(tag)-0xc4] = {len_bytes, fixed, map, array}
-/* clang-format off */
-static const skip_kind skip_kinds[0xe0 - 0xc4] = {
-        K(0xc4, 1, 0, 0, 0), K(0xc5, 2, 0, 0, 0), K(0xc6, 4, 0, 0, 0),          /* bin */
-        K(0xc7, 1, 1, 0, 0), K(0xc8, 2, 1, 0, 0), K(0xc9, 4, 1, 0, 0),          /* ext */
-        K(0xca, 0, 4, 0, 0), K(0xcb, 0, 8, 0, 0),                               /* float */
-        K(0xcc, 0, 1, 0, 0), K(0xcd, 0, 2, 0, 0), K(0xce, 0, 4, 0, 0), K(0xcf, 0, 8, 0, 0),
-        K(0xd0, 0, 1, 0, 0), K(0xd1, 0, 2, 0, 0), K(0xd2, 0, 4, 0, 0), K(0xd3, 0, 8, 0, 0),
-        K(0xd4, 0, 2, 0, 0), K(0xd5, 0, 3, 0, 0), K(0xd6, 0, 5, 0, 0),          /* fixext */
-        K(0xd7, 0, 9, 0, 0), K(0xd8, 0, 17, 0, 0),
-        K(0xd9, 1, 0, 0, 0), K(0xda, 2, 0, 0, 0), K(0xdb, 4, 0, 0, 0),          /* str */
-        K(0xdc, 2, 0, 0, 1), K(0xdd, 4, 0, 0, 1),                               /* array */
-        K(0xde, 2, 0, 1, 0), K(0xdf, 4, 0, 1, 0),                               /* map */
-};
-/* clang-format on */
-#undef K
-
-static int skip_object(const uint8_t **p, const uint8_t *end, unsigned depth, uint32_t *objects)
-{
-        uint64_t count = 0, body = 0;
-        uint8_t c;
-
-        if (*p >= end || depth > SS_WIRE_DEPTH_MAX || *objects == 0)
-                return -EBADMSG;
-        (*objects)--;
-        c = *(*p)++;
-        if (c <= 0x7f || c >= 0xe0 || c == 0xc0 || c == 0xc2 || c == 0xc3)
-                return 0; /* fixint, nil, bool */
-        if ((c & 0xe0) == 0xa0)
-                body = c & 0x1f; /* fixstr */
-        else if ((c & 0xf0) == 0x90)
-                count = c & 0x0f; /* fixarray */
-        else if ((c & 0xf0) == 0x80)
-                count = 2u * (c & 0x0f); /* fixmap */
-        else {
-                const skip_kind *k;
-
-                if (c < 0xc4) /* 0xc1, never used */
-                        return -EBADMSG;
-                k = &skip_kinds[c - 0xc4];
-                if ((size_t)(end - *p) < k->len_bytes)
-                        return -EBADMSG;
-                body = be(*p, k->len_bytes);
-                *p += k->len_bytes;
-                if (k->array || k->map) {
-                        count = k->map ? 2 * body : body;
-                        body = 0;
-                }
-                body += k->fixed;
-        }
-        if (body > (uint64_t)(end - *p) || count > (uint64_t)(end - *p))
-                return -EBADMSG;
-        *p += body;
-        for (uint64_t k = 0; k < count; k++)
-                if (skip_object(p, end, depth + 1, objects) < 0)
-                        return -EBADMSG;
-        return 0;
-}
-
-int ss_msgpack_check_max(const uint8_t *data, size_t len, uint32_t max_objects)
-{
-        const uint8_t *walk = data;
-        uint32_t objects = max_objects;
-
-        if (skip_object(&walk, data + len, 0, &objects) < 0 || walk != data + len)
-                return -EBADMSG;
-        return 0;
-}
-
-int ss_msgpack_check(const uint8_t *data, size_t len)
-{
-        return ss_msgpack_check_max(data, len, SS_WIRE_MAX_OBJECTS);
-}
-
 int ss_wire_decode_zone(const uint8_t *payload, size_t len, msgpack_zone *zone, ss_msg *ret,
                         msgpack_object *ret_root)
 {
         msgpack_object root;
-        size_t off = 0;
         uint64_t type;
         fields f;
+        int r;
 
         *ret = (ss_msg){0};
-        if (ss_msgpack_check(payload, len) < 0)
-                return -EBADMSG;
-        switch (msgpack_unpack((const char *)payload, len, &off, zone, &root)) {
-        case MSGPACK_UNPACK_SUCCESS:
-                break;
-        case MSGPACK_UNPACK_NOMEM_ERROR:
-                return -ENOMEM;
-        default:
-                return -EBADMSG;
-        }
-        if (off != len)
-                return -EBADMSG;
+        r = ss_msgpack_decode(payload, len, zone, &root);
+        if (r < 0)
+                return r;
         if (ret_root)
                 *ret_root = root;
         if (root.type != MSGPACK_OBJECT_ARRAY || root.via.array.size < 1)

@@ -18,6 +18,7 @@
 #include <stdint.h>
 
 #include "ss-buf.h"
+#include "ss-msgpack.h"
 
 #define SS_PROTOCOL_VERSION  1u
 #define SS_FRAME_HEADER      4u
@@ -26,12 +27,6 @@
 #define SS_TRACE_ID_LEN      16u
 #define SS_SPAN_ID_LEN       8u
 #define SS_ATTR_DEPTH_MAX    8u
-/* Nesting of a whole frame: the message array and an attribute value at SS_ATTR_DEPTH_MAX
- * inside events and maps leave room under it; deeper frames are refused as bad msgpack. */
-#define SS_WIRE_DEPTH_MAX 32u
-/* Objects in one frame (each key, value and element counts): a span of 128 attributes with
- * arrays is some hundreds; a million tiny objects would cost the loop tens of ms to unpack. */
-#define SS_WIRE_MAX_OBJECTS 65536u
 
 enum ss_msg_type {
         /* client to daemon */
@@ -238,21 +233,6 @@ bool ss_hello_key(const char *key, size_t len, bool *ret_protocol);
  */
 int ss_frame_parse(const uint8_t *data, size_t len, size_t max_frame, const uint8_t **ret_payload,
                    size_t *ret_len);
-
-/*
- * 0 when data is exactly one msgpack object whose every array and map
- * declares no more elements than its bytes could hold, nested at most
- * SS_WIRE_DEPTH_MAX deep, of at most SS_WIRE_MAX_OBJECTS objects; -EBADMSG
- * otherwise. Run it before handing peer
- * bytes to msgpack-c, which allocates a container's declared count before
- * reading it (a 5-byte header could ask for 2^32 objects). Linear, no
- * allocation.
- */
-int ss_msgpack_check(const uint8_t *data, size_t len);
-
-/* ss_msgpack_check() with another bound on the number of objects (a state file holds
- * more than a frame may). */
-int ss_msgpack_check_max(const uint8_t *data, size_t len, uint32_t max_objects);
 
 /*
  * Decode one frame payload (checked with ss_msgpack_check() first). 0 on success; -EBADMSG when it
