@@ -156,6 +156,36 @@ START_TEST(file_chunks_in_order)
 }
 END_TEST
 
+/* Many chunks queued at once go out in vector writes of several chunks each (past the 64
+ * one write takes): every byte in order, every chunk reported once, in order. */
+START_TEST(file_many_chunks_batched)
+{
+        enum { CHUNKS = 150 };
+        static char want[CHUNKS * 8 + 1], text[CHUNKS * 8 + 1];
+        int fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+        size_t len = 0;
+
+        ck_assert_int_ge(fd, 0);
+        ck_assert_int_eq(ss_writer_open(&w, &loop, fd, true, 1 << 20, on_done, &got), 0);
+        for (size_t i = 0; i < CHUNKS; i++) {
+                char piece[16];
+                int n = snprintf(piece, sizeof(piece), "%zu,", i);
+
+                memcpy(want + len, piece, (size_t)n);
+                len += (size_t)n;
+                ck_assert_int_eq(write_text(piece, i + 1), 0);
+        }
+        wait_done(CHUNKS);
+        for (size_t i = 0; i < CHUNKS; i++) {
+                ck_assert_uint_eq(got.items[i], i + 1);
+                ck_assert_int_eq(got.status[i], 0);
+        }
+        ck_assert_uint_eq(fx_read_file(path, text, sizeof(text)), len);
+        ck_assert_mem_eq(text, want, len);
+        close_wait();
+}
+END_TEST
+
 START_TEST(file_bound_and_close_with_a_write_in_flight)
 {
         int fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
@@ -412,6 +442,7 @@ int main(void)
         tcase_add_unchecked_fixture(file, dir_make, dir_remove);
         tcase_add_checked_fixture(file, setup, teardown);
         tcase_add_test(file, file_chunks_in_order);
+        tcase_add_test(file, file_many_chunks_batched);
         tcase_add_test(file, file_bound_and_close_with_a_write_in_flight);
         tcase_add_test(file, file_write_error_is_reported);
         tcase_add_test(file, file_close_from_done);

@@ -9,6 +9,9 @@
 #include "base/log.h"
 #include "ss-macro.h"
 
+/* Chunks one file write takes at most (a vector write; IOV_MAX is 1024). */
+#define WRITE_BUFS 64u
+
 union ss_writer_stream {
         uv_handle_t handle;
         uv_stream_t stream;
@@ -56,21 +59,32 @@ static void fs_next(ss_writer *w);
 static void on_fs_written(uv_fs_t *req)
 {
         ss_writer *w = ss_container_of(req, ss_writer, req);
-        ss_writer_chunk *c = w->head;
         ssize_t n = req->result;
+        size_t left = n > 0 ? (size_t)n : 0;
 
         uv_fs_req_cleanup(req);
         w->fs_busy = false;
-        if (n >= 0)
-                c->off += (size_t)n;
-        if (n >= 0 && c->off < c->data.len && !w->closing) {
-                fs_next(w); /* a short write: the rest of the same chunk */
-                return;
+        if (n < 0 && w->head) {
+                /* Nothing of the write went out: the first chunk fails, the rest is tried. */
+                ss_writer_chunk *c = w->head;
+
+                w->head = c->next;
+                chunk_done(w, c, (int)n);
         }
-        w->head = c->next;
+        /* The chunks the write covered whole are done; a short one goes on from its offset. */
+        while (left && w->head) {
+                ss_writer_chunk *c = w->head;
+                size_t take = c->data.len - c->off < left ? c->data.len - c->off : left;
+
+                c->off += take;
+                left -= take;
+                if (c->off < c->data.len)
+                        break;
+                w->head = c->next;
+                chunk_done(w, c, 0);
+        }
         if (!w->head)
                 w->tail = NULL;
-        chunk_done(w, c, n < 0 ? (int)n : c->off < c->data.len ? -ECANCELED : 0);
         fs_next(w);
 }
 
@@ -82,25 +96,32 @@ static void on_fs_closed(uv_fs_t *req)
         w->closed(w->ctx);
 }
 
-/* Start the next file write, or finish a close once nothing is in flight. */
+/* Start the next file write, of every chunk queued up to WRITE_BUFS, or finish a close once
+ * nothing is in flight. One write for all of them: a write per chunk, each waiting for the
+ * loop to see the last one done, fell behind the encoder of a busy loop. */
 static void fs_next(ss_writer *w)
 {
+        uv_buf_t b[WRITE_BUFS];
         ss_writer_chunk *c;
-        uv_buf_t b;
+        unsigned nb = 0;
         int r;
 
-        while (!w->fs_busy && (c = w->head)) {
+        while (!w->fs_busy && w->head) {
                 if (w->closing) {
+                        c = w->head;
                         w->head = c->next;
                         chunk_done(w, c, -ECANCELED);
                         continue;
                 }
-                b = uv_buf_init((char *)c->data.data + c->off, (unsigned)(c->data.len - c->off));
-                r = uv_fs_write(w->loop, &w->req, w->fd, &b, 1, -1, on_fs_written);
+                for (c = w->head, nb = 0; c && nb < WRITE_BUFS; c = c->next, nb++)
+                        b[nb] = uv_buf_init((char *)c->data.data + c->off,
+                                            (unsigned)(c->data.len - c->off));
+                r = uv_fs_write(w->loop, &w->req, w->fd, b, nb, -1, on_fs_written);
                 if (r == 0) {
                         w->fs_busy = true;
                         return;
                 }
+                c = w->head;
                 w->head = c->next;
                 chunk_done(w, c, r);
         }
