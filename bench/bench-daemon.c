@@ -198,7 +198,7 @@ static int parse_reply(const uint8_t *buf, size_t n, dstats *ret)
 }
 
 /* Ask the daemon on fd for its counters: frame [8, id], reply [66, id, map]. Blocks. */
-static int daemon_stats(int fd, dstats *ret)
+static int stats_ask(int fd, dstats *ret)
 {
         static uint8_t in[STATS_MAX];
         size_t have = 0;
@@ -220,6 +220,21 @@ static int daemon_stats(int fd, dstats *ret)
                 if (r == 0)
                         return 0;
         }
+        return r;
+}
+
+/*
+ * The daemon's counters over a connection of their own: one that stayed open between queries
+ * would be closed by the daemon's --hello-timeout-ms (it never says HELLO) during a long run.
+ */
+static int daemon_stats(const char *path, dstats *ret)
+{
+        int fd = stats_connect(path), r;
+
+        if (fd < 0)
+                return fd;
+        r = stats_ask(fd, ret);
+        close(fd);
         return r;
 }
 
@@ -435,7 +450,7 @@ static int emit(const config *cfg, worker *w, uint64_t *ret_elapsed)
 
 /* Poll until the exporters accounted for every finished span (or gave no sign of life for
  * SETTLE_NS, or the timeout passed); *ret_elapsed counts from t0. */
-static int wait_export(int fd, const config *cfg, const dstats *base, uint64_t t0, dstats *ret,
+static int wait_export(const config *cfg, const dstats *base, uint64_t t0, dstats *ret,
                        uint64_t *ret_elapsed)
 {
         const struct timespec poll = {.tv_nsec = 10 * 1000000L};
@@ -445,7 +460,7 @@ static int wait_export(int fd, const config *cfg, const dstats *base, uint64_t t
         int r;
 
         for (;;) {
-                r = daemon_stats(fd, &s);
+                r = daemon_stats(cfg->socket, &s);
                 if (r < 0)
                         return r;
                 t = now_ns();
@@ -473,6 +488,7 @@ typedef struct measure {
         double cpu_s;       /* the daemon's CPU time meanwhile, < 0 when unknown */
         long rss_kib;       /* the daemon's VmRSS at the end, < 0 when unknown */
         long hwm_kib;       /* and its VmHWM (peak RSS) */
+        bool failed;        /* some runs or flushes failed */
 } measure;
 
 static double per_s(uint64_t n, uint64_t ns)
@@ -607,7 +623,7 @@ static int parse_args(int argc, char **argv, config *cfg)
 }
 
 /* Emit, wait for the flushes and then for the exporter, reading the daemon's counters. */
-static int measure_once(int fd, const config *cfg, worker *w, measure *m)
+static int measure_once(const config *cfg, worker *w, measure *m)
 {
         double cpu0 = cpu_seconds(cfg->pid);
         uint64_t t0 = now_ns();
@@ -620,13 +636,14 @@ static int measure_once(int fd, const config *cfg, worker *w, measure *m)
         for (long i = 0; i < cfg->threads; i++)
                 if (w[i].emit_ns > m->emit_ns)
                         m->emit_ns = w[i].emit_ns;
-        q = daemon_stats(fd, &m->flushed);
+        q = daemon_stats(cfg->socket, &m->flushed);
         if (q == 0)
-                q = wait_export(fd, cfg, &m->before, t0, &m->exported, &m->export_ns);
+                q = wait_export(cfg, &m->before, t0, &m->exported, &m->export_ns);
         m->cpu_s = cpu0 >= 0 ? cpu_seconds(cfg->pid) - cpu0 : -1;
         if (!rss_kib(cfg->pid, &m->rss_kib, &m->hwm_kib))
                 m->rss_kib = m->hwm_kib = -1;
-        return q < 0 ? q : r;
+        m->failed = r < 0;
+        return q;
 }
 
 int main(int argc, char **argv)
@@ -635,27 +652,28 @@ int main(int argc, char **argv)
             .threads = 4, .runs = 2000, .buffer_mb = 4, .export_timeout_s = 300, .seconds = 10};
         worker w[MAX_THREADS];
         measure m;
-        int fd, r;
+        int r;
 
         if (parse_args(argc, argv, &cfg) < 0) {
                 usage(stderr, argv[0]);
                 return 2;
         }
         bench_agent_init();
-        fd = stats_connect(cfg.socket);
-        r = fd < 0 ? fd : daemon_stats(fd, &m.before);
+        r = daemon_stats(cfg.socket, &m.before);
         if (r < 0) {
                 fprintf(stderr, "bench-daemon: no daemon on %s: %s\n", cfg.socket, strerror(-r));
                 return 1;
         }
-        r = measure_once(fd, &cfg, w, &m);
-        close(fd);
-        if (r == -EIO)
-                fprintf(stderr, "bench-daemon: some runs or flushes failed\n");
-        else if (r < 0) {
-                fprintf(stderr, "bench-daemon: %s\n", strerror(-r));
+        r = measure_once(&cfg, w, &m);
+        if (r == -EAGAIN) {
+                fprintf(stderr, "bench-daemon: cannot start the client threads\n");
+                return 1;
+        } else if (r < 0) {
+                fprintf(stderr, "bench-daemon: the daemon's STATS: %s\n", strerror(-r));
                 return 1;
         }
+        if (m.failed)
+                fprintf(stderr, "bench-daemon: some runs or flushes failed\n");
         report(&cfg, w, &m);
-        return r < 0 ? 1 : 0;
+        return m.failed ? 1 : 0;
 }

@@ -196,6 +196,9 @@ measure() {
                 check="sink $SINK_SPANS != daemon $FINAL"
         fi
         [ "$(kv client_dropped)" = 0 ] || check="$check; $(kv client_dropped) client frames dropped"
+        # What the daemon had to say beyond info, shortened.
+        grep -E '^sidespand: (notice|warning|err)' "$TMP/d.log" | head -5 | cut -c1-160 |
+                sed 's/^/   /' || true
         printf '   daemon exit summary: %s exported; sink: %s spans\n\n' "${FINAL:-?}" "$SINK_SPANS"
         ROWS+=("$(awk -v l="$label" -v r="$rate" -v o="$(kv offered_per_s)" \
                 -v e="$(kv exported_per_s)" -v n="$(kv exported)" -v f="$(kv finished)" \
