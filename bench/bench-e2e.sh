@@ -246,7 +246,10 @@ echo
 measure_all grpc grpc --protocol grpc
 measure_all grpc grpc+gzip --protocol grpc --compression gzip
 
-echo "==== end to end, agent-shaped runs: rates in spans/s; CPU is the daemon's over the run"
+echo "==== end to end, agent-shaped runs: rates in spans/s; cpu_s is the daemon's over the run;"
+echo "     us/sp = daemon CPU s per million spans; sp/cpu_s = spans per daemon CPU-second;"
+echo "     max: unpaced, exported = the daemon's sustained rate (offered = the clients' into"
+echo "     256 MiB buffers)"
 echo
 printf '%-10s %7s %9s %9s %8s %7s %6s %6s %6s %9s %6s %6s  %s\n' transport target offered \
         exported spans cl.drop ex.drop cpu_s us/sp sp/cpu_s rss_MB peak check
