@@ -5,10 +5,14 @@
  * default the agent-shaped run of agent-run.h through the generic span API
  * (1 KiB of content on each chat span's messages); with --genai the shape
  * of sidespan-demo-agent through the GenAI helpers (short content); with
- * --simple, --runs single spans. As fast as they can, then flush. The daemon's own counters (a
- * STATS request over its socket) give the spans it finished and, later, the spans its exporter
- * accepted; the clients' counters give the frames they dropped because the
- * daemon did not keep up. A benchmark, not a test: it prints figures.
+ * --simple, --runs single spans. As fast as they can, then flush; or, with
+ * --rate, paced to that many spans per second for --seconds (each thread its
+ * share, in bursts every millisecond against the monotonic clock). The daemon's
+ * own counters (a STATS request over its socket) give the spans it finished
+ * and, later, the spans its exporter accepted; the clients' counters give the
+ * frames they dropped because the daemon did not keep up; with --pid, the
+ * daemon's CPU time and its RSS at the end. A benchmark, not a test: it
+ * prints figures.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -32,6 +36,7 @@
 #define FLUSH_TIMEOUT_MS 600000
 #define STATS_MAX        (64u * 1024u)
 #define SETTLE_NS        (3ull * 1000000000ull) /* export given up after this long idle */
+#define PACE_NS          1000000ull             /* --rate: one burst per millisecond */
 
 typedef struct config {
         const char *socket;
@@ -41,7 +46,9 @@ typedef struct config {
         bool genai; /* the GenAI helpers' run instead of the generic agent-shaped one */
         long buffer_mb;
         long export_timeout_s;
-        long pid; /* the daemon's, for its CPU time; 0: unknown */
+        long pid;     /* the daemon's, for its CPU time; 0: unknown */
+        double rate;  /* --rate: spans per second over all threads; 0: as fast as possible */
+        long seconds; /* --rate: for this long (sets runs) */
 } config;
 
 /* The daemon counters this benchmark reads (exporter ones summed over exporters). */
@@ -92,6 +99,31 @@ static double cpu_seconds(long pid)
                          &stime) != 2)
                 return -1;
         return (double)(utime + stime) / (double)sysconf(_SC_CLK_TCK);
+}
+
+/* Process pid's VmRSS and VmHWM in KiB (from /proc/PID/status), or false when unknown. */
+static bool rss_kib(long pid, long *ret_rss, long *ret_hwm)
+{
+        char path[64], line[256];
+        long rss = -1, hwm = -1;
+        FILE *f;
+
+        snprintf(path, sizeof(path), "/proc/%ld/status", pid);
+        f = pid > 0 ? fopen(path, "re") : NULL;
+        if (!f)
+                return false;
+        while (fgets(line, sizeof(line), f)) {
+                if (strncmp(line, "VmRSS:", 6) == 0)
+                        rss = strtol(line + 6, NULL, 10);
+                else if (strncmp(line, "VmHWM:", 6) == 0)
+                        hwm = strtol(line + 6, NULL, 10);
+        }
+        fclose(f);
+        if (rss < 0 || hwm < 0)
+                return false;
+        *ret_rss = rss;
+        *ret_hwm = hwm;
+        return true;
 }
 
 /* ---- the daemon's STATS ------------------------------------------------------------- */
@@ -167,7 +199,7 @@ static int parse_reply(const uint8_t *buf, size_t n, dstats *ret)
 }
 
 /* Ask the daemon on fd for its counters: frame [8, id], reply [66, id, map]. Blocks. */
-static int daemon_stats(int fd, dstats *ret)
+static int stats_ask(int fd, dstats *ret)
 {
         static uint8_t in[STATS_MAX];
         size_t have = 0;
@@ -189,6 +221,21 @@ static int daemon_stats(int fd, dstats *ret)
                 if (r == 0)
                         return 0;
         }
+        return r;
+}
+
+/*
+ * The daemon's counters over a connection of their own: one that stayed open between queries
+ * would be closed by the daemon's --hello-timeout-ms (it never says HELLO) during a long run.
+ */
+static int daemon_stats(const char *path, dstats *ret)
+{
+        int fd = stats_connect(path), r;
+
+        if (fd < 0)
+                return fd;
+        r = stats_ask(fd, ret);
+        close(fd);
         return r;
 }
 
@@ -312,6 +359,39 @@ static int simple_span(sidespan_client *c, long n)
         return sidespan_span_end(s, SIDESPAN_STATUS_OK, NULL);
 }
 
+/* Spans in one unit of --runs: a run of 30, or one with --simple. */
+static long unit_spans(const config *cfg)
+{
+        return cfg->simple ? 1 : BENCH_AGENT_SPANS;
+}
+
+/* One unit: 0 or the library's first error. */
+static int emit_unit(const config *cfg, sidespan_client *c, long i)
+{
+        return cfg->simple ? simple_span(c, i) : cfg->genai ? agent_run(c, i) : bench_agent_run(c);
+}
+
+/* --rate: this thread's share, the units due by now emitted every PACE_NS (absolute times
+ * from t0, so a late wake-up catches up instead of lowering the rate). */
+static void emit_paced(const config *cfg, sidespan_client *c, worker *w, uint64_t t0)
+{
+        double per_ns = cfg->rate / (double)unit_spans(cfg) / (double)cfg->threads / 1e9;
+        struct timespec next;
+        uint64_t tick = t0;
+        long i = 0, due;
+
+        while (i < cfg->runs) {
+                due = (long)((double)(now_ns() - t0) * per_ns) + 1;
+                for (; i < due && i < cfg->runs; i++)
+                        if (emit_unit(cfg, c, i) < 0)
+                                w->failures++;
+                tick += PACE_NS;
+                next.tv_sec = (time_t)(tick / 1000000000ull);
+                next.tv_nsec = (long)(tick % 1000000000ull);
+                (void)clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &next, NULL);
+        }
+}
+
 static void *worker_main(void *arg)
 {
         worker *w = arg;
@@ -329,11 +409,12 @@ static void *worker_main(void *arg)
         w->flush_rc = sidespan_client_open(&o, &c);
         if (w->flush_rc < 0)
                 return NULL;
-        for (long i = 0; i < cfg->runs; i++)
-                if ((cfg->simple  ? simple_span(c, i)
-                     : cfg->genai ? agent_run(c, i)
-                                  : bench_agent_run(c)) < 0)
-                        w->failures++;
+        if (cfg->rate > 0)
+                emit_paced(cfg, c, w, t0);
+        else
+                for (long i = 0; i < cfg->runs; i++)
+                        if (emit_unit(cfg, c, i) < 0)
+                                w->failures++;
         w->emit_ns = now_ns() - t0;
         w->flush_rc = sidespan_flush(c, FLUSH_TIMEOUT_MS);
         sidespan_stats_init(&st);
@@ -371,7 +452,7 @@ static int emit(const config *cfg, worker *w, uint64_t *ret_elapsed)
 
 /* Poll until the exporters accounted for every finished span (or gave no sign of life for
  * SETTLE_NS, or the timeout passed); *ret_elapsed counts from t0. */
-static int wait_export(int fd, const config *cfg, const dstats *base, uint64_t t0, dstats *ret,
+static int wait_export(const config *cfg, const dstats *base, uint64_t t0, dstats *ret,
                        uint64_t *ret_elapsed)
 {
         const struct timespec poll = {.tv_nsec = 10 * 1000000L};
@@ -381,7 +462,7 @@ static int wait_export(int fd, const config *cfg, const dstats *base, uint64_t t
         int r;
 
         for (;;) {
-                r = daemon_stats(fd, &s);
+                r = daemon_stats(cfg->socket, &s);
                 if (r < 0)
                         return r;
                 t = now_ns();
@@ -407,6 +488,9 @@ typedef struct measure {
         uint64_t ingest_ns; /* until every client's flush was confirmed */
         uint64_t export_ns; /* until the exporter last made progress */
         double cpu_s;       /* the daemon's CPU time meanwhile, < 0 when unknown */
+        long rss_kib;       /* the daemon's VmRSS at the end, < 0 when unknown */
+        long hwm_kib;       /* and its VmHWM (peak RSS) */
+        bool failed;        /* some runs or flushes failed */
 } measure;
 
 static double per_s(uint64_t n, uint64_t ns)
@@ -426,11 +510,14 @@ static void report(const config *cfg, const worker *w, const measure *m)
                 dropped += w[i].dropped;
                 bytes += w[i].bytes;
         }
-        printf("%ld client threads x %ld %s, client buffer %ld MiB\n", cfg->threads, cfg->runs,
+        printf("%ld client threads x %ld %s, client buffer %ld MiB", cfg->threads, cfg->runs,
                cfg->simple  ? "single spans"
                : cfg->genai ? "GenAI-helper runs of 30 spans"
                             : "agent-shaped runs of 30 spans",
                cfg->buffer_mb);
+        if (cfg->rate > 0)
+                printf(", paced at %.0f spans/s for %ld s", cfg->rate, cfg->seconds);
+        printf("\n");
         printf("  offered:  %9" PRIu64 " spans in %.3f s = %8.0f spans/s\n", spans,
                (double)m->emit_ns / 1e9, per_s(spans, m->emit_ns));
         printf("  accepted: %9" PRIu64 " spans finished by the daemon in %.3f s = %8.0f spans/s "
@@ -446,10 +533,21 @@ static void report(const config *cfg, const worker *w, const measure *m)
                dropped, b->span_errors - a->span_errors);
         if (spans)
                 printf("  socket:   %9.0f bytes per span\n", (double)bytes / (double)spans);
-        if (m->cpu_s > 0 && finished)
-                printf("  daemon CPU: %.3f s = %.2f us per finished span = %.0f spans per "
+        if (m->cpu_s >= 0 && finished)
+                printf("  daemon CPU: %.3f s = %.2f us per finished span = %.0f spans per daemon "
                        "CPU-second\n",
-                       m->cpu_s, m->cpu_s * 1e6 / (double)finished, (double)finished / m->cpu_s);
+                       m->cpu_s, m->cpu_s * 1e6 / (double)finished,
+                       m->cpu_s > 0 ? (double)finished / m->cpu_s : 0);
+        if (m->rss_kib >= 0)
+                printf("  daemon RSS: %.1f MiB at the end, %.1f MiB at its peak (VmHWM)\n",
+                       (double)m->rss_kib / 1024, (double)m->hwm_kib / 1024);
+        /* One line of key=value for scripts (bench/bench-e2e.sh). */
+        printf("  summary: offered=%" PRIu64 " offered_per_s=%.0f finished=%" PRIu64
+               " exported=%" PRIu64 " exported_per_s=%.0f export_dropped=%" PRIu64
+               " client_dropped=%" PRIu64 " refused=%" PRIu64 " cpu_s=%.3f rss_kib=%ld "
+               "hwm_kib=%ld\n",
+               spans, per_s(spans, m->emit_ns), finished, exported, per_s(exported, m->export_ns),
+               lost, dropped, b->span_errors - a->span_errors, m->cpu_s, m->rss_kib, m->hwm_kib);
 }
 
 static void usage(FILE *f, const char *argv0)
@@ -464,7 +562,11 @@ static void usage(FILE *f, const char *argv0)
                 "      --genai              sidespan-demo-agent's run through the GenAI helpers\n"
                 "  -b, --buffer-mb N        client buffer (default 4, the library's default)\n"
                 "      --export-timeout S   longest wait for the exporter (default 300)\n"
-                "      --pid PID            the daemon's process, to report its CPU time\n",
+                "      --pid PID            the daemon's process, to report its CPU time and RSS\n"
+                "      --rate SPANS_PER_S   paced: this many spans per second over all threads\n"
+                "                           (each thread its share, a burst every ms); sets\n"
+                "                           --runs from --seconds\n"
+                "      --seconds N          how long --rate is held (default 10)\n",
                 argv0);
 }
 
@@ -479,6 +581,8 @@ static int parse_args(int argc, char **argv, config *cfg)
             {"buffer-mb", required_argument, NULL, 'b'},
             {"export-timeout", required_argument, NULL, 'T'},
             {"pid", required_argument, NULL, 'p'},
+            {"rate", required_argument, NULL, 'r'},
+            {"seconds", required_argument, NULL, 'd'},
             {"help", no_argument, NULL, 'h'},
             {0},
         };
@@ -501,6 +605,10 @@ static int parse_args(int argc, char **argv, config *cfg)
                         cfg->export_timeout_s = strtol(optarg, NULL, 10);
                 else if (c == 'p')
                         cfg->pid = strtol(optarg, NULL, 10);
+                else if (c == 'r')
+                        cfg->rate = strtod(optarg, NULL);
+                else if (c == 'd')
+                        cfg->seconds = strtol(optarg, NULL, 10);
                 else if (c == 'h') {
                         usage(stdout, argv[0]);
                         exit(0);
@@ -509,13 +617,19 @@ static int parse_args(int argc, char **argv, config *cfg)
         }
         if (optind < argc || !cfg->socket || cfg->threads < 1 || cfg->threads > MAX_THREADS ||
             cfg->runs < 1 || cfg->buffer_mb < 1 || cfg->buffer_mb > 4096 ||
-            cfg->export_timeout_s < 1)
+            cfg->export_timeout_s < 1 || cfg->rate < 0 || cfg->seconds < 1)
+                return -EINVAL;
+        if (cfg->rate > 0) /* each thread's share of rate x seconds, in whole units */
+                cfg->runs = (long)(cfg->rate * (double)cfg->seconds /
+                                       (double)(unit_spans(cfg) * cfg->threads) +
+                                   0.5);
+        if (cfg->runs < 1)
                 return -EINVAL;
         return 0;
 }
 
 /* Emit, wait for the flushes and then for the exporter, reading the daemon's counters. */
-static int measure_once(int fd, const config *cfg, worker *w, measure *m)
+static int measure_once(const config *cfg, worker *w, measure *m)
 {
         double cpu0 = cpu_seconds(cfg->pid);
         uint64_t t0 = now_ns();
@@ -528,39 +642,44 @@ static int measure_once(int fd, const config *cfg, worker *w, measure *m)
         for (long i = 0; i < cfg->threads; i++)
                 if (w[i].emit_ns > m->emit_ns)
                         m->emit_ns = w[i].emit_ns;
-        q = daemon_stats(fd, &m->flushed);
+        q = daemon_stats(cfg->socket, &m->flushed);
         if (q == 0)
-                q = wait_export(fd, cfg, &m->before, t0, &m->exported, &m->export_ns);
+                q = wait_export(cfg, &m->before, t0, &m->exported, &m->export_ns);
         m->cpu_s = cpu0 >= 0 ? cpu_seconds(cfg->pid) - cpu0 : -1;
-        return q < 0 ? q : r;
+        if (!rss_kib(cfg->pid, &m->rss_kib, &m->hwm_kib))
+                m->rss_kib = m->hwm_kib = -1;
+        m->failed = r < 0;
+        return q;
 }
 
 int main(int argc, char **argv)
 {
-        config cfg = {.threads = 4, .runs = 2000, .buffer_mb = 4, .export_timeout_s = 300};
+        config cfg = {
+            .threads = 4, .runs = 2000, .buffer_mb = 4, .export_timeout_s = 300, .seconds = 10};
         worker w[MAX_THREADS];
         measure m;
-        int fd, r;
+        int r;
 
         if (parse_args(argc, argv, &cfg) < 0) {
                 usage(stderr, argv[0]);
                 return 2;
         }
         bench_agent_init();
-        fd = stats_connect(cfg.socket);
-        r = fd < 0 ? fd : daemon_stats(fd, &m.before);
+        r = daemon_stats(cfg.socket, &m.before);
         if (r < 0) {
                 fprintf(stderr, "bench-daemon: no daemon on %s: %s\n", cfg.socket, strerror(-r));
                 return 1;
         }
-        r = measure_once(fd, &cfg, w, &m);
-        close(fd);
-        if (r == -EIO)
-                fprintf(stderr, "bench-daemon: some runs or flushes failed\n");
-        else if (r < 0) {
-                fprintf(stderr, "bench-daemon: %s\n", strerror(-r));
+        r = measure_once(&cfg, w, &m);
+        if (r == -EAGAIN) {
+                fprintf(stderr, "bench-daemon: cannot start the client threads\n");
+                return 1;
+        } else if (r < 0) {
+                fprintf(stderr, "bench-daemon: the daemon's STATS: %s\n", strerror(-r));
                 return 1;
         }
+        if (m.failed)
+                fprintf(stderr, "bench-daemon: some runs or flushes failed\n");
         report(&cfg, w, &m);
-        return r < 0 ? 1 : 0;
+        return m.failed ? 1 : 0;
 }

@@ -213,7 +213,7 @@ start_daemon d1 --exporter file --file /dev/null
 run "$BUILD/bench/bench-daemon" --socket "$SOCK" --pid "$DAEMON_PID" --threads 4 --runs 2000 \
         --buffer-mb 64
 stop_daemon
-note daemon.file.spans_per_cpu_s "$(sed -n 's/.*= \([0-9]*\) spans per CPU-second.*/\1/p' "$TMP/run.out")"
+note daemon.file.spans_per_cpu_s "$(sed -n 's/.*= \([0-9]*\) spans per daemon CPU-second.*/\1/p' "$TMP/run.out")"
 note socket.bytes_per_span "$(sed -n 's/ *socket: *\([0-9]*\) bytes per span.*/\1/p' "$TMP/run.out")"
 say ""
 start_daemon d3 --exporter file --file /dev/null

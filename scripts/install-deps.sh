@@ -3,6 +3,7 @@
 # Idempotent: prints nothing to do when everything is there. Uses sudo when not root.
 #   sh scripts/install-deps.sh        what `run.sh demo` and `run.sh test` need
 #   sh scripts/install-deps.sh fuzz   and what `run.sh fuzz` needs besides
+#   sh scripts/install-deps.sh bench  and what bench/bench-e2e.sh needs besides
 set -eu
 
 # libtsan2: gcc's ThreadSanitizer runtime (the TSan build of the client's tests);
@@ -22,6 +23,11 @@ scdoc docker-compose systemd python3-pip python3-setuptools python3-prometheus-c
 # (libclang_rt.fuzzer*.a) is in libclang-rt-14-dev.
 if [ "${1:-}" = fuzz ]; then
         PACKAGES="$PACKAGES clang libclang-rt-14-dev"
+fi
+# nginx-light: the OTLP/HTTP receiver of bench/bench-e2e.sh (`return 200`, fast enough not to
+# be the limit).
+if [ "${1:-}" = bench ]; then
+        PACKAGES="$PACKAGES nginx-light"
 fi
 
 missing=""
