@@ -55,6 +55,7 @@ typedef struct config {
         long processes; /* connections: forked processes at most */
         long buffer_mb; /* 0: chosen per mode */
         long rate;      /* soak: spans/s */
+        long nice;      /* connections: the client processes' nice value */
         long export_timeout_s;
 } config;
 
@@ -476,6 +477,18 @@ typedef struct conn_job {
         int go_fd;    /* hung up by the parent: start */
 } conn_job;
 
+/* Flush until the client is connected: when hundreds connect at once the listen backlog
+ * overflows, the library's attempt fails (-ENOTCONN) and it retries with backoff. */
+static int connect_wait(sidespan_client *c)
+{
+        uint64_t deadline = now_ns() + 60ull * 1000000000ull;
+        int r;
+
+        while ((r = sidespan_flush(c, 60000)) == -ENOTCONN && now_ns() < deadline)
+                sleep_ms(50);
+        return r;
+}
+
 static void *conn_main(void *arg)
 {
         conn_job *j = arg;
@@ -486,7 +499,7 @@ static void *conn_main(void *arg)
 
         j->out->open_rc = client_open(j->cfg, j->buffer, &c);
         if (j->out->open_rc == 0)
-                j->out->open_rc = sidespan_flush(c, 60000);
+                j->out->open_rc = connect_wait(c);
         if (write(j->ready_fd, &byte, 1) != 1 || j->out->open_rc < 0)
                 goto out;
         while (poll(&p, 1, -1) < 0 && errno == EINTR)
@@ -512,6 +525,8 @@ static void conn_process(conn_job *proto, slot *slots, long n)
         pthread_attr_t attr;
         long started = 0;
 
+        if (proto->cfg->nice)
+                (void)!nice((int)proto->cfg->nice);
         pthread_attr_init(&attr);
         pthread_attr_setstacksize(&attr, 256u * 1024u);
         for (; t && j && started < n; started++) {
@@ -597,9 +612,10 @@ static void conn_report(const config *cfg, long procs, const slot *slots, const 
                 dropped += slots[i].dropped;
                 failed += slots[i].open_rc < 0 || slots[i].flush_rc < 0 || slots[i].failures;
         }
-        printf("connections %ld (%ld processes; %" PRIu64 " connections active at the start, "
+        printf("connections %ld (%ld processes at nice %ld; %" PRIu64
+               " connections active at the start, "
                "the STATS query's included), %" PRIu64 " spans offered\n",
-               cfg->n, procs, connected->connections_active, spans);
+               cfg->n, procs, cfg->nice, connected->connections_active, spans);
         printf("  through the daemon: %9" PRIu64 " spans finished in %.3f s = %8.0f spans/s; "
                "exported %" PRIu64 " (%" PRIu64 " dropped by the exporter) by %.3f s\n",
                finished, (double)w->ingest_ns / 1e9, per_s(finished, w->ingest_ns),
@@ -948,6 +964,7 @@ static void usage(FILE *f, const char *argv0)
             "      --spans N         connections: spans in total (default 600000)\n"
             "      --processes N     connections: forked client processes at most (default 8)\n"
             "      --buffer-mb N     client buffer (default: by mode)\n"
+            "      --nice N          connections: nice the client processes (default 0)\n"
             "      --rate N          soak: spans/s (default 100000)\n"
             "      --export-timeout S longest wait for the exporter (default 300)\n",
             argv0, SAMPLE_S);
@@ -979,6 +996,7 @@ static int parse_args(int argc, char **argv, config *cfg)
             {"processes", required_argument, NULL, 'P'},
             {"buffer-mb", required_argument, NULL, 'b'},
             {"rate", required_argument, NULL, 'r'},
+            {"nice", required_argument, NULL, 'N'},
             {"export-timeout", required_argument, NULL, 'T'},
             {"help", no_argument, NULL, 'h'},
             {0},
@@ -998,6 +1016,8 @@ static int parse_args(int argc, char **argv, config *cfg)
                         cfg->buffer_mb = strtol(optarg, NULL, 10);
                 else if (c == 'r')
                         cfg->rate = strtol(optarg, NULL, 10);
+                else if (c == 'N')
+                        cfg->nice = strtol(optarg, NULL, 10);
                 else if (c == 'T')
                         cfg->export_timeout_s = strtol(optarg, NULL, 10);
                 else if (c == 'h') {
@@ -1008,7 +1028,8 @@ static int parse_args(int argc, char **argv, config *cfg)
         }
         if (!cfg->socket || cfg->pid < 1 || cfg->spans < 1 || cfg->processes < 1 ||
             cfg->processes > MAX_PROCESSES || cfg->buffer_mb < 0 || cfg->buffer_mb > 4096 ||
-            cfg->rate < SPANS_PER_RUN || cfg->export_timeout_s < 1)
+            cfg->rate < SPANS_PER_RUN || cfg->nice < 0 || cfg->nice > 19 ||
+            cfg->export_timeout_s < 1)
                 return -EINVAL;
         return parse_mode(argc, argv, cfg);
 }

@@ -92,6 +92,13 @@ start_daemon() {
         exit 1
 }
 
+# The daemon's warnings of the last run, one per kind (reason), at most 3.
+daemon_notes() {
+        local name=$1
+        grep -o 'warning: .*' "$TMP/$name.log" | sed -e 's/ event=.*//' -e 's/[0-9][0-9]*/N/g' |
+                sort | uniq -c | sort -rn | head -3 | sed 's/^ */  daemon log: /' || true
+}
+
 scale() {
         "$BUILD/bench/bench-scale" --socket "$SOCK" --pid "$DAEMON_PID" "$@"
 }
@@ -116,6 +123,7 @@ if [ "$ONLY_SOAK" = 0 ]; then
                 start_daemon "conn$n"
                 scale --spans "$SPANS" connections "$n"
                 stop_daemon
+                daemon_notes "conn$n"
         done
 
         section "open traces: a root agent.run with 5 string attributes each, never ended, one client, a fresh daemon per level"
@@ -123,6 +131,7 @@ if [ "$ONLY_SOAK" = 0 ]; then
                 start_daemon "open$n"
                 scale open "$n"
                 stop_daemon
+                daemon_notes "open$n"
         done
 fi
 
@@ -131,4 +140,5 @@ if [ "$SOAK" -gt 0 ]; then
         start_daemon soak
         scale --rate "$RATE" soak "$SOAK"
         stop_daemon
+        daemon_notes soak
 fi
