@@ -766,7 +766,7 @@ static void end_roots(sidespan_client *c, sidespan_span **spans, long n)
 }
 
 static void open_report(const config *cfg, long failed, const dstats *a, const dstats *b, long rss0,
-                        long rss1, double secs)
+                        long rss1, double secs, double cpu_s)
 {
         uint64_t open = b->spans_open - a->spans_open;
         double per = open ? (double)(rss1 - rss0) * 1024.0 / (double)open : 0;
@@ -781,6 +781,9 @@ static void open_report(const config *cfg, long failed, const dstats *a, const d
                "attributes %zu bytes (5 keys and values; name \"agent.run\" 9 more): "
                "%.0f bytes per open span beyond them\n",
                rss0, rss1, per, attr, per - (double)attr);
+        if (cpu_s >= 0 && open)
+                printf("  daemon CPU while opening: %.2f s = %.2f us per span start\n", cpu_s,
+                       cpu_s * 1e6 / (double)open);
 }
 
 static int mode_open(const config *cfg)
@@ -791,6 +794,7 @@ static int mode_open(const config *cfg)
         long rss0, rss1, failed;
         uint64_t t0, done_ns;
         dstats a, b, e;
+        double cpu0;
         int r;
 
         r = spans ? client_open(cfg, buffer, &c) : -ENOMEM;
@@ -802,13 +806,15 @@ static int mode_open(const config *cfg)
                 goto out;
         sleep_ms(500);
         rss0 = rss_kb(cfg);
+        cpu0 = cpu_seconds(cfg->pid);
         t0 = now_ns();
         failed = open_roots(c, spans, cfg->n);
         r = wait_open(cfg, a.spans_open + (uint64_t)(cfg->n - failed), &b);
         if (r < 0)
                 goto out;
         rss1 = rss_kb(cfg);
-        open_report(cfg, failed, &a, &b, rss0, rss1, (double)(now_ns() - t0) / 1e9);
+        open_report(cfg, failed, &a, &b, rss0, rss1, (double)(now_ns() - t0) / 1e9,
+                    cpu0 >= 0 ? cpu_seconds(cfg->pid) - cpu0 : -1);
         t0 = now_ns();
         end_roots(c, spans, cfg->n);
         r = wait_export(cfg, &a, &e, &done_ns);
