@@ -115,15 +115,15 @@ static double cpu_seconds(long pid)
         return (double)(utime + stime) / (double)sysconf(_SC_CLK_TCK);
 }
 
-/* The number after "key" (e.g. "VmRSS:", in kB; "Threads:") in /proc/PID/status; -1. */
-static long proc_status(long pid, const char *key)
+/* The number after "key" (e.g. "VmRSS:", in kB; "Threads:") in /proc/PID/file; -1. */
+static long proc_field(long pid, const char *file, const char *key)
 {
         char path[64], line[256];
         size_t k = strlen(key);
         long v = -1;
         FILE *f;
 
-        snprintf(path, sizeof(path), "/proc/%ld/status", pid);
+        snprintf(path, sizeof(path), "/proc/%ld/%s", pid, file);
         f = pid > 0 ? fopen(path, "re") : NULL;
         if (!f)
                 return -1;
@@ -134,6 +134,11 @@ static long proc_status(long pid, const char *key)
                 }
         fclose(f);
         return v;
+}
+
+static long proc_status(long pid, const char *key)
+{
+        return proc_field(pid, "status", key);
 }
 
 static long rss_kb(const config *cfg)
@@ -435,25 +440,34 @@ static int client_open(const config *cfg, size_t buffer, sidespan_client **ret)
 
 /* ---- idle ------------------------------------------------------------------------------- */
 
+/* VmRSS with its parts: anonymous memory (the heap) and file pages (the shared libraries,
+ * counted whole though other processes map them too; PSS divides those by their sharers). */
+static void print_rss(const config *cfg, const char *when)
+{
+        printf("%s: daemon RSS %ld kB (anonymous %ld kB, file-backed %ld kB; PSS %ld kB), "
+               "%ld threads\n",
+               when, rss_kb(cfg), proc_status(cfg->pid, "RssAnon:"),
+               proc_status(cfg->pid, "RssFile:"), proc_field(cfg->pid, "smaps_rollup", "Pss:"),
+               threads(cfg));
+}
+
 static int mode_idle(const config *cfg)
 {
         sidespan_client *c = NULL;
         dstats s;
         int r;
 
-        printf("idle: daemon RSS %ld kB, %ld threads\n", rss_kb(cfg), threads(cfg));
+        print_rss(cfg, "idle");
         r = client_open(cfg, 4u << 20, &c);
         if (r == 0)
                 r = sidespan_flush(c, 10000);
         if (r == 0)
                 r = daemon_stats(cfg, &s);
         if (r == 0)
-                printf("  one client connected (%" PRIu64 " connections with the STATS query's): "
-                       "RSS %ld kB, %ld threads\n",
-                       s.connections_active, rss_kb(cfg), threads(cfg));
+                print_rss(cfg, "  one client connected");
         (void)sidespan_client_close(&c);
         sleep_ms(1000);
-        printf("  1 s after it disconnected: RSS %ld kB, %ld threads\n", rss_kb(cfg), threads(cfg));
+        print_rss(cfg, "  1 s after it disconnected");
         return r;
 }
 
@@ -570,6 +584,7 @@ static long conn_fork(const config *cfg, conn_job *proto, slot *slots, long proc
 
 /* What the parent saw while the clients ran. */
 typedef struct conn_watch {
+        long rss_idle; /* before the clients connected */
         long rss_max, threads_max;
         uint64_t ingest_ns; /* from go until the last process exited (its flushes confirmed) */
 } conn_watch;
@@ -627,9 +642,11 @@ static void conn_report(const config *cfg, long procs, const slot *slots, const 
         if (cpu_s >= 0 && finished)
                 printf("  daemon CPU: %.3f s = %.2f us per span = %.0f spans per CPU-second\n",
                        cpu_s, cpu_s * 1e6 / (double)finished, (double)finished / cpu_s);
-        printf("  daemon RSS: %ld kB connected, %ld kB max, %ld kB after export; "
+        printf("  daemon RSS: %ld kB before, %ld kB connected (%.0f bytes per connection), "
+               "%ld kB max, %ld kB after export; "
                "threads: %ld connected, %ld max\n",
-               rss0, w->rss_max, rss_kb(cfg), thr0, w->threads_max);
+               w->rss_idle, rss0, (double)(rss0 - w->rss_idle) * 1024.0 / (double)cfg->n,
+               w->rss_max, rss_kb(cfg), thr0, w->threads_max);
 }
 
 /* Wait until all n clients said they are connected (or gave up). */
@@ -675,6 +692,7 @@ static int mode_connections(const config *cfg)
         r = daemon_stats(cfg, &a);
         if (r < 0)
                 return r;
+        w.rss_idle = rss_kb(cfg);
         proto = (conn_job){
             .cfg = cfg, .runs = runs, .buffer = buffer, .ready_fd = ready[1], .go_fd = go[0]};
         fflush(stdout);
