@@ -6,9 +6,9 @@
  *                    connected and disconnected;
  *   connections N    N concurrent clients (one sidespan_client each, one thread
  *                    each, in up to --processes forked processes) emit agent-shaped
- *                    runs (30 spans, 1 KiB of content in each chat message) as fast
- *                    as they can, --spans in total: spans/s through the daemon, its
- *                    CPU per span, RSS and thread count;
+ *                    runs (agent-run.c: 30 spans, 1 KiB of content in each chat
+ *                    message) as fast as they can, --spans in total: spans/s
+ *                    through the daemon, its CPU per span, RSS and thread count;
  *   open N           N traces held open (a root agent.run with 5 small string
  *                    attributes, never ended): RSS per open span, then all ended;
  *   soak SECONDS     --rate spans/s of agent-shaped runs, paced, RSS every 10 s.
@@ -32,6 +32,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "agent-run.h"
 #include "sidespan.h"
 #include "ss-buf.h"
 #include "ss-wire.h"
@@ -44,7 +45,7 @@
 #define SOAK_THREADS     4
 #define SAMPLE_S         10
 #define OPEN_FLUSH_EVERY 10000 /* spans between flushes while opening or ending */
-#define SPANS_PER_RUN    30
+#define SPANS_PER_RUN    BENCH_AGENT_SPANS
 
 typedef struct config {
         const char *socket;
@@ -72,8 +73,6 @@ typedef struct dstats {
         uint64_t exported;
         uint64_t export_dropped;
 } dstats;
-
-static char chat_in[1100], chat_out[1100];
 
 static uint64_t now_ns(void)
 {
@@ -308,123 +307,7 @@ static int wait_export(const config *cfg, const dstats *base, dstats *ret, uint6
         return 0;
 }
 
-/* ---- the load: bench-daemon's agent run, with 1 KiB of content per chat message ------ */
-
-/* A chat message array of about 1 KiB of prose. */
-static void messages(char *buf, size_t size, const char *role)
-{
-        static const char *const words[] = {"the", "weather", "in",    "Paris", "is",    "cloudy",
-                                            "and", "18C",     "while", "Tokyo", "shows", "21:04"};
-        size_t n = (size_t)snprintf(buf, size,
-                                    "[{\"role\":\"%s\",\"parts\":[{\"type\":\"text\","
-                                    "\"content\":\"",
-                                    role);
-
-        for (unsigned k = 0; n < 1024 - 12; k++)
-                n += (size_t)snprintf(buf + n, size - n, "%s ", words[k % 12]);
-        snprintf(buf + n, size - n, "\"}]}]");
-}
-
-static int chat(sidespan_client *c, const sidespan_span *parent, int turn)
-{
-        static const char *const stop[] = {"stop"};
-        sidespan_chat_request req;
-        sidespan_chat_result res;
-        sidespan_span *s;
-        int r;
-
-        sidespan_chat_request_init(&req);
-        req.temperature = 0.2;
-        req.max_tokens = 1024;
-        req.server_address = "api.openai.com";
-        req.server_port = 443;
-        req.input_messages = chat_in;
-        r = sidespan_chat_start(c, parent, "openai", "gpt-4o", &req, &s);
-        if (r < 0)
-                return r;
-        sidespan_chat_result_init(&res);
-        res.response_model = "gpt-4o";
-        res.response_id = "chatcmpl-bench";
-        res.finish_reasons = stop;
-        res.n_finish_reasons = 1;
-        res.input_tokens = 412 + turn;
-        res.output_tokens = 46;
-        res.output_messages = chat_out;
-        return sidespan_chat_end(s, &res);
-}
-
-static int tool(sidespan_client *c, const sidespan_span *parent)
-{
-        sidespan_span *s;
-        int r;
-
-        r = sidespan_tool_start(c, parent, "get_weather", "call_1", "{\"city\":\"Paris\"}", &s);
-        if (r < 0)
-                return r;
-        return sidespan_tool_end(s, true, "{\"temp_c\":18,\"sky\":\"cloudy\"}", 0.001);
-}
-
-/* The model step's children, in order: chat, tool, tool, chat. */
-static int model_execution(sidespan_client *c, const sidespan_span *step)
-{
-        int r = chat(c, step, 0);
-
-        if (r == 0)
-                r = tool(c, step);
-        if (r == 0)
-                r = tool(c, step);
-        if (r == 0)
-                r = chat(c, step, 1);
-        return r;
-}
-
-/* pipeline.execute and its 24 steps; the 15th is the model step. */
-static int pipeline(sidespan_client *c, const sidespan_span *run)
-{
-        sidespan_span *p, *s;
-        char name[32];
-        int r;
-
-        r = sidespan_pipeline_start(c, run, 24, false, &p);
-        if (r < 0)
-                return r;
-        for (int i = 0; i < 24 && r == 0; i++) {
-                snprintf(name, sizeof(name), "step_%d", i);
-                r = sidespan_step_start(c, p, name, "A pipeline step", &s);
-                if (r < 0)
-                        break;
-                if (i == 14)
-                        r = model_execution(c, s);
-                (void)sidespan_step_end(s, "COMPLETED", 0.0001);
-        }
-        (void)sidespan_span_end(p, SIDESPAN_STATUS_OK, NULL);
-        return r;
-}
-
-/* One agent run of SPANS_PER_RUN spans. */
-static int agent_run(sidespan_client *c, long n)
-{
-        sidespan_run_result res;
-        sidespan_span *run;
-        char run_id[32];
-        int r;
-
-        snprintf(run_id, sizeof(run_id), "run-%ld", n);
-        r = sidespan_agent_run_start(c, "bench-agent", "gpt-4o", run_id, "user-42", "session-1",
-                                     "What is the weather in Paris and the time in Tokyo?", &run);
-        if (r < 0)
-                return r;
-        r = pipeline(c, run);
-        sidespan_run_result_init(&res);
-        res.output = "Paris: 18C and cloudy. Tokyo: 21:04.";
-        res.input_tokens = 825;
-        res.output_tokens = 92;
-        res.requests = 2;
-        res.tool_call_count = 2;
-        res.executed_steps = 24;
-        (void)sidespan_agent_run_end(run, &res);
-        return r;
-}
+/* ---- the load: agent-run.c's 30-span run -------------------------------------------- */
 
 static int client_open(const config *cfg, size_t buffer, sidespan_client **ret)
 {
@@ -519,7 +402,7 @@ static void *conn_main(void *arg)
         while (poll(&p, 1, -1) < 0 && errno == EINTR)
                 ;
         for (long i = 0; i < j->runs; i++)
-                if (agent_run(c, i) < 0)
+                if (bench_agent_run(c) < 0)
                         j->out->failures++;
         j->out->flush_rc = sidespan_flush(c, FLUSH_TIMEOUT_MS);
         sidespan_stats_init(&st);
@@ -872,9 +755,11 @@ static void *soak_main(void *arg)
         while ((t = now_ns()) < j->end_ns) {
                 uint64_t due = (uint64_t)((double)(t - j->t0) / 1e9 * j->runs_per_s);
 
-                while (j->runs < due)
-                        if (agent_run(c, (long)j->runs++) < 0)
+                while (j->runs < due) {
+                        j->runs++;
+                        if (bench_agent_run(c) < 0)
                                 j->failures++;
+                }
                 sleep_ms(1);
         }
         (void)sidespan_flush(c, FLUSH_TIMEOUT_MS);
@@ -1068,8 +953,7 @@ int main(int argc, char **argv)
                 usage(stderr, argv[0]);
                 return 2;
         }
-        messages(chat_in, sizeof(chat_in), "user");
-        messages(chat_out, sizeof(chat_out), "assistant");
+        bench_agent_init();
         r = daemon_stats(&cfg, &s);
         if (r < 0) {
                 fprintf(stderr, "bench-scale: no daemon on %s: %s\n", cfg.socket, strerror(-r));
