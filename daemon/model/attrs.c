@@ -84,19 +84,26 @@ static msgpack_object_kv *attrs_find(const ss_attrs *a, const char *key, size_t 
 
 /* ---- the list --------------------------------------------------------------------------- */
 
-static int attrs_grow(ss_attrs *a)
+/* Room for cap entries in all. */
+static int attrs_reserve(ss_attrs *a, uint32_t cap)
 {
-        uint32_t cap = a->cap ? a->cap * 2 : 8;
         msgpack_object_kv *kv;
 
-        if (a->cap > UINT32_MAX / 4)
-                return -ENOMEM;
+        if (cap <= a->cap)
+                return 0;
         kv = realloc(a->kv, (size_t)cap * sizeof(*kv));
         if (!kv)
                 return -ENOMEM;
         a->kv = kv;
         a->cap = cap;
         return 0;
+}
+
+static int attrs_grow(ss_attrs *a)
+{
+        if (a->cap > UINT32_MAX / 4)
+                return -ENOMEM;
+        return attrs_reserve(a, a->cap ? a->cap * 2 : 8);
 }
 
 /* Append a key (copied unless stored already) and a stored value. */
@@ -207,6 +214,11 @@ int ss_attrs_merge(ss_store *st, ss_attrs *a, const msgpack_object_map *m, const
                 if (dropped)
                         *dropped += skipped;
         }
+        /* A first map: room for exactly its keys, or as many as may be kept (most spans get
+         * one map, or one more). */
+        if (a->cap == 0 && n &&
+            attrs_reserve(a, lim && lim->max_attrs && n > lim->max_attrs ? lim->max_attrs : n) < 0)
+                return -ENOMEM;
         for (uint32_t i = 0; i < n; i++) {
                 const msgpack_object_kv *kv = &m->ptr[i];
 

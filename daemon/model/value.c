@@ -7,12 +7,25 @@
 #include "base/utf8.h"
 #include "ss-wire.h"
 
-#define ZONE_CHUNK 2048u
+#define ZONE_CHUNK     2048u
+#define ZONE_CHUNK_MIN 128u
+#define ZONE_CHUNK_MAX ((size_t)64 << 10)
+
+int ss_store_init_sized(ss_store *st, size_t hint)
+{
+        /* Room for alignment and for a few values set later. */
+        size_t chunk = hint + hint / 8 + 64;
+
+        chunk = chunk < ZONE_CHUNK_MIN   ? ZONE_CHUNK_MIN
+                : chunk > ZONE_CHUNK_MAX ? ZONE_CHUNK_MAX
+                                         : chunk;
+        *st = (ss_store){.zone = msgpack_zone_new(chunk)};
+        return st->zone ? 0 : -ENOMEM;
+}
 
 int ss_store_init(ss_store *st)
 {
-        *st = (ss_store){.zone = msgpack_zone_new(ZONE_CHUNK)};
-        return st->zone ? 0 : -ENOMEM;
+        return ss_store_init_sized(st, ZONE_CHUNK);
 }
 
 void ss_store_free(ss_store *st)

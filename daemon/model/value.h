@@ -24,6 +24,10 @@ typedef struct ss_store {
 /* A store with an empty zone; 0 or -ENOMEM. */
 int ss_store_init(ss_store *st);
 
+/* The same, its zone's first block sized for about hint bytes of copies (within 128 bytes
+ * and 64 KiB): a span's, for what its first message brings. */
+int ss_store_init_sized(ss_store *st, size_t hint);
+
 /* Free the zone (accepts a store that failed to init). */
 void ss_store_free(ss_store *st);
 
