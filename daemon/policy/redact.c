@@ -399,9 +399,15 @@ static bool luhn(const char *p, size_t n)
         return sum % 10 == 0;
 }
 
-/* Bytes a built-in secret pattern can start with. */
-static const bool secret_first[256] = {['-'] = true, ['b'] = true, ['B'] = true, ['e'] = true,
-                                       ['s'] = true, ['g'] = true, ['x'] = true, ['A'] = true};
+/* What the prefilter looks at in a byte: a digit, or a first byte of a built-in secret
+ * pattern. Every other byte is skipped without a test of its own. */
+enum { B_DIGIT = 1, B_SECRET = 2 };
+static const uint8_t byte_class[256] = {
+    ['0'] = B_DIGIT,  ['1'] = B_DIGIT,  ['2'] = B_DIGIT,  ['3'] = B_DIGIT,  ['4'] = B_DIGIT,
+    ['5'] = B_DIGIT,  ['6'] = B_DIGIT,  ['7'] = B_DIGIT,  ['8'] = B_DIGIT,  ['9'] = B_DIGIT,
+    ['-'] = B_SECRET, ['b'] = B_SECRET, ['B'] = B_SECRET, ['e'] = B_SECRET, ['s'] = B_SECRET,
+    ['g'] = B_SECRET, ['x'] = B_SECRET, ['A'] = B_SECRET,
+};
 
 /*
  * True when a built-in secret pattern could start at p[i]: the literal each begins with
@@ -449,24 +455,26 @@ static bool secret_at(const char *p, size_t n, size_t i)
 static unsigned slot_for(unsigned kinds, const char *p, size_t n)
 {
         bool secrets = kinds & SS_REDACT_SECRETS, digits = kinds & SS_REDACT_PERSONAL;
-        unsigned set = 0, chain = 0, gap = 0;
+        uint8_t want = (uint8_t)((secrets ? B_SECRET : 0) | (digits ? B_DIGIT : 0));
+        unsigned set = 0, chain = 0;
+        size_t last_digit = 0;
 
-        for (size_t i = 0; i < n && (secrets || digits); i++) {
-                unsigned char ch = (unsigned char)p[i];
+        for (size_t i = 0; i < n && want; i++) {
+                uint8_t c = byte_class[(unsigned char)p[i]] & want;
 
-                if ((unsigned)(ch - '0') < 10u) {
-                        gap = 0;
-                        if (digits && ++chain >= DIGIT_CHAIN_MIN) {
-                                set |= NEED_DIGIT;
-                                digits = false;
-                        }
+                if (!c)
                         continue;
-                }
-                if (++gap > DIGIT_GAP_MAX)
-                        chain = 0;
-                if (secrets && secret_first[ch] && secret_at(p, n, i)) {
+                if (c == B_DIGIT) {
+                        /* More than DIGIT_GAP_MAX others since the last digit: a new chain. */
+                        chain = chain && i - last_digit <= DIGIT_GAP_MAX + 1 ? chain + 1 : 1;
+                        last_digit = i;
+                        if (chain >= DIGIT_CHAIN_MIN) {
+                                set |= NEED_DIGIT;
+                                want &= (uint8_t)~B_DIGIT;
+                        }
+                } else if (secret_at(p, n, i)) {
                         set |= NEED_SECRET;
-                        secrets = false;
+                        want &= (uint8_t)~B_SECRET;
                 }
         }
         return set;
@@ -857,32 +865,44 @@ static int json_redact_str(jscan *j, size_t s, size_t e, bool escaped)
         return rc < 0 ? rc : 0;
 }
 
+/* Bytes that end a run of plain string characters: the quote, an escape, a control. */
+#define STOP4(c) [(c)] = true, [(c) + 1] = true, [(c) + 2] = true, [(c) + 3] = true
+static const bool json_stop[256] = {
+    STOP4(0x00), STOP4(0x04), STOP4(0x08), STOP4(0x0c),  STOP4(0x10),
+    STOP4(0x14), STOP4(0x18), STOP4(0x1c), ['"'] = true, ['\\'] = true,
+};
+#undef STOP4
+
 /* A string at j->i (its opening quote); redacted when it is a value. */
 static int json_string(jscan *j, bool value)
 {
-        size_t s = ++j->i;
+        const char *p = j->p;
+        size_t s = ++j->i, i = s, n = j->n;
         bool escaped = false;
 
-        while (j->i < j->n) {
-                unsigned char ch = (unsigned char)j->p[j->i];
+        for (;;) {
+                unsigned char ch;
+                int used;
 
+                /* Plain characters, the most of any text, without a test each. */
+                while (i < n && !json_stop[(unsigned char)p[i]])
+                        i++;
+                if (i >= n)
+                        break;
+                ch = (unsigned char)p[i];
                 if (ch == '"') {
-                        j->i++;
-                        return value ? json_redact_str(j, s, j->i - 1, escaped) : 0;
+                        j->i = i + 1;
+                        return value ? json_redact_str(j, s, i, escaped) : 0;
                 }
                 if (ch < 0x20)
-                        return -J_INVALID;
-                if (ch == '\\') {
-                        int used = unescape(j->p + j->i, j->n - j->i, NULL);
-
-                        if (used < 0)
-                                return used;
-                        escaped = true;
-                        j->i += (size_t)used;
-                } else {
-                        j->i++;
-                }
+                        break;
+                used = unescape(p + i, n - i, NULL);
+                if (used < 0)
+                        return used;
+                escaped = true;
+                i += (size_t)used;
         }
+        j->i = i;
         return -J_INVALID;
 }
 
