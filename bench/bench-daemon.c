@@ -28,13 +28,13 @@
 #include <unistd.h>
 
 #include "agent-run.h"
+#include "daemon-probe.h"
 #include "sidespan.h"
 #include "ss-buf.h"
 #include "ss-wire.h"
 
 #define MAX_THREADS      64
 #define FLUSH_TIMEOUT_MS 600000
-#define STATS_MAX        (64u * 1024u)
 #define SETTLE_NS        (3ull * 1000000000ull) /* export given up after this long idle */
 #define PACE_NS          1000000ull             /* --rate: one burst per millisecond */
 
@@ -51,15 +51,6 @@ typedef struct config {
         long seconds; /* --rate: for this long (sets runs) */
 } config;
 
-/* The daemon counters this benchmark reads (exporter ones summed over exporters). */
-typedef struct dstats {
-        uint64_t frames;
-        uint64_t spans_finished;
-        uint64_t span_errors;
-        uint64_t exported;
-        uint64_t export_dropped;
-} dstats;
-
 typedef struct worker {
         const config *cfg;
         uint64_t spans;   /* spans emitted */
@@ -69,175 +60,6 @@ typedef struct worker {
         int failures;
         int flush_rc;
 } worker;
-
-static uint64_t now_ns(void)
-{
-        struct timespec ts;
-
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
-/* CPU seconds (user + system) process pid has used so far, or -1 when unknown. */
-static double cpu_seconds(long pid)
-{
-        unsigned long long utime, stime;
-        char path[64], buf[1024], *p;
-        FILE *f;
-        size_t n;
-
-        snprintf(path, sizeof(path), "/proc/%ld/stat", pid);
-        f = pid > 0 ? fopen(path, "re") : NULL;
-        if (!f)
-                return -1;
-        n = fread(buf, 1, sizeof(buf) - 1, f);
-        fclose(f);
-        buf[n] = '\0';
-        /* Fields 14 and 15, counted after the ")" that ends the command name. */
-        p = strrchr(buf, ')');
-        if (!p || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &utime,
-                         &stime) != 2)
-                return -1;
-        return (double)(utime + stime) / (double)sysconf(_SC_CLK_TCK);
-}
-
-/* Process pid's VmRSS and VmHWM in KiB (from /proc/PID/status), or false when unknown. */
-static bool rss_kib(long pid, long *ret_rss, long *ret_hwm)
-{
-        char path[64], line[256];
-        long rss = -1, hwm = -1;
-        FILE *f;
-
-        snprintf(path, sizeof(path), "/proc/%ld/status", pid);
-        f = pid > 0 ? fopen(path, "re") : NULL;
-        if (!f)
-                return false;
-        while (fgets(line, sizeof(line), f)) {
-                if (strncmp(line, "VmRSS:", 6) == 0)
-                        rss = strtol(line + 6, NULL, 10);
-                else if (strncmp(line, "VmHWM:", 6) == 0)
-                        hwm = strtol(line + 6, NULL, 10);
-        }
-        fclose(f);
-        if (rss < 0 || hwm < 0)
-                return false;
-        *ret_rss = rss;
-        *ret_hwm = hwm;
-        return true;
-}
-
-/* ---- the daemon's STATS ------------------------------------------------------------- */
-
-static int stats_connect(const char *path)
-{
-        struct sockaddr_un sa = {.sun_family = AF_UNIX};
-        int fd;
-
-        if (strlen(path) >= sizeof(sa.sun_path))
-                return -ENAMETOOLONG;
-        strcpy(sa.sun_path, path);
-        fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-        if (fd < 0)
-                return -errno;
-        if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
-                int r = -errno;
-
-                close(fd);
-                return r;
-        }
-        return fd;
-}
-
-static bool key_is(const msgpack_object_str *k, const char *prefix, const char *suffix)
-{
-        size_t p = strlen(prefix), s = strlen(suffix);
-
-        return k->size >= p + s && memcmp(k->ptr, prefix, p) == 0 &&
-               memcmp(k->ptr + k->size - s, suffix, s) == 0;
-}
-
-/* The counters of a decoded STATS_REPLY (ss_wire_decode() checked their types). */
-static void read_counters(const msgpack_object_map *m, dstats *ret)
-{
-        *ret = (dstats){0};
-        for (uint32_t i = 0; i < m->size; i++) {
-                const msgpack_object_str *k = &m->ptr[i].key.via.str;
-                uint64_t v = m->ptr[i].val.via.u64;
-
-                if (key_is(k, "frames", ""))
-                        ret->frames = v;
-                else if (key_is(k, "spans_finished", ""))
-                        ret->spans_finished = v;
-                else if (key_is(k, "span_errors", ""))
-                        ret->span_errors = v;
-                else if (key_is(k, "exporter.", ".spans_exported"))
-                        ret->exported += v;
-                else if (key_is(k, "exporter.", ".spans_dropped"))
-                        ret->export_dropped += v;
-        }
-}
-
-/* Parse one STATS_REPLY frame out of buf (n bytes); 0, or -EAGAIN for more bytes. */
-static int parse_reply(const uint8_t *buf, size_t n, dstats *ret)
-{
-        const uint8_t *payload;
-        msgpack_unpacked u;
-        ss_msg m;
-        size_t len;
-        int r = ss_frame_parse(buf, n, STATS_MAX, &payload, &len);
-
-        if (r <= 0)
-                return r == 0 ? -EAGAIN : r;
-        msgpack_unpacked_init(&u);
-        r = ss_wire_decode(payload, len, &u, &m);
-        if (r == 0 && (m.type != SS_MSG_STATS_REPLY || !m.stats.counters))
-                r = -EBADMSG;
-        if (r == 0)
-                read_counters(m.stats.counters, ret);
-        msgpack_unpacked_destroy(&u);
-        return r;
-}
-
-/* Ask the daemon on fd for its counters: frame [8, id], reply [66, id, map]. Blocks. */
-static int stats_ask(int fd, dstats *ret)
-{
-        static uint8_t in[STATS_MAX];
-        size_t have = 0;
-        ss_buf out;
-        ssize_t k;
-        int r;
-
-        ss_buf_init(&out, 64);
-        r = ss_wire_put_seq(&out, 64, SS_MSG_STATS, 1);
-        if (r == 0 && send(fd, out.data, out.len, MSG_NOSIGNAL) != (ssize_t)out.len)
-                r = -EIO;
-        ss_buf_free(&out);
-        while (r == 0 || r == -EAGAIN) {
-                k = recv(fd, in + have, sizeof(in) - have, 0);
-                if (k <= 0)
-                        return k == 0 ? -ECONNRESET : -errno;
-                have += (size_t)k;
-                r = parse_reply(in, have, ret);
-                if (r == 0)
-                        return 0;
-        }
-        return r;
-}
-
-/*
- * The daemon's counters over a connection of their own: one that stayed open between queries
- * would be closed by the daemon's --hello-timeout-ms (it never says HELLO) during a long run.
- */
-static int daemon_stats(const char *path, dstats *ret)
-{
-        int fd = stats_connect(path), r;
-
-        if (fd < 0)
-                return fd;
-        r = stats_ask(fd, ret);
-        close(fd);
-        return r;
-}
 
 /* ---- the load --------------------------------------------------------------------------- */
 
@@ -381,7 +203,7 @@ static void emit_paced(const config *cfg, sidespan_client *c, worker *w, uint64_
         long i = 0, due;
 
         while (i < cfg->runs) {
-                due = (long)((double)(now_ns() - t0) * per_ns) + 1;
+                due = (long)((double)(bench_now_ns() - t0) * per_ns) + 1;
                 for (; i < due && i < cfg->runs; i++)
                         if (emit_unit(cfg, c, i) < 0)
                                 w->failures++;
@@ -399,7 +221,7 @@ static void *worker_main(void *arg)
         sidespan_client *c = NULL;
         sidespan_options o;
         sidespan_stats st;
-        uint64_t t0 = now_ns();
+        uint64_t t0 = bench_now_ns();
 
         sidespan_options_init(&o);
         o.socket_path = cfg->socket;
@@ -415,7 +237,7 @@ static void *worker_main(void *arg)
                 for (long i = 0; i < cfg->runs; i++)
                         if (emit_unit(cfg, c, i) < 0)
                                 w->failures++;
-        w->emit_ns = now_ns() - t0;
+        w->emit_ns = bench_now_ns() - t0;
         w->flush_rc = sidespan_flush(c, FLUSH_TIMEOUT_MS);
         sidespan_stats_init(&st);
         (void)sidespan_client_stats(c, &st);
@@ -432,7 +254,7 @@ static void *worker_main(void *arg)
 static int emit(const config *cfg, worker *w, uint64_t *ret_elapsed)
 {
         pthread_t t[MAX_THREADS];
-        uint64_t t0 = now_ns();
+        uint64_t t0 = bench_now_ns();
         long started = 0;
         int r = 0;
 
@@ -443,7 +265,7 @@ static int emit(const config *cfg, worker *w, uint64_t *ret_elapsed)
         }
         for (long i = 0; i < started; i++)
                 pthread_join(t[i], NULL);
-        *ret_elapsed = now_ns() - t0;
+        *ret_elapsed = bench_now_ns() - t0;
         for (long i = 0; i < started; i++)
                 if (w[i].failures || w[i].flush_rc < 0)
                         r = -EIO;
@@ -452,20 +274,20 @@ static int emit(const config *cfg, worker *w, uint64_t *ret_elapsed)
 
 /* Poll until the exporters accounted for every finished span (or gave no sign of life for
  * SETTLE_NS, or the timeout passed); *ret_elapsed counts from t0. */
-static int wait_export(const config *cfg, const dstats *base, uint64_t t0, dstats *ret,
+static int wait_export(const config *cfg, const bench_dstats *base, uint64_t t0, bench_dstats *ret,
                        uint64_t *ret_elapsed)
 {
         const struct timespec poll = {.tv_nsec = 10 * 1000000L};
-        uint64_t last_change = now_ns(), last_done = UINT64_MAX, done, t = 0;
+        uint64_t last_change = bench_now_ns(), last_done = UINT64_MAX, done, t = 0;
         uint64_t deadline = last_change + (uint64_t)cfg->export_timeout_s * 1000000000ull;
-        dstats s;
+        bench_dstats s;
         int r;
 
         for (;;) {
-                r = daemon_stats(cfg->socket, &s);
+                r = bench_daemon_stats(cfg->socket, &s);
                 if (r < 0)
                         return r;
-                t = now_ns();
+                t = bench_now_ns();
                 done = s.exported + s.export_dropped - base->exported - base->export_dropped;
                 if (done != last_done) {
                         last_done = done;
@@ -483,7 +305,7 @@ static int wait_export(const config *cfg, const dstats *base, uint64_t t0, dstat
 
 /* Everything one measurement gathered. */
 typedef struct measure {
-        dstats before, flushed, exported;
+        bench_dstats before, flushed, exported;
         uint64_t emit_ns;   /* until the last span was queued */
         uint64_t ingest_ns; /* until every client's flush was confirmed */
         uint64_t export_ns; /* until the exporter last made progress */
@@ -500,7 +322,7 @@ static double per_s(uint64_t n, uint64_t ns)
 
 static void report(const config *cfg, const worker *w, const measure *m)
 {
-        const dstats *a = &m->before, *b = &m->flushed, *e = &m->exported;
+        const bench_dstats *a = &m->before, *b = &m->flushed, *e = &m->exported;
         uint64_t spans = 0, dropped = 0, bytes = 0,
                  finished = b->spans_finished - a->spans_finished;
         uint64_t exported = e->exported - a->exported, lost = e->export_dropped - a->export_dropped;
@@ -631,8 +453,8 @@ static int parse_args(int argc, char **argv, config *cfg)
 /* Emit, wait for the flushes and then for the exporter, reading the daemon's counters. */
 static int measure_once(const config *cfg, worker *w, measure *m)
 {
-        double cpu0 = cpu_seconds(cfg->pid);
-        uint64_t t0 = now_ns();
+        double cpu0 = bench_cpu_seconds(cfg->pid);
+        uint64_t t0 = bench_now_ns();
         int r, q;
 
         r = emit(cfg, w, &m->ingest_ns);
@@ -642,12 +464,12 @@ static int measure_once(const config *cfg, worker *w, measure *m)
         for (long i = 0; i < cfg->threads; i++)
                 if (w[i].emit_ns > m->emit_ns)
                         m->emit_ns = w[i].emit_ns;
-        q = daemon_stats(cfg->socket, &m->flushed);
+        q = bench_daemon_stats(cfg->socket, &m->flushed);
         if (q == 0)
                 q = wait_export(cfg, &m->before, t0, &m->exported, &m->export_ns);
-        m->cpu_s = cpu0 >= 0 ? cpu_seconds(cfg->pid) - cpu0 : -1;
-        if (!rss_kib(cfg->pid, &m->rss_kib, &m->hwm_kib))
-                m->rss_kib = m->hwm_kib = -1;
+        m->cpu_s = cpu0 >= 0 ? bench_cpu_seconds(cfg->pid) - cpu0 : -1;
+        m->rss_kib = bench_proc_field(cfg->pid, "status", "VmRSS:");
+        m->hwm_kib = m->rss_kib < 0 ? -1 : bench_proc_field(cfg->pid, "status", "VmHWM:");
         m->failed = r < 0;
         return q;
 }
@@ -665,7 +487,7 @@ int main(int argc, char **argv)
                 return 2;
         }
         bench_agent_init();
-        r = daemon_stats(cfg.socket, &m.before);
+        r = bench_daemon_stats(cfg.socket, &m.before);
         if (r < 0) {
                 fprintf(stderr, "bench-daemon: no daemon on %s: %s\n", cfg.socket, strerror(-r));
                 return 1;

@@ -21,6 +21,8 @@
 set -euo pipefail
 
 SRC=$(cd "$(dirname "$0")/.." && pwd)
+# shellcheck source=bench/lib.sh
+. "$SRC/bench/lib.sh"
 BUILD=${1:-build-bench}
 [[ $BUILD = /* ]] || BUILD="$SRC/$BUILD"
 SECS=${BENCH_E2E_SECONDS:-10}
@@ -40,16 +42,6 @@ NGINX_PID=
 BENCH_PID=
 ROWS=()
 
-# Only what this script started, by pid.
-stop_pid() {
-        local pid=$1
-        [ -n "$pid" ] || return 0
-        if kill -0 "$pid" 2>/dev/null; then
-                kill -TERM "$pid" 2>/dev/null || true
-                wait "$pid" 2>/dev/null || true
-        fi
-}
-
 cleanup() {
         stop_pid "$BENCH_PID"
         stop_pid "$DAEMON_PID"
@@ -61,9 +53,7 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 # The daemon and the clients read these; a benchmark must not inherit them.
-for v in $(compgen -e); do
-        case $v in OTEL_* | UPSONIC_* | SIDESPAN_*) unset "$v" ;; esac
-done
+clean_env
 
 for exe in daemon/sidespand bench/bench-daemon bench/grpc-sink; do
         if [ ! -x "$BUILD/$exe" ]; then

@@ -33,12 +33,12 @@
 #include <unistd.h>
 
 #include "agent-run.h"
+#include "daemon-probe.h"
 #include "sidespan.h"
 #include "ss-buf.h"
 #include "ss-wire.h"
 
 #define FLUSH_TIMEOUT_MS 600000
-#define STATS_MAX        (256u * 1024u)
 #define SETTLE_NS        (3ull * 1000000000ull) /* export given up after this long idle */
 #define MAX_CONNECTIONS  4096
 #define MAX_PROCESSES    64
@@ -60,28 +60,6 @@ typedef struct config {
         long export_timeout_s;
 } config;
 
-/* The daemon counters this benchmark reads (exporter ones summed over exporters). */
-typedef struct dstats {
-        uint64_t frames;
-        uint64_t spans_started;
-        uint64_t spans_finished;
-        uint64_t span_errors;
-        uint64_t spans_open;
-        uint64_t traces_open;
-        uint64_t connections_active;
-        uint64_t open_span_limit; /* starts refused by any open-span limit */
-        uint64_t exported;
-        uint64_t export_dropped;
-} dstats;
-
-static uint64_t now_ns(void)
-{
-        struct timespec ts;
-
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
 static void sleep_ms(long ms)
 {
         struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (ms % 1000) * 1000000L};
@@ -91,207 +69,33 @@ static void sleep_ms(long ms)
 
 /* ---- the daemon process ------------------------------------------------------------- */
 
-/* CPU seconds (user + system) process pid has used so far, or -1 when unknown. */
-static double cpu_seconds(long pid)
-{
-        unsigned long long utime, stime;
-        char path[64], buf[1024], *p;
-        FILE *f;
-        size_t n;
-
-        snprintf(path, sizeof(path), "/proc/%ld/stat", pid);
-        f = pid > 0 ? fopen(path, "re") : NULL;
-        if (!f)
-                return -1;
-        n = fread(buf, 1, sizeof(buf) - 1, f);
-        fclose(f);
-        buf[n] = '\0';
-        /* Fields 14 and 15, counted after the ")" that ends the command name. */
-        p = strrchr(buf, ')');
-        if (!p || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &utime,
-                         &stime) != 2)
-                return -1;
-        return (double)(utime + stime) / (double)sysconf(_SC_CLK_TCK);
-}
-
-/* The number after "key" (e.g. "VmRSS:", in kB; "Threads:") in /proc/PID/file; -1. */
-static long proc_field(long pid, const char *file, const char *key)
-{
-        char path[64], line[256];
-        size_t k = strlen(key);
-        long v = -1;
-        FILE *f;
-
-        snprintf(path, sizeof(path), "/proc/%ld/%s", pid, file);
-        f = pid > 0 ? fopen(path, "re") : NULL;
-        if (!f)
-                return -1;
-        while (fgets(line, sizeof(line), f))
-                if (strncmp(line, key, k) == 0) {
-                        v = strtol(line + k, NULL, 10);
-                        break;
-                }
-        fclose(f);
-        return v;
-}
-
-static long proc_status(long pid, const char *key)
-{
-        return proc_field(pid, "status", key);
-}
-
 static long rss_kb(const config *cfg)
 {
-        return proc_status(cfg->pid, "VmRSS:");
+        return bench_proc_field(cfg->pid, "status", "VmRSS:");
 }
 
 static long threads(const config *cfg)
 {
-        return proc_status(cfg->pid, "Threads:");
+        return bench_proc_field(cfg->pid, "status", "Threads:");
 }
 
 /* ---- the daemon's STATS ------------------------------------------------------------- */
 
-static int stats_connect(const char *path)
-{
-        struct sockaddr_un sa = {.sun_family = AF_UNIX};
-        int fd;
-
-        if (strlen(path) >= sizeof(sa.sun_path))
-                return -ENAMETOOLONG;
-        strcpy(sa.sun_path, path);
-        fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-        if (fd < 0)
-                return -errno;
-        if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
-                int r = -errno;
-
-                close(fd);
-                return r;
-        }
-        return fd;
-}
-
-static bool key_is(const msgpack_object_str *k, const char *prefix, const char *suffix)
-{
-        size_t p = strlen(prefix), s = strlen(suffix);
-
-        return k->size >= p + s && memcmp(k->ptr, prefix, p) == 0 &&
-               memcmp(k->ptr + k->size - s, suffix, s) == 0;
-}
-
-static bool key_eq(const msgpack_object_str *k, const char *name)
-{
-        return k->size == strlen(name) && memcmp(k->ptr, name, k->size) == 0;
-}
-
-/* The counters of a decoded STATS_REPLY (ss_wire_decode() checked their types). */
-static void read_counters(const msgpack_object_map *m, dstats *ret)
-{
-        static const struct {
-                const char *name;
-                size_t off;
-        } plain[] = {
-            {"frames", offsetof(dstats, frames)},
-            {"spans_started", offsetof(dstats, spans_started)},
-            {"spans_finished", offsetof(dstats, spans_finished)},
-            {"span_errors", offsetof(dstats, span_errors)},
-            {"spans_open", offsetof(dstats, spans_open)},
-            {"traces_open", offsetof(dstats, traces_open)},
-            {"connections_active", offsetof(dstats, connections_active)},
-            {"open_span_limit", offsetof(dstats, open_span_limit)},
-            {"open_span_limit_process", offsetof(dstats, open_span_limit)},
-        };
-
-        *ret = (dstats){0};
-        for (uint32_t i = 0; i < m->size; i++) {
-                const msgpack_object_str *k = &m->ptr[i].key.via.str;
-                uint64_t v = m->ptr[i].val.via.u64;
-
-                for (size_t j = 0; j < sizeof(plain) / sizeof(plain[0]); j++)
-                        if (key_eq(k, plain[j].name))
-                                *(uint64_t *)((char *)ret + plain[j].off) += v;
-                if (key_is(k, "exporter.", ".spans_exported"))
-                        ret->exported += v;
-                else if (key_is(k, "exporter.", ".spans_dropped"))
-                        ret->export_dropped += v;
-        }
-}
-
-/* Parse one STATS_REPLY frame out of buf (n bytes); 0, or -EAGAIN for more bytes. */
-static int parse_reply(const uint8_t *buf, size_t n, dstats *ret)
-{
-        const uint8_t *payload;
-        msgpack_unpacked u;
-        ss_msg m;
-        size_t len;
-        int r = ss_frame_parse(buf, n, STATS_MAX, &payload, &len);
-
-        if (r <= 0)
-                return r == 0 ? -EAGAIN : r;
-        msgpack_unpacked_init(&u);
-        r = ss_wire_decode(payload, len, &u, &m);
-        if (r == 0 && (m.type != SS_MSG_STATS_REPLY || !m.stats.counters))
-                r = -EBADMSG;
-        if (r == 0)
-                read_counters(m.stats.counters, ret);
-        msgpack_unpacked_destroy(&u);
-        return r;
-}
-
-/* Ask the daemon on fd for its counters: frame [8, id], reply [66, id, map]. Blocks. */
-static int stats_query(int fd, dstats *ret)
-{
-        static uint8_t in[STATS_MAX];
-        size_t have = 0;
-        ss_buf out;
-        ssize_t k;
-        int r;
-
-        ss_buf_init(&out, 64);
-        r = ss_wire_put_seq(&out, 64, SS_MSG_STATS, 1);
-        if (r == 0 && send(fd, out.data, out.len, MSG_NOSIGNAL) != (ssize_t)out.len)
-                r = -EIO;
-        ss_buf_free(&out);
-        while (r == 0 || r == -EAGAIN) {
-                k = recv(fd, in + have, sizeof(in) - have, 0);
-                if (k <= 0)
-                        return k == 0 ? -ECONNRESET : -errno;
-                have += (size_t)k;
-                r = parse_reply(in, have, ret);
-                if (r == 0)
-                        return 0;
-        }
-        return r;
-}
-
-/* The daemon's counters, over a connection of their own: one that never says HELLO is
- * closed after --hello-timeout-ms, so none is kept. Blocks. */
-static int daemon_stats(const config *cfg, dstats *ret)
-{
-        int fd = stats_connect(cfg->socket), r;
-
-        if (fd < 0)
-                return fd;
-        r = stats_query(fd, ret);
-        close(fd);
-        return r;
-}
-
 /* Poll until the exporters accounted for every span finished since base (or gave no sign
  * of life for SETTLE_NS, or the timeout passed). *ret_done_ns: when they last made progress. */
-static int wait_export(const config *cfg, const dstats *base, dstats *ret, uint64_t *ret_done_ns)
+static int wait_export(const config *cfg, const bench_dstats *base, bench_dstats *ret,
+                       uint64_t *ret_done_ns)
 {
-        uint64_t last_change = now_ns(), last_done = UINT64_MAX, done, t;
+        uint64_t last_change = bench_now_ns(), last_done = UINT64_MAX, done, t;
         uint64_t deadline = last_change + (uint64_t)cfg->export_timeout_s * 1000000000ull;
-        dstats s;
+        bench_dstats s;
         int r;
 
         for (;;) {
-                r = daemon_stats(cfg, &s);
+                r = bench_daemon_stats(cfg->socket, &s);
                 if (r < 0)
                         return r;
-                t = now_ns();
+                t = bench_now_ns();
                 done = s.exported + s.export_dropped - base->exported - base->export_dropped;
                 if (done != last_done) {
                         last_done = done;
@@ -329,15 +133,15 @@ static void print_rss(const config *cfg, const char *when)
 {
         printf("%s: daemon RSS %ld kB (anonymous %ld kB, file-backed %ld kB; PSS %ld kB), "
                "%ld threads\n",
-               when, rss_kb(cfg), proc_status(cfg->pid, "RssAnon:"),
-               proc_status(cfg->pid, "RssFile:"), proc_field(cfg->pid, "smaps_rollup", "Pss:"),
-               threads(cfg));
+               when, rss_kb(cfg), bench_proc_field(cfg->pid, "status", "RssAnon:"),
+               bench_proc_field(cfg->pid, "status", "RssFile:"),
+               bench_proc_field(cfg->pid, "smaps_rollup", "Pss:"), threads(cfg));
 }
 
 static int mode_idle(const config *cfg)
 {
         sidespan_client *c = NULL;
-        dstats s;
+        bench_dstats s;
         int r;
 
         print_rss(cfg, "idle");
@@ -345,7 +149,7 @@ static int mode_idle(const config *cfg)
         if (r == 0)
                 r = sidespan_flush(c, 10000);
         if (r == 0)
-                r = daemon_stats(cfg, &s);
+                r = bench_daemon_stats(cfg->socket, &s);
         if (r == 0)
                 print_rss(cfg, "  one client connected");
         (void)sidespan_client_close(&c);
@@ -378,10 +182,10 @@ typedef struct conn_job {
  * overflows, the library's attempt fails (-ENOTCONN) and it retries with backoff. */
 static int connect_wait(sidespan_client *c)
 {
-        uint64_t deadline = now_ns() + 60ull * 1000000000ull;
+        uint64_t deadline = bench_now_ns() + 60ull * 1000000000ull;
         int r;
 
-        while ((r = sidespan_flush(c, 60000)) == -ENOTCONN && now_ns() < deadline)
+        while ((r = sidespan_flush(c, 60000)) == -ENOTCONN && bench_now_ns() < deadline)
                 sleep_ms(50);
         return r;
 }
@@ -490,7 +294,7 @@ static void conn_reap(const config *cfg, pid_t *pids, long procs, uint64_t t0, c
                 if (left > 0)
                         sleep_ms(20);
         }
-        w->ingest_ns = now_ns() - t0;
+        w->ingest_ns = bench_now_ns() - t0;
 }
 
 static double per_s(uint64_t n, uint64_t ns)
@@ -498,8 +302,8 @@ static double per_s(uint64_t n, uint64_t ns)
         return ns ? (double)n * 1e9 / (double)ns : 0;
 }
 
-static void conn_report(const config *cfg, long procs, const slot *slots, const dstats *a,
-                        const dstats *connected, const dstats *e, const conn_watch *w,
+static void conn_report(const config *cfg, long procs, const slot *slots, const bench_dstats *a,
+                        const bench_dstats *connected, const bench_dstats *e, const conn_watch *w,
                         uint64_t export_ns, double cpu_s, long rss0, long thr0)
 {
         uint64_t spans = 0, dropped = 0, finished = e->spans_finished - a->spans_finished;
@@ -555,7 +359,7 @@ static int mode_connections(const config *cfg)
         long runs = cfg->spans / SPANS_PER_RUN / cfg->n, rss0, thr0, started;
         size_t want = (size_t)runs * SPANS_PER_RUN * 512u, buffer;
         pid_t pids[MAX_PROCESSES];
-        dstats a, connected, e;
+        bench_dstats a, connected, e;
         conn_watch w = {0};
         int go[2], ready[2], r;
         uint64_t t0, done_ns;
@@ -572,7 +376,7 @@ static int mode_connections(const config *cfg)
                      MAP_SHARED | MAP_ANONYMOUS, -1, 0);
         if (slots == MAP_FAILED || pipe2(go, O_CLOEXEC) < 0 || pipe2(ready, O_CLOEXEC) < 0)
                 return -errno;
-        r = daemon_stats(cfg, &a);
+        r = bench_daemon_stats(cfg->socket, &a);
         if (r < 0)
                 return r;
         w.rss_idle = rss_kb(cfg);
@@ -585,18 +389,18 @@ static int mode_connections(const config *cfg)
         r = started == procs ? read_ready(ready[0], cfg->n) : -EAGAIN;
         close(ready[0]);
         if (r == 0)
-                r = daemon_stats(cfg, &connected);
+                r = bench_daemon_stats(cfg->socket, &connected);
         rss0 = rss_kb(cfg);
         thr0 = threads(cfg);
-        cpu0 = cpu_seconds(cfg->pid);
-        t0 = now_ns();
+        cpu0 = bench_cpu_seconds(cfg->pid);
+        t0 = bench_now_ns();
         close(go[1]); /* go */
         conn_reap(cfg, pids, started, t0, &w);
         if (r == 0)
                 r = wait_export(cfg, &a, &e, &done_ns);
         if (r == 0)
                 conn_report(cfg, procs, slots, &a, &connected, &e, &w, done_ns - t0,
-                            cpu0 >= 0 ? cpu_seconds(cfg->pid) - cpu0 : -1, rss0, thr0);
+                            cpu0 >= 0 ? bench_cpu_seconds(cfg->pid) - cpu0 : -1, rss0, thr0);
         munmap(slots, (size_t)cfg->n * sizeof(slot));
         return r;
 }
@@ -618,19 +422,19 @@ static size_t open_attr_bytes(void)
 }
 
 /* Poll until spans_open reaches want (or stops moving for SETTLE_NS). */
-static int wait_open(const config *cfg, uint64_t want, dstats *ret)
+static int wait_open(const config *cfg, uint64_t want, bench_dstats *ret)
 {
-        uint64_t last = UINT64_MAX, last_change = now_ns();
+        uint64_t last = UINT64_MAX, last_change = bench_now_ns();
         int r;
 
         for (;;) {
-                r = daemon_stats(cfg, ret);
+                r = bench_daemon_stats(cfg->socket, ret);
                 if (r < 0 || ret->spans_open == want)
                         return r;
                 if (ret->spans_open != last) {
                         last = ret->spans_open;
-                        last_change = now_ns();
-                } else if (now_ns() - last_change > SETTLE_NS)
+                        last_change = bench_now_ns();
+                } else if (bench_now_ns() - last_change > SETTLE_NS)
                         return 0;
                 sleep_ms(20);
         }
@@ -666,8 +470,8 @@ static void end_roots(sidespan_client *c, sidespan_span **spans, long n)
         (void)sidespan_flush(c, FLUSH_TIMEOUT_MS);
 }
 
-static void open_report(const config *cfg, long failed, const dstats *a, const dstats *b, long rss0,
-                        long rss1, double secs, double cpu_s)
+static void open_report(const config *cfg, long failed, const bench_dstats *a,
+                        const bench_dstats *b, long rss0, long rss1, double secs, double cpu_s)
 {
         uint64_t open = b->spans_open - a->spans_open;
         double per = open ? (double)(rss1 - rss0) * 1024.0 / (double)open : 0;
@@ -694,7 +498,7 @@ static int mode_open(const config *cfg)
         sidespan_client *c = NULL;
         long rss0, rss1, failed;
         uint64_t t0, done_ns;
-        dstats a, b, e;
+        bench_dstats a, b, e;
         double cpu0;
         int r;
 
@@ -702,21 +506,21 @@ static int mode_open(const config *cfg)
         if (r == 0)
                 r = sidespan_flush(c, 10000);
         if (r == 0)
-                r = daemon_stats(cfg, &a);
+                r = bench_daemon_stats(cfg->socket, &a);
         if (r < 0)
                 goto out;
         sleep_ms(500);
         rss0 = rss_kb(cfg);
-        cpu0 = cpu_seconds(cfg->pid);
-        t0 = now_ns();
+        cpu0 = bench_cpu_seconds(cfg->pid);
+        t0 = bench_now_ns();
         failed = open_roots(c, spans, cfg->n);
         r = wait_open(cfg, a.spans_open + (uint64_t)(cfg->n - failed), &b);
         if (r < 0)
                 goto out;
         rss1 = rss_kb(cfg);
-        open_report(cfg, failed, &a, &b, rss0, rss1, (double)(now_ns() - t0) / 1e9,
-                    cpu0 >= 0 ? cpu_seconds(cfg->pid) - cpu0 : -1);
-        t0 = now_ns();
+        open_report(cfg, failed, &a, &b, rss0, rss1, (double)(bench_now_ns() - t0) / 1e9,
+                    cpu0 >= 0 ? bench_cpu_seconds(cfg->pid) - cpu0 : -1);
+        t0 = bench_now_ns();
         end_roots(c, spans, cfg->n);
         r = wait_export(cfg, &a, &e, &done_ns);
         if (r == 0)
@@ -752,7 +556,7 @@ static void *soak_main(void *arg)
                 j->failures++;
                 return NULL;
         }
-        while ((t = now_ns()) < j->end_ns) {
+        while ((t = bench_now_ns()) < j->end_ns) {
                 uint64_t due = (uint64_t)((double)(t - j->t0) / 1e9 * j->runs_per_s);
 
                 while (j->runs < due) {
@@ -774,14 +578,14 @@ static void *soak_main(void *arg)
 static void soak_sample(const config *cfg, uint64_t t0, uint64_t end_ns, long *rss, long *n)
 {
         uint64_t prev = 0;
-        dstats s;
+        bench_dstats s;
 
         printf("  %6s %10s %12s %12s %10s %10s\n", "t (s)", "RSS (kB)", "finished/s", "exported",
                "exp.drop", "open");
         for (uint64_t next = t0; next <= end_ns; next += SAMPLE_S * 1000000000ull) {
-                while (now_ns() < next)
+                while (bench_now_ns() < next)
                         sleep_ms(50);
-                if (daemon_stats(cfg, &s) < 0)
+                if (bench_daemon_stats(cfg->socket, &s) < 0)
                         break;
                 rss[*n] = rss_kb(cfg);
                 printf("  %6.0f %10ld %12.0f %12" PRIu64 " %10" PRIu64 " %10" PRIu64 "\n",
@@ -795,7 +599,7 @@ static void soak_sample(const config *cfg, uint64_t t0, uint64_t end_ns, long *r
 }
 
 static void soak_report(const config *cfg, const long *rss, long n, const soak_job *j,
-                        const dstats *a, const dstats *e, double cpu_s)
+                        const bench_dstats *a, const bench_dstats *e, double cpu_s)
 {
         uint64_t runs = 0, dropped = 0, finished = e->spans_finished - a->spans_finished;
         long max = 0;
@@ -825,16 +629,16 @@ static int mode_soak(const config *cfg)
         pthread_t t[SOAK_THREADS];
         uint64_t t0, done_ns;
         int started = 0, r;
-        dstats a, e;
+        bench_dstats a, e;
         double cpu0;
 
-        r = rss ? daemon_stats(cfg, &a) : -ENOMEM;
+        r = rss ? bench_daemon_stats(cfg->socket, &a) : -ENOMEM;
         if (r < 0)
                 goto out;
         printf("soak %ld s at %ld spans/s (agent-shaped runs, %d paced clients)\n", cfg->n,
                cfg->rate, SOAK_THREADS);
-        cpu0 = cpu_seconds(cfg->pid);
-        t0 = now_ns();
+        cpu0 = bench_cpu_seconds(cfg->pid);
+        t0 = bench_now_ns();
         for (; started < SOAK_THREADS; started++) {
                 j[started] = (soak_job){
                     .cfg = cfg,
@@ -850,7 +654,8 @@ static int mode_soak(const config *cfg)
                 pthread_join(t[i], NULL);
         r = wait_export(cfg, &a, &e, &done_ns);
         if (r == 0)
-                soak_report(cfg, rss, n, j, &a, &e, cpu0 >= 0 ? cpu_seconds(cfg->pid) - cpu0 : -1);
+                soak_report(cfg, rss, n, j, &a, &e,
+                            cpu0 >= 0 ? bench_cpu_seconds(cfg->pid) - cpu0 : -1);
 out:
         free(rss);
         return r;
@@ -946,7 +751,7 @@ static int parse_args(int argc, char **argv, config *cfg)
 int main(int argc, char **argv)
 {
         config cfg = {.spans = 600000, .processes = 8, .rate = 100000, .export_timeout_s = 300};
-        dstats s;
+        bench_dstats s;
         int r;
 
         if (parse_args(argc, argv, &cfg) < 0) {
@@ -954,7 +759,7 @@ int main(int argc, char **argv)
                 return 2;
         }
         bench_agent_init();
-        r = daemon_stats(&cfg, &s);
+        r = bench_daemon_stats(cfg.socket, &s);
         if (r < 0) {
                 fprintf(stderr, "bench-scale: no daemon on %s: %s\n", cfg.socket, strerror(-r));
                 return 1;

@@ -14,6 +14,8 @@
 set -euo pipefail
 
 SRC=$(cd "$(dirname "$0")/.." && pwd)
+# shellcheck source=bench/lib.sh
+. "$SRC/bench/lib.sh"
 BUILD=${1:-build-bench}
 [ $# -gt 0 ] && shift
 case $BUILD in /*) ;; *) BUILD="$SRC/$BUILD" ;; esac
@@ -42,12 +44,8 @@ RATE=${BENCH_SCALE_RATE:-100000}
 TMP=$(mktemp -d /tmp/sidespan-scale.XXXXXX)
 DAEMON_PID=
 
-# Only what this script started, by pid.
 stop_daemon() {
-        if [ -n "$DAEMON_PID" ] && kill -0 "$DAEMON_PID" 2>/dev/null; then
-                kill -TERM "$DAEMON_PID" 2>/dev/null || true
-                wait "$DAEMON_PID" 2>/dev/null || true
-        fi
+        stop_pid "$DAEMON_PID"
         DAEMON_PID=
 }
 
@@ -58,10 +56,7 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-# The daemon and the clients read these; a benchmark must not inherit them.
-for v in $(compgen -e); do
-        case $v in OTEL_* | UPSONIC_* | SIDESPAN_SOCKET) unset "$v" ;; esac
-done
+clean_env
 
 if [ ! -d "$BUILD" ]; then
         meson setup "$BUILD" "$SRC" --buildtype=release >/dev/null

@@ -16,6 +16,8 @@
 set -euo pipefail
 
 SRC=$(cd "$(dirname "$0")/.." && pwd)
+# shellcheck source=bench/lib.sh
+. "$SRC/bench/lib.sh"
 BUILD="$SRC/build-bench"
 PYTHON3=/usr/bin/python3 # Debian's: it has the protobuf and grpc modules the receivers need
 TMP=$(mktemp -d /tmp/sidespan-bench.XXXXXX)
@@ -27,16 +29,6 @@ DAEMON_PID=
 RECEIVER_PID=
 BENCH_PID=
 
-# Only what this script started, by pid.
-stop_pid() {
-        local pid=$1
-        [ -n "$pid" ] || return 0
-        if kill -0 "$pid" 2>/dev/null; then
-                kill -TERM "$pid" 2>/dev/null || true
-                wait "$pid" 2>/dev/null || true
-        fi
-}
-
 cleanup() {
         stop_pid "$BENCH_PID"
         stop_pid "$DAEMON_PID"
@@ -46,17 +38,14 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-# The daemon and the clients read these; a benchmark must not inherit them.
-for v in $(compgen -e); do
-        case $v in OTEL_* | UPSONIC_* | SIDESPAN_SOCKET) unset "$v" ;; esac
-done
+clean_env
 
 build() {
         if [ ! -d "$BUILD" ]; then
                 meson setup "$BUILD" "$SRC" --buildtype=release >/dev/null
         fi
-        ninja -C "$BUILD" daemon/sidespand bench/bench-client bench/bench-daemon \
-                bench/bench-encode bench/bench-exporter-grpc bench/bench-policy >/dev/null
+        # Everything: the benchmarks, the daemon, grpc-sink, the library bench-python loads.
+        ninja -C "$BUILD" >/dev/null
 }
 
 # start_daemon NAME ARGS...: sidespand on $TMP/NAME.sock; sets SOCK and DAEMON_PID.
