@@ -231,14 +231,24 @@ fi
 if [ -x "$SRC/bench/bench-e2e.sh" ] && [ "${BENCH_E2E:-1}" != 0 ]; then
         section "bench-e2e: end to end over OTLP/HTTP (nginx) and OTLP/gRPC (bench/grpc-sink)"
         run "$SRC/bench/bench-e2e.sh" "$BUILD"
+        # Its table: transport target offered exported spans cl.drop ex.drop cpu_s us/sp sp/cpu_s
+        # rss_MB peak check.
+        for c in http http+gzip grpc grpc+gzip; do
+                note "e2e.$c.100000" "$(awk -v c="$c" '$1 == c && $2 == 100000 {print $4 " spans/s exported, " $6 " client and " $7 " exporter drops, " $10 " spans per daemon CPU-second, " $11 " MB RSS, check " $13}' "$TMP/run.out")"
+                note "e2e.$c.max" "$(awk -v c="$c" '$1 == c && $2 == "max" {print $4 " spans/s"}' "$TMP/run.out")"
+        done
 fi
 
 if [ -x "$SRC/bench/bench-scale.sh" ] && [ "${BENCH_SCALE:-1}" != 0 ]; then
         section "bench-scale: memory and scaling"
         run "$SRC/bench/bench-scale.sh" "$BUILD"
+        note idle.rss "$(sed -n 's/^idle: daemon RSS \([0-9]*\) kB (anonymous \([0-9]*\) kB.*/\1 kB (\2 kB anonymous)/p' "$TMP/run.out")"
+        note open.bytes "$(sed -n 's/.*: \([0-9]*\) bytes per open span beyond them.*/\1/p' "$TMP/run.out" | tail -1)"
+        note threads.max "$(sed -n 's/.*threads: [0-9]* connected, \([0-9]*\) max.*/\1/p' "$TMP/run.out" | sort -n | tail -1)"
         if [ "${BENCH_SOAK:-600}" != 0 ]; then
                 section "bench-scale soak: RSS at 100 000 spans/s for ${BENCH_SOAK:-600} s"
                 run "$SRC/bench/bench-scale.sh" "$BUILD" soak "${BENCH_SOAK:-600}"
+                note soak.rss "$(sed -n 's/^ *RSS: \(.*\)/\1/p' "$TMP/run.out")"
         fi
 fi
 
@@ -246,6 +256,7 @@ if [ "${BENCH_JS:-1}" != 0 ] && command -v node >/dev/null; then
         section "bench-js: the OpenTelemetry JS SDK in process beside sidespan"
         (cd "$SRC" && { [ -d node_modules/@opentelemetry/sdk-trace-base ] || npm ci --no-audit --no-fund; })
         PYTHON3="$PYTHON3" run node "$SRC/bench/bench-js.mjs" --sidespand "$BUILD/daemon/sidespand"
+        note js.ratio "$(sed -n 's/^ratio SDK \/ sidespan: //p' "$TMP/run.out")"
 fi
 
 if [ "${BENCH_HOSTILE:-1}" != 0 ]; then
@@ -310,6 +321,15 @@ figure() {
         printf '| Daemon, instructions per span, gzip on | reported | %s |\n' "$(figure daemon.instr.gzip)"
         printf '| Daemon, spans per CPU-second (file exporter, 4 clients) | >= 1 000 000 | %s |\n' "$(figure daemon.file.spans_per_cpu_s)"
         printf '| Bytes per span on the socket | | %s |\n' "$(figure socket.bytes_per_span)"
+        printf '| End to end at 100 000 spans/s, OTLP/HTTP to nginx | no drops | %s |\n' "$(figure e2e.http.100000)"
+        printf '| End to end at 100 000 spans/s, OTLP/HTTP + gzip | no drops | %s |\n' "$(figure e2e.http+gzip.100000)"
+        printf '| End to end at 100 000 spans/s, OTLP/gRPC to grpc-sink | no drops | %s |\n' "$(figure e2e.grpc.100000)"
+        printf '| End to end, the most exported (HTTP / gRPC), unpaced | | %s / %s |\n' "$(figure e2e.http.max)" "$(figure e2e.grpc.max)"
+        printf '| Idle RSS | <= 10 MB | %s |\n' "$(figure idle.rss)"
+        printf '| Bytes per open span beyond its attributes (1 000 000 open traces) | <= 1 024 | %s |\n' "$(figure open.bytes)"
+        printf '| Daemon threads, 1 to 512 connections (the file exporter'"'"'s 4 libuv workers included) | no thread per connection | %s at most |\n' "$(figure threads.max)"
+        printf '| RSS over the soak at 100 000 spans/s | flat | %s |\n' "$(figure soak.rss)"
+        printf '| OpenTelemetry JS SDK / sidespan (JS processor) | | %s |\n' "$(figure js.ratio)"
         printf '| OTLP encoder, instructions per 1 KiB chat span: direct writer | | %s |\n' "$(figure encode.protobuf)"
         printf '| OTLP encoder, the same with protobuf-c (before) | | %s |\n' "$(figure encode.protobuf-c)"
         printf '\nThe sections below hold every program'"'"'s output.\n'
