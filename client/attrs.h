@@ -9,7 +9,6 @@
  */
 
 #include <errno.h>
-#include <msgpack.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <string.h>
@@ -20,17 +19,6 @@
 /* 0 when a is a well-formed attribute (a non-empty key, a known type, no NULL where a value
  * is due), else -EINVAL. */
 int ssc_attrs_check(const sidespan_attr *a);
-
-/* Pack the string s (NUL-terminated, the caller's) into pk: 0, -EINVAL when it is too long
- * for msgpack, or the packer's failure. Inline: span starts pack their options with it. */
-static inline int ssc_attrs_pack_str(msgpack_packer *pk, const char *s)
-{
-        size_t n = strlen(s);
-
-        if (n > UINT32_MAX)
-                return -EINVAL;
-        return msgpack_pack_str_with_body(pk, s, n);
-}
 
 /*
  * Append one attribute to the map body b, validating it first; content keys are skipped
