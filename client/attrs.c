@@ -8,8 +8,6 @@
 #include <string.h>
 
 #include "attrs.h"
-#include "ss-id.h"
-#include "ss-wire.h"
 
 int ssc_attrs_check(const sidespan_attr *a)
 {
@@ -40,19 +38,12 @@ int ssc_attrs_check(const sidespan_attr *a)
         }
 }
 
-/* Room for n more bytes at the end of b: 0, -ENOBUFS past its maximum, -ENOMEM. */
-static inline int room(ss_buf *b, size_t n)
-{
-        /* max too: a caller may lower it for a while below an allocation it has. */
-        return n <= b->cap - b->len && b->len + n <= b->max ? 0 : ss_buf_reserve(b, n);
-}
-
 /* The elements of an array value, each given room of its own (arrays are rare and may be
  * long). b->len moves past each; the caller restores it on failure. */
 static int pack_array(ss_buf *b, const sidespan_attr *a)
 {
         size_t n = a->value.ints.n; /* the three arrays share the layout {v, n} */
-        int r = room(b, SS_MP_HEAD_MAX);
+        int r = ssc_attrs_room(b, SS_MP_HEAD_MAX);
 
         if (r < 0)
                 return r;
@@ -64,7 +55,7 @@ static int pack_array(ss_buf *b, const sidespan_attr *a)
 
                 if (len > UINT32_MAX)
                         return -EINVAL;
-                r = room(b, str ? SS_MP_HEAD_MAX + len : 9);
+                r = ssc_attrs_room(b, str ? SS_MP_HEAD_MAX + len : 9);
                 if (r < 0)
                         return r;
                 p = b->data + b->len;
@@ -79,43 +70,13 @@ static int pack_array(ss_buf *b, const sidespan_attr *a)
         return 0;
 }
 
-/* Key and scalar value written at once, with one check for room: the hot path. */
-static int pack_scalar(ss_buf *b, const char *key, size_t klen, const sidespan_attr *a)
-{
-        size_t vlen = a->type == SIDESPAN_ATTR_STR ? strlen(a->value.s) : 0;
-        uint8_t *p;
-        int r;
-
-        if (vlen > UINT32_MAX)
-                return -EINVAL;
-        r = room(b, ss_mp_str_head_len(klen) + klen +
-                        (a->type == SIDESPAN_ATTR_STR ? ss_mp_str_head_len(vlen) + vlen : 9));
-        if (r < 0)
-                return r;
-        p = ss_mp_put_str(b->data + b->len, key, (uint32_t)klen);
-        switch (a->type) {
-        case SIDESPAN_ATTR_STR:
-                p = ss_mp_put_str(p, a->value.s, (uint32_t)vlen);
-                break;
-        case SIDESPAN_ATTR_INT:
-                p = ss_mp_put_int(p, a->value.i);
-                break;
-        case SIDESPAN_ATTR_DOUBLE:
-                p = ss_mp_put_double(p, a->value.d);
-                break;
-        default: /* SIDESPAN_ATTR_BOOL, checked before */
-                p = ss_mp_put_bool(p, a->value.b);
-                break;
-        }
-        b->len = (size_t)(p - b->data);
-        return 0;
-}
-
 int ssc_attrs_pack_one(ss_buf *b, const sidespan_attr *a, bool drop_content, bool *ret_added)
 {
         size_t start = b->len, klen;
         int r;
 
+        if (a && a->type >= SIDESPAN_ATTR_STR && a->type <= SIDESPAN_ATTR_BOOL)
+                return ssc_attrs_pack_scalar(b, a, drop_content, ret_added);
         r = ssc_attrs_check(a);
         if (r < 0)
                 return r;
@@ -126,15 +87,11 @@ int ssc_attrs_pack_one(ss_buf *b, const sidespan_attr *a, bool drop_content, boo
                 *ret_added = false;
                 return 0;
         }
-        if (a->type < SIDESPAN_ATTR_STR_ARRAY) {
-                r = pack_scalar(b, a->key, klen, a);
-        } else {
-                r = room(b, SS_MP_HEAD_MAX + klen);
-                if (r == 0) {
-                        b->len = (size_t)(ss_mp_put_str(b->data + b->len, a->key, (uint32_t)klen) -
-                                          b->data);
-                        r = pack_array(b, a);
-                }
+        r = ssc_attrs_room(b, SS_MP_HEAD_MAX + klen);
+        if (r == 0) {
+                b->len =
+                    (size_t)(ss_mp_put_str(b->data + b->len, a->key, (uint32_t)klen) - b->data);
+                r = pack_array(b, a);
         }
         if (r < 0) {
                 b->len = start;

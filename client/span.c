@@ -67,7 +67,9 @@ typedef struct scratch {
 
 static pthread_key_t scratch_key;
 static pthread_once_t scratch_once = PTHREAD_ONCE_INIT;
-static _Thread_local scratch *tls_scratch;
+/* initial-exec: reached without a call to __tls_get_addr() (8 bytes of the static TLS glibc
+ * keeps for libraries loaded later, dlopen() included). */
+static _Thread_local scratch *tls_scratch __attribute__((tls_model("initial-exec")));
 
 static void span_release(sidespan_span *s)
 {
@@ -145,7 +147,7 @@ static int encode_failed(sidespan_client *c, int r)
 static ss_rawmap span_options(uint8_t *mem, const sidespan_span *s, bool remote)
 {
         uint32_t flags = 0x100u | (remote ? 0x200u : 0u) | (s->sampled ? 1u : 0u);
-        size_t ts = s->trace_state ? strlen(s->trace_state) : 0;
+        size_t ts = s->trace_state && s->trace_state[0] ? strlen(s->trace_state) : 0;
         uint8_t *p = mem;
         uint32_t n = 1;
 
@@ -196,7 +198,7 @@ static sidespan_span *span_alloc(sidespan_client *c, bool sampled)
         }
         s->end.max = max;
         s->end.len = 0;
-        if (sampled && ss_buf_reserve(&s->end, s->end.cap ? END_ROOM : END_FIRST) < 0) {
+        if (sampled && s->end.cap < END_ROOM && ss_buf_reserve(&s->end, END_FIRST) < 0) {
                 span_release(s);
                 return NULL;
         }
@@ -398,9 +400,10 @@ SIDESPAN_EXPORT int sidespan_span_start_remote(sidespan_client *c, const char *t
 
 /* ---- attributes after start ------------------------------------------------------------- */
 
-SIDESPAN_EXPORT int sidespan_span_set_attr(sidespan_span *s, const sidespan_attr *a)
+/* Pack a into the span's SPAN_END body; scalar marks a type the inline packer takes. */
+static inline int set_attr(sidespan_span *s, const sidespan_attr *a, bool scalar)
 {
-        bool added;
+        bool added, drop;
         int r;
 
         if (!s)
@@ -409,7 +412,9 @@ SIDESPAN_EXPORT int sidespan_span_set_attr(sidespan_span *s, const sidespan_attr
                 return ssc_attrs_check(a);
         if (s->n_attrs == UINT32_MAX)
                 return -ENOBUFS;
-        r = ssc_attrs_pack_one(&s->end, a, !s->client->cfg.include_content, &added);
+        drop = !s->client->cfg.include_content;
+        r = scalar ? ssc_attrs_pack_scalar(&s->end, a, drop, &added)
+                   : ssc_attrs_pack_one(&s->end, a, drop, &added);
         if (r == -ENOBUFS || r == -ENOMEM)
                 ssc_count(&s->client->n.attrs_dropped, 1);
         if (r < 0)
@@ -418,32 +423,37 @@ SIDESPAN_EXPORT int sidespan_span_set_attr(sidespan_span *s, const sidespan_attr
         return 0;
 }
 
+SIDESPAN_EXPORT int sidespan_span_set_attr(sidespan_span *s, const sidespan_attr *a)
+{
+        return set_attr(s, a, false);
+}
+
 SIDESPAN_EXPORT int sidespan_span_set_str(sidespan_span *s, const char *key, const char *value)
 {
         sidespan_attr a = {.key = key, .type = SIDESPAN_ATTR_STR, .value.s = value};
 
-        return sidespan_span_set_attr(s, &a);
+        return set_attr(s, &a, true);
 }
 
 SIDESPAN_EXPORT int sidespan_span_set_int(sidespan_span *s, const char *key, int64_t value)
 {
         sidespan_attr a = {.key = key, .type = SIDESPAN_ATTR_INT, .value.i = value};
 
-        return sidespan_span_set_attr(s, &a);
+        return set_attr(s, &a, true);
 }
 
 SIDESPAN_EXPORT int sidespan_span_set_double(sidespan_span *s, const char *key, double value)
 {
         sidespan_attr a = {.key = key, .type = SIDESPAN_ATTR_DOUBLE, .value.d = value};
 
-        return sidespan_span_set_attr(s, &a);
+        return set_attr(s, &a, true);
 }
 
 SIDESPAN_EXPORT int sidespan_span_set_bool(sidespan_span *s, const char *key, bool value)
 {
         sidespan_attr a = {.key = key, .type = SIDESPAN_ATTR_BOOL, .value.b = value};
 
-        return sidespan_span_set_attr(s, &a);
+        return set_attr(s, &a, true);
 }
 
 SIDESPAN_EXPORT int sidespan_span_set_str_array(sidespan_span *s, const char *key,

@@ -225,16 +225,29 @@ static inline uint32_t ss_frame_header_get(const uint8_t *p)
 
 /*
  * msgpack writers for the client's hot path: each writes one value at p, into room the
- * caller made (ss_buf_reserve()), and returns the end. The encodings are msgpack-c's
+ * caller made (ss_buf_reserve()), and returns the end. ss_mp_put_be() writes 2, 4 or 8
+ * big-endian bytes. The encodings are msgpack-c's
  * (the shortest one), so what they write decodes as if msgpack_pack_*() had packed it.
  */
 #define SS_MP_HEAD_MAX 5u /* the longest str, array or map header */
 
 static inline uint8_t *ss_mp_put_be(uint8_t *p, uint64_t v, unsigned bytes)
 {
-        for (unsigned i = bytes; i > 0; i--)
-                *p++ = (uint8_t)(v >> (8 * (i - 1)));
-        return p;
+        /* bytes is a constant at every call: one byte swap and one store each. */
+        if (bytes == 8) {
+                uint64_t x = __builtin_bswap64(v);
+
+                memcpy(p, &x, 8);
+        } else if (bytes == 4) {
+                uint32_t x = __builtin_bswap32((uint32_t)v);
+
+                memcpy(p, &x, 4);
+        } else {
+                uint16_t x = __builtin_bswap16((uint16_t)v);
+
+                memcpy(p, &x, 2);
+        }
+        return p + bytes;
 }
 
 /* The length of the header of a string of n bytes (n <= UINT32_MAX). */
