@@ -34,8 +34,8 @@ static inline int ssc_attrs_room(ss_buf *b, size_t n)
  * that the setters of the span API, whose type is a constant, pack without a switch. The
  * key and the value are written with one check for room.
  */
-static inline int ssc_attrs_pack_scalar(ss_buf *b, const sidespan_attr *a, bool drop_content,
-                                        bool *ret_added)
+static inline __attribute__((always_inline)) int
+ssc_attrs_pack_scalar(ss_buf *b, const sidespan_attr *a, bool drop_content, bool *ret_added)
 {
         size_t klen, vlen = 0, need;
         uint8_t *p;

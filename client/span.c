@@ -227,11 +227,13 @@ static sidespan_span *span_new(sidespan_client *c, const ssc_span_parent *p)
         bool sampled;
         sidespan_span *s;
 
+        uint8_t span_id[SS_SPAN_ID_LEN];
+
+        ss_id_span(p ? NULL : trace_id, span_id);
         if (p) {
                 tid = p->trace_id;
                 sampled = p->sampled;
         } else {
-                ss_id_random(trace_id, SS_TRACE_ID_LEN);
                 sampled = ss_sample_keep(trace_id, c->cfg.sample_rate);
         }
         s = span_alloc(c, sampled);
@@ -242,7 +244,7 @@ static sidespan_span *span_new(sidespan_client *c, const ssc_span_parent *p)
         s->sampled = sampled;
         s->trace_state = p ? p->trace_state : c->cfg.trace_state;
         memcpy(s->trace_id, tid, SS_TRACE_ID_LEN);
-        ss_id_random(s->span_id, SS_SPAN_ID_LEN);
+        memcpy(s->span_id, span_id, SS_SPAN_ID_LEN);
         return s;
 }
 
@@ -264,12 +266,22 @@ static int send_start(sidespan_span *s, const ssc_span_parent *p, const char *na
                           .name_len = name_len,
                           .kind = kind,
                           .start_ns = ss_now_ns()};
-        scratch *sc = scratch_get();
+        uint8_t small[SS_SPAN_START_MAX(NAME_STACK, SPAN_OPTIONS_MAX)];
         uint64_t skipped = 0;
         uint32_t count = 0;
         ss_wire_open o;
+        scratch *sc;
         int r;
 
+        /* The generic API's start: no attributes yet, a short name; written on the stack. */
+        if (!n && name_len <= NAME_STACK) {
+                r = ss_wire_span_start_write(small, c->cfg.max_frame, &h, &options);
+                if (r < 0)
+                        return encode_failed(c, r);
+                ssc_queue_enqueue(&c->q, small, (size_t)r);
+                return 0;
+        }
+        sc = scratch_get();
         if (!sc)
                 return encode_failed(c, -ENOMEM);
         r = ss_wire_span_start_open(&sc->frame, &h, &o);

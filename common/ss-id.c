@@ -109,6 +109,30 @@ void ss_id_random(uint8_t *id, size_t len)
         memcpy(g->s, s, sizeof(s));
 }
 
+void ss_id_span(uint8_t *trace_id, uint8_t *span_id)
+{
+        rng *g = &tls_rng;
+        unsigned gen = atomic_load_explicit(&fork_gen, memory_order_relaxed);
+        uint64_t s[4], a, b;
+
+        if (__builtin_expect(g->gen != gen, 0))
+                rng_seed(g, gen);
+        memcpy(s, g->s, sizeof(s));
+        if (trace_id) {
+                do {
+                        a = rng_next(s);
+                        b = rng_next(s);
+                } while (!(a | b));
+                memcpy(trace_id, &a, 8);
+                memcpy(trace_id + 8, &b, 8);
+        }
+        do
+                a = rng_next(s);
+        while (!a);
+        memcpy(span_id, &a, 8);
+        memcpy(g->s, s, sizeof(s));
+}
+
 uint64_t ss_now_ns(void)
 {
         struct timespec ts;

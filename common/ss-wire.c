@@ -107,24 +107,9 @@ int ss_wire_put_hello(ss_buf *b, size_t max_frame, const ss_rawmap *options)
         return frame_end(&f, max_frame);
 }
 
-int ss_wire_span_start_open(ss_buf *b, const ss_span_head *h, ss_wire_open *ret)
+/* SPAN_START's array header and fields up to the start time, at p (room made). */
+static uint8_t *put_start_fields(uint8_t *p, const ss_span_head *h)
 {
-        size_t need;
-        uint8_t *p;
-        int r;
-
-        if (h->name_len > UINT32_MAX)
-                return -EMSGSIZE;
-        /* header, array, type, 3 ids, name, kind, start_ns, map32 */
-        need = SS_FRAME_HEADER + 1 + 1 + (2 + SS_TRACE_ID_LEN) + (2 + SS_SPAN_ID_LEN) +
-               (2 + SS_SPAN_ID_LEN) + ss_mp_str_head_len(h->name_len) + h->name_len + 9 + 9 + 5;
-        if (need > b->cap - b->len) {
-                r = ss_buf_reserve(b, need);
-                if (r < 0)
-                        return r;
-        }
-        ret->start = b->len;
-        p = b->data + b->len + SS_FRAME_HEADER;
         *p++ = 0x99; /* an array of 9: type and 8 fields */
         *p++ = SS_MSG_SPAN_START;
         *p++ = 0xc4;
@@ -145,7 +130,45 @@ int ss_wire_span_start_open(ss_buf *b, const ss_span_head *h, ss_wire_open *ret)
         }
         p = ss_mp_put_str(p, h->name ? h->name : "", (uint32_t)h->name_len);
         p = ss_mp_put_int(p, h->kind);
-        p = ss_mp_put_uint(p, h->start_ns);
+        return ss_mp_put_uint(p, h->start_ns);
+}
+
+int ss_wire_span_start_write(uint8_t *out, size_t max_frame, const ss_span_head *h,
+                             const ss_rawmap *options)
+{
+        size_t olen = options ? options->len : 0, n;
+        uint8_t *p;
+
+        if (h->name_len > UINT32_MAX)
+                return -EMSGSIZE;
+        p = put_start_fields(out + SS_FRAME_HEADER, h);
+        *p++ = 0x80; /* no attributes */
+        p = ss_mp_put_container(p, options ? options->count : 0, true);
+        if (olen)
+                memcpy(p, options->data, olen);
+        n = (size_t)(p - out) + olen - SS_FRAME_HEADER;
+        if (n > max_frame || n > UINT32_MAX)
+                return -EMSGSIZE;
+        ss_frame_header_put(out, (uint32_t)n);
+        return (int)(n + SS_FRAME_HEADER);
+}
+
+int ss_wire_span_start_open(ss_buf *b, const ss_span_head *h, ss_wire_open *ret)
+{
+        size_t need;
+        uint8_t *p;
+        int r;
+
+        if (h->name_len > UINT32_MAX)
+                return -EMSGSIZE;
+        need = SS_SPAN_START_MAX(h->name_len, 0);
+        if (need > b->cap - b->len) {
+                r = ss_buf_reserve(b, need);
+                if (r < 0)
+                        return r;
+        }
+        ret->start = b->len;
+        p = put_start_fields(b->data + b->len + SS_FRAME_HEADER, h);
         ret->map_at = (size_t)(p - b->data);
         *p = 0xdf; /* map32: the count is known at the close */
         b->len = ret->map_at + 5;

@@ -443,6 +443,17 @@ int ss_wire_span_start_close(ss_buf *b, const ss_wire_open *o, size_t max_frame,
                              const ss_rawmap *options);
 
 /*
+ * SPAN_START without attributes written whole at out, which has room for
+ * SS_SPAN_START_MAX(h->name_len, options->len) bytes: the frame's length, or -EMSGSIZE
+ * past max_frame. For spans whose attributes come later: no buffer to manage.
+ */
+#define SS_SPAN_START_MAX(name_len, opt_len)                                                       \
+        (SS_FRAME_HEADER + 1 + 1 + (2 + SS_TRACE_ID_LEN) + 2 * (2 + SS_SPAN_ID_LEN) + 5 +          \
+         (name_len) + 9 + 9 + 5 + SS_MP_HEAD_MAX + (opt_len))
+int ss_wire_span_start_write(uint8_t *out, size_t max_frame, const ss_span_head *h,
+                             const ss_rawmap *options);
+
+/*
  * SPAN_END written in front of its attributes, which the caller packed into its own buffer
  * beforehand: the frame header and the fields before the map body (status message nil)
  * are written back to front so that they end at end, where a map body of body_len bytes
