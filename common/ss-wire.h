@@ -275,10 +275,44 @@ static inline uint8_t *ss_mp_put_str_head(uint8_t *p, uint32_t n)
         return ss_mp_put_be(p, n, 4);
 }
 
+/* Copy n bytes; keys, names and short values (up to 32 bytes) with a few overlapping
+ * word moves inline instead of a call, which costs more than the copy at these sizes. */
+static inline void ss_mp_copy(uint8_t *p, const char *s, size_t n)
+{
+        uint64_t a, b, c, d;
+        uint32_t x, y;
+
+        if (n > 32) {
+                memcpy(p, s, n);
+        } else if (n > 16) {
+                memcpy(&a, s, 8);
+                memcpy(&b, s + 8, 8);
+                memcpy(&c, s + n - 16, 8);
+                memcpy(&d, s + n - 8, 8);
+                memcpy(p, &a, 8);
+                memcpy(p + 8, &b, 8);
+                memcpy(p + n - 16, &c, 8);
+                memcpy(p + n - 8, &d, 8);
+        } else if (n >= 8) {
+                memcpy(&a, s, 8);
+                memcpy(&b, s + n - 8, 8);
+                memcpy(p, &a, 8);
+                memcpy(p + n - 8, &b, 8);
+        } else if (n >= 4) {
+                memcpy(&x, s, 4);
+                memcpy(&y, s + n - 4, 4);
+                memcpy(p, &x, 4);
+                memcpy(p + n - 4, &y, 4);
+        } else {
+                for (size_t i = 0; i < n; i++)
+                        p[i] = (uint8_t)s[i];
+        }
+}
+
 static inline uint8_t *ss_mp_put_str(uint8_t *p, const char *s, uint32_t n)
 {
         p = ss_mp_put_str_head(p, n);
-        memcpy(p, s, n);
+        ss_mp_copy(p, s, n);
         return p + n;
 }
 
