@@ -198,7 +198,8 @@ static sidespan_span *span_alloc(sidespan_client *c, bool sampled)
         }
         s->end.max = max;
         s->end.len = 0;
-        if (sampled && s->end.cap < END_ROOM && ss_buf_reserve(&s->end, END_FIRST) < 0) {
+        if (sampled && s->end.cap < END_ROOM &&
+            ss_buf_reserve(&s->end, max < END_FIRST ? max : END_FIRST) < 0) {
                 span_release(s);
                 return NULL;
         }
