@@ -22,19 +22,29 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "sidespan.h"
 
 #define FLUSH_TIMEOUT_MS 60000
 #define MAX_THREADS      64
-#define ROUNDS           5 /* per case; the median round is printed */
+#define ROUNDS           5 /* per case by default; the median round is printed */
+#define MAX_ROUNDS       25
+#define CG_ITERATIONS    3000 /* --matrix: callgrind runs of N and 3N spans per thread */
 
 typedef struct config {
         const char *socket;
+        const char *one_case;  /* --case: "agent" or "small", nothing else in the process */
+        const char *sidespand; /* --matrix: the daemon to start for the daemon-up cells */
         long iterations;
         long threads;
+        long rounds;
         bool agent;
+        bool matrix;
 } config;
 
 static bool agent_shaped; /* --agent: the spans of the agent-shaped run, in turn */
@@ -139,7 +149,9 @@ static int agent_span(sidespan_client *c, long i)
         return sidespan_span_end(s, SIDESPAN_STATUS_OK, NULL);
 }
 
-static int one_span(sidespan_client *c, long i)
+/* noinline: callgrind counts the calling thread's instructions inside it
+ * (--toggle-collect=one_span), the sender thread and the timing left out. */
+__attribute__((noinline)) static int one_span(sidespan_client *c, long i)
 {
         sidespan_span *s;
         int r;
@@ -266,13 +278,14 @@ static int cmp_rounds(const void *a, const void *b)
         return (x > y) - (x < y);
 }
 
-/* One case: a fresh client, a warm-up of a tenth of the spans, then ROUNDS timed rounds;
+/* One case: a fresh client, a warm-up of a tenth of the spans, then cfg->rounds timed rounds;
  * *ret is the median round, ret_min and ret_max the extremes of ns/span. */
 static int run_case(const char *socket, double rate, bool daemon, const config *cfg, long nthreads,
                     result *ret, double *ret_min, double *ret_max)
 {
         sidespan_client *c = NULL;
-        result res[ROUNDS];
+        result res[MAX_ROUNDS];
+        long rounds = cfg->rounds;
         int r;
 
         r = open_client(socket, rate, &c);
@@ -282,15 +295,15 @@ static int run_case(const char *socket, double rate, bool daemon, const config *
                 (void)one_span(c, i);
         if (daemon)
                 (void)sidespan_flush(c, FLUSH_TIMEOUT_MS);
-        for (int i = 0; i < ROUNDS && r == 0; i++)
+        for (long i = 0; i < rounds && r == 0; i++)
                 r = run_round(c, daemon, cfg->iterations, nthreads, &res[i]);
         (void)sidespan_client_close(&c);
         if (r < 0)
                 return r;
-        qsort(res, ROUNDS, sizeof(res[0]), cmp_rounds);
-        *ret = res[ROUNDS / 2];
+        qsort(res, (size_t)rounds, sizeof(res[0]), cmp_rounds);
+        *ret = res[rounds / 2];
         *ret_min = res[0].ns_per_span;
-        *ret_max = res[ROUNDS - 1].ns_per_span;
+        *ret_max = res[rounds - 1].ns_per_span;
         return 0;
 }
 
@@ -320,13 +333,24 @@ static void usage(FILE *f, const char *argv0)
 {
         fprintf(f,
                 "Usage: %s [--socket PATH] [--iterations N] [--threads N] [--agent]\n"
+                "       %s --case agent|small [--socket PATH] [--iterations N] [--threads N]\n"
+                "          [--rounds N]\n"
+                "       %s --matrix --sidespand PATH\n"
                 "Caller-side cost of libsidespan per span (start + 5 attributes + end).\n"
                 "      --agent           the spans of the agent-shaped 30-span run instead\n"
                 "  -s, --socket PATH     a running sidespand (without it, case (b) is skipped\n"
                 "                        and (c) and (d) run without a daemon)\n"
                 "  -n, --iterations N    spans per case and thread (default 200000)\n"
-                "  -t, --threads N       threads of case (d) (default 4)\n",
-                argv0);
+                "  -t, --threads N       threads of case (d) (default 4; 1 with --case)\n"
+                "      --case CASE       one case alone, nothing else in the process (for\n"
+                "                        callgrind): agent-shaped or small spans, daemon down\n"
+                "                        unless --socket; prints one line of figures\n"
+                "      --rounds N        timed rounds of --case (default 5)\n"
+                "      --matrix          every --case (agent, small; 1 and 4 threads; daemon\n"
+                "                        down and up): ns p50/p99/max natively, instructions per\n"
+                "                        span on the calling threads under callgrind; starts\n"
+                "                        --sidespand PATH on a temporary socket\n",
+                argv0, argv0, argv0);
 }
 
 static int parse_args(int argc, char **argv, config *cfg)
@@ -334,8 +358,11 @@ static int parse_args(int argc, char **argv, config *cfg)
         static const struct option opts[] = {
             {"socket", required_argument, NULL, 's'},  {"iterations", required_argument, NULL, 'n'},
             {"threads", required_argument, NULL, 't'}, {"agent", no_argument, NULL, 'a'},
+            {"case", required_argument, NULL, 'c'},    {"rounds", required_argument, NULL, 'r'},
+            {"matrix", no_argument, NULL, 'm'},        {"sidespand", required_argument, NULL, 'd'},
             {"help", no_argument, NULL, 'h'},          {0},
         };
+        bool threads_set = false;
         int c;
 
         while ((c = getopt_long(argc, argv, "s:n:t:h", opts, NULL)) != -1) {
@@ -343,24 +370,302 @@ static int parse_args(int argc, char **argv, config *cfg)
                         cfg->socket = optarg;
                 else if (c == 'n')
                         cfg->iterations = strtol(optarg, NULL, 10);
-                else if (c == 't')
+                else if (c == 't') {
                         cfg->threads = strtol(optarg, NULL, 10);
-                else if (c == 'a')
+                        threads_set = true;
+                } else if (c == 'a')
                         cfg->agent = true;
+                else if (c == 'c')
+                        cfg->one_case = optarg;
+                else if (c == 'r')
+                        cfg->rounds = strtol(optarg, NULL, 10);
+                else if (c == 'm')
+                        cfg->matrix = true;
+                else if (c == 'd')
+                        cfg->sidespand = optarg;
                 else if (c == 'h') {
                         usage(stdout, argv[0]);
                         exit(0);
                 } else
                         return -EINVAL;
         }
-        if (optind < argc || cfg->iterations < 10 || cfg->threads < 1 || cfg->threads > MAX_THREADS)
+        if (cfg->one_case) {
+                if (strcmp(cfg->one_case, "agent") != 0 && strcmp(cfg->one_case, "small") != 0)
+                        return -EINVAL;
+                cfg->agent = strcmp(cfg->one_case, "agent") == 0;
+                if (!threads_set)
+                        cfg->threads = 1;
+        }
+        if (optind < argc || cfg->iterations < 10 || cfg->threads < 1 ||
+            cfg->threads > MAX_THREADS || cfg->rounds < 1 || cfg->rounds > MAX_ROUNDS ||
+            (cfg->matrix && !cfg->sidespand))
                 return -EINVAL;
         return 0;
 }
 
+/* ---- --case: one case alone ----------------------------------------------------------- */
+
+/*
+ * The line --matrix parses: the median round's figures and the number of spans one_span()
+ * made in this process (warm-up included), which callgrind's difference divides by.
+ */
+static int one_case(const config *cfg)
+{
+        bool daemon = cfg->socket != NULL;
+        long spans = cfg->iterations / 10 + cfg->rounds * cfg->iterations * cfg->threads;
+        double lo = 0, hi = 0;
+        result res;
+        int r;
+
+        r = run_case(daemon ? cfg->socket : "/nonexistent/sidespan-bench.sock", 1.0, daemon, cfg,
+                     cfg->threads, &res, &lo, &hi);
+        if (r < 0) {
+                fprintf(stderr, "case %s failed: %s\n", cfg->one_case, sidespan_strerror(r));
+                return 1;
+        }
+        printf("case=%s threads=%ld daemon=%s ns_mean=%.0f p50=%" PRIu64 " p99=%" PRIu64
+               " max=%" PRIu64 " spans=%ld dropped=%" PRIu64 "\n",
+               cfg->one_case, cfg->threads, daemon ? "up" : "down", res.ns_per_span, res.p50,
+               res.p99, res.max, spans, res.dropped);
+        return 0;
+}
+
+/* ---- --matrix: every case, timed and counted ------------------------------------------ */
+
+static pid_t daemon_pid = -1;
+static char tmp_dir[64];
+static char daemon_sock[128];
+
+static void stop_daemon(void)
+{
+        if (daemon_pid > 0) {
+                kill(daemon_pid, SIGTERM);
+                waitpid(daemon_pid, NULL, 0);
+                daemon_pid = -1;
+        }
+        if (daemon_sock[0])
+                unlink(daemon_sock);
+        if (tmp_dir[0])
+                rmdir(tmp_dir);
+}
+
+static void on_signal(int sig)
+{
+        if (daemon_pid > 0)
+                kill(daemon_pid, SIGTERM);
+        signal(sig, SIG_DFL);
+        raise(sig);
+}
+
+/* sidespand --exporter file --file /dev/null on a socket in a temporary directory. */
+static int start_daemon(const char *path)
+{
+        struct stat st;
+
+        snprintf(tmp_dir, sizeof(tmp_dir), "/tmp/bench-client.XXXXXX");
+        if (!mkdtemp(tmp_dir)) {
+                tmp_dir[0] = '\0';
+                return -errno;
+        }
+        snprintf(daemon_sock, sizeof(daemon_sock), "%s/sidespan.sock", tmp_dir);
+        signal(SIGINT, on_signal);
+        signal(SIGTERM, on_signal);
+        daemon_pid = fork();
+        if (daemon_pid < 0)
+                return -errno;
+        if (daemon_pid == 0) {
+                execl(path, path, "--socket", daemon_sock, "--exporter", "file", "--file",
+                      "/dev/null", "--log-level", "warning", (char *)NULL);
+                _exit(127);
+        }
+        for (int i = 0; i < 200; i++) {
+                if (stat(daemon_sock, &st) == 0)
+                        return 0;
+                if (waitpid(daemon_pid, NULL, WNOHANG) == daemon_pid) {
+                        daemon_pid = -1;
+                        return -ECHILD;
+                }
+                usleep(50000);
+        }
+        return -ETIMEDOUT;
+}
+
+/* Run argv with its standard output into out (NUL-terminated); 0 when it exited with 0. */
+static int run_child(char *const argv[], char *out, size_t size)
+{
+        size_t n = 0;
+        int fd[2], status;
+        ssize_t k;
+        pid_t pid;
+
+        if (pipe(fd) < 0)
+                return -errno;
+        pid = fork();
+        if (pid < 0)
+                return -errno;
+        if (pid == 0) {
+                dup2(fd[1], STDOUT_FILENO);
+                close(fd[0]);
+                close(fd[1]);
+                execv(argv[0], argv);
+                _exit(127);
+        }
+        close(fd[1]);
+        while (n + 1 < size && (k = read(fd[0], out + n, size - 1 - n)) > 0)
+                n += (size_t)k;
+        out[n] = '\0';
+        close(fd[0]);
+        if (waitpid(pid, &status, 0) < 0)
+                return -errno;
+        return WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 0 : -EIO;
+}
+
+/* The figures of one --case child: timed natively (cg NULL), or under callgrind writing its
+ * counts to cg. */
+static int run_one(const char *which, long threads, bool up, long iterations, long rounds,
+                   const char *cg, char *out, size_t size)
+{
+        char n[24], t[24], r[24], cgout[200], self[4096];
+        char *argv[24];
+        int k = 0;
+        ssize_t len = readlink("/proc/self/exe", self, sizeof(self) - 1);
+
+        if (len < 0)
+                return -errno;
+        self[len] = '\0';
+        snprintf(n, sizeof(n), "%ld", iterations);
+        snprintf(t, sizeof(t), "%ld", threads);
+        snprintf(r, sizeof(r), "%ld", rounds);
+        if (cg) {
+                snprintf(cgout, sizeof(cgout), "--callgrind-out-file=%s", cg);
+                argv[k++] = "/usr/bin/valgrind";
+                argv[k++] = "--tool=callgrind";
+                argv[k++] = "--quiet";
+                argv[k++] = cgout;
+                argv[k++] = "--collect-atstart=no";
+                argv[k++] = "--toggle-collect=one_span";
+        }
+        argv[k++] = self;
+        argv[k++] = "--case";
+        argv[k++] = (char *)which;
+        argv[k++] = "--iterations";
+        argv[k++] = n;
+        argv[k++] = "--threads";
+        argv[k++] = t;
+        argv[k++] = "--rounds";
+        argv[k++] = r;
+        if (up) {
+                argv[k++] = "--socket";
+                argv[k++] = daemon_sock;
+        }
+        argv[k] = NULL;
+        return run_child(argv, out, size);
+}
+
+/* The instructions callgrind counted (its "summary:" line), or -1. */
+static double callgrind_total(const char *file)
+{
+        char line[512];
+        double v = -1;
+        FILE *f = fopen(file, "r");
+
+        if (!f)
+                return -1;
+        while (fgets(line, sizeof(line), f))
+                if (strncmp(line, "summary:", 8) == 0 || strncmp(line, "totals:", 7) == 0)
+                        v = strtod(line + (line[0] == 's' ? 8 : 7), NULL);
+        fclose(f);
+        return v;
+}
+
+/* Instructions per span on the calling threads: callgrind counts inside one_span() only, in
+ * a run of N and one of 3N spans per thread; the difference leaves out every one-off cost
+ * (first buffers, the sender's start) and is divided by the spans between the two. */
+static double instructions_per_span(const char *which, long threads, bool up)
+{
+        long n = CG_ITERATIONS, spans[2];
+        double total[2];
+        char out[512], file[160];
+
+        for (int i = 0; i < 2; i++) {
+                long iters = i ? 3 * n : n;
+                const char *p;
+
+                snprintf(file, sizeof(file), "%s/callgrind.out", tmp_dir);
+                if (run_one(which, threads, up, iters, 1, file, out, sizeof(out)) < 0)
+                        return -1;
+                total[i] = callgrind_total(file);
+                unlink(file);
+                p = strstr(out, "spans=");
+                if (!p || total[i] < 0)
+                        return -1;
+                spans[i] = strtol(p + 6, NULL, 10);
+        }
+        return (total[1] - total[0]) / (double)(spans[1] - spans[0]);
+}
+
+static uint64_t field(const char *out, const char *name)
+{
+        const char *p = strstr(out, name);
+
+        return p ? strtoull(p + strlen(name), NULL, 10) : 0;
+}
+
+static int matrix(const config *cfg)
+{
+        static const char *const cases[] = {"agent", "small"};
+        static const long threads[] = {1, 4};
+        bool ok = true;
+        int r;
+
+        r = start_daemon(cfg->sidespand);
+        if (r < 0) {
+                fprintf(stderr, "sidespand did not start: %s\n", sidespan_strerror(r));
+                stop_daemon();
+                return 1;
+        }
+        printf("libsidespan %s: every case in a process of its own; ns: median of 5 rounds\n"
+               "(agent 60000, small 200000 spans per thread and round), clock included;\n"
+               "instr/span: callgrind inside the emitting function on the calling threads,\n"
+               "runs of %d and %d spans per thread differenced. Daemon up: %s --exporter file\n"
+               "--file /dev/null.\n\n",
+               sidespan_version(), CG_ITERATIONS, 3 * CG_ITERATIONS, cfg->sidespand);
+        printf("%-6s %7s %6s %8s %6s %6s %8s %10s %8s\n", "case", "threads", "daemon", "ns/span",
+               "p50", "p99", "max ns", "instr/span", "dropped");
+        for (size_t ci = 0; ci < 2; ci++)
+                for (size_t ti = 0; ti < 2; ti++)
+                        for (int up = 0; up < 2; up++) {
+                                long iters = ci == 0 ? 60000 : 200000;
+                                char out[512];
+                                double ins;
+
+                                if (run_one(cases[ci], threads[ti], up, iters, ROUNDS, NULL, out,
+                                            sizeof(out)) < 0) {
+                                        printf("%-6s %7ld %6s failed\n", cases[ci], threads[ti],
+                                               up ? "up" : "down");
+                                        ok = false;
+                                        continue;
+                                }
+                                ins = instructions_per_span(cases[ci], threads[ti], up);
+                                printf("%-6s %7ld %6s %8" PRIu64 " %6" PRIu64 " %6" PRIu64
+                                       " %8" PRIu64 " %10.0f %8" PRIu64 "\n",
+                                       cases[ci], threads[ti], up ? "up" : "down",
+                                       field(out, "ns_mean="), field(out, "p50="),
+                                       field(out, "p99="), field(out, "max="), ins,
+                                       field(out, "dropped="));
+                                fflush(stdout);
+                        }
+        stop_daemon();
+        printf("\nagent: the 30 spans of TRACE-MODEL.md's run in turn (2 chat spans with 1 KiB in\n"
+               "each of gen_ai.input.messages and gen_ai.output.messages); small: start + 5\n"
+               "small attributes + end. dropped: frames the full buffer refused in the median\n"
+               "round (daemon down: all once the buffer is full).\n");
+        return ok ? 0 : 1;
+}
+
 int main(int argc, char **argv)
 {
-        config cfg = {.iterations = 200000, .threads = 4};
+        config cfg = {.iterations = 200000, .threads = 4, .rounds = ROUNDS};
         const char *absent = "/nonexistent/sidespan-bench.sock";
         bool daemon;
         char label[64];
@@ -374,6 +679,10 @@ int main(int argc, char **argv)
         agent_shaped = cfg.agent;
         messages(chat_in, sizeof(chat_in), "user");
         messages(chat_out, sizeof(chat_out), "assistant");
+        if (cfg.one_case)
+                return one_case(&cfg);
+        if (cfg.matrix)
+                return matrix(&cfg);
         printf("libsidespan %s, span = %s; per case %d rounds of %ld\n"
                "spans per thread, figures of the median round (by ns/span)\n",
                sidespan_version(),

@@ -8,7 +8,6 @@
 #include <string.h>
 
 #include "attrs.h"
-#include "ss-id.h"
 
 int ssc_attrs_check(const sidespan_attr *a)
 {
@@ -39,57 +38,64 @@ int ssc_attrs_check(const sidespan_attr *a)
         }
 }
 
-static int pack_value(msgpack_packer *pk, const sidespan_attr *a)
+/* The elements of an array value, each given room of its own (arrays are rare and may be
+ * long). b->len moves past each; the caller restores it on failure. */
+static int pack_array(ss_buf *b, const sidespan_attr *a)
 {
-        int r = 0;
+        size_t n = a->value.ints.n; /* the three arrays share the layout {v, n} */
+        int r = ssc_attrs_room(b, SS_MP_HEAD_MAX);
 
-        switch (a->type) {
-        case SIDESPAN_ATTR_STR:
-                return ssc_attrs_pack_str(pk, a->value.s);
-        case SIDESPAN_ATTR_INT:
-                return msgpack_pack_int64(pk, a->value.i);
-        case SIDESPAN_ATTR_DOUBLE:
-                return msgpack_pack_double(pk, a->value.d);
-        case SIDESPAN_ATTR_BOOL:
-                return a->value.b ? msgpack_pack_true(pk) : msgpack_pack_false(pk);
-        case SIDESPAN_ATTR_STR_ARRAY:
-                r = msgpack_pack_array(pk, a->value.strs.n);
-                for (size_t i = 0; !r && i < a->value.strs.n; i++)
-                        r = ssc_attrs_pack_str(pk, a->value.strs.v[i]);
+        if (r < 0)
                 return r;
-        case SIDESPAN_ATTR_INT_ARRAY:
-                r = msgpack_pack_array(pk, a->value.ints.n);
-                for (size_t i = 0; !r && i < a->value.ints.n; i++)
-                        r = msgpack_pack_int64(pk, a->value.ints.v[i]);
-                return r;
-        default: /* SIDESPAN_ATTR_DOUBLE_ARRAY, checked before */
-                r = msgpack_pack_array(pk, a->value.doubles.n);
-                for (size_t i = 0; !r && i < a->value.doubles.n; i++)
-                        r = msgpack_pack_double(pk, a->value.doubles.v[i]);
-                return r;
+        b->len = (size_t)(ss_mp_put_container(b->data + b->len, (uint32_t)n, false) - b->data);
+        for (size_t i = 0; i < n; i++) {
+                const char *str = a->type == SIDESPAN_ATTR_STR_ARRAY ? a->value.strs.v[i] : NULL;
+                size_t len = str ? strlen(str) : 0;
+                uint8_t *p;
+
+                if (len > UINT32_MAX)
+                        return -EINVAL;
+                r = ssc_attrs_room(b, str ? SS_MP_HEAD_MAX + len : 9);
+                if (r < 0)
+                        return r;
+                p = b->data + b->len;
+                if (str)
+                        p = ss_mp_put_str(p, str, (uint32_t)len);
+                else if (a->type == SIDESPAN_ATTR_INT_ARRAY)
+                        p = ss_mp_put_int(p, a->value.ints.v[i]);
+                else
+                        p = ss_mp_put_double(p, a->value.doubles.v[i]);
+                b->len = (size_t)(p - b->data);
         }
+        return 0;
 }
 
 int ssc_attrs_pack_one(ss_buf *b, const sidespan_attr *a, bool drop_content, bool *ret_added)
 {
-        size_t start = b->len;
-        msgpack_packer pk;
+        size_t start = b->len, klen;
         int r;
 
+        if (a && a->type >= SIDESPAN_ATTR_STR && a->type <= SIDESPAN_ATTR_BOOL)
+                return ssc_attrs_pack_scalar(b, a, drop_content, ret_added);
         r = ssc_attrs_check(a);
         if (r < 0)
                 return r;
-        if (drop_content && ss_content_key(a->key, strlen(a->key))) {
+        klen = strlen(a->key);
+        if (klen > UINT32_MAX)
+                return -EINVAL;
+        if (drop_content && ss_content_key(a->key, klen)) {
                 *ret_added = false;
                 return 0;
         }
-        msgpack_packer_init(&pk, b, ss_buf_msgpack_write);
-        r = ssc_attrs_pack_str(&pk, a->key);
-        if (!r)
-                r = pack_value(&pk, a);
-        if (r) {
+        r = ssc_attrs_room(b, SS_MP_HEAD_MAX + klen);
+        if (r == 0) {
+                b->len =
+                    (size_t)(ss_mp_put_str(b->data + b->len, a->key, (uint32_t)klen) - b->data);
+                r = pack_array(b, a);
+        }
+        if (r < 0) {
                 b->len = start;
-                return r < 0 ? r : -ENOBUFS;
+                return r;
         }
         *ret_added = true;
         return 0;

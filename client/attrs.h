@@ -9,27 +9,71 @@
  */
 
 #include <errno.h>
-#include <msgpack.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <string.h>
 
 #include "sidespan.h"
 #include "ss-buf.h"
+#include "ss-id.h"
+#include "ss-wire.h"
 
 /* 0 when a is a well-formed attribute (a non-empty key, a known type, no NULL where a value
  * is due), else -EINVAL. */
 int ssc_attrs_check(const sidespan_attr *a);
 
-/* Pack the string s (NUL-terminated, the caller's) into pk: 0, -EINVAL when it is too long
- * for msgpack, or the packer's failure. Inline: span starts pack their options with it. */
-static inline int ssc_attrs_pack_str(msgpack_packer *pk, const char *s)
+/* Room for n more bytes at the end of b: 0, -ENOBUFS past its maximum, -ENOMEM. */
+static inline int ssc_attrs_room(ss_buf *b, size_t n)
 {
-        size_t n = strlen(s);
+        /* max too: a caller may lower it for a while below an allocation it has. */
+        return n <= b->cap - b->len && b->len + n <= b->max ? 0 : ss_buf_reserve(b, n);
+}
 
-        if (n > UINT32_MAX)
+/*
+ * ssc_attrs_pack_one() for a string, integer, double or boolean: the hot path, inline so
+ * that the setters of the span API, whose type is a constant, pack without a switch. The
+ * key and the value are written with one check for room.
+ */
+static inline __attribute__((always_inline)) int
+ssc_attrs_pack_scalar(ss_buf *b, const sidespan_attr *a, bool drop_content, bool *ret_added)
+{
+        size_t klen, vlen = 0, need;
+        uint8_t *p;
+        int r;
+
+        if (!a->key || (a->type == SIDESPAN_ATTR_STR && !a->value.s))
                 return -EINVAL;
-        return msgpack_pack_str_with_body(pk, s, n);
+        klen = strlen(a->key);
+        if (klen == 0 || klen > UINT32_MAX)
+                return -EINVAL;
+        if (drop_content && ss_content_key(a->key, klen)) {
+                *ret_added = false;
+                return 0;
+        }
+        if (a->type == SIDESPAN_ATTR_STR) {
+                vlen = strlen(a->value.s);
+                if (vlen > UINT32_MAX)
+                        return -EINVAL;
+                need = ss_mp_str_head_len(vlen) + vlen;
+        } else {
+                need = a->type == SIDESPAN_ATTR_BOOL ? 1 : 9;
+        }
+        need += ss_mp_str_head_len(klen) + klen;
+        r = ssc_attrs_room(b, need);
+        if (r < 0)
+                return r;
+        p = ss_mp_put_str(b->data + b->len, a->key, (uint32_t)klen);
+        if (a->type == SIDESPAN_ATTR_STR)
+                p = ss_mp_put_str(p, a->value.s, (uint32_t)vlen);
+        else if (a->type == SIDESPAN_ATTR_INT)
+                p = ss_mp_put_int(p, a->value.i);
+        else if (a->type == SIDESPAN_ATTR_DOUBLE)
+                p = ss_mp_put_double(p, a->value.d);
+        else
+                p = ss_mp_put_bool(p, a->value.b);
+        b->len = (size_t)(p - b->data);
+        *ret_added = true;
+        return 0;
 }
 
 /*

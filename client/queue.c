@@ -16,6 +16,7 @@
 
 #define FLUSH_SLACK    64u                  /* room past limit for a FLUSH frame */
 #define START_RETRY_NS (1000u * 1000000ull) /* a failed start is retried this much later */
+#define QUEUE_FIRST    (256u * 1024)        /* each of the two buffers' first allocation */
 
 /* ---- the owner ------------------------------------------------------------------------ */
 
@@ -34,16 +35,26 @@ static int cond_init(pthread_cond_t *cond)
 
 int ssc_queue_init(ssc_queue *q, size_t limit, size_t max_frame, ssc_counters *n)
 {
+        pthread_mutexattr_t ma;
         int r;
 
         *q = (ssc_queue){.limit = limit, .max_frame = max_frame, .n = n, .wake_fd = -1};
         ssc_queue_buf_init(q, &q->pending);
-        r = pthread_mutex_init(&q->lock, NULL);
-        if (r)
+        /* Adaptive: a caller that finds the lock taken spins a little before it sleeps in the
+         * kernel, which the short hold times here nearly always make unnecessary. */
+        pthread_mutexattr_init(&ma);
+        pthread_mutexattr_settype(&ma, PTHREAD_MUTEX_ADAPTIVE_NP);
+        r = pthread_mutex_init(&q->lock, &ma);
+        pthread_mutexattr_destroy(&ma);
+        if (r) {
+                ss_buf_free(&q->pending);
                 return -r;
+        }
         r = cond_init(&q->cond);
-        if (r < 0)
+        if (r < 0) {
                 pthread_mutex_destroy(&q->lock);
+                ss_buf_free(&q->pending);
+        }
         return r;
 }
 
@@ -56,6 +67,9 @@ void ssc_queue_set_consumer(ssc_queue *q, ssc_queue_start_fn start, void *ctx)
 void ssc_queue_buf_init(const ssc_queue *q, ss_buf *b)
 {
         ss_buf_init(b, q->limit + FLUSH_SLACK);
+        /* Allocated now, not grown by a caller's enqueue (a realloc of this size is an
+         * mremap() system call on the caller's thread); past it, growth is lazy. */
+        (void)ss_buf_reserve(b, q->limit < QUEUE_FIRST ? q->limit : QUEUE_FIRST);
 }
 
 void ssc_queue_free(ssc_queue *q)
@@ -139,16 +153,19 @@ void ssc_queue_enqueue(ssc_queue *q, const uint8_t *frame, size_t len)
                 ssc_count(&q->n->dropped, 1);
                 return;
         }
-        /* A system call only when the sender must know now: it sleeps without a timer, or
-         * enough has gathered to be worth a write. */
-        wake_now = (before == 0 && q->idle) ||
-                   (before < SSC_QUEUE_WATERMARK && q->pending.len >= SSC_QUEUE_WATERMARK);
+        /* A system call only when the sender must know now: it sleeps without a timer. While
+         * frames wait it looks every SSC_QUEUE_WATCH_MS itself (the watermark included), so
+         * a busy caller makes none. */
+        wake_now = before == 0 && q->idle;
         if (wake_now) {
                 q->idle = false;
                 wake(q);
         }
+        /* Every writer of frames_queued holds the lock: a plain add, no locked instruction. */
+        atomic_store_explicit(&q->n->frames_queued,
+                              atomic_load_explicit(&q->n->frames_queued, memory_order_relaxed) + 1,
+                              memory_order_relaxed);
         pthread_mutex_unlock(&q->lock);
-        ssc_count(&q->n->frames_queued, 1);
 }
 
 int ssc_queue_start(ssc_queue *q)

@@ -21,7 +21,8 @@
 #include "counters.h"
 #include "ss-buf.h"
 
-#define SSC_QUEUE_WATERMARK (64u * 1024) /* wake the sender when this much waits */
+#define SSC_QUEUE_WATERMARK (64u * 1024) /* the sender writes at once when this much waits */
+#define SSC_QUEUE_WATCH_MS  1u           /* how often the sender looks while frames wait */
 
 /* Start the consumer (the sender thread). Called under the lock when none runs: 0 once it
  * runs, or -errno (the queue retries no sooner than a second later). */
@@ -84,7 +85,8 @@ void ssc_queue_after_fork(ssc_queue *q);
 
 /*
  * Copy one encoded frame into the queue, or drop and count it when it does not fit. Wakes
- * the sender only at the watermark or when it sleeps. Never blocks beyond the short lock.
+ * the sender (a system call) only when it sleeps without a timer, i.e. the first frame
+ * after a quiet spell. Never blocks beyond the short lock.
  */
 void ssc_queue_enqueue(ssc_queue *q, const uint8_t *frame, size_t len);
 

@@ -323,8 +323,12 @@ static int poll_timeout(ssc_sender *s, uint64_t now, bool blocked)
                 return -1; /* the socket's POLLOUT wakes us */
         if (ssc_queue_flush_due(s->q))
                 return 0;
-        if (ssc_queue_pending(s->q))
-                return s->linger_deadline_ns > now ? ns_to_ms(s->linger_deadline_ns - now) : 0;
+        /* Frames wait: look again soon, for the watermark, which callers do not signal. */
+        if (ssc_queue_pending(s->q)) {
+                int ms = s->linger_deadline_ns > now ? ns_to_ms(s->linger_deadline_ns - now) : 0;
+
+                return ms > (int)SSC_QUEUE_WATCH_MS ? (int)SSC_QUEUE_WATCH_MS : ms;
+        }
         ssc_queue_idle(s->q, true);
         return -1;
 }

@@ -1,8 +1,12 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * The span API: the caller's thread encodes each message into a thread-local
- * scratch buffer, then ssc_queue_enqueue() copies the frame into the client's
- * queue under a short lock. No system call on this path except the
+ * The span API. A content string is copied twice on its way to the socket:
+ * into the span's buffer when it is set (packed there once, as the map body of
+ * SPAN_END, whose head is written in front of it at the end), and into the
+ * client's queue by ssc_queue_enqueue() under a short lock. SPAN_START is
+ * encoded into a thread-local scratch frame, its attributes straight into it.
+ * Spans come from a per-thread cache, so a span costs no malloc; ids come from
+ * the per-thread generator of ss-id.c. No system call on this path except the
  * occasional wake-up of the sender.
  */
 #include <errno.h>
@@ -35,29 +39,56 @@ _Static_assert(SAME(SIDESPAN_STATUS_UNSET, SS_STATUS_UNSET) &&
 
 struct sidespan_span {
         sidespan_client *client;
+        sidespan_span *next_free; /* in a thread's cache of spans, once ended */
         uint8_t trace_id[SS_TRACE_ID_LEN];
         uint8_t span_id[SS_SPAN_ID_LEN];
         bool sampled;
         const char *trace_state; /* the client's string or NULL; lives as long as the client */
         uint32_t n_attrs;
-        ss_buf attrs; /* packed map body sent with SPAN_END */
+        /* SPAN_END being built in place: END_ROOM bytes its head is written into at the end,
+         * then the attributes' map body, packed once, as they are set. */
+        ss_buf end;
 };
 
-/* Per-thread scratch: one frame being encoded and one map body being packed. Freed at
- * thread exit through a key destructor, so threads that come and go leak nothing. */
+#define END_ROOM        SS_SPAN_END_HEAD_MAX
+#define END_FIRST       512u         /* the first allocation of a span's buffer */
+#define SPAN_CACHE_MAX  64u          /* ended spans a thread keeps for its next starts */
+#define SPAN_CACHE_KEEP (16u * 1024) /* a span whose buffer grew past this is not kept */
+
+/* Per-thread scratch: one frame being encoded and one map body being packed, and the spans
+ * this thread ended, kept with their buffers so that a span costs no malloc. Freed at thread
+ * exit through a key destructor, so threads that come and go leak nothing. */
 typedef struct scratch {
         ss_buf frame;
         ss_buf map;
+        sidespan_span *free_spans;
+        unsigned n_free;
 } scratch;
 
 static pthread_key_t scratch_key;
 static pthread_once_t scratch_once = PTHREAD_ONCE_INIT;
-static _Thread_local scratch *tls_scratch;
+/* initial-exec: reached without a call to __tls_get_addr() (8 bytes of the static TLS glibc
+ * keeps for libraries loaded later, dlopen() included). */
+static _Thread_local scratch *tls_scratch __attribute__((tls_model("initial-exec")));
+
+static void span_release(sidespan_span *s)
+{
+        ss_buf_free(&s->end);
+        free(s);
+}
 
 static void scratch_destroy(void *p)
 {
         scratch *s = p;
 
+        if (tls_scratch == s)
+                tls_scratch = NULL;
+        while (s->free_spans) {
+                sidespan_span *span = s->free_spans;
+
+                s->free_spans = span->next_free;
+                span_release(span);
+        }
         ss_buf_free(&s->frame);
         ss_buf_free(&s->map);
         free(s);
@@ -68,21 +99,31 @@ static void scratch_key_init(void)
         (void)pthread_key_create(&scratch_key, scratch_destroy);
 }
 
-/* The calling thread's scratch, emptied; NULL on out-of-memory. */
-static scratch *scratch_get(void)
+/* The calling thread's scratch as it is; NULL on out-of-memory. */
+static scratch *scratch_this_thread(void)
 {
         scratch *s = tls_scratch;
 
-        if (!s) {
-                pthread_once(&scratch_once, scratch_key_init);
-                s = calloc(1, sizeof(*s));
-                if (!s)
-                        return NULL;
-                ss_buf_init(&s->frame, SS_FRAME_HEADER + SS_MAX_FRAME_LIMIT);
-                ss_buf_init(&s->map, SS_MAX_FRAME_LIMIT);
-                (void)pthread_setspecific(scratch_key, s);
-                tls_scratch = s;
-        }
+        if (s)
+                return s;
+        pthread_once(&scratch_once, scratch_key_init);
+        s = calloc(1, sizeof(*s));
+        if (!s)
+                return NULL;
+        ss_buf_init(&s->frame, SS_FRAME_HEADER + SS_MAX_FRAME_LIMIT);
+        ss_buf_init(&s->map, SS_MAX_FRAME_LIMIT);
+        (void)pthread_setspecific(scratch_key, s);
+        tls_scratch = s;
+        return s;
+}
+
+/* The calling thread's scratch, emptied; NULL on out-of-memory. */
+static scratch *scratch_get(void)
+{
+        scratch *s = scratch_this_thread();
+
+        if (!s)
+                return NULL;
         /* One huge message should not pin megabytes per thread for ever. */
         if (s->frame.cap > SCRATCH_KEEP)
                 ss_buf_free(&s->frame);
@@ -100,20 +141,24 @@ static int encode_failed(sidespan_client *c, int r)
         return r == -ENOBUFS ? -EMSGSIZE : r;
 }
 
-/* The SPAN_START options map: OTLP Span.flags (W3C flags, has-is-remote, is-remote) and
- * the trace state, packed into mem (SPAN_OPTIONS_MAX bytes). */
-static void pack_span_options(ss_buf *b, const sidespan_span *s, bool remote)
+/* The SPAN_START options map body: OTLP Span.flags (W3C flags, has-is-remote, is-remote) and
+ * the trace state, written into mem (SPAN_OPTIONS_MAX bytes, or none for a trace state too
+ * long for it, which is then left out). */
+static ss_rawmap span_options(uint8_t *mem, const sidespan_span *s, bool remote)
 {
         uint32_t flags = 0x100u | (remote ? 0x200u : 0u) | (s->sampled ? 1u : 0u);
-        msgpack_packer pk;
+        size_t ts = s->trace_state && s->trace_state[0] ? strlen(s->trace_state) : 0;
+        uint8_t *p = mem;
+        uint32_t n = 1;
 
-        msgpack_packer_init(&pk, b, ss_buf_msgpack_write);
-        (void)ssc_attrs_pack_str(&pk, SS_OPT_FLAGS);
-        (void)msgpack_pack_uint32(&pk, flags);
-        if (s->trace_state && s->trace_state[0]) {
-                (void)ssc_attrs_pack_str(&pk, SS_OPT_TRACE_STATE);
-                (void)ssc_attrs_pack_str(&pk, s->trace_state);
+        p = ss_mp_put_str(p, SS_OPT_FLAGS, sizeof(SS_OPT_FLAGS) - 1);
+        p = ss_mp_put_uint(p, flags);
+        if (ts && ts <= SPAN_OPTIONS_MAX - 32) {
+                p = ss_mp_put_str(p, SS_OPT_TRACE_STATE, sizeof(SS_OPT_TRACE_STATE) - 1);
+                p = ss_mp_put_str(p, s->trace_state, (uint32_t)ts);
+                n = 2;
         }
+        return (ss_rawmap){.count = n, .data = mem, .len = (size_t)(p - mem)};
 }
 
 /* ---- span start ----------------------------------------------------------------------- */
@@ -129,39 +174,92 @@ const ssc_span_parent *ssc_span_parent_of(const sidespan_span *s, ssc_span_paren
         return buf;
 }
 
+/* A span from the thread's cache, else a new one; its buffer empty with END_ROOM reserved
+ * when it is sampled. */
+static sidespan_span *span_alloc(sidespan_client *c, bool sampled)
+{
+        /* Attributes must leave room for the rest of SPAN_END in one frame. */
+        size_t max =
+            END_ROOM + (c->cfg.max_frame > 256 ? c->cfg.max_frame - 256 : c->cfg.max_frame / 2);
+        scratch *sc = tls_scratch;
+        sidespan_span *s;
+
+        if (sc && sc->free_spans) {
+                s = sc->free_spans;
+                sc->free_spans = s->next_free;
+                sc->n_free--;
+                if (s->end.cap > max)
+                        ss_buf_free(&s->end);
+        } else {
+                s = malloc(sizeof(*s));
+                if (!s)
+                        return NULL;
+                ss_buf_init(&s->end, max);
+        }
+        s->end.max = max;
+        s->end.len = 0;
+        if (sampled && s->end.cap < END_ROOM &&
+            ss_buf_reserve(&s->end, max < END_FIRST ? max : END_FIRST) < 0) {
+                span_release(s);
+                return NULL;
+        }
+        s->end.len = sampled ? END_ROOM : 0;
+        return s;
+}
+
+/* Back to the calling thread's cache (whichever thread started it), or freed. */
+static void span_free(sidespan_span *s)
+{
+        scratch *sc = scratch_this_thread();
+
+        if (!sc || sc->n_free >= SPAN_CACHE_MAX || s->end.cap > SPAN_CACHE_KEEP) {
+                span_release(s);
+                return;
+        }
+        s->next_free = sc->free_spans;
+        sc->free_spans = s;
+        sc->n_free++;
+}
+
 static sidespan_span *span_new(sidespan_client *c, const ssc_span_parent *p)
 {
-        sidespan_span *s = malloc(sizeof(*s));
+        uint8_t trace_id[SS_TRACE_ID_LEN];
+        const uint8_t *tid = trace_id;
+        bool sampled;
+        sidespan_span *s;
 
+        uint8_t span_id[SS_SPAN_ID_LEN];
+
+        ss_id_span(p ? NULL : trace_id, span_id);
+        if (p) {
+                tid = p->trace_id;
+                sampled = p->sampled;
+        } else {
+                sampled = ss_sample_keep(trace_id, c->cfg.sample_rate);
+        }
+        s = span_alloc(c, sampled);
         if (!s)
                 return NULL;
         s->client = c;
         s->n_attrs = 0;
-        /* Attributes must leave room for the rest of SPAN_END in one frame. */
-        ss_buf_init(&s->attrs,
-                    c->cfg.max_frame > 256 ? c->cfg.max_frame - 256 : c->cfg.max_frame / 2);
-        if (p) {
-                memcpy(s->trace_id, p->trace_id, SS_TRACE_ID_LEN);
-                s->sampled = p->sampled;
-                s->trace_state = p->trace_state;
-        } else {
-                ss_id_random(s->trace_id, SS_TRACE_ID_LEN);
-                s->sampled = ss_sample_keep(s->trace_id, c->cfg.sample_rate);
-                s->trace_state = c->cfg.trace_state;
-        }
-        ss_id_random(s->span_id, SS_SPAN_ID_LEN);
+        s->sampled = sampled;
+        s->trace_state = p ? p->trace_state : c->cfg.trace_state;
+        memcpy(s->trace_id, tid, SS_TRACE_ID_LEN);
+        memcpy(s->span_id, span_id, SS_SPAN_ID_LEN);
         return s;
 }
 
-/* Encode and queue SPAN_START with the attributes already packed in s->attrs. */
+/*
+ * Encode SPAN_START into the thread's scratch frame, its attributes packed straight into
+ * it, and queue it. Start attributes that do not fit are left out and counted; the span
+ * goes on.
+ */
 static int send_start(sidespan_span *s, const ssc_span_parent *p, const char *name, size_t name_len,
-                      int kind)
+                      int kind, const sidespan_attr *attrs, size_t n)
 {
         sidespan_client *c = s->client;
         uint8_t optmem[SPAN_OPTIONS_MAX];
-        ss_buf opts = {.data = optmem, .cap = sizeof(optmem), .max = sizeof(optmem)};
-        ss_rawmap attrs = {.count = s->n_attrs, .data = s->attrs.data, .len = s->attrs.len};
-        ss_rawmap options = {.count = s->trace_state && s->trace_state[0] ? 2 : 1};
+        ss_rawmap options = span_options(optmem, s, p && p->remote);
         ss_span_head h = {.trace_id = s->trace_id,
                           .span_id = s->span_id,
                           .parent_id = p ? p->span_id : NULL,
@@ -169,16 +267,40 @@ static int send_start(sidespan_span *s, const ssc_span_parent *p, const char *na
                           .name_len = name_len,
                           .kind = kind,
                           .start_ns = ss_now_ns()};
-        scratch *sc = scratch_get();
+        uint8_t small[SS_SPAN_START_MAX(NAME_STACK, SPAN_OPTIONS_MAX)];
+        uint64_t skipped = 0;
+        uint32_t count = 0;
+        ss_wire_open o;
+        scratch *sc;
         int r;
 
+        /* The generic API's start: no attributes yet, a short name; written on the stack. */
+        if (!n && name_len <= NAME_STACK) {
+                r = ss_wire_span_start_write(small, c->cfg.max_frame, &h, &options);
+                if (r < 0)
+                        return encode_failed(c, r);
+                ssc_queue_enqueue(&c->q, small, (size_t)r);
+                return 0;
+        }
+        sc = scratch_get();
         if (!sc)
                 return encode_failed(c, -ENOMEM);
-        /* opts borrows stack memory: max == cap, so ss_buf never reallocates it. */
-        pack_span_options(&opts, s, p && p->remote);
-        options.data = opts.data;
-        options.len = opts.len;
-        r = ss_wire_put_span_start(&sc->frame, c->cfg.max_frame, &h, &attrs, &options);
+        r = ss_wire_span_start_open(&sc->frame, &h, &o);
+        if (r < 0)
+                return encode_failed(c, r);
+        if (n) {
+                /* Room for the options is kept back so that attributes cannot crowd them out. */
+                sc->frame.max = o.start + SS_FRAME_HEADER + c->cfg.max_frame - options.len - 8;
+                r = ssc_attrs_pack(&sc->frame, attrs, n, !c->cfg.include_content, &skipped, &count);
+                sc->frame.max = SS_FRAME_HEADER + SS_MAX_FRAME_LIMIT;
+                if (skipped)
+                        ssc_count(&c->n.attrs_dropped, skipped);
+                if (r < 0) {
+                        ss_buf_reset(&sc->frame);
+                        return r;
+                }
+        }
+        r = ss_wire_span_start_close(&sc->frame, &o, c->cfg.max_frame, count, &options);
         if (r < 0)
                 return encode_failed(c, r);
         ssc_queue_enqueue(&c->q, sc->frame.data, sc->frame.len);
@@ -210,28 +332,25 @@ static char *join_name(char *buf, size_t size, const char *prefix, const char *s
 static int start_sampled(sidespan_span *s, const ssc_span_parent *p, const char *prefix,
                          const char *suffix, int kind, const sidespan_attr *attrs, size_t n)
 {
-        sidespan_client *c = s->client;
-        char stack[NAME_STACK], *name;
-        uint64_t skipped = 0;
+        char stack[NAME_STACK], *name = (char *)prefix;
         size_t name_len;
         int r;
 
-        /* Start attributes that do not fit are left out and counted; the span goes on. */
-        r = ssc_attrs_pack(&s->attrs, attrs, n, !c->cfg.include_content, &skipped, &s->n_attrs);
-        if (skipped)
-                ssc_count(&c->n.attrs_dropped, skipped);
-        if (r < 0)
-                return r;
-        name = join_name(stack, sizeof(stack), prefix, suffix, &name_len);
+        if (n && !attrs)
+                return -EINVAL;
+        /* The generic API's name is used as it is; the GenAI helpers' are joined. */
+        if (suffix && suffix[0])
+                name = join_name(stack, sizeof(stack), prefix, suffix, &name_len);
+        else
+                name_len = strlen(prefix);
         if (!name)
                 return -ENOMEM;
-        r = send_start(s, p, name, name_len, kind);
-        if (name != stack)
+        r = send_start(s, p, name, name_len, kind, attrs, n);
+        if (name != prefix && name != stack)
                 free(name);
-        /* Start attributes went out; what is set from now on goes with SPAN_END. */
-        ss_buf_reset(&s->attrs);
-        s->n_attrs = 0;
-        return r == -ENOMEM ? r : 0;
+        /* -EINVAL (a malformed start attribute) and -ENOMEM fail the start; a frame that
+         * could not be queued was counted as dropped and the span goes on. */
+        return r == -ENOMEM || r == -EINVAL ? r : 0;
 }
 
 int ssc_span_start(sidespan_client *c, const ssc_span_parent *p, const char *prefix,
@@ -259,8 +378,7 @@ int ssc_span_start(sidespan_client *c, const ssc_span_parent *p, const char *pre
         } else {
                 r = start_sampled(s, p, prefix, suffix, kind, attrs, n);
                 if (r < 0) {
-                        ss_buf_free(&s->attrs);
-                        free(s);
+                        span_free(s);
                         return r;
                 }
         }
@@ -295,9 +413,10 @@ SIDESPAN_EXPORT int sidespan_span_start_remote(sidespan_client *c, const char *t
 
 /* ---- attributes after start ------------------------------------------------------------- */
 
-SIDESPAN_EXPORT int sidespan_span_set_attr(sidespan_span *s, const sidespan_attr *a)
+/* Pack a into the span's SPAN_END body; scalar marks a type the inline packer takes. */
+static inline int set_attr(sidespan_span *s, const sidespan_attr *a, bool scalar)
 {
-        bool added;
+        bool added, drop;
         int r;
 
         if (!s)
@@ -306,7 +425,9 @@ SIDESPAN_EXPORT int sidespan_span_set_attr(sidespan_span *s, const sidespan_attr
                 return ssc_attrs_check(a);
         if (s->n_attrs == UINT32_MAX)
                 return -ENOBUFS;
-        r = ssc_attrs_pack_one(&s->attrs, a, !s->client->cfg.include_content, &added);
+        drop = !s->client->cfg.include_content;
+        r = scalar ? ssc_attrs_pack_scalar(&s->end, a, drop, &added)
+                   : ssc_attrs_pack_one(&s->end, a, drop, &added);
         if (r == -ENOBUFS || r == -ENOMEM)
                 ssc_count(&s->client->n.attrs_dropped, 1);
         if (r < 0)
@@ -315,32 +436,37 @@ SIDESPAN_EXPORT int sidespan_span_set_attr(sidespan_span *s, const sidespan_attr
         return 0;
 }
 
+SIDESPAN_EXPORT int sidespan_span_set_attr(sidespan_span *s, const sidespan_attr *a)
+{
+        return set_attr(s, a, false);
+}
+
 SIDESPAN_EXPORT int sidespan_span_set_str(sidespan_span *s, const char *key, const char *value)
 {
         sidespan_attr a = {.key = key, .type = SIDESPAN_ATTR_STR, .value.s = value};
 
-        return sidespan_span_set_attr(s, &a);
+        return set_attr(s, &a, true);
 }
 
 SIDESPAN_EXPORT int sidespan_span_set_int(sidespan_span *s, const char *key, int64_t value)
 {
         sidespan_attr a = {.key = key, .type = SIDESPAN_ATTR_INT, .value.i = value};
 
-        return sidespan_span_set_attr(s, &a);
+        return set_attr(s, &a, true);
 }
 
 SIDESPAN_EXPORT int sidespan_span_set_double(sidespan_span *s, const char *key, double value)
 {
         sidespan_attr a = {.key = key, .type = SIDESPAN_ATTR_DOUBLE, .value.d = value};
 
-        return sidespan_span_set_attr(s, &a);
+        return set_attr(s, &a, true);
 }
 
 SIDESPAN_EXPORT int sidespan_span_set_bool(sidespan_span *s, const char *key, bool value)
 {
         sidespan_attr a = {.key = key, .type = SIDESPAN_ATTR_BOOL, .value.b = value};
 
-        return sidespan_span_set_attr(s, &a);
+        return set_attr(s, &a, true);
 }
 
 SIDESPAN_EXPORT int sidespan_span_set_str_array(sidespan_span *s, const char *key,
@@ -408,26 +534,48 @@ SIDESPAN_EXPORT int sidespan_span_add_event(sidespan_span *s, const char *name,
         return 0;
 }
 
-static int send_end(sidespan_span *s, int status, const char *message)
+/* SPAN_END with a status message: encoded into the thread's scratch frame, the attributes
+ * copied behind it (an error's message is rare; its length varies the head). */
+static int send_end_message(sidespan_span *s, int status, const char *message, uint64_t end_ns)
 {
         sidespan_client *c = s->client;
-        ss_rawmap attrs = {.count = s->n_attrs, .data = s->attrs.data, .len = s->attrs.len};
+        ss_rawmap attrs = {
+            .count = s->n_attrs, .data = s->end.data + END_ROOM, .len = s->end.len - END_ROOM};
         scratch *sc = scratch_get();
         int r;
 
         if (!sc)
                 return encode_failed(c, -ENOMEM);
-        if (status != SIDESPAN_STATUS_ERROR)
-                message = NULL;
-        r = ss_wire_put_span_end(&sc->frame, c->cfg.max_frame, s->span_id, ss_now_ns(), status,
-                                 message, &attrs);
+        r = ss_wire_put_span_end(&sc->frame, c->cfg.max_frame, s->span_id, end_ns, status, message,
+                                 &attrs);
         /* A message too long for the frame must not cost the span its end. */
-        if (r == -EMSGSIZE && message)
-                r = ss_wire_put_span_end(&sc->frame, c->cfg.max_frame, s->span_id, ss_now_ns(),
-                                         status, NULL, &attrs);
+        if (r == -EMSGSIZE || r == -ENOBUFS)
+                return -EMSGSIZE;
         if (r < 0)
                 return encode_failed(c, r);
         ssc_queue_enqueue(&c->q, sc->frame.data, sc->frame.len);
+        return 0;
+}
+
+/* SPAN_END: its head written in front of the attributes packed as they were set, and the
+ * whole frame queued from the span's buffer: the attributes are not copied on the way. */
+static int send_end(sidespan_span *s, int status, const char *message)
+{
+        sidespan_client *c = s->client;
+        uint64_t end_ns = ss_now_ns();
+        size_t body = s->end.len - END_ROOM;
+        int n;
+
+        if (status == SIDESPAN_STATUS_ERROR && message) {
+                n = send_end_message(s, status, message, end_ns);
+                if (n != -EMSGSIZE)
+                        return n;
+        }
+        n = ss_wire_span_end_head(s->end.data + END_ROOM, c->cfg.max_frame, s->span_id, end_ns,
+                                  status, s->n_attrs, body);
+        if (n < 0)
+                return encode_failed(c, n);
+        ssc_queue_enqueue(&c->q, s->end.data + END_ROOM - n, (size_t)n + body);
         return 0;
 }
 
@@ -447,8 +595,7 @@ SIDESPAN_EXPORT int sidespan_span_end(sidespan_span *s, int status, const char *
                 if (!r)
                         r = q;
         }
-        ss_buf_free(&s->attrs);
-        free(s);
+        span_free(s);
         return r;
 }
 

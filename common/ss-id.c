@@ -13,9 +13,17 @@
 
 /* xoshiro256** state per thread, seeded from getrandom() once per thread and again in a
  * forked child (the generation moves on at fork), so parent and child never share ids.
- * getpid() would cost a system call per id. */
-static _Thread_local uint64_t rng_s[4];
-static _Thread_local unsigned rng_gen;
+ * getpid() would cost a system call per id. initial-exec: the state is reached without a
+ * call to __tls_get_addr() per id, from the library too (48 bytes of the static TLS that
+ * glibc keeps for libraries loaded later, dlopen() included). */
+#define SS_TLS __attribute__((tls_model("initial-exec")))
+
+typedef struct rng {
+        uint64_t s[4];
+        unsigned gen; /* fork_gen it was seeded in; 0: never */
+} rng;
+
+static _Thread_local rng tls_rng SS_TLS;
 static atomic_uint fork_gen = 1;
 static pthread_once_t fork_once = PTHREAD_ONCE_INIT;
 
@@ -43,11 +51,13 @@ static uint64_t splitmix(uint64_t *x)
         return z ^ (z >> 31);
 }
 
-static void rng_seed(void)
+/* Out of line: once per thread and after a fork. */
+static __attribute__((noinline)) void rng_seed(rng *g, unsigned gen)
 {
         uint64_t seed[4] = {0};
         struct timespec ts;
 
+        pthread_once(&fork_once, register_fork);
         /* getrandom() cannot fail for 32 bytes once the pool is ready; mix the
          * clock and the stack address in so a failure still varies the ids. */
         (void)getrandom(seed, sizeof(seed), GRND_NONBLOCK);
@@ -55,45 +65,72 @@ static void rng_seed(void)
         seed[0] ^= (uint64_t)ts.tv_nsec ^ (uint64_t)(uintptr_t)&ts;
         seed[1] ^= (uint64_t)ts.tv_sec ^ (uint64_t)getpid();
         for (int i = 0; i < 4; i++)
-                rng_s[i] = splitmix(&seed[i]);
+                g->s[i] = splitmix(&seed[i]);
+        g->gen = gen;
 }
 
-static uint64_t rng_next(void)
+static inline uint64_t rng_next(uint64_t *s)
 {
-        uint64_t r, t;
-        unsigned gen;
+        uint64_t r = rotl(s[1] * 5, 7) * 9, t = s[1] << 17;
 
-        pthread_once(&fork_once, register_fork);
-        gen = atomic_load_explicit(&fork_gen, memory_order_relaxed);
-        if (rng_gen != gen) {
-                rng_seed();
-                rng_gen = gen;
-        }
-        r = rotl(rng_s[1] * 5, 7) * 9;
-        t = rng_s[1] << 17;
-        rng_s[2] ^= rng_s[0];
-        rng_s[3] ^= rng_s[1];
-        rng_s[1] ^= rng_s[2];
-        rng_s[0] ^= rng_s[3];
-        rng_s[2] ^= t;
-        rng_s[3] = rotl(rng_s[3], 45);
+        s[2] ^= s[0];
+        s[3] ^= s[1];
+        s[1] ^= s[2];
+        s[0] ^= s[3];
+        s[2] ^= t;
+        s[3] = rotl(s[3], 45);
         return r;
 }
 
 void ss_id_random(uint8_t *id, size_t len)
 {
-        bool zero = true;
+        rng *g = &tls_rng;
+        unsigned gen = atomic_load_explicit(&fork_gen, memory_order_relaxed);
+        uint64_t s[4], r, any;
+        size_t i;
 
-        while (zero) {
-                for (size_t i = 0; i < len; i += 8) {
-                        uint64_t r = rng_next();
-                        size_t n = len - i < 8 ? len - i : 8;
-
-                        memcpy(id + i, &r, n);
+        if (__builtin_expect(g->gen != gen, 0))
+                rng_seed(g, gen);
+        /* The state in registers while id is written: id may not alias it for the compiler. */
+        memcpy(s, g->s, sizeof(s));
+        do {
+                any = 0;
+                for (i = 0; i + 8 <= len; i += 8) {
+                        r = rng_next(s);
+                        memcpy(id + i, &r, 8);
+                        any |= r;
                 }
-                for (size_t i = 0; i < len && zero; i++)
-                        zero = id[i] == 0;
+                if (i < len) {
+                        r = rng_next(s);
+                        memcpy(id + i, &r, len - i);
+                        any |= r & ((1ull << (8 * (len - i))) - 1);
+                }
+        } while (!any);
+        memcpy(g->s, s, sizeof(s));
+}
+
+void ss_id_span(uint8_t *trace_id, uint8_t *span_id)
+{
+        rng *g = &tls_rng;
+        unsigned gen = atomic_load_explicit(&fork_gen, memory_order_relaxed);
+        uint64_t s[4], a, b;
+
+        if (__builtin_expect(g->gen != gen, 0))
+                rng_seed(g, gen);
+        memcpy(s, g->s, sizeof(s));
+        if (trace_id) {
+                do {
+                        a = rng_next(s);
+                        b = rng_next(s);
+                } while (!(a | b));
+                memcpy(trace_id, &a, 8);
+                memcpy(trace_id + 8, &b, 8);
         }
+        do
+                a = rng_next(s);
+        while (!a);
+        memcpy(span_id, &a, 8);
+        memcpy(g->s, s, sizeof(s));
 }
 
 uint64_t ss_now_ns(void)

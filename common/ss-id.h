@@ -17,6 +17,11 @@
 /* Fill a trace id (16 bytes) or span id (8 bytes) with random, non-zero bytes. */
 void ss_id_random(uint8_t *id, size_t len);
 
+/* A new span's ids in one call: a trace id (16 bytes) unless trace_id is NULL, and a span
+ * id (8 bytes), each random and non-zero. The calling thread's generator; no system call
+ * but the first one of a thread (and of a fork() child) to seed it. */
+void ss_id_span(uint8_t *trace_id, uint8_t *span_id);
+
 /* Nanoseconds since the Unix epoch (CLOCK_REALTIME). */
 uint64_t ss_now_ns(void);
 

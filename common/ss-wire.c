@@ -107,21 +107,120 @@ int ss_wire_put_hello(ss_buf *b, size_t max_frame, const ss_rawmap *options)
         return frame_end(&f, max_frame);
 }
 
+/* SPAN_START's array header and fields up to the start time, at p (room made). */
+static uint8_t *put_start_fields(uint8_t *p, const ss_span_head *h)
+{
+        *p++ = 0x99; /* an array of 9: type and 8 fields */
+        *p++ = SS_MSG_SPAN_START;
+        *p++ = 0xc4;
+        *p++ = SS_TRACE_ID_LEN;
+        memcpy(p, h->trace_id, SS_TRACE_ID_LEN);
+        p += SS_TRACE_ID_LEN;
+        *p++ = 0xc4;
+        *p++ = SS_SPAN_ID_LEN;
+        memcpy(p, h->span_id, SS_SPAN_ID_LEN);
+        p += SS_SPAN_ID_LEN;
+        if (h->parent_id) {
+                *p++ = 0xc4;
+                *p++ = SS_SPAN_ID_LEN;
+                memcpy(p, h->parent_id, SS_SPAN_ID_LEN);
+                p += SS_SPAN_ID_LEN;
+        } else {
+                *p++ = 0xc0;
+        }
+        p = ss_mp_put_str(p, h->name ? h->name : "", (uint32_t)h->name_len);
+        p = ss_mp_put_int(p, h->kind);
+        return ss_mp_put_uint(p, h->start_ns);
+}
+
+int ss_wire_span_start_write(uint8_t *out, size_t max_frame, const ss_span_head *h,
+                             const ss_rawmap *options)
+{
+        size_t olen = options ? options->len : 0, n;
+        uint8_t *p;
+
+        if (h->name_len > UINT32_MAX)
+                return -EMSGSIZE;
+        p = put_start_fields(out + SS_FRAME_HEADER, h);
+        *p++ = 0x80; /* no attributes */
+        p = ss_mp_put_container(p, options ? options->count : 0, true);
+        if (olen)
+                memcpy(p, options->data, olen);
+        n = (size_t)(p - out) + olen - SS_FRAME_HEADER;
+        if (n > max_frame || n > UINT32_MAX)
+                return -EMSGSIZE;
+        ss_frame_header_put(out, (uint32_t)n);
+        return (int)(n + SS_FRAME_HEADER);
+}
+
+int ss_wire_span_start_open(ss_buf *b, const ss_span_head *h, ss_wire_open *ret)
+{
+        size_t need;
+        uint8_t *p;
+        int r;
+
+        if (h->name_len > UINT32_MAX)
+                return -EMSGSIZE;
+        need = SS_SPAN_START_MAX(h->name_len, 0);
+        if (need > b->cap - b->len) {
+                r = ss_buf_reserve(b, need);
+                if (r < 0)
+                        return r;
+        }
+        ret->start = b->len;
+        p = put_start_fields(b->data + b->len + SS_FRAME_HEADER, h);
+        ret->map_at = (size_t)(p - b->data);
+        *p = 0xdf; /* map32: the count is known at the close */
+        b->len = ret->map_at + 5;
+        return 0;
+}
+
+int ss_wire_span_start_close(ss_buf *b, const ss_wire_open *o, size_t max_frame, uint32_t n_attrs,
+                             const ss_rawmap *options)
+{
+        size_t olen = options ? options->len : 0, n;
+        uint8_t *p;
+        int r;
+
+        if (SS_MP_HEAD_MAX + olen > b->cap - b->len) {
+                r = ss_buf_reserve(b, SS_MP_HEAD_MAX + olen);
+                if (r < 0)
+                        goto fail;
+        }
+        (void)ss_mp_put_be(b->data + o->map_at + 1, n_attrs, 4);
+        p = ss_mp_put_container(b->data + b->len, options ? options->count : 0, true);
+        if (olen)
+                memcpy(p, options->data, olen);
+        b->len = (size_t)(p - b->data) + olen;
+        n = b->len - o->start - SS_FRAME_HEADER;
+        if (n > max_frame || n > UINT32_MAX) {
+                r = -EMSGSIZE;
+                goto fail;
+        }
+        ss_frame_header_put(b->data + o->start, (uint32_t)n);
+        return 0;
+fail:
+        b->len = o->start;
+        return r;
+}
+
 int ss_wire_put_span_start(ss_buf *b, size_t max_frame, const ss_span_head *h,
                            const ss_rawmap *attrs, const ss_rawmap *options)
 {
-        frame f;
+        ss_wire_open o;
+        int r;
 
-        frame_begin(&f, b, SS_MSG_SPAN_START, 8);
-        put_bin(&f, h->trace_id, SS_TRACE_ID_LEN);
-        put_bin(&f, h->span_id, SS_SPAN_ID_LEN);
-        put_bin(&f, h->parent_id, SS_SPAN_ID_LEN);
-        put_str(&f, h->name, h->name_len);
-        frame_check(&f, msgpack_pack_int32(&f.pk, h->kind));
-        frame_check(&f, msgpack_pack_uint64(&f.pk, h->start_ns));
-        put_map(&f, attrs);
-        put_map(&f, options);
-        return frame_end(&f, max_frame);
+        r = ss_wire_span_start_open(b, h, &o);
+        if (r < 0)
+                return r;
+        if (attrs && attrs->len) {
+                r = ss_buf_append(b, attrs->data, attrs->len);
+                if (r < 0) {
+                        b->len = o.start;
+                        return r;
+                }
+        }
+        return ss_wire_span_start_close(b, &o, max_frame, attrs ? attrs->count : 0, options);
 }
 
 int ss_wire_put_span_event(ss_buf *b, size_t max_frame, const uint8_t *span_id, const char *name,
@@ -149,6 +248,31 @@ int ss_wire_put_span_end(ss_buf *b, size_t max_frame, const uint8_t *span_id, ui
         put_str(&f, status_msg, status_msg ? strlen(status_msg) : 0);
         put_map(&f, attrs);
         return frame_end(&f, max_frame);
+}
+
+int ss_wire_span_end_head(uint8_t *end, size_t max_frame, const uint8_t *span_id, uint64_t end_ns,
+                          int status_code, uint32_t n_attrs, size_t body_len)
+{
+        uint8_t head[SS_SPAN_END_HEAD_MAX], *p = head + SS_FRAME_HEADER;
+        size_t n, payload;
+
+        *p++ = 0x96; /* an array of 6: type and 5 fields */
+        *p++ = SS_MSG_SPAN_END;
+        *p++ = 0xc4;
+        *p++ = SS_SPAN_ID_LEN;
+        memcpy(p, span_id, SS_SPAN_ID_LEN);
+        p += SS_SPAN_ID_LEN;
+        p = ss_mp_put_uint(p, end_ns);
+        p = ss_mp_put_int(p, status_code);
+        *p++ = 0xc0; /* no status message */
+        p = ss_mp_put_container(p, n_attrs, true);
+        n = (size_t)(p - head);
+        payload = n - SS_FRAME_HEADER + body_len;
+        if (payload > max_frame || payload > UINT32_MAX || body_len > UINT32_MAX)
+                return -EMSGSIZE;
+        ss_frame_header_put(head, (uint32_t)payload);
+        memcpy(end - n, head, n);
+        return (int)n;
 }
 
 int ss_wire_put_seq(ss_buf *b, size_t max_frame, uint32_t type, uint64_t seq)

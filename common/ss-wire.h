@@ -16,6 +16,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "ss-buf.h"
 #include "ss-msgpack.h"
@@ -218,6 +219,180 @@ static inline uint32_t ss_frame_header_get(const uint8_t *p)
 }
 
 /*
+ * msgpack writers for the client's hot path: each writes one value at p, into room the
+ * caller made (ss_buf_reserve()), and returns the end. ss_mp_put_be() writes 2, 4 or 8
+ * big-endian bytes. The encodings are msgpack-c's
+ * (the shortest one), so what they write decodes as if msgpack_pack_*() had packed it.
+ */
+#define SS_MP_HEAD_MAX 5u /* the longest str, array or map header */
+
+static inline uint8_t *ss_mp_put_be(uint8_t *p, uint64_t v, unsigned bytes)
+{
+        /* bytes is a constant at every call: one byte swap and one store each. */
+        if (bytes == 8) {
+                uint64_t x = __builtin_bswap64(v);
+
+                memcpy(p, &x, 8);
+        } else if (bytes == 4) {
+                uint32_t x = __builtin_bswap32((uint32_t)v);
+
+                memcpy(p, &x, 4);
+        } else {
+                uint16_t x = __builtin_bswap16((uint16_t)v);
+
+                memcpy(p, &x, 2);
+        }
+        return p + bytes;
+}
+
+/* The length of the header of a string of n bytes (n <= UINT32_MAX). */
+static inline size_t ss_mp_str_head_len(size_t n)
+{
+        return n < 32 ? 1 : n < 256 ? 2 : n < 65536 ? 3 : 5;
+}
+
+static inline uint8_t *ss_mp_put_str_head(uint8_t *p, uint32_t n)
+{
+        if (n < 32) {
+                *p++ = (uint8_t)(0xa0 | n);
+                return p;
+        }
+        if (n < 256) {
+                *p++ = 0xd9;
+                *p++ = (uint8_t)n;
+                return p;
+        }
+        if (n < 65536) {
+                *p++ = 0xda;
+                return ss_mp_put_be(p, n, 2);
+        }
+        *p++ = 0xdb;
+        return ss_mp_put_be(p, n, 4);
+}
+
+/* Copy n bytes; keys, names and short values (up to 32 bytes) with a few overlapping
+ * word moves inline instead of a call, which costs more than the copy at these sizes. */
+static inline void ss_mp_copy(uint8_t *p, const char *s, size_t n)
+{
+        uint64_t a, b, c, d;
+        uint32_t x, y;
+
+        if (n > 32) {
+                memcpy(p, s, n);
+        } else if (n > 16) {
+                memcpy(&a, s, 8);
+                memcpy(&b, s + 8, 8);
+                memcpy(&c, s + n - 16, 8);
+                memcpy(&d, s + n - 8, 8);
+                memcpy(p, &a, 8);
+                memcpy(p + 8, &b, 8);
+                memcpy(p + n - 16, &c, 8);
+                memcpy(p + n - 8, &d, 8);
+        } else if (n >= 8) {
+                memcpy(&a, s, 8);
+                memcpy(&b, s + n - 8, 8);
+                memcpy(p, &a, 8);
+                memcpy(p + n - 8, &b, 8);
+        } else if (n >= 4) {
+                memcpy(&x, s, 4);
+                memcpy(&y, s + n - 4, 4);
+                memcpy(p, &x, 4);
+                memcpy(p + n - 4, &y, 4);
+        } else {
+                for (size_t i = 0; i < n; i++)
+                        p[i] = (uint8_t)s[i];
+        }
+}
+
+static inline uint8_t *ss_mp_put_str(uint8_t *p, const char *s, uint32_t n)
+{
+        p = ss_mp_put_str_head(p, n);
+        ss_mp_copy(p, s, n);
+        return p + n;
+}
+
+/* Array (0x90, 0xdc, 0xdd) or map (0x80, 0xde, 0xdf) header of n elements. */
+static inline uint8_t *ss_mp_put_container(uint8_t *p, uint32_t n, bool map)
+{
+        if (n < 16) {
+                *p++ = (uint8_t)((map ? 0x80 : 0x90) | n);
+                return p;
+        }
+        if (n < 65536) {
+                *p++ = map ? 0xde : 0xdc;
+                return ss_mp_put_be(p, n, 2);
+        }
+        *p++ = map ? 0xdf : 0xdd;
+        return ss_mp_put_be(p, n, 4);
+}
+
+/* At most 9 bytes. */
+static inline uint8_t *ss_mp_put_uint(uint8_t *p, uint64_t v)
+{
+        if (v < 128) {
+                *p++ = (uint8_t)v;
+                return p;
+        }
+        if (v < 256) {
+                *p++ = 0xcc;
+                *p++ = (uint8_t)v;
+                return p;
+        }
+        if (v < 65536) {
+                *p++ = 0xcd;
+                return ss_mp_put_be(p, v, 2);
+        }
+        if (v <= UINT32_MAX) {
+                *p++ = 0xce;
+                return ss_mp_put_be(p, v, 4);
+        }
+        *p++ = 0xcf;
+        return ss_mp_put_be(p, v, 8);
+}
+
+/* At most 9 bytes. */
+static inline uint8_t *ss_mp_put_int(uint8_t *p, int64_t v)
+{
+        if (v >= 0)
+                return ss_mp_put_uint(p, (uint64_t)v);
+        if (v >= -32) {
+                *p++ = (uint8_t)(int8_t)v;
+                return p;
+        }
+        if (v >= INT8_MIN) {
+                *p++ = 0xd0;
+                *p++ = (uint8_t)(int8_t)v;
+                return p;
+        }
+        if (v >= INT16_MIN) {
+                *p++ = 0xd1;
+                return ss_mp_put_be(p, (uint64_t)v, 2);
+        }
+        if (v >= INT32_MIN) {
+                *p++ = 0xd2;
+                return ss_mp_put_be(p, (uint64_t)v, 4);
+        }
+        *p++ = 0xd3;
+        return ss_mp_put_be(p, (uint64_t)v, 8);
+}
+
+/* 9 bytes. */
+static inline uint8_t *ss_mp_put_double(uint8_t *p, double d)
+{
+        uint64_t v;
+
+        memcpy(&v, &d, sizeof(v));
+        *p++ = 0xcb;
+        return ss_mp_put_be(p, v, 8);
+}
+
+static inline uint8_t *ss_mp_put_bool(uint8_t *p, bool b)
+{
+        *p++ = b ? 0xc3 : 0xc2;
+        return p;
+}
+
+/*
  * True when key (len bytes) is one of the SS_HELLO_* keys. With
  * ret_protocol, says whether it is a protocol option (instance, sample_rate,
  * include_content, sdk.name, sdk.version) rather than a resource attribute
@@ -273,6 +448,45 @@ int ss_wire_put_span_event(ss_buf *b, size_t max_frame, const uint8_t *span_id, 
                            uint64_t time_ns, const ss_rawmap *attrs);
 int ss_wire_put_span_end(ss_buf *b, size_t max_frame, const uint8_t *span_id, uint64_t end_ns,
                          int status_code, const char *status_msg, const ss_rawmap *attrs);
+/*
+ * SPAN_START in two steps, so that its attributes are packed straight into the frame:
+ * ss_wire_span_start_open() appends the frame header and the fields up to the attributes'
+ * map header (5 bytes whose count the close fills in) and sets *ret; the caller then appends
+ * the map body (pairs) to b; ss_wire_span_start_close() writes the count, appends options
+ * and the frame length. Both return 0 or -EMSGSIZE / -ENOBUFS / -ENOMEM; after a failure
+ * of either, b is as it was before the open. The calling thread's, never blocks.
+ */
+typedef struct ss_wire_open {
+        size_t start;  /* where the frame begins in b */
+        size_t map_at; /* where the attributes' map header is */
+} ss_wire_open;
+int ss_wire_span_start_open(ss_buf *b, const ss_span_head *h, ss_wire_open *ret);
+int ss_wire_span_start_close(ss_buf *b, const ss_wire_open *o, size_t max_frame, uint32_t n_attrs,
+                             const ss_rawmap *options);
+
+/*
+ * SPAN_START without attributes written whole at out, which has room for
+ * SS_SPAN_START_MAX(h->name_len, options->len) bytes: the frame's length, or -EMSGSIZE
+ * past max_frame. For spans whose attributes come later: no buffer to manage.
+ */
+#define SS_SPAN_START_MAX(name_len, opt_len)                                                       \
+        (SS_FRAME_HEADER + 1 + 1 + (2 + SS_TRACE_ID_LEN) + 2 * (2 + SS_SPAN_ID_LEN) + 5 +          \
+         (name_len) + 9 + 9 + 5 + SS_MP_HEAD_MAX + (opt_len))
+int ss_wire_span_start_write(uint8_t *out, size_t max_frame, const ss_span_head *h,
+                             const ss_rawmap *options);
+
+/*
+ * SPAN_END written in front of its attributes, which the caller packed into its own buffer
+ * beforehand: the frame header and the fields before the map body (status message nil)
+ * are written back to front so that they end at end, where a map body of body_len bytes
+ * with n_attrs pairs begins, and no byte of the body moves. Returns the bytes written
+ * (at most SS_SPAN_END_HEAD_MAX), so the frame is those bytes plus the body, or -EMSGSIZE
+ * past max_frame. Any thread, never blocks.
+ */
+#define SS_SPAN_END_HEAD_MAX (SS_FRAME_HEADER + 1 + 1 + 2 + SS_SPAN_ID_LEN + 9 + 9 + 1 + 5)
+int ss_wire_span_end_head(uint8_t *end, size_t max_frame, const uint8_t *span_id, uint64_t end_ns,
+                          int status_code, uint32_t n_attrs, size_t body_len);
+
 /* FLUSH, FLUSHED and STATS: [type, seq]. */
 int ss_wire_put_seq(ss_buf *b, size_t max_frame, uint32_t type, uint64_t seq);
 /* STATS_REPLY: [66, id, {name: value, ...}] with the n counters of v. */
