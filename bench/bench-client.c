@@ -7,10 +7,10 @@
  *   (c) sample rate 0: nothing is encoded or sent;
  *   (d) --threads threads on one client, with the daemon when one is given.
  * With --agent every span is one of the agent-shaped run of TRACE-MODEL.md
- * instead, in turn: agent.run with its 6 attributes, pipeline.execute, 24
- * pipeline steps with 3, two chat spans with 9 (1 KiB of JSON in each of
- * gen_ai.input.messages and gen_ai.output.messages) and two tool calls with
- * 4; each is a root here, so that its cost stands alone.
+ * instead, in turn (bench_agent_span() of agent-run.c, the workload every
+ * benchmark shares: 2 chat spans of 30 with 1 KiB of JSON in each of
+ * gen_ai.input.messages and gen_ai.output.messages); each is a root here, so
+ * that its cost stands alone.
  * Every span is timed on its own (one clock_gettime per span, whose cost is
  * printed first and is included in the figures) for the percentiles.
  * A benchmark, not a test: it prints figures and asserts nothing.
@@ -28,6 +28,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "agent-run.h"
 #include "sidespan.h"
 
 #define FLUSH_TIMEOUT_MS 60000
@@ -48,7 +49,6 @@ typedef struct config {
 } config;
 
 static bool agent_shaped; /* --agent: the spans of the agent-shaped run, in turn */
-static char chat_in[1100], chat_out[1100];
 
 /* One timed loop: iterations spans on one thread, each one's duration in lat[]. */
 typedef struct run {
@@ -77,78 +77,6 @@ static uint64_t now_ns(void)
         return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
-/* A chat message array of about 1 KiB of prose. */
-static void messages(char *buf, size_t size, const char *role)
-{
-        static const char *const words[] = {"the", "weather", "in",    "Paris", "is",    "cloudy",
-                                            "and", "18C",     "while", "Tokyo", "shows", "21:04"};
-        size_t n = (size_t)snprintf(buf, size,
-                                    "[{\"role\":\"%s\",\"parts\":[{\"type\":\"text\","
-                                    "\"content\":\"",
-                                    role);
-
-        for (unsigned k = 0; n < 1024 - 12; k++)
-                n += (size_t)snprintf(buf + n, size - n, "%s ", words[k % 12]);
-        snprintf(buf + n, size - n, "\"}]}]");
-}
-
-/* Span i % 30 of the agent-shaped run. */
-static int agent_span(sidespan_client *c, long i)
-{
-        long k = i % 30;
-        sidespan_span *s;
-        int r;
-
-        if (k == 0) {
-                r = sidespan_span_start(c, NULL, "agent.run", SIDESPAN_KIND_INTERNAL, &s);
-                if (r < 0)
-                        return r;
-                (void)sidespan_span_set_str(s, "upsonic.agent.name", "support-bot");
-                (void)sidespan_span_set_str(s, "upsonic.agent.model", "gpt-4o");
-                (void)sidespan_span_set_str(s, "upsonic.run_id", "run-0f3a9c2e-5b7d-4e1a");
-                (void)sidespan_span_set_str(s, "user.id", "user-7");
-                (void)sidespan_span_set_str(s, "upsonic.input", "Weather in Paris, time in Tokyo?");
-                (void)sidespan_span_set_str(s, "upsonic.output", "18C and cloudy; 21:04.");
-        } else if (k == 1) {
-                r = sidespan_span_start(c, NULL, "pipeline.execute", SIDESPAN_KIND_INTERNAL, &s);
-                if (r < 0)
-                        return r;
-                (void)sidespan_span_set_int(s, "upsonic.pipeline.total_steps", 24);
-                (void)sidespan_span_set_bool(s, "upsonic.pipeline.streaming", false);
-        } else if (k < 26) {
-                r = sidespan_span_start(c, NULL, "pipeline.step.model_execution",
-                                        SIDESPAN_KIND_INTERNAL, &s);
-                if (r < 0)
-                        return r;
-                (void)sidespan_span_set_str(s, "upsonic.step.name", "model_execution");
-                (void)sidespan_span_set_str(s, "upsonic.step.status", "COMPLETED");
-                (void)sidespan_span_set_double(s, "upsonic.step.execution_time", 0.001 * k);
-        } else if (k < 28) {
-                r = sidespan_span_start(c, NULL, "chat gpt-4o", SIDESPAN_KIND_CLIENT, &s);
-                if (r < 0)
-                        return r;
-                (void)sidespan_span_set_str(s, "gen_ai.operation.name", "chat");
-                (void)sidespan_span_set_str(s, "gen_ai.provider.name", "openai");
-                (void)sidespan_span_set_str(s, "gen_ai.request.model", "gpt-4o");
-                (void)sidespan_span_set_str(s, "gen_ai.response.model", "gpt-4o-2024-08-06");
-                (void)sidespan_span_set_str(s, "server.address", "api.openai.com");
-                (void)sidespan_span_set_int(s, "gen_ai.usage.input_tokens", 412);
-                (void)sidespan_span_set_int(s, "gen_ai.usage.output_tokens", 46);
-                (void)sidespan_span_set_str(s, "gen_ai.input.messages", chat_in);
-                (void)sidespan_span_set_str(s, "gen_ai.output.messages", chat_out);
-        } else {
-                r = sidespan_span_start(c, NULL, "tool.execute", SIDESPAN_KIND_INTERNAL, &s);
-                if (r < 0)
-                        return r;
-                (void)sidespan_span_set_str(s, "upsonic.tool.name", "get_weather");
-                (void)sidespan_span_set_str(s, "upsonic.tool.call_id", "call_8f2a1c");
-                (void)sidespan_span_set_str(s, "gen_ai.tool.call.arguments",
-                                            "{\"city\":\"Paris\",\"units\":\"metric\"}");
-                (void)sidespan_span_set_bool(s, "upsonic.tool.success", true);
-        }
-        return sidespan_span_end(s, SIDESPAN_STATUS_OK, NULL);
-}
-
 /* noinline: callgrind counts the calling thread's instructions inside it
  * (--toggle-collect=one_span), the sender thread and the timing left out. */
 __attribute__((noinline)) static int one_span(sidespan_client *c, long i)
@@ -157,7 +85,7 @@ __attribute__((noinline)) static int one_span(sidespan_client *c, long i)
         int r;
 
         if (agent_shaped)
-                return agent_span(c, i);
+                return bench_agent_span(c, i);
         r = sidespan_span_start(c, NULL, "bench.span", SIDESPAN_KIND_INTERNAL, &s);
         if (r < 0)
                 return r;
@@ -677,8 +605,7 @@ int main(int argc, char **argv)
         }
         daemon = cfg.socket != NULL;
         agent_shaped = cfg.agent;
-        messages(chat_in, sizeof(chat_in), "user");
-        messages(chat_out, sizeof(chat_out), "assistant");
+        bench_agent_init();
         if (cfg.one_case)
                 return one_case(&cfg);
         if (cfg.matrix)
