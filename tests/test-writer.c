@@ -186,6 +186,34 @@ START_TEST(file_many_chunks_batched)
 }
 END_TEST
 
+/* Pressure: the queued share of the bound for a file, none for a stream (its reader may never
+ * read, and holding clients for it would stall the other exporters). */
+START_TEST(file_pressure_and_stream_none)
+{
+        int fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600), p[2];
+        char hundred[101] = {0};
+
+        ck_assert_int_ge(fd, 0);
+        ck_assert_int_eq(ss_writer_open(&w, &loop, fd, true, 1000, on_done, &got), 0);
+        ck_assert_uint_eq(ss_writer_pressure(&w), 0);
+        memset(hundred, 'x', 100);
+        ck_assert_int_eq(write_text(hundred, 1), 0);
+        ck_assert_uint_eq(ss_writer_pressure(&w), 10); /* 100 of 1000 bytes */
+        wait_done(1);
+        ck_assert_uint_eq(ss_writer_pressure(&w), 0);
+        close_wait();
+
+        memset(&got, 0, sizeof(got));
+        ck_assert_int_eq(pipe2(p, O_CLOEXEC), 0);
+        rd = p[0];
+        ck_assert_int_eq(ss_writer_open(&w, &loop, p[1], true, 1000, on_done, &got), 0);
+        ck_assert_ptr_nonnull(w.s);
+        ck_assert_int_eq(write_text("a stream", 1), 0);
+        ck_assert_uint_eq(ss_writer_pressure(&w), 0);
+        close_wait();
+}
+END_TEST
+
 START_TEST(file_bound_and_close_with_a_write_in_flight)
 {
         int fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
@@ -443,6 +471,7 @@ int main(void)
         tcase_add_checked_fixture(file, setup, teardown);
         tcase_add_test(file, file_chunks_in_order);
         tcase_add_test(file, file_many_chunks_batched);
+        tcase_add_test(file, file_pressure_and_stream_none);
         tcase_add_test(file, file_bound_and_close_with_a_write_in_flight);
         tcase_add_test(file, file_write_error_is_reported);
         tcase_add_test(file, file_close_from_done);

@@ -98,11 +98,17 @@ static void file_destroy(ss_exporter *e)
         ss_writer_close(&f->writer, on_writer_closed);
 }
 
+static unsigned file_pressure(const ss_exporter *e)
+{
+        return ss_writer_pressure(&((const file_exporter *)e)->writer);
+}
+
 static const ss_exporter_ops file_ops = {
     .add = file_add,
     .flush = file_flush,
     .busy = file_busy,
     .destroy = file_destroy,
+    .pressure = file_pressure,
 };
 
 /* The output's fd: standard output for "-", else the file opened for appending. */

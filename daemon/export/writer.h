@@ -62,6 +62,18 @@ static inline bool ss_writer_busy(const ss_writer *w)
         return w->queued > 0;
 }
 
+/*
+ * How full the queue is, in percent, for the ingest stage's backpressure: a file keeps up, so
+ * a full queue means the loop encoded faster than the thread pool wrote. 0 for a stream,
+ * whose reader may never read: holding every client for it would stall the other exporters.
+ */
+static inline unsigned ss_writer_pressure(const ss_writer *w)
+{
+        if (w->s || !w->max_queued)
+                return 0;
+        return (unsigned)(w->queued * 100 / w->max_queued);
+}
+
 /* True when the fd is written as a stream (a pipe, a FIFO, a terminal): one whose reader may
  * never read, where waiting for the queue to drain may never end. */
 static inline bool ss_writer_is_stream(const ss_writer *w)
