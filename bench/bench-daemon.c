@@ -35,8 +35,7 @@
 
 #define MAX_THREADS      64
 #define FLUSH_TIMEOUT_MS 600000
-#define SETTLE_NS        (3ull * 1000000000ull) /* export given up after this long idle */
-#define PACE_NS          1000000ull             /* --rate: one burst per millisecond */
+#define PACE_NS          1000000ull /* --rate: one burst per millisecond */
 
 typedef struct config {
         const char *socket;
@@ -272,37 +271,6 @@ static int emit(const config *cfg, worker *w, uint64_t *ret_elapsed)
         return started == cfg->threads ? r : -EAGAIN;
 }
 
-/* Poll until the exporters accounted for every finished span (or gave no sign of life for
- * SETTLE_NS, or the timeout passed); *ret_elapsed counts from t0. */
-static int wait_export(const config *cfg, const bench_dstats *base, uint64_t t0, bench_dstats *ret,
-                       uint64_t *ret_elapsed)
-{
-        const struct timespec poll = {.tv_nsec = 10 * 1000000L};
-        uint64_t last_change = bench_now_ns(), last_done = UINT64_MAX, done, t = 0;
-        uint64_t deadline = last_change + (uint64_t)cfg->export_timeout_s * 1000000000ull;
-        bench_dstats s;
-        int r;
-
-        for (;;) {
-                r = bench_daemon_stats(cfg->socket, &s);
-                if (r < 0)
-                        return r;
-                t = bench_now_ns();
-                done = s.exported + s.export_dropped - base->exported - base->export_dropped;
-                if (done != last_done) {
-                        last_done = done;
-                        last_change = t;
-                }
-                if (done >= s.spans_finished - base->spans_finished ||
-                    t - last_change > SETTLE_NS || t > deadline)
-                        break;
-                nanosleep(&poll, NULL);
-        }
-        *ret = s;
-        *ret_elapsed = last_change - t0;
-        return 0;
-}
-
 /* Everything one measurement gathered. */
 typedef struct measure {
         bench_dstats before, flushed, exported;
@@ -466,7 +434,10 @@ static int measure_once(const config *cfg, worker *w, measure *m)
                         m->emit_ns = w[i].emit_ns;
         q = bench_daemon_stats(cfg->socket, &m->flushed);
         if (q == 0)
-                q = wait_export(cfg, &m->before, t0, &m->exported, &m->export_ns);
+                q = bench_wait_export(cfg->socket, &m->before, cfg->export_timeout_s, &m->exported,
+                                      &m->export_ns);
+        if (q == 0)
+                m->export_ns -= t0;
         m->cpu_s = cpu0 >= 0 ? bench_cpu_seconds(cfg->pid) - cpu0 : -1;
         m->rss_kib = bench_proc_field(cfg->pid, "status", "VmRSS:");
         m->hwm_kib = m->rss_kib < 0 ? -1 : bench_proc_field(cfg->pid, "status", "VmHWM:");

@@ -39,7 +39,6 @@
 #include "ss-wire.h"
 
 #define FLUSH_TIMEOUT_MS 600000
-#define SETTLE_NS        (3ull * 1000000000ull) /* export given up after this long idle */
 #define MAX_CONNECTIONS  4096
 #define MAX_PROCESSES    64
 #define SOAK_THREADS     4
@@ -80,36 +79,6 @@ static long threads(const config *cfg)
 }
 
 /* ---- the daemon's STATS ------------------------------------------------------------- */
-
-/* Poll until the exporters accounted for every span finished since base (or gave no sign
- * of life for SETTLE_NS, or the timeout passed). *ret_done_ns: when they last made progress. */
-static int wait_export(const config *cfg, const bench_dstats *base, bench_dstats *ret,
-                       uint64_t *ret_done_ns)
-{
-        uint64_t last_change = bench_now_ns(), last_done = UINT64_MAX, done, t;
-        uint64_t deadline = last_change + (uint64_t)cfg->export_timeout_s * 1000000000ull;
-        bench_dstats s;
-        int r;
-
-        for (;;) {
-                r = bench_daemon_stats(cfg->socket, &s);
-                if (r < 0)
-                        return r;
-                t = bench_now_ns();
-                done = s.exported + s.export_dropped - base->exported - base->export_dropped;
-                if (done != last_done) {
-                        last_done = done;
-                        last_change = t;
-                }
-                if (done >= s.spans_finished - base->spans_finished ||
-                    t - last_change > SETTLE_NS || t > deadline)
-                        break;
-                sleep_ms(10);
-        }
-        *ret = s;
-        *ret_done_ns = last_change;
-        return 0;
-}
 
 /* ---- the load: agent-run.c's 30-span run -------------------------------------------- */
 
@@ -397,7 +366,7 @@ static int mode_connections(const config *cfg)
         close(go[1]); /* go */
         conn_reap(cfg, pids, started, t0, &w);
         if (r == 0)
-                r = wait_export(cfg, &a, &e, &done_ns);
+                r = bench_wait_export(cfg->socket, &a, cfg->export_timeout_s, &e, &done_ns);
         if (r == 0)
                 conn_report(cfg, procs, slots, &a, &connected, &e, &w, done_ns - t0,
                             cpu0 >= 0 ? bench_cpu_seconds(cfg->pid) - cpu0 : -1, rss0, thr0);
@@ -421,7 +390,7 @@ static size_t open_attr_bytes(void)
                strlen("user.id") + strlen(OPEN_USER) + strlen("session.id") + strlen(OPEN_SESSION);
 }
 
-/* Poll until spans_open reaches want (or stops moving for SETTLE_NS). */
+/* Poll until spans_open reaches want (or stops moving for BENCH_SETTLE_NS). */
 static int wait_open(const config *cfg, uint64_t want, bench_dstats *ret)
 {
         uint64_t last = UINT64_MAX, last_change = bench_now_ns();
@@ -434,7 +403,7 @@ static int wait_open(const config *cfg, uint64_t want, bench_dstats *ret)
                 if (ret->spans_open != last) {
                         last = ret->spans_open;
                         last_change = bench_now_ns();
-                } else if (bench_now_ns() - last_change > SETTLE_NS)
+                } else if (bench_now_ns() - last_change > BENCH_SETTLE_NS)
                         return 0;
                 sleep_ms(20);
         }
@@ -522,7 +491,7 @@ static int mode_open(const config *cfg)
                     cpu0 >= 0 ? bench_cpu_seconds(cfg->pid) - cpu0 : -1);
         t0 = bench_now_ns();
         end_roots(c, spans, cfg->n);
-        r = wait_export(cfg, &a, &e, &done_ns);
+        r = bench_wait_export(cfg->socket, &a, cfg->export_timeout_s, &e, &done_ns);
         if (r == 0)
                 printf("  all ended: %" PRIu64 " spans open, %" PRIu64 " exported (%" PRIu64
                        " dropped) by %.2f s; daemon RSS %ld kB\n",
@@ -652,7 +621,7 @@ static int mode_soak(const config *cfg)
         soak_sample(cfg, t0, t0 + (uint64_t)cfg->n * 1000000000ull, rss, &n);
         for (int i = 0; i < started; i++)
                 pthread_join(t[i], NULL);
-        r = wait_export(cfg, &a, &e, &done_ns);
+        r = bench_wait_export(cfg->socket, &a, cfg->export_timeout_s, &e, &done_ns);
         if (r == 0)
                 soak_report(cfg, rss, n, j, &a, &e,
                             cpu0 >= 0 ? bench_cpu_seconds(cfg->pid) - cpu0 : -1);

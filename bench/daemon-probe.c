@@ -192,3 +192,32 @@ int bench_daemon_stats(const char *socket, bench_dstats *ret)
         close(fd);
         return r;
 }
+
+int bench_wait_export(const char *socket, const bench_dstats *base, long timeout_s,
+                      bench_dstats *ret, uint64_t *ret_progress_ns)
+{
+        const struct timespec poll = {.tv_nsec = 10 * 1000000L};
+        uint64_t last_change = bench_now_ns(), last_done = UINT64_MAX, done, t;
+        uint64_t deadline = last_change + (uint64_t)timeout_s * 1000000000ull;
+        bench_dstats s;
+        int r;
+
+        for (;;) {
+                r = bench_daemon_stats(socket, &s);
+                if (r < 0)
+                        return r;
+                t = bench_now_ns();
+                done = s.exported + s.export_dropped - base->exported - base->export_dropped;
+                if (done != last_done) {
+                        last_done = done;
+                        last_change = t;
+                }
+                if (done >= s.spans_finished - base->spans_finished ||
+                    t - last_change > BENCH_SETTLE_NS || t > deadline)
+                        break;
+                nanosleep(&poll, NULL);
+        }
+        *ret = s;
+        *ret_progress_ns = last_change;
+        return 0;
+}

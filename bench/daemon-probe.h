@@ -35,3 +35,15 @@ double bench_cpu_seconds(long pid);
 long bench_proc_field(long pid, const char *file, const char *key);
 
 uint64_t bench_now_ns(void);
+
+/* An exporter showing no progress this long has given up (its spans held or lost). */
+#define BENCH_SETTLE_NS (3ull * 1000000000ull)
+
+/*
+ * Poll the daemon's counters every 10 ms until its exporters accounted for every span
+ * finished since base (exported or dropped), made no progress for BENCH_SETTLE_NS, or
+ * timeout_s passed. *ret: the last counters; *ret_progress_ns: when the exporters last made
+ * progress (bench_now_ns()). 0 or a negative errno.
+ */
+int bench_wait_export(const char *socket, const bench_dstats *base, long timeout_s,
+                      bench_dstats *ret, uint64_t *ret_progress_ns);
