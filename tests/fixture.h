@@ -17,6 +17,7 @@
 #include <string.h>
 
 #include "base/counters.h"
+#include "fx-rnd.h"
 #include "model/sink.h"
 #include "model/span.h"
 #include "ss-wire.h"
@@ -57,15 +58,6 @@ static inline void mp_done(mp *m)
 {
         msgpack_unpacked_destroy(&m->up);
         msgpack_sbuffer_destroy(&m->sb);
-}
-
-/* xorshift64*: a fixed seed makes every run of a randomized test the same. */
-static inline uint64_t fx_rnd(uint64_t *state)
-{
-        *state ^= *state >> 12;
-        *state ^= *state << 25;
-        *state ^= *state >> 27;
-        return *state * 0x2545F4914F6CDD1Dull;
 }
 
 static inline void pk_str(msgpack_packer *pk, const char *s)

@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fx-rnd.h"
 #include "ss-msgpack.h"
 
 #define ROUNDS 4000
@@ -21,15 +22,12 @@ static uint64_t rng = 0x2545F4914F6CDD1Dull;
 
 static uint64_t rnd(void)
 {
-        rng ^= rng >> 12;
-        rng ^= rng << 25;
-        rng ^= rng >> 27;
-        return rng * 0x2545F4914F6CDD1Dull;
+        return fx_rnd(&rng);
 }
 
 static uint32_t below(uint32_t n)
 {
-        return (uint32_t)(rnd() % n);
+        return fx_below(&rng, n);
 }
 
 static void pack_bytes(msgpack_packer *pk, int kind)

@@ -40,7 +40,7 @@ static uint64_t rnd(void)
 
 static uint32_t below(uint32_t n)
 {
-        return (uint32_t)(rnd() % n);
+        return fx_below(&rng, n);
 }
 
 /* A string of no NUL byte: mostly short, sometimes a chat message's kilobytes. */

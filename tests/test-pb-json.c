@@ -34,7 +34,7 @@ static uint64_t rnd(void)
 
 static unsigned below(unsigned n)
 {
-        return (unsigned)(rnd() % n);
+        return fx_below(&rng_state, n);
 }
 
 static const char *const strings[] = {"",
