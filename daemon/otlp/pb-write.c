@@ -3,7 +3,7 @@
 
 #include <errno.h>
 
-static void bind(ss_pbw *w, size_t written)
+static void place(ss_pbw *w, size_t written)
 {
         ss_buf *b = w->out;
 
@@ -23,7 +23,7 @@ void ss_pbw_init(ss_pbw *w, ss_buf *out, size_t hint)
                 w->err = r < 0 ? r : -ENOBUFS;
                 return;
         }
-        bind(w, 0);
+        place(w, 0);
 }
 
 bool ss_pbw_grow(ss_pbw *w, size_t n)
@@ -51,7 +51,7 @@ bool ss_pbw_grow(ss_pbw *w, size_t n)
         }
         /* realloc kept the block's bytes; the written tail moves to the new end. */
         memmove(b->data + b->cap - written, b->data + old_cap - written, written);
-        bind(w, written);
+        place(w, written);
         return true;
 }
 
