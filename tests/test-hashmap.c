@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 #include "ss-check.h"
+#include <errno.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -50,6 +51,27 @@ START_TEST(replace_and_short_keys)
 }
 END_TEST
 
+/* ss_map_add() leaves a key that is there; keys of a length other than 8 or 16 differ in
+ * their last byte too. */
+START_TEST(add_and_odd_lengths)
+{
+        uint8_t k[5] = {1, 2, 3, 4, 5}, k2[5] = {1, 2, 3, 4, 6};
+        int a, b;
+        ss_map m;
+
+        ss_map_init(&m, 5);
+        ck_assert_int_eq(ss_map_add(&m, k, &a), 0);
+        ck_assert_int_eq(ss_map_add(&m, k, &b), -EEXIST);
+        ck_assert_ptr_eq(ss_map_get(&m, k), &a);
+        ck_assert_ptr_null(ss_map_get(&m, k2));
+        ck_assert_int_eq(ss_map_add(&m, k2, &b), 0);
+        ck_assert_uint_eq(m.n, 2);
+        ck_assert_ptr_eq(ss_map_remove(&m, k), &a);
+        ck_assert_ptr_eq(ss_map_get(&m, k2), &b);
+        ss_map_free(&m);
+}
+END_TEST
+
 /* Keys that share their home slot (same low bits after hashing are unlikely to be found
  * by hand, so collide by filling a small table densely) still come back after removals. */
 START_TEST(dense_churn)
@@ -83,6 +105,7 @@ int main(void)
 
         tcase_add_test(tc, put_get_remove_many);
         tcase_add_test(tc, replace_and_short_keys);
+        tcase_add_test(tc, add_and_odd_lengths);
         tcase_add_test(tc, dense_churn);
         suite_add_tcase(s, tc);
         return ss_check_run(s);

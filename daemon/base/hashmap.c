@@ -2,6 +2,7 @@
 #include "base/hashmap.h"
 
 #include <errno.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -16,14 +17,32 @@ static uint64_t mix(uint64_t a, uint64_t b)
         return (uint64_t)r ^ (uint64_t)(r >> 64);
 }
 
-static size_t hash(const ss_map *m, const void *key)
+/* A key as two words, zero-padded: slots hold their keys so (the bytes past key_len of a slot
+ * are never written), and the usual lengths are copied without a call. */
+static void load(const ss_map *m, const void *key, uint64_t k[2])
 {
-        uint64_t k[2] = {0, 0};
+        k[0] = k[1] = 0;
+        if (m->key_len == 8)
+                memcpy(k, key, 8);
+        else if (m->key_len == 16)
+                memcpy(k, key, 16);
+        else
+                memcpy(k, key, m->key_len);
+}
 
+static size_t hash(const uint64_t k[2])
+{
         if (!seed[0])
                 ss_id_random((uint8_t *)seed, sizeof(seed));
-        memcpy(k, key, m->key_len);
         return (size_t)mix(k[0] ^ seed[0], k[1] ^ seed[1] ^ 0x9e3779b97f4a7c15ull);
+}
+
+static bool key_is(const ss_map_slot *sl, const uint64_t k[2])
+{
+        uint64_t have[2];
+
+        memcpy(have, sl->key, sizeof(have));
+        return have[0] == k[0] && have[1] == k[1];
 }
 
 void ss_map_init(ss_map *m, size_t key_len)
@@ -31,20 +50,24 @@ void ss_map_init(ss_map *m, size_t key_len)
         *m = (ss_map){.key_len = key_len};
 }
 
-static size_t find(const ss_map *m, const void *key)
+/* The slot of k: where it is, or the empty slot that ends its run. */
+static size_t find(const ss_map *m, const uint64_t k[2])
 {
-        size_t i = hash(m, key) & (m->cap - 1);
+        size_t i = hash(k) & (m->cap - 1);
 
-        while (m->slots[i].value && memcmp(m->slots[i].key, key, m->key_len) != 0)
+        while (m->slots[i].value && !key_is(&m->slots[i], k))
                 i = (i + 1) & (m->cap - 1);
         return i;
 }
 
 void *ss_map_get(const ss_map *m, const void *key)
 {
+        uint64_t k[2];
+
         if (m->n == 0)
                 return NULL;
-        return m->slots[find(m, key)].value;
+        load(m, key, k);
+        return m->slots[find(m, k)].value;
 }
 
 static int grow(ss_map *m)
@@ -60,15 +83,22 @@ static int grow(ss_map *m)
                 return -ENOMEM;
         }
         m->cap = cap;
-        for (size_t i = 0; i < old.cap; i++)
-                if (old.slots[i].value)
-                        m->slots[find(m, old.slots[i].key)] = old.slots[i];
+        for (size_t i = 0; i < old.cap; i++) {
+                uint64_t k[2];
+
+                if (!old.slots[i].value)
+                        continue;
+                memcpy(k, old.slots[i].key, sizeof(k));
+                m->slots[find(m, k)] = old.slots[i];
+        }
         free(old.slots);
         return 0;
 }
 
-int ss_map_put(ss_map *m, const void *key, void *value)
+/* Store value under key; with replace false an existing key is left as it is. */
+static int put(ss_map *m, const void *key, void *value, bool replace)
 {
+        uint64_t k[2];
         size_t i;
 
         /* Keep the load at or under 3/4 so probe runs stay short. */
@@ -78,30 +108,48 @@ int ss_map_put(ss_map *m, const void *key, void *value)
                 if (r < 0)
                         return r;
         }
-        i = find(m, key);
+        load(m, key, k);
+        i = find(m, k);
+        if (m->slots[i].value && !replace)
+                return -EEXIST;
         if (!m->slots[i].value) {
-                memcpy(m->slots[i].key, key, m->key_len);
+                memcpy(m->slots[i].key, k, sizeof(k));
                 m->n++;
         }
         m->slots[i].value = value;
         return 0;
 }
 
+int ss_map_put(ss_map *m, const void *key, void *value)
+{
+        return put(m, key, value, true);
+}
+
+int ss_map_add(ss_map *m, const void *key, void *value)
+{
+        return put(m, key, value, false);
+}
+
 void *ss_map_remove(ss_map *m, const void *key)
 {
         size_t i, j, mask = m->cap - 1;
+        uint64_t k[2];
         void *value;
 
         if (m->n == 0)
                 return NULL;
-        i = find(m, key);
+        load(m, key, k);
+        i = find(m, k);
         value = m->slots[i].value;
         if (!value)
                 return NULL;
         /* Backward shift: pull later members of the run into the hole when
          * their home slot does not lie cyclically in (hole, their slot]. */
         for (j = (i + 1) & mask; m->slots[j].value; j = (j + 1) & mask) {
-                size_t home = hash(m, m->slots[j].key) & mask;
+                size_t home;
+
+                memcpy(k, m->slots[j].key, sizeof(k));
+                home = hash(k) & mask;
 
                 if (((j - home) & mask) >= ((j - i) & mask)) {
                         m->slots[i] = m->slots[j];

@@ -35,6 +35,9 @@ void *ss_map_get(const ss_map *m, const void *key);
 /* Store value (non-NULL) under key, replacing any. 0 or -ENOMEM. */
 int ss_map_put(ss_map *m, const void *key, void *value);
 
+/* Store value (non-NULL) under key unless the key is there: -EEXIST then, 0, or -ENOMEM. */
+int ss_map_add(ss_map *m, const void *key, void *value);
+
 /* Remove key; returns its value or NULL when absent. */
 void *ss_map_remove(ss_map *m, const void *key);
 
