@@ -121,6 +121,7 @@ ss_span *ss_span_clone(const ss_span *s)
                 return NULL;
         }
         c->refs = 1;
+        c->rollup = NULL; /* the assembler's, with the span it began with */
         ss_resource_ref(c->resource);
         return c;
 }

@@ -25,6 +25,8 @@ typedef struct ss_event {
         uint32_t dropped_attrs; /* past ss_limits.max_attrs */
 } ss_event;
 
+struct ss_rollup;
+
 typedef struct ss_span {
         unsigned refs;
         uint8_t trace_id[SS_TRACE_ID_LEN];
@@ -34,6 +36,9 @@ typedef struct ss_span {
         bool ended;
         uint8_t kind;        /* OTLP SpanKind */
         uint8_t status_code; /* OTLP Status.code */
+        bool head_drop;      /* the head sampler dropped its trace: only a tail policy keeps it */
+        bool discard;        /* dropped at its start (head, no tail policy): holds nothing */
+        bool no_content;     /* its client said include_content=false */
         uint32_t flags;      /* OTLP Span.flags */
         uint64_t start_ns;
         uint64_t end_ns;
@@ -47,11 +52,9 @@ typedef struct ss_span {
         uint32_t dropped_attrs;
         uint32_t dropped_events;
         double head_rate;      /* the rate its trace's head decision used; < 0: a remote parent's */
-        bool head_drop;        /* the head sampler dropped its trace: only a tail policy keeps it */
-        bool discard;          /* dropped at its start (head, no tail policy): holds nothing */
-        bool no_content;       /* its client said include_content=false */
         ss_resource *resource; /* counted reference, never NULL */
-        ss_store store;        /* names, values: bounded by ss_limits.max_bytes */
+        struct ss_rollup *rollup; /* trace/'s: an open agent.run's roll-up so far, else NULL */
+        ss_store store;           /* names, values: bounded by ss_limits.max_bytes */
 } ss_span;
 
 /* W3C's limit on a tracestate; a longer one is left out. */

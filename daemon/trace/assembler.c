@@ -94,13 +94,11 @@ static ss_span *span_new(ss_assembler *a, ss_session *s, ss_trace *t, const ss_m
 static ss_rollup *run_of(ss_session *s, const ss_span *sp)
 {
         for (int depth = 0; sp->has_parent && depth < 64; depth++) {
-                ss_rollup *r = ss_map_get(&s->runs, sp->parent_id);
-
-                if (r)
-                        return r;
                 sp = ss_map_get(&s->open, sp->parent_id);
                 if (!sp)
                         return NULL;
+                if (sp->rollup)
+                        return sp->rollup;
         }
         return NULL;
 }
@@ -113,9 +111,10 @@ static void count_nomem(ss_assembler *a, int r)
 
 static void rollup_finishing(ss_assembler *a, ss_session *s, ss_span *sp)
 {
-        ss_rollup *r = ss_map_remove(&s->runs, sp->span_id);
+        ss_rollup *r = sp->rollup;
 
         if (r) {
+                sp->rollup = NULL;
                 count_nomem(a, ss_rollup_apply(r, sp, &a->rollup));
                 ss_rollup_free(r);
                 return;
@@ -149,29 +148,25 @@ void ss_assembler_set_observer(ss_assembler *a, ss_span_observer fn, void *ctx)
 
 static void free_rollup(void *value, void *ctx)
 {
+        ss_span *sp = value;
+
         (void)ctx;
-        ss_rollup_free(value);
+        ss_rollup_free(sp->rollup);
+        sp->rollup = NULL;
 }
 
 void ss_assembler_drop_runs(ss_session *s)
 {
-        ss_map_foreach(&s->runs, free_rollup, NULL);
-        ss_map_free(&s->runs);
+        ss_map_foreach(&s->open, free_rollup, NULL);
 }
 
 /* A run started in s: its roll-up begins. */
-static int run_started(ss_session *s, ss_span *sp)
+static int run_started(ss_span *sp)
 {
-        ss_rollup *r;
-
         if (sp->discard || !ss_rollup_is_run(sp))
                 return 0;
-        r = ss_rollup_new();
-        if (!r || ss_map_put(&s->runs, sp->span_id, r) < 0) {
-                ss_rollup_free(r);
-                return -ENOMEM;
-        }
-        return 0;
+        sp->rollup = ss_rollup_new();
+        return sp->rollup ? 0 : -ENOMEM;
 }
 
 /* ---- messages (continued) --------------------------------------------------------------- */
@@ -214,7 +209,7 @@ static int span_start(ss_assembler *a, ss_session *s, const ss_msg_span *m, bool
                 ss_map_remove(&s->open, sp->span_id);
                 goto nomem;
         }
-        if (run_started(s, sp) < 0)
+        if (run_started(sp) < 0)
                 a->stats.no_memory++; /* the run goes without its roll-up */
         ss_session_span_opened(s);
         return 0;
@@ -225,9 +220,10 @@ nomem:
         return -ENOMEM;
 }
 
-static ss_span *open_span(ss_assembler *a, ss_session *s, const uint8_t *span_id)
+/* The open span of span_id in s; take removes it from the open ones. */
+static ss_span *open_span(ss_assembler *a, ss_session *s, const uint8_t *span_id, bool take)
 {
-        ss_span *sp = ss_map_get(&s->open, span_id);
+        ss_span *sp = take ? ss_map_remove(&s->open, span_id) : ss_map_get(&s->open, span_id);
 
         if (!sp)
                 a->stats.unknown_span++;
@@ -236,12 +232,11 @@ static ss_span *open_span(ss_assembler *a, ss_session *s, const uint8_t *span_id
 
 static int span_end(ss_assembler *a, ss_session *s, const ss_msg *m)
 {
-        ss_span *sp = open_span(a, s, m->end.span_id);
+        ss_span *sp = open_span(a, s, m->end.span_id, true);
         int r = 0;
 
         if (!sp)
                 return -ENOENT;
-        ss_map_remove(&s->open, sp->span_id);
         ss_session_span_closed(s);
         if (!sp->discard && m->end.attrs &&
             ss_span_set_attrs(sp, m->end.attrs, &a->span_limits) < 0) {
@@ -274,14 +269,14 @@ int ss_assembler_apply(ss_assembler *a, ss_session *s, const ss_msg *m)
         case SS_MSG_SPAN_END:
                 return span_end(a, s, m);
         case SS_MSG_SPAN_ATTRS:
-                sp = open_span(a, s, m->attrs.span_id);
+                sp = open_span(a, s, m->attrs.span_id, false);
                 if (!sp)
                         return -ENOENT;
                 return m->attrs.attrs && !sp->discard
                            ? check_nomem(a, ss_span_set_attrs(sp, m->attrs.attrs, &a->span_limits))
                            : 0;
         case SS_MSG_SPAN_EVENT:
-                sp = open_span(a, s, m->event.span_id);
+                sp = open_span(a, s, m->event.span_id, false);
                 if (!sp)
                         return -ENOENT;
                 if (sp->discard)

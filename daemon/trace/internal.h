@@ -46,7 +46,6 @@ struct ss_session {
         uint64_t spans_finished;
         double sample_rate;   /* HELLO's, 1 when not said */
         bool include_content; /* HELLO's, true when not said */
-        ss_map runs;          /* span id of an open agent.run -> its ss_rollup */
 };
 
 struct ss_assembler {

@@ -109,8 +109,8 @@ static void session_free(ss_session *s)
         ss_proc *p = s->proc;
 
         ss_map_remove(&s->a->sessions, s->key);
-        ss_map_free(&s->open);
         ss_assembler_drop_runs(s);
+        ss_map_free(&s->open);
         ss_resource_unref(s->resource);
         free(s);
         if (p && --p->sessions == 0)
@@ -178,10 +178,10 @@ static void session_orphan(ss_assembler *a, ss_session *s, const char *reason)
         }
         /* Roll-ups: every child while its ancestors can still be found, then the runs. */
         for (size_t i = 0; i < n; i++)
-                if (!ss_map_get(&s->runs, ((ss_span *)spans[i])->span_id))
+                if (!((ss_span *)spans[i])->rollup)
                         ss_assembler_finishing(a, s, spans[i]);
         for (size_t i = 0; i < n; i++)
-                if (ss_map_get(&s->runs, ((ss_span *)spans[i])->span_id))
+                if (((ss_span *)spans[i])->rollup)
                         ss_assembler_finishing(a, s, spans[i]);
         for (size_t i = 0; i < n; i++) {
                 ss_span *sp = spans[i];
@@ -258,7 +258,6 @@ static ss_session *session_new(ss_assembler *a, const uint8_t *key,
                           .include_content = option_bool(options, SS_HELLO_INCLUDE_CONTENT, true)};
         memcpy(s->key, key, SS_SESSION_KEY_LEN);
         ss_map_init(&s->open, SS_SPAN_ID_LEN);
-        ss_map_init(&s->runs, SS_SPAN_ID_LEN);
         s->resource = ss_resource_new_for(options, &peer, &a->resource_limits);
         s->proc = s->resource ? proc_get(a, pid, uid) : NULL;
         if (!s->proc || ss_map_put(&a->sessions, key, s) < 0) {
@@ -317,7 +316,6 @@ ss_session *ss_session_restore(ss_assembler *a, const uint8_t *key, pid_t pid, u
             (ss_session){.a = a, .resource = resource, .sample_rate = 1.0, .include_content = true};
         memcpy(s->key, key, SS_SESSION_KEY_LEN);
         ss_map_init(&s->open, SS_SPAN_ID_LEN);
-        ss_map_init(&s->runs, SS_SPAN_ID_LEN);
         s->proc = proc_get(a, pid, uid);
         if (!s->proc || ss_map_put(&a->sessions, key, s) < 0) {
                 if (s->proc && s->proc->sessions == 0)

@@ -52,7 +52,7 @@ static void pack_span(void *value, void *ctx)
 {
         saver *sv = ctx;
         ss_span *sp = value;
-        ss_rollup *run = ss_map_get(&sv->s->runs, sp->span_id);
+        ss_rollup *run = sp->rollup;
 
         if (sv->err)
                 return;
@@ -229,8 +229,7 @@ static int restore_span(ss_assembler *a, ss_session *s, const msgpack_object *o)
                 ss_tt_discard(&a->tt, t);
                 goto fail;
         }
-        if (run && ss_map_put(&s->runs, sp->span_id, run) < 0)
-                ss_rollup_free(run); /* the run goes on without its roll-up */
+        sp->rollup = run;
         a->open_spans++;
         s->proc->open_spans++;
         return 0;
