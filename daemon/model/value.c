@@ -13,14 +13,18 @@
 
 int ss_store_init_sized(ss_store *st, size_t hint)
 {
-        /* Room for alignment and for a few values set later. */
-        size_t chunk = hint + hint / 8 + 64;
+        /* Room for alignment and a small value or two set later; what a span's end brings
+         * beyond that takes a block of its own. */
+        size_t chunk = hint + 32;
 
         chunk = chunk < ZONE_CHUNK_MIN   ? ZONE_CHUNK_MIN
                 : chunk > ZONE_CHUNK_MAX ? ZONE_CHUNK_MAX
                                          : chunk;
-        *st = (ss_store){.zone = msgpack_zone_new(chunk)};
-        return st->zone ? 0 : -ENOMEM;
+        *st = (ss_store){0};
+        if (msgpack_zone_init(&st->zone, chunk))
+                return 0;
+        st->zone.chunk_list.head = NULL; /* what ss_store_free() looks at */
+        return -ENOMEM;
 }
 
 int ss_store_init(ss_store *st)
@@ -30,8 +34,8 @@ int ss_store_init(ss_store *st)
 
 void ss_store_free(ss_store *st)
 {
-        if (st->zone)
-                msgpack_zone_free(st->zone);
+        if (st->zone.chunk_list.head)
+                msgpack_zone_destroy(&st->zone);
         *st = (ss_store){0};
 }
 
@@ -39,7 +43,7 @@ void ss_store_free(ss_store *st)
 static void *store_alloc(ss_store *st, size_t n, bool align)
 {
         void *p =
-            align ? msgpack_zone_malloc(st->zone, n) : msgpack_zone_malloc_no_align(st->zone, n);
+            align ? msgpack_zone_malloc(&st->zone, n) : msgpack_zone_malloc_no_align(&st->zone, n);
 
         if (p)
                 st->live += n;

@@ -16,9 +16,9 @@
 #include <stdint.h>
 
 typedef struct ss_store {
-        msgpack_zone *zone;
-        uint64_t live; /* bytes of the values the owner references */
-        uint64_t dead; /* bytes of values it replaced, still in the zone */
+        msgpack_zone zone; /* in place: one allocation less per span; chunk_list.head NULL: none */
+        uint64_t live;     /* bytes of the values the owner references */
+        uint64_t dead;     /* bytes of values it replaced, still in the zone */
 } ss_store;
 
 /* A store with an empty zone; 0 or -ENOMEM. */

@@ -39,16 +39,16 @@
 
 struct ss_rollup {
         uint64_t input, output, cache_read, cache_write, reasoning;
-        bool usage_seen; /* some chat span carried a token count */
         uint64_t requests, tools, steps;
         uint64_t chat_ns, tool_ns;
         double cost;
         uint64_t priced;   /* chat spans whose cost is known */
         uint64_t unpriced; /* chat spans with tokens but no price */
-        bool have_first;   /* first_start_ns holds the earliest chat's start */
         uint64_t first_start_ns;
-        bool have_ttft;
         uint64_t ttft_ns;
+        bool usage_seen; /* some chat span carried a token count */
+        bool have_first; /* first_start_ns holds the earliest chat's start */
+        bool have_ttft;
 };
 
 /* ---- reading spans ---------------------------------------------------------------------- */

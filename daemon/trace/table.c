@@ -84,12 +84,19 @@ int ss_tt_opened(ss_trace_table *tt, ss_trace *t, const void *owner)
         ss_trace_part *p = part_find(t, owner);
 
         if (!p) {
-                if (t->n_parts == t->cap_parts) {
-                        uint32_t cap = t->cap_parts ? t->cap_parts * 2 : 2;
-                        ss_trace_part *np = realloc(t->parts, cap * sizeof(*np));
+                if (t->cap_parts == 0) {
+                        t->parts = &t->one; /* most traces have one client */
+                        t->cap_parts = 1;
+                } else if (t->n_parts == t->cap_parts) {
+                        uint32_t cap = t->cap_parts * 2;
+                        ss_trace_part *np = t->parts == &t->one
+                                                ? malloc(cap * sizeof(*np))
+                                                : realloc(t->parts, cap * sizeof(*np));
 
                         if (!np)
                                 return -ENOMEM;
+                        if (t->parts == &t->one)
+                                np[0] = t->one;
                         t->parts = np;
                         t->cap_parts = cap;
                 }
@@ -132,13 +139,20 @@ static void emit(ss_trace_table *tt, ss_trace *t)
         t->done_bytes = 0;
 }
 
+/* Free t's memory (not its spans). */
+static void trace_release(ss_trace *t)
+{
+        if (t->parts != &t->one)
+                free(t->parts);
+        free(t->done);
+        free(t);
+}
+
 static void trace_free(ss_trace_table *tt, ss_trace *t)
 {
         wait_stop(tt, t);
         ss_map_remove(&tt->traces, t->id);
-        free(t->parts);
-        free(t->done);
-        free(t);
+        trace_release(t);
 }
 
 void ss_tt_discard(ss_trace_table *tt, ss_trace *t)
@@ -215,9 +229,7 @@ static void free_one(void *value, void *ctx)
         /* Spans whose trace stays open elsewhere (e.g. a remote parent) go out as they are. */
         if (t->n_done)
                 emit(tt, t);
-        free(t->parts);
-        free(t->done);
-        free(t);
+        trace_release(t);
 }
 
 void ss_tt_free(ss_trace_table *tt)

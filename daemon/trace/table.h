@@ -28,17 +28,18 @@ typedef struct ss_trace_part {
 typedef struct ss_trace {
         uint8_t id[SS_TRACE_ID_LEN];
         uint32_t open; /* spans of this trace still open, in any session */
-        ss_trace_part *parts;
         uint32_t n_parts;
         uint32_t cap_parts;
-        ss_span **done; /* finished spans, one reference each */
         uint32_t n_done;
         uint32_t cap_done;
+        bool decided;         /* the head decision is made */
+        bool head_drop;       /* ... and it drops the trace */
+        bool discard;         /* ... with no tail policy to keep it: spans hold nothing */
+        ss_trace_part *parts; /* &one while one client has spans open, else malloc'd */
+        ss_trace_part one;
+        ss_span **done;               /* finished spans, one reference each */
         uint64_t done_bytes;          /* ss_span_size() of the done spans */
         double head_rate;             /* the head decision's rate; < 0: a remote parent's */
-        bool decided;                 /* the head decision is made */
-        bool head_drop;               /* ... and it drops the trace */
-        bool discard;                 /* ... with no tail policy to keep it: spans hold nothing */
         uint64_t release_at_ns;       /* waiting for strangers' spans until then; 0: not */
         const void *waiter;           /* whose spans are done and wait */
         struct ss_trace *prev, *next; /* the table's list of waiting traces */
