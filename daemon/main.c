@@ -7,7 +7,6 @@
  * exports. SIGHUP reloads: a restart in place, with the listening socket kept
  * across exec (see reload()). No stage logic lives here.
  */
-#include <curl/curl.h>
 #include <errno.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -17,6 +16,7 @@
 #include <unistd.h>
 #include <uv.h>
 
+#include "base/curl-uv.h"
 #include "base/fdlimit.h"
 #include "base/listen-fds.h"
 #include "base/log.h"
@@ -408,10 +408,6 @@ int main(int argc, char **argv)
         }
         ss_log_set_level(d.cfg.log_level);
         signal(SIGPIPE, SIG_IGN);
-        if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
-                ss_log(SS_LOG_ERR, "curl_global_init failed event=start-failed");
-                return EXIT_FAILURE;
-        }
         r = uv_loop_init(&d.loop);
         if (r < 0) {
                 ss_log(SS_LOG_ERR, "cannot create the event loop event=start-failed error=\"%s\"",
@@ -426,7 +422,7 @@ int main(int argc, char **argv)
         if (uv_loop_close(&d.loop) != 0)
                 ss_log(SS_LOG_WARNING,
                        "event loop closed with handles still open event=handle-leak");
-        curl_global_cleanup();
+        ss_curl_uv_global_cleanup();
         ss_pricing_free(d.pricing);
         free(d.state_path);
         ss_config_free(&d.cfg);

@@ -129,6 +129,17 @@ static int on_curl_socket(CURL *easy, curl_socket_t fd, int what, void *userp, v
         return uv_poll_stop(&s->poll) < 0 ? -1 : 0;
 }
 
+/* libcurl's global state (TLS included) is set up by its first user, not at start: a daemon
+ * that sends nothing over HTTP never maps the pages it takes, about 2 MB. */
+static bool global_ready;
+
+void ss_curl_uv_global_cleanup(void)
+{
+        if (global_ready)
+                curl_global_cleanup();
+        global_ready = false;
+}
+
 int ss_curl_uv_init(ss_curl_uv *cu, uv_loop_t *loop,
                     void (*done)(void *ctx, CURL *easy, CURLcode result), void (*after)(void *ctx),
                     void *ctx)
@@ -136,6 +147,11 @@ int ss_curl_uv_init(ss_curl_uv *cu, uv_loop_t *loop,
         int r;
 
         *cu = (ss_curl_uv){.loop = loop, .done = done, .after = after, .ctx = ctx};
+        if (!global_ready) {
+                if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
+                        return -ENOMEM;
+                global_ready = true;
+        }
         cu->multi = curl_multi_init();
         if (!cu->multi)
                 return -ENOMEM;

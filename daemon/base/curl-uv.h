@@ -28,6 +28,9 @@ typedef struct ss_curl_uv {
         void *ctx;
 } ss_curl_uv;
 
+/* Undo the libcurl global set-up the first ss_curl_uv_init() did, if any: at exit. */
+void ss_curl_uv_global_cleanup(void);
+
 /* 0, -ENOMEM, or a libuv error. On failure nothing needs closing. */
 int ss_curl_uv_init(ss_curl_uv *cu, uv_loop_t *loop,
                     void (*done)(void *ctx, CURL *easy, CURLcode result), void (*after)(void *ctx),
