@@ -197,6 +197,34 @@ class Faults(Base):
                 self.assertGreaterEqual(st[GRPC + "retries"], 3)
             d.stop()
 
+    def maps(self, d):
+        with open("/proc/%d/maps" % d.proc.pid) as f:
+            return f.read()
+
+    def test_grpc_core_is_mapped_only_by_a_grpc_exporter_and_a_missing_module_is_named(self):
+        # The gRPC exporter is the module sidespan-grpc.so (daemon/base/module.h): a daemon
+        # exporting over HTTP never maps grpc core, one exporting over gRPC loads it and
+        # delivers through it.
+        d = self.start(self.rx.url)
+        self.assertNotIn("libgrpc", self.maps(d))
+        self.assertNotIn("sidespan-grpc.so", self.maps(d))
+        d.stop()
+        rx = self.grpc_rx()
+        d = self.grpc_daemon(rx)
+        self.assertIn("sidespan-grpc.so", self.maps(d))
+        self.assertIn("libgrpc", self.maps(d))
+        sent = self.one_trace(d, tag="module")
+        self.assertEqual(len(self.grpc_spans(rx, sent)), sent)
+        d.stop()
+        # Without the module the daemon does not start, and says which file it looked for.
+        empty = os.path.join(self.tmp, "no-modules")
+        os.mkdir(empty)
+        d = self.daemon(["--endpoint", "http://127.0.0.1:%d" % rx.port, "--protocol", "grpc"],
+                        env={"SIDESPAN_MODULE_DIR": empty}, name="nomod", wait=False)
+        self.assertNotEqual(d.proc.wait(20), 0)
+        self.assertIn("cannot load the grpc module event=module-failed module=grpc path=%s/"
+                      "sidespan-grpc.so" % empty, d.stderr())
+
     def test_grpc_resource_exhausted_with_retry_info_waits_as_told(self):
         for spool in (False, True):
             rx = self.grpc_rx()

@@ -18,6 +18,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 import unittest
 
 BUILD = os.environ["SIDESPAN_BUILD_ROOT"]
@@ -72,6 +73,41 @@ class Install(unittest.TestCase):
         r = run([sidespand, "--version"])
         self.assertEqual(r.returncode, 0, r.stderr)
         self.assertIn(self.version, r.stdout)
+
+    def test_grpc_module_loads_into_the_installed_daemon(self):
+        # The gRPC exporter is LIBDIR/sidespan/sidespan-grpc.so; the daemon itself does not
+        # link grpc core, and the module resolves the daemon's functions against it.
+        module = os.path.join(self.dirs["libdir"], "sidespan", "sidespan-grpc.so")
+        self.assertTrue(os.path.isfile(module), module)
+        if shutil.which("readelf"):
+            self.assertIn("libgrpc.so", run(["readelf", "-d", module]).stdout)
+            sbin = os.path.join(self.dirs["sbindir"], "sidespand")
+            self.assertNotIn("libgrpc.so", run(["readelf", "-d", sbin]).stdout)
+        with tempfile.TemporaryDirectory(prefix="sidespan-module-") as tmp:
+            sock = os.path.join(tmp, "s.sock")
+            env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
+            env.update(SIDESPAN_MODULE_DIR=os.path.dirname(module),
+                       OTEL_EXPORTER_OTLP_INSECURE="true")
+            with open(os.path.join(tmp, "log"), "w+") as log:
+                p = subprocess.Popen([os.path.join(self.dirs["sbindir"], "sidespand"),
+                                      "--socket", sock, "--log-level", "debug", "--protocol",
+                                      "grpc", "--endpoint", "http://127.0.0.1:9"],
+                                     env=env, stdout=subprocess.DEVNULL, stderr=log)
+                try:
+                    deadline = time.time() + 10
+                    while time.time() < deadline and p.poll() is None:
+                        log.seek(0)
+                        if "listening on " + sock in log.read():
+                            break
+                        time.sleep(0.05)
+                    log.seek(0)
+                    text = log.read()
+                    self.assertIsNone(p.poll(), text)
+                    self.assertIn("loaded the grpc module event=module-loaded module=grpc "
+                                  "path=" + module, text)
+                finally:
+                    p.terminate()
+                    p.wait(20)
 
     def test_library_soname_and_symlinks(self):
         lib = self.dirs["libdir"]

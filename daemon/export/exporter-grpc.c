@@ -1,7 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * Every line of sidespand that speaks to grpc core is in this file: its API
- * moves faster than the wrapped-language ones, so it stays in one place.
+ * moves faster than the wrapped-language ones, so it stays in one place. It
+ * is built as the module sidespan-grpc.so (base/module.h): a daemon without a
+ * gRPC exporter never maps grpc core.
  * What is not gRPC (batching, queueing, retry decisions, counting) is
  * export/dispatch.c's, shared with the OTLP/HTTP exporter.
  *

@@ -81,3 +81,4 @@ void ss_grpc_config_defaults(ss_grpc_config *cfg);
  * the TLS files, so call it at start-up, not from a busy loop.
  */
 int ss_grpc_exporter_new(uv_loop_t *loop, const ss_grpc_config *cfg, ss_exporter **ret);
+typedef int ss_grpc_exporter_new_fn(uv_loop_t *loop, const ss_grpc_config *cfg, ss_exporter **ret);

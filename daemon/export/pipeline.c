@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "base/log.h"
+#include "base/module.h"
 #include "export/exporter-console.h"
 #include "export/exporter-file.h"
 #include "ss-macro.h"
@@ -97,6 +98,15 @@ static void log_def(const ss_exporter_def *d)
 }
 
 /* One exporter of the configuration. */
+/* The gRPC exporter is a module (base/module.h), loaded once one is configured. */
+static int grpc_exporter_new(uv_loop_t *loop, const ss_grpc_config *cfg, ss_exporter **ret)
+{
+        ss_module_fn fn;
+        int r = ss_module_fn_get("grpc", "ss_grpc_exporter_new", &fn);
+
+        return r < 0 ? r : ((ss_grpc_exporter_new_fn *)fn)(loop, cfg, ret);
+}
+
 static int build(ss_pipeline *p, const ss_export_config *c, const ss_exporter_def *d)
 {
         ss_exporter *e = NULL;
@@ -114,7 +124,7 @@ static int build(ss_pipeline *p, const ss_export_config *c, const ss_exporter_de
                 r = ss_http_exporter_new(p->loop, &d->http, &e);
                 break;
         default:
-                r = ss_grpc_exporter_new(p->loop, &d->grpc, &e);
+                r = grpc_exporter_new(p->loop, &d->grpc, &e);
                 break;
         }
         if (r < 0) {

@@ -1,0 +1,22 @@
+/* SPDX-License-Identifier: MIT */
+#pragma once
+
+/*
+ * Parts of the daemon built as loadable modules, so that a daemon that does
+ * not use them never maps their libraries: the gRPC exporter (grpc core, C++
+ * and abseil beneath it, about 5 MB of resident pages) is
+ * sidespan-grpc.so. A module is looked for in $SIDESPAN_MODULE_DIR when set,
+ * else next to the executable (a build tree), else in SS_MODULE_DIR
+ * (LIBDIR/sidespan). It resolves the daemon's own functions against the
+ * executable, which exports them. Main or loop thread, at configuration.
+ */
+
+/* Any function; the caller casts it to the type the module defines. */
+typedef void (*ss_module_fn)(void);
+
+/*
+ * The function sym of module name ("grpc": sidespan-grpc.so), loading the
+ * module once. 0, or -ENOENT with a line logged that names the file and
+ * what the loader said.
+ */
+int ss_module_fn_get(const char *name, const char *sym, ss_module_fn *ret);
