@@ -69,12 +69,15 @@ LIMITS=(--max-connections 1024 --max-connections-per-process 0
         --max-open-spans 2000000 --max-open-spans-per-process 0
         --max-open-spans-total 2000000)
 
-# start_daemon NAME: a fresh sidespand on $TMP/NAME.sock; sets SOCK and DAEMON_PID.
+# start_daemon NAME [EXPORTER ARGS...]: a fresh sidespand on $TMP/NAME.sock, exporting to
+# the file /dev/null unless told otherwise; sets SOCK and DAEMON_PID.
 start_daemon() {
         local name=$1
+        shift
+        [ $# -gt 0 ] || set -- --exporter file --file /dev/null
         SOCK="$TMP/$name.sock"
         "$BUILD/daemon/sidespand" --socket "$SOCK" --log-level notice \
-                --exporter file --file /dev/null "${LIMITS[@]}" \
+                "$@" "${LIMITS[@]}" \
                 >"$TMP/$name.out" 2>"$TMP/$name.log" &
         DAEMON_PID=$!
         for _ in $(seq 200); do
@@ -107,11 +110,22 @@ echo "sidespand memory and scaling, $(date -u +%FT%TZ), $(nproc) CPUs," \
 echo "sidespand --exporter file --file /dev/null (OTLP/JSON) ${LIMITS[*]}"
 
 if [ "$ONLY_SOAK" = 0 ]; then
-        section "idle: VmRSS 2 s after start"
-        start_daemon idle
-        sleep 2
-        scale idle
-        stop_daemon
+        # Each exporter kind maps its own libraries: the gRPC one is a module (grpc core,
+        # abseil, libstdc++), HTTP sets up libcurl and its TLS. Port 9 (discard) is never
+        # reached: an idle daemon sends nothing.
+        section "idle: VmRSS 2 s after start, per exporter kind"
+        for kind in file otlp-http otlp-grpc; do
+                case $kind in
+                file) set -- --exporter file --file /dev/null ;;
+                otlp-http) set -- --exporter otlp-http --endpoint http://127.0.0.1:9/v1/traces ;;
+                otlp-grpc) set -- --exporter otlp-grpc --endpoint http://127.0.0.1:9 ;;
+                esac
+                echo "exporter $kind"
+                OTEL_EXPORTER_OTLP_INSECURE=true start_daemon "idle-$kind" "$@"
+                sleep 2
+                scale idle
+                stop_daemon
+        done
 
         section "connections: agent-shaped runs (30 spans, 1 KiB per chat message), $SPANS spans in all, a fresh daemon per level"
         for n in 1 8 64 512; do

@@ -244,7 +244,8 @@ fi
 if [ -x "$SRC/bench/bench-scale.sh" ] && [ "${BENCH_SCALE:-1}" != 0 ]; then
         section "bench-scale: memory and scaling"
         run "$SRC/bench/bench-scale.sh" "$BUILD"
-        note idle.rss "$(sed -n 's/^idle: daemon RSS \([0-9]*\) kB (anonymous \([0-9]*\) kB.*/\1 kB (\2 kB anonymous)/p' "$TMP/run.out")"
+        # "exporter KIND" precedes each idle line: "file: N kB (M kB anonymous); otlp-http: ...".
+        note idle.rss "$(awk '$1 == "exporter" {k = $2} /^idle: daemon RSS/ {a = $7; sub(/,/, "", a); s = s (s ? "; " : "") k ": " $4 " kB (" a " kB anonymous)"} END {print s}' "$TMP/run.out")"
         note open.bytes "$(sed -n 's/.*: \([0-9]*\) bytes per open span beyond them.*/\1/p' "$TMP/run.out" | tail -1)"
         note threads.max "$(sed -n 's/.*threads: [0-9]* connected, \([0-9]*\) max.*/\1/p' "$TMP/run.out" | sort -n | tail -1)"
         if [ "${BENCH_SOAK:-600}" != 0 ]; then
@@ -330,7 +331,7 @@ figure() {
         printf '| End to end at 100 000 spans/s, OTLP/HTTP + gzip | no drops | %s |\n' "$(figure e2e.http+gzip.100000)"
         printf '| End to end at 100 000 spans/s, OTLP/gRPC to grpc-sink | no drops | %s |\n' "$(figure e2e.grpc.100000)"
         printf '| End to end, the most exported (HTTP / gRPC), unpaced | | %s / %s |\n' "$(figure e2e.http.max)" "$(figure e2e.grpc.max)"
-        printf '| Idle RSS | <= 10 MB | %s |\n' "$(figure idle.rss)"
+        printf '| Idle RSS, per exporter kind | <= 10 MB | %s |\n' "$(figure idle.rss)"
         printf '| Bytes per open span beyond its attributes (1 000 000 open traces) | <= 1 024 | %s |\n' "$(figure open.bytes)"
         printf '| Daemon threads, 1 to 512 connections (the file exporter'"'"'s 4 libuv workers included) | no thread per connection | %s at most |\n' "$(figure threads.max)"
         printf '| RSS over the soak at 100 000 spans/s | flat | %s |\n' "$(figure soak.rss)"
