@@ -117,7 +117,8 @@ static int attrs_append(ss_store *st, ss_attrs *a, const msgpack_object_str *key
         kv = &a->kv[a->n];
         kv->key.type = MSGPACK_OBJECT_STR;
         kv->key.via.str = *key;
-        if (!stored && ss_store_str(st, key->ptr, key->size, 0, &kv->key.via.str) < 0)
+        /* Well-formed: checked by ss_attrs_set(), or a stored key being cloned. */
+        if (!stored && ss_store_str_valid(st, key->ptr, key->size, &kv->key.via.str) < 0)
                 return -ENOMEM;
         kv->val = *v;
         a->n++;

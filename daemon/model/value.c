@@ -50,6 +50,19 @@ static void *store_alloc(ss_store *st, size_t n, bool align)
         return p;
 }
 
+int ss_store_str_valid(ss_store *st, const char *p, size_t n, msgpack_object_str *ret)
+{
+        char *d = store_alloc(st, n + 1, false);
+
+        if (!d)
+                return -ENOMEM;
+        if (n) /* msgpack-c gives some empty strings a NULL p */
+                memcpy(d, p, n);
+        d[n] = '\0';
+        *ret = (msgpack_object_str){.size = (uint32_t)n, .ptr = d};
+        return 0;
+}
+
 int ss_store_str(ss_store *st, const char *p, size_t n, uint32_t max, msgpack_object_str *ret)
 {
         size_t limit = max ? max : UINT32_MAX - 1, in, len;
@@ -57,13 +70,12 @@ int ss_store_str(ss_store *st, const char *p, size_t n, uint32_t max, msgpack_ob
         char *d;
 
         len = ss_utf8_measure((const uint8_t *)p, n, limit, &in, &clean);
+        if (clean)
+                return ss_store_str_valid(st, p, len, ret) < 0 ? -ENOMEM : in < n;
         d = store_alloc(st, len + 1, false);
         if (!d)
                 return -ENOMEM;
-        if (clean && len) /* msgpack-c gives some empty strings a NULL p */
-                memcpy(d, p, len);
-        else if (!clean)
-                ss_utf8_write(d, (const uint8_t *)p, in);
+        ss_utf8_write(d, (const uint8_t *)p, in);
         d[len] = '\0';
         *ret = (msgpack_object_str){.size = (uint32_t)len, .ptr = d};
         return in < n ? 1 : 0;

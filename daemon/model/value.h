@@ -38,6 +38,10 @@ void ss_store_free(ss_store *st);
  */
 int ss_store_str(ss_store *st, const char *p, size_t n, uint32_t max, msgpack_object_str *ret);
 
+/* Copy n bytes the caller found well-formed UTF-8 (ss_utf8_valid()), NUL-terminated: a
+ * string checked once is not measured again. 0 or -ENOMEM. */
+int ss_store_str_valid(ss_store *st, const char *p, size_t n, msgpack_object_str *ret);
+
 /*
  * Copy an attribute value: strings and bins cut to max_len bytes (0: no
  * cut), arrays and maps deeply. Values the wire protocol does not allow (nil,
