@@ -97,7 +97,6 @@ static void log_def(const ss_exporter_def *d)
         }
 }
 
-/* One exporter of the configuration. */
 /* The gRPC exporter is a module (base/module.h), loaded once one is configured. */
 static int grpc_exporter_new(uv_loop_t *loop, const ss_grpc_config *cfg, ss_exporter **ret)
 {
@@ -107,6 +106,7 @@ static int grpc_exporter_new(uv_loop_t *loop, const ss_grpc_config *cfg, ss_expo
         return r < 0 ? r : ((ss_grpc_exporter_new_fn *)fn)(loop, cfg, ret);
 }
 
+/* One exporter of the configuration. */
 static int build(ss_pipeline *p, const ss_export_config *c, const ss_exporter_def *d)
 {
         ss_exporter *e = NULL;
