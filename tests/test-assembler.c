@@ -354,6 +354,23 @@ START_TEST(shutdown_orphans_open_spans)
 }
 END_TEST
 
+/* A shutdown that keeps open spans for the state file (no reason) hands nothing on and frees
+ * an open run's roll-up with its span, in either order of the run and its child. */
+START_TEST(shutdown_for_state_frees_open_runs)
+{
+        ss_session *s = hello(7, "svc", 100);
+
+        ck_assert_int_eq(start(s, T1, 1, 0, "agent.run"), 0);
+        ck_assert_int_eq(start(s, T1, 2, 1, "chat gpt-4o"), 0);
+        ck_assert_int_eq(start(s, T2, 3, 0, "agent.run"), 0);
+        ck_assert_uint_eq(ss_assembler_open_spans(asm_), 3);
+        ss_assembler_free(asm_, NULL);
+        ck_assert_uint_eq(rec.n, 0);
+        uv_run(&loop, UV_RUN_DEFAULT);
+        ck_assert_int_eq(ss_assembler_new(&loop, &cfg, &rec.base, &asm_), 0);
+}
+END_TEST
+
 /* ---- hostile clients ------------------------------------------------------------------ */
 
 /* A new assembler with cfg as the test has changed it. */
@@ -960,6 +977,7 @@ int main(void)
         tcase_add_test(tc, head_dropped_trace_held_for_tail);
         tcase_add_test(tc, hello_rate_and_content);
         tcase_add_test(tc, run_gets_rollups);
+        tcase_add_test(tc, shutdown_for_state_frees_open_runs);
         tcase_add_test(tc, orphaned_run_gets_rollups);
         tcase_add_test(tc, trace_bytes_bound_chunks);
         suite_add_tcase(s, tc);

@@ -387,8 +387,11 @@ void ss_sessions_free(ss_assembler *a, const char *reason)
 
                 if (reason)
                         session_orphan(a, s, reason);
+                /* The roll-ups of runs still open hang off their spans: freed first. */
+                ss_assembler_drop_runs(s);
                 ss_map_foreach(&s->open, forget_span, NULL);
                 a->open_spans -= s->open.n;
+                ss_map_free(&s->open);
                 session_free(s);
         }
         free(all);
