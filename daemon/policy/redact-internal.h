@@ -69,6 +69,7 @@ struct ss_redactor {
         ss_buf decoded;  /* one JSON string, unescaped */
         ss_buf redacted; /* that string redacted */
         ss_buf value;    /* one span value redacted */
+        bool unfiltered; /* tests: every pattern runs on every text (ss_redactor_prefilter()) */
 };
 
 /*
@@ -89,3 +90,13 @@ void ss_redact_commit(ss_redactor *r, bool keep);
  * found in one pass over it. Pure.
  */
 unsigned ss_redact_filter(unsigned kinds, const char *p, size_t n);
+
+#ifdef SIDESPAN_TEST
+/*
+ * Tests only: with on false, the scan runs every built-in pattern of the
+ * classes asked for on every text, as if there were no prefilter (nor the
+ * memchr() for an '@'): the reference the prefilter's decisions are checked
+ * against, since what it lets through must not change a result.
+ */
+void ss_redactor_prefilter(ss_redactor *r, bool on);
+#endif

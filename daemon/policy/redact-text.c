@@ -242,8 +242,14 @@ int ss_redact_scan(ss_redactor *r, unsigned kinds, const char *p, size_t n, ss_b
 
         if (n == 0)
                 return 0;
-        set = ss_redact_filter(kinds, p, n);
-        email = kinds & SS_REDACT_PERSONAL && memchr(p, '@', n);
+        if (!r->unfiltered) {
+                set = ss_redact_filter(kinds, p, n);
+                email = kinds & SS_REDACT_PERSONAL && memchr(p, '@', n);
+        } else {
+                set = (kinds & SS_REDACT_SECRETS ? NEED_SECRET : 0) |
+                      (kinds & SS_REDACT_PERSONAL ? NEED_DIGIT : 0);
+                email = kinds & SS_REDACT_PERSONAL;
+        }
         if (kinds & SS_REDACT_CUSTOM)
                 sources += r->n_custom;
         if (!set && !email && sources == SRC_CUSTOM)
