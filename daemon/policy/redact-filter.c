@@ -8,46 +8,55 @@
 
 #include "policy/redact-internal.h"
 
-/* What the prefilter looks at in a byte: a digit, or a first byte of a built-in secret
- * pattern. Every other byte is skipped without a test of its own. */
+/*
+ * What the prefilter looks at in a byte: a digit, or the anchor of a built-in secret's
+ * literal, a byte of it that is rare in prose: '-' ("-----BEGIN", "sk-", "xox?-"), '_'
+ * ("gh?_", "github_pat_"), 'J' ("eyJ"), 'A' ("AKIA", "ASIA"), 'b' and 'B' ("bearer" in
+ * any case). Every other byte is skipped without a test of its own.
+ */
 enum { B_DIGIT = 1, B_SECRET = 2 };
 static const uint8_t byte_class[256] = {
-    ['0'] = B_DIGIT,  ['1'] = B_DIGIT,  ['2'] = B_DIGIT,  ['3'] = B_DIGIT,  ['4'] = B_DIGIT,
-    ['5'] = B_DIGIT,  ['6'] = B_DIGIT,  ['7'] = B_DIGIT,  ['8'] = B_DIGIT,  ['9'] = B_DIGIT,
-    ['-'] = B_SECRET, ['b'] = B_SECRET, ['B'] = B_SECRET, ['e'] = B_SECRET, ['s'] = B_SECRET,
-    ['g'] = B_SECRET, ['x'] = B_SECRET, ['A'] = B_SECRET,
+    ['0'] = B_DIGIT,  ['1'] = B_DIGIT,  ['2'] = B_DIGIT,  ['3'] = B_DIGIT,
+    ['4'] = B_DIGIT,  ['5'] = B_DIGIT,  ['6'] = B_DIGIT,  ['7'] = B_DIGIT,
+    ['8'] = B_DIGIT,  ['9'] = B_DIGIT,  ['-'] = B_SECRET, ['_'] = B_SECRET,
+    ['J'] = B_SECRET, ['A'] = B_SECRET, ['b'] = B_SECRET, ['B'] = B_SECRET,
 };
 
+/* True when p[0..n) holds lit starting off bytes before p[i]. */
+static bool lit_at(const char *p, size_t n, size_t i, const char *lit, size_t off)
+{
+        size_t len = strlen(lit);
+
+        return i >= off && n - (i - off) >= len && memcmp(p + i - off, lit, len) == 0;
+}
+
+static bool one_of(char ch, const char *set)
+{
+        return memchr(set, ch, strlen(set)) != NULL;
+}
+
 /*
- * True when a built-in secret pattern could start at p[i]: the literal each begins with
- * ("-----BEGIN", "bearer" in any case, "eyJ", "sk-", "gh[pousr]_", "github_pat_", "xox",
- * "AKIA", "ASIA"). A superset of where they match, so the alternation is run only on text
- * that holds one: most text holds none, and the JIT would otherwise try every common letter.
+ * True when the anchor p[i] is part of a built-in secret pattern's literal (all of them
+ * start with one: "-----BEGIN", "bearer" in any case, "eyJ", "sk-", "gh[pousr]_",
+ * "github_pat_", "xox[baprs]-", "AKIA", "ASIA"). A superset of where they match, so the
+ * alternation is run only on text that holds one: most text holds none, and the JIT would
+ * otherwise try every common letter.
  */
 static bool secret_at(const char *p, size_t n, size_t i)
 {
-        const char *s = p + i;
-        size_t left = n - i;
-
-        switch (s[0]) {
+        switch (p[i]) {
         case '-':
-                return left >= 10 && memcmp(s, "-----BEGIN", 10) == 0;
-        case 'b':
-        case 'B':
-                return left >= 6 && strncasecmp(s, "bearer", 6) == 0;
-        case 'e':
-                return left >= 3 && s[1] == 'y' && s[2] == 'J';
-        case 's':
-                return left >= 3 && s[1] == 'k' && s[2] == '-';
-        case 'g':
-                return (left >= 4 && s[1] == 'h' && s[2] && strchr("pousr", s[2]) && s[3] == '_') ||
-                       (left >= 11 && memcmp(s, "github_pat_", 11) == 0);
-        case 'x':
-                return left >= 3 && s[1] == 'o' && s[2] == 'x';
+                return lit_at(p, n, i, "-----BEGIN", 0) || lit_at(p, n, i, "sk-", 2) ||
+                       (lit_at(p, n, i, "xox", 4) && one_of(p[i - 1], "baprs"));
+        case '_':
+                return (lit_at(p, n, i, "gh", 3) && one_of(p[i - 1], "pousr")) ||
+                       lit_at(p, n, i, "github_pat_", 6);
+        case 'J':
+                return lit_at(p, n, i, "eyJ", 2);
         case 'A':
-                return left >= 4 && (memcmp(s, "AKIA", 4) == 0 || memcmp(s, "ASIA", 4) == 0);
-        default:
-                return false;
+                return lit_at(p, n, i, "AKIA", 0) || lit_at(p, n, i, "ASIA", 0);
+        default: /* 'b', 'B' */
+                return n - i >= 6 && strncasecmp(p + i, "bearer", 6) == 0;
         }
 }
 
