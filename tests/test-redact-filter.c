@@ -51,6 +51,10 @@ static const char *const examples[] = {
     "+44 20 7946 0958",
     "+1 555 123 4567",
     "+12345678",
+    /* digits at the ends of their range, each needed for the chain */
+    "+10000000",
+    "+19999999",
+    "4000 0000 0000 0002",
 };
 
 static const char *const kinds_seen[] = {

@@ -5,6 +5,9 @@
  */
 #include <string.h>
 #include <strings.h>
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
 
 #include "policy/redact-internal.h"
 
@@ -60,7 +63,6 @@ static bool secret_at(const char *p, size_t n, size_t i)
         }
 }
 
-/* Which built-in alternatives the text can match at all, in one pass over it. */
 /*
  * Every digit pattern (ssn, card, phone) holds at least DIGIT_CHAIN_MIN digits
  * with at most DIGIT_GAP_MAX other characters between two of them ("(212) 555"
@@ -70,30 +72,76 @@ static bool secret_at(const char *p, size_t n, size_t i)
 #define DIGIT_CHAIN_MIN 7u
 #define DIGIT_GAP_MAX   2u
 
+/* One pass over a text: what it found, what it still looks for, the digits it counts. */
+typedef struct pass {
+        const char *p;
+        size_t n;
+        uint8_t want; /* the B_* classes still looked for */
+        unsigned set; /* the NEED_* found */
+        unsigned chain;
+        size_t last_digit;
+} pass;
+
+/* Look at p[i], a byte of interest or not. */
+static void look(pass *f, size_t i)
+{
+        uint8_t c = byte_class[(unsigned char)f->p[i]] & f->want;
+
+        if (c == B_DIGIT) {
+                /* More than DIGIT_GAP_MAX others since the last digit: a new chain. */
+                f->chain = f->chain && i - f->last_digit <= DIGIT_GAP_MAX + 1 ? f->chain + 1 : 1;
+                f->last_digit = i;
+                if (f->chain >= DIGIT_CHAIN_MIN) {
+                        f->set |= NEED_DIGIT;
+                        f->want &= (uint8_t)~B_DIGIT;
+                }
+        } else if (c == B_SECRET && secret_at(f->p, f->n, i)) {
+                f->set |= NEED_SECRET;
+                f->want &= (uint8_t)~B_SECRET;
+        }
+}
+
+#ifdef __SSE2__
+#define BLOCK 16u
+
+/* A bit for each byte of p[0..BLOCK) in a class of want (bit k: p[k]): byte_class[] at
+ * BLOCK bytes a step. */
+static unsigned block_classes(const char *p, uint8_t want)
+{
+        const __m128i v = _mm_loadu_si128((const __m128i *)(const void *)p);
+        __m128i hit = _mm_setzero_si128();
+
+        if (want & B_DIGIT) /* signed compares: bytes from 0x80 are below '0' */
+                hit = _mm_and_si128(_mm_cmpgt_epi8(v, _mm_set1_epi8('0' - 1)),
+                                    _mm_cmplt_epi8(v, _mm_set1_epi8('9' + 1)));
+        if (want & B_SECRET) {
+                /* 'b' and 'B' differ in 0x20 alone; no other byte | 0x20 is 'b'. */
+                __m128i b = _mm_or_si128(v, _mm_set1_epi8(0x20));
+
+                hit = _mm_or_si128(hit, _mm_cmpeq_epi8(v, _mm_set1_epi8('-')));
+                hit = _mm_or_si128(hit, _mm_cmpeq_epi8(v, _mm_set1_epi8('_')));
+                hit = _mm_or_si128(hit, _mm_cmpeq_epi8(v, _mm_set1_epi8('J')));
+                hit = _mm_or_si128(hit, _mm_cmpeq_epi8(v, _mm_set1_epi8('A')));
+                hit = _mm_or_si128(hit, _mm_cmpeq_epi8(b, _mm_set1_epi8('b')));
+        }
+        return (unsigned)_mm_movemask_epi8(hit);
+}
+#endif
+
 unsigned ss_redact_filter(unsigned kinds, const char *p, size_t n)
 {
-        bool secrets = kinds & SS_REDACT_SECRETS, digits = kinds & SS_REDACT_PERSONAL;
-        uint8_t want = (uint8_t)((secrets ? B_SECRET : 0) | (digits ? B_DIGIT : 0));
-        unsigned set = 0, chain = 0;
-        size_t last_digit = 0;
+        pass f = {.p = p, .n = n};
+        size_t i = 0;
 
-        for (size_t i = 0; i < n && want; i++) {
-                uint8_t c = byte_class[(unsigned char)p[i]] & want;
-
-                if (!c)
-                        continue;
-                if (c == B_DIGIT) {
-                        /* More than DIGIT_GAP_MAX others since the last digit: a new chain. */
-                        chain = chain && i - last_digit <= DIGIT_GAP_MAX + 1 ? chain + 1 : 1;
-                        last_digit = i;
-                        if (chain >= DIGIT_CHAIN_MIN) {
-                                set |= NEED_DIGIT;
-                                want &= (uint8_t)~B_DIGIT;
-                        }
-                } else if (secret_at(p, n, i)) {
-                        set |= NEED_SECRET;
-                        want &= (uint8_t)~B_SECRET;
-                }
-        }
-        return set;
+        f.want = (uint8_t)((kinds & SS_REDACT_SECRETS ? B_SECRET : 0) |
+                           (kinds & SS_REDACT_PERSONAL ? B_DIGIT : 0));
+#ifdef __SSE2__
+        /* Most blocks hold no byte of interest: one test for all of them. */
+        for (; n - i >= BLOCK && f.want; i += BLOCK)
+                for (unsigned m = block_classes(p + i, f.want); m && f.want; m &= m - 1)
+                        look(&f, i + (size_t)__builtin_ctz(m));
+#endif
+        for (; i < n && f.want; i++)
+                look(&f, i);
+        return f.set;
 }
