@@ -65,12 +65,14 @@ static bool secret_at(const char *p, size_t n, size_t i)
 
 /*
  * Every digit pattern (ssn, card, phone) holds at least DIGIT_CHAIN_MIN digits
- * with at most DIGIT_GAP_MAX other characters between two of them ("(212) 555"
- * has two): text without such a chain (prose with a time or a temperature in
- * it) is not handed to them.
+ * with at most DIGIT_GAP_MAX characters between two of them, each one of
+ * DIGIT_GAP ("(212) 555" has two; the E.164, card and SSN forms one): text
+ * without such a chain (prose with a time, a date or a temperature in it,
+ * "21:04", "12/05", "18C") is not handed to them.
  */
 #define DIGIT_CHAIN_MIN 7u
 #define DIGIT_GAP_MAX   2u
+#define DIGIT_GAP       " .-()"
 
 /* One pass over a text: what it found, what it still looks for, the digits it counts. */
 typedef struct pass {
@@ -82,14 +84,24 @@ typedef struct pass {
         size_t last_digit;
 } pass;
 
+/* True when p[s..e), between two digits, can separate two digits of one number. */
+static bool digit_gap(const char *p, size_t s, size_t e)
+{
+        if (e - s > DIGIT_GAP_MAX)
+                return false;
+        for (size_t i = s; i < e; i++)
+                if (!one_of(p[i], DIGIT_GAP))
+                        return false;
+        return true;
+}
+
 /* Look at p[i], a byte of interest or not. */
 static void look(pass *f, size_t i)
 {
         uint8_t c = byte_class[(unsigned char)f->p[i]] & f->want;
 
         if (c == B_DIGIT) {
-                /* More than DIGIT_GAP_MAX others since the last digit: a new chain. */
-                f->chain = f->chain && i - f->last_digit <= DIGIT_GAP_MAX + 1 ? f->chain + 1 : 1;
+                f->chain = f->chain && digit_gap(f->p, f->last_digit + 1, i) ? f->chain + 1 : 1;
                 f->last_digit = i;
                 if (f->chain >= DIGIT_CHAIN_MIN) {
                         f->set |= NEED_DIGIT;
