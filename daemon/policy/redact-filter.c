@@ -140,20 +140,52 @@ static unsigned block_classes(const char *p, uint8_t want)
 }
 #endif
 
+/* Byte by byte: where there is no SSE2, and in strings shorter than a block. */
+static void scan_bytes(pass *f)
+{
+        for (size_t i = 0; i < f->n && f->want; i++)
+                if (byte_class[(unsigned char)f->p[i]] & f->want)
+                        look(f, i);
+}
+
+#ifdef __SSE2__
+/* Look at the bytes p[i + k] for each bit k of m. */
+static void look_at(pass *f, size_t i, unsigned m)
+{
+        for (; m && f->want; m &= m - 1)
+                look(f, i + (size_t)__builtin_ctz(m));
+}
+
+/*
+ * Most blocks hold no byte of interest: one test for all of them. The tail is the last
+ * BLOCK bytes again, the bits of those already seen shifted out.
+ */
+static void scan(pass *f)
+{
+        size_t i = 0, n = f->n;
+
+        if (n < BLOCK) {
+                scan_bytes(f);
+                return;
+        }
+        for (; n - i >= BLOCK && f->want; i += BLOCK)
+                look_at(f, i, block_classes(f->p + i, f->want));
+        if (i < n && f->want)
+                look_at(f, i, block_classes(f->p + n - BLOCK, f->want) >> (BLOCK - (n - i)));
+}
+#else
+static void scan(pass *f)
+{
+        scan_bytes(f);
+}
+#endif
+
 unsigned ss_redact_filter(unsigned kinds, const char *p, size_t n)
 {
         pass f = {.p = p, .n = n};
-        size_t i = 0;
 
         f.want = (uint8_t)((kinds & SS_REDACT_SECRETS ? B_SECRET : 0) |
                            (kinds & SS_REDACT_PERSONAL ? B_DIGIT : 0));
-#ifdef __SSE2__
-        /* Most blocks hold no byte of interest: one test for all of them. */
-        for (; n - i >= BLOCK && f.want; i += BLOCK)
-                for (unsigned m = block_classes(p + i, f.want); m && f.want; m &= m - 1)
-                        look(&f, i + (size_t)__builtin_ctz(m));
-#endif
-        for (; i < n && f.want; i++)
-                look(&f, i);
+        scan(&f);
         return f.set;
 }
