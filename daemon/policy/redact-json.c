@@ -9,6 +9,9 @@
 
 #include <errno.h>
 #include <string.h>
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
 
 #include "policy/redact-internal.h"
 
@@ -193,6 +196,38 @@ static const bool json_stop[256] = {
 };
 #undef STOP4
 
+#ifdef __SSE2__
+/* A bit for each byte of p[0..16) that json_stop[] holds (bit k: p[k]). */
+static unsigned stop_mask(const char *p)
+{
+        const __m128i v = _mm_loadu_si128((const __m128i *)(const void *)p);
+        /* The controls are the bytes with none of 0xe0 set. */
+        __m128i stop =
+            _mm_cmpeq_epi8(_mm_and_si128(v, _mm_set1_epi8((char)0xe0)), _mm_setzero_si128());
+
+        stop = _mm_or_si128(stop, _mm_cmpeq_epi8(v, _mm_set1_epi8('"')));
+        stop = _mm_or_si128(stop, _mm_cmpeq_epi8(v, _mm_set1_epi8('\\')));
+        return (unsigned)_mm_movemask_epi8(stop);
+}
+#endif
+
+/* The first byte from i on that ends a run of plain string characters, or n. Most of a
+ * document is such runs: with SSE2, 16 bytes a test. */
+static size_t plain_run(const char *p, size_t i, size_t n)
+{
+#ifdef __SSE2__
+        for (; n - i >= 16; i += 16) {
+                unsigned m = stop_mask(p + i);
+
+                if (m)
+                        return i + (size_t)__builtin_ctz(m);
+        }
+#endif
+        while (i < n && !json_stop[(unsigned char)p[i]])
+                i++;
+        return i;
+}
+
 /* A string at j->i (its opening quote); redacted when it is a value. */
 static int json_string(jscan *j, bool value)
 {
@@ -204,9 +239,7 @@ static int json_string(jscan *j, bool value)
                 unsigned char ch;
                 int used;
 
-                /* Plain characters, the most of any text, without a test each. */
-                while (i < n && !json_stop[(unsigned char)p[i]])
-                        i++;
+                i = plain_run(p, i, n);
                 if (i >= n)
                         break;
                 ch = (unsigned char)p[i];
