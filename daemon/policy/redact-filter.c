@@ -113,6 +113,14 @@ static void look(pass *f, size_t i)
         }
 }
 
+/* Byte by byte: where there is no SSE2, and in strings shorter than a block. */
+static void scan_bytes(pass *f)
+{
+        for (size_t i = 0; i < f->n && f->want; i++)
+                if (byte_class[(unsigned char)f->p[i]] & f->want)
+                        look(f, i);
+}
+
 #ifdef __SSE2__
 #define BLOCK 16u
 
@@ -138,17 +146,7 @@ static unsigned block_classes(const char *p, uint8_t want)
         }
         return (unsigned)_mm_movemask_epi8(hit);
 }
-#endif
 
-/* Byte by byte: where there is no SSE2, and in strings shorter than a block. */
-static void scan_bytes(pass *f)
-{
-        for (size_t i = 0; i < f->n && f->want; i++)
-                if (byte_class[(unsigned char)f->p[i]] & f->want)
-                        look(f, i);
-}
-
-#ifdef __SSE2__
 /* Look at the bytes p[i + k] for each bit k of m. */
 static void look_at(pass *f, size_t i, unsigned m)
 {
