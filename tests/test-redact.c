@@ -390,6 +390,29 @@ START_TEST(test_json_invalid)
 }
 END_TEST
 
+/* What ends a run of plain characters in a string (an escape, a control, the closing quote)
+ * is seen at every offset, the scanner's blocks of 16 bytes and their tails. */
+START_TEST(test_json_offsets)
+{
+        ss_redactor *r = redactor(NULL);
+        char in[128], want[128];
+
+        for (int k = 0; k <= 40; k++) {
+                snprintf(in, sizeof(in), "\"%*sa\\u0040b.com\"", k, "");
+                snprintf(want, sizeof(want), "\"%*s[REDACTED:email]\"", k, "");
+                expect_json(r, in, want, 1, true);
+                /* A control in a string is not JSON: text, where it stays as it was. */
+                snprintf(in, sizeof(in), "[\"%*s\x01 a@b.com\"]", k, "");
+                snprintf(want, sizeof(want), "[\"%*s\x01 [REDACTED:email]\"]", k, "");
+                expect_json(r, in, want, 1, false);
+                snprintf(in, sizeof(in), "[\"%*s\", \"a@b.com\"]", k, "");
+                snprintf(want, sizeof(want), "[\"%*s\", \"[REDACTED:email]\"]", k, "");
+                expect_json(r, in, want, 1, true);
+        }
+        ss_redactor_free(r);
+}
+END_TEST
+
 /* 64 levels are JSON; one more is text, where \u0040 is not an '@'. */
 START_TEST(test_json_depth)
 {
@@ -592,6 +615,7 @@ int main(void)
         tcase_add_test(tc, test_hash_vector);
         tcase_add_test(tc, test_json);
         tcase_add_test(tc, test_json_invalid);
+        tcase_add_test(tc, test_json_offsets);
         tcase_add_test(tc, test_json_depth);
         tcase_add_test(tc, test_span);
         tcase_add_test(tc, test_span_count_added);
