@@ -120,3 +120,51 @@ bool ss_utf8_valid(const char *p, size_t n)
         ss_utf8_measure((const uint8_t *)p, n, SIZE_MAX, &in, &clean);
         return clean;
 }
+
+int ss_utf8_append(ss_buf *b, uint32_t cp)
+{
+        uint8_t u[4];
+        size_t n;
+
+        if (cp < 0x80) {
+                u[0] = (uint8_t)cp;
+                n = 1;
+        } else if (cp < 0x800) {
+                u[0] = (uint8_t)(0xc0 | cp >> 6);
+                u[1] = (uint8_t)(0x80 | (cp & 0x3f));
+                n = 2;
+        } else if (cp < 0x10000) {
+                u[0] = (uint8_t)(0xe0 | cp >> 12);
+                u[1] = (uint8_t)(0x80 | (cp >> 6 & 0x3f));
+                u[2] = (uint8_t)(0x80 | (cp & 0x3f));
+                n = 3;
+        } else {
+                u[0] = (uint8_t)(0xf0 | cp >> 18);
+                u[1] = (uint8_t)(0x80 | (cp >> 12 & 0x3f));
+                u[2] = (uint8_t)(0x80 | (cp >> 6 & 0x3f));
+                u[3] = (uint8_t)(0x80 | (cp & 0x3f));
+                n = 4;
+        }
+        return ss_buf_append(b, u, n);
+}
+
+bool ss_utf8_hex4(const char *p, uint32_t *ret)
+{
+        uint32_t v = 0;
+
+        for (int k = 0; k < 4; k++) {
+                char ch = p[k];
+
+                v <<= 4;
+                if (ch >= '0' && ch <= '9')
+                        v |= (uint32_t)(ch - '0');
+                else if (ch >= 'a' && ch <= 'f')
+                        v |= (uint32_t)(ch - 'a' + 10);
+                else if (ch >= 'A' && ch <= 'F')
+                        v |= (uint32_t)(ch - 'A' + 10);
+                else
+                        return false;
+        }
+        *ret = v;
+        return true;
+}

@@ -12,6 +12,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "ss-buf.h"
+
 /*
  * Length (1-4) of the well-formed UTF-8 sequence at p, of at most n > 0
  * bytes, or 0 when the byte at p does not start one (overlong forms,
@@ -31,3 +33,9 @@ void ss_utf8_write(char *dst, const uint8_t *p, size_t n);
 
 /* True when p[0..n) is well-formed UTF-8. */
 bool ss_utf8_valid(const char *p, size_t n);
+
+/* Append code point cp (at most U+10FFFF) as UTF-8 to b: 0 or ss_buf_append()'s error. */
+int ss_utf8_append(ss_buf *b, uint32_t cp);
+
+/* The four hex digits at p, of a JSON \u escape: true with the code unit in *ret. */
+bool ss_utf8_hex4(const char *p, uint32_t *ret);

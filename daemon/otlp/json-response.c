@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/utf8.h"
 #include "otlp/otlp.h"
 #include "ss-buf.h"
 
@@ -37,54 +38,6 @@ static bool eat(scan *s, char c)
                 return true;
         }
         return false;
-}
-
-static int hex4(const char *p, uint32_t *ret)
-{
-        uint32_t v = 0;
-
-        for (int i = 0; i < 4; i++) {
-                char c = p[i];
-
-                v <<= 4;
-                if (c >= '0' && c <= '9')
-                        v |= (uint32_t)(c - '0');
-                else if (c >= 'a' && c <= 'f')
-                        v |= (uint32_t)(c - 'a' + 10);
-                else if (c >= 'A' && c <= 'F')
-                        v |= (uint32_t)(c - 'A' + 10);
-                else
-                        return -EBADMSG;
-        }
-        *ret = v;
-        return 0;
-}
-
-static int put_utf8(ss_buf *b, uint32_t cp)
-{
-        char u[4];
-        size_t n;
-
-        if (cp < 0x80) {
-                u[0] = (char)cp;
-                n = 1;
-        } else if (cp < 0x800) {
-                u[0] = (char)(0xc0 | cp >> 6);
-                u[1] = (char)(0x80 | (cp & 0x3f));
-                n = 2;
-        } else if (cp < 0x10000) {
-                u[0] = (char)(0xe0 | cp >> 12);
-                u[1] = (char)(0x80 | (cp >> 6 & 0x3f));
-                u[2] = (char)(0x80 | (cp & 0x3f));
-                n = 3;
-        } else {
-                u[0] = (char)(0xf0 | cp >> 18);
-                u[1] = (char)(0x80 | (cp >> 12 & 0x3f));
-                u[2] = (char)(0x80 | (cp >> 6 & 0x3f));
-                u[3] = (char)(0x80 | (cp & 0x3f));
-                n = 4;
-        }
-        return ss_buf_append(b, u, n);
 }
 
 /* A string; its decoded bytes appended to out when out is not NULL. Escapes are decoded,
@@ -128,18 +81,18 @@ static int string(scan *s, ss_buf *out)
                         c = '\t';
                         break;
                 case 'u':
-                        if (s->end - s->p < 4 || hex4(s->p, &cp) < 0)
+                        if (s->end - s->p < 4 || !ss_utf8_hex4(s->p, &cp))
                                 return -EBADMSG;
                         s->p += 4;
                         if (cp >= 0xd800 && cp < 0xdc00 && s->end - s->p >= 6 && s->p[0] == '\\' &&
-                            s->p[1] == 'u' && hex4(s->p + 2, &lo) == 0 && lo >= 0xdc00 &&
+                            s->p[1] == 'u' && ss_utf8_hex4(s->p + 2, &lo) && lo >= 0xdc00 &&
                             lo < 0xe000) {
                                 s->p += 6;
                                 cp = 0x10000 + ((cp - 0xd800) << 10) + (lo - 0xdc00);
                         } else if ((cp >= 0xd800 && cp < 0xe000) || cp == 0) {
                                 cp = 0xfffd; /* a lone surrogate; a NUL would cut the text */
                         }
-                        if (out && put_utf8(out, cp) < 0)
+                        if (out && ss_utf8_append(out, cp) < 0)
                                 return -EBADMSG;
                         continue;
                 default:

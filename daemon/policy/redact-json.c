@@ -13,6 +13,7 @@
 #include <emmintrin.h>
 #endif
 
+#include "base/utf8.h"
 #include "policy/redact-internal.h"
 
 #define JSON_DEPTH_MAX 64u
@@ -37,75 +38,27 @@ static void skip_ws(jscan *j)
                 j->i++;
 }
 
-static int hex4(const char *p, unsigned *ret)
-{
-        unsigned v = 0;
-
-        for (int k = 0; k < 4; k++) {
-                char ch = p[k];
-
-                v <<= 4;
-                if (ch >= '0' && ch <= '9')
-                        v |= (unsigned)(ch - '0');
-                else if (ch >= 'a' && ch <= 'f')
-                        v |= (unsigned)(ch - 'a' + 10);
-                else if (ch >= 'A' && ch <= 'F')
-                        v |= (unsigned)(ch - 'A' + 10);
-                else
-                        return -1;
-        }
-        *ret = v;
-        return 0;
-}
-
-static int put_utf8(ss_buf *b, unsigned cp)
-{
-        uint8_t u[4];
-        size_t n;
-
-        if (cp < 0x80) {
-                u[0] = (uint8_t)cp;
-                n = 1;
-        } else if (cp < 0x800) {
-                u[0] = (uint8_t)(0xc0 | cp >> 6);
-                u[1] = (uint8_t)(0x80 | (cp & 0x3f));
-                n = 2;
-        } else if (cp < 0x10000) {
-                u[0] = (uint8_t)(0xe0 | cp >> 12);
-                u[1] = (uint8_t)(0x80 | (cp >> 6 & 0x3f));
-                u[2] = (uint8_t)(0x80 | (cp & 0x3f));
-                n = 3;
-        } else {
-                u[0] = (uint8_t)(0xf0 | cp >> 18);
-                u[1] = (uint8_t)(0x80 | (cp >> 12 & 0x3f));
-                u[2] = (uint8_t)(0x80 | (cp >> 6 & 0x3f));
-                u[3] = (uint8_t)(0x80 | (cp & 0x3f));
-                n = 4;
-        }
-        return ss_buf_append(b, u, n);
-}
-
 /* The escape at p[0] == '\\' (n bytes left) decoded into b (NULL: only checked); the bytes it
  * took, or -J_INVALID, or a negative errno. A lone surrogate decodes to U+FFFD. */
 static int unescape(const char *p, size_t n, ss_buf *b)
 {
         static const char from[] = "\"\\/bfnrt", to[] = "\"\\/\b\f\n\r\t";
         const char *x = n >= 2 ? memchr(from, p[1], sizeof(from) - 1) : NULL;
-        unsigned cp, lo;
+        uint32_t cp, lo;
         int used = 6;
 
         if (x)
                 return b ? (ss_buf_append(b, &to[x - from], 1) < 0 ? -ENOMEM : 2) : 2;
-        if (n < 6 || p[1] != 'u' || hex4(p + 2, &cp) < 0)
+        if (n < 6 || p[1] != 'u' || !ss_utf8_hex4(p + 2, &cp))
                 return -J_INVALID;
         if (cp >= 0xd800 && cp <= 0xdbff && n >= 12 && p[6] == '\\' && p[7] == 'u' &&
-            hex4(p + 8, &lo) == 0 && lo >= 0xdc00 && lo <= 0xdfff) {
+            ss_utf8_hex4(p + 8, &lo) && lo >= 0xdc00 && lo <= 0xdfff) {
                 cp = 0x10000 + ((cp - 0xd800) << 10) + (lo - 0xdc00);
                 used = 12;
         } else if (cp >= 0xd800 && cp <= 0xdfff) {
                 cp = 0xfffd;
         }
-        if (b && put_utf8(b, cp) < 0)
+        if (b && ss_utf8_append(b, cp) < 0)
                 return -ENOMEM;
         return used;
 }
