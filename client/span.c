@@ -421,8 +421,13 @@ static inline int set_attr(sidespan_span *s, const sidespan_attr *a, bool scalar
 
         if (!s)
                 return 0;
+        /* The typed setters' attribute stays in registers (its type a constant) unless it
+         * escapes to an out-of-line call: check a scalar inline. */
         if (!s->sampled)
-                return ssc_attrs_check(a);
+                return scalar ? (a->key && a->key[0] && (a->type != SIDESPAN_ATTR_STR || a->value.s)
+                                     ? 0
+                                     : -EINVAL)
+                              : ssc_attrs_check(a);
         if (s->n_attrs == UINT32_MAX)
                 return -ENOBUFS;
         drop = !s->client->cfg.include_content;
