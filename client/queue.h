@@ -13,12 +13,12 @@
  * (or inside a function that takes the lock itself, as said).
  */
 
-#include <pthread.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
 #include "counters.h"
+#include "lock.h"
 #include "ss-buf.h"
 
 #define SSC_QUEUE_WATERMARK (64u * 1024) /* the sender writes at once when this much waits */
@@ -36,8 +36,8 @@ typedef struct ssc_queue {
         ssc_queue_start_fn start;
         void *start_ctx;
 
-        pthread_mutex_t lock;
-        pthread_cond_t cond; /* flush waiters: acks, connection outcomes */
+        ssc_lock lock;
+        ssc_event cond; /* flush waiters: acks, connection outcomes */
 
         /* Under lock. */
         ss_buf pending; /* whole frames waiting for the sender */
@@ -52,6 +52,7 @@ typedef struct ssc_queue {
         uint64_t flush_req;    /* highest FLUSH sequence asked for */
         uint64_t flush_queued; /* highest FLUSH sequence put in the stream */
         uint64_t flush_acked;  /* highest FLUSHED received */
+        unsigned waiters;      /* flushes sleeping on cond */
 } ssc_queue;
 
 /* ---- the owner ------------------------------------------------------------------------ */
@@ -73,9 +74,16 @@ void ssc_queue_buf_init(const ssc_queue *q, ss_buf *b);
 void ssc_queue_free(ssc_queue *q);
 
 /* Take and release the lock. Any thread; the lock is held only briefly by everyone but a
- * flush waiting (which sleeps on the condition variable, releasing it). */
-void ssc_queue_lock(ssc_queue *q);
-void ssc_queue_unlock(ssc_queue *q);
+ * flush waiting (which sleeps on the event, releasing it). */
+static inline void ssc_queue_lock(ssc_queue *q)
+{
+        ssc_lock_take(&q->lock);
+}
+
+static inline void ssc_queue_unlock(ssc_queue *q)
+{
+        ssc_lock_release(&q->lock);
+}
 
 /* In a fork() child, under the lock taken before fork(): forget the parent's frames, wake
  * fd, flushes and link, and mark the consumer not running. The lock stays held. */
