@@ -99,12 +99,10 @@ static int ensure_running(ssc_queue *q)
         return 0;
 }
 
-void ssc_queue_enqueue(ssc_queue *q, const uint8_t *frame, size_t len)
+void ssc_queue_enqueue_slow(ssc_queue *q, const uint8_t *frame, size_t len)
 {
         size_t before;
-        bool wake_now;
 
-        ssc_queue_lock(q);
         if (!q->running)
                 (void)ensure_running(q);
         before = q->pending.len;
@@ -116,15 +114,11 @@ void ssc_queue_enqueue(ssc_queue *q, const uint8_t *frame, size_t len)
         /* A system call only when the sender must know now: it sleeps without a timer. While
          * frames wait it looks every SSC_QUEUE_WATCH_MS itself (the watermark included), so
          * a busy caller makes none. */
-        wake_now = before == 0 && q->idle;
-        if (wake_now) {
+        if (before == 0 && q->idle) {
                 q->idle = false;
                 wake(q);
         }
-        /* Every writer of frames_queued holds the lock: a plain add, no locked instruction. */
-        atomic_store_explicit(&q->n->frames_queued,
-                              atomic_load_explicit(&q->n->frames_queued, memory_order_relaxed) + 1,
-                              memory_order_relaxed);
+        ssc_queue_count_frame(q);
         ssc_queue_unlock(q);
 }
 

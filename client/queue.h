@@ -16,6 +16,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "counters.h"
 #include "lock.h"
@@ -91,12 +92,41 @@ void ssc_queue_after_fork(ssc_queue *q);
 
 /* ---- the producers (any thread) ------------------------------------------------------- */
 
+/* ssc_queue_enqueue()'s rare cases, entered under the lock, which it releases: a consumer to
+ * start, a buffer to grow, a full queue (the frame is dropped and counted), a sender to wake. */
+void ssc_queue_enqueue_slow(ssc_queue *q, const uint8_t *frame, size_t len);
+
+/* One more frame queued. Every writer holds the lock: a plain add, no locked instruction. */
+static inline void ssc_queue_count_frame(ssc_queue *q)
+{
+        atomic_store_explicit(&q->n->frames_queued,
+                              atomic_load_explicit(&q->n->frames_queued, memory_order_relaxed) + 1,
+                              memory_order_relaxed);
+}
+
 /*
- * Copy one encoded frame into the queue, or drop and count it when it does not fit. Wakes
- * the sender (a system call) only when it sleeps without a timer, i.e. the first frame
- * after a quiet spell. Never blocks beyond the short lock.
+ * Copy one encoded frame (len > 0) into the queue, or drop and count it when it does not
+ * fit. Wakes the sender (a system call) only when it sleeps without a timer, i.e. the first
+ * frame after a quiet spell. Never blocks beyond the short lock. Inline: every span calls it
+ * twice, and the common case is a copy into room the buffer has.
  */
-void ssc_queue_enqueue(ssc_queue *q, const uint8_t *frame, size_t len);
+static inline void ssc_queue_enqueue(ssc_queue *q, const uint8_t *frame, size_t len)
+{
+        size_t before;
+
+        ssc_queue_lock(q);
+        before = q->pending.len;
+        if (__builtin_expect(!q->running || len > q->pending.cap - before ||
+                                 len > q->limit - before || (before == 0 && q->idle),
+                             0)) {
+                ssc_queue_enqueue_slow(q, frame, len);
+                return;
+        }
+        memcpy(q->pending.data + before, frame, len);
+        q->pending.len = before + len;
+        ssc_queue_count_frame(q);
+        ssc_queue_unlock(q);
+}
 
 /* Start the consumer unless it runs. Takes the lock. 0 or -errno (-EAGAIN within a second of
  * a failed start). */

@@ -125,8 +125,9 @@ int ss_wire_span_start_write(uint8_t *out, size_t max_frame, const ss_span_head 
         p = put_start_fields(out + SS_FRAME_HEADER, h);
         *p++ = 0x80; /* no attributes */
         p = ss_mp_put_container(p, options ? options->count : 0, true);
+        /* A few bytes: inline moves, not a call. */
         if (olen)
-                memcpy(p, options->data, olen);
+                ss_mp_copy(p, (const char *)options->data, olen);
         n = (size_t)(p - out) + olen - SS_FRAME_HEADER;
         if (n > max_frame || n > UINT32_MAX)
                 return -EMSGSIZE;
@@ -252,7 +253,7 @@ int ss_wire_span_end_head(uint8_t *end, size_t max_frame, const uint8_t *span_id
         if (payload > max_frame || payload > UINT32_MAX || body_len > UINT32_MAX)
                 return -EMSGSIZE;
         ss_frame_header_put(head, (uint32_t)payload);
-        memcpy(end - n, head, n);
+        ss_mp_copy(end - n, (const char *)head, n);
         return (int)n;
 }
 
