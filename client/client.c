@@ -53,8 +53,10 @@ static int client_new(const sidespan_options *o, sidespan_client **ret)
         if (!c)
                 return -ENOMEM;
         r = ssc_options_resolve(o, &c->cfg);
-        if (r == 0)
+        if (r == 0) {
+                ssc_span_tmpl_init(&c->span, &c->cfg);
                 r = ssc_queue_init(&c->q, c->cfg.buffer_size, c->cfg.max_frame, &c->n);
+        }
         if (r < 0)
                 goto fail;
         c->enabled = true; /* the queue exists: client_free() takes the parts apart */

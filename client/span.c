@@ -19,9 +19,8 @@
 #include "ss-id.h"
 #include "ss-wire.h"
 
-#define SPAN_OPTIONS_MAX 96 /* {"flags": u32, "trace_state": str<32} */
-#define NAME_STACK       256
-#define SCRATCH_KEEP     (256u * 1024) /* a scratch grown past this is released after use */
+#define NAME_STACK   256
+#define SCRATCH_KEEP (256u * 1024) /* a scratch grown past this is released after use */
 
 /* The public values are the wire's (OTLP's): the span API passes them through. */
 #define SAME(a, b) ((int)(a) == (int)(b))
@@ -43,6 +42,7 @@ struct sidespan_span {
         uint8_t trace_id[SS_TRACE_ID_LEN];
         uint8_t span_id[SS_SPAN_ID_LEN];
         bool sampled;
+        bool drop_content;       /* the client's !include_content, at hand for every attribute */
         const char *trace_state; /* the client's string or NULL; lives as long as the client */
         uint32_t n_attrs;
         /* SPAN_END being built in place: END_ROOM bytes its head is written into at the end,
@@ -142,23 +142,43 @@ static int encode_failed(sidespan_client *c, int r)
 }
 
 /* The SPAN_START options map body: OTLP Span.flags (W3C flags, has-is-remote, is-remote) and
- * the trace state, written into mem (SPAN_OPTIONS_MAX bytes, or none for a trace state too
- * long for it, which is then left out). */
-static ss_rawmap span_options(uint8_t *mem, const sidespan_span *s, bool remote)
+ * the trace state, written into mem (SSC_SPAN_OPTIONS_MAX bytes, or none for a trace state
+ * too long for it, which is then left out). */
+static ss_rawmap options_write(uint8_t *mem, const char *trace_state, bool sampled, bool remote)
 {
-        uint32_t flags = 0x100u | (remote ? 0x200u : 0u) | (s->sampled ? 1u : 0u);
-        size_t ts = s->trace_state && s->trace_state[0] ? strlen(s->trace_state) : 0;
+        uint32_t flags = 0x100u | (remote ? 0x200u : 0u) | (sampled ? 1u : 0u);
+        size_t ts = trace_state && trace_state[0] ? strlen(trace_state) : 0;
         uint8_t *p = mem;
         uint32_t n = 1;
 
         p = ss_mp_put_str(p, SS_OPT_FLAGS, sizeof(SS_OPT_FLAGS) - 1);
         p = ss_mp_put_uint(p, flags);
-        if (ts && ts <= SPAN_OPTIONS_MAX - 32) {
+        if (ts && ts <= SSC_SPAN_OPTIONS_MAX - 32) {
                 p = ss_mp_put_str(p, SS_OPT_TRACE_STATE, sizeof(SS_OPT_TRACE_STATE) - 1);
-                p = ss_mp_put_str(p, s->trace_state, (uint32_t)ts);
+                p = ss_mp_put_str(p, trace_state, (uint32_t)ts);
                 n = 2;
         }
         return (ss_rawmap){.count = n, .data = mem, .len = (size_t)(p - mem)};
+}
+
+void ssc_span_tmpl_init(ssc_span_tmpl *t, const ssc_config *cfg)
+{
+        ss_rawmap m = options_write(t->opts, cfg->trace_state, true, false);
+
+        /* Attributes must leave room for the rest of SPAN_END in one frame. */
+        t->span_max = END_ROOM + (cfg->max_frame > 256 ? cfg->max_frame - 256 : cfg->max_frame / 2);
+        t->opts_count = m.count;
+        t->opts_len = (uint32_t)m.len;
+}
+
+/* The options of s's SPAN_START: the client's, made at open, for the common case. */
+static ss_rawmap span_options(uint8_t *mem, const sidespan_span *s, bool remote)
+{
+        const ssc_span_tmpl *t = &s->client->span;
+
+        if (s->sampled && !remote && s->trace_state == s->client->cfg.trace_state)
+                return (ss_rawmap){.count = t->opts_count, .data = t->opts, .len = t->opts_len};
+        return options_write(mem, s->trace_state, s->sampled, remote);
 }
 
 /* ---- span start ----------------------------------------------------------------------- */
@@ -178,9 +198,7 @@ const ssc_span_parent *ssc_span_parent_of(const sidespan_span *s, ssc_span_paren
  * when it is sampled. */
 static sidespan_span *span_alloc(sidespan_client *c, bool sampled)
 {
-        /* Attributes must leave room for the rest of SPAN_END in one frame. */
-        size_t max =
-            END_ROOM + (c->cfg.max_frame > 256 ? c->cfg.max_frame - 256 : c->cfg.max_frame / 2);
+        size_t max = c->span.span_max;
         scratch *sc = tls_scratch;
         sidespan_span *s;
 
@@ -235,7 +253,7 @@ static sidespan_span *span_new(sidespan_client *c, const ssc_span_parent *p)
                 tid = p->trace_id;
                 sampled = p->sampled;
         } else {
-                sampled = ss_sample_keep(trace_id, c->cfg.sample_rate);
+                sampled = c->cfg.sample_rate >= 1.0 || ss_sample_keep(trace_id, c->cfg.sample_rate);
         }
         s = span_alloc(c, sampled);
         if (!s)
@@ -243,6 +261,7 @@ static sidespan_span *span_new(sidespan_client *c, const ssc_span_parent *p)
         s->client = c;
         s->n_attrs = 0;
         s->sampled = sampled;
+        s->drop_content = !c->cfg.include_content;
         s->trace_state = p ? p->trace_state : c->cfg.trace_state;
         memcpy(s->trace_id, tid, SS_TRACE_ID_LEN);
         memcpy(s->span_id, span_id, SS_SPAN_ID_LEN);
@@ -258,7 +277,7 @@ static int send_start(sidespan_span *s, const ssc_span_parent *p, const char *na
                       int kind, const sidespan_attr *attrs, size_t n)
 {
         sidespan_client *c = s->client;
-        uint8_t optmem[SPAN_OPTIONS_MAX];
+        uint8_t optmem[SSC_SPAN_OPTIONS_MAX];
         ss_rawmap options = span_options(optmem, s, p && p->remote);
         ss_span_head h = {.trace_id = s->trace_id,
                           .span_id = s->span_id,
@@ -267,7 +286,7 @@ static int send_start(sidespan_span *s, const ssc_span_parent *p, const char *na
                           .name_len = name_len,
                           .kind = kind,
                           .start_ns = ss_now_ns()};
-        uint8_t small[SS_SPAN_START_MAX(NAME_STACK, SPAN_OPTIONS_MAX)];
+        uint8_t small[SS_SPAN_START_MAX(NAME_STACK, SSC_SPAN_OPTIONS_MAX)];
         uint64_t skipped = 0;
         uint32_t count = 0;
         ss_wire_open o;
@@ -416,7 +435,7 @@ SIDESPAN_EXPORT int sidespan_span_start_remote(sidespan_client *c, const char *t
 /* Pack a into the span's SPAN_END body; scalar marks a type the inline packer takes. */
 static inline int set_attr(sidespan_span *s, const sidespan_attr *a, bool scalar)
 {
-        bool added, drop;
+        bool added;
         int r;
 
         if (!s)
@@ -430,9 +449,8 @@ static inline int set_attr(sidespan_span *s, const sidespan_attr *a, bool scalar
                               : ssc_attrs_check(a);
         if (s->n_attrs == UINT32_MAX)
                 return -ENOBUFS;
-        drop = !s->client->cfg.include_content;
-        r = scalar ? ssc_attrs_pack_scalar(&s->end, a, drop, &added)
-                   : ssc_attrs_pack_one(&s->end, a, drop, &added);
+        r = scalar ? ssc_attrs_pack_scalar(&s->end, a, s->drop_content, &added)
+                   : ssc_attrs_pack_one(&s->end, a, s->drop_content, &added);
         if (r == -ENOBUFS || r == -ENOMEM)
                 ssc_count(&s->client->n.attrs_dropped, 1);
         if (r < 0)
