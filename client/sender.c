@@ -131,7 +131,7 @@ static size_t frame_size(const uint8_t *p)
         return SS_FRAME_HEADER + (size_t)ss_frame_header_get(p);
 }
 
-/* Count the frames of out written whole so far. */
+/* Count the frames of out written whole so far. The sender thread's, without the lock. */
 static void count_sent(ssc_sender *s)
 {
         uint64_t frames = 0;
@@ -359,8 +359,10 @@ static int write_round(ssc_sender *s)
 
         ssc_queue_unlock(s->q);
         r = write_all(s);
-        ssc_queue_lock(s->q);
+        /* A walk over every frame written: without the lock, which callers wait for (only
+         * this thread touches out; a fork() child resets what it counts with). */
         count_sent(s);
+        ssc_queue_lock(s->q);
         if (r == 0) {
                 ss_buf_reset(&s->out);
                 s->out_off = s->out_scan = 0;
