@@ -208,7 +208,8 @@ SIDESPAN_EXPORT int sidespan_flush(sidespan_client *c, int timeout_ms)
 
 static void stats_get(sidespan_client *c, sidespan_stats *st)
 {
-        st->spans_started = ssc_count_get(&c->n.spans_started);
+        st->spans_started =
+            ssc_count_get(&c->n.spans_started) + ssc_count_get(&c->n.started_queued);
         st->unsampled = ssc_count_get(&c->n.unsampled);
         st->frames_queued = ssc_count_get(&c->n.frames_queued);
         st->frames_sent = ssc_count_get(&c->n.frames_sent);

@@ -99,12 +99,14 @@ static int ensure_running(ssc_queue *q)
         return 0;
 }
 
-void ssc_queue_enqueue_slow(ssc_queue *q, const uint8_t *frame, size_t len)
+void ssc_queue_enqueue_slow(ssc_queue *q, const uint8_t *frame, size_t len, bool start)
 {
         size_t before;
 
         if (!q->running)
                 (void)ensure_running(q);
+        if (start)
+                ssc_queue_count(&q->n->started_queued, 1);
         before = q->pending.len;
         if (len > q->limit - before || ss_buf_append(&q->pending, frame, len) < 0) {
                 ssc_queue_unlock(q);
@@ -118,7 +120,7 @@ void ssc_queue_enqueue_slow(ssc_queue *q, const uint8_t *frame, size_t len)
                 q->idle = false;
                 wake(q);
         }
-        ssc_queue_count_frame(q);
+        ssc_queue_count(&q->n->frames_queued, 1);
         ssc_queue_unlock(q);
 }
 

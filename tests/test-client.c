@@ -1249,6 +1249,8 @@ START_TEST(test_threads_share_a_client)
         ck_assert_uint_eq(stats_of(c).dropped, 0);
         ck_assert_uint_eq(srv_count(&s, SS_MSG_SPAN_START), 16000);
         ck_assert_uint_eq(srv_count(&s, SS_MSG_SPAN_END), 16000);
+        /* Counted under the queue lock by every thread's SPAN_START: none lost. */
+        ck_assert_uint_eq(stats_of(c).spans_started, 16000);
         ck_assert_uint_eq(stats_of(c).frames_sent, stats_of(c).frames_queued);
         sidespan_client_close(&c);
         ck_assert_int_eq(s.decode_errors, 0);
