@@ -99,7 +99,7 @@ static int ensure_running(ssc_queue *q)
         return 0;
 }
 
-void ssc_queue_enqueue_slow(ssc_queue *q, const uint8_t *frame, size_t len, bool start)
+bool ssc_queue_enqueue_slow(ssc_queue *q, const uint8_t *frame, size_t len, bool start)
 {
         size_t before;
 
@@ -111,7 +111,7 @@ void ssc_queue_enqueue_slow(ssc_queue *q, const uint8_t *frame, size_t len, bool
         if (len > q->limit - before || ss_buf_append(&q->pending, frame, len) < 0) {
                 ssc_queue_unlock(q);
                 ssc_count(&q->n->dropped, 1);
-                return;
+                return false;
         }
         /* A system call only when the sender must know now: it sleeps without a timer. While
          * frames wait it looks every SSC_QUEUE_WATCH_MS itself (the watermark included), so
@@ -122,6 +122,7 @@ void ssc_queue_enqueue_slow(ssc_queue *q, const uint8_t *frame, size_t len, bool
         }
         ssc_queue_count(&q->n->frames_queued, 1);
         ssc_queue_unlock(q);
+        return true;
 }
 
 int ssc_queue_start(ssc_queue *q)

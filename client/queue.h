@@ -102,16 +102,16 @@ static inline void ssc_queue_count(atomic_uint_fast64_t *v, uint64_t n)
 
 /* ssc_queue_enqueue()'s rare cases, entered under the lock, which it releases: a consumer to
  * start, a buffer to grow, a full queue (the frame is dropped and counted), a sender to wake. */
-void ssc_queue_enqueue_slow(ssc_queue *q, const uint8_t *frame, size_t len, bool start);
+bool ssc_queue_enqueue_slow(ssc_queue *q, const uint8_t *frame, size_t len, bool start);
 
 /*
  * Copy one encoded frame (len > 0) into the queue, or drop and count it when it does not
- * fit. start: the frame is a span's SPAN_START, and the span is counted as started under the
- * same lock, queued or not. Wakes the sender (a system call) only when it sleeps without a
- * timer, i.e. the first frame after a quiet spell. Never blocks beyond the short lock.
+ * fit: true when queued. start: the frame is a span's SPAN_START, and the span is counted as
+ * started under the same lock, queued or not. Wakes the sender (a system call) only when it sleeps
+ * without a timer, i.e. the first frame after a quiet spell. Never blocks beyond the short lock.
  * Inline: every span calls it twice, and the common case is a copy into room the buffer has.
  */
-static inline void ssc_queue_enqueue(ssc_queue *q, const uint8_t *frame, size_t len, bool start)
+static inline bool ssc_queue_enqueue(ssc_queue *q, const uint8_t *frame, size_t len, bool start)
 {
         size_t before;
 
@@ -119,16 +119,15 @@ static inline void ssc_queue_enqueue(ssc_queue *q, const uint8_t *frame, size_t 
         before = q->pending.len;
         if (__builtin_expect(!q->running || len > q->pending.cap - before ||
                                  len > q->limit - before || (before == 0 && q->idle),
-                             0)) {
-                ssc_queue_enqueue_slow(q, frame, len, start);
-                return;
-        }
+                             0))
+                return ssc_queue_enqueue_slow(q, frame, len, start);
         memcpy(q->pending.data + before, frame, len);
         q->pending.len = before + len;
         ssc_queue_count(&q->n->frames_queued, 1);
         if (start)
                 ssc_queue_count(&q->n->started_queued, 1);
         ssc_queue_unlock(q);
+        return true;
 }
 
 /* Start the consumer unless it runs. Takes the lock. 0 or -errno (-EAGAIN within a second of

@@ -42,6 +42,9 @@ struct sidespan_span {
         uint8_t trace_id[SS_TRACE_ID_LEN];
         uint8_t span_id[SS_SPAN_ID_LEN];
         bool sampled;
+        /* Sampled and its SPAN_START queued. A span whose start was dropped (a full buffer)
+         * sends nothing more: the daemon would skip an end without its start. */
+        bool live;
         bool drop_content;       /* the client's !include_content, at hand for every attribute */
         const char *trace_state; /* the client's string or NULL; lives as long as the client */
         uint32_t n_attrs;
@@ -261,6 +264,7 @@ static sidespan_span *span_new(sidespan_client *c, const ssc_span_parent *p)
         s->client = c;
         s->n_attrs = 0;
         s->sampled = sampled;
+        s->live = false;
         s->drop_content = !c->cfg.include_content;
         s->trace_state = p ? p->trace_state : c->cfg.trace_state;
         memcpy(s->trace_id, tid, SS_TRACE_ID_LEN);
@@ -298,7 +302,7 @@ static int send_start(sidespan_span *s, const ssc_span_parent *p, const char *na
                 r = ss_wire_span_start_write(small, c->cfg.max_frame, &h, &options);
                 if (r < 0)
                         return encode_failed(c, r);
-                ssc_queue_enqueue(&c->q, small, (size_t)r, true);
+                s->live = ssc_queue_enqueue(&c->q, small, (size_t)r, true);
                 *counted = true;
                 return 0;
         }
@@ -323,7 +327,7 @@ static int send_start(sidespan_span *s, const ssc_span_parent *p, const char *na
         r = ss_wire_span_start_close(&sc->frame, &o, c->cfg.max_frame, count, &options);
         if (r < 0)
                 return encode_failed(c, r);
-        ssc_queue_enqueue(&c->q, sc->frame.data, sc->frame.len, true);
+        s->live = ssc_queue_enqueue(&c->q, sc->frame.data, sc->frame.len, true);
         *counted = true;
         return 0;
 }
@@ -453,7 +457,7 @@ static inline int set_attr(sidespan_span *s, const sidespan_attr *a, bool scalar
                 return 0;
         /* The typed setters' attribute stays in registers (its type a constant) unless it
          * escapes to an out-of-line call: check a scalar inline. */
-        if (!s->sampled)
+        if (!s->live)
                 return scalar ? (a->key && a->key[0] && (a->type != SIDESPAN_ATTR_STR || a->value.s)
                                      ? 0
                                      : -EINVAL)
@@ -547,9 +551,12 @@ SIDESPAN_EXPORT int sidespan_span_add_event(sidespan_span *s, const char *name,
                 return 0;
         if (!name || !name[0])
                 return -EINVAL;
-        if (!s->sampled)
-                return 0;
         c = s->client;
+        if (!s->live) {
+                if (s->sampled)
+                        ssc_count(&c->n.dropped, 1);
+                return 0;
+        }
         sc = scratch_get();
         if (!sc)
                 return encode_failed(c, -ENOMEM);
@@ -623,11 +630,13 @@ SIDESPAN_EXPORT int sidespan_span_end(sidespan_span *s, int status, const char *
                 status = SIDESPAN_STATUS_UNSET;
                 r = -EINVAL;
         }
-        if (s->sampled) {
+        if (s->live) {
                 int q = send_end(s, status, message);
 
                 if (!r)
                         r = q;
+        } else if (s->sampled) {
+                ssc_count(&s->client->n.dropped, 1);
         }
         span_free(s);
         return r;
