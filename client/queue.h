@@ -3,7 +3,7 @@
 
 /*
  * The queue between the threads that emit spans and the sender thread: the
- * pending frames under one short lock, the condition variable flush waiters
+ * pending frames under one short lock (lock.h), the event flush waiters
  * sleep on, the eventfd that wakes the sender, the flush handshake (asked,
  * queued, acknowledged) and the link state a flush needs to know when to
  * give up. Callers and the sender call the queue; the queue calls nobody but
