@@ -54,14 +54,19 @@ ssc_attrs_pack_scalar(ss_buf *b, const sidespan_attr *a, bool drop_content, bool
                 vlen = strlen(a->value.s);
                 if (vlen > UINT32_MAX)
                         return -EINVAL;
-                need = ss_mp_str_head_len(vlen) + vlen;
+                need = SS_MP_HEAD_MAX + vlen;
         } else {
                 need = a->type == SIDESPAN_ATTR_BOOL ? 1 : 9;
         }
-        need += ss_mp_str_head_len(klen) + klen;
-        r = ssc_attrs_room(b, need);
-        if (r < 0)
-                return r;
+        need += SS_MP_HEAD_MAX + klen;
+        /* The longest heads fit nearly always; the exact size matters only near the maximum. */
+        if (need > b->cap - b->len || b->len + need > b->max) {
+                need -= 2 * SS_MP_HEAD_MAX - ss_mp_str_head_len(klen) -
+                        (a->type == SIDESPAN_ATTR_STR ? ss_mp_str_head_len(vlen) : SS_MP_HEAD_MAX);
+                r = ssc_attrs_room(b, need);
+                if (r < 0)
+                        return r;
+        }
         p = ss_mp_put_str(b->data + b->len, a->key, (uint32_t)klen);
         if (a->type == SIDESPAN_ATTR_STR)
                 p = ss_mp_put_str(p, a->value.s, (uint32_t)vlen);

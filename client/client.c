@@ -53,8 +53,10 @@ static int client_new(const sidespan_options *o, sidespan_client **ret)
         if (!c)
                 return -ENOMEM;
         r = ssc_options_resolve(o, &c->cfg);
-        if (r == 0)
+        if (r == 0) {
+                ssc_span_tmpl_init(&c->span, &c->cfg);
                 r = ssc_queue_init(&c->q, c->cfg.buffer_size, c->cfg.max_frame, &c->n);
+        }
         if (r < 0)
                 goto fail;
         c->enabled = true; /* the queue exists: client_free() takes the parts apart */
@@ -206,7 +208,8 @@ SIDESPAN_EXPORT int sidespan_flush(sidespan_client *c, int timeout_ms)
 
 static void stats_get(sidespan_client *c, sidespan_stats *st)
 {
-        st->spans_started = ssc_count_get(&c->n.spans_started);
+        st->spans_started =
+            ssc_count_get(&c->n.spans_started) + ssc_count_get(&c->n.started_queued);
         st->unsampled = ssc_count_get(&c->n.unsampled);
         st->frames_queued = ssc_count_get(&c->n.frames_queued);
         st->frames_sent = ssc_count_get(&c->n.frames_sent);

@@ -16,10 +16,12 @@
 #include "queue.h"
 #include "registry.h"
 #include "sender.h"
+#include "span.h"
 
 struct sidespan_client {
-        bool enabled;   /* false for a disabled client: every call is a no-op */
-        ssc_config cfg; /* read-only after open */
+        bool enabled;       /* false for a disabled client: every call is a no-op */
+        ssc_config cfg;     /* read-only after open */
+        ssc_span_tmpl span; /* from cfg, read-only after open */
         ssc_counters n;
         ssc_queue q;
         ssc_sender snd;         /* drains q; its thread runs while q says so */

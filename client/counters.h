@@ -14,7 +14,10 @@
 #include <string.h>
 
 typedef struct ssc_counters {
+        /* Spans started: sampled ones counted with their SPAN_START under the queue lock
+         * (started_queued, see ssc_queue_enqueue()), the rest here; the stats add the two. */
         atomic_uint_fast64_t spans_started;
+        atomic_uint_fast64_t started_queued;
         atomic_uint_fast64_t unsampled;
         atomic_uint_fast64_t frames_queued;
         atomic_uint_fast64_t frames_sent;

@@ -20,42 +20,13 @@
 
 /* ---- the owner ------------------------------------------------------------------------ */
 
-/* Flush deadlines are on CLOCK_MONOTONIC, which a fork() child must keep. */
-static int cond_init(pthread_cond_t *cond)
-{
-        pthread_condattr_t ca;
-        int r;
-
-        pthread_condattr_init(&ca);
-        pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
-        r = pthread_cond_init(cond, &ca);
-        pthread_condattr_destroy(&ca);
-        return -r;
-}
-
 int ssc_queue_init(ssc_queue *q, size_t limit, size_t max_frame, ssc_counters *n)
 {
-        pthread_mutexattr_t ma;
-        int r;
-
         *q = (ssc_queue){.limit = limit, .max_frame = max_frame, .n = n, .wake_fd = -1};
+        ssc_lock_init(&q->lock);
+        ssc_event_init(&q->cond);
         ssc_queue_buf_init(q, &q->pending);
-        /* Adaptive: a caller that finds the lock taken spins a little before it sleeps in the
-         * kernel, which the short hold times here nearly always make unnecessary. */
-        pthread_mutexattr_init(&ma);
-        pthread_mutexattr_settype(&ma, PTHREAD_MUTEX_ADAPTIVE_NP);
-        r = pthread_mutex_init(&q->lock, &ma);
-        pthread_mutexattr_destroy(&ma);
-        if (r) {
-                ss_buf_free(&q->pending);
-                return -r;
-        }
-        r = cond_init(&q->cond);
-        if (r < 0) {
-                pthread_mutex_destroy(&q->lock);
-                ss_buf_free(&q->pending);
-        }
-        return r;
+        return 0;
 }
 
 void ssc_queue_set_consumer(ssc_queue *q, ssc_queue_start_fn start, void *ctx)
@@ -78,18 +49,6 @@ void ssc_queue_free(ssc_queue *q)
                 close(q->wake_fd);
         q->wake_fd = -1;
         ss_buf_free(&q->pending);
-        pthread_cond_destroy(&q->cond);
-        pthread_mutex_destroy(&q->lock);
-}
-
-void ssc_queue_lock(ssc_queue *q)
-{
-        pthread_mutex_lock(&q->lock);
-}
-
-void ssc_queue_unlock(ssc_queue *q)
-{
-        pthread_mutex_unlock(&q->lock);
 }
 
 void ssc_queue_after_fork(ssc_queue *q)
@@ -104,7 +63,8 @@ void ssc_queue_after_fork(ssc_queue *q)
         q->flush_req = q->flush_queued = q->flush_acked = 0;
         q->retry_ns = 0;
         /* The parent's waiters do not exist here. */
-        (void)cond_init(&q->cond);
+        ssc_event_init(&q->cond);
+        q->waiters = 0;
 }
 
 /* ---- the producers -------------------------------------------------------------------- */
@@ -139,79 +99,79 @@ static int ensure_running(ssc_queue *q)
         return 0;
 }
 
-void ssc_queue_enqueue(ssc_queue *q, const uint8_t *frame, size_t len)
+bool ssc_queue_enqueue_slow(ssc_queue *q, const uint8_t *frame, size_t len, bool start)
 {
         size_t before;
-        bool wake_now;
 
-        pthread_mutex_lock(&q->lock);
         if (!q->running)
                 (void)ensure_running(q);
+        if (start)
+                ssc_queue_count(&q->n->started_queued, 1);
         before = q->pending.len;
         if (len > q->limit - before || ss_buf_append(&q->pending, frame, len) < 0) {
-                pthread_mutex_unlock(&q->lock);
+                ssc_queue_unlock(q);
                 ssc_count(&q->n->dropped, 1);
-                return;
+                return false;
         }
         /* A system call only when the sender must know now: it sleeps without a timer. While
          * frames wait it looks every SSC_QUEUE_WATCH_MS itself (the watermark included), so
          * a busy caller makes none. */
-        wake_now = before == 0 && q->idle;
-        if (wake_now) {
+        if (before == 0 && q->idle) {
                 q->idle = false;
                 wake(q);
         }
-        /* Every writer of frames_queued holds the lock: a plain add, no locked instruction. */
-        atomic_store_explicit(&q->n->frames_queued,
-                              atomic_load_explicit(&q->n->frames_queued, memory_order_relaxed) + 1,
-                              memory_order_relaxed);
-        pthread_mutex_unlock(&q->lock);
+        ssc_queue_count(&q->n->frames_queued, 1);
+        ssc_queue_unlock(q);
+        return true;
 }
 
 int ssc_queue_start(ssc_queue *q)
 {
         int r;
 
-        pthread_mutex_lock(&q->lock);
+        ssc_queue_lock(q);
         r = ensure_running(q);
-        pthread_mutex_unlock(&q->lock);
+        ssc_queue_unlock(q);
         return r;
-}
-
-static struct timespec deadline_after(int timeout_ms)
-{
-        uint64_t t = ssc_mono_ns() + (uint64_t)timeout_ms * 1000000ull;
-
-        return (struct timespec){.tv_sec = (time_t)(t / 1000000000ull),
-                                 .tv_nsec = (long)(t % 1000000000ull)};
 }
 
 /* Wait for FLUSHED seq. Under lock. */
 static int flush_wait(ssc_queue *q, uint64_t seq, int timeout_ms)
 {
-        struct timespec deadline = deadline_after(timeout_ms < 0 ? 0 : timeout_ms);
+        uint64_t deadline =
+            ssc_mono_ns() + (uint64_t)(timeout_ms < 0 ? 0 : timeout_ms) * 1000000ull;
         uint64_t gen = q->connect_fail_gen;
+        int r = 0;
 
+        q->waiters++;
         while (q->flush_acked < seq) {
+                uint64_t now;
+
                 /* A connection attempt made since the flush began failed: no daemon. */
-                if (!q->connected && q->connect_fail_gen != gen)
-                        return -ENOTCONN;
-                if (timeout_ms < 0) {
-                        pthread_cond_wait(&q->cond, &q->lock);
-                } else if (pthread_cond_timedwait(&q->cond, &q->lock, &deadline) == ETIMEDOUT) {
-                        if (q->flush_acked >= seq)
-                                break;
-                        return q->connected ? -ETIMEDOUT : -ENOTCONN;
+                if (!q->connected && q->connect_fail_gen != gen) {
+                        r = -ENOTCONN;
+                        break;
                 }
+                if (timeout_ms < 0) {
+                        ssc_event_wait(&q->cond, &q->lock, -1);
+                        continue;
+                }
+                now = ssc_mono_ns();
+                if (now >= deadline) {
+                        r = q->connected ? -ETIMEDOUT : -ENOTCONN;
+                        break;
+                }
+                ssc_event_wait(&q->cond, &q->lock, (int64_t)(deadline - now));
         }
-        return 0;
+        q->waiters--;
+        return r;
 }
 
 int ssc_queue_flush(ssc_queue *q, int timeout_ms)
 {
         int r;
 
-        pthread_mutex_lock(&q->lock);
+        ssc_queue_lock(q);
         r = ensure_running(q);
         if (r == 0) {
                 uint64_t seq = ++q->flush_req;
@@ -221,7 +181,7 @@ int ssc_queue_flush(ssc_queue *q, int timeout_ms)
                 wake(q);
                 r = flush_wait(q, seq, timeout_ms);
         }
-        pthread_mutex_unlock(&q->lock);
+        ssc_queue_unlock(q);
         return r;
 }
 
@@ -229,12 +189,12 @@ bool ssc_queue_stop(ssc_queue *q)
 {
         bool running;
 
-        pthread_mutex_lock(&q->lock);
+        ssc_queue_lock(q);
         q->stopping = true;
         wake(q);
         running = q->running;
         q->running = false;
-        pthread_mutex_unlock(&q->lock);
+        ssc_queue_unlock(q);
         return running;
 }
 
@@ -307,27 +267,27 @@ void ssc_queue_link_up(ssc_queue *q)
          * everything still to send. */
         if (q->flush_acked < q->flush_req)
                 q->flush_queued = q->flush_acked;
-        pthread_cond_broadcast(&q->cond);
+        ssc_event_broadcast(&q->cond, q->waiters > 0);
 }
 
 void ssc_queue_connect_failed(ssc_queue *q)
 {
         q->connect_fail_gen++;
-        pthread_cond_broadcast(&q->cond);
+        ssc_event_broadcast(&q->cond, q->waiters > 0);
 }
 
 void ssc_queue_link_down(ssc_queue *q)
 {
         q->connected = false;
-        pthread_cond_broadcast(&q->cond);
+        ssc_event_broadcast(&q->cond, q->waiters > 0);
 }
 
 void ssc_queue_flushed(ssc_queue *q, uint64_t seq)
 {
-        pthread_mutex_lock(&q->lock);
+        ssc_queue_lock(q);
         if (seq > q->flush_acked && seq <= q->flush_req) {
                 q->flush_acked = seq;
-                pthread_cond_broadcast(&q->cond);
+                ssc_event_broadcast(&q->cond, q->waiters > 0);
         }
-        pthread_mutex_unlock(&q->lock);
+        ssc_queue_unlock(q);
 }

@@ -3,7 +3,7 @@
 
 /*
  * The queue between the threads that emit spans and the sender thread: the
- * pending frames under one short lock, the condition variable flush waiters
+ * pending frames under one short lock (lock.h), the event flush waiters
  * sleep on, the eventfd that wakes the sender, the flush handshake (asked,
  * queued, acknowledged) and the link state a flush needs to know when to
  * give up. Callers and the sender call the queue; the queue calls nobody but
@@ -13,12 +13,13 @@
  * (or inside a function that takes the lock itself, as said).
  */
 
-#include <pthread.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "counters.h"
+#include "lock.h"
 #include "ss-buf.h"
 
 #define SSC_QUEUE_WATERMARK (64u * 1024) /* the sender writes at once when this much waits */
@@ -36,8 +37,8 @@ typedef struct ssc_queue {
         ssc_queue_start_fn start;
         void *start_ctx;
 
-        pthread_mutex_t lock;
-        pthread_cond_t cond; /* flush waiters: acks, connection outcomes */
+        ssc_lock lock;
+        ssc_event cond; /* flush waiters: acks, connection outcomes */
 
         /* Under lock. */
         ss_buf pending; /* whole frames waiting for the sender */
@@ -52,6 +53,7 @@ typedef struct ssc_queue {
         uint64_t flush_req;    /* highest FLUSH sequence asked for */
         uint64_t flush_queued; /* highest FLUSH sequence put in the stream */
         uint64_t flush_acked;  /* highest FLUSHED received */
+        unsigned waiters;      /* flushes sleeping on cond */
 } ssc_queue;
 
 /* ---- the owner ------------------------------------------------------------------------ */
@@ -73,9 +75,16 @@ void ssc_queue_buf_init(const ssc_queue *q, ss_buf *b);
 void ssc_queue_free(ssc_queue *q);
 
 /* Take and release the lock. Any thread; the lock is held only briefly by everyone but a
- * flush waiting (which sleeps on the condition variable, releasing it). */
-void ssc_queue_lock(ssc_queue *q);
-void ssc_queue_unlock(ssc_queue *q);
+ * flush waiting (which sleeps on the event, releasing it). */
+static inline void ssc_queue_lock(ssc_queue *q)
+{
+        ssc_lock_take(&q->lock);
+}
+
+static inline void ssc_queue_unlock(ssc_queue *q)
+{
+        ssc_lock_release(&q->lock);
+}
 
 /* In a fork() child, under the lock taken before fork(): forget the parent's frames, wake
  * fd, flushes and link, and mark the consumer not running. The lock stays held. */
@@ -83,12 +92,43 @@ void ssc_queue_after_fork(ssc_queue *q);
 
 /* ---- the producers (any thread) ------------------------------------------------------- */
 
+/* Add n to one of the counters written only under the lock (frames_queued, started_queued):
+ * a plain add, no locked instruction. */
+static inline void ssc_queue_count(atomic_uint_fast64_t *v, uint64_t n)
+{
+        atomic_store_explicit(v, atomic_load_explicit(v, memory_order_relaxed) + n,
+                              memory_order_relaxed);
+}
+
+/* ssc_queue_enqueue()'s rare cases, entered under the lock, which it releases: a consumer to
+ * start, a buffer to grow, a full queue (the frame is dropped and counted), a sender to wake. */
+bool ssc_queue_enqueue_slow(ssc_queue *q, const uint8_t *frame, size_t len, bool start);
+
 /*
- * Copy one encoded frame into the queue, or drop and count it when it does not fit. Wakes
- * the sender (a system call) only when it sleeps without a timer, i.e. the first frame
- * after a quiet spell. Never blocks beyond the short lock.
+ * Copy one encoded frame (len > 0) into the queue, or drop and count it when it does not
+ * fit: true when queued. start: the frame is a span's SPAN_START, and the span is counted as
+ * started under the same lock, queued or not. Wakes the sender (a system call) only when it sleeps
+ * without a timer, i.e. the first frame after a quiet spell. Never blocks beyond the short lock.
+ * Inline: every span calls it twice, and the common case is a copy into room the buffer has.
  */
-void ssc_queue_enqueue(ssc_queue *q, const uint8_t *frame, size_t len);
+static inline bool ssc_queue_enqueue(ssc_queue *q, const uint8_t *frame, size_t len, bool start)
+{
+        size_t before;
+
+        ssc_queue_lock(q);
+        before = q->pending.len;
+        if (__builtin_expect(!q->running || len > q->pending.cap - before ||
+                                 len > q->limit - before || (before == 0 && q->idle),
+                             0))
+                return ssc_queue_enqueue_slow(q, frame, len, start);
+        memcpy(q->pending.data + before, frame, len);
+        q->pending.len = before + len;
+        ssc_queue_count(&q->n->frames_queued, 1);
+        if (start)
+                ssc_queue_count(&q->n->started_queued, 1);
+        ssc_queue_unlock(q);
+        return true;
+}
 
 /* Start the consumer unless it runs. Takes the lock. 0 or -errno (-EAGAIN within a second of
  * a failed start). */

@@ -26,6 +26,7 @@
 #define BACKOFF_MAX_NS (5000u * 1000000ull)
 #define STABLE_NS      (1000u * 1000000ull) /* a connection this old resets the backoff */
 #define SYSTEM_SOCKET  "/run/sidespan/sidespan.sock"
+#define ZONE_CHUNK     1024u /* a FLUSHED reply decodes into some 50 bytes */
 
 /* ---- connection --------------------------------------------------------------------- */
 
@@ -131,7 +132,7 @@ static size_t frame_size(const uint8_t *p)
         return SS_FRAME_HEADER + (size_t)ss_frame_header_get(p);
 }
 
-/* Count the frames of out written whole so far. */
+/* Count the frames of out written whole so far. The sender thread's, without the lock. */
 static void count_sent(ssc_sender *s)
 {
         uint64_t frames = 0;
@@ -234,16 +235,18 @@ static int write_all(ssc_sender *s)
 
 /* ---- reading -------------------------------------------------------------------------- */
 
+/* Decoded into the sender's own zone, cleared before the flush waiter is told: a fork() that
+ * follows the flush at once (the waiter runs before this thread is done) must find no
+ * allocation in flight here, which its child would leak. */
 static void on_reply(ssc_sender *s, const uint8_t *payload, size_t len)
 {
-        msgpack_unpacked u;
         ss_msg m;
+        int r = ss_wire_decode_zone(payload, len, &s->zone, &m, NULL);
 
-        msgpack_unpacked_init(&u);
-        if (ss_wire_decode(payload, len, &u, &m) == 0 && m.type == SS_MSG_FLUSHED)
-                ssc_queue_flushed(s->q, m.seq.seq);
+        msgpack_zone_clear(&s->zone);
         /* Anything else (unknown types, STATS replies we never asked for) is skipped. */
-        msgpack_unpacked_destroy(&u);
+        if (r == 0 && m.type == SS_MSG_FLUSHED)
+                ssc_queue_flushed(s->q, m.seq.seq);
 }
 
 /* Split s->in into replies. -EPROTO for a zero-length frame. */
@@ -359,8 +362,10 @@ static int write_round(ssc_sender *s)
 
         ssc_queue_unlock(s->q);
         r = write_all(s);
-        ssc_queue_lock(s->q);
+        /* A walk over every frame written: without the lock, which callers wait for (only
+         * this thread touches out; a fork() child resets what it counts with). */
         count_sent(s);
+        ssc_queue_lock(s->q);
         if (r == 0) {
                 ss_buf_reset(&s->out);
                 s->out_off = s->out_scan = 0;
@@ -433,6 +438,9 @@ static int start_thread(void *ctx)
 int ssc_sender_init(ssc_sender *s, ssc_queue *q, const ssc_config *cfg, ssc_counters *n)
 {
         *s = (ssc_sender){.q = q, .cfg = cfg, .n = n, .fd = -1, .backoff_ns = BACKOFF_MIN_NS};
+        s->zone_ok = msgpack_zone_init(&s->zone, ZONE_CHUNK);
+        if (!s->zone_ok)
+                return -ENOMEM;
         ssc_queue_buf_init(q, &s->out);
         ss_buf_init(&s->hello, SS_FRAME_HEADER + cfg->max_frame);
         ss_buf_init(&s->scratch, cfg->max_frame);
@@ -477,4 +485,7 @@ void ssc_sender_free(ssc_sender *s)
         ss_buf_free(&s->out);
         ss_buf_free(&s->hello);
         ss_buf_free(&s->scratch);
+        if (s->zone_ok)
+                msgpack_zone_destroy(&s->zone);
+        s->zone_ok = false;
 }

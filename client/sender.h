@@ -8,6 +8,7 @@
  * reconnects with backoff. It calls the queue and nothing above it.
  */
 
+#include <msgpack.h>
 #include <pthread.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -37,7 +38,9 @@ typedef struct ssc_sender {
         size_t out_scan; /* start of the first frame of out not yet counted as sent */
         ss_buf hello;    /* HELLO frame, written before out on a new connection */
         size_t hello_off;
-        ss_buf scratch; /* HELLO options */
+        ss_buf scratch;    /* HELLO options */
+        msgpack_zone zone; /* replies decode into it; cleared after each */
+        bool zone_ok;
         uint8_t in[SSC_SENDER_IN_SIZE];
         size_t in_len;
         size_t in_skip; /* bytes of an oversized reply still to discard */
@@ -50,7 +53,7 @@ typedef struct ssc_sender {
 
 /* Initialise s to drain q, with the settings cfg, counting into n, and install it as q's
  * consumer (its thread starts when q asks). -EINVAL when HELLO cannot fit cfg->max_frame
- * (the daemon would refuse every connection). Free s with ssc_sender_free() also on
+ * (the daemon would refuse every connection), -ENOMEM. Free s with ssc_sender_free() also on
  * failure. Before the client is shared; starts no thread. */
 int ssc_sender_init(ssc_sender *s, ssc_queue *q, const ssc_config *cfg, ssc_counters *n);
 

@@ -19,9 +19,8 @@
 #include "ss-id.h"
 #include "ss-wire.h"
 
-#define SPAN_OPTIONS_MAX 96 /* {"flags": u32, "trace_state": str<32} */
-#define NAME_STACK       256
-#define SCRATCH_KEEP     (256u * 1024) /* a scratch grown past this is released after use */
+#define NAME_STACK   256
+#define SCRATCH_KEEP (256u * 1024) /* a scratch grown past this is released after use */
 
 /* The public values are the wire's (OTLP's): the span API passes them through. */
 #define SAME(a, b) ((int)(a) == (int)(b))
@@ -43,6 +42,10 @@ struct sidespan_span {
         uint8_t trace_id[SS_TRACE_ID_LEN];
         uint8_t span_id[SS_SPAN_ID_LEN];
         bool sampled;
+        /* Sampled and its SPAN_START queued. A span whose start was dropped (a full buffer)
+         * sends nothing more: the daemon would skip an end without its start. */
+        bool live;
+        bool drop_content;       /* the client's !include_content, at hand for every attribute */
         const char *trace_state; /* the client's string or NULL; lives as long as the client */
         uint32_t n_attrs;
         /* SPAN_END being built in place: END_ROOM bytes its head is written into at the end,
@@ -142,23 +145,43 @@ static int encode_failed(sidespan_client *c, int r)
 }
 
 /* The SPAN_START options map body: OTLP Span.flags (W3C flags, has-is-remote, is-remote) and
- * the trace state, written into mem (SPAN_OPTIONS_MAX bytes, or none for a trace state too
- * long for it, which is then left out). */
-static ss_rawmap span_options(uint8_t *mem, const sidespan_span *s, bool remote)
+ * the trace state, written into mem (SSC_SPAN_OPTIONS_MAX bytes, or none for a trace state
+ * too long for it, which is then left out). */
+static ss_rawmap options_write(uint8_t *mem, const char *trace_state, bool sampled, bool remote)
 {
-        uint32_t flags = 0x100u | (remote ? 0x200u : 0u) | (s->sampled ? 1u : 0u);
-        size_t ts = s->trace_state && s->trace_state[0] ? strlen(s->trace_state) : 0;
+        uint32_t flags = 0x100u | (remote ? 0x200u : 0u) | (sampled ? 1u : 0u);
+        size_t ts = trace_state && trace_state[0] ? strlen(trace_state) : 0;
         uint8_t *p = mem;
         uint32_t n = 1;
 
         p = ss_mp_put_str(p, SS_OPT_FLAGS, sizeof(SS_OPT_FLAGS) - 1);
         p = ss_mp_put_uint(p, flags);
-        if (ts && ts <= SPAN_OPTIONS_MAX - 32) {
+        if (ts && ts <= SSC_SPAN_OPTIONS_MAX - 32) {
                 p = ss_mp_put_str(p, SS_OPT_TRACE_STATE, sizeof(SS_OPT_TRACE_STATE) - 1);
-                p = ss_mp_put_str(p, s->trace_state, (uint32_t)ts);
+                p = ss_mp_put_str(p, trace_state, (uint32_t)ts);
                 n = 2;
         }
         return (ss_rawmap){.count = n, .data = mem, .len = (size_t)(p - mem)};
+}
+
+void ssc_span_tmpl_init(ssc_span_tmpl *t, const ssc_config *cfg)
+{
+        ss_rawmap m = options_write(t->opts, cfg->trace_state, true, false);
+
+        /* Attributes must leave room for the rest of SPAN_END in one frame. */
+        t->span_max = END_ROOM + (cfg->max_frame > 256 ? cfg->max_frame - 256 : cfg->max_frame / 2);
+        t->opts_count = m.count;
+        t->opts_len = (uint32_t)m.len;
+}
+
+/* The options of s's SPAN_START: the client's, made at open, for the common case. */
+static ss_rawmap span_options(uint8_t *mem, const sidespan_span *s, bool remote)
+{
+        const ssc_span_tmpl *t = &s->client->span;
+
+        if (s->sampled && !remote && s->trace_state == s->client->cfg.trace_state)
+                return (ss_rawmap){.count = t->opts_count, .data = t->opts, .len = t->opts_len};
+        return options_write(mem, s->trace_state, s->sampled, remote);
 }
 
 /* ---- span start ----------------------------------------------------------------------- */
@@ -178,9 +201,7 @@ const ssc_span_parent *ssc_span_parent_of(const sidespan_span *s, ssc_span_paren
  * when it is sampled. */
 static sidespan_span *span_alloc(sidespan_client *c, bool sampled)
 {
-        /* Attributes must leave room for the rest of SPAN_END in one frame. */
-        size_t max =
-            END_ROOM + (c->cfg.max_frame > 256 ? c->cfg.max_frame - 256 : c->cfg.max_frame / 2);
+        size_t max = c->span.span_max;
         scratch *sc = tls_scratch;
         sidespan_span *s;
 
@@ -235,7 +256,7 @@ static sidespan_span *span_new(sidespan_client *c, const ssc_span_parent *p)
                 tid = p->trace_id;
                 sampled = p->sampled;
         } else {
-                sampled = ss_sample_keep(trace_id, c->cfg.sample_rate);
+                sampled = c->cfg.sample_rate >= 1.0 || ss_sample_keep(trace_id, c->cfg.sample_rate);
         }
         s = span_alloc(c, sampled);
         if (!s)
@@ -243,6 +264,8 @@ static sidespan_span *span_new(sidespan_client *c, const ssc_span_parent *p)
         s->client = c;
         s->n_attrs = 0;
         s->sampled = sampled;
+        s->live = false;
+        s->drop_content = !c->cfg.include_content;
         s->trace_state = p ? p->trace_state : c->cfg.trace_state;
         memcpy(s->trace_id, tid, SS_TRACE_ID_LEN);
         memcpy(s->span_id, span_id, SS_SPAN_ID_LEN);
@@ -255,10 +278,10 @@ static sidespan_span *span_new(sidespan_client *c, const ssc_span_parent *p)
  * goes on.
  */
 static int send_start(sidespan_span *s, const ssc_span_parent *p, const char *name, size_t name_len,
-                      int kind, const sidespan_attr *attrs, size_t n)
+                      int kind, const sidespan_attr *attrs, size_t n, bool *counted)
 {
         sidespan_client *c = s->client;
-        uint8_t optmem[SPAN_OPTIONS_MAX];
+        uint8_t optmem[SSC_SPAN_OPTIONS_MAX];
         ss_rawmap options = span_options(optmem, s, p && p->remote);
         ss_span_head h = {.trace_id = s->trace_id,
                           .span_id = s->span_id,
@@ -267,7 +290,7 @@ static int send_start(sidespan_span *s, const ssc_span_parent *p, const char *na
                           .name_len = name_len,
                           .kind = kind,
                           .start_ns = ss_now_ns()};
-        uint8_t small[SS_SPAN_START_MAX(NAME_STACK, SPAN_OPTIONS_MAX)];
+        uint8_t small[SS_SPAN_START_MAX(NAME_STACK, SSC_SPAN_OPTIONS_MAX)];
         uint64_t skipped = 0;
         uint32_t count = 0;
         ss_wire_open o;
@@ -279,7 +302,8 @@ static int send_start(sidespan_span *s, const ssc_span_parent *p, const char *na
                 r = ss_wire_span_start_write(small, c->cfg.max_frame, &h, &options);
                 if (r < 0)
                         return encode_failed(c, r);
-                ssc_queue_enqueue(&c->q, small, (size_t)r);
+                s->live = ssc_queue_enqueue(&c->q, small, (size_t)r, true);
+                *counted = true;
                 return 0;
         }
         sc = scratch_get();
@@ -303,7 +327,8 @@ static int send_start(sidespan_span *s, const ssc_span_parent *p, const char *na
         r = ss_wire_span_start_close(&sc->frame, &o, c->cfg.max_frame, count, &options);
         if (r < 0)
                 return encode_failed(c, r);
-        ssc_queue_enqueue(&c->q, sc->frame.data, sc->frame.len);
+        s->live = ssc_queue_enqueue(&c->q, sc->frame.data, sc->frame.len, true);
+        *counted = true;
         return 0;
 }
 
@@ -329,8 +354,10 @@ static char *join_name(char *buf, size_t size, const char *prefix, const char *s
         return p;
 }
 
+/* Send the SPAN_START of a sampled span; *counted once the queue counted it as started. */
 static int start_sampled(sidespan_span *s, const ssc_span_parent *p, const char *prefix,
-                         const char *suffix, int kind, const sidespan_attr *attrs, size_t n)
+                         const char *suffix, int kind, const sidespan_attr *attrs, size_t n,
+                         bool *counted)
 {
         char stack[NAME_STACK], *name = (char *)prefix;
         size_t name_len;
@@ -345,7 +372,7 @@ static int start_sampled(sidespan_span *s, const ssc_span_parent *p, const char 
                 name_len = strlen(prefix);
         if (!name)
                 return -ENOMEM;
-        r = send_start(s, p, name, name_len, kind, attrs, n);
+        r = send_start(s, p, name, name_len, kind, attrs, n, counted);
         if (name != prefix && name != stack)
                 free(name);
         /* -EINVAL (a malformed start attribute) and -ENOMEM fail the start; a frame that
@@ -372,11 +399,18 @@ int ssc_span_start(sidespan_client *c, const ssc_span_parent *p, const char *pre
         s = span_new(c, p);
         if (!s)
                 return -ENOMEM;
-        ssc_count(&c->n.spans_started, 1);
         if (!s->sampled) {
+                ssc_count(&c->n.spans_started, 1);
                 ssc_count(&c->n.unsampled, 1);
         } else {
-                r = start_sampled(s, p, prefix, suffix, kind, attrs, n);
+                bool counted = false;
+
+                /* Counted with its SPAN_START under the queue lock, which that takes anyway:
+                 * one locked instruction fewer a span. A start that never got there is
+                 * counted here, whatever its outcome, as before. */
+                r = start_sampled(s, p, prefix, suffix, kind, attrs, n, &counted);
+                if (!counted)
+                        ssc_count(&c->n.spans_started, 1);
                 if (r < 0) {
                         span_free(s);
                         return r;
@@ -416,18 +450,22 @@ SIDESPAN_EXPORT int sidespan_span_start_remote(sidespan_client *c, const char *t
 /* Pack a into the span's SPAN_END body; scalar marks a type the inline packer takes. */
 static inline int set_attr(sidespan_span *s, const sidespan_attr *a, bool scalar)
 {
-        bool added, drop;
+        bool added;
         int r;
 
         if (!s)
                 return 0;
-        if (!s->sampled)
-                return ssc_attrs_check(a);
+        /* The typed setters' attribute stays in registers (its type a constant) unless it
+         * escapes to an out-of-line call: check a scalar inline. */
+        if (!s->live)
+                return scalar ? (a->key && a->key[0] && (a->type != SIDESPAN_ATTR_STR || a->value.s)
+                                     ? 0
+                                     : -EINVAL)
+                              : ssc_attrs_check(a);
         if (s->n_attrs == UINT32_MAX)
                 return -ENOBUFS;
-        drop = !s->client->cfg.include_content;
-        r = scalar ? ssc_attrs_pack_scalar(&s->end, a, drop, &added)
-                   : ssc_attrs_pack_one(&s->end, a, drop, &added);
+        r = scalar ? ssc_attrs_pack_scalar(&s->end, a, s->drop_content, &added)
+                   : ssc_attrs_pack_one(&s->end, a, s->drop_content, &added);
         if (r == -ENOBUFS || r == -ENOMEM)
                 ssc_count(&s->client->n.attrs_dropped, 1);
         if (r < 0)
@@ -513,9 +551,12 @@ SIDESPAN_EXPORT int sidespan_span_add_event(sidespan_span *s, const char *name,
                 return 0;
         if (!name || !name[0])
                 return -EINVAL;
-        if (!s->sampled)
-                return 0;
         c = s->client;
+        if (!s->live) {
+                if (s->sampled)
+                        ssc_count(&c->n.dropped, 1);
+                return 0;
+        }
         sc = scratch_get();
         if (!sc)
                 return encode_failed(c, -ENOMEM);
@@ -530,7 +571,7 @@ SIDESPAN_EXPORT int sidespan_span_add_event(sidespan_span *s, const char *name,
                                    &map);
         if (r < 0)
                 return encode_failed(c, r);
-        ssc_queue_enqueue(&c->q, sc->frame.data, sc->frame.len);
+        ssc_queue_enqueue(&c->q, sc->frame.data, sc->frame.len, false);
         return 0;
 }
 
@@ -553,7 +594,7 @@ static int send_end_message(sidespan_span *s, int status, const char *message, u
                 return -EMSGSIZE;
         if (r < 0)
                 return encode_failed(c, r);
-        ssc_queue_enqueue(&c->q, sc->frame.data, sc->frame.len);
+        ssc_queue_enqueue(&c->q, sc->frame.data, sc->frame.len, false);
         return 0;
 }
 
@@ -575,7 +616,7 @@ static int send_end(sidespan_span *s, int status, const char *message)
                                   status, s->n_attrs, body);
         if (n < 0)
                 return encode_failed(c, n);
-        ssc_queue_enqueue(&c->q, s->end.data + END_ROOM - n, (size_t)n + body);
+        ssc_queue_enqueue(&c->q, s->end.data + END_ROOM - n, (size_t)n + body, false);
         return 0;
 }
 
@@ -589,11 +630,13 @@ SIDESPAN_EXPORT int sidespan_span_end(sidespan_span *s, int status, const char *
                 status = SIDESPAN_STATUS_UNSET;
                 r = -EINVAL;
         }
-        if (s->sampled) {
+        if (s->live) {
                 int q = send_end(s, status, message);
 
                 if (!r)
                         r = q;
+        } else if (s->sampled) {
+                ssc_count(&s->client->n.dropped, 1);
         }
         span_free(s);
         return r;

@@ -10,7 +10,25 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "options.h"
 #include "sidespan.h"
+
+#define SSC_SPAN_OPTIONS_MAX 96 /* {"flags": u32, "trace_state": str<32} */
+
+/*
+ * What every span of a client shares, worked out once at open: the most a span's buffer
+ * may hold, and the SPAN_START options map body of a sampled span below a local parent (or
+ * none) carrying the client's trace state. Read-only after ssc_span_tmpl_init().
+ */
+typedef struct ssc_span_tmpl {
+        size_t span_max;
+        uint32_t opts_count;
+        uint32_t opts_len;
+        uint8_t opts[SSC_SPAN_OPTIONS_MAX];
+} ssc_span_tmpl;
+
+/* Fill t for a client of the settings cfg. Before the client is shared. */
+void ssc_span_tmpl_init(ssc_span_tmpl *t, const ssc_config *cfg);
 
 /* The context a new span descends from; the pointers are borrowed for the call. */
 typedef struct ssc_span_parent {

@@ -133,14 +133,6 @@ void ss_id_span(uint8_t *trace_id, uint8_t *span_id)
         memcpy(g->s, s, sizeof(s));
 }
 
-uint64_t ss_now_ns(void)
-{
-        struct timespec ts;
-
-        clock_gettime(CLOCK_REALTIME, &ts);
-        return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
 void ss_hex(char *out, const uint8_t *in, size_t len)
 {
         static const char digits[] = "0123456789abcdef";

@@ -11,6 +11,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <time.h>
 
 #define SS_TRACEPARENT_LEN 55 /* "00-<32 hex>-<16 hex>-<2 hex>" without NUL */
 
@@ -22,8 +23,15 @@ void ss_id_random(uint8_t *id, size_t len);
  * but the first one of a thread (and of a fork() child) to seed it. */
 void ss_id_span(uint8_t *trace_id, uint8_t *span_id);
 
-/* Nanoseconds since the Unix epoch (CLOCK_REALTIME). */
-uint64_t ss_now_ns(void);
+/* Nanoseconds since the Unix epoch (CLOCK_REALTIME). Inline: twice a span on the client's
+ * hot path, where the call around the vDSO's would cost a quarter as much again. */
+static inline uint64_t ss_now_ns(void)
+{
+        struct timespec ts;
+
+        clock_gettime(CLOCK_REALTIME, &ts);
+        return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
 
 /* Write 2*len lowercase hex digits and a NUL to out (2*len+1 bytes). */
 void ss_hex(char *out, const uint8_t *in, size_t len);

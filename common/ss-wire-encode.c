@@ -88,52 +88,6 @@ int ss_wire_put_hello(ss_buf *b, size_t max_frame, const ss_rawmap *options)
         return frame_end(&f, max_frame);
 }
 
-/* SPAN_START's array header and fields up to the start time, at p (room made). */
-static uint8_t *put_start_fields(uint8_t *p, const ss_span_head *h)
-{
-        *p++ = 0x99; /* an array of 9: type and 8 fields */
-        *p++ = SS_MSG_SPAN_START;
-        *p++ = 0xc4;
-        *p++ = SS_TRACE_ID_LEN;
-        memcpy(p, h->trace_id, SS_TRACE_ID_LEN);
-        p += SS_TRACE_ID_LEN;
-        *p++ = 0xc4;
-        *p++ = SS_SPAN_ID_LEN;
-        memcpy(p, h->span_id, SS_SPAN_ID_LEN);
-        p += SS_SPAN_ID_LEN;
-        if (h->parent_id) {
-                *p++ = 0xc4;
-                *p++ = SS_SPAN_ID_LEN;
-                memcpy(p, h->parent_id, SS_SPAN_ID_LEN);
-                p += SS_SPAN_ID_LEN;
-        } else {
-                *p++ = 0xc0;
-        }
-        p = ss_mp_put_str(p, h->name ? h->name : "", (uint32_t)h->name_len);
-        p = ss_mp_put_int(p, h->kind);
-        return ss_mp_put_uint(p, h->start_ns);
-}
-
-int ss_wire_span_start_write(uint8_t *out, size_t max_frame, const ss_span_head *h,
-                             const ss_rawmap *options)
-{
-        size_t olen = options ? options->len : 0, n;
-        uint8_t *p;
-
-        if (h->name_len > UINT32_MAX)
-                return -EMSGSIZE;
-        p = put_start_fields(out + SS_FRAME_HEADER, h);
-        *p++ = 0x80; /* no attributes */
-        p = ss_mp_put_container(p, options ? options->count : 0, true);
-        if (olen)
-                memcpy(p, options->data, olen);
-        n = (size_t)(p - out) + olen - SS_FRAME_HEADER;
-        if (n > max_frame || n > UINT32_MAX)
-                return -EMSGSIZE;
-        ss_frame_header_put(out, (uint32_t)n);
-        return (int)(n + SS_FRAME_HEADER);
-}
-
 int ss_wire_span_start_open(ss_buf *b, const ss_span_head *h, ss_wire_open *ret)
 {
         size_t need;
@@ -149,7 +103,7 @@ int ss_wire_span_start_open(ss_buf *b, const ss_span_head *h, ss_wire_open *ret)
                         return r;
         }
         ret->start = b->len;
-        p = put_start_fields(b->data + b->len + SS_FRAME_HEADER, h);
+        p = ss_wire_put_start_fields(b->data + b->len + SS_FRAME_HEADER, h);
         ret->map_at = (size_t)(p - b->data);
         *p = 0xdf; /* map32: the count is known at the close */
         b->len = ret->map_at + 5;
@@ -229,31 +183,6 @@ int ss_wire_put_span_end(ss_buf *b, size_t max_frame, const uint8_t *span_id, ui
         put_str(&f, status_msg, status_msg ? strlen(status_msg) : 0);
         put_map(&f, attrs);
         return frame_end(&f, max_frame);
-}
-
-int ss_wire_span_end_head(uint8_t *end, size_t max_frame, const uint8_t *span_id, uint64_t end_ns,
-                          int status_code, uint32_t n_attrs, size_t body_len)
-{
-        uint8_t head[SS_SPAN_END_HEAD_MAX], *p = head + SS_FRAME_HEADER;
-        size_t n, payload;
-
-        *p++ = 0x96; /* an array of 6: type and 5 fields */
-        *p++ = SS_MSG_SPAN_END;
-        *p++ = 0xc4;
-        *p++ = SS_SPAN_ID_LEN;
-        memcpy(p, span_id, SS_SPAN_ID_LEN);
-        p += SS_SPAN_ID_LEN;
-        p = ss_mp_put_uint(p, end_ns);
-        p = ss_mp_put_int(p, status_code);
-        *p++ = 0xc0; /* no status message */
-        p = ss_mp_put_container(p, n_attrs, true);
-        n = (size_t)(p - head);
-        payload = n - SS_FRAME_HEADER + body_len;
-        if (payload > max_frame || payload > UINT32_MAX || body_len > UINT32_MAX)
-                return -EMSGSIZE;
-        ss_frame_header_put(head, (uint32_t)payload);
-        memcpy(end - n, head, n);
-        return (int)n;
 }
 
 int ss_wire_put_seq(ss_buf *b, size_t max_frame, uint32_t type, uint64_t seq)

@@ -373,6 +373,39 @@ static bool srv_find_end(server *s, const uint8_t *span_id, msgpack_unpacked *u,
         return false;
 }
 
+/* SPAN_ENDs received without their SPAN_START before them (the daemon skips such an end). */
+static size_t srv_orphan_ends(server *s)
+{
+        uint8_t(*ids)[SS_SPAN_ID_LEN];
+        size_t n_ids = 0, orphans = 0;
+        msgpack_unpacked u;
+        ss_msg m;
+
+        msgpack_unpacked_init(&u);
+        pthread_mutex_lock(&s->lock);
+        ids = malloc((s->n + 1) * sizeof(*ids));
+        ck_assert_ptr_nonnull(ids);
+        for (size_t i = 0; i < s->n; i++) {
+                uint32_t type = s->msgs[i].type;
+                bool found = false;
+
+                if (type != SS_MSG_SPAN_START && type != SS_MSG_SPAN_END)
+                        continue;
+                ck_assert_int_eq(ss_wire_decode(s->msgs[i].data, s->msgs[i].len, &u, &m), 0);
+                if (type == SS_MSG_SPAN_START) {
+                        memcpy(ids[n_ids++], m.span.span_id, SS_SPAN_ID_LEN);
+                        continue;
+                }
+                for (size_t k = n_ids; k-- > 0 && !found;)
+                        found = memcmp(ids[k], m.end.span_id, SS_SPAN_ID_LEN) == 0;
+                orphans += !found;
+        }
+        pthread_mutex_unlock(&s->lock);
+        free(ids);
+        msgpack_unpacked_destroy(&u);
+        return orphans;
+}
+
 /* ---- attribute checks ------------------------------------------------------------------- */
 
 static const msgpack_object *map_get(const msgpack_object_map *m, const char *key)
@@ -992,6 +1025,51 @@ START_TEST(test_buffer_full_drops_with_stalled_reader)
 }
 END_TEST
 
+START_TEST(test_dropped_start_drops_its_end)
+{
+        char name[151];
+        sidespan_options o;
+        sidespan_client *c;
+        sidespan_stats st;
+        server s;
+        int n = 0;
+
+        /* A start several times the size of its event and end (209, 28 and 28 bytes), so
+         * that the 4096 bytes of buffer hold 15 spans and leave 121: room for the event and
+         * the end of the 16th, not for its start. They must not go alone. */
+        memset(name, 'n', sizeof(name) - 1);
+        name[sizeof(name) - 1] = '\0';
+        srv_start(&s);
+        srv_set(&s, &s.paused, true);
+        sidespan_options_init(&o);
+        o.socket_path = s.path;
+        o.buffer_size = 4096;
+        o.flush_on_exit = false;
+        o.exit_flush_timeout_ms = 100;
+        ck_assert_int_eq(sidespan_client_open(&o, &c), 0);
+        while (stats_of(c).dropped < 100 && n < 2000000) {
+                sidespan_span *sp;
+
+                ck_assert_int_eq(sidespan_span_start(c, NULL, name, 1, &sp), 0);
+                ck_assert_int_eq(sidespan_span_add_event(sp, "e", NULL, 0), 0);
+                ck_assert_int_eq(sidespan_span_end(sp, SIDESPAN_STATUS_OK, NULL), 0);
+                n++;
+        }
+        st = stats_of(c);
+        ck_assert_uint_eq(st.spans_started, (uint64_t)n);
+        /* Start, event and end of every span: queued or counted as dropped. */
+        ck_assert_uint_eq(st.frames_queued + st.dropped, 3ull * (uint64_t)n);
+        srv_set(&s, &s.paused, false);
+        ck_assert_int_eq(sidespan_flush(c, 10000), 0);
+        ck_assert_uint_gt(srv_count(&s, SS_MSG_SPAN_START), 0);
+        ck_assert_uint_eq(srv_orphan_ends(&s), 0);
+        ck_assert_uint_eq(srv_count(&s, SS_MSG_SPAN_EVENT), srv_count(&s, SS_MSG_SPAN_START));
+        sidespan_client_close(&c);
+        ck_assert_int_eq(s.decode_errors, 0);
+        srv_stop(&s);
+}
+END_TEST
+
 START_TEST(test_oversized_values)
 {
         sidespan_options o;
@@ -1249,6 +1327,8 @@ START_TEST(test_threads_share_a_client)
         ck_assert_uint_eq(stats_of(c).dropped, 0);
         ck_assert_uint_eq(srv_count(&s, SS_MSG_SPAN_START), 16000);
         ck_assert_uint_eq(srv_count(&s, SS_MSG_SPAN_END), 16000);
+        /* Counted under the queue lock by every thread's SPAN_START: none lost. */
+        ck_assert_uint_eq(stats_of(c).spans_started, 16000);
         ck_assert_uint_eq(stats_of(c).frames_sent, stats_of(c).frames_queued);
         sidespan_client_close(&c);
         ck_assert_int_eq(s.decode_errors, 0);
@@ -1638,6 +1718,7 @@ static Suite *client_suite(void)
         tcase_add_test(tc, test_include_content_false);
         tcase_add_test(tc, test_buffer_full_drops_without_daemon);
         tcase_add_test(tc, test_buffer_full_drops_with_stalled_reader);
+        tcase_add_test(tc, test_dropped_start_drops_its_end);
         tcase_add_test(tc, test_oversized_values);
         tcase_add_test(tc, test_reconnect_says_hello_again);
         tcase_add_test(tc, test_cut_connections_never_send_half_frames);
