@@ -26,7 +26,8 @@ run_tests() { # dir -> 0 when every test passed
 }
 
 # The client library's suite under ThreadSanitizer (gcc's libtsan): its sender thread, the
-# threads that share a client, fork. Only test-client is built there.
+# threads that share a client, fork, and its futex lock. Only test-client and
+# test-client-lock are built there.
 #  die_after_fork=0: test_fork_child_keeps_working forks a threaded process and the child
 #    starts a sender thread, which TSan refuses by default; the child's accesses are
 #    still checked.
@@ -36,9 +37,10 @@ tsan_client() {
         rm -f "$BUILD_TSAN/meson-logs/testlog.json"
         { [ -f "$BUILD_TSAN/build.ninja" ] ||
                 meson setup "$BUILD_TSAN" -Db_sanitize=thread -Db_lundef=false; } &&
-                ninja -C "$BUILD_TSAN" tests/test-client &&
+                ninja -C "$BUILD_TSAN" tests/test-client tests/test-client-lock &&
                 TSAN_OPTIONS=die_after_fork=0:halt_on_error=1:second_deadlock_stack=1 \
-                        meson test -C "$BUILD_TSAN" --no-rebuild --verbose --print-errorlogs client
+                        meson test -C "$BUILD_TSAN" --no-rebuild --verbose --print-errorlogs \
+                        client client-lock
 }
 
 max_len() { # fuzz target -> the -max_len its inputs need
