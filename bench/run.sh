@@ -195,9 +195,9 @@ section "bench-client: the calling thread's cost per span"
 # natively, instructions under callgrind on the calling threads. It starts its own daemon.
 run "$BUILD/bench/bench-client" --matrix --sidespand "$BUILD/daemon/sidespand"
 for c in agent small; do
-        note "client.$c" "$(awk -v c="$c" '$1 == c && $2 == 1 && $3 == "up" {print $5 " ns p50, " $6 " ns p99, " $8 " instructions"}' "$TMP/run.out")"
+        note "client.$c" "$(awk -v c="$c" '$1 == c && $2 == 1 && $3 == "up" {print $5 " ns p50, " $6 " ns p99, " $8 " instructions, " $9 " dropped"}' "$TMP/run.out")"
 done
-note client.agent4 "$(awk '$1 == "agent" && $2 == 4 && $3 == "up" {print $5 " ns p50, " $6 " ns p99"}' "$TMP/run.out")"
+note client.agent4 "$(awk '$1 == "agent" && $2 == 4 && $3 == "up" {print $5 " ns p50, " $6 " ns p99, " $9 " dropped"}' "$TMP/run.out")"
 
 section "bench-daemon: throughput, agent-shaped runs (sidespand --exporter file --file /dev/null)"
 start_daemon d1 --exporter file --file /dev/null
