@@ -26,7 +26,7 @@ import grpc
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import otlp_grpc_receiver  # noqa: E402
-from itest_lib import Base, RawClient, send_trace  # noqa: E402
+from itest_lib import Base, RawClient, run, send_trace  # noqa: E402
 from otlp_receiver import Receiver  # noqa: E402
 
 HTTP = "exporter.otlp-http."
@@ -224,6 +224,16 @@ class Faults(Base):
         self.assertNotEqual(d.proc.wait(20), 0)
         self.assertIn("cannot load the grpc module event=module-failed module=grpc path=%s/"
                       "sidespan-grpc.so" % empty, d.stderr())
+        # --check-config says so too, rather than passing a configuration that cannot start.
+        check = [os.environ["SIDESPAND"], "--check-config", "--protocol", "grpc", "--endpoint",
+                 "http://127.0.0.1:%d" % rx.port]
+        env = {"OTEL_EXPORTER_OTLP_INSECURE": "true"}
+        r = run(check, env=dict(env, SIDESPAN_MODULE_DIR=empty))
+        self.assertEqual(r.returncode, 2, r.stdout + r.stderr)
+        self.assertIn("path=%s/sidespan-grpc.so" % empty, r.stderr)
+        r = run(check, env=env)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("protocol = grpc", r.stdout)
 
     def test_grpc_resource_exhausted_with_retry_info_waits_as_told(self):
         for spool in (False, True):

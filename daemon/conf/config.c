@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "base/log.h"
+#include "base/module.h"
 #include "conf/exporters.h"
 #include "conf/file.h"
 #include "conf/flags.h"
@@ -332,6 +333,17 @@ static void print_config(const ss_config *cfg)
         ss_conf_metrics_print(stdout, cfg);
 }
 
+/* --check-config: an exporter whose module (base/module.h) does not load would stop the
+ * start; it stops the check too, with the line naming the file. */
+static int check_modules(const ss_config *cfg)
+{
+        bool grpc = cfg->export.exporters & SS_EXPORT_OTLP_GRPC ||
+                    (cfg->metrics.export_otlp && cfg->metrics.exporter.kind == SS_EXPORT_OTLP_GRPC);
+        ss_module_fn fn;
+
+        return grpc && ss_module_fn_get("grpc", "ss_grpc_exporter_new", &fn) < 0 ? -EINVAL : 0;
+}
+
 int ss_config_load(ss_config *cfg, int argc, char **argv)
 {
         bool help = ss_conf_flags_ask_help(argc, argv);
@@ -348,8 +360,11 @@ int ss_config_load(ss_config *cfg, int argc, char **argv)
         if (r == 0)
                 r = finish(cfg);
         if (r == 0 && cfg->check_only) {
-                print_config(cfg);
-                r = 1;
+                r = check_modules(cfg);
+                if (r == 0) {
+                        print_config(cfg);
+                        r = 1;
+                }
         }
         if (r == -ENOMEM)
                 fputs("sidespand: out of memory\n", stderr);
