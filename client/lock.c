@@ -53,14 +53,16 @@ void ssc_event_wait(ssc_event *e, ssc_lock *l, int64_t timeout_ns)
                               .tv_nsec = (long)(timeout_ns % 1000000000)};
 
         /* A broadcast between the release and the sleep moves seq: the futex returns. */
+        e->waiters++;
         ssc_lock_release(l);
         (void)futex(&e->seq, FUTEX_WAIT_PRIVATE, seq, timeout_ns < 0 ? NULL : &ts);
         ssc_lock_take(l);
+        e->waiters--;
 }
 
-void ssc_event_broadcast(ssc_event *e, bool waiters)
+void ssc_event_broadcast(ssc_event *e)
 {
         atomic_fetch_add_explicit(&e->seq, 1, memory_order_relaxed);
-        if (waiters)
+        if (e->waiters)
                 (void)futex(&e->seq, FUTEX_WAKE_PRIVATE, INT_MAX, NULL);
 }

@@ -22,6 +22,7 @@ typedef struct ssc_lock {
 /* A counter that moves on every broadcast; waiters sleep until it moves. */
 typedef struct ssc_event {
         atomic_uint seq;
+        unsigned waiters; /* in ssc_event_wait(); under the lock the waiters use */
 } ssc_event;
 
 _Static_assert(sizeof(atomic_uint) == 4, "a futex is 32 bits");
@@ -53,9 +54,11 @@ static inline void ssc_lock_release(ssc_lock *l)
                 ssc_lock_wake(l);
 }
 
+/* No waiters, as after a fork() in the child, whose other threads are gone. */
 static inline void ssc_event_init(ssc_event *e)
 {
         atomic_init(&e->seq, 0);
+        e->waiters = 0;
 }
 
 /*
@@ -65,6 +68,6 @@ static inline void ssc_event_init(ssc_event *e)
  */
 void ssc_event_wait(ssc_event *e, ssc_lock *l, int64_t timeout_ns);
 
-/* Wake every waiter of e. Under the lock the waiters use; a system call only when
- * waiters (the caller's count of them) is non-zero. */
-void ssc_event_broadcast(ssc_event *e, bool waiters);
+/* Wake every waiter of e. Under the lock the waiters use; a system call only when one
+ * sleeps. */
+void ssc_event_broadcast(ssc_event *e);

@@ -64,7 +64,6 @@ void ssc_queue_after_fork(ssc_queue *q)
         q->retry_ns = 0;
         /* The parent's waiters do not exist here. */
         ssc_event_init(&q->cond);
-        q->waiters = 0;
 }
 
 /* ---- the producers -------------------------------------------------------------------- */
@@ -141,30 +140,23 @@ static int flush_wait(ssc_queue *q, uint64_t seq, int timeout_ms)
         uint64_t deadline =
             ssc_mono_ns() + (uint64_t)(timeout_ms < 0 ? 0 : timeout_ms) * 1000000ull;
         uint64_t gen = q->connect_fail_gen;
-        int r = 0;
 
-        q->waiters++;
         while (q->flush_acked < seq) {
                 uint64_t now;
 
                 /* A connection attempt made since the flush began failed: no daemon. */
-                if (!q->connected && q->connect_fail_gen != gen) {
-                        r = -ENOTCONN;
-                        break;
-                }
+                if (!q->connected && q->connect_fail_gen != gen)
+                        return -ENOTCONN;
                 if (timeout_ms < 0) {
                         ssc_event_wait(&q->cond, &q->lock, -1);
                         continue;
                 }
                 now = ssc_mono_ns();
-                if (now >= deadline) {
-                        r = q->connected ? -ETIMEDOUT : -ENOTCONN;
-                        break;
-                }
+                if (now >= deadline)
+                        return q->connected ? -ETIMEDOUT : -ENOTCONN;
                 ssc_event_wait(&q->cond, &q->lock, (int64_t)(deadline - now));
         }
-        q->waiters--;
-        return r;
+        return 0;
 }
 
 int ssc_queue_flush(ssc_queue *q, int timeout_ms)
@@ -267,19 +259,19 @@ void ssc_queue_link_up(ssc_queue *q)
          * everything still to send. */
         if (q->flush_acked < q->flush_req)
                 q->flush_queued = q->flush_acked;
-        ssc_event_broadcast(&q->cond, q->waiters > 0);
+        ssc_event_broadcast(&q->cond);
 }
 
 void ssc_queue_connect_failed(ssc_queue *q)
 {
         q->connect_fail_gen++;
-        ssc_event_broadcast(&q->cond, q->waiters > 0);
+        ssc_event_broadcast(&q->cond);
 }
 
 void ssc_queue_link_down(ssc_queue *q)
 {
         q->connected = false;
-        ssc_event_broadcast(&q->cond, q->waiters > 0);
+        ssc_event_broadcast(&q->cond);
 }
 
 void ssc_queue_flushed(ssc_queue *q, uint64_t seq)
@@ -287,7 +279,7 @@ void ssc_queue_flushed(ssc_queue *q, uint64_t seq)
         ssc_queue_lock(q);
         if (seq > q->flush_acked && seq <= q->flush_req) {
                 q->flush_acked = seq;
-                ssc_event_broadcast(&q->cond, q->waiters > 0);
+                ssc_event_broadcast(&q->cond);
         }
         ssc_queue_unlock(q);
 }

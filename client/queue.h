@@ -53,7 +53,6 @@ typedef struct ssc_queue {
         uint64_t flush_req;    /* highest FLUSH sequence asked for */
         uint64_t flush_queued; /* highest FLUSH sequence put in the stream */
         uint64_t flush_acked;  /* highest FLUSHED received */
-        unsigned waiters;      /* flushes sleeping on cond */
 } ssc_queue;
 
 /* ---- the owner ------------------------------------------------------------------------ */

@@ -20,7 +20,6 @@ typedef struct shared {
         ssc_lock lock;
         ssc_event event;
         uint64_t counter; /* plain: only the lock protects it */
-        unsigned waiters;
         bool flag;
         int woken;
 } shared;
@@ -63,10 +62,8 @@ static void *wait_flag(void *arg)
         shared *sh = arg;
 
         ssc_lock_take(&sh->lock);
-        sh->waiters++;
         while (!sh->flag)
                 ssc_event_wait(&sh->event, &sh->lock, -1);
-        sh->waiters--;
         sh->woken++;
         ssc_lock_release(&sh->lock);
         return NULL;
@@ -87,17 +84,17 @@ START_TEST(test_event_broadcast_wakes_every_waiter)
         while (waiting < THREADS) {
                 sched_yield();
                 ssc_lock_take(&sh.lock);
-                waiting = sh.waiters;
+                waiting = sh.event.waiters;
                 ssc_lock_release(&sh.lock);
         }
         ssc_lock_take(&sh.lock);
         sh.flag = true;
-        ssc_event_broadcast(&sh.event, sh.waiters > 0);
+        ssc_event_broadcast(&sh.event);
         ssc_lock_release(&sh.lock);
         for (int i = 0; i < THREADS; i++)
                 pthread_join(t[i], NULL);
         ck_assert_int_eq(sh.woken, THREADS);
-        ck_assert_uint_eq(sh.waiters, 0);
+        ck_assert_uint_eq(sh.event.waiters, 0);
 }
 END_TEST
 
