@@ -29,6 +29,13 @@ static inline int ssc_attrs_room(ss_buf *b, size_t n)
         return n <= b->cap - b->len && b->len + n <= b->max ? 0 : ss_buf_reserve(b, n);
 }
 
+/* ssc_attrs_check() of an attribute of a scalar type (string, integer, double, boolean),
+ * inline: the span API's typed setters check theirs without a call. */
+static inline bool ssc_attrs_scalar_ok(const sidespan_attr *a)
+{
+        return a->key && a->key[0] && (a->type != SIDESPAN_ATTR_STR || a->value.s);
+}
+
 /*
  * ssc_attrs_pack_one() for a string, integer, double or boolean: the hot path, inline so
  * that the setters of the span API, whose type is a constant, pack without a switch. The
@@ -41,10 +48,10 @@ ssc_attrs_pack_scalar(ss_buf *b, const sidespan_attr *a, bool drop_content, bool
         uint8_t *p;
         int r;
 
-        if (!a->key || (a->type == SIDESPAN_ATTR_STR && !a->value.s))
+        if (!ssc_attrs_scalar_ok(a))
                 return -EINVAL;
         klen = strlen(a->key);
-        if (klen == 0 || klen > UINT32_MAX)
+        if (klen > UINT32_MAX)
                 return -EINVAL;
         if (drop_content && ss_content_key(a->key, klen)) {
                 *ret_added = false;

@@ -246,10 +246,9 @@ static sidespan_span *span_new(sidespan_client *c, const ssc_span_parent *p)
 {
         uint8_t trace_id[SS_TRACE_ID_LEN];
         const uint8_t *tid = trace_id;
+        uint8_t span_id[SS_SPAN_ID_LEN];
         bool sampled;
         sidespan_span *s;
-
-        uint8_t span_id[SS_SPAN_ID_LEN];
 
         ss_id_span(p ? NULL : trace_id, span_id);
         if (p) {
@@ -458,10 +457,7 @@ static inline int set_attr(sidespan_span *s, const sidespan_attr *a, bool scalar
         /* The typed setters' attribute stays in registers (its type a constant) unless it
          * escapes to an out-of-line call: check a scalar inline. */
         if (!s->live)
-                return scalar ? (a->key && a->key[0] && (a->type != SIDESPAN_ATTR_STR || a->value.s)
-                                     ? 0
-                                     : -EINVAL)
-                              : ssc_attrs_check(a);
+                return scalar ? (ssc_attrs_scalar_ok(a) ? 0 : -EINVAL) : ssc_attrs_check(a);
         if (s->n_attrs == UINT32_MAX)
                 return -ENOBUFS;
         r = scalar ? ssc_attrs_pack_scalar(&s->end, a, s->drop_content, &added)

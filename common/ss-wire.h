@@ -393,6 +393,15 @@ static inline uint8_t *ss_mp_put_bool(uint8_t *p, bool b)
         return p;
 }
 
+/* An id as bin 8 (n < 256 bytes): 2 + n bytes. */
+static inline uint8_t *ss_mp_put_id(uint8_t *p, const uint8_t *id, uint8_t n)
+{
+        *p++ = 0xc4;
+        *p++ = n;
+        memcpy(p, id, n);
+        return p + n;
+}
+
 /*
  * True when key (len bytes) is one of the SS_HELLO_* keys. With
  * ret_protocol, says whether it is a protocol option (instance, sample_rate,
@@ -470,22 +479,12 @@ static inline uint8_t *ss_wire_put_start_fields(uint8_t *p, const ss_span_head *
 {
         *p++ = 0x99; /* an array of 9: type and 8 fields */
         *p++ = SS_MSG_SPAN_START;
-        *p++ = 0xc4;
-        *p++ = SS_TRACE_ID_LEN;
-        memcpy(p, h->trace_id, SS_TRACE_ID_LEN);
-        p += SS_TRACE_ID_LEN;
-        *p++ = 0xc4;
-        *p++ = SS_SPAN_ID_LEN;
-        memcpy(p, h->span_id, SS_SPAN_ID_LEN);
-        p += SS_SPAN_ID_LEN;
-        if (h->parent_id) {
-                *p++ = 0xc4;
-                *p++ = SS_SPAN_ID_LEN;
-                memcpy(p, h->parent_id, SS_SPAN_ID_LEN);
-                p += SS_SPAN_ID_LEN;
-        } else {
+        p = ss_mp_put_id(p, h->trace_id, SS_TRACE_ID_LEN);
+        p = ss_mp_put_id(p, h->span_id, SS_SPAN_ID_LEN);
+        if (h->parent_id)
+                p = ss_mp_put_id(p, h->parent_id, SS_SPAN_ID_LEN);
+        else
                 *p++ = 0xc0;
-        }
         p = ss_mp_put_str(p, h->name ? h->name : "", (uint32_t)h->name_len);
         p = ss_mp_put_int(p, h->kind);
         return ss_mp_put_uint(p, h->start_ns);
@@ -541,10 +540,7 @@ static inline int ss_wire_span_end_head(uint8_t *end, size_t max_frame, const ui
 
         *p++ = 0x96; /* an array of 6: type and 5 fields */
         *p++ = SS_MSG_SPAN_END;
-        *p++ = 0xc4;
-        *p++ = SS_SPAN_ID_LEN;
-        memcpy(p, span_id, SS_SPAN_ID_LEN);
-        p += SS_SPAN_ID_LEN;
+        p = ss_mp_put_id(p, span_id, SS_SPAN_ID_LEN);
         p = ss_mp_put_uint(p, end_ns);
         p = ss_mp_put_int(p, status_code);
         *p++ = 0xc0; /* no status message */
