@@ -104,12 +104,23 @@ static ss_proc *proc_get(ss_assembler *a, pid_t pid, uid_t uid)
 
 /* ---- sessions --------------------------------------------------------------------------- */
 
+/* ss_map_foreach callback: an open span saved for the next start, let go here. */
+static void forget_span(void *value, void *ctx)
+{
+        (void)ctx;
+        ss_span_unref(value);
+}
+
 static void session_free(ss_session *s)
 {
         ss_proc *p = s->proc;
 
         ss_map_remove(&s->a->sessions, s->key);
+        /* Spans still open (a shutdown that keeps them in the state file) are let go, after
+         * the roll-ups of their runs, which hang off them. */
         ss_assembler_drop_runs(s);
+        ss_map_foreach(&s->open, forget_span, NULL);
+        s->a->open_spans -= s->open.n;
         ss_map_free(&s->open);
         ss_resource_unref(s->resource);
         free(s);
@@ -370,13 +381,6 @@ void ss_sessions_sweep(ss_assembler *a, uint64_t now_ns)
         free(all);
 }
 
-/* ss_map_foreach callback: an open span saved for the next start, let go here. */
-static void forget_span(void *value, void *ctx)
-{
-        (void)ctx;
-        ss_span_unref(value);
-}
-
 void ss_sessions_free(ss_assembler *a, const char *reason)
 {
         void **all = values(&a->sessions);
@@ -387,11 +391,6 @@ void ss_sessions_free(ss_assembler *a, const char *reason)
 
                 if (reason)
                         session_orphan(a, s, reason);
-                /* The roll-ups of runs still open hang off their spans: freed first. */
-                ss_assembler_drop_runs(s);
-                ss_map_foreach(&s->open, forget_span, NULL);
-                a->open_spans -= s->open.n;
-                ss_map_free(&s->open);
                 session_free(s);
         }
         free(all);
