@@ -13,7 +13,6 @@
 #include <unistd.h>
 
 #include "base/log.h"
-#include "base/module.h"
 #include "conf/exporters.h"
 #include "conf/file.h"
 #include "conf/flags.h"
@@ -339,9 +338,8 @@ static int check_modules(const ss_config *cfg)
 {
         bool grpc = cfg->export.exporters & SS_EXPORT_OTLP_GRPC ||
                     (cfg->metrics.export_otlp && cfg->metrics.exporter.kind == SS_EXPORT_OTLP_GRPC);
-        ss_module_fn fn;
 
-        return grpc && ss_module_fn_get("grpc", "ss_grpc_exporter_new", &fn) < 0 ? -EINVAL : 0;
+        return grpc && !ss_grpc_exporter_load() ? -EINVAL : 0;
 }
 
 int ss_config_load(ss_config *cfg, int argc, char **argv)

@@ -24,6 +24,7 @@
 #include <stdint.h>
 #include <uv.h>
 
+#include "base/module.h"
 #include "export/exporter.h"
 #include "export/retry.h"
 #include "export/spool.h"
@@ -82,3 +83,15 @@ void ss_grpc_config_defaults(ss_grpc_config *cfg);
  */
 int ss_grpc_exporter_new(uv_loop_t *loop, const ss_grpc_config *cfg, ss_exporter **ret);
 typedef int ss_grpc_exporter_new_fn(uv_loop_t *loop, const ss_grpc_config *cfg, ss_exporter **ret);
+
+/* ss_grpc_exporter_new() as the daemon reaches it: from the module sidespan-grpc.so, loaded
+ * the first time (base/module.h). NULL, with a line logged naming the file, when it cannot
+ * be loaded. */
+static inline ss_grpc_exporter_new_fn *ss_grpc_exporter_load(void)
+{
+        ss_module_fn fn;
+
+        return ss_module_fn_get("grpc", "ss_grpc_exporter_new", &fn) == 0
+                   ? (ss_grpc_exporter_new_fn *)fn
+                   : NULL;
+}

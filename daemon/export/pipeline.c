@@ -6,7 +6,6 @@
 #include <string.h>
 
 #include "base/log.h"
-#include "base/module.h"
 #include "export/exporter-console.h"
 #include "export/exporter-file.h"
 #include "ss-macro.h"
@@ -97,13 +96,12 @@ static void log_def(const ss_exporter_def *d)
         }
 }
 
-/* The gRPC exporter is a module (base/module.h), loaded once one is configured. */
+/* The gRPC exporter is a module, loaded once one is configured. */
 static int grpc_exporter_new(uv_loop_t *loop, const ss_grpc_config *cfg, ss_exporter **ret)
 {
-        ss_module_fn fn;
-        int r = ss_module_fn_get("grpc", "ss_grpc_exporter_new", &fn);
+        ss_grpc_exporter_new_fn *fn = ss_grpc_exporter_load();
 
-        return r < 0 ? r : ((ss_grpc_exporter_new_fn *)fn)(loop, cfg, ret);
+        return fn ? fn(loop, cfg, ret) : -ENOENT;
 }
 
 /* One exporter of the configuration. */
