@@ -10,13 +10,6 @@
 
 static uint64_t seed[2];
 
-static uint64_t mix(uint64_t a, uint64_t b)
-{
-        __uint128_t r = (__uint128_t)a * b;
-
-        return (uint64_t)r ^ (uint64_t)(r >> 64);
-}
-
 /* A key as two words, zero-padded: slots hold their keys so (the bytes past key_len of a slot
  * are never written), and the usual lengths are copied without a call. */
 static void load(const ss_map *m, const void *key, uint64_t k[2])
@@ -34,7 +27,7 @@ static size_t hash(const uint64_t k[2])
 {
         if (!seed[0])
                 ss_id_random((uint8_t *)seed, sizeof(seed));
-        return (size_t)mix(k[0] ^ seed[0], k[1] ^ seed[1] ^ 0x9e3779b97f4a7c15ull);
+        return (size_t)ss_hash_fold_mul(k[0] ^ seed[0], k[1] ^ seed[1] ^ 0x9e3779b97f4a7c15ull);
 }
 
 static bool key_is(const ss_map_slot *sl, const uint64_t k[2])

@@ -14,6 +14,15 @@
 
 #define SS_MAP_KEY_MAX 16u
 
+/* A 64 x 64 -> 128-bit product, its halves folded: the mixing step of the map's hash and
+ * of other hashes of the daemon. */
+static inline uint64_t ss_hash_fold_mul(uint64_t a, uint64_t b)
+{
+        __uint128_t r = (__uint128_t)a * b;
+
+        return (uint64_t)r ^ (uint64_t)(r >> 64);
+}
+
 typedef struct ss_map_slot {
         uint8_t key[SS_MAP_KEY_MAX];
         void *value; /* NULL marks an empty slot */

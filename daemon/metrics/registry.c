@@ -176,14 +176,6 @@ static size_t attrs_blob(const ss_metric_attr *attrs, uint32_t n, char *buf, uin
         return len;
 }
 
-/* 64 x 64 -> 128-bit product, folded. */
-static uint64_t fold_mul(uint64_t a, uint64_t b)
-{
-        __uint128_t r = (__uint128_t)a * b;
-
-        return (uint64_t)r ^ (uint64_t)(r >> 64);
-}
-
 /* A 128-bit digest of a blob, eight bytes a step in two lanes: the series' identity in the
  * index (a collision sends the later series to the overflow one, counted). */
 static void blob_key(const char *blob, size_t len, uint8_t key[16])
@@ -193,14 +185,14 @@ static void blob_key(const char *blob, size_t len, uint8_t key[16])
 
         for (k = 0; k + 8 <= len; k += 8) {
                 memcpy(&w, blob + k, 8);
-                h1 = fold_mul(h1 ^ w, 0x9e3779b97f4a7c15ull);
-                h2 = fold_mul(h2 ^ w ^ h1, 0xc2b2ae3d27d4eb4full);
+                h1 = ss_hash_fold_mul(h1 ^ w, 0x9e3779b97f4a7c15ull);
+                h2 = ss_hash_fold_mul(h2 ^ w ^ h1, 0xc2b2ae3d27d4eb4full);
         }
         w = 0;
         memcpy(&w, blob + k, len - k);
-        h1 = fold_mul(h1 ^ w ^ 0xff, 0x9e3779b97f4a7c15ull);
-        h2 = fold_mul(h2 ^ w ^ h1, 0xc2b2ae3d27d4eb4full);
-        h1 = fold_mul(h1 ^ h2, 0xff51afd7ed558ccdull);
+        h1 = ss_hash_fold_mul(h1 ^ w ^ 0xff, 0x9e3779b97f4a7c15ull);
+        h2 = ss_hash_fold_mul(h2 ^ w ^ h1, 0xc2b2ae3d27d4eb4full);
+        h1 = ss_hash_fold_mul(h1 ^ h2, 0xff51afd7ed558ccdull);
         memcpy(key, &h1, 8);
         memcpy(key + 8, &h2, 8);
 }
