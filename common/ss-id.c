@@ -82,15 +82,23 @@ static inline uint64_t rng_next(uint64_t *s)
         return r;
 }
 
-void ss_id_random(uint8_t *id, size_t len)
+/* The calling thread's generator, seeded for this process. */
+static inline rng *rng_ready(void)
 {
         rng *g = &tls_rng;
         unsigned gen = atomic_load_explicit(&fork_gen, memory_order_relaxed);
-        uint64_t s[4], r, any;
-        size_t i;
 
         if (__builtin_expect(g->gen != gen, 0))
                 rng_seed(g, gen);
+        return g;
+}
+
+void ss_id_random(uint8_t *id, size_t len)
+{
+        rng *g = rng_ready();
+        uint64_t s[4], r, any;
+        size_t i;
+
         /* The state in registers while id is written: id may not alias it for the compiler. */
         memcpy(s, g->s, sizeof(s));
         do {
@@ -111,12 +119,9 @@ void ss_id_random(uint8_t *id, size_t len)
 
 void ss_id_span(uint8_t *trace_id, uint8_t *span_id)
 {
-        rng *g = &tls_rng;
-        unsigned gen = atomic_load_explicit(&fork_gen, memory_order_relaxed);
+        rng *g = rng_ready();
         uint64_t s[4], a, b;
 
-        if (__builtin_expect(g->gen != gen, 0))
-                rng_seed(g, gen);
         memcpy(s, g->s, sizeof(s));
         if (trace_id) {
                 do {
