@@ -43,7 +43,7 @@ int ssc_attrs_check(const sidespan_attr *a)
 static int pack_array(ss_buf *b, const sidespan_attr *a)
 {
         size_t n = a->value.ints.n; /* the three arrays share the layout {v, n} */
-        int r = ssc_attrs_room(b, SS_MP_HEAD_MAX);
+        int r = ss_buf_reserve(b, SS_MP_HEAD_MAX);
 
         if (r < 0)
                 return r;
@@ -55,7 +55,7 @@ static int pack_array(ss_buf *b, const sidespan_attr *a)
 
                 if (len > UINT32_MAX)
                         return -EINVAL;
-                r = ssc_attrs_room(b, str ? SS_MP_HEAD_MAX + len : 9);
+                r = ss_buf_reserve(b, str ? SS_MP_HEAD_MAX + len : 9);
                 if (r < 0)
                         return r;
                 p = b->data + b->len;
@@ -87,7 +87,7 @@ int ssc_attrs_pack_one(ss_buf *b, const sidespan_attr *a, bool drop_content, boo
                 *ret_added = false;
                 return 0;
         }
-        r = ssc_attrs_room(b, SS_MP_HEAD_MAX + klen);
+        r = ss_buf_reserve(b, SS_MP_HEAD_MAX + klen);
         if (r == 0) {
                 b->len =
                     (size_t)(ss_mp_put_str(b->data + b->len, a->key, (uint32_t)klen) - b->data);

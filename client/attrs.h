@@ -22,13 +22,6 @@
  * is due), else -EINVAL. */
 int ssc_attrs_check(const sidespan_attr *a);
 
-/* Room for n more bytes at the end of b: 0, -ENOBUFS past its maximum, -ENOMEM. */
-static inline int ssc_attrs_room(ss_buf *b, size_t n)
-{
-        /* max too: a caller may lower it for a while below an allocation it has. */
-        return n <= b->cap - b->len && b->len + n <= b->max ? 0 : ss_buf_reserve(b, n);
-}
-
 /* ssc_attrs_check() of an attribute of a scalar type (string, integer, double, boolean),
  * inline: the span API's typed setters check theirs without a call. */
 static inline bool ssc_attrs_scalar_ok(const sidespan_attr *a)
@@ -70,7 +63,7 @@ ssc_attrs_pack_scalar(ss_buf *b, const sidespan_attr *a, bool drop_content, bool
         if (need > b->cap - b->len || b->len + need > b->max) {
                 need -= 2 * SS_MP_HEAD_MAX - ss_mp_str_head_len(klen) -
                         (a->type == SIDESPAN_ATTR_STR ? ss_mp_str_head_len(vlen) : SS_MP_HEAD_MAX);
-                r = ssc_attrs_room(b, need);
+                r = ss_buf_reserve(b, need);
                 if (r < 0)
                         return r;
         }

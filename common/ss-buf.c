@@ -12,7 +12,7 @@ void ss_buf_init(ss_buf *b, size_t max)
         *b = (ss_buf){.max = max};
 }
 
-int ss_buf_reserve(ss_buf *b, size_t extra)
+int ss_buf_reserve_slow(ss_buf *b, size_t extra)
 {
         size_t want, cap;
         uint8_t *p;

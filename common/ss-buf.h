@@ -20,8 +20,18 @@ typedef struct ss_buf {
 /* Initialise an empty buffer that may grow to max bytes. Allocates nothing. */
 void ss_buf_init(ss_buf *b, size_t max);
 
-/* Make room for extra more bytes: -ENOBUFS past max, -ENOMEM if malloc fails. */
-int ss_buf_reserve(ss_buf *b, size_t extra);
+/* ss_buf_reserve() when the allocation lacks the room, or max forbids it. */
+int ss_buf_reserve_slow(ss_buf *b, size_t extra);
+
+/* Make room for extra more bytes: -ENOBUFS past max, -ENOMEM if malloc fails. Room that is
+ * there already (most calls) is found inline; max is checked too, since a caller may lower
+ * it below the allocation for a while. */
+static inline int ss_buf_reserve(ss_buf *b, size_t extra)
+{
+        if (extra <= b->cap - b->len && b->len + extra <= b->max)
+                return 0;
+        return ss_buf_reserve_slow(b, extra);
+}
 
 /* ss_buf_append() when the bytes do not fit the current allocation. */
 int ss_buf_append_slow(ss_buf *b, const void *p, size_t n);

@@ -97,11 +97,9 @@ int ss_wire_span_start_open(ss_buf *b, const ss_span_head *h, ss_wire_open *ret)
         if (h->name_len > UINT32_MAX)
                 return -EMSGSIZE;
         need = SS_SPAN_START_MAX(h->name_len, 0);
-        if (need > b->cap - b->len) {
-                r = ss_buf_reserve(b, need);
-                if (r < 0)
-                        return r;
-        }
+        r = ss_buf_reserve(b, need);
+        if (r < 0)
+                return r;
         ret->start = b->len;
         p = ss_wire_put_start_fields(b->data + b->len + SS_FRAME_HEADER, h);
         ret->map_at = (size_t)(p - b->data);
@@ -117,11 +115,9 @@ int ss_wire_span_start_close(ss_buf *b, const ss_wire_open *o, size_t max_frame,
         uint8_t *p;
         int r;
 
-        if (SS_MP_HEAD_MAX + olen > b->cap - b->len) {
-                r = ss_buf_reserve(b, SS_MP_HEAD_MAX + olen);
-                if (r < 0)
-                        goto fail;
-        }
+        r = ss_buf_reserve(b, SS_MP_HEAD_MAX + olen);
+        if (r < 0)
+                goto fail;
         (void)ss_mp_put_be(b->data + o->map_at + 1, n_attrs, 4);
         p = ss_mp_put_container(b->data + b->len, options ? options->count : 0, true);
         if (olen)
