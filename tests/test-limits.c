@@ -120,6 +120,27 @@ START_TEST(utf8_measure_word_scan_matches_bytes)
 }
 END_TEST
 
+/* The overlapping word loads of the ASCII check see a high byte at every place of every length. */
+START_TEST(utf8_ascii_check_sees_every_byte)
+{
+        uint8_t buf[80];
+
+        for (size_t n = 0; n <= 72; n++) {
+                memset(buf, 'a', sizeof(buf));
+                ck_assert(ss_utf8_is_ascii(buf, n));
+                ck_assert(ss_utf8_valid((const char *)buf, n));
+                for (size_t at = 0; at < n; at++) {
+                        buf[at] = 0x80;
+                        ck_assert_msg(!ss_utf8_is_ascii(buf, n), "n %zu at %zu", n, at);
+                        ck_assert(!ss_utf8_valid((const char *)buf, n));
+                        buf[at] = 'a';
+                }
+                buf[n] = 0xff; /* past the end: not seen */
+                ck_assert(ss_utf8_is_ascii(buf, n));
+        }
+}
+END_TEST
+
 START_TEST(key_past_max_key_len_is_dropped)
 {
         ss_limits lim = {.max_key_len = 8, .hits = &hits};
@@ -692,6 +713,7 @@ int main(void)
         tcase_add_test(tc, resource_attributes_capped);
         tcase_add_test(tc, service_name_survives_a_crowded_hello);
         tcase_add_test(tc, utf8_measure_word_scan_matches_bytes);
+        tcase_add_test(tc, utf8_ascii_check_sees_every_byte);
         suite_add_tcase(s, tc);
         return ss_check_run(s);
 }

@@ -34,8 +34,6 @@ size_t ss_utf8_char_len(const uint8_t *p, size_t n)
 
 static const char replacement[] = "\xEF\xBF\xBD"; /* U+FFFD */
 
-#define HIGH_BITS 0x8080808080808080ull
-
 /* The length of the ASCII run at the start of p[0..n): 32 bytes a step, then 8, then 1. */
 static size_t ascii_prefix(const uint8_t *p, size_t n)
 {
@@ -47,12 +45,12 @@ static size_t ascii_prefix(const uint8_t *p, size_t n)
                 memcpy(&b, p + i + 8, 8);
                 memcpy(&c, p + i + 16, 8);
                 memcpy(&d, p + i + 24, 8);
-                if ((a | b | c | d) & HIGH_BITS)
+                if ((a | b | c | d) & SS_UTF8_HIGH_BITS)
                         break;
         }
         for (; n - i >= 8; i += 8) {
                 memcpy(&a, p + i, 8);
-                if (a & HIGH_BITS)
+                if (a & SS_UTF8_HIGH_BITS)
                         break;
         }
         while (i < n && p[i] < 0x80)
@@ -62,9 +60,16 @@ static size_t ascii_prefix(const uint8_t *p, size_t n)
 
 size_t ss_utf8_measure(const uint8_t *p, size_t n, size_t max, size_t *ret_in, bool *ret_clean)
 {
-        /* Content is mostly ASCII: the whole of it, often, in one pass. */
-        size_t in = ascii_prefix(p, n < max ? n : max), out = in;
+        size_t in, out;
         bool clean = true;
+
+        /* Content is mostly ASCII: the whole of it, often, in one pass. */
+        if (n <= max && ss_utf8_is_ascii(p, n)) {
+                *ret_in = n;
+                *ret_clean = true;
+                return n;
+        }
+        in = out = ascii_prefix(p, n < max ? n : max);
 
         while (in < n) {
                 size_t l, w;
@@ -73,7 +78,7 @@ size_t ss_utf8_measure(const uint8_t *p, size_t n, size_t max, size_t *ret_in, b
                 /* Eight ASCII bytes at a time: content attributes are mostly ASCII. */
                 if (n - in >= 8 && max - out >= 8) {
                         memcpy(&v, p + in, sizeof(v));
-                        if (!(v & HIGH_BITS)) {
+                        if (!(v & SS_UTF8_HIGH_BITS)) {
                                 in += 8;
                                 out += 8;
                                 continue;
@@ -112,7 +117,7 @@ void ss_utf8_write(char *dst, const uint8_t *p, size_t n)
         }
 }
 
-bool ss_utf8_valid(const char *p, size_t n)
+bool ss_utf8_valid_slow(const char *p, size_t n)
 {
         size_t in;
         bool clean;
