@@ -71,11 +71,24 @@ static int index_update(ss_attrs *a)
         return 0;
 }
 
+/*
+ * A key's bit in ss_attrs.key_bits, from its length and two of its bytes: most lookups are
+ * of keys a span does not hold yet (a new attribute), and most of those skip the search.
+ */
+static uint32_t key_bit(const char *key, size_t len)
+{
+        unsigned h = len ? (unsigned)len * 5u ^ (uint8_t)key[len - 1] ^ (uint8_t)key[len / 2] : 0;
+
+        return 1u << (h & 31u);
+}
+
 /* The pair of key in a, writable: the owner owns it. */
 static msgpack_object_kv *attrs_find(const ss_attrs *a, const char *key, size_t len)
 {
         uint32_t pos;
 
+        if (!(a->key_bits & key_bit(key, len)))
+                return NULL;
         if (!a->index)
                 return (msgpack_object_kv *)ss_wire_kv_find(a->kv, a->n, key, len);
         pos = *index_slot(a, key, len);
@@ -122,6 +135,7 @@ static int attrs_append(ss_store *st, ss_attrs *a, const msgpack_object_str *key
                 return -ENOMEM;
         kv->val = *v;
         a->n++;
+        a->key_bits |= key_bit(key->ptr, key->size);
         return index_update(a);
 }
 
@@ -231,9 +245,9 @@ int ss_attrs_merge(ss_store *st, ss_attrs *a, const msgpack_object_map *m, const
         return 0;
 }
 
-const msgpack_object *ss_attrs_get(const ss_attrs *a, const char *key)
+const msgpack_object *ss_attrs_get_n(const ss_attrs *a, const char *key, size_t len)
 {
-        const msgpack_object_kv *kv = attrs_find(a, key, strlen(key));
+        const msgpack_object_kv *kv = attrs_find(a, key, len);
 
         return kv ? &kv->val : NULL;
 }
@@ -262,13 +276,16 @@ int ss_attrs_remove_if(ss_store *st, ss_attrs *a,
 {
         uint32_t kept = 0, n = a->n;
 
+        a->key_bits = 0;
         for (uint32_t i = 0; i < n; i++) {
                 msgpack_object_kv *kv = &a->kv[i];
 
-                if (pred(&kv->key.via.str, ctx))
+                if (pred(&kv->key.via.str, ctx)) {
                         ss_store_release(st, kv->key.via.str.size + 1ull + ss_value_size(&kv->val));
-                else
+                } else {
                         a->kv[kept++] = *kv;
+                        a->key_bits |= key_bit(kv->key.via.str.ptr, kv->key.via.str.size);
+                }
         }
         a->n = kept;
         if (kept == n || !a->index)

@@ -13,6 +13,7 @@
 #include <msgpack.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "model/value.h"
 
@@ -24,6 +25,7 @@ typedef struct ss_attrs {
         uint32_t cap;
         uint32_t *index; /* kv position + 1 per slot, 0 empty; NULL below SS_ATTRS_INDEX_MIN */
         uint32_t index_cap;
+        uint32_t key_bits; /* a bit per key set (key_bit()): a clear bit skips the search */
 } ss_attrs;
 
 /* What the limits did, for the daemon's counters. */
@@ -69,8 +71,14 @@ static inline uint32_t ss_attrs_merge_max(uint32_t max_attrs)
 int ss_attrs_merge(ss_store *st, ss_attrs *a, const msgpack_object_map *m, const ss_limits *lim,
                    uint32_t *dropped);
 
-/* The value of key in a, or NULL. */
-const msgpack_object *ss_attrs_get(const ss_attrs *a, const char *key);
+/* The value of key[0..len) in a, or NULL. */
+const msgpack_object *ss_attrs_get_n(const ss_attrs *a, const char *key, size_t len);
+
+/* The value of key in a, or NULL: inline, so that a literal key's length is a constant. */
+static inline const msgpack_object *ss_attrs_get(const ss_attrs *a, const char *key)
+{
+        return ss_attrs_get_n(a, key, strlen(key));
+}
 
 /* Remove every pair for which pred(key, ctx) is true, keeping the others' order; their
  * bytes go dead in st. Returns how many were removed. */
