@@ -258,7 +258,8 @@ static const char match_table[] = "openai\tgpt-4o-mini\t0.15\t0.6\t-\t-\n"
                                   "gcp.gemini\tgemini-2.5-pro\t1.25\t10\t-\t-\n"
                                   "openai\tshared\t1\t1\t-\t-\n"
                                   "x_ai\tshared\t2\t2\t-\t-\n"
-                                  "mistral_ai\tshared\t3\t3\t-\t-\n";
+                                  "mistral_ai\tshared\t3\t3\t-\t-\n"
+                                  "meta\tLlama-4\t0.5\t0.5\t-\t-\n";
 
 static double input_of(const ss_pricing *p, const char *provider, const char *model)
 {
@@ -275,6 +276,8 @@ START_TEST(test_find)
         /* Exact, any case. */
         ck_assert_double_eq_tol(input_of(p, NULL, "gpt-4o"), 2.5, TOL);
         ck_assert_double_eq_tol(input_of(p, "", "GPT-4o-Mini"), 0.15, TOL);
+        ck_assert_double_eq_tol(input_of(p, NULL, "llama-4-scout"), 0.5, TOL);
+        ck_assert_double_eq_tol(input_of(p, NULL, "LLAMA-4"), 0.5, TOL);
         /* Dated suffixes: the longest listed prefix ending at a boundary. */
         ck_assert_double_eq_tol(input_of(p, NULL, "gpt-4o-2024-08-06"), 2.5, TOL);
         ck_assert_double_eq_tol(input_of(p, NULL, "gpt-4o-mini-2024-07-18"), 0.15, TOL);

@@ -42,6 +42,10 @@ struct ss_pricing {
         entry *v;
         size_t n;
         size_t cap;
+        /* v's positions by the lowercased first byte of the model, in table order: a name
+         * can only be priced by the entries of its own first byte. */
+        uint32_t *by_first;
+        uint32_t first_start[257];
 };
 
 /* ---- names ------------------------------------------------------------------------------ */
@@ -299,6 +303,25 @@ static int parse_line(ss_pricing *p, const char *s, size_t len, unsigned line, c
         return append(p, &e);
 }
 
+/* Fill by_first and first_start: a counting sort, so each bucket keeps the table's order. */
+static int index_first_bytes(ss_pricing *p)
+{
+        uint32_t next[256];
+
+        p->by_first = malloc((p->n ? p->n : 1) * sizeof(*p->by_first));
+        if (!p->by_first)
+                return -ENOMEM;
+        memset(p->first_start, 0, sizeof(p->first_start));
+        for (size_t i = 0; i < p->n; i++)
+                p->first_start[(unsigned char)lower(p->v[i].model[0]) + 1]++;
+        for (unsigned c = 0; c < 256; c++)
+                p->first_start[c + 1] += p->first_start[c];
+        memcpy(next, p->first_start, sizeof(next));
+        for (size_t i = 0; i < p->n; i++)
+                p->by_first[next[(unsigned char)lower(p->v[i].model[0])]++] = (uint32_t)i;
+        return 0;
+}
+
 static int parse_all(ss_pricing *p, const char *text, size_t len, char *err, size_t err_size)
 {
         unsigned line = 0;
@@ -323,7 +346,7 @@ static int parse_all(ss_pricing *p, const char *text, size_t len, char *err, siz
                 fail(err, err_size, 0, "no models in the table");
                 return -EINVAL;
         }
-        return 0;
+        return index_first_bytes(p);
 }
 
 int ss_pricing_parse(const char *text, size_t len, ss_pricing **ret, char *err, size_t err_size)
@@ -428,6 +451,7 @@ void ss_pricing_free(ss_pricing *p)
         for (size_t i = 0; i < p->n; i++)
                 free(p->v[i].model);
         free(p->v);
+        free(p->by_first);
         free(p);
 }
 
@@ -450,10 +474,11 @@ static bool boundary(char c)
 static const entry *best_match(const ss_pricing *p, const char *provider, const char *model)
 {
         size_t len = strlen(model), best_len = 0;
+        unsigned c = (unsigned char)lower(model[0]);
         const entry *best = NULL;
 
-        for (size_t i = 0; i < p->n; i++) {
-                const entry *e = &p->v[i];
+        for (uint32_t k = p->first_start[c]; k < p->first_start[c + 1]; k++) {
+                const entry *e = &p->v[p->by_first[k]];
 
                 if (e->model_len > len || e->model_len < best_len ||
                     !boundary(model[e->model_len]) || !eq_nocase(e->model, model, e->model_len))
