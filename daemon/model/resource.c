@@ -137,7 +137,8 @@ ss_resource *ss_resource_new_for(const msgpack_object_map *hello_options, const 
         r->refs = 1;
         r->id = ++next_id;
         r->uid = peer ? peer->uid : (uid_t)-1;
-        if (ss_store_init(&r->store) < 0 || resource_fill(r, hello_options, peer, lim) < 0) {
+        ss_store_init(&r->store);
+        if (resource_fill(r, hello_options, peer, lim) < 0) {
                 resource_free(r);
                 return NULL;
         }

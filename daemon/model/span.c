@@ -7,7 +7,7 @@
 
 /*
  * Memory layout: what is written once (strings, values, nested arrays and
- * maps) lives in the span's store (a msgpack_zone, model/value.h); the arrays
+ * maps) lives in the span's store (a bump arena, model/value.h); the arrays
  * that grow (attribute lists, the event list) are malloc'd so that realloc
  * can grow them in place. A replaced attribute value becomes dead bytes in
  * the store; once they outweigh the live ones the store is rebuilt, so a
@@ -66,9 +66,8 @@ static int copy_deep(const ss_span *s, ss_span *c)
         c->events = ev;
         c->attrs = (ss_attrs){0};
         c->store = (ss_store){0};
-        r = ev ? ss_store_init(&c->store) : -ENOMEM;
-        if (r == 0)
-                r = clone_str(&c->store, &c->name);
+        ss_store_init(&c->store);
+        r = ev ? clone_str(&c->store, &c->name) : -ENOMEM;
         if (r == 0)
                 r = clone_str(&c->store, &c->status_msg);
         if (r == 0)
@@ -369,14 +368,15 @@ static size_t store_hint(const ss_msg_span *m)
 
 ss_span *ss_span_new(const ss_msg_span *m, bool whole, ss_resource *r, const ss_limits *lim)
 {
-        ss_span *s = calloc(1, sizeof(*s));
+        /* The store's first region comes with the span: one allocation for both. */
+        size_t first = ss_store_first_size(store_hint(m));
+        ss_span *s = malloc(sizeof(*s) + first);
 
         if (!s)
                 return NULL;
-        s->refs = 1;
-        s->head_rate = 1.0;
-        s->resource = ss_resource_ref(r);
-        if (ss_store_init_sized(&s->store, store_hint(m)) < 0 || span_fill(s, m, whole, lim) < 0) {
+        *s = (ss_span){.refs = 1, .head_rate = 1.0, .resource = ss_resource_ref(r)};
+        ss_store_init_in(&s->store, s + 1, first);
+        if (span_fill(s, m, whole, lim) < 0) {
                 span_free(s);
                 return NULL;
         }

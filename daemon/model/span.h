@@ -3,11 +3,11 @@
 
 /*
  * The daemon's span model: what the assembler builds from wire messages and
- * what every later stage reads. A span owns a msgpack_zone holding its
- * strings and attribute values (msgpack_object trees deep-copied out of the
- * frame that carried them, model/value.h), so it outlives the frame and the
- * connection. Spans are reference counted: several exporters may hold one.
- * Loop thread only.
+ * what every later stage reads. A span owns a store (an arena whose first
+ * region is allocated with the span) holding its strings and attribute
+ * values (msgpack_object trees deep-copied out of the frame that carried
+ * them, model/value.h), so it outlives the frame and the connection. Spans are reference counted:
+ * several exporters may hold one. Loop thread only.
  */
 
 #include <msgpack.h>

@@ -2,51 +2,91 @@
 #include "model/value.h"
 
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "base/utf8.h"
 #include "ss-wire.h"
 
-#define ZONE_CHUNK     2048u
-#define ZONE_CHUNK_MIN 128u
-#define ZONE_CHUNK_MAX ((size_t)64 << 10)
+#define FIRST_MIN ((size_t)128)
+#define FIRST_MAX ((size_t)64 << 10)
+/* A block taken when the one being filled is full; a copy larger than half of it gets a
+ * block of its own, and the one being filled stays. */
+#define BLOCK_SIZE ((size_t)1024)
+#define ALIGN      sizeof(void *)
 
-int ss_store_init_sized(ss_store *st, size_t hint)
+typedef struct ss_store_block {
+        struct ss_store_block *next;
+        max_align_t data[]; /* aligned for any msgpack_object array */
+} ss_store_block;
+
+void ss_store_init(ss_store *st)
 {
-        /* Room for alignment and a small value or two set later; what a span's end brings
-         * beyond that takes a block of its own. */
-        size_t chunk = hint + 32;
-
-        chunk = chunk < ZONE_CHUNK_MIN   ? ZONE_CHUNK_MIN
-                : chunk > ZONE_CHUNK_MAX ? ZONE_CHUNK_MAX
-                                         : chunk;
         *st = (ss_store){0};
-        if (msgpack_zone_init(&st->zone, chunk))
-                return 0;
-        st->zone.chunk_list.head = NULL; /* what ss_store_free() looks at */
-        return -ENOMEM;
 }
 
-int ss_store_init(ss_store *st)
+void ss_store_init_in(ss_store *st, void *region, size_t size)
 {
-        return ss_store_init_sized(st, ZONE_CHUNK);
+        *st = (ss_store){.next = region, .avail = size};
+}
+
+size_t ss_store_first_size(size_t hint)
+{
+        size_t size = hint + 32;
+
+        return size < FIRST_MIN ? FIRST_MIN : size > FIRST_MAX ? FIRST_MAX : size;
 }
 
 void ss_store_free(ss_store *st)
 {
-        if (st->zone.chunk_list.head)
-                msgpack_zone_destroy(&st->zone);
+        ss_store_block *b = st->blocks;
+
+        while (b) {
+                ss_store_block *next = b->next;
+
+                free(b);
+                b = next;
+        }
         *st = (ss_store){0};
+}
+
+/* n bytes from a new block: a shared one, or for a large n its own. */
+static void *store_grow(ss_store *st, size_t n)
+{
+        bool own = n > BLOCK_SIZE / 2;
+        size_t size = own ? n : BLOCK_SIZE;
+        ss_store_block *b;
+
+        if (size > SIZE_MAX - sizeof(*b))
+                return NULL;
+        b = malloc(sizeof(*b) + size);
+        if (!b)
+                return NULL;
+        b->next = st->blocks;
+        st->blocks = b;
+        if (!own) {
+                st->next = (char *)b->data + n;
+                st->avail = size - n;
+        }
+        return b->data;
 }
 
 /* Every allocation of a store goes through here, so live counts exactly what copies take. */
 static void *store_alloc(ss_store *st, size_t n, bool align)
 {
-        void *p =
-            align ? msgpack_zone_malloc(&st->zone, n) : msgpack_zone_malloc_no_align(&st->zone, n);
+        size_t pad = align ? -(uintptr_t)st->next & (ALIGN - 1) : 0;
+        void *p;
 
-        if (p)
-                st->live += n;
+        if (n + pad <= st->avail && n + pad >= n) {
+                p = st->next + pad;
+                st->next += n + pad;
+                st->avail -= n + pad;
+        } else {
+                p = store_grow(st, n);
+                if (!p)
+                        return NULL;
+        }
+        st->live += n;
         return p;
 }
 

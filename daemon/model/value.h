@@ -4,31 +4,40 @@
 /*
  * Deep copies of msgpack values out of a frame into the store of the object
  * that keeps them (a span, a resource), so they outlive the frame. A store
- * is a msgpack_zone plus an account of its bytes: live (referenced) and dead
+ * is a bump arena plus an account of its bytes: live (referenced) and dead
  * (replaced, waiting for the owner to compact). Every string is made
  * well-formed UTF-8 and NUL-terminated (the NUL not counted in size), so
- * encoders may hand it to C string APIs. Loop thread (zones are not
+ * encoders may hand it to C string APIs. Loop thread (stores are not
  * thread-safe); never blocks.
  */
 
 #include <msgpack.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
+struct ss_store_block;
+
 typedef struct ss_store {
-        msgpack_zone zone; /* in place: one allocation less per span; chunk_list.head NULL: none */
-        uint64_t live;     /* bytes of the values the owner references */
-        uint64_t dead;     /* bytes of values it replaced, still in the zone */
+        char *next;                    /* the free part of the block being filled */
+        size_t avail;                  /* its bytes */
+        struct ss_store_block *blocks; /* malloc'd blocks, newest first (not the first region) */
+        uint64_t live;                 /* bytes of the values the owner references */
+        uint64_t dead;                 /* bytes of values it replaced, still in the store */
 } ss_store;
 
-/* A store with an empty zone; 0 or -ENOMEM. */
-int ss_store_init(ss_store *st);
+/* An empty store: its first block is allocated by its first copy. */
+void ss_store_init(ss_store *st);
 
-/* The same, its zone's first block sized for about hint bytes of copies (within 128 bytes
- * and 64 KiB): a span's, for what its first message brings. */
-int ss_store_init_sized(ss_store *st, size_t hint);
+/* An empty store filling region[0..size) first, which its owner allocated with it (a span
+ * and its first message's bytes: one allocation) and frees after ss_store_free(). */
+void ss_store_init_in(ss_store *st, void *region, size_t size);
 
-/* Free the zone (accepts a store that failed to init). */
+/* The first region to give a store expected to take about hint bytes of copies (a span's
+ * first message): room for a small value or two more, within 128 bytes and 64 KiB. */
+size_t ss_store_first_size(size_t hint);
+
+/* Free the blocks (accepts a zeroed store); the store is empty again. */
 void ss_store_free(ss_store *st);
 
 /*
