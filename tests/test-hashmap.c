@@ -8,6 +8,27 @@
 #include "base/hashmap.h"
 #include "ss-id.h"
 
+/* Every byte and the length count: the prefixes of a text, and each one-bit change of it,
+ * hash apart; the same bytes hash alike. */
+START_TEST(hash_bytes_sees_every_byte)
+{
+        char text[41] = "gen_ai.usage.output_tokens.and.the.rest";
+        uint64_t h[41];
+
+        for (size_t n = 0; n <= 40; n++) {
+                h[n] = ss_hash_bytes(text, n);
+                for (size_t k = 0; k < n; k++)
+                        ck_assert_uint_ne(h[k], h[n]);
+                ck_assert_uint_eq(ss_hash_bytes(text, n), h[n]);
+                for (size_t i = 0; i < n; i++) {
+                        text[i] ^= 0x04;
+                        ck_assert_uint_ne(ss_hash_bytes(text, n), h[n]);
+                        text[i] ^= 0x04;
+                }
+        }
+}
+END_TEST
+
 START_TEST(put_get_remove_many)
 {
         enum { N = 20000 };
@@ -104,6 +125,7 @@ int main(void)
         TCase *tc = tcase_create("map");
 
         tcase_add_test(tc, put_get_remove_many);
+        tcase_add_test(tc, hash_bytes_sees_every_byte);
         tcase_add_test(tc, replace_and_short_keys);
         tcase_add_test(tc, add_and_odd_lengths);
         tcase_add_test(tc, dense_churn);

@@ -23,11 +23,33 @@ static void load(const ss_map *m, const void *key, uint64_t k[2])
                 memcpy(k, key, m->key_len);
 }
 
-static size_t hash(const uint64_t k[2])
+static void seed_once(void)
 {
         if (!seed[0])
                 ss_id_random((uint8_t *)seed, sizeof(seed));
+}
+
+static size_t hash(const uint64_t k[2])
+{
+        seed_once();
         return (size_t)ss_hash_fold_mul(k[0] ^ seed[0], k[1] ^ seed[1] ^ 0x9e3779b97f4a7c15ull);
+}
+
+uint64_t ss_hash_bytes(const void *p, size_t n)
+{
+        const uint8_t *b = p;
+        uint64_t h, w;
+        size_t i;
+
+        seed_once();
+        h = seed[0] ^ n;
+        for (i = 0; i + 8 <= n; i += 8) {
+                memcpy(&w, b + i, 8);
+                h = ss_hash_fold_mul(h ^ w, 0x9e3779b97f4a7c15ull);
+        }
+        w = 0;
+        memcpy(&w, b + i, n - i);
+        return ss_hash_fold_mul(h ^ w ^ seed[1], 0xc2b2ae3d27d4eb4full);
 }
 
 static bool key_is(const ss_map_slot *sl, const uint64_t k[2])

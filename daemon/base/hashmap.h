@@ -23,6 +23,11 @@ static inline uint64_t ss_hash_fold_mul(uint64_t a, uint64_t b)
         return (uint64_t)r ^ (uint64_t)(r >> 64);
 }
 
+/* A 64-bit hash of p[0..n) keyed with the map's per-process seed, eight bytes a step: for
+ * tables of variable-length keys from clients (attribute names). Loop thread (the seed is
+ * drawn on first use). */
+uint64_t ss_hash_bytes(const void *p, size_t n);
+
 typedef struct ss_map_slot {
         uint8_t key[SS_MAP_KEY_MAX];
         void *value; /* NULL marks an empty slot */

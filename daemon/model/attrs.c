@@ -5,28 +5,17 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/hashmap.h"
 #include "base/utf8.h"
-#include "ss-id.h"
 #include "ss-wire.h"
 
 /* ---- the index -------------------------------------------------------------------------- */
 
-/* Keys come from clients: a per-process seed keeps them from choosing collisions. */
-static uint64_t hash_seed(void)
-{
-        static uint64_t seed;
-
-        if (!seed)
-                ss_id_random((uint8_t *)&seed, sizeof(seed));
-        return seed;
-}
-
+/* Keys come from clients: the hash is keyed with a per-process seed. */
 static uint32_t key_hash(const char *p, size_t n)
 {
-        uint64_t h = 0xcbf29ce484222325ull ^ hash_seed();
+        uint64_t h = ss_hash_bytes(p, n);
 
-        for (size_t i = 0; i < n; i++)
-                h = (h ^ (uint8_t)p[i]) * 0x100000001b3ull;
         return (uint32_t)(h ^ (h >> 32));
 }
 
