@@ -5,14 +5,28 @@
 #include <stdbool.h>
 #include <string.h>
 
-/* Big-endian integer of n bytes at p. */
+/* Big-endian integer of n (0, 1, 2, 4 or 8) bytes at p: one load each, no loop. */
 static uint64_t be(const uint8_t *p, size_t n)
 {
-        uint64_t v = 0;
+        uint64_t v8;
+        uint32_t v4;
+        uint16_t v2;
 
-        for (size_t i = 0; i < n; i++)
-                v = v << 8 | p[i];
-        return v;
+        switch (n) {
+        case 1:
+                return p[0];
+        case 2:
+                memcpy(&v2, p, 2);
+                return __builtin_bswap16(v2);
+        case 4:
+                memcpy(&v4, p, 4);
+                return __builtin_bswap32(v4);
+        case 8:
+                memcpy(&v8, p, 8);
+                return __builtin_bswap64(v8);
+        default:
+                return 0;
+        }
 }
 
 /*
