@@ -154,6 +154,34 @@ static void look_at(pass *f, size_t i, unsigned m)
                 look(f, i + (size_t)__builtin_ctz(m));
 }
 
+/* A digit chain spans at most this many bytes, so it lies within three blocks. */
+#define DIGIT_CHAIN_SPAN (DIGIT_CHAIN_MIN + (DIGIT_CHAIN_MIN - 1) * DIGIT_GAP_MAX)
+_Static_assert(DIGIT_CHAIN_SPAN <= 2 * BLOCK + 1, "a digit chain must fit in three blocks");
+
+/*
+ * False when no three consecutive blocks of p[0..n) (n >= BLOCK) hold DIGIT_CHAIN_MIN digits
+ * between them, so no chain can be there: prose with a number here and there is then not
+ * looked at digit by digit. A popcount a block.
+ */
+static bool digits_dense(const char *p, size_t n)
+{
+        unsigned c0 = 0, c1 = 0, c2;
+        size_t i;
+
+        for (i = 0; n - i >= BLOCK; i += BLOCK) {
+                c2 = (unsigned)__builtin_popcount(block_classes(p + i, B_DIGIT));
+                if (c0 + c1 + c2 >= DIGIT_CHAIN_MIN)
+                        return true;
+                c0 = c1;
+                c1 = c2;
+        }
+        if (i == n)
+                return false;
+        c2 = (unsigned)__builtin_popcount(block_classes(p + n - BLOCK, B_DIGIT) >>
+                                          (BLOCK - (n - i)));
+        return c0 + c1 + c2 >= DIGIT_CHAIN_MIN;
+}
+
 /*
  * Most blocks hold no byte of interest: one test for all of them. The tail is the last
  * BLOCK bytes again, the bits of those already seen shifted out.
@@ -166,6 +194,8 @@ static void scan(pass *f)
                 scan_bytes(f);
                 return;
         }
+        if ((f->want & B_DIGIT) && !digits_dense(f->p, n))
+                f->want &= (uint8_t)~B_DIGIT;
         for (; n - i >= BLOCK && f->want; i += BLOCK)
                 look_at(f, i, block_classes(f->p + i, f->want));
         if (i < n && f->want)
