@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "base/hashmap.h"
+#include "base/pool.h"
 #include "base/utf8.h"
 #include "ss-wire.h"
 
@@ -86,16 +87,28 @@ static msgpack_object_kv *attrs_find(const ss_attrs *a, const char *key, size_t 
 
 /* ---- the list --------------------------------------------------------------------------- */
 
-/* Room for cap entries in all. */
-static int attrs_reserve(ss_attrs *a, uint32_t cap)
+/* The pool's class of a list array of cap pairs: ss_attrs keeps no more, as its cap says. */
+static unsigned kv_class(uint32_t cap)
+{
+        return ss_pool_class((size_t)cap * sizeof(msgpack_object_kv));
+}
+
+int ss_attrs_reserve(ss_attrs *a, uint32_t cap)
 {
         msgpack_object_kv *kv;
+        unsigned c;
 
         if (cap <= a->cap)
                 return 0;
-        kv = realloc(a->kv, (size_t)cap * sizeof(*kv));
+        c = kv_class(cap);
+        kv = ss_pool_get(c, (size_t)cap * sizeof(*kv));
         if (!kv)
                 return -ENOMEM;
+        if (c) /* what the size class rounds up */
+                cap = (uint32_t)(ss_pool_class_size(c) / sizeof(*kv));
+        if (a->n)
+                memcpy(kv, a->kv, (size_t)a->n * sizeof(*kv));
+        ss_pool_put(a->kv, kv_class(a->cap));
         a->kv = kv;
         a->cap = cap;
         return 0;
@@ -105,7 +118,7 @@ static int attrs_grow(ss_attrs *a)
 {
         if (a->cap > UINT32_MAX / 4)
                 return -ENOMEM;
-        return attrs_reserve(a, a->cap ? a->cap * 2 : 8);
+        return ss_attrs_reserve(a, a->cap ? a->cap * 2 : 8);
 }
 
 /* Append a key (copied unless stored already) and a stored value. */
@@ -221,7 +234,8 @@ int ss_attrs_merge(ss_store *st, ss_attrs *a, const msgpack_object_map *m, const
         /* A first map: room for exactly its keys, or as many as may be kept (most spans get
          * one map, or one more). */
         if (a->cap == 0 && n &&
-            attrs_reserve(a, lim && lim->max_attrs && n > lim->max_attrs ? lim->max_attrs : n) < 0)
+            ss_attrs_reserve(a, lim && lim->max_attrs && n > lim->max_attrs ? lim->max_attrs : n) <
+                0)
                 return -ENOMEM;
         for (uint32_t i = 0; i < n; i++) {
                 const msgpack_object_kv *kv = &m->ptr[i];
@@ -255,7 +269,7 @@ int ss_attrs_clone(ss_store *st, ss_attrs *dst, const ss_attrs *src)
 
 void ss_attrs_free(ss_attrs *a)
 {
-        free(a->kv);
+        ss_pool_put(a->kv, kv_class(a->cap));
         free(a->index);
         *a = (ss_attrs){0};
 }

@@ -3,8 +3,8 @@
 
 /*
  * Attribute lists: unique keys in insertion order, values copied into the
- * owner's store (model/value.h). The list array is malloc'd so that realloc
- * can grow it in place; past SS_ATTRS_INDEX_MIN keys a hash index keeps every
+ * owner's store (model/value.h). The list array comes from base/pool.h, of
+ * the size its cap says; past SS_ATTRS_INDEX_MIN keys a hash index keeps every
  * set O(1), so a map of any size is applied in linear time. Replacing a value
  * releases the old one's bytes (the owner compacts its store when replaced
  * bytes pile up). Loop thread only; never blocks.
@@ -88,6 +88,9 @@ int ss_attrs_remove_if(ss_store *st, ss_attrs *a,
 /* Copy every key and value of src into dst (empty) in st, as they are: for compaction.
  * 0 or -ENOMEM. */
 int ss_attrs_clone(ss_store *st, ss_attrs *dst, const ss_attrs *src);
+
+/* Room for cap pairs in all (perhaps more): for a list filled by hand. 0 or -ENOMEM. */
+int ss_attrs_reserve(ss_attrs *a, uint32_t cap);
 
 /* Free the list array and the index (the values belong to the store). */
 void ss_attrs_free(ss_attrs *a);

@@ -5,11 +5,13 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/pool.h"
+
 /*
  * Memory layout: what is written once (strings, values, nested arrays and
  * maps) lives in the span's store (a bump arena, model/value.h); the arrays
- * that grow (attribute lists, the event list) are malloc'd so that realloc
- * can grow them in place. A replaced attribute value becomes dead bytes in
+ * that grow are apart: attribute lists from base/pool.h, the event list
+ * malloc'd so that realloc can grow it in place. A replaced attribute value becomes dead bytes in
  * the store; once they outweigh the live ones the store is rebuilt, so a
  * client re-setting one key on a long-lived span keeps only the last value.
  */
@@ -27,7 +29,7 @@ static void span_free(ss_span *s)
         ss_attrs_free(&s->attrs);
         ss_store_free(&s->store);
         ss_resource_unref(s->resource);
-        free(s);
+        ss_pool_put(s, s->pool_class);
 }
 
 ss_span *ss_span_ref(ss_span *s)
@@ -120,7 +122,8 @@ ss_span *ss_span_clone(const ss_span *s)
                 return NULL;
         }
         c->refs = 1;
-        c->rollup = NULL; /* the assembler's, with the span it began with */
+        c->pool_class = 0; /* malloc'd, its own size */
+        c->rollup = NULL;  /* the assembler's, with the span it began with */
         ss_resource_ref(c->resource);
         return c;
 }
@@ -368,13 +371,18 @@ static size_t store_hint(const ss_msg_span *m)
 
 ss_span *ss_span_new(const ss_msg_span *m, bool whole, ss_resource *r, const ss_limits *lim)
 {
-        /* The store's first region comes with the span: one allocation for both. */
+        /* The store's first region comes with the span, one allocation for both, and has
+         * what the pool's size class rounds up. */
         size_t first = ss_store_first_size(store_hint(m));
-        ss_span *s = malloc(sizeof(*s) + first);
+        unsigned c = ss_pool_class(sizeof(ss_span) + first);
+        ss_span *s = ss_pool_get(c, sizeof(ss_span) + first);
 
         if (!s)
                 return NULL;
-        *s = (ss_span){.refs = 1, .head_rate = 1.0, .resource = ss_resource_ref(r)};
+        if (c)
+                first = ss_pool_class_size(c) - sizeof(ss_span);
+        *s = (ss_span){
+            .refs = 1, .pool_class = (uint8_t)c, .head_rate = 1.0, .resource = ss_resource_ref(r)};
         ss_store_init_in(&s->store, s + 1, first);
         if (span_fill(s, m, whole, lim) < 0) {
                 span_free(s);

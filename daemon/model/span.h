@@ -39,6 +39,7 @@ typedef struct ss_span {
         bool head_drop;      /* the head sampler dropped its trace: only a tail policy keeps it */
         bool discard;        /* dropped at its start (head, no tail policy): holds nothing */
         bool no_content;     /* its client said include_content=false */
+        uint8_t pool_class;  /* its allocation's (base/pool.h), 0: malloc'd */
         uint32_t flags;      /* OTLP Span.flags */
         uint64_t start_ns;
         uint64_t end_ns;

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/pool.h"
 #include "base/utf8.h"
 #include "ss-wire.h"
 
@@ -17,7 +18,8 @@
 
 typedef struct ss_store_block {
         struct ss_store_block *next;
-        max_align_t data[]; /* aligned for any msgpack_object array */
+        unsigned pool_class; /* its allocation's (base/pool.h), 0: malloc'd */
+        max_align_t data[];  /* aligned for any msgpack_object array */
 } ss_store_block;
 
 void ss_store_init(ss_store *st)
@@ -44,7 +46,7 @@ void ss_store_free(ss_store *st)
         while (b) {
                 ss_store_block *next = b->next;
 
-                free(b);
+                ss_pool_put(b, b->pool_class);
                 b = next;
         }
         *st = (ss_store){0};
@@ -56,15 +58,20 @@ static void *store_grow(ss_store *st, size_t n)
         bool own = n > BLOCK_SIZE / 2;
         size_t size = own ? n : BLOCK_SIZE;
         ss_store_block *b;
+        unsigned c;
 
         if (size > SIZE_MAX - sizeof(*b))
                 return NULL;
-        b = malloc(sizeof(*b) + size);
+        c = ss_pool_class(sizeof(*b) + size);
+        b = ss_pool_get(c, sizeof(*b) + size);
         if (!b)
                 return NULL;
+        b->pool_class = c;
         b->next = st->blocks;
         st->blocks = b;
         if (!own) {
+                if (c) /* what the size class rounds up */
+                        size = ss_pool_class_size(c) - sizeof(*b);
                 st->next = (char *)b->data + n;
                 st->avail = size - n;
         }

@@ -143,13 +143,14 @@ static void gen_value(gen *g, msgpack_object *o, unsigned depth)
 }
 
 /* A top-level attribute list: string keys (ss_attrs keeps no other), any values. The array is
- * malloc'd, as the span or resource frees it with ss_attrs_free(). */
+ * ss_attrs_reserve()'s, as the span or resource frees it with ss_attrs_free(). */
 static ss_attrs gen_attrs(gen *g)
 {
         uint32_t n = fz_u8(&g->in) & 7;
-        ss_attrs a = {.kv = calloc(n ? n : 1, sizeof(*a.kv)), .n = n, .cap = n};
+        ss_attrs a = {0};
 
-        FZ_ASSERT(a.kv);
+        FZ_ASSERT(ss_attrs_reserve(&a, n ? n : 1) == 0);
+        a.n = n;
         for (uint32_t i = 0; i < n; i++) {
                 a.kv[i].key.type = MSGPACK_OBJECT_STR;
                 a.kv[i].key.via.str = gen_str(g);

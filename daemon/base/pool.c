@@ -1,0 +1,60 @@
+/* SPDX-License-Identifier: MIT */
+#include "base/pool.h"
+
+#include <stdlib.h>
+
+#if defined(__SANITIZE_ADDRESS__)
+#define POOL_KEEPS 0
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define POOL_KEEPS 0
+#endif
+#endif
+#ifndef POOL_KEEPS
+#define POOL_KEEPS 1
+#endif
+
+#define CLASSES (SS_POOL_MAX_SIZE / SS_POOL_STEP)
+
+typedef struct kept {
+        struct kept *next;
+} kept;
+
+static _Thread_local struct {
+        kept *head[CLASSES + 1];
+        size_t bytes;
+} pool;
+
+void *ss_pool_get(unsigned c, size_t size)
+{
+        kept *k;
+
+        if (!c)
+                return malloc(size);
+        k = pool.head[c];
+        if (!POOL_KEEPS || !k)
+                return malloc(ss_pool_class_size(c));
+        pool.head[c] = k->next;
+        pool.bytes -= ss_pool_class_size(c);
+        return k;
+}
+
+void ss_pool_put(void *p, unsigned c)
+{
+        kept *k = p;
+
+        if (!p)
+                return;
+        if (!POOL_KEEPS || !c || pool.bytes + ss_pool_class_size(c) > SS_POOL_KEEP_BYTES) {
+                free(p);
+                return;
+        }
+        k->next = pool.head[c];
+        pool.head[c] = k;
+        pool.bytes += ss_pool_class_size(c);
+}
+
+size_t ss_pool_kept_bytes(void)
+{
+        return pool.bytes;
+}
