@@ -158,6 +158,16 @@ static void look_at(pass *f, size_t i, unsigned m)
 #define DIGIT_CHAIN_SPAN (DIGIT_CHAIN_MIN + (DIGIT_CHAIN_MIN - 1) * DIGIT_GAP_MAX)
 _Static_assert(DIGIT_CHAIN_SPAN <= 2 * BLOCK + 1, "a digit chain must fit in three blocks");
 
+/* The bits set in a block's mask: inline, where x86-64's baseline has no popcnt and
+ * __builtin_popcount() is a call into libgcc. */
+static unsigned bits16(unsigned x)
+{
+        x = x - ((x >> 1) & 0x5555u);
+        x = (x & 0x3333u) + ((x >> 2) & 0x3333u);
+        x = (x + (x >> 4)) & 0x0f0fu;
+        return (x + (x >> 8)) & 0x1fu;
+}
+
 /*
  * False when no three consecutive blocks of p[0..n) (n >= BLOCK) hold DIGIT_CHAIN_MIN digits
  * between them, so no chain can be there: prose with a number here and there is then not
@@ -169,7 +179,7 @@ static bool digits_dense(const char *p, size_t n)
         size_t i;
 
         for (i = 0; n - i >= BLOCK; i += BLOCK) {
-                c2 = (unsigned)__builtin_popcount(block_classes(p + i, B_DIGIT));
+                c2 = bits16(block_classes(p + i, B_DIGIT));
                 if (c0 + c1 + c2 >= DIGIT_CHAIN_MIN)
                         return true;
                 c0 = c1;
@@ -177,8 +187,7 @@ static bool digits_dense(const char *p, size_t n)
         }
         if (i == n)
                 return false;
-        c2 = (unsigned)__builtin_popcount(block_classes(p + n - BLOCK, B_DIGIT) >>
-                                          (BLOCK - (n - i)));
+        c2 = bits16(block_classes(p + n - BLOCK, B_DIGIT) >> (BLOCK - (n - i)));
         return c0 + c1 + c2 >= DIGIT_CHAIN_MIN;
 }
 
