@@ -213,6 +213,13 @@ START_TEST(limits)
         ck_assert_int_eq(ss_msgpack_decode(deep + 1, sizeof(deep) - 1, z, &o), 0);
         ck_assert(!compare(deep, sizeof(deep)));
         ck_assert(compare(deep + 1, sizeof(deep) - 1));
+        /* The same with a fixint, then a fixstr, innermost: decoded apart from the rest. */
+        deep[sizeof(deep) - 1] = 0x01;
+        ck_assert_int_eq(ss_msgpack_decode(deep, sizeof(deep), z, &o), -EBADMSG);
+        ck_assert_int_eq(ss_msgpack_decode(deep + 1, sizeof(deep) - 1, z, &o), 0);
+        deep[sizeof(deep) - 1] = 0xa0;
+        ck_assert_int_eq(ss_msgpack_decode(deep, sizeof(deep), z, &o), -EBADMSG);
+        ck_assert_int_eq(ss_msgpack_decode(deep + 1, sizeof(deep) - 1, z, &o), 0);
         /* 2^32 - 1 elements declared in 6 bytes: refused before any allocation */
         ck_assert_int_eq(ss_msgpack_decode(big, sizeof(big), z, &o), -EBADMSG);
         /* 65 535 elements declared, 1 byte there: refused with nothing allocated */
