@@ -94,6 +94,48 @@ class Backpressure(Base):
         self.assertGreater(st["input_held_ms"], 0)
         self.assertEqual(st["connections_active"], 1)  # the STATS connection: none left held
 
+    def test_a_burst_from_many_connections_loses_nothing(self):
+        # Every connection has frames waiting when the exporter fills: one loop iteration
+        # then hands a read to each of them, and all of it must wait for room, not overflow
+        # the queue.
+        self.rx.stop()
+        self.rx = SlowReceiver(0.05).start()
+        queue = 1 << 20
+        d = self.daemon(["--endpoint", self.rx.url, "--batch-delay-ms", "20",
+                         "--batch-size", "500", "--retry-queue-bytes", str(queue)])
+        conns, traces, children = 48, 6, 49
+        sent = conns * traces * (children + 1)
+        clients = []
+        for _ in range(conns):
+            c = RawClient(d.socket)
+            c.sock.settimeout(120)
+            c.hello()
+            clients.append(c)
+        go = threading.Event()
+
+        def burst(c, k):
+            go.wait()
+            for i in range(traces):
+                send_trace(c, "burst%d.%d" % (k, i), children, attrs={"content": "y" * 1024})
+            c.flush()
+        threads = [threading.Thread(target=burst, args=(c, k)) for k, c in enumerate(clients)]
+        for t in threads:
+            t.start()
+        go.set()
+        for t in threads:
+            t.join()
+        for c in clients:
+            c.close()
+        ok = self.rx.wait_spans(sent, 120)
+        st = d.stats()
+        got = {s["span_id"] for s in self.rx.spans()}
+        print("\nburst: %d connections sent %d spans of 1 KiB; received %d; held %d times; "
+              "dropped %d" % (conns, sent, len(got), st["input_held"], st[EXP + "spans_dropped"]))
+        self.assertTrue(ok, "received %d of %d" % (len(self.rx.spans()), sent))
+        self.assertEqual(len(got), sent)
+        self.assertEqual(st[EXP + "spans_dropped"], 0)
+        self.assertGreater(st["input_held"], 0)
+
     def test_a_failing_backend_does_not_hold_clients(self):
         # The collector is gone: its work waits in memory for retries (no spool) and the
         # clients are not held for it.

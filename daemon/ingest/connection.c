@@ -73,6 +73,8 @@ static void budget_unlink(ss_conn *c)
 
 static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf);
 static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf);
+static void process(ss_conn *c);
+static bool hold_now(ss_conn *c);
 
 /* Room came back: let paused connections read again, oldest pause last. */
 static void budget_resume(ss_input_budget *b)
@@ -90,14 +92,31 @@ void ss_conn_resume(ss_conn *c)
 {
         uint64_t now = uv_now(c->pipe.loop);
 
-        if (!c->held || c->closing)
+        /* Connections resume one after another: once those before have filled the exporters
+         * again, the rest stay held, their reads unprocessed. */
+        if (!c->held || c->closing || hold_now(c))
                 return;
         c->held = false;
         c->last_read_ms = now;
         if (c->partial_since_ms)
                 c->partial_since_ms = now;
+        if (c->in.len) {
+                process(c);
+                if (c->closing)
+                        return;
+                if (hold_now(c)) {
+                        c->held = true;
+                        return;
+                }
+        }
         if (!c->paused && uv_read_start((uv_stream_t *)&c->pipe, on_alloc, on_read) < 0)
                 ss_conn_close_because(c, "cannot read again");
+}
+
+void ss_conn_process_held(ss_conn *c)
+{
+        if (c->held && !c->closing && c->in.len)
+                process(c);
 }
 
 /* ---- closing ---------------------------------------------------------------------------- */
@@ -376,6 +395,13 @@ static void process(ss_conn *c)
                 c->grew_ms = uv_now(c->pipe.loop);
 }
 
+/* Whether the exporters are too full to take more of c's frames now (a reader of traces is
+ * never held: it sends none). */
+static bool hold_now(ss_conn *c)
+{
+        return !c->closing && !c->sub && c->env->hold && c->env->hold(c->env->ctx, c);
+}
+
 void ss_conn_shrink(ss_conn *c, uint64_t now_ms)
 {
         /* Not at once: a client that sends large frames would have its buffer grown back
@@ -442,8 +468,10 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
         c->in.len += (size_t)nread;
         c->env->stats->bytes += (uint64_t)nread;
         c->last_read_ms = uv_now(c->pipe.loop);
-        process(c);
-        if (!c->closing && !c->sub && c->env->hold && c->env->hold(c->env->ctx, c)) {
+        /* Checked before the frames too: one loop iteration delivers a read to every ready
+         * connection, and 512 of them processed after the exporters filled up would queue
+         * more than they hold. What was read waits in c->in until the hold ends. */
+        if (hold_now(c) || (process(c), hold_now(c))) {
                 (void)uv_read_stop(stream);
                 c->held = true;
         }

@@ -99,8 +99,14 @@ int ss_conn_identify(ss_conn *c);
 /* Start reading. 0 or a libuv error (the caller closes). */
 int ss_conn_start(ss_conn *c);
 
-/* Read again a connection the backpressure held; its frame and idle deadlines start anew. */
+/* Read again a connection the backpressure held, after the frames it read before the hold
+ * (while the exporters are still too full it stays held); its frame and idle deadlines
+ * start anew. */
 void ss_conn_resume(ss_conn *c);
+
+/* The frames a held connection read and did not process yet, processed now: at the
+ * listener's close, so that nothing read is lost. */
+void ss_conn_process_held(ss_conn *c);
 
 /* Whether the connection holds nothing: no open span, no partial frame. */
 bool ss_conn_idle(const ss_conn *c);

@@ -581,8 +581,10 @@ void ss_listener_close(ss_listener *l, void (*done)(void *ctx), void *ctx)
                 ss_log(SS_LOG_WARNING,
                        "cannot remove %s event=socket-failed path=\"%s\" error=\"%s\"", l->path,
                        l->path, strerror(errno));
-        for (ss_conn *c = l->conns; c; c = c->next)
+        for (ss_conn *c = l->conns; c; c = c->next) {
+                ss_conn_process_held(c);
                 ss_conn_close(c);
+        }
 }
 
 const char *ss_listener_path(const ss_listener *l)
