@@ -583,6 +583,62 @@ START_TEST(span_over_the_socket_reaches_the_sink)
 }
 END_TEST
 
+/* The exporters' fullness, for the backpressure tests. */
+static unsigned pressure_pct;
+
+static unsigned test_pressure(const void *ctx)
+{
+        (void)ctx;
+        return pressure_pct;
+}
+
+static bool held_once(void *ctx)
+{
+        (void)ctx;
+        return stat_now("input_held") > 0;
+}
+
+static bool sink_has(void *ctx)
+{
+        return rec.n >= *(const size_t *)ctx;
+}
+
+/* While the exporters are full, what a connection read waits unprocessed (not even its
+ * HELLO); when they have room it is processed, and at the listener's close too. */
+START_TEST(held_reads_wait_for_room)
+{
+        client *a = client_open(), *b;
+        size_t want = 1;
+
+        pressure_pct = 100;
+        ss_listener_set_pressure(lis, test_pressure, NULL);
+        client_hello(a, "held-a", 1);
+        client_start(a, 1, -1, "first");
+        client_end(a, 1);
+        ck_assert(fx_run_until(&loop, held_once, NULL));
+        for (int i = 0; i < 20; i++)
+                uv_run(&loop, UV_RUN_NOWAIT);
+        ck_assert_uint_eq(rec.n, 0);
+        ck_assert_uint_eq(stat_now("spans_open"), 0);
+        pressure_pct = 0; /* room again: the hold's timer resumes the connection */
+        ck_assert(fx_run_until(&loop, sink_has, &want));
+        ck_assert_ptr_nonnull(fx_sink_find(&rec, "first"));
+        pressure_pct = 100;
+        b = client_open();
+        client_hello(b, "held-b", 2);
+        client_start(b, 2, -1, "second");
+        client_end(b, 2);
+        ck_assert(fx_run_until(&loop, held_once, NULL));
+        for (int i = 0; i < 20; i++)
+                uv_run(&loop, UV_RUN_NOWAIT);
+        ck_assert_uint_eq(rec.n, 1);
+        ck_assert(listener_close_wait(lis)); /* a drain: what b read is not lost */
+        lis = NULL;
+        ck_assert_uint_eq(rec.n, 2);
+        ck_assert_ptr_nonnull(fx_sink_find(&rec, "second"));
+}
+END_TEST
+
 START_TEST(span_error_is_counted_and_skipped)
 {
         client *c = client_open();
@@ -1679,6 +1735,7 @@ int main(void)
         tcase_add_test(ctrl, stats_answered_with_every_stage);
         tcase_add_test(ctrl, frames_split_and_batched);
         tcase_add_test(ctrl, span_over_the_socket_reaches_the_sink);
+        tcase_add_test(ctrl, held_reads_wait_for_room);
         tcase_add_test(ctrl, span_error_is_counted_and_skipped);
         tcase_add_test(ctrl, unknown_message_is_skipped);
         suite_add_tcase(s, ctrl);
