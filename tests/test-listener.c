@@ -603,6 +603,19 @@ static bool sink_has(void *ctx)
         return rec.n >= *(const size_t *)ctx;
 }
 
+/* c sends a HELLO and a whole span named name while the exporters are full: the daemon reads
+ * it and holds c. */
+static void send_while_held(client *c, const char *service, uint8_t seed, const char *name)
+{
+        pressure_pct = 100;
+        client_hello(c, service, seed);
+        client_start(c, seed, -1, name);
+        client_end(c, seed);
+        ck_assert(fx_run_until(&loop, held_once, NULL));
+        for (int i = 0; i < 20; i++)
+                uv_run(&loop, UV_RUN_NOWAIT);
+}
+
 /* While the exporters are full, what a connection read waits unprocessed (not even its
  * HELLO); when they have room it is processed, and at the listener's close too. */
 START_TEST(held_reads_wait_for_room)
@@ -610,27 +623,15 @@ START_TEST(held_reads_wait_for_room)
         client *a = client_open(), *b;
         size_t want = 1;
 
-        pressure_pct = 100;
         ss_listener_set_pressure(lis, test_pressure, NULL);
-        client_hello(a, "held-a", 1);
-        client_start(a, 1, -1, "first");
-        client_end(a, 1);
-        ck_assert(fx_run_until(&loop, held_once, NULL));
-        for (int i = 0; i < 20; i++)
-                uv_run(&loop, UV_RUN_NOWAIT);
+        send_while_held(a, "held-a", 1, "first");
         ck_assert_uint_eq(rec.n, 0);
         ck_assert_uint_eq(stat_now("spans_open"), 0);
         pressure_pct = 0; /* room again: the hold's timer resumes the connection */
         ck_assert(fx_run_until(&loop, sink_has, &want));
         ck_assert_ptr_nonnull(fx_sink_find(&rec, "first"));
-        pressure_pct = 100;
         b = client_open();
-        client_hello(b, "held-b", 2);
-        client_start(b, 2, -1, "second");
-        client_end(b, 2);
-        ck_assert(fx_run_until(&loop, held_once, NULL));
-        for (int i = 0; i < 20; i++)
-                uv_run(&loop, UV_RUN_NOWAIT);
+        send_while_held(b, "held-b", 2, "second");
         ck_assert_uint_eq(rec.n, 1);
         ck_assert(listener_close_wait(lis)); /* a drain: what b read is not lost */
         lis = NULL;
