@@ -592,10 +592,10 @@ static unsigned test_pressure(const void *ctx)
         return pressure_pct;
 }
 
-static bool held_once(void *ctx)
+/* Whether input_held passed *ctx: the daemon held a read since. */
+static bool held_again(void *ctx)
 {
-        (void)ctx;
-        return stat_now("input_held") > 0;
+        return stat_now("input_held") > *(const uint64_t *)ctx;
 }
 
 static bool sink_has(void *ctx)
@@ -607,11 +607,13 @@ static bool sink_has(void *ctx)
  * it and holds c. */
 static void send_while_held(client *c, const char *service, uint8_t seed, const char *name)
 {
+        uint64_t held = stat_now("input_held");
+
         pressure_pct = 100;
         client_hello(c, service, seed);
         client_start(c, seed, -1, name);
         client_end(c, seed);
-        ck_assert(fx_run_until(&loop, held_once, NULL));
+        ck_assert(fx_run_until(&loop, held_again, &held));
         for (int i = 0; i < 20; i++)
                 uv_run(&loop, UV_RUN_NOWAIT);
 }
