@@ -608,11 +608,19 @@ static bool sink_has(void *ctx)
 static void send_while_held(client *c, const char *service, uint8_t seed, const char *name)
 {
         uint64_t held = stat_now("input_held");
+        uint8_t sid[SS_SPAN_ID_LEN];
+        ss_buf b;
 
+        /* One write, so that one read takes all of it: the hold stops reading after it. */
+        span_id(seed, sid);
+        ss_buf_init(&b, MAX_FRAME);
+        put_hello(&b, service, seed);
+        put_start(&b, seed, -1, name);
+        ck_assert_int_eq(
+            ss_wire_put_span_end(&b, MAX_FRAME, sid, 9000u + seed, SS_STATUS_OK, NULL, NULL), 0);
         pressure_pct = 100;
-        client_hello(c, service, seed);
-        client_start(c, seed, -1, name);
-        client_end(c, seed);
+        client_send(c, &b);
+        ss_buf_free(&b);
         ck_assert(fx_run_until(&loop, held_again, &held));
         for (int i = 0; i < 20; i++)
                 uv_run(&loop, UV_RUN_NOWAIT);
