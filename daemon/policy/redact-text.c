@@ -242,7 +242,11 @@ int ss_redact_scan(ss_redactor *r, unsigned kinds, const char *p, size_t n, ss_b
 
         if (n == 0)
                 return 0;
-        if (!r->unfiltered) {
+        if (!r->unfiltered && n < SS_REDACT_MIN_BUILTIN) {
+                /* Many values (a status, a flag, an id) are this short. */
+                set = 0;
+                email = false;
+        } else if (!r->unfiltered) {
                 set = ss_redact_filter(kinds, p, n);
                 email = kinds & SS_REDACT_PERSONAL && memchr(p, '@', n);
         } else {
