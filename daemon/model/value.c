@@ -256,16 +256,8 @@ static uint64_t size_of(const msgpack_object *o, uint32_t max, unsigned depth)
         if (depth > SS_ATTR_DEPTH_MAX)
                 return 0;
         switch (o->type) {
-        case MSGPACK_OBJECT_STR: {
-                /* Under a cut to max, the copy may lose up to 3 more bytes to a character
-                 * boundary, or to a U+FFFD that no longer fits (even when the string is no
-                 * longer than max). Without a cut, repair only grows it. */
-                uint32_t len = max && o->via.str.size > max ? max : o->via.str.size;
-
-                if (max)
-                        len = len > 3 ? len - 3 : 0;
-                return len + 1ull;
-        }
+        case MSGPACK_OBJECT_STR:
+                return ss_str_size_min(o->via.str.size, max);
         case MSGPACK_OBJECT_BIN: {
                 uint32_t len = max && o->via.bin.size > max ? max : o->via.bin.size;
 
@@ -297,7 +289,7 @@ uint64_t ss_value_size(const msgpack_object *stored)
         return size_of(stored, 0, 1);
 }
 
-uint64_t ss_value_size_min(const msgpack_object *src, uint32_t max_len)
+uint64_t ss_value_size_min_any(const msgpack_object *src, uint32_t max_len)
 {
         return size_of(src, max_len, 1);
 }

@@ -65,8 +65,31 @@ int ss_store_value(ss_store *st, msgpack_object *dst, const msgpack_object *src,
 uint64_t ss_value_size(const msgpack_object *stored);
 
 /* At least the bytes ss_store_value(src, max_len) would take: a cheap check before a copy
- * that a byte limit may refuse. */
-uint64_t ss_value_size_min(const msgpack_object *src, uint32_t max_len);
+ * that a byte limit may refuse. Any value; ss_value_size_min() is the one to call. */
+uint64_t ss_value_size_min_any(const msgpack_object *src, uint32_t max_len);
+
+/* At least the bytes a string of size bytes takes copied under max_len (0: no cut): under a
+ * cut, the copy may lose up to 3 more bytes to a character boundary, or to a U+FFFD that no
+ * longer fits; without one, repair only grows it. */
+static inline uint64_t ss_str_size_min(uint32_t size, uint32_t max_len)
+{
+        uint32_t len = max_len && size > max_len ? max_len : size;
+
+        if (max_len)
+                len = len > 3 ? len - 3 : 0;
+        return len + 1ull;
+}
+
+/* ss_value_size_min_any(), inline for the common values: a string, or a scalar that takes
+ * nothing (nil, bool, an integer, a float64). */
+static inline uint64_t ss_value_size_min(const msgpack_object *src, uint32_t max_len)
+{
+        if (src->type == MSGPACK_OBJECT_STR)
+                return ss_str_size_min(src->via.str.size, max_len);
+        if (src->type < MSGPACK_OBJECT_STR)
+                return 0;
+        return ss_value_size_min_any(src, max_len);
+}
 
 /* A stored value of bytes is no longer referenced: move it from live to dead. */
 static inline void ss_store_release(ss_store *st, uint64_t bytes)
