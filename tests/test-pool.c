@@ -11,11 +11,7 @@
 
 #include "base/pool.h"
 
-#if defined(__SANITIZE_ADDRESS__)
-#define KEEPS 0
-#else
-#define KEEPS 1
-#endif
+#define KEEPS SS_POOL_KEEPS
 
 START_TEST(classes)
 {

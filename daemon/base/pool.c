@@ -3,17 +3,6 @@
 
 #include <stdlib.h>
 
-#if defined(__SANITIZE_ADDRESS__)
-#define POOL_KEEPS 0
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define POOL_KEEPS 0
-#endif
-#endif
-#ifndef POOL_KEEPS
-#define POOL_KEEPS 1
-#endif
-
 #define CLASSES (SS_POOL_MAX_SIZE / SS_POOL_STEP)
 
 typedef struct kept {
@@ -32,7 +21,7 @@ void *ss_pool_get(unsigned c, size_t size)
         if (!c)
                 return malloc(size);
         k = pool.head[c];
-        if (!POOL_KEEPS || !k)
+        if (!SS_POOL_KEEPS || !k)
                 return malloc(ss_pool_class_size(c));
         pool.head[c] = k->next;
         pool.bytes -= ss_pool_class_size(c);
@@ -45,7 +34,7 @@ void ss_pool_put(void *p, unsigned c)
 
         if (!p)
                 return;
-        if (!POOL_KEEPS || !c || pool.bytes + ss_pool_class_size(c) > SS_POOL_KEEP_BYTES) {
+        if (!SS_POOL_KEEPS || !c || pool.bytes + ss_pool_class_size(c) > SS_POOL_KEEP_BYTES) {
                 free(p);
                 return;
         }

@@ -14,6 +14,18 @@
 
 #include <stddef.h>
 
+/* 0 under AddressSanitizer (gcc's or clang's), where every block is malloc'd and freed. */
+#if defined(__SANITIZE_ADDRESS__)
+#define SS_POOL_KEEPS 0
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define SS_POOL_KEEPS 0
+#endif
+#endif
+#ifndef SS_POOL_KEEPS
+#define SS_POOL_KEEPS 1
+#endif
+
 #define SS_POOL_STEP       32u
 #define SS_POOL_MAX_SIZE   2048u
 #define SS_POOL_KEEP_BYTES ((size_t)1 << 20)
