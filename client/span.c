@@ -5,9 +5,9 @@
  * SPAN_END, whose head is written in front of it at the end), and into the
  * client's queue by ssc_queue_enqueue() under a short lock. SPAN_START is
  * encoded into a thread-local scratch frame, its attributes straight into it.
- * Spans come from a per-thread cache, so a span costs no malloc; ids come from
- * the per-thread generator of ss-id.c. No system call on this path except the
- * occasional wake-up of the sender.
+ * Spans come from a per-thread cache (scratch.c), so a span costs no malloc;
+ * ids come from the per-thread generator of ss-id.c. No system call on this
+ * path except the occasional wake-up of the sender.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -15,12 +15,15 @@
 
 #include "attrs.h"
 #include "client.h"
+#include "scratch.h"
 #include "span.h"
 #include "ss-id.h"
 #include "ss-wire.h"
 
-#define NAME_STACK   256
-#define SCRATCH_KEEP (256u * 1024) /* a scratch grown past this is released after use */
+#define NAME_STACK      256
+#define END_FIRST       512u         /* the first allocation of a span's buffer */
+#define SPAN_CACHE_MAX  64u          /* ended spans a thread keeps for its next starts */
+#define SPAN_CACHE_KEEP (16u * 1024) /* a span whose buffer grew past this is not kept */
 
 /* The public values are the wire's (OTLP's): the span API passes them through. */
 #define SAME(a, b) ((int)(a) == (int)(b))
@@ -35,107 +38,6 @@ _Static_assert(SAME(SIDESPAN_STATUS_UNSET, SS_STATUS_UNSET) &&
                    SAME(SIDESPAN_STATUS_ERROR, SS_STATUS_ERROR),
                "SIDESPAN_STATUS_* must equal the wire's Status.code values");
 #undef SAME
-
-struct sidespan_span {
-        sidespan_client *client;
-        sidespan_span *next_free; /* in a thread's cache of spans, once ended */
-        uint8_t trace_id[SS_TRACE_ID_LEN];
-        uint8_t span_id[SS_SPAN_ID_LEN];
-        bool sampled;
-        /* Sampled and its SPAN_START queued. A span whose start was dropped (a full buffer)
-         * sends nothing more: the daemon would skip an end without its start. */
-        bool live;
-        bool drop_content;       /* the client's !include_content, at hand for every attribute */
-        const char *trace_state; /* the client's string or NULL; lives as long as the client */
-        uint32_t n_attrs;
-        /* SPAN_END being built in place: END_ROOM bytes its head is written into at the end,
-         * then the attributes' map body, packed once, as they are set. */
-        ss_buf end;
-};
-
-#define END_ROOM        SS_SPAN_END_HEAD_MAX
-#define END_FIRST       512u         /* the first allocation of a span's buffer */
-#define SPAN_CACHE_MAX  64u          /* ended spans a thread keeps for its next starts */
-#define SPAN_CACHE_KEEP (16u * 1024) /* a span whose buffer grew past this is not kept */
-
-/* Per-thread scratch: one frame being encoded and one map body being packed, and the spans
- * this thread ended, kept with their buffers so that a span costs no malloc. Freed at thread
- * exit through a key destructor, so threads that come and go leak nothing. */
-typedef struct scratch {
-        ss_buf frame;
-        ss_buf map;
-        sidespan_span *free_spans;
-        unsigned n_free;
-} scratch;
-
-static pthread_key_t scratch_key;
-static pthread_once_t scratch_once = PTHREAD_ONCE_INIT;
-/* initial-exec: reached without a call to __tls_get_addr() (8 bytes of the static TLS glibc
- * keeps for libraries loaded later, dlopen() included). */
-static _Thread_local scratch *tls_scratch __attribute__((tls_model("initial-exec")));
-
-static void span_release(sidespan_span *s)
-{
-        ss_buf_free(&s->end);
-        free(s);
-}
-
-static void scratch_destroy(void *p)
-{
-        scratch *s = p;
-
-        if (tls_scratch == s)
-                tls_scratch = NULL;
-        while (s->free_spans) {
-                sidespan_span *span = s->free_spans;
-
-                s->free_spans = span->next_free;
-                span_release(span);
-        }
-        ss_buf_free(&s->frame);
-        ss_buf_free(&s->map);
-        free(s);
-}
-
-static void scratch_key_init(void)
-{
-        (void)pthread_key_create(&scratch_key, scratch_destroy);
-}
-
-/* The calling thread's scratch as it is; NULL on out-of-memory. */
-static scratch *scratch_this_thread(void)
-{
-        scratch *s = tls_scratch;
-
-        if (s)
-                return s;
-        pthread_once(&scratch_once, scratch_key_init);
-        s = calloc(1, sizeof(*s));
-        if (!s)
-                return NULL;
-        ss_buf_init(&s->frame, SS_FRAME_HEADER + SS_MAX_FRAME_LIMIT);
-        ss_buf_init(&s->map, SS_MAX_FRAME_LIMIT);
-        (void)pthread_setspecific(scratch_key, s);
-        tls_scratch = s;
-        return s;
-}
-
-/* The calling thread's scratch, emptied; NULL on out-of-memory. */
-static scratch *scratch_get(void)
-{
-        scratch *s = scratch_this_thread();
-
-        if (!s)
-                return NULL;
-        /* One huge message should not pin megabytes per thread for ever. */
-        if (s->frame.cap > SCRATCH_KEEP)
-                ss_buf_free(&s->frame);
-        if (s->map.cap > SCRATCH_KEEP)
-                ss_buf_free(&s->map);
-        ss_buf_reset(&s->frame);
-        ss_buf_reset(&s->map);
-        return s;
-}
 
 /* Count a frame that could not be encoded (too large, out of memory) as dropped. */
 static int encode_failed(sidespan_client *c, int r)
@@ -169,7 +71,8 @@ void ssc_span_tmpl_init(ssc_span_tmpl *t, const ssc_config *cfg)
         ss_rawmap m = options_write(t->opts, cfg->trace_state, true, false);
 
         /* Attributes must leave room for the rest of SPAN_END in one frame. */
-        t->span_max = END_ROOM + (cfg->max_frame > 256 ? cfg->max_frame - 256 : cfg->max_frame / 2);
+        t->span_max =
+            SSC_END_ROOM + (cfg->max_frame > 256 ? cfg->max_frame - 256 : cfg->max_frame / 2);
         t->opts_count = m.count;
         t->opts_len = (uint32_t)m.len;
 }
@@ -197,12 +100,18 @@ const ssc_span_parent *ssc_span_parent_of(const sidespan_span *s, ssc_span_paren
         return buf;
 }
 
-/* A span from the thread's cache, else a new one; its buffer empty with END_ROOM reserved
+void ssc_span_release(sidespan_span *s)
+{
+        ss_buf_free(&s->end);
+        free(s);
+}
+
+/* A span from the thread's cache, else a new one; its buffer empty with SSC_END_ROOM reserved
  * when it is sampled. */
 static sidespan_span *span_alloc(sidespan_client *c, bool sampled)
 {
         size_t max = c->span.span_max;
-        scratch *sc = tls_scratch;
+        ssc_scratch *sc = ssc_tls_scratch;
         sidespan_span *s;
 
         if (sc && sc->free_spans) {
@@ -219,22 +128,22 @@ static sidespan_span *span_alloc(sidespan_client *c, bool sampled)
         }
         s->end.max = max;
         s->end.len = 0;
-        if (sampled && s->end.cap < END_ROOM &&
+        if (sampled && s->end.cap < SSC_END_ROOM &&
             ss_buf_reserve(&s->end, max < END_FIRST ? max : END_FIRST) < 0) {
-                span_release(s);
+                ssc_span_release(s);
                 return NULL;
         }
-        s->end.len = sampled ? END_ROOM : 0;
+        s->end.len = sampled ? SSC_END_ROOM : 0;
         return s;
 }
 
 /* Back to the calling thread's cache (whichever thread started it), or freed. */
 static void span_free(sidespan_span *s)
 {
-        scratch *sc = scratch_this_thread();
+        ssc_scratch *sc = ssc_scratch_this_thread();
 
         if (!sc || sc->n_free >= SPAN_CACHE_MAX || s->end.cap > SPAN_CACHE_KEEP) {
-                span_release(s);
+                ssc_span_release(s);
                 return;
         }
         s->next_free = sc->free_spans;
@@ -293,7 +202,7 @@ static int send_start(sidespan_span *s, const ssc_span_parent *p, const char *na
         uint64_t skipped = 0;
         uint32_t count = 0;
         ss_wire_open o;
-        scratch *sc;
+        ssc_scratch *sc;
         int r;
 
         /* The generic API's start: no attributes yet, a short name; written on the stack. */
@@ -305,7 +214,7 @@ static int send_start(sidespan_span *s, const ssc_span_parent *p, const char *na
                 *counted = true;
                 return 0;
         }
-        sc = scratch_get();
+        sc = ssc_scratch_get();
         if (!sc)
                 return encode_failed(c, -ENOMEM);
         r = ss_wire_span_start_open(&sc->frame, &h, &o);
@@ -540,7 +449,7 @@ SIDESPAN_EXPORT int sidespan_span_add_event(sidespan_span *s, const char *name,
 {
         sidespan_client *c;
         ss_rawmap map;
-        scratch *sc;
+        ssc_scratch *sc;
         int r;
 
         if (!s)
@@ -553,7 +462,7 @@ SIDESPAN_EXPORT int sidespan_span_add_event(sidespan_span *s, const char *name,
                         ssc_count(&c->n.dropped, 1);
                 return 0;
         }
-        sc = scratch_get();
+        sc = ssc_scratch_get();
         if (!sc)
                 return encode_failed(c, -ENOMEM);
         r = ssc_attrs_pack(&sc->map, attrs, n, !c->cfg.include_content, NULL, &map.count);
@@ -576,9 +485,10 @@ SIDESPAN_EXPORT int sidespan_span_add_event(sidespan_span *s, const char *name,
 static int send_end_message(sidespan_span *s, int status, const char *message, uint64_t end_ns)
 {
         sidespan_client *c = s->client;
-        ss_rawmap attrs = {
-            .count = s->n_attrs, .data = s->end.data + END_ROOM, .len = s->end.len - END_ROOM};
-        scratch *sc = scratch_get();
+        ss_rawmap attrs = {.count = s->n_attrs,
+                           .data = s->end.data + SSC_END_ROOM,
+                           .len = s->end.len - SSC_END_ROOM};
+        ssc_scratch *sc = ssc_scratch_get();
         int r;
 
         if (!sc)
@@ -600,7 +510,7 @@ static int send_end(sidespan_span *s, int status, const char *message)
 {
         sidespan_client *c = s->client;
         uint64_t end_ns = ss_now_ns();
-        size_t body = s->end.len - END_ROOM;
+        size_t body = s->end.len - SSC_END_ROOM;
         int n;
 
         if (status == SIDESPAN_STATUS_ERROR && message) {
@@ -608,11 +518,11 @@ static int send_end(sidespan_span *s, int status, const char *message)
                 if (n != -EMSGSIZE)
                         return n;
         }
-        n = ss_wire_span_end_head(s->end.data + END_ROOM, c->cfg.max_frame, s->span_id, end_ns,
+        n = ss_wire_span_end_head(s->end.data + SSC_END_ROOM, c->cfg.max_frame, s->span_id, end_ns,
                                   status, s->n_attrs, body);
         if (n < 0)
                 return encode_failed(c, n);
-        ssc_queue_enqueue(&c->q, s->end.data + END_ROOM - n, (size_t)n + body, false);
+        ssc_queue_enqueue(&c->q, s->end.data + SSC_END_ROOM - n, (size_t)n + body, false);
         return 0;
 }
 

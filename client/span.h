@@ -12,6 +12,30 @@
 
 #include "options.h"
 #include "sidespan.h"
+#include "ss-buf.h"
+#include "ss-wire.h"
+
+/* The room in front of a span's attributes that SPAN_END's head is written into. */
+#define SSC_END_ROOM SS_SPAN_END_HEAD_MAX
+
+/* A span as the library holds it (sidespan.h declares it opaque): its caller's from start to
+ * end, then the per-thread cache's (scratch.h). */
+struct sidespan_span {
+        sidespan_client *client;
+        sidespan_span *next_free; /* in a thread's cache of spans, once ended */
+        uint8_t trace_id[SS_TRACE_ID_LEN];
+        uint8_t span_id[SS_SPAN_ID_LEN];
+        bool sampled;
+        /* Sampled and its SPAN_START queued. A span whose start was dropped (a full buffer)
+         * sends nothing more: the daemon would skip an end without its start. */
+        bool live;
+        bool drop_content;       /* the client's !include_content, at hand for every attribute */
+        const char *trace_state; /* the client's string or NULL; lives as long as the client */
+        uint32_t n_attrs;
+        /* SPAN_END being built in place: SSC_END_ROOM bytes its head is written into at the end,
+         * then the attributes' map body, packed once, as they are set. */
+        ss_buf end;
+};
 
 #define SSC_SPAN_OPTIONS_MAX 96 /* {"flags": u32, "trace_state": str<32} */
 
@@ -51,3 +75,6 @@ int ssc_span_start(sidespan_client *c, const ssc_span_parent *parent, const char
 
 /* The parent context of a local span, filled into buf (NULL span: NULL). Any thread. */
 const ssc_span_parent *ssc_span_parent_of(const sidespan_span *s, ssc_span_parent *buf);
+
+/* Free s and its buffer, not through the thread's cache (scratch.h). Any thread. */
+void ssc_span_release(sidespan_span *s);
