@@ -43,6 +43,12 @@ int ss_conf_bool(const char *what, const char *value, bool *ret);
 /* An http:// or https:// URL with a host, copied into *ret. -EINVAL printed. */
 int ss_spec_set_endpoint(ss_exporter_spec *spec, const char *what, const char *url, int form);
 
+/* Whether spec is of type (no type: "otlp"). */
+bool ss_spec_type_is(const ss_exporter_spec *spec, const char *type);
+
+/* Print "sidespand: exporter NAME (ORIGIN): WHAT"; returns -EINVAL. */
+int ss_spec_error(const ss_exporter_spec *spec, const char *what);
+
 /*
  * Resolve spec into def (which borrows spec's strings: spec must outlive it).
  * 0, or -EINVAL printed naming the spec's origin (a missing key, gRPC for a
