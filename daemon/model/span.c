@@ -11,9 +11,10 @@
  * Memory layout: what is written once (strings, values, nested arrays and
  * maps) lives in the span's store (a bump arena, model/value.h); the arrays
  * that grow are apart: attribute lists from base/pool.h, the event list
- * malloc'd so that realloc can grow it in place. A replaced attribute value becomes dead bytes in
- * the store; once they outweigh the live ones the store is rebuilt, so a
- * client re-setting one key on a long-lived span keeps only the last value.
+ * malloc'd so that realloc can grow it in place. A replaced attribute value
+ * becomes dead bytes in the store; once they outweigh the live ones the store
+ * is rebuilt, so a client re-setting one key on a long-lived span keeps only
+ * the last value.
  */
 
 static void events_free(ss_event *ev, uint32_t n)

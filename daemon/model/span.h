@@ -6,8 +6,8 @@
  * what every later stage reads. A span owns a store (an arena whose first
  * region is allocated with the span) holding its strings and attribute
  * values (msgpack_object trees deep-copied out of the frame that carried
- * them, model/value.h), so it outlives the frame and the connection. Spans are reference counted:
- * several exporters may hold one. Loop thread only.
+ * them, model/value.h), so it outlives the frame and the connection. Spans
+ * are reference counted: several exporters may hold one. Loop thread only.
  */
 
 #include <msgpack.h>
