@@ -34,6 +34,9 @@ size_t ss_utf8_char_len(const uint8_t *p, size_t n)
 
 static const char replacement[] = "\xEF\xBF\xBD"; /* U+FFFD */
 
+/* Up to this many bytes ss_utf8_is_ascii() costs less than ascii_prefix()'s loops. */
+#define ASCII_SHORT 32u
+
 /* The length of the ASCII run at the start of p[0..n): 32 bytes a step, then 8, then 1. */
 static size_t ascii_prefix(const uint8_t *p, size_t n)
 {
@@ -63,8 +66,9 @@ size_t ss_utf8_measure(const uint8_t *p, size_t n, size_t max, size_t *ret_in, b
         size_t in, out;
         bool clean = true;
 
-        /* Content is mostly ASCII: the whole of it, often, in one pass. */
-        if (n <= max && ss_utf8_is_ascii(p, n)) {
+        /* A short string, all ASCII, in a few word loads; a longer one's ASCII run is read by
+         * ascii_prefix() alone (the whole of it, often), not once more. */
+        if (n <= ASCII_SHORT && n <= max && ss_utf8_is_ascii(p, n)) {
                 *ret_in = n;
                 *ret_clean = true;
                 return n;
