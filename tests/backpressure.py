@@ -49,12 +49,17 @@ class SlowReceiver(otlp_receiver.Receiver):
 
 
 class Backpressure(Base):
-    def test_a_fast_client_is_read_no_faster_than_the_backend_takes(self):
+    def slow_backend_daemon(self, delay, queue, batch_size):
+        """A daemon exporting to a receiver that answers each request after delay seconds,
+        its memory queue bounded to queue bytes."""
         self.rx.stop()
-        self.rx = SlowReceiver(0.3).start()
+        self.rx = SlowReceiver(delay).start()
+        return self.daemon(["--endpoint", self.rx.url, "--batch-delay-ms", "20",
+                            "--batch-size", str(batch_size), "--retry-queue-bytes", str(queue)])
+
+    def test_a_fast_client_is_read_no_faster_than_the_backend_takes(self):
         queue = 2 << 20
-        d = self.daemon(["--endpoint", self.rx.url, "--batch-delay-ms", "20",
-                         "--batch-size", "200", "--retry-queue-bytes", str(queue)])
+        d = self.slow_backend_daemon(0.3, queue, 200)
         attrs = {"content": "x" * 1024}
         traces, children = 100, 99
         sent = traces * (children + 1)
@@ -98,11 +103,7 @@ class Backpressure(Base):
         # Every connection has frames waiting when the exporter fills: one loop iteration
         # then hands a read to each of them, and all of it must wait for room, not overflow
         # the queue.
-        self.rx.stop()
-        self.rx = SlowReceiver(0.05).start()
-        queue = 1 << 20
-        d = self.daemon(["--endpoint", self.rx.url, "--batch-delay-ms", "20",
-                         "--batch-size", "500", "--retry-queue-bytes", str(queue)])
+        d = self.slow_backend_daemon(0.05, 1 << 20, 500)
         conns, traces, children = 48, 6, 49
         sent = conns * traces * (children + 1)
         clients = []
