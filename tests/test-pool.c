@@ -11,8 +11,6 @@
 
 #include "base/pool.h"
 
-#define KEEPS SS_POOL_KEEPS
-
 START_TEST(classes)
 {
         ck_assert_uint_eq(ss_pool_class(0), 0);
@@ -46,7 +44,7 @@ START_TEST(blocks_are_whole_and_reused)
                         ss_pool_put(q, c - 1);
                 }
                 q = ss_pool_get(c, 1);
-                if (KEEPS)
+                if (SS_POOL_KEEPS)
                         ck_assert_ptr_eq(q, p);
                 memset(q, 0x5a, ss_pool_class_size(c));
                 ss_pool_put(q, c);
@@ -77,7 +75,7 @@ START_TEST(keeps_a_bounded_number)
                 ss_pool_put(p[i], C);
                 ck_assert_uint_le(ss_pool_kept_bytes(), SS_POOL_KEEP_BYTES);
         }
-        ck_assert_uint_eq(ss_pool_kept_bytes(), KEEPS ? SS_POOL_KEEP_BYTES : 0);
+        ck_assert_uint_eq(ss_pool_kept_bytes(), SS_POOL_KEEPS ? SS_POOL_KEEP_BYTES : 0);
         for (size_t i = 0; i < n; i++)
                 ck_assert_ptr_nonnull(p[i] = ss_pool_get(C, 1));
         ck_assert_uint_eq(ss_pool_kept_bytes(), 0);
