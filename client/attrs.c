@@ -75,8 +75,12 @@ int ssc_attrs_pack_one(ss_buf *b, const sidespan_attr *a, bool drop_content, boo
         size_t start = b->len, klen;
         int r;
 
-        if (a && a->type >= SIDESPAN_ATTR_STR && a->type <= SIDESPAN_ATTR_BOOL)
-                return ssc_attrs_pack_scalar(b, a, drop_content, ret_added);
+        if (a && a->type >= SIDESPAN_ATTR_STR && a->type <= SIDESPAN_ATTR_BOOL) {
+                const char *v = a->type == SIDESPAN_ATTR_STR ? a->value.s : NULL;
+
+                return ssc_attrs_pack_scalar(b, a, a->key ? strlen(a->key) : 0, v ? strlen(v) : 0,
+                                             drop_content, ret_added);
+        }
         r = ssc_attrs_check(a);
         if (r < 0)
                 return r;

@@ -22,38 +22,36 @@
  * is due), else -EINVAL. */
 int ssc_attrs_check(const sidespan_attr *a);
 
-/* ssc_attrs_check() of an attribute of a scalar type (string, integer, double, boolean),
- * inline: the span API's typed setters check theirs without a call. */
-static inline bool ssc_attrs_scalar_ok(const sidespan_attr *a)
+/* ssc_attrs_check() of an attribute of a scalar type (string, integer, double, boolean) whose
+ * key is klen bytes and string value vlen, inline: the span API's typed setters check theirs
+ * without a call. */
+static inline bool ssc_attrs_scalar_ok(const sidespan_attr *a, size_t klen, size_t vlen)
 {
-        return a->key && a->key[0] && (a->type != SIDESPAN_ATTR_STR || a->value.s);
+        return a->key && klen && klen <= UINT32_MAX &&
+               (a->type != SIDESPAN_ATTR_STR || (a->value.s && vlen <= UINT32_MAX));
 }
 
 /*
- * ssc_attrs_pack_one() for a string, integer, double or boolean: the hot path, inline so
- * that the setters of the span API, whose type is a constant, pack without a switch. The
- * key and the value are written with one check for room.
+ * ssc_attrs_pack_one() for a string, integer, double or boolean whose key is klen bytes and
+ * string value vlen (their NULs, if any, not read): the hot path, inline so that the setters
+ * of the span API, whose type is a constant, pack without a switch. The key and the value
+ * are written with one check for room.
  */
 static inline __attribute__((always_inline)) int
-ssc_attrs_pack_scalar(ss_buf *b, const sidespan_attr *a, bool drop_content, bool *ret_added)
+ssc_attrs_pack_scalar(ss_buf *b, const sidespan_attr *a, size_t klen, size_t vlen,
+                      bool drop_content, bool *ret_added)
 {
-        size_t klen, vlen = 0, need;
+        size_t need;
         uint8_t *p;
         int r;
 
-        if (!ssc_attrs_scalar_ok(a))
-                return -EINVAL;
-        klen = strlen(a->key);
-        if (klen > UINT32_MAX)
+        if (!ssc_attrs_scalar_ok(a, klen, vlen))
                 return -EINVAL;
         if (drop_content && ss_content_key(a->key, klen)) {
                 *ret_added = false;
                 return 0;
         }
         if (a->type == SIDESPAN_ATTR_STR) {
-                vlen = strlen(a->value.s);
-                if (vlen > UINT32_MAX)
-                        return -EINVAL;
                 need = SS_MP_HEAD_MAX + vlen;
         } else {
                 need = a->type == SIDESPAN_ATTR_BOOL ? 1 : 9;

@@ -355,8 +355,10 @@ SIDESPAN_EXPORT int sidespan_span_start_remote(sidespan_client *c, const char *t
 
 /* ---- attributes after start ------------------------------------------------------------- */
 
-/* Pack a into the span's SPAN_END body; scalar marks a type the inline packer takes. */
-static inline int set_attr(sidespan_span *s, const sidespan_attr *a, bool scalar)
+/* Pack a into the span's SPAN_END body. scalar marks a type the inline packer takes, its key
+ * klen bytes and a string value vlen; ssc_attrs_pack_one() measures the other types. */
+static inline int set_attr(sidespan_span *s, const sidespan_attr *a, size_t klen, size_t vlen,
+                           bool scalar)
 {
         bool added;
         int r;
@@ -366,10 +368,11 @@ static inline int set_attr(sidespan_span *s, const sidespan_attr *a, bool scalar
         /* The typed setters' attribute stays in registers (its type a constant) unless it
          * escapes to an out-of-line call: check a scalar inline. */
         if (!s->live)
-                return scalar ? (ssc_attrs_scalar_ok(a) ? 0 : -EINVAL) : ssc_attrs_check(a);
+                return scalar ? (ssc_attrs_scalar_ok(a, klen, vlen) ? 0 : -EINVAL)
+                              : ssc_attrs_check(a);
         if (s->n_attrs == UINT32_MAX)
                 return -ENOBUFS;
-        r = scalar ? ssc_attrs_pack_scalar(&s->end, a, s->drop_content, &added)
+        r = scalar ? ssc_attrs_pack_scalar(&s->end, a, klen, vlen, s->drop_content, &added)
                    : ssc_attrs_pack_one(&s->end, a, s->drop_content, &added);
         if (r == -ENOBUFS || r == -ENOMEM)
                 ssc_count(&s->client->n.attrs_dropped, 1);
@@ -381,35 +384,72 @@ static inline int set_attr(sidespan_span *s, const sidespan_attr *a, bool scalar
 
 SIDESPAN_EXPORT int sidespan_span_set_attr(sidespan_span *s, const sidespan_attr *a)
 {
-        return set_attr(s, a, false);
+        return set_attr(s, a, 0, 0, false);
 }
 
-SIDESPAN_EXPORT int sidespan_span_set_str(sidespan_span *s, const char *key, const char *value)
+/* The scalar setters with the lengths given, which sidespan.h's inline setters call. */
+
+SIDESPAN_EXPORT int sidespan_span_set_str_n(sidespan_span *s, const char *key, size_t key_len,
+                                            const char *value, size_t value_len)
 {
         sidespan_attr a = {.key = key, .type = SIDESPAN_ATTR_STR, .value.s = value};
 
-        return set_attr(s, &a, true);
+        return set_attr(s, &a, key_len, value_len, true);
 }
 
-SIDESPAN_EXPORT int sidespan_span_set_int(sidespan_span *s, const char *key, int64_t value)
+SIDESPAN_EXPORT int sidespan_span_set_int_n(sidespan_span *s, const char *key, size_t key_len,
+                                            int64_t value)
 {
         sidespan_attr a = {.key = key, .type = SIDESPAN_ATTR_INT, .value.i = value};
 
-        return set_attr(s, &a, true);
+        return set_attr(s, &a, key_len, 0, true);
 }
 
-SIDESPAN_EXPORT int sidespan_span_set_double(sidespan_span *s, const char *key, double value)
+SIDESPAN_EXPORT int sidespan_span_set_double_n(sidespan_span *s, const char *key, size_t key_len,
+                                               double value)
 {
         sidespan_attr a = {.key = key, .type = SIDESPAN_ATTR_DOUBLE, .value.d = value};
 
-        return set_attr(s, &a, true);
+        return set_attr(s, &a, key_len, 0, true);
 }
 
-SIDESPAN_EXPORT int sidespan_span_set_bool(sidespan_span *s, const char *key, bool value)
+SIDESPAN_EXPORT int sidespan_span_set_bool_n(sidespan_span *s, const char *key, size_t key_len,
+                                             bool value)
 {
         sidespan_attr a = {.key = key, .type = SIDESPAN_ATTR_BOOL, .value.b = value};
 
-        return set_attr(s, &a, true);
+        return set_attr(s, &a, key_len, 0, true);
+}
+
+/*
+ * The scalar setters as functions, for callers built without sidespan.h's inline ones and
+ * for bindings that look symbols up. They measure the strings here. Their names are in
+ * parentheses so that the header's macros of the same names do not expand.
+ */
+
+static inline size_t len_of(const char *str)
+{
+        return str ? strlen(str) : 0; /* NULL: the checks refuse it */
+}
+
+SIDESPAN_EXPORT int(sidespan_span_set_str)(sidespan_span *s, const char *key, const char *value)
+{
+        return sidespan_span_set_str_n(s, key, len_of(key), value, len_of(value));
+}
+
+SIDESPAN_EXPORT int(sidespan_span_set_int)(sidespan_span *s, const char *key, int64_t value)
+{
+        return sidespan_span_set_int_n(s, key, len_of(key), value);
+}
+
+SIDESPAN_EXPORT int(sidespan_span_set_double)(sidespan_span *s, const char *key, double value)
+{
+        return sidespan_span_set_double_n(s, key, len_of(key), value);
+}
+
+SIDESPAN_EXPORT int(sidespan_span_set_bool)(sidespan_span *s, const char *key, bool value)
+{
+        return sidespan_span_set_bool_n(s, key, len_of(key), value);
 }
 
 SIDESPAN_EXPORT int sidespan_span_set_str_array(sidespan_span *s, const char *key,

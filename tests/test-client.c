@@ -669,6 +669,63 @@ START_TEST(test_span_start_event_end)
 }
 END_TEST
 
+/* The setters with lengths read no byte past them, and refuse what the others refuse; the
+ * header's inline setters and the exported functions of the same names pack the same. */
+START_TEST(test_setters_with_lengths)
+{
+        static const char key[] = "n.str.not-this", val[] = "valueXYZ";
+        uint8_t trace_id[SS_TRACE_ID_LEN], span_id[SS_SPAN_ID_LEN];
+        msgpack_unpacked u;
+        sidespan_client *c;
+        sidespan_span *sp;
+        server s;
+        ss_msg m;
+
+        srv_start(&s);
+        c = open_at(&s, 1.0, true);
+        ck_assert_int_eq(sidespan_span_start(c, NULL, "lengths", SIDESPAN_KIND_INTERNAL, &sp), 0);
+        ck_assert_int_eq(sidespan_span_set_str_n(sp, key, 5, val, 5), 0);
+        ck_assert_int_eq(sidespan_span_set_int_n(sp, "n.int!", 5, -7), 0);
+        ck_assert_int_eq(sidespan_span_set_double_n(sp, "n.dbl!", 5, 1.5), 0);
+        ck_assert_int_eq(sidespan_span_set_bool_n(sp, "n.boo!", 5, true), 0);
+        ck_assert_int_eq(sidespan_span_set_str_n(sp, "n.empty", 7, "", 0), 0);
+        ck_assert_int_eq(sidespan_span_set_str(sp, "m.str", "macro"), 0);
+        ck_assert_int_eq((sidespan_span_set_str)(sp, "f.str", "function"), 0);
+        ck_assert_int_eq((sidespan_span_set_int)(sp, "f.int", 42), 0);
+        ck_assert_int_eq((sidespan_span_set_double)(sp, "f.dbl", 0.25), 0);
+        ck_assert_int_eq((sidespan_span_set_bool)(sp, "f.bool", false), 0);
+        ck_assert_int_eq(sidespan_span_set_str_n(sp, "k", 0, "v", 1), -EINVAL);
+        ck_assert_int_eq(sidespan_span_set_str_n(sp, NULL, 1, "v", 1), -EINVAL);
+        ck_assert_int_eq(sidespan_span_set_str_n(sp, "k", 1, NULL, 0), -EINVAL);
+        ck_assert_int_eq(sidespan_span_set_int_n(sp, "k", 0, 1), -EINVAL);
+        ck_assert_int_eq((sidespan_span_set_str)(sp, NULL, "v"), -EINVAL);
+        ck_assert_int_eq((sidespan_span_set_str)(sp, "k", NULL), -EINVAL);
+        ck_assert_int_eq((sidespan_span_set_bool)(sp, "", true), -EINVAL);
+        ids_of(sp, trace_id, span_id);
+        ck_assert_int_eq(sidespan_span_end(sp, SIDESPAN_STATUS_OK, NULL), 0);
+        ck_assert_int_eq(sidespan_flush(c, 5000), 0);
+
+        msgpack_unpacked_init(&u);
+        ck_assert(srv_find_end(&s, span_id, &u, &m));
+        ck_assert_uint_eq(m.end.attrs->size, 10);
+        check_str(m.end.attrs, "n.str", "value");
+        ck_assert_ptr_null(map_get(m.end.attrs, key));
+        ck_assert_int_eq(get_int(m.end.attrs, "n.int"), -7);
+        ck_assert(get_double(m.end.attrs, "n.dbl") == 1.5);
+        ck_assert(get_bool(m.end.attrs, "n.boo"));
+        check_str(m.end.attrs, "n.empty", "");
+        check_str(m.end.attrs, "m.str", "macro");
+        check_str(m.end.attrs, "f.str", "function");
+        ck_assert_int_eq(get_int(m.end.attrs, "f.int"), 42);
+        ck_assert(get_double(m.end.attrs, "f.dbl") == 0.25);
+        ck_assert(!get_bool(m.end.attrs, "f.bool"));
+        msgpack_unpacked_destroy(&u);
+        sidespan_client_close(&c);
+        ck_assert_int_eq(s.decode_errors, 0);
+        srv_stop(&s);
+}
+END_TEST
+
 START_TEST(test_bad_arguments)
 {
         sidespan_client *c = open_at(NULL, 1.0, true);
@@ -1709,6 +1766,7 @@ static Suite *client_suite(void)
         tcase_set_timeout(tc, 60);
         tcase_add_test(tc, test_hello_first_with_options);
         tcase_add_test(tc, test_span_start_event_end);
+        tcase_add_test(tc, test_setters_with_lengths);
         tcase_add_test(tc, test_bad_arguments);
         tcase_add_test(tc, test_bad_options);
         tcase_add_test(tc, test_traceparent_format);

@@ -266,6 +266,19 @@ SIDESPAN_EXPORT int sidespan_span_set_str(sidespan_span *s, const char *key, con
 SIDESPAN_EXPORT int sidespan_span_set_int(sidespan_span *s, const char *key, int64_t value);
 SIDESPAN_EXPORT int sidespan_span_set_double(sidespan_span *s, const char *key, double value);
 SIDESPAN_EXPORT int sidespan_span_set_bool(sidespan_span *s, const char *key, bool value);
+/*
+ * The same with the key's length given, and a string value's: neither needs a
+ * terminating NUL (bindings, keys held with their length). -EINVAL for a NULL
+ * key, a key_len of 0, a NULL value, or a length over 4 GiB.
+ */
+SIDESPAN_EXPORT int sidespan_span_set_str_n(sidespan_span *s, const char *key, size_t key_len,
+                                            const char *value, size_t value_len);
+SIDESPAN_EXPORT int sidespan_span_set_int_n(sidespan_span *s, const char *key, size_t key_len,
+                                            int64_t value);
+SIDESPAN_EXPORT int sidespan_span_set_double_n(sidespan_span *s, const char *key, size_t key_len,
+                                               double value);
+SIDESPAN_EXPORT int sidespan_span_set_bool_n(sidespan_span *s, const char *key, size_t key_len,
+                                             bool value);
 SIDESPAN_EXPORT int sidespan_span_set_str_array(sidespan_span *s, const char *key,
                                                 const char *const *v, size_t n);
 SIDESPAN_EXPORT int sidespan_span_set_int_array(sidespan_span *s, const char *key, const int64_t *v,
@@ -274,6 +287,46 @@ SIDESPAN_EXPORT int sidespan_span_set_double_array(sidespan_span *s, const char 
                                                    const double *v, size_t n);
 /* Any attribute type. */
 SIDESPAN_EXPORT int sidespan_span_set_attr(sidespan_span *s, const sidespan_attr *attr);
+
+/*
+ * With GCC and clang the four scalar setters are inline over their _n forms,
+ * measuring the key (and a string value) in the caller, where a literal key,
+ * the usual case, is measured by the compiler. Same arguments, same results;
+ * the functions stay exported. Define SIDESPAN_NO_INLINE before including
+ * this header to call them instead.
+ */
+#if defined(__GNUC__) && !defined(SIDESPAN_NO_INLINE)
+static inline size_t sidespan_inline_len(const char *s)
+{
+        return s ? __builtin_strlen(s) : 0; /* NULL: the setter refuses it */
+}
+
+static inline int sidespan_inline_set_str(sidespan_span *s, const char *key, const char *value)
+{
+        return sidespan_span_set_str_n(s, key, sidespan_inline_len(key), value,
+                                       sidespan_inline_len(value));
+}
+
+static inline int sidespan_inline_set_int(sidespan_span *s, const char *key, int64_t value)
+{
+        return sidespan_span_set_int_n(s, key, sidespan_inline_len(key), value);
+}
+
+static inline int sidespan_inline_set_double(sidespan_span *s, const char *key, double value)
+{
+        return sidespan_span_set_double_n(s, key, sidespan_inline_len(key), value);
+}
+
+static inline int sidespan_inline_set_bool(sidespan_span *s, const char *key, bool value)
+{
+        return sidespan_span_set_bool_n(s, key, sidespan_inline_len(key), value);
+}
+
+#define sidespan_span_set_str(s, key, value)    sidespan_inline_set_str(s, key, value)
+#define sidespan_span_set_int(s, key, value)    sidespan_inline_set_int(s, key, value)
+#define sidespan_span_set_double(s, key, value) sidespan_inline_set_double(s, key, value)
+#define sidespan_span_set_bool(s, key, value)   sidespan_inline_set_bool(s, key, value)
+#endif
 
 /*
  * Record an event now, with n attributes (attrs may be NULL when n is 0). It
