@@ -24,7 +24,10 @@ void bench_agent_init(void);
 int bench_agent_run(sidespan_client *c);
 
 /*
- * Span k % 30 of the run alone, as a root span with the attributes it has in
- * the run: the unit of the calling thread's per-span cost.
+ * Span k % 30 of the run alone, with the attributes it has in the run: the
+ * unit of the calling thread's per-span cost. Span 0 (the run's own) is a
+ * root, as in the run; the other 29 start below parent, a span the caller
+ * keeps open, so that they cost what a child costs (no trace id, no
+ * sampling decision).
  */
-int bench_agent_span(sidespan_client *c, long k);
+int bench_agent_span(sidespan_client *c, const sidespan_span *parent, long k);

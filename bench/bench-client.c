@@ -79,13 +79,14 @@ static uint64_t now_ns(void)
 
 /* noinline: callgrind counts the calling thread's instructions inside it
  * (--toggle-collect=one_span), the sender thread and the timing left out. */
-__attribute__((noinline)) static int one_span(sidespan_client *c, long i)
+__attribute__((noinline)) static int one_span(sidespan_client *c, const sidespan_span *parent,
+                                              long i)
 {
         sidespan_span *s;
         int r;
 
         if (agent_shaped)
-                return bench_agent_span(c, i);
+                return bench_agent_span(c, parent, i);
         r = sidespan_span_start(c, NULL, "bench.span", SIDESPAN_KIND_INTERNAL, &s);
         if (r < 0)
                 return r;
@@ -97,19 +98,32 @@ __attribute__((noinline)) static int one_span(sidespan_client *c, long i)
         return sidespan_span_end(s, SIDESPAN_STATUS_OK, NULL);
 }
 
+/* The parent the agent-shaped spans start below, open for a whole loop and started outside
+ * its timing (NULL for small spans, which are roots). */
+static sidespan_span *parent_start(sidespan_client *c)
+{
+        sidespan_span *p = NULL;
+
+        if (agent_shaped)
+                (void)sidespan_span_start(c, NULL, "agent.run", SIDESPAN_KIND_INTERNAL, &p);
+        return p;
+}
+
 static void *run_main(void *arg)
 {
         run *w = arg;
+        sidespan_span *parent = parent_start(w->client);
         uint64_t t0 = now_ns(), prev = t0, t;
 
         for (long i = 0; i < w->iterations; i++) {
-                if (one_span(w->client, i) < 0)
+                if (one_span(w->client, parent, i) < 0)
                         w->failures++;
                 t = now_ns();
                 w->lat[i] = t - prev;
                 prev = t;
         }
         w->elapsed_ns = prev - t0;
+        (void)sidespan_span_end(parent, SIDESPAN_STATUS_OK, NULL);
         return NULL;
 }
 
@@ -212,6 +226,7 @@ static int run_case(const char *socket, double rate, bool daemon, const config *
                     result *ret, double *ret_min, double *ret_max)
 {
         sidespan_client *c = NULL;
+        sidespan_span *parent;
         result res[MAX_ROUNDS];
         long rounds = cfg->rounds;
         int r;
@@ -219,8 +234,10 @@ static int run_case(const char *socket, double rate, bool daemon, const config *
         r = open_client(socket, rate, &c);
         if (r < 0)
                 return r;
+        parent = parent_start(c);
         for (long i = 0; i < cfg->iterations / 10; i++)
-                (void)one_span(c, i);
+                (void)one_span(c, parent, i);
+        (void)sidespan_span_end(parent, SIDESPAN_STATUS_OK, NULL);
         if (daemon)
                 (void)sidespan_flush(c, FLUSH_TIMEOUT_MS);
         for (long i = 0; i < rounds && r == 0; i++)
