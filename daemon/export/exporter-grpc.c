@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
  * Every line of sidespand that speaks to grpc core is in this file: its API
- * moves faster than the wrapped-language ones, so it stays in one place. It
+ * moves faster than the wrapped-language ones, so it stays in one place
+ * (grpc-support.c checks the settings and names status codes without it). It
  * is built as the module sidespan-grpc.so (base/module.h): a daemon without a
  * gRPC exporter never maps grpc core.
  * What is not gRPC (batching, queueing, retry decisions, counting) is
@@ -24,7 +25,6 @@
 #include "export/exporter-grpc.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <limits.h>
 #include <grpc/byte_buffer.h>
 #include <grpc/byte_buffer_reader.h>
@@ -35,13 +35,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include "base/log.h"
 #include "export/dispatch.h"
-#include "export/tls.h"
+#include "export/grpc-support.h"
 #include "otlp/otlp.h"
 #include "sidespan-version.h"
 #include "ss-macro.h"
@@ -49,7 +46,6 @@
 #define GRPC_EXPORT_METHOD "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
 /* An ExportTraceServiceResponse is a few bytes; this is grpc's own default, said out loud. */
 #define GRPC_MAX_RESPONSE_BYTES (4 << 20)
-/* A PEM file larger than this is not a certificate bundle we should read. */
 /* How long destroy() lets a connection attempt finish before it destroys the channel. */
 #define GRPC_CLOSE_SETTLE_MS 1000
 /* Bytes of a status's details quoted in a log line. */
@@ -73,8 +69,8 @@ typedef struct grpc_exporter {
         ss_dispatch d; /* first: batching, queueing, retries; its ss_exporter is ours */
         char *target;  /* "dns:///host:port" */
         bool tls;
-        char *ca_pem, *cert_pem, *key_pem; /* read at creation, freed once the channel has them */
-        grpc_metadata *md;                 /* the configured headers */
+        ss_grpc_pems pem;  /* read at creation, freed once the channel has them */
+        grpc_metadata *md; /* the configured headers */
         size_t n_md;
         grpc_slice method;
         const char *method_name; /* static */
@@ -101,39 +97,6 @@ typedef struct grpc_exporter {
         bool let_go_shared;  /* the loop holds no grpc object: grpc_shutdown() may run */
         bool finished;       /* the thread is past grpc_shutdown() and leaving */
 } grpc_exporter;
-
-static const char *const code_names[] = {
-    "OK",
-    "CANCELLED",
-    "UNKNOWN",
-    "INVALID_ARGUMENT",
-    "DEADLINE_EXCEEDED",
-    "NOT_FOUND",
-    "ALREADY_EXISTS",
-    "PERMISSION_DENIED",
-    "RESOURCE_EXHAUSTED",
-    "FAILED_PRECONDITION",
-    "ABORTED",
-    "OUT_OF_RANGE",
-    "UNIMPLEMENTED",
-    "INTERNAL",
-    "UNAVAILABLE",
-    "DATA_LOSS",
-    "UNAUTHENTICATED",
-};
-
-void ss_grpc_config_defaults(ss_grpc_config *cfg)
-{
-        *cfg = (ss_grpc_config){
-            .timeout_ms = SS_GRPC_TIMEOUT_MS_DEFAULT,
-            .max_batch = SS_DISPATCH_MAX_BATCH_DEFAULT,
-            .max_batch_bytes = SS_DISPATCH_MAX_BATCH_BYTES_DEFAULT,
-            .batch_delay_ms = SS_DISPATCH_BATCH_DELAY_MS_DEFAULT,
-            .max_queue_bytes = SS_DISPATCH_MAX_QUEUE_BYTES_DEFAULT,
-            .max_inflight = SS_DISPATCH_MAX_INFLIGHT_DEFAULT,
-        };
-        ss_retry_config_defaults(&cfg->retry);
-}
 
 /* grpc core's own log lines (errors only, at its default verbosity) join ours. Any thread. */
 static void on_grpc_log(gpr_log_func_args *args)
@@ -242,11 +205,6 @@ static void grpc_abandon(ss_dispatch *d, ss_req *r)
 
 /* ---- outcomes (loop thread) ---- */
 
-static const char *code_name(grpc_status_code c)
-{
-        return (size_t)c < SS_ELEMENTSOF(code_names) ? code_names[c] : "?";
-}
-
 /* RetryInfo's delay in the grpc-status-details-bin trailer (grpc has decoded the base64),
  * or -1. */
 static long retry_info_ms(const grpc_metadata_array *md)
@@ -279,7 +237,7 @@ static void on_status(grpc_exporter *e, attempt *a, ss_req *r)
 
         ss_log_text(text, sizeof(text), (const char *)GRPC_SLICE_START_PTR(a->details),
                     GRPC_SLICE_LENGTH(a->details));
-        snprintf(why, sizeof(why), "gRPC %s (%s)", code_name(a->status), text);
+        snprintf(why, sizeof(why), "gRPC %s (%s)", ss_grpc_code_name((int)a->status), text);
         ss_dispatch_failed(&e->d, r, ss_retry_grpc_status((int)a->status, after_ms >= 0), after_ms,
                            why);
 }
@@ -469,14 +427,6 @@ static void grpc_teardown_here(grpc_exporter *e)
                 grpc_shutdown();
 }
 
-static void tls_free(grpc_exporter *e)
-{
-        free(e->ca_pem);
-        free(e->cert_pem);
-        free(e->key_pem);
-        e->ca_pem = e->cert_pem = e->key_pem = NULL;
-}
-
 /* The dispatch's free(): the last step, whatever was built. */
 static void grpc_free(ss_dispatch *d)
 {
@@ -487,7 +437,7 @@ static void grpc_free(ss_dispatch *d)
                 uv_cond_destroy(&e->cond);
                 uv_mutex_destroy(&e->mu);
         }
-        tls_free(e);
+        ss_grpc_pems_free(&e->pem);
         free(e->target);
         ss_exporter_free(&e->d.base, e);
 }
@@ -505,126 +455,7 @@ static const ss_dispatch_ops grpc_ops = {
     .free = grpc_free,
 };
 
-/* ---- construction: the endpoint ---- */
-
-static bool host_char(char c, bool v6)
-{
-        if (v6)
-                return strchr("0123456789abcdefABCDEF:.", c) != NULL;
-        return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-               c == '-' || c == '.' || c == '_';
-}
-
-/* The host of "host[:port][/]" (a [v6] keeps its brackets): its length, 0 when bad. */
-static size_t host_len(const char *h)
-{
-        bool v6 = *h == '[';
-        size_t n = v6;
-
-        while (h[n] && host_char(h[n], v6))
-                n++;
-        if (v6 && h[n++] != ']')
-                return 0;
-        return n > (v6 ? 2u : 0u) ? n : 0;
-}
-
-/* ":port" (1-65535) or nothing (*ret_port untouched); then at most one "/". */
-static bool port_and_rest(const char *p, unsigned *ret_port)
-{
-        unsigned long v = 0;
-        size_t digits = 0;
-
-        if (*p == ':') {
-                for (p++; *p >= '0' && *p <= '9' && digits < 6; p++, digits++)
-                        v = v * 10 + (unsigned long)(*p - '0');
-                if (digits == 0 || v == 0 || v > 65535)
-                        return false;
-                *ret_port = (unsigned)v;
-        }
-        if (*p == '/')
-                p++;
-        return *p == '\0';
-}
-
-static int target_parse(grpc_exporter *e, const char *url)
-{
-        const char *host;
-        unsigned port;
-        size_t n;
-
-        if (url && strncasecmp(url, "http://", 7) == 0) {
-                host = url + 7;
-                port = 80;
-        } else if (url && strncasecmp(url, "https://", 8) == 0) {
-                e->tls = true;
-                host = url + 8;
-                port = 443;
-        } else {
-                ss_log(SS_LOG_ERR,
-                       "otlp-grpc: endpoint %s: not http:// or https:// event=config-invalid "
-                       "exporter=otlp-grpc key=endpoint",
-                       url ? url : "(none)");
-                return -EINVAL;
-        }
-        n = host_len(host);
-        if (n == 0 || !port_and_rest(host + n, &port)) {
-                ss_log(SS_LOG_ERR,
-                       "otlp-grpc: endpoint %s: not scheme://host[:port] "
-                       "event=config-invalid exporter=otlp-grpc key=endpoint",
-                       url);
-                return -EINVAL;
-        }
-        if (asprintf(&e->target, "dns:///%.*s:%u", (int)n, host, port) < 0) {
-                e->target = NULL;
-                return -ENOMEM;
-        }
-        return 0;
-}
-
-/* http:// only when asked for, and TLS files only where there is TLS. */
-static int security_check(const grpc_exporter *e, const ss_grpc_config *cfg)
-{
-        bool files = cfg->ca_file || cfg->cert_file || cfg->key_file;
-
-        if (!e->tls && !cfg->insecure) {
-                ss_log(
-                    SS_LOG_ERR,
-                    "otlp-grpc: endpoint %s is plaintext: use https://, or set insecure to "
-                    "send spans unencrypted event=config-invalid exporter=otlp-grpc key=insecure",
-                    cfg->endpoint);
-                return -EINVAL;
-        }
-        if (!e->tls && files) {
-                ss_log(SS_LOG_ERR,
-                       "otlp-grpc: endpoint %s is plaintext: it takes no ca_file, "
-                       "cert_file or key_file event=config-invalid exporter=otlp-grpc key=ca_file",
-                       cfg->endpoint);
-                return -EINVAL;
-        }
-        if (!cfg->cert_file != !cfg->key_file) {
-                ss_log(SS_LOG_ERR, "otlp-grpc: a client certificate needs both cert_file and "
-                                   "key_file event=config-invalid exporter=otlp-grpc "
-                                   "key=cert_file");
-                return -EINVAL;
-        }
-        return 0;
-}
-
 /* ---- construction: headers ---- */
-
-/* Names the transport sets itself: a header of the configuration may not replace them. */
-static bool reserved_name(const char *name)
-{
-        static const char *const names[] = {"content-type", "te",         "user-agent",
-                                            "host",         "connection", "content-length"};
-
-        if (strncmp(name, "grpc-", 5) == 0)
-                return true;
-        for (size_t i = 0; i < SS_ELEMENTSOF(names); i++)
-                if (strcmp(name, names[i]) == 0)
-                        return true;
-        return false;
-}
 
 /* Why gRPC would refuse the header name: value, or NULL when it is fine. */
 static const char *header_problem(const char *name, const char *value, size_t value_len)
@@ -634,37 +465,11 @@ static const char *header_problem(const char *name, const char *value, size_t va
 
         if (!grpc_header_key_is_legal(k))
                 return "not a legal gRPC metadata name (a-z, 0-9, '-', '_', '.')";
-        if (reserved_name(name))
+        if (ss_grpc_reserved_name(name))
                 return "set by the transport itself";
         if (!grpc_is_binary_header(k) && !grpc_header_nonbin_value_is_legal(v))
                 return "a value gRPC does not allow (printable ASCII only)";
         return NULL;
-}
-
-/* "Name: value" into lower-case name and trimmed value, both malloc'd in one block. */
-static int header_split(const char *line, char **ret_name, const char **ret_value,
-                        size_t *ret_value_len)
-{
-        const char *colon = line ? strchr(line, ':') : NULL;
-        const char *v, *end;
-        char *name;
-
-        if (!colon || colon == line)
-                return -EINVAL;
-        v = colon + 1 + strspn(colon + 1, " \t");
-        end = v + strlen(v);
-        while (end > v && (end[-1] == ' ' || end[-1] == '\t'))
-                end--;
-        name = strndup(line, (size_t)(colon - line));
-        if (!name)
-                return -ENOMEM;
-        for (char *c = name; *c; c++)
-                if (*c >= 'A' && *c <= 'Z')
-                        *c = (char)(*c - 'A' + 'a');
-        *ret_name = name;
-        *ret_value = v;
-        *ret_value_len = (size_t)(end - v);
-        return 0;
 }
 
 static int header_add(grpc_exporter *e, const char *line)
@@ -672,7 +477,7 @@ static int header_add(grpc_exporter *e, const char *line)
         char *name = NULL, shown[64];
         const char *value, *why;
         size_t len;
-        int r = header_split(line, &name, &value, &len);
+        int r = ss_grpc_header_split(line, &name, &value, &len);
 
         if (r == -EINVAL) {
                 ss_log(SS_LOG_ERR,
@@ -714,19 +519,6 @@ static int metadata_build(grpc_exporter *e, const ss_grpc_config *cfg)
         return r;
 }
 
-/* ---- construction: TLS files ---- */
-
-static int tls_read(grpc_exporter *e, const ss_grpc_config *cfg)
-{
-        int r = ss_tls_read_pem("otlp-grpc", "ca_file", cfg->ca_file, &e->ca_pem);
-
-        if (r == 0)
-                r = ss_tls_read_pem("otlp-grpc", "cert_file", cfg->cert_file, &e->cert_pem);
-        if (r == 0)
-                r = ss_tls_read_pem("otlp-grpc", "key_file", cfg->key_file, &e->key_pem);
-        return r;
-}
-
 /* ---- construction: grpc ---- */
 
 static grpc_arg arg_int(const char *key, uint32_t v)
@@ -738,12 +530,12 @@ static grpc_arg arg_int(const char *key, uint32_t v)
 
 static grpc_channel_credentials *credentials(grpc_exporter *e)
 {
-        grpc_ssl_pem_key_cert_pair pair = {.private_key = e->key_pem, .cert_chain = e->cert_pem};
+        grpc_ssl_pem_key_cert_pair pair = {.private_key = e->pem.key, .cert_chain = e->pem.cert};
 
         if (!e->tls)
                 return grpc_insecure_credentials_create();
         /* A NULL CA bundle: grpc's default, the system's roots. */
-        return grpc_ssl_credentials_create(e->ca_pem, e->cert_pem ? &pair : NULL, NULL, NULL);
+        return grpc_ssl_credentials_create(e->pem.ca, e->pem.cert ? &pair : NULL, NULL, NULL);
 }
 
 static int channel_create(grpc_exporter *e)
@@ -764,7 +556,7 @@ static int channel_create(grpc_exporter *e)
         grpc_channel_args ca = {.num_args = SS_ELEMENTSOF(args) - !e->gzip, .args = args};
         grpc_channel_credentials *creds = credentials(e);
 
-        tls_free(e); /* the credentials keep copies */
+        ss_grpc_pems_free(&e->pem); /* the credentials keep copies */
         if (!creds)
                 return -ENOMEM;
         e->channel = grpc_channel_create(e->target, creds, &ca);
@@ -820,13 +612,13 @@ int ss_grpc_exporter_new(uv_loop_t *loop, const ss_grpc_config *cfg, ss_exporter
         e->timeout_ms = cfg->timeout_ms ? cfg->timeout_ms : SS_GRPC_TIMEOUT_MS_DEFAULT;
         e->gzip = cfg->gzip;
         e->method_name = cfg->method ? cfg->method : GRPC_EXPORT_METHOD;
-        r = target_parse(e, cfg->endpoint);
+        r = ss_grpc_target(cfg->endpoint, &e->target, &e->tls);
         if (r == 0)
-                r = security_check(e, cfg);
+                r = ss_grpc_security_check(e->tls, cfg);
         if (r == 0)
                 r = metadata_build(e, cfg);
         if (r == 0)
-                r = tls_read(e, cfg);
+                r = ss_grpc_pems_read(cfg, &e->pem);
         if (r < 0) {
                 grpc_free(&e->d);
                 return r;
