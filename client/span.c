@@ -240,11 +240,11 @@ static int send_start(sidespan_span *s, const ssc_span_parent *p, const char *na
         return 0;
 }
 
-/* Join prefix and suffix into buf (or a malloc'd string when too long for it). */
-static char *join_name(char *buf, size_t size, const char *prefix, const char *suffix,
+/* Join prefix (a bytes) and suffix into buf (or a malloc'd string when too long for it). */
+static char *join_name(char *buf, size_t size, const char *prefix, size_t a, const char *suffix,
                        size_t *ret_len)
 {
-        size_t a = strlen(prefix), b = suffix ? strlen(suffix) : 0;
+        size_t b = strlen(suffix);
         char *p = buf;
 
         if (a + b >= size) {
@@ -255,8 +255,7 @@ static char *join_name(char *buf, size_t size, const char *prefix, const char *s
                         return NULL;
         }
         memcpy(p, prefix, a);
-        if (b)
-                memcpy(p + a, suffix, b);
+        memcpy(p + a, suffix, b);
         p[a + b] = '\0';
         *ret_len = a + b;
         return p;
@@ -264,20 +263,18 @@ static char *join_name(char *buf, size_t size, const char *prefix, const char *s
 
 /* Send the SPAN_START of a sampled span; *counted once the queue counted it as started. */
 static int start_sampled(sidespan_span *s, const ssc_span_parent *p, const char *prefix,
-                         const char *suffix, int kind, const sidespan_attr *attrs, size_t n,
-                         bool *counted)
+                         size_t prefix_len, const char *suffix, int kind,
+                         const sidespan_attr *attrs, size_t n, bool *counted)
 {
         char stack[NAME_STACK], *name = (char *)prefix;
-        size_t name_len;
+        size_t name_len = prefix_len;
         int r;
 
         if (n && !attrs)
                 return -EINVAL;
         /* The generic API's name is used as it is; the GenAI helpers' are joined. */
         if (suffix && suffix[0])
-                name = join_name(stack, sizeof(stack), prefix, suffix, &name_len);
-        else
-                name_len = strlen(prefix);
+                name = join_name(stack, sizeof(stack), prefix, prefix_len, suffix, &name_len);
         if (!name)
                 return -ENOMEM;
         r = send_start(s, p, name, name_len, kind, attrs, n, counted);
@@ -288,9 +285,9 @@ static int start_sampled(sidespan_span *s, const ssc_span_parent *p, const char 
         return r == -ENOMEM || r == -EINVAL ? r : 0;
 }
 
-int ssc_span_start(sidespan_client *c, const ssc_span_parent *p, const char *prefix,
-                   const char *suffix, int kind, const sidespan_attr *attrs, size_t n,
-                   sidespan_span **ret)
+int ssc_span_start_n(sidespan_client *c, const ssc_span_parent *p, const char *prefix,
+                     size_t prefix_len, const char *suffix, int kind, const sidespan_attr *attrs,
+                     size_t n, sidespan_span **ret)
 {
         sidespan_span *s;
         int r;
@@ -301,7 +298,7 @@ int ssc_span_start(sidespan_client *c, const ssc_span_parent *p, const char *pre
                 *ret = NULL;
                 return 0;
         }
-        if (!prefix || (!prefix[0] && !(suffix && suffix[0])) || kind < 0 ||
+        if (!prefix || (!prefix_len && !(suffix && suffix[0])) || kind < 0 ||
             kind > SIDESPAN_KIND_CONSUMER)
                 return -EINVAL;
         s = span_new(c, p);
@@ -316,7 +313,7 @@ int ssc_span_start(sidespan_client *c, const ssc_span_parent *p, const char *pre
                 /* Counted with its SPAN_START under the queue lock, which that takes anyway:
                  * one locked instruction fewer a span. A start that never got there is
                  * counted here, whatever its outcome, as before. */
-                r = start_sampled(s, p, prefix, suffix, kind, attrs, n, &counted);
+                r = start_sampled(s, p, prefix, prefix_len, suffix, kind, attrs, n, &counted);
                 if (!counted)
                         ssc_count(&c->n.spans_started, 1);
                 if (r < 0) {
@@ -328,12 +325,21 @@ int ssc_span_start(sidespan_client *c, const ssc_span_parent *p, const char *pre
         return 0;
 }
 
-SIDESPAN_EXPORT int sidespan_span_start(sidespan_client *c, const sidespan_span *parent,
-                                        const char *name, int kind, sidespan_span **ret)
+SIDESPAN_EXPORT int sidespan_span_start_n(sidespan_client *c, const sidespan_span *parent,
+                                          const char *name, size_t name_len, int kind,
+                                          sidespan_span **ret)
 {
         ssc_span_parent buf;
 
-        return ssc_span_start(c, ssc_span_parent_of(parent, &buf), name, NULL, kind, NULL, 0, ret);
+        return ssc_span_start_n(c, ssc_span_parent_of(parent, &buf), name, name_len, NULL, kind,
+                                NULL, 0, ret);
+}
+
+/* The function form of sidespan.h's inline sidespan_span_start() (see the setters below). */
+SIDESPAN_EXPORT int(sidespan_span_start)(sidespan_client *c, const sidespan_span *parent,
+                                         const char *name, int kind, sidespan_span **ret)
+{
+        return sidespan_span_start_n(c, parent, name, name ? strlen(name) : 0, kind, ret);
 }
 
 SIDESPAN_EXPORT int sidespan_span_start_remote(sidespan_client *c, const char *traceparent,

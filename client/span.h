@@ -9,6 +9,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "options.h"
 #include "sidespan.h"
@@ -65,13 +66,23 @@ typedef struct ssc_span_parent {
 
 /*
  * Start a span below parent (NULL: a new root) with attributes that travel in
- * SPAN_START. The name is prefix followed by suffix (suffix may be NULL).
+ * SPAN_START. The name is prefix (prefix_len bytes) followed by suffix (may be NULL).
  * On a NULL or disabled client, 0 with *ret NULL. Any thread; never blocks
  * beyond the queue's short lock. The caller owns *ret until sidespan_span_end().
  */
-int ssc_span_start(sidespan_client *c, const ssc_span_parent *parent, const char *prefix,
-                   const char *suffix, int kind, const sidespan_attr *attrs, size_t n,
-                   sidespan_span **ret);
+int ssc_span_start_n(sidespan_client *c, const ssc_span_parent *parent, const char *prefix,
+                     size_t prefix_len, const char *suffix, int kind, const sidespan_attr *attrs,
+                     size_t n, sidespan_span **ret);
+
+/* ssc_span_start_n() of a NUL-terminated prefix, measured inline (a literal's at compile
+ * time). */
+static inline int ssc_span_start(sidespan_client *c, const ssc_span_parent *parent,
+                                 const char *prefix, const char *suffix, int kind,
+                                 const sidespan_attr *attrs, size_t n, sidespan_span **ret)
+{
+        return ssc_span_start_n(c, parent, prefix, prefix ? strlen(prefix) : 0, suffix, kind, attrs,
+                                n, ret);
+}
 
 /* The parent context of a local span, filled into buf (NULL span: NULL). Any thread. */
 const ssc_span_parent *ssc_span_parent_of(const sidespan_span *s, ssc_span_parent *buf);

@@ -669,21 +669,30 @@ START_TEST(test_span_start_event_end)
 }
 END_TEST
 
-/* The setters with lengths read no byte past them, and refuse what the others refuse; the
- * header's inline setters and the exported functions of the same names pack the same. */
+/* The start and the setters with lengths read no byte past them, and refuse what the others
+ * refuse; the header's inline forms and the exported functions of the same names send the
+ * same. */
 START_TEST(test_setters_with_lengths)
 {
         static const char key[] = "n.str.not-this", val[] = "valueXYZ";
         uint8_t trace_id[SS_TRACE_ID_LEN], span_id[SS_SPAN_ID_LEN];
         msgpack_unpacked u;
         sidespan_client *c;
-        sidespan_span *sp;
+        sidespan_span *sp, *other;
         server s;
         ss_msg m;
 
         srv_start(&s);
         c = open_at(&s, 1.0, true);
-        ck_assert_int_eq(sidespan_span_start(c, NULL, "lengths", SIDESPAN_KIND_INTERNAL, &sp), 0);
+        ck_assert_int_eq(sidespan_span_start_n(c, NULL, "lengths!", 7, SIDESPAN_KIND_INTERNAL, &sp),
+                         0);
+        ck_assert_int_eq(sidespan_span_start_n(c, NULL, "x", 0, SIDESPAN_KIND_INTERNAL, &other),
+                         -EINVAL);
+        ck_assert_int_eq(sidespan_span_start_n(c, NULL, NULL, 1, SIDESPAN_KIND_INTERNAL, &other),
+                         -EINVAL);
+        ck_assert_int_eq((sidespan_span_start)(c, sp, "", SIDESPAN_KIND_INTERNAL, &other), -EINVAL);
+        ck_assert_int_eq((sidespan_span_start)(c, sp, "child", SIDESPAN_KIND_INTERNAL, &other), 0);
+        ck_assert_int_eq(sidespan_span_end(other, SIDESPAN_STATUS_OK, NULL), 0);
         ck_assert_int_eq(sidespan_span_set_str_n(sp, key, 5, val, 5), 0);
         ck_assert_int_eq(sidespan_span_set_int_n(sp, "n.int!", 5, -7), 0);
         ck_assert_int_eq(sidespan_span_set_double_n(sp, "n.dbl!", 5, 1.5), 0);
@@ -706,6 +715,8 @@ START_TEST(test_setters_with_lengths)
         ck_assert_int_eq(sidespan_flush(c, 5000), 0);
 
         msgpack_unpacked_init(&u);
+        ck_assert(srv_find_start(&s, "lengths", &u, &m));
+        ck_assert(srv_find_start(&s, "child", &u, &m));
         ck_assert(srv_find_end(&s, span_id, &u, &m));
         ck_assert_uint_eq(m.end.attrs->size, 10);
         check_str(m.end.attrs, "n.str", "value");

@@ -247,6 +247,11 @@ SIDESPAN_EXPORT int sidespan_client_stats(const sidespan_client *c, sidespan_sta
  */
 SIDESPAN_EXPORT int sidespan_span_start(sidespan_client *c, const sidespan_span *parent,
                                         const char *name, int kind, sidespan_span **ret);
+/* The same with the name's length given: no terminating NUL is read. -EINVAL for a NULL
+ * name or a name_len of 0. */
+SIDESPAN_EXPORT int sidespan_span_start_n(sidespan_client *c, const sidespan_span *parent,
+                                          const char *name, size_t name_len, int kind,
+                                          sidespan_span **ret);
 
 /*
  * Start a span continuing a W3C traceparent received from elsewhere (its
@@ -289,16 +294,23 @@ SIDESPAN_EXPORT int sidespan_span_set_double_array(sidespan_span *s, const char 
 SIDESPAN_EXPORT int sidespan_span_set_attr(sidespan_span *s, const sidespan_attr *attr);
 
 /*
- * With GCC and clang the four scalar setters are inline over their _n forms,
- * measuring the key (and a string value) in the caller, where a literal key,
- * the usual case, is measured by the compiler. Same arguments, same results;
- * the functions stay exported. Define SIDESPAN_NO_INLINE before including
- * this header to call them instead.
+ * With GCC and clang sidespan_span_start() and the four scalar setters are
+ * inline over their _n forms, measuring the name, the key (and a string
+ * value) in the caller, where a literal, the usual case, is measured by the
+ * compiler. Same arguments, same results; the functions stay exported.
+ * Define SIDESPAN_NO_INLINE before including this header to call them
+ * instead.
  */
 #if defined(__GNUC__) && !defined(SIDESPAN_NO_INLINE)
 static inline size_t sidespan_inline_len(const char *s)
 {
         return s ? __builtin_strlen(s) : 0; /* NULL: the setter refuses it */
+}
+
+static inline int sidespan_inline_start(sidespan_client *c, const sidespan_span *parent,
+                                        const char *name, int kind, sidespan_span **ret)
+{
+        return sidespan_span_start_n(c, parent, name, sidespan_inline_len(name), kind, ret);
 }
 
 static inline int sidespan_inline_set_str(sidespan_span *s, const char *key, const char *value)
@@ -322,6 +334,8 @@ static inline int sidespan_inline_set_bool(sidespan_span *s, const char *key, bo
         return sidespan_span_set_bool_n(s, key, sidespan_inline_len(key), value);
 }
 
+#define sidespan_span_start(c, parent, name, kind, ret)                                            \
+        sidespan_inline_start(c, parent, name, kind, ret)
 #define sidespan_span_set_str(s, key, value)    sidespan_inline_set_str(s, key, value)
 #define sidespan_span_set_int(s, key, value)    sidespan_inline_set_int(s, key, value)
 #define sidespan_span_set_double(s, key, value) sidespan_inline_set_double(s, key, value)
