@@ -11,15 +11,16 @@
 #include <time.h>
 #include <unistd.h>
 
-/* xoshiro256** state per thread, seeded from getrandom() once per thread and again in a
- * forked child (the generation moves on at fork), so parent and child never share ids.
- * getpid() would cost a system call per id. initial-exec: the state is reached without a
- * call to __tls_get_addr() per id, from the library too (48 bytes of the static TLS that
- * glibc keeps for libraries loaded later, dlopen() included). */
+/* wyrand state per thread (64 bits, one add and one 64x64->128 multiply an id), seeded from
+ * getrandom() once per thread and again in a forked child (the generation moves on at fork),
+ * so parent and child never share ids. getpid() would cost a system call per id.
+ * initial-exec: the state is reached without a call to __tls_get_addr() per id, from the
+ * library too (16 bytes of the static TLS that glibc keeps for libraries loaded later,
+ * dlopen() included). */
 #define SS_TLS __attribute__((tls_model("initial-exec")))
 
 typedef struct rng {
-        uint64_t s[4];
+        uint64_t s;
         unsigned gen; /* fork_gen it was seeded in; 0: never */
 } rng;
 
@@ -37,11 +38,6 @@ static void register_fork(void)
         (void)pthread_atfork(NULL, NULL, on_fork_child);
 }
 
-static uint64_t rotl(uint64_t x, int k)
-{
-        return (x << k) | (x >> (64 - k));
-}
-
 static uint64_t splitmix(uint64_t *x)
 {
         uint64_t z = (*x += 0x9e3779b97f4a7c15ull);
@@ -54,32 +50,28 @@ static uint64_t splitmix(uint64_t *x)
 /* Out of line: once per thread and after a fork. */
 static __attribute__((noinline)) void rng_seed(rng *g, unsigned gen)
 {
-        uint64_t seed[4] = {0};
+        uint64_t seed[2] = {0};
         struct timespec ts;
 
         pthread_once(&fork_once, register_fork);
-        /* getrandom() cannot fail for 32 bytes once the pool is ready; mix the
+        /* getrandom() cannot fail for 16 bytes once the pool is ready; mix the
          * clock and the stack address in so a failure still varies the ids. */
         (void)getrandom(seed, sizeof(seed), GRND_NONBLOCK);
         clock_gettime(CLOCK_MONOTONIC, &ts);
         seed[0] ^= (uint64_t)ts.tv_nsec ^ (uint64_t)(uintptr_t)&ts;
         seed[1] ^= (uint64_t)ts.tv_sec ^ (uint64_t)getpid();
-        for (int i = 0; i < 4; i++)
-                g->s[i] = splitmix(&seed[i]);
+        g->s = splitmix(&seed[0]) ^ splitmix(&seed[1]);
         g->gen = gen;
 }
 
+/* wyrand (Wang Yi): a 64-bit output from a Weyl sequence mixed by one wide multiply. */
 static inline uint64_t rng_next(uint64_t *s)
 {
-        uint64_t r = rotl(s[1] * 5, 7) * 9, t = s[1] << 17;
+        unsigned __int128 t;
 
-        s[2] ^= s[0];
-        s[3] ^= s[1];
-        s[1] ^= s[2];
-        s[0] ^= s[3];
-        s[2] ^= t;
-        s[3] = rotl(s[3], 45);
-        return r;
+        *s += 0xa0761d6478bd642full;
+        t = (unsigned __int128)*s * (*s ^ 0xe7037ed1a0b428dbull);
+        return (uint64_t)(t >> 64) ^ (uint64_t)t;
 }
 
 /* The calling thread's generator, seeded for this process. */
@@ -96,46 +88,44 @@ static inline rng *rng_ready(void)
 void ss_id_random(uint8_t *id, size_t len)
 {
         rng *g = rng_ready();
-        uint64_t s[4], r, any;
+        uint64_t s = g->s, r, any;
         size_t i;
 
-        /* The state in registers while id is written: id may not alias it for the compiler. */
-        memcpy(s, g->s, sizeof(s));
+        /* The state in a register while id is written: id may not alias it for the compiler. */
         do {
                 any = 0;
                 for (i = 0; i + 8 <= len; i += 8) {
-                        r = rng_next(s);
+                        r = rng_next(&s);
                         memcpy(id + i, &r, 8);
                         any |= r;
                 }
                 if (i < len) {
-                        r = rng_next(s);
+                        r = rng_next(&s);
                         memcpy(id + i, &r, len - i);
                         any |= r & ((1ull << (8 * (len - i))) - 1);
                 }
         } while (!any);
-        memcpy(g->s, s, sizeof(s));
+        g->s = s;
 }
 
 void ss_id_span(uint8_t *trace_id, uint8_t *span_id)
 {
         rng *g = rng_ready();
-        uint64_t s[4], a, b;
+        uint64_t s = g->s, a, b;
 
-        memcpy(s, g->s, sizeof(s));
         if (trace_id) {
                 do {
-                        a = rng_next(s);
-                        b = rng_next(s);
+                        a = rng_next(&s);
+                        b = rng_next(&s);
                 } while (!(a | b));
                 memcpy(trace_id, &a, 8);
                 memcpy(trace_id + 8, &b, 8);
         }
         do
-                a = rng_next(s);
+                a = rng_next(&s);
         while (!a);
         memcpy(span_id, &a, 8);
-        memcpy(g->s, s, sizeof(s));
+        g->s = s;
 }
 
 void ss_hex(char *out, const uint8_t *in, size_t len)
