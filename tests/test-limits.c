@@ -582,7 +582,7 @@ START_TEST(store_copies_survive_every_block)
                 ck_assert_uint_eq(v[i].via.array.ptr[2].via.u64, i);
         }
         ss_store_free(&st);
-        ck_assert_ptr_null(st.blocks);
+        ck_assert_ptr_null(st.arena.blocks);
         free(region);
 }
 END_TEST

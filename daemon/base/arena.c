@@ -1,61 +1,40 @@
 /* SPDX-License-Identifier: MIT */
 #include "base/arena.h"
 
-#include <stdalign.h>
-#include <stddef.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
 
-#define ARENA_BLOCK (64u * 1024u)
+#include "base/pool.h"
 
 struct ss_arena_block {
         struct ss_arena_block *next;
-        size_t used;
-        size_t cap;
-        alignas(max_align_t) unsigned char data[];
+        unsigned pool_class;              /* its allocation's (base/pool.h), 0: malloc'd */
+        alignas(max_align_t) char data[]; /* a block's data is aligned for any type */
 };
 
-typedef struct ss_arena_block block;
-
-static block *block_new(size_t cap, block *next)
+void *ss_arena_grow(ss_arena *a, size_t size)
 {
-        block *b;
+        bool own = size > SS_ARENA_BLOCK / 2;
+        size_t cap = own ? size : SS_ARENA_BLOCK;
+        ss_arena_block *b;
+        unsigned c;
 
         if (cap > SIZE_MAX - sizeof(*b))
                 return NULL;
-        b = malloc(sizeof(*b) + cap);
-        if (b)
-                *b = (block){.next = next, .cap = cap};
-        return b;
-}
-
-void *ss_arena_alloc(ss_arena *a, size_t size)
-{
-        size_t sz = (size + alignof(max_align_t) - 1) & ~(alignof(max_align_t) - 1);
-        block *b = a->head;
-
-        if (sz < size)
-                return NULL;
-        if (b && b->cap - b->used >= sz) {
-                b->used += sz;
-                return b->data + b->used - sz;
-        }
-        /* A large piece gets a block of its own behind the current one, whose
-         * free space stays in use; a small one starts a new current block. */
-        if (b && sz > ARENA_BLOCK / 4) {
-                block *big = block_new(sz, b->next);
-
-                if (!big)
-                        return NULL;
-                b->next = big;
-                big->used = sz;
-                return big->data;
-        }
-        b = block_new(sz > ARENA_BLOCK ? sz : ARENA_BLOCK, b);
+        c = ss_pool_class(sizeof(*b) + cap);
+        b = ss_pool_get(c, sizeof(*b) + cap);
         if (!b)
                 return NULL;
-        a->head = b;
-        b->used = sz;
+        b->pool_class = c;
+        b->next = a->blocks;
+        a->blocks = b;
+        if (!own) {
+                if (c) /* what the size class rounds up */
+                        cap = ss_pool_class_size(c) - sizeof(*b);
+                a->next = b->data + size;
+                a->avail = cap - size;
+        }
         return b->data;
 }
 
@@ -68,10 +47,13 @@ void *ss_arena_array(ss_arena *a, size_t n, size_t size)
 
 void ss_arena_free(ss_arena *a)
 {
-        while (a->head) {
-                block *b = a->head;
+        ss_arena_block *b = a->blocks;
 
-                a->head = b->next;
-                free(b);
+        while (b) {
+                ss_arena_block *next = b->next;
+
+                ss_pool_put(b, b->pool_class);
+                b = next;
         }
+        *a = (ss_arena){0};
 }

@@ -5,22 +5,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "base/pool.h"
 #include "base/utf8.h"
 #include "ss-wire.h"
 
 #define FIRST_MIN ((size_t)128)
 #define FIRST_MAX ((size_t)64 << 10)
-/* A block taken when the one being filled is full; a copy larger than half of it gets a
- * block of its own, and the one being filled stays. */
-#define BLOCK_SIZE ((size_t)1024)
-#define ALIGN      sizeof(void *)
-
-typedef struct ss_store_block {
-        struct ss_store_block *next;
-        unsigned pool_class; /* its allocation's (base/pool.h), 0: malloc'd */
-        max_align_t data[];  /* aligned for any msgpack_object array */
-} ss_store_block;
+#define ALIGN     sizeof(void *) /* for msgpack_object arrays */
 
 void ss_store_init(ss_store *st)
 {
@@ -29,7 +19,8 @@ void ss_store_init(ss_store *st)
 
 void ss_store_init_in(ss_store *st, void *region, size_t size)
 {
-        *st = (ss_store){.next = region, .avail = size};
+        *st = (ss_store){0};
+        ss_arena_init_in(&st->arena, region, size);
 }
 
 size_t ss_store_first_size(size_t hint)
@@ -41,59 +32,17 @@ size_t ss_store_first_size(size_t hint)
 
 void ss_store_free(ss_store *st)
 {
-        ss_store_block *b = st->blocks;
-
-        while (b) {
-                ss_store_block *next = b->next;
-
-                ss_pool_put(b, b->pool_class);
-                b = next;
-        }
+        ss_arena_free(&st->arena);
         *st = (ss_store){0};
-}
-
-/* n bytes from a new block: a shared one, or for a large n its own. */
-static void *store_grow(ss_store *st, size_t n)
-{
-        bool own = n > BLOCK_SIZE / 2;
-        size_t size = own ? n : BLOCK_SIZE;
-        ss_store_block *b;
-        unsigned c;
-
-        if (size > SIZE_MAX - sizeof(*b))
-                return NULL;
-        c = ss_pool_class(sizeof(*b) + size);
-        b = ss_pool_get(c, sizeof(*b) + size);
-        if (!b)
-                return NULL;
-        b->pool_class = c;
-        b->next = st->blocks;
-        st->blocks = b;
-        if (!own) {
-                if (c) /* what the size class rounds up */
-                        size = ss_pool_class_size(c) - sizeof(*b);
-                st->next = (char *)b->data + n;
-                st->avail = size - n;
-        }
-        return b->data;
 }
 
 /* Every allocation of a store goes through here, so live counts exactly what copies take. */
 static void *store_alloc(ss_store *st, size_t n, bool align)
 {
-        size_t pad = align ? -(uintptr_t)st->next & (ALIGN - 1) : 0;
-        void *p;
+        void *p = ss_arena_alloc_aligned(&st->arena, n, align ? ALIGN : 1);
 
-        if (n + pad <= st->avail && n + pad >= n) {
-                p = st->next + pad;
-                st->next += n + pad;
-                st->avail -= n + pad;
-        } else {
-                p = store_grow(st, n);
-                if (!p)
-                        return NULL;
-        }
-        st->live += n;
+        if (p)
+                st->live += n;
         return p;
 }
 

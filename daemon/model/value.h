@@ -4,7 +4,7 @@
 /*
  * Deep copies of msgpack values out of a frame into the store of the object
  * that keeps them (a span, a resource), so they outlive the frame. A store
- * is a bump arena plus an account of its bytes: live (referenced) and dead
+ * is a bump arena (base/arena.h) plus an account of its bytes: live (referenced) and dead
  * (replaced, waiting for the owner to compact). Every string is made
  * well-formed UTF-8 and NUL-terminated (the NUL not counted in size), so
  * encoders may hand it to C string APIs. Loop thread (stores are not
@@ -16,14 +16,12 @@
 #include <stddef.h>
 #include <stdint.h>
 
-struct ss_store_block;
+#include "base/arena.h"
 
 typedef struct ss_store {
-        char *next;                    /* the free part of the block being filled */
-        size_t avail;                  /* its bytes */
-        struct ss_store_block *blocks; /* malloc'd blocks, newest first (not the first region) */
-        uint64_t live;                 /* bytes of the values the owner references */
-        uint64_t dead;                 /* bytes of values it replaced, still in the store */
+        ss_arena arena;
+        uint64_t live; /* bytes of the values the owner references */
+        uint64_t dead; /* bytes of values it replaced, still in the store */
 } ss_store;
 
 /* An empty store: its first block is allocated by its first copy. */
