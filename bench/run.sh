@@ -258,7 +258,7 @@ fi
 if [ "${BENCH_JS:-1}" != 0 ] && command -v node >/dev/null; then
         section "bench-js: the OpenTelemetry JS SDK in process beside sidespan"
         (cd "$SRC" && { [ -d node_modules/@opentelemetry/sdk-trace-base ] || npm ci --no-audit --no-fund; })
-        PYTHON3="$PYTHON3" run node "$SRC/bench/bench-js.mjs" --sidespand "$BUILD/daemon/sidespand"
+        PYTHON3="$PYTHON3" run node --expose-gc "$SRC/bench/bench-js.mjs" --sidespand "$BUILD/daemon/sidespand"
         note js.ratio "$(sed -n 's/^ratio SDK \/ sidespan: //p' "$TMP/run.out")"
 fi
 
