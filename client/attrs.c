@@ -50,7 +50,7 @@ static int pack_array(ss_buf *b, const sidespan_attr *a)
         b->len = (size_t)(ss_mp_put_container(b->data + b->len, (uint32_t)n, false) - b->data);
         for (size_t i = 0; i < n; i++) {
                 const char *str = a->type == SIDESPAN_ATTR_STR_ARRAY ? a->value.strs.v[i] : NULL;
-                size_t len = str ? strlen(str) : 0;
+                size_t len = ssc_len(str);
                 uint8_t *p;
 
                 if (len > UINT32_MAX)
@@ -78,8 +78,8 @@ int ssc_attrs_pack_one(ss_buf *b, const sidespan_attr *a, bool drop_content, boo
         if (a && a->type >= SIDESPAN_ATTR_STR && a->type <= SIDESPAN_ATTR_BOOL) {
                 const char *v = a->type == SIDESPAN_ATTR_STR ? a->value.s : NULL;
 
-                return ssc_attrs_pack_scalar(b, a, a->key ? strlen(a->key) : 0, v ? strlen(v) : 0,
-                                             drop_content, ret_added);
+                return ssc_attrs_pack_scalar(b, a, ssc_len(a->key), ssc_len(v), drop_content,
+                                             ret_added);
         }
         r = ssc_attrs_check(a);
         if (r < 0)

@@ -18,6 +18,12 @@
 #include "ss-id.h"
 #include "ss-wire.h"
 
+/* The length of a string a caller passed without one, 0 for NULL (which the checks refuse). */
+static inline size_t ssc_len(const char *s)
+{
+        return s ? strlen(s) : 0;
+}
+
 /* 0 when a is a well-formed attribute (a non-empty key, a known type, no NULL where a value
  * is due), else -EINVAL. */
 int ssc_attrs_check(const sidespan_attr *a);

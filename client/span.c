@@ -339,7 +339,7 @@ SIDESPAN_EXPORT int sidespan_span_start_n(sidespan_client *c, const sidespan_spa
 SIDESPAN_EXPORT int(sidespan_span_start)(sidespan_client *c, const sidespan_span *parent,
                                          const char *name, int kind, sidespan_span **ret)
 {
-        return sidespan_span_start_n(c, parent, name, name ? strlen(name) : 0, kind, ret);
+        return sidespan_span_start_n(c, parent, name, ssc_len(name), kind, ret);
 }
 
 SIDESPAN_EXPORT int sidespan_span_start_remote(sidespan_client *c, const char *traceparent,
@@ -433,29 +433,24 @@ SIDESPAN_EXPORT int sidespan_span_set_bool_n(sidespan_span *s, const char *key, 
  * parentheses so that the header's macros of the same names do not expand.
  */
 
-static inline size_t len_of(const char *str)
-{
-        return str ? strlen(str) : 0; /* NULL: the checks refuse it */
-}
-
 SIDESPAN_EXPORT int(sidespan_span_set_str)(sidespan_span *s, const char *key, const char *value)
 {
-        return sidespan_span_set_str_n(s, key, len_of(key), value, len_of(value));
+        return sidespan_span_set_str_n(s, key, ssc_len(key), value, ssc_len(value));
 }
 
 SIDESPAN_EXPORT int(sidespan_span_set_int)(sidespan_span *s, const char *key, int64_t value)
 {
-        return sidespan_span_set_int_n(s, key, len_of(key), value);
+        return sidespan_span_set_int_n(s, key, ssc_len(key), value);
 }
 
 SIDESPAN_EXPORT int(sidespan_span_set_double)(sidespan_span *s, const char *key, double value)
 {
-        return sidespan_span_set_double_n(s, key, len_of(key), value);
+        return sidespan_span_set_double_n(s, key, ssc_len(key), value);
 }
 
 SIDESPAN_EXPORT int(sidespan_span_set_bool)(sidespan_span *s, const char *key, bool value)
 {
-        return sidespan_span_set_bool_n(s, key, len_of(key), value);
+        return sidespan_span_set_bool_n(s, key, ssc_len(key), value);
 }
 
 SIDESPAN_EXPORT int sidespan_span_set_str_array(sidespan_span *s, const char *key,

@@ -9,8 +9,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
-#include <string.h>
 
+#include "attrs.h"
 #include "options.h"
 #include "sidespan.h"
 #include "ss-buf.h"
@@ -80,8 +80,7 @@ static inline int ssc_span_start(sidespan_client *c, const ssc_span_parent *pare
                                  const char *prefix, const char *suffix, int kind,
                                  const sidespan_attr *attrs, size_t n, sidespan_span **ret)
 {
-        return ssc_span_start_n(c, parent, prefix, prefix ? strlen(prefix) : 0, suffix, kind, attrs,
-                                n, ret);
+        return ssc_span_start_n(c, parent, prefix, ssc_len(prefix), suffix, kind, attrs, n, ret);
 }
 
 /* The parent context of a local span, filled into buf (NULL span: NULL). Any thread. */
