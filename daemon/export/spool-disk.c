@@ -55,9 +55,17 @@ void ss_spool_record_header_put(uint8_t *h, const uint8_t *body, uint32_t len, u
         put_le32(h + 20, ss_crc32c(0, h, 20));
 }
 
-void ss_spool_seg_name(char *out, size_t n, uint64_t seq)
+static void seg_name(char *out, size_t n, uint64_t seq)
 {
         snprintf(out, n, "%016" PRIx64 ".seg", seq);
+}
+
+int ss_spool_seg_open(const ss_spool *s, uint64_t seq, int flags)
+{
+        char name[32];
+
+        seg_name(name, sizeof(name), seq);
+        return openat(s->dirfd, name, flags | O_CLOEXEC, 0600);
 }
 
 /* ---- file I/O ---------------------------------------------------------------------------- */
@@ -163,8 +171,6 @@ int ss_spool_head_load(ss_spool *s, uint64_t *ret_seq, uint64_t *ret_off)
 
 static int open_write_seg(ss_spool *s, uint64_t seq)
 {
-        char name[32];
-
         if (s->wfd >= 0 && s->wfd_seq == seq)
                 return 0;
         if (s->wfd >= 0) {
@@ -172,8 +178,7 @@ static int open_write_seg(ss_spool *s, uint64_t seq)
                         (void)fdatasync(s->wfd); /* a closed segment is whole on disk */
                 close(s->wfd);
         }
-        ss_spool_seg_name(name, sizeof(name), seq);
-        s->wfd = openat(s->dirfd, name, O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+        s->wfd = ss_spool_seg_open(s, seq, O_WRONLY | O_CREAT);
         s->wfd_seq = seq;
         return s->wfd < 0 ? -errno : 0;
 }
@@ -181,11 +186,8 @@ static int open_write_seg(ss_spool *s, uint64_t seq)
 static void work_read(ss_spool *s, ss_spool_job *j)
 {
         uint32_t len, spans, crc;
-        char name[32];
-        int fd, r;
+        int fd = ss_spool_seg_open(s, j->read_seq, O_RDONLY), r;
 
-        ss_spool_seg_name(name, sizeof(name), j->read_seq);
-        fd = openat(s->dirfd, name, O_RDONLY | O_CLOEXEC);
         if (fd < 0) {
                 j->read_err = -errno;
                 return;
@@ -250,7 +252,7 @@ void ss_spool_work(uv_work_t *req)
                         close(s->wfd);
                         s->wfd = -1;
                 }
-                ss_spool_seg_name(name, sizeof(name), j->unlink[i]);
+                seg_name(name, sizeof(name), j->unlink[i]);
                 if (unlinkat(s->dirfd, name, 0) < 0 && errno != ENOENT && !j->write_err)
                         j->write_err = -errno;
         }

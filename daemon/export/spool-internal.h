@@ -104,8 +104,9 @@ struct ss_spool {
 
 /* ---- spool-disk.c: records and the head on disk, the worker ---------------------------- */
 
-/* The name of segment seq, "<16 hex digits>.seg", into out (at least 21 bytes). */
-void ss_spool_seg_name(char *out, size_t n, uint64_t seq);
+/* Open segment seq, "<16 hex digits>.seg" in s's directory, with flags (and O_CLOEXEC; mode
+ * 0600 when created): its descriptor, or -1 with errno set. */
+int ss_spool_seg_open(const ss_spool *s, uint64_t seq, int flags);
 
 /* Write the header of a record of body (len bytes, n_spans spans) into h. */
 void ss_spool_record_header_put(uint8_t *h, const uint8_t *body, uint32_t len, uint32_t n_spans);

@@ -85,15 +85,13 @@ static void read_head(ss_spool *s, uint64_t *seq, uint64_t *off)
  */
 static int scan_segment(ss_spool *s, uint64_t seq, uint64_t head_seq, uint64_t head_off)
 {
-        char name[32];
         struct stat stbuf;
         uint64_t off = 0, live = 0;
         ss_buf body;
         int fd, r = 0;
         ss_spool_seg *g;
 
-        ss_spool_seg_name(name, sizeof(name), seq);
-        fd = openat(s->dirfd, name, O_RDONLY | O_CLOEXEC);
+        fd = ss_spool_seg_open(s, seq, O_RDONLY);
         if (fd < 0 || fstat(fd, &stbuf) < 0) {
                 if (fd >= 0)
                         close(fd);
