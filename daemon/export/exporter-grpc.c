@@ -39,6 +39,7 @@
 #include "base/log.h"
 #include "export/dispatch.h"
 #include "export/grpc-support.h"
+#include "export/tls.h"
 #include "otlp/otlp.h"
 #include "sidespan-version.h"
 #include "ss-macro.h"
@@ -69,7 +70,7 @@ typedef struct grpc_exporter {
         ss_dispatch d; /* first: batching, queueing, retries; its ss_exporter is ours */
         char *target;  /* "dns:///host:port" */
         bool tls;
-        ss_grpc_pems pem;  /* read at creation, freed once the channel has them */
+        ss_tls_pems pem;   /* read at creation, freed once the channel has them */
         grpc_metadata *md; /* the configured headers */
         size_t n_md;
         grpc_slice method;
@@ -437,7 +438,7 @@ static void grpc_free(ss_dispatch *d)
                 uv_cond_destroy(&e->cond);
                 uv_mutex_destroy(&e->mu);
         }
-        ss_grpc_pems_free(&e->pem);
+        ss_tls_pems_free(&e->pem);
         free(e->target);
         ss_exporter_free(&e->d.base, e);
 }
@@ -556,7 +557,7 @@ static int channel_create(grpc_exporter *e)
         grpc_channel_args ca = {.num_args = SS_ELEMENTSOF(args) - !e->gzip, .args = args};
         grpc_channel_credentials *creds = credentials(e);
 
-        ss_grpc_pems_free(&e->pem); /* the credentials keep copies */
+        ss_tls_pems_free(&e->pem); /* the credentials keep copies */
         if (!creds)
                 return -ENOMEM;
         e->channel = grpc_channel_create(e->target, creds, &ca);
@@ -604,6 +605,7 @@ static int transport_start(grpc_exporter *e)
 
 int ss_grpc_exporter_new(uv_loop_t *loop, const ss_grpc_config *cfg, ss_exporter **ret)
 {
+        ss_tls_files files = {cfg->ca_file, cfg->cert_file, cfg->key_file};
         grpc_exporter *e = calloc(1, sizeof(*e));
         int r;
 
@@ -618,7 +620,7 @@ int ss_grpc_exporter_new(uv_loop_t *loop, const ss_grpc_config *cfg, ss_exporter
         if (r == 0)
                 r = metadata_build(e, cfg);
         if (r == 0)
-                r = ss_grpc_pems_read(cfg, &e->pem);
+                r = ss_tls_read_files("otlp-grpc", &files, &e->pem);
         if (r < 0) {
                 grpc_free(&e->d);
                 return r;

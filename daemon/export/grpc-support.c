@@ -2,8 +2,7 @@
 /*
  * What the gRPC exporter needs that is not a call into grpc core, kept out of
  * exporter-grpc.c: its settings' defaults and checks (the endpoint, plaintext
- * and TLS files, header lines), the TLS files read, and the names of gRPC
- * status codes for logs.
+ * and TLS files, header lines) and the names of gRPC status codes for logs.
  * Built into the module with it. Loop thread.
  */
 #include "export/grpc-support.h"
@@ -16,7 +15,6 @@
 
 #include "base/log.h"
 #include "export/dispatch.h"
-#include "export/tls.h"
 #include "ss-macro.h"
 
 static const char *const code_names[] = {
@@ -202,25 +200,4 @@ int ss_grpc_header_split(const char *line, char **ret_name, const char **ret_val
         *ret_value = v;
         *ret_value_len = (size_t)(end - v);
         return 0;
-}
-
-/* ---- TLS files ---------------------------------------------------------------------------- */
-
-int ss_grpc_pems_read(const ss_grpc_config *cfg, ss_grpc_pems *p)
-{
-        int r = ss_tls_read_pem("otlp-grpc", "ca_file", cfg->ca_file, &p->ca);
-
-        if (r == 0)
-                r = ss_tls_read_pem("otlp-grpc", "cert_file", cfg->cert_file, &p->cert);
-        if (r == 0)
-                r = ss_tls_read_pem("otlp-grpc", "key_file", cfg->key_file, &p->key);
-        return r;
-}
-
-void ss_grpc_pems_free(ss_grpc_pems *p)
-{
-        free(p->ca);
-        free(p->cert);
-        free(p->key);
-        *p = (ss_grpc_pems){0};
 }

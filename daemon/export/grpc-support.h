@@ -33,13 +33,3 @@ bool ss_grpc_reserved_name(const char *name);
  * trimmed of blanks (pointing into line): 0, -EINVAL with no colon or no name, -ENOMEM. */
 int ss_grpc_header_split(const char *line, char **ret_name, const char **ret_value,
                          size_t *ret_value_len);
-
-/* The PEM files of the TLS settings, read at creation. */
-typedef struct ss_grpc_pems {
-        char *ca, *cert, *key; /* NULL: not set */
-} ss_grpc_pems;
-
-/* Read cfg's ca_file, cert_file and key_file into p (zeroed): 0, or what ss_tls_read_pem()
- * returns, logged with the key at fault. ss_grpc_pems_free() in either case. */
-int ss_grpc_pems_read(const ss_grpc_config *cfg, ss_grpc_pems *p);
-void ss_grpc_pems_free(ss_grpc_pems *p);

@@ -68,13 +68,29 @@ int ss_tls_read_pem(const char *exporter, const char *what, const char *path, ch
         return r;
 }
 
+int ss_tls_read_files(const char *exporter, const ss_tls_files *f, ss_tls_pems *p)
+{
+        int r = ss_tls_read_pem(exporter, "ca_file", f->ca_file, &p->ca);
+
+        if (r == 0)
+                r = ss_tls_read_pem(exporter, "cert_file", f->cert_file, &p->cert);
+        if (r == 0)
+                r = ss_tls_read_pem(exporter, "key_file", f->key_file, &p->key);
+        return r;
+}
+
+void ss_tls_pems_free(ss_tls_pems *p)
+{
+        free(p->ca);
+        free(p->cert);
+        free(p->key);
+        *p = (ss_tls_pems){0};
+}
+
 int ss_tls_check(const char *exporter, const ss_tls_files *f)
 {
-        const struct {
-                const char *what, *path;
-        } files[] = {
-            {"ca_file", f->ca_file}, {"cert_file", f->cert_file}, {"key_file", f->key_file}};
-        int r = 0;
+        ss_tls_pems p = {0};
+        int r;
 
         if (!f->cert_file != !f->key_file) {
                 ss_log(SS_LOG_ERR,
@@ -84,11 +100,7 @@ int ss_tls_check(const char *exporter, const ss_tls_files *f)
                        exporter, exporter);
                 return -EINVAL;
         }
-        for (size_t i = 0; i < sizeof(files) / sizeof(files[0]) && r == 0; i++) {
-                char *pem = NULL;
-
-                r = ss_tls_read_pem(exporter, files[i].what, files[i].path, &pem);
-                free(pem);
-        }
+        r = ss_tls_read_files(exporter, f, &p);
+        ss_tls_pems_free(&p);
         return r;
 }

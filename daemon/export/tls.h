@@ -21,6 +21,16 @@ typedef struct ss_tls_files {
  * <what> <path>: <reason>". A certificate without its key (or the reverse) is -EINVAL. */
 int ss_tls_check(const char *exporter, const ss_tls_files *f);
 
+/* The files' contents, NUL-terminated; NULL for a file not given. */
+typedef struct ss_tls_pems {
+        char *ca, *cert, *key;
+} ss_tls_pems;
+
+/* Read f's files, in that order, into p (zeroed) with ss_tls_read_pem(): 0, or the first
+ * failure, logged. ss_tls_pems_free() in either case. */
+int ss_tls_read_files(const char *exporter, const ss_tls_files *f, ss_tls_pems *p);
+void ss_tls_pems_free(ss_tls_pems *p);
+
 /*
  * The whole of the PEM file at path (what names it in the log: "ca_file"),
  * NUL-terminated, into *ret (the caller frees); a NULL path leaves *ret NULL.
