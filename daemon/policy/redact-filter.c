@@ -179,7 +179,9 @@ static bool digits_dense(const char *p, size_t n)
         size_t i;
 
         for (i = 0; n - i >= BLOCK; i += BLOCK) {
-                c2 = bits16(block_classes(p + i, B_DIGIT));
+                unsigned m = block_classes(p + i, B_DIGIT);
+
+                c2 = m ? bits16(m) : 0; /* prose: most blocks hold no digit */
                 if (c0 + c1 + c2 >= DIGIT_CHAIN_MIN)
                         return true;
                 c0 = c1;
@@ -200,13 +202,22 @@ static void scan(pass *f)
         size_t i = 0, n = f->n;
 
         if (n < BLOCK) {
-                scan_bytes(f);
+                /* A short value (a status, an id, a model name): one block, from a copy
+                 * padded with zeros, which no class holds. */
+                char block[BLOCK] = {0};
+
+                memcpy(block, f->p, n);
+                look_at(f, 0, block_classes(block, f->want));
                 return;
         }
         if ((f->want & B_DIGIT) && !digits_dense(f->p, n))
                 f->want &= (uint8_t)~B_DIGIT;
-        for (; n - i >= BLOCK && f->want; i += BLOCK)
-                look_at(f, i, block_classes(f->p + i, f->want));
+        for (; n - i >= BLOCK && f->want; i += BLOCK) {
+                unsigned m = block_classes(f->p + i, f->want);
+
+                if (m) /* most blocks: not a call */
+                        look_at(f, i, m);
+        }
         if (i < n && f->want)
                 look_at(f, i, block_classes(f->p + n - BLOCK, f->want) >> (BLOCK - (n - i)));
 }
