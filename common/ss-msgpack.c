@@ -174,26 +174,56 @@ static int ext(decoder *d, msgpack_object *o, uint64_t n)
         return 0;
 }
 
+/* One element of a container: the commonest objects of a frame (a small integer, a short
+ * string) decoded here, inline in the container's loop; the rest by decode_object(). */
+static inline int element(decoder *d, unsigned depth, msgpack_object *o)
+{
+        const uint8_t *p = d->p;
+        uint8_t c;
+
+        if (__builtin_expect(p < d->end, 1)) {
+                c = *p;
+                if (c <= 0x7f) {
+                        d->p = p + 1;
+                        o->type = MSGPACK_OBJECT_POSITIVE_INTEGER;
+                        o->via.u64 = c;
+                        return 0;
+                }
+                if ((c & 0xe0) == 0xa0 && (size_t)(c & 0x1f) < (size_t)(d->end - p)) {
+                        d->p = p + 1 + (c & 0x1f);
+                        o->type = MSGPACK_OBJECT_STR;
+                        o->via.str.size = c & 0x1f;
+                        o->via.str.ptr = (const char *)p + 1;
+                        return 0;
+                }
+        }
+        return decode_object(d, depth, o);
+}
+
 /*
  * n elements (2n objects for a map): refused when the bytes left could not
- * hold them, one byte each at least, before anything is allocated for them.
+ * hold them, one byte each at least, when they would take the frame past its
+ * objects, or nest past SS_WIRE_DEPTH_MAX, before anything is allocated for
+ * them. The limits are checked here once for all of them, not per element.
  */
 static int container(decoder *d, unsigned depth, msgpack_object *o, uint64_t n, bool map)
 {
         uint64_t objects = map ? 2 * n : n;
 
-        if (objects > (uint64_t)(d->end - d->p) || objects > d->objects)
+        if (objects > (uint64_t)(d->end - d->p) || objects > d->objects ||
+            (objects && depth >= SS_WIRE_DEPTH_MAX))
                 return -EBADMSG;
+        d->objects -= (uint32_t)objects;
         if (map) {
                 msgpack_object_kv *kv = msgpack_zone_malloc(d->zone, (size_t)n * sizeof(*kv));
 
                 if (!kv)
                         return -ENOMEM;
                 for (uint64_t i = 0; i < n; i++) {
-                        int r = decode_object(d, depth + 1, &kv[i].key);
+                        int r = element(d, depth + 1, &kv[i].key);
 
                         if (r == 0)
-                                r = decode_object(d, depth + 1, &kv[i].val);
+                                r = element(d, depth + 1, &kv[i].val);
                         if (r < 0)
                                 return r;
                 }
@@ -207,7 +237,7 @@ static int container(decoder *d, unsigned depth, msgpack_object *o, uint64_t n, 
         if (!e)
                 return -ENOMEM;
         for (uint64_t i = 0; i < n; i++) {
-                int r = decode_object(d, depth + 1, &e[i]);
+                int r = element(d, depth + 1, &e[i]);
 
                 if (r < 0)
                         return r;
@@ -268,9 +298,8 @@ static int decode_object(decoder *d, unsigned depth, msgpack_object *o)
         uint8_t c;
         int r;
 
-        if (d->p >= d->end || depth > SS_WIRE_DEPTH_MAX || d->objects == 0)
+        if (d->p >= d->end)
                 return -EBADMSG;
-        d->objects--;
         c = *d->p++;
         if (c <= 0x7f) {
                 o->type = MSGPACK_OBJECT_POSITIVE_INTEGER;
@@ -346,7 +375,9 @@ static int decode_object(decoder *d, unsigned depth, msgpack_object *o)
 
 int ss_msgpack_decode(const uint8_t *data, size_t len, msgpack_zone *zone, msgpack_object *ret)
 {
-        decoder d = {.p = data, .end = data + len, .zone = zone, .objects = SS_WIRE_MAX_OBJECTS};
+        /* The root is one object; each container takes its elements from the rest. */
+        decoder d = {
+            .p = data, .end = data + len, .zone = zone, .objects = SS_WIRE_MAX_OBJECTS - 1};
         int r = decode_object(&d, 0, ret);
 
         if (r == 0 && d.p != d.end)
