@@ -113,14 +113,6 @@ static void look(pass *f, size_t i)
         }
 }
 
-/* Byte by byte: where there is no SSE2, and in strings shorter than a block. */
-static void scan_bytes(pass *f)
-{
-        for (size_t i = 0; i < f->n && f->want; i++)
-                if (byte_class[(unsigned char)f->p[i]] & f->want)
-                        look(f, i);
-}
-
 #ifdef __SSE2__
 #define BLOCK 16u
 
@@ -222,9 +214,12 @@ static void scan(pass *f)
                 look_at(f, i, block_classes(f->p + n - BLOCK, f->want) >> (BLOCK - (n - i)));
 }
 #else
+/* Byte by byte: where there is no SSE2. */
 static void scan(pass *f)
 {
-        scan_bytes(f);
+        for (size_t i = 0; i < f->n && f->want; i++)
+                if (byte_class[(unsigned char)f->p[i]] & f->want)
+                        look(f, i);
 }
 #endif
 
