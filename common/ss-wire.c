@@ -411,13 +411,6 @@ const msgpack_object_kv *ss_wire_kv_find(const msgpack_object_kv *kv, uint32_t n
         return NULL;
 }
 
-const msgpack_object *ss_wire_map_get(const msgpack_object_map *m, const char *key)
-{
-        const msgpack_object_kv *kv = m ? ss_wire_kv_find(m->ptr, m->size, key, strlen(key)) : NULL;
-
-        return kv ? &kv->val : NULL;
-}
-
 const char *ss_msg_type_name(uint32_t type)
 {
         static const char *const names[] = {

@@ -442,8 +442,14 @@ int ss_wire_check_attrs(const msgpack_object_map *attrs);
 const msgpack_object_kv *ss_wire_kv_find(const msgpack_object_kv *kv, uint32_t n, const char *key,
                                          size_t len);
 
-/* The value under the string key in m (which may be NULL), or NULL. */
-const msgpack_object *ss_wire_map_get(const msgpack_object_map *m, const char *key);
+/* The value under the string key in m (which may be NULL), or NULL: inline, so that a
+ * literal key's length is a constant. */
+static inline const msgpack_object *ss_wire_map_get(const msgpack_object_map *m, const char *key)
+{
+        const msgpack_object_kv *kv = m ? ss_wire_kv_find(m->ptr, m->size, key, strlen(key)) : NULL;
+
+        return kv ? &kv->val : NULL;
+}
 
 /* A short static name of a message type, "unknown" for others. */
 const char *ss_msg_type_name(uint32_t type);
