@@ -120,13 +120,63 @@ static void array_values(ss_pbw *w, const msgpack_object_array *a)
         }
 }
 
+/*
+ * A KeyValue of a string or scalar value (most of them), written unchecked when the room
+ * for its bound is there: the key's and the value's bytes, and five fields of a tag and a
+ * varint at most (the KeyValue's prefix, its key's and value's, the AnyValue's member, a
+ * scalar). False, with nothing written, otherwise: the checked writers then write it.
+ */
+static bool key_value_flat(ss_pbw *w, uint32_t field, const msgpack_object_kv *kv)
+{
+        const msgpack_object *o = &kv->val;
+        size_t m = ss_pbw_pos(w), mv;
+
+        if (o->type != MSGPACK_OBJECT_STR && o->type != MSGPACK_OBJECT_BOOLEAN &&
+            o->type != MSGPACK_OBJECT_POSITIVE_INTEGER &&
+            o->type != MSGPACK_OBJECT_NEGATIVE_INTEGER && o->type != MSGPACK_OBJECT_FLOAT32 &&
+            o->type != MSGPACK_OBJECT_FLOAT64)
+                return false;
+        /* Only in room there already: the checked writers grow the buffer, and fill it
+         * exactly to its maximum where a bound would not fit. */
+        if ((size_t)(w->p - w->lo) < (size_t)kv->key.via.str.size +
+                                         (o->type == MSGPACK_OBJECT_STR ? o->via.str.size : 0) +
+                                         5 * SS_PBW_FIELD_MAX)
+                return false;
+        mv = ss_pbw_pos(w);
+        switch (o->type) {
+        case MSGPACK_OBJECT_STR:
+                ss_pbw_str_field_in(w, ANY_STRING, o->via.str.ptr, o->via.str.size);
+                break;
+        case MSGPACK_OBJECT_BOOLEAN:
+                ss_pbw_varint_field_in(w, ANY_BOOL, o->via.boolean);
+                break;
+        case MSGPACK_OBJECT_POSITIVE_INTEGER:
+                if (o->via.u64 > INT64_MAX)
+                        ss_pbw_double_field_in(w, ANY_DOUBLE, (double)o->via.u64);
+                else
+                        ss_pbw_varint_field_in(w, ANY_INT, o->via.u64);
+                break;
+        case MSGPACK_OBJECT_NEGATIVE_INTEGER:
+                ss_pbw_varint_field_in(w, ANY_INT, (uint64_t)o->via.i64);
+                break;
+        default: /* FLOAT32, FLOAT64 */
+                ss_pbw_double_field_in(w, ANY_DOUBLE, o->via.f64);
+                break;
+        }
+        ss_pbw_len_field_in(w, KEY_VALUE_VALUE, mv);
+        if (kv->key.via.str.size)
+                ss_pbw_str_field_in(w, KEY_VALUE_KEY, kv->key.via.str.ptr, kv->key.via.str.size);
+        ss_pbw_len_field_in(w, field, m);
+        return true;
+}
+
 /* A repeated KeyValue field; entries whose key is no string are left out. */
 static void key_values(ss_pbw *w, uint32_t field, const msgpack_object_kv *kv, size_t n)
 {
         for (size_t i = n; i-- > 0;) {
                 size_t m, mv;
 
-                if (kv[i].key.type != MSGPACK_OBJECT_STR)
+                if (kv[i].key.type != MSGPACK_OBJECT_STR || key_value_flat(w, field, &kv[i]))
                         continue;
                 m = ss_pbw_pos(w);
                 mv = m;
