@@ -66,11 +66,11 @@ static inline size_t ss_pb_varint_len(uint64_t v)
 
 /*
  * Each writer below has two forms: ss_pbw_X() makes room for what it writes, and
- * ss_pbw_X_in() writes into room the caller took beforehand with one ss_pbw_room() for a
- * bound of a whole message (a KeyValue, a span's fixed fields), which saves a test a field.
- * Both are one body, pbw_X(..., check), with check a constant the compiler folds.
+ * ss_pbw_X_c(..., check) does so only when check is true: false writes into room the
+ * caller found for a bound of a whole message (a KeyValue), which saves a test a field.
+ * check is a constant the compiler folds.
  */
-static inline void pbw_varint(ss_pbw *w, uint64_t v, bool check)
+static inline void ss_pbw_varint_c(ss_pbw *w, uint64_t v, bool check)
 {
         uint8_t *q;
         size_t n;
@@ -90,7 +90,7 @@ static inline void pbw_varint(ss_pbw *w, uint64_t v, bool check)
         *q = (uint8_t)v;
 }
 
-static inline void pbw_bytes(ss_pbw *w, const void *p, size_t n, bool check)
+static inline void ss_pbw_bytes_c(ss_pbw *w, const void *p, size_t n, bool check)
 {
         if (check && !ss_pbw_room(w, n))
                 return;
@@ -100,54 +100,55 @@ static inline void pbw_bytes(ss_pbw *w, const void *p, size_t n, bool check)
 }
 
 /* A tag: field numbers below 16 take one byte. */
-static inline void pbw_tag(ss_pbw *w, uint32_t field, unsigned wire_type, bool check)
+static inline void ss_pbw_tag_c(ss_pbw *w, uint32_t field, unsigned wire_type, bool check)
 {
-        pbw_varint(w, (uint64_t)field << 3 | wire_type, check);
+        ss_pbw_varint_c(w, (uint64_t)field << 3 | wire_type, check);
 }
 
 /* A length-delimited field holding what was written since mark. */
-static inline void pbw_len_field(ss_pbw *w, uint32_t field, size_t mark, bool check)
+static inline void ss_pbw_len_field_c(ss_pbw *w, uint32_t field, size_t mark, bool check)
 {
-        pbw_varint(w, ss_pbw_pos(w) - mark, check);
-        pbw_tag(w, field, SS_PB_LEN, check);
+        ss_pbw_varint_c(w, ss_pbw_pos(w) - mark, check);
+        ss_pbw_tag_c(w, field, SS_PB_LEN, check);
 }
 
 /* A string or bytes field, written even when empty (a oneof member's value). */
-static inline void pbw_str_field(ss_pbw *w, uint32_t field, const void *p, size_t n, bool check)
+static inline void ss_pbw_str_field_c(ss_pbw *w, uint32_t field, const void *p, size_t n,
+                                      bool check)
 {
-        pbw_bytes(w, p, n, check);
-        pbw_varint(w, n, check);
-        pbw_tag(w, field, SS_PB_LEN, check);
+        ss_pbw_bytes_c(w, p, n, check);
+        ss_pbw_varint_c(w, n, check);
+        ss_pbw_tag_c(w, field, SS_PB_LEN, check);
 }
 
-static inline void pbw_varint_field(ss_pbw *w, uint32_t field, uint64_t v, bool check)
+static inline void ss_pbw_varint_field_c(ss_pbw *w, uint32_t field, uint64_t v, bool check)
 {
-        pbw_varint(w, v, check);
-        pbw_tag(w, field, SS_PB_VARINT, check);
+        ss_pbw_varint_c(w, v, check);
+        ss_pbw_tag_c(w, field, SS_PB_VARINT, check);
 }
 
 /* n bytes of v, little-endian: fixed32, fixed64, double. */
-static inline void pbw_le(ss_pbw *w, uint64_t v, int n, bool check)
+static inline void ss_pbw_le_c(ss_pbw *w, uint64_t v, int n, bool check)
 {
         uint8_t b[8];
 
         for (int i = 0; i < n; i++)
                 b[i] = (uint8_t)(v >> (8 * i));
-        pbw_bytes(w, b, (size_t)n, check);
+        ss_pbw_bytes_c(w, b, (size_t)n, check);
 }
 
-static inline void pbw_fixed64_field(ss_pbw *w, uint32_t field, uint64_t v, bool check)
+static inline void ss_pbw_fixed64_field_c(ss_pbw *w, uint32_t field, uint64_t v, bool check)
 {
-        pbw_le(w, v, 8, check);
-        pbw_tag(w, field, SS_PB_I64, check);
+        ss_pbw_le_c(w, v, 8, check);
+        ss_pbw_tag_c(w, field, SS_PB_I64, check);
 }
 
-static inline void pbw_double_field(ss_pbw *w, uint32_t field, double d, bool check)
+static inline void ss_pbw_double_field_c(ss_pbw *w, uint32_t field, double d, bool check)
 {
         uint64_t v;
 
         memcpy(&v, &d, sizeof(v));
-        pbw_fixed64_field(w, field, v, check);
+        ss_pbw_fixed64_field_c(w, field, v, check);
 }
 
 /* The most a field of a tag and a varint takes (a length prefix and its tag, say). */
@@ -155,52 +156,27 @@ static inline void pbw_double_field(ss_pbw *w, uint32_t field, double d, bool ch
 
 static inline void ss_pbw_varint(ss_pbw *w, uint64_t v)
 {
-        pbw_varint(w, v, true);
+        ss_pbw_varint_c(w, v, true);
 }
 
 static inline void ss_pbw_tag(ss_pbw *w, uint32_t field, unsigned wire_type)
 {
-        pbw_tag(w, field, wire_type, true);
+        ss_pbw_tag_c(w, field, wire_type, true);
 }
 
 static inline void ss_pbw_bytes(ss_pbw *w, const void *p, size_t n)
 {
-        pbw_bytes(w, p, n, true);
+        ss_pbw_bytes_c(w, p, n, true);
 }
 
 static inline void ss_pbw_len_field(ss_pbw *w, uint32_t field, size_t mark)
 {
-        pbw_len_field(w, field, mark, true);
-}
-
-static inline void ss_pbw_len_field_in(ss_pbw *w, uint32_t field, size_t mark)
-{
-        pbw_len_field(w, field, mark, false);
+        ss_pbw_len_field_c(w, field, mark, true);
 }
 
 static inline void ss_pbw_str_field(ss_pbw *w, uint32_t field, const void *p, size_t n)
 {
-        pbw_str_field(w, field, p, n, true);
-}
-
-static inline void ss_pbw_str_field_in(ss_pbw *w, uint32_t field, const void *p, size_t n)
-{
-        pbw_str_field(w, field, p, n, false);
-}
-
-static inline void ss_pbw_varint_field_in(ss_pbw *w, uint32_t field, uint64_t v)
-{
-        pbw_varint_field(w, field, v, false);
-}
-
-static inline void ss_pbw_fixed64_field_in(ss_pbw *w, uint32_t field, uint64_t v)
-{
-        pbw_fixed64_field(w, field, v, false);
-}
-
-static inline void ss_pbw_double_field_in(ss_pbw *w, uint32_t field, double d)
-{
-        pbw_double_field(w, field, d, false);
+        ss_pbw_str_field_c(w, field, p, n, true);
 }
 
 /* A proto3 string or bytes field: left out when empty. */
@@ -212,7 +188,7 @@ static inline void ss_pbw_str_opt(ss_pbw *w, uint32_t field, const void *p, size
 
 static inline void ss_pbw_varint_field(ss_pbw *w, uint32_t field, uint64_t v)
 {
-        pbw_varint_field(w, field, v, true);
+        ss_pbw_varint_field_c(w, field, v, true);
 }
 
 /* A proto3 scalar: left out when zero. */
@@ -224,7 +200,7 @@ static inline void ss_pbw_varint_opt(ss_pbw *w, uint32_t field, uint64_t v)
 
 static inline void ss_pbw_fixed64_field(ss_pbw *w, uint32_t field, uint64_t v)
 {
-        pbw_fixed64_field(w, field, v, true);
+        ss_pbw_fixed64_field_c(w, field, v, true);
 }
 
 static inline void ss_pbw_fixed64_opt(ss_pbw *w, uint32_t field, uint64_t v)
@@ -237,11 +213,11 @@ static inline void ss_pbw_fixed32_opt(ss_pbw *w, uint32_t field, uint32_t v)
 {
         if (!v)
                 return;
-        pbw_le(w, v, 4, true);
+        ss_pbw_le_c(w, v, 4, true);
         ss_pbw_tag(w, field, SS_PB_I32);
 }
 
 static inline void ss_pbw_double_field(ss_pbw *w, uint32_t field, double d)
 {
-        pbw_double_field(w, field, d, true);
+        ss_pbw_double_field_c(w, field, d, true);
 }

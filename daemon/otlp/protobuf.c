@@ -69,31 +69,46 @@ static void array_values(ss_pbw *w, const msgpack_object_array *a);
  * int_value; it becomes a double_value, which keeps its magnitude. nil (and
  * anything else the span model left as nil) is an AnyValue with no value, as
  * OTLP allows. A oneof member is written even when zero or empty.
+ *
+ * any_scalar() writes a string, bool, integer or float (false, nothing written, for the
+ * others), with check as ss_pbw_X_c() has it; inlined into both callers, so that each has
+ * check as a constant.
  */
+static inline __attribute__((always_inline)) bool any_scalar(ss_pbw *w, const msgpack_object *o,
+                                                             bool check)
+{
+        switch (o->type) {
+        case MSGPACK_OBJECT_STR:
+                ss_pbw_str_field_c(w, ANY_STRING, o->via.str.ptr, o->via.str.size, check);
+                return true;
+        case MSGPACK_OBJECT_BOOLEAN:
+                ss_pbw_varint_field_c(w, ANY_BOOL, o->via.boolean, check);
+                return true;
+        case MSGPACK_OBJECT_POSITIVE_INTEGER:
+                if (o->via.u64 > INT64_MAX)
+                        ss_pbw_double_field_c(w, ANY_DOUBLE, (double)o->via.u64, check);
+                else
+                        ss_pbw_varint_field_c(w, ANY_INT, o->via.u64, check);
+                return true;
+        case MSGPACK_OBJECT_NEGATIVE_INTEGER:
+                ss_pbw_varint_field_c(w, ANY_INT, (uint64_t)o->via.i64, check);
+                return true;
+        case MSGPACK_OBJECT_FLOAT32:
+        case MSGPACK_OBJECT_FLOAT64:
+                ss_pbw_double_field_c(w, ANY_DOUBLE, o->via.f64, check);
+                return true;
+        default:
+                return false;
+        }
+}
+
 static void any_value(ss_pbw *w, const msgpack_object *o)
 {
         size_t m = ss_pbw_pos(w);
 
+        if (any_scalar(w, o, true))
+                return;
         switch (o->type) {
-        case MSGPACK_OBJECT_STR:
-                ss_pbw_str_field(w, ANY_STRING, o->via.str.ptr, o->via.str.size);
-                return;
-        case MSGPACK_OBJECT_BOOLEAN:
-                ss_pbw_varint_field(w, ANY_BOOL, o->via.boolean);
-                return;
-        case MSGPACK_OBJECT_POSITIVE_INTEGER:
-                if (o->via.u64 > INT64_MAX)
-                        ss_pbw_double_field(w, ANY_DOUBLE, (double)o->via.u64);
-                else
-                        ss_pbw_varint_field(w, ANY_INT, o->via.u64);
-                return;
-        case MSGPACK_OBJECT_NEGATIVE_INTEGER:
-                ss_pbw_varint_field(w, ANY_INT, (uint64_t)o->via.i64);
-                return;
-        case MSGPACK_OBJECT_FLOAT32:
-        case MSGPACK_OBJECT_FLOAT64:
-                ss_pbw_double_field(w, ANY_DOUBLE, o->via.f64);
-                return;
         case MSGPACK_OBJECT_BIN:
                 ss_pbw_str_field(w, ANY_BYTES, o->via.bin.ptr, o->via.bin.size);
                 return;
@@ -129,44 +144,21 @@ static void array_values(ss_pbw *w, const msgpack_object_array *a)
 static bool key_value_flat(ss_pbw *w, uint32_t field, const msgpack_object_kv *kv)
 {
         const msgpack_object *o = &kv->val;
-        size_t m = ss_pbw_pos(w), mv;
+        size_t m = ss_pbw_pos(w), mv = m;
 
-        if (o->type != MSGPACK_OBJECT_STR && o->type != MSGPACK_OBJECT_BOOLEAN &&
-            o->type != MSGPACK_OBJECT_POSITIVE_INTEGER &&
-            o->type != MSGPACK_OBJECT_NEGATIVE_INTEGER && o->type != MSGPACK_OBJECT_FLOAT32 &&
-            o->type != MSGPACK_OBJECT_FLOAT64)
-                return false;
         /* Only in room there already: the checked writers grow the buffer, and fill it
          * exactly to its maximum where a bound would not fit. */
         if ((size_t)(w->p - w->lo) < (size_t)kv->key.via.str.size +
                                          (o->type == MSGPACK_OBJECT_STR ? o->via.str.size : 0) +
                                          5 * SS_PBW_FIELD_MAX)
                 return false;
-        mv = ss_pbw_pos(w);
-        switch (o->type) {
-        case MSGPACK_OBJECT_STR:
-                ss_pbw_str_field_in(w, ANY_STRING, o->via.str.ptr, o->via.str.size);
-                break;
-        case MSGPACK_OBJECT_BOOLEAN:
-                ss_pbw_varint_field_in(w, ANY_BOOL, o->via.boolean);
-                break;
-        case MSGPACK_OBJECT_POSITIVE_INTEGER:
-                if (o->via.u64 > INT64_MAX)
-                        ss_pbw_double_field_in(w, ANY_DOUBLE, (double)o->via.u64);
-                else
-                        ss_pbw_varint_field_in(w, ANY_INT, o->via.u64);
-                break;
-        case MSGPACK_OBJECT_NEGATIVE_INTEGER:
-                ss_pbw_varint_field_in(w, ANY_INT, (uint64_t)o->via.i64);
-                break;
-        default: /* FLOAT32, FLOAT64 */
-                ss_pbw_double_field_in(w, ANY_DOUBLE, o->via.f64);
-                break;
-        }
-        ss_pbw_len_field_in(w, KEY_VALUE_VALUE, mv);
+        if (!any_scalar(w, o, false)) /* nothing written */
+                return false;
+        ss_pbw_len_field_c(w, KEY_VALUE_VALUE, mv, false);
         if (kv->key.via.str.size)
-                ss_pbw_str_field_in(w, KEY_VALUE_KEY, kv->key.via.str.ptr, kv->key.via.str.size);
-        ss_pbw_len_field_in(w, field, m);
+                ss_pbw_str_field_c(w, KEY_VALUE_KEY, kv->key.via.str.ptr, kv->key.via.str.size,
+                                   false);
+        ss_pbw_len_field_c(w, field, m, false);
         return true;
 }
 
