@@ -48,9 +48,15 @@ static inline size_t ss_pbw_pos(const ss_pbw *w)
         return (size_t)(w->end - w->p);
 }
 
+/* Whether n more bytes fit the room there is, without growing the buffer. */
+static inline bool ss_pbw_fits(const ss_pbw *w, size_t n)
+{
+        return (size_t)(w->p - w->lo) >= n;
+}
+
 static inline bool ss_pbw_room(ss_pbw *w, size_t n)
 {
-        return (size_t)(w->p - w->lo) >= n || ss_pbw_grow(w, n);
+        return ss_pbw_fits(w, n) || ss_pbw_grow(w, n);
 }
 
 static inline size_t ss_pb_varint_len(uint64_t v)

@@ -148,9 +148,9 @@ static bool key_value_flat(ss_pbw *w, uint32_t field, const msgpack_object_kv *k
 
         /* Only in room there already: the checked writers grow the buffer, and fill it
          * exactly to its maximum where a bound would not fit. */
-        if ((size_t)(w->p - w->lo) < (size_t)kv->key.via.str.size +
-                                         (o->type == MSGPACK_OBJECT_STR ? o->via.str.size : 0) +
-                                         5 * SS_PBW_FIELD_MAX)
+        if (!ss_pbw_fits(w, (size_t)kv->key.via.str.size +
+                                (o->type == MSGPACK_OBJECT_STR ? o->via.str.size : 0) +
+                                5 * SS_PBW_FIELD_MAX))
                 return false;
         if (!any_scalar(w, o, false)) /* nothing written */
                 return false;
