@@ -189,12 +189,9 @@ static inline int element(decoder *d, unsigned depth, msgpack_object *o)
                         o->via.u64 = c;
                         return 0;
                 }
-                if ((c & 0xe0) == 0xa0 && (size_t)(c & 0x1f) < (size_t)(d->end - p)) {
-                        d->p = p + 1 + (c & 0x1f);
-                        o->type = MSGPACK_OBJECT_STR;
-                        o->via.str.size = c & 0x1f;
-                        o->via.str.ptr = (const char *)p + 1;
-                        return 0;
+                if ((c & 0xe0) == 0xa0) {
+                        d->p = p + 1;
+                        return bytes(d, o, MSGPACK_OBJECT_STR, c & 0x1f);
                 }
         }
         return decode_object(d, depth, o);
