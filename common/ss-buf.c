@@ -12,6 +12,17 @@ void ss_buf_init(ss_buf *b, size_t max)
         *b = (ss_buf){.max = max};
 }
 
+/* Move the contents back to the allocation's start (after ss_buf_take_tail()). */
+static void unskip(ss_buf *b)
+{
+        if (!b->head)
+                return;
+        memmove(b->data - b->head, b->data, b->len);
+        b->data -= b->head;
+        b->cap += b->head;
+        b->head = 0;
+}
+
 int ss_buf_reserve_slow(ss_buf *b, size_t extra)
 {
         size_t want, cap;
@@ -19,6 +30,7 @@ int ss_buf_reserve_slow(ss_buf *b, size_t extra)
 
         if (extra > b->max || b->len > b->max - extra)
                 return -ENOBUFS;
+        unskip(b);
         want = b->len + extra;
         if (want <= b->cap)
                 return 0;
@@ -50,6 +62,14 @@ int ss_buf_append_slow(ss_buf *b, const void *p, size_t n)
         return 0;
 }
 
+void ss_buf_take_tail(ss_buf *b, size_t n)
+{
+        b->head += b->cap - n;
+        b->data += b->cap - n;
+        b->cap = n;
+        b->len = n;
+}
+
 void ss_buf_consume(ss_buf *b, size_t n)
 {
         if (n >= b->len) {
@@ -65,8 +85,9 @@ void ss_buf_shrink(ss_buf *b, size_t keep)
         size_t cap = b->len > keep ? b->len : keep;
         uint8_t *p;
 
-        if (cap >= b->cap)
+        if (cap >= b->cap + b->head)
                 return;
+        unskip(b);
         if (cap == 0) {
                 ss_buf_free(b);
                 return;
@@ -82,9 +103,9 @@ void ss_buf_free(ss_buf *b)
 {
         if (!b)
                 return;
-        free(b->data);
+        free(b->data ? b->data - b->head : NULL);
         b->data = NULL;
-        b->len = b->cap = 0;
+        b->len = b->cap = b->head = 0;
 }
 
 int ss_buf_printf(ss_buf *b, const char *fmt, ...)

@@ -13,8 +13,9 @@
 typedef struct ss_buf {
         uint8_t *data;
         size_t len;
-        size_t cap;
+        size_t cap; /* bytes from data to the allocation's end */
         size_t max;
+        size_t head; /* bytes of the allocation before data: see ss_buf_take_tail() */
 } ss_buf;
 
 /* Initialise an empty buffer that may grow to max bytes. Allocates nothing. */
@@ -46,6 +47,11 @@ static inline int ss_buf_append(ss_buf *b, const void *p, size_t n)
         b->len += n;
         return 0;
 }
+
+/* Make the last n bytes of the room (n <= cap) the contents of b, empty before: for a
+ * writer that filled the buffer from its end, so that they need not move to its start. The
+ * bytes before them stay allocated until b grows, shrinks or is freed. */
+void ss_buf_take_tail(ss_buf *b, size_t n);
 
 /* Drop the first n bytes (n <= len), keeping the rest in order. */
 void ss_buf_consume(ss_buf *b, size_t n);

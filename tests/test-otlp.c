@@ -463,6 +463,89 @@ START_TEST(test_enobufs_and_append)
 }
 END_TEST
 
+/* An empty buffer takes the request where the writer put it, at the end of its allocation;
+ * the bytes are those written after other contents (moved there), and the buffer, reused,
+ * grown and appended to, keeps them. */
+static void encode_after_byte(ss_span *const *spans, size_t n, ss_buf *ref)
+{
+        ss_buf_init(ref, 16 << 20);
+        ck_assert_int_eq(ss_buf_append(ref, "x", 1), 0);
+        ck_assert_int_eq(ss_otlp_encode(spans, n, ref), 0);
+}
+
+START_TEST(test_encode_in_place_and_reuse)
+{
+        char big[1024], *huge = malloc(40000);
+        ss_resource *r = mp_resource("bulk", NULL, NULL), *wide;
+        ss_span *spans[20], *w;
+        ss_buf b, ref;
+        mp a;
+        msgpack_packer *pk = mp_begin(&a);
+
+        memset(big, 'z', sizeof(big));
+        msgpack_pack_map(pk, 1);
+        pk_str(pk, "gen_ai.input.messages");
+        msgpack_pack_str_with_body(pk, big, sizeof(big));
+        for (int i = 0; i < 20; i++)
+                spans[i] = mkspan(r, "chat", (uint8_t)i, 0, mp_map(&a));
+        mp_done(&a);
+        ss_buf_init(&b, 16 << 20);
+        ck_assert_int_eq(ss_otlp_encode(spans, 20, &b), 0);
+        encode_after_byte(spans, 20, &ref);
+        ck_assert_uint_eq(b.len, ref.len - 1);
+        ck_assert_mem_eq(b.data, ref.data + 1, b.len);
+        ck_assert_uint_eq(b.cap, b.len); /* not moved: they end where the allocation ends */
+        ck_assert_uint_gt(b.head, 0);
+        ss_buf_free(&ref);
+
+        /* Reused: a span whose resource the size hint leaves out (40 000 bytes of
+         * host.notes) grows the buffer while the old start is still skipped. */
+        memset(huge, 'v', 40000);
+        pk = mp_begin(&a);
+        msgpack_pack_map(pk, 2);
+        pk_str(pk, "service.name");
+        pk_str(pk, "wide");
+        pk_str(pk, "host.notes");
+        msgpack_pack_str_with_body(pk, huge, 40000);
+        wide = ss_resource_new(mp_map(&a));
+        mp_done(&a);
+        ck_assert_ptr_nonnull(wide);
+        w = mkspan(wide, "op", 1, 0, NULL);
+        ss_buf_reset(&b);
+        ck_assert_int_eq(ss_otlp_encode(&w, 1, &b), 0);
+        encode_after_byte(&w, 1, &ref);
+        ck_assert_uint_eq(b.len, ref.len - 1);
+        ck_assert_mem_eq(b.data, ref.data + 1, b.len);
+
+        /* Appended to: the contents move back to the allocation's start, whole. */
+        ck_assert_int_eq(ss_buf_append(&b, "end", 3), 0);
+        ck_assert_uint_eq(b.head, 0);
+        ck_assert_uint_eq(b.len, ref.len + 2);
+        ck_assert_mem_eq(b.data, ref.data + 1, ref.len - 1);
+        ck_assert_mem_eq(b.data + ref.len - 1, "end", 3);
+        ss_buf_free(&ref);
+
+        /* Shrunk after a request taken in place, then freed (ASan checks the pointers). */
+        ss_buf_reset(&b);
+        ck_assert_int_eq(ss_otlp_encode(spans, 1, &b), 0);
+        encode_after_byte(spans, 1, &ref);
+        ss_buf_shrink(&b, 0);
+        ck_assert_uint_eq(b.head, 0);
+        ck_assert_uint_eq(b.cap, b.len);
+        ck_assert_mem_eq(b.data, ref.data + 1, b.len);
+        ss_buf_free(&ref);
+        ss_buf_free(&b);
+        ck_assert_ptr_null(b.data);
+
+        for (int i = 0; i < 20; i++)
+                ss_span_unref(spans[i]);
+        ss_span_unref(w);
+        ss_resource_unref(wide);
+        ss_resource_unref(r);
+        free(huge);
+}
+END_TEST
+
 /* ---- responses ---------------------------------------------------------------------------- */
 
 static size_t pack_response(uint8_t *out, const PartialSuccess *ps)
@@ -550,6 +633,7 @@ static Suite *otlp_suite(void)
         tcase_add_test(tc, test_grouping_first_appearance);
         tcase_add_test(tc, test_large_batch);
         tcase_add_test(tc, test_enobufs_and_append);
+        tcase_add_test(tc, test_encode_in_place_and_reuse);
         tcase_add_test(tc, test_parse_response);
         tcase_add_test(tc, test_parse_response_garbage);
         suite_add_tcase(s, tc);

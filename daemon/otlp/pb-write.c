@@ -29,7 +29,7 @@ void ss_pbw_init(ss_pbw *w, ss_buf *out, size_t hint)
 bool ss_pbw_grow(ss_pbw *w, size_t n)
 {
         ss_buf *b = w->out;
-        size_t written = ss_pbw_pos(w), old_cap = b->cap, room = b->max - b->len, want;
+        size_t written = ss_pbw_pos(w), old_end = b->head + b->cap, room = b->max - b->len, want;
         int r;
 
         if (w->err)
@@ -49,8 +49,9 @@ bool ss_pbw_grow(ss_pbw *w, size_t n)
                 w->err = r;
                 return false;
         }
-        /* realloc kept the block's bytes; the written tail moves to the new end. */
-        memmove(b->data + b->cap - written, b->data + old_cap - written, written);
+        /* realloc kept the allocation's bytes (and ss_buf_reserve() may have moved the contents
+         * to its start, ss_buf_take_tail()): the written tail moves to the new end. */
+        memmove(b->data + b->cap - written, b->data - b->head + old_end - written, written);
         place(w, written);
         return true;
 }
@@ -62,6 +63,11 @@ int ss_pbw_finish(ss_pbw *w)
         if (w->err)
                 return w->err;
         written = ss_pbw_pos(w);
+        /* Into an empty buffer, the bytes stay where they were written, at its end. */
+        if (w->out->len == 0) {
+                ss_buf_take_tail(w->out, written);
+                return 0;
+        }
         memmove(w->lo, w->p, written);
         w->out->len += written;
         return 0;

@@ -6,7 +6,8 @@
  * ss_buf: a nested message's fields are written first, so its length is
  * known when its prefix is written, and no length is computed twice. Fields
  * (and the elements of a repeated field) are therefore written last first.
- * ss_pbw_finish() moves the bytes to the buffer's end. Any thread.
+ * ss_pbw_finish() appends the bytes to what the buffer held: into an empty
+ * buffer without moving them (ss_buf_take_tail()). Any thread.
  *
  *      size_t m = ss_pbw_pos(w);
  *      ss_pbw_varint_field(w, 2, count);
@@ -35,8 +36,9 @@ typedef struct ss_pbw {
  * Fails only in ss_pbw_finish(). */
 void ss_pbw_init(ss_pbw *w, ss_buf *out, size_t hint);
 
-/* Append what was written to out: 0, or the first failure (-ENOMEM, -ENOBUFS past out's
- * maximum) with out's length as it was. */
+/* Append what was written to out (an empty out takes them where they are, at the end of
+ * its allocation): 0, or the first failure (-ENOMEM, -ENOBUFS past out's maximum) with out's
+ * length as it was. */
 int ss_pbw_finish(ss_pbw *w);
 
 /* Make room for n more bytes; false (w->err set) when there is none to be had. */
