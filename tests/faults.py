@@ -452,18 +452,32 @@ class Faults(Base):
         started (the daemon counts one when it starts it, the receiver once it has read
         it: in between they differ by the requests on the wire). Returns the STATS and the
         receiver's count of hung requests."""
+        def hung_seen():
+            return len([r for r in hung.requests if r["status"] is None])
+
+        def started(st):
+            return sum(st["exporter.%s.requests" % n] for n in names)
+
         deadline = time.time() + 20
         while True:
             st = d.stats()
-            seen = len([r for r in hung.requests if r["status"] is None])
-            want = sum(st["exporter.%s.requests" % n] for n in names)
+            seen = hung_seen()
+            want = started(st)
             if seen == want:
                 return st, seen
             if time.time() > deadline:
-                # A backend retried without pause may never leave the wire empty: the two
-                # counts then differ by at most the requests in flight.
+                # A backend retried without pause may never leave the wire empty, and a
+                # receiver slowed by a loaded machine may read a request after the daemon
+                # gave up on it. So: every request the daemon is done with (started, not in
+                # flight) reaches the receiver, and the receiver never reads more requests
+                # than the daemon started.
                 flight = sum(st["exporter.%s.inflight_requests" % n] for n in names)
-                self.assertLessEqual(abs(seen - want), flight, "receiver and daemon disagree")
+                self.wait(lambda: hung_seen() >= want - flight,
+                          "the receiver reading the %d requests the daemon is done with"
+                          % (want - flight))
+                seen = hung_seen()
+                self.assertLessEqual(seen, started(d.stats()),
+                                     "the receiver read requests the daemon did not count")
                 return st, want
             time.sleep(0.01)
 
