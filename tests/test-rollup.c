@@ -269,10 +269,9 @@ static double input_of(const ss_pricing *p, const char *provider, const char *mo
         return pr->input;
 }
 
-START_TEST(test_find)
+/* Every lookup of test_find; run twice, the second time from what lookups remember. */
+static void check_find(const ss_pricing *p)
 {
-        ss_pricing *p = parse_ok(match_table);
-
         /* Exact, any case. */
         ck_assert_double_eq_tol(input_of(p, NULL, "gpt-4o"), 2.5, TOL);
         ck_assert_double_eq_tol(input_of(p, "", "GPT-4o-Mini"), 0.15, TOL);
@@ -312,7 +311,50 @@ START_TEST(test_find)
         ck_assert_ptr_null(ss_pricing_find(p, NULL, "/"));
         ck_assert_ptr_null(ss_pricing_find(p, NULL, NULL));
         ck_assert_ptr_null(ss_pricing_find(NULL, NULL, "gpt-4o"));
+}
+
+START_TEST(test_find)
+{
+        ss_pricing *p = parse_ok(match_table);
+
+        check_find(p);
+        check_find(p);
         ss_pricing_free(p);
+}
+END_TEST
+
+/* Far more pairs than lookups remember (64): each answer stays right however they collide,
+ * the unknown ones included, and so does a pair too long to be remembered. */
+START_TEST(test_find_remembered)
+{
+        enum { N = 300 };
+        char *table = malloc(N * 64), name[300];
+        size_t len = 0;
+        ss_pricing *p;
+
+        for (int i = 0; i < N; i++)
+                len += (size_t)sprintf(table + len, "openai\tm%d\t%d\t1\t-\t-\n", i, i + 1);
+        p = parse_ok(table);
+        for (int round = 0; round < 4; round++) {
+                for (int k = 0; k < N; k++) {
+                        int i = round % 2 ? N - 1 - k : (k * 7) % N; /* 7 and 300: coprime */
+                        const char *prov = round < 2 ? NULL : "openai";
+
+                        snprintf(name, sizeof(name), "m%d-2025", i);
+                        ck_assert_double_eq_tol(input_of(p, prov, name), i + 1, TOL);
+                        snprintf(name, sizeof(name), "u%d", i);
+                        ck_assert_ptr_null(ss_pricing_find(p, prov, name));
+                }
+                memset(name, 'x', sizeof(name) - 1);
+                name[sizeof(name) - 1] = '\0';
+                memcpy(name, "m5-", 3);
+                ck_assert_double_eq_tol(input_of(p, NULL, name), 6, TOL);
+        }
+        /* The same pair as provider and model split elsewhere is another pair. */
+        ck_assert_double_eq_tol(input_of(p, "", "m12"), 13, TOL);
+        ck_assert_ptr_null(ss_pricing_find(p, "m", "12"));
+        ss_pricing_free(p);
+        free(table);
 }
 END_TEST
 
@@ -630,6 +672,7 @@ int main(void)
         tcase_add_test(tc, test_load);
         tcase_add_test(tc, test_builtin);
         tcase_add_test(tc, test_find);
+        tcase_add_test(tc, test_find_remembered);
         tcase_add_test(tc, test_run_rollup);
         tcase_add_test(tc, test_client_set_kept);
         tcase_add_test(tc, test_unknown_model);

@@ -13,6 +13,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "base/hashmap.h"
+
 /*
  * The table is a flat array searched linearly: it is looked up once per chat
  * span, holds a few dozen models (at most SS_PRICING_MAX_MODELS), and a scan
@@ -38,6 +40,20 @@ typedef struct entry {
         ss_price price;
 } entry;
 
+/*
+ * Lookups remembered, a slot for each of MEMO_SLOTS hashes of (provider, model): agents
+ * price the same few models again and again, and a lookup of "gpt-4o" compared about 900
+ * instructions' worth of entries. A pair longer than MEMO_KEY_MAX is looked up each time.
+ */
+#define MEMO_SLOTS   64u
+#define MEMO_KEY_MAX 120u
+
+typedef struct memo {
+        uint32_t len;          /* of key (provider, NUL, model); 0: empty */
+        const ss_price *price; /* NULL: the table has none */
+        char key[MEMO_KEY_MAX];
+} memo;
+
 struct ss_pricing {
         entry *v;
         size_t n;
@@ -46,6 +62,7 @@ struct ss_pricing {
          * can only be priced by the entries of its own first byte. */
         uint32_t *by_first;
         uint32_t first_start[257];
+        memo *memo; /* MEMO_SLOTS, written by lookups; NULL: none (out of memory) */
 };
 
 /* ---- names ------------------------------------------------------------------------------ */
@@ -363,6 +380,7 @@ int ss_pricing_parse(const char *text, size_t len, ss_pricing **ret, char *err, 
                 ss_pricing_free(p);
                 return r;
         }
+        p->memo = calloc(MEMO_SLOTS, sizeof(*p->memo)); /* without it, lookups are slower */
         *ret = p;
         return 0;
 }
@@ -452,6 +470,7 @@ void ss_pricing_free(ss_pricing *p)
                 free(p->v[i].model);
         free(p->v);
         free(p->by_first);
+        free(p->memo);
         free(p);
 }
 
@@ -492,13 +511,11 @@ static const entry *best_match(const ss_pricing *p, const char *provider, const 
         return best;
 }
 
-const ss_price *ss_pricing_find(const ss_pricing *p, const char *provider, const char *model)
+static const ss_price *lookup(const ss_pricing *p, const char *provider, const char *model)
 {
         char prov[PROVIDER_MAX];
         const char *m = model;
 
-        if (!p || !model)
-                return NULL;
         provider_norm(provider ? provider : "", provider ? strlen(provider) : 0, prov);
         while (*m) {
                 const entry *e = best_match(p, prov, m);
@@ -516,4 +533,34 @@ const ss_price *ss_pricing_find(const ss_pricing *p, const char *provider, const
                 m = slash + 1;
         }
         return NULL;
+}
+
+const ss_price *ss_pricing_find(const ss_pricing *p, const char *provider, const char *model)
+{
+        size_t pl, ml, len;
+        char key[MEMO_KEY_MAX];
+        memo *slot = NULL;
+        const ss_price *price;
+
+        if (!p || !model)
+                return NULL;
+        pl = provider ? strlen(provider) : 0;
+        ml = strlen(model);
+        len = pl + 1 + ml;
+        if (p->memo && len <= MEMO_KEY_MAX) {
+                if (pl)
+                        memcpy(key, provider, pl);
+                key[pl] = '\0';
+                memcpy(key + pl + 1, model, ml);
+                slot = &p->memo[ss_hash_bytes(key, len) & (MEMO_SLOTS - 1)];
+                if (slot->len == len && memcmp(slot->key, key, len) == 0)
+                        return slot->price;
+        }
+        price = lookup(p, provider, model);
+        if (slot) {
+                memcpy(slot->key, key, len);
+                slot->len = (uint32_t)len;
+                slot->price = price;
+        }
+        return price;
 }

@@ -10,7 +10,8 @@
  * Model names match exactly, else by the longest listed prefix (so a dated
  * "gpt-4o-2024-08-06" finds "gpt-4o"), else without a provider
  * qualification ("anthropic/claude-sonnet-4-6" finds "claude-sonnet-4-6").
- * Loaded at start; read-only after; never blocks.
+ * Loaded at start and not changed after, except that a lookup remembers its
+ * answer: one thread at a time (the loop's). Never blocks.
  */
 
 #include <stddef.h>
