@@ -511,12 +511,14 @@ static const entry *best_match(const ss_pricing *p, const char *provider, const 
         return best;
 }
 
-static const ss_price *lookup(const ss_pricing *p, const char *provider, const char *model)
+/* The price of model, provider_len bytes of provider (NULL: none) asking. */
+static const ss_price *lookup(const ss_pricing *p, const char *provider, size_t provider_len,
+                              const char *model)
 {
         char prov[PROVIDER_MAX];
         const char *m = model;
 
-        provider_norm(provider ? provider : "", provider ? strlen(provider) : 0, prov);
+        provider_norm(provider ? provider : "", provider_len, prov);
         while (*m) {
                 const entry *e = best_match(p, prov, m);
                 const char *slash;
@@ -556,7 +558,7 @@ const ss_price *ss_pricing_find(const ss_pricing *p, const char *provider, const
                 if (slot->len == len && memcmp(slot->key, key, len) == 0)
                         return slot->price;
         }
-        price = lookup(p, provider, model);
+        price = lookup(p, provider, pl, model);
         if (slot) {
                 memcpy(slot->key, key, len);
                 slot->len = (uint32_t)len;
