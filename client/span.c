@@ -393,6 +393,86 @@ SIDESPAN_EXPORT int sidespan_span_set_attr(sidespan_span *s, const sidespan_attr
         return set_attr(s, a, 0, 0, false);
 }
 
+/* The most set_fast() writes: a key of up to 31 bytes and a string value of up to 31, each
+ * with a 1-byte head (a number takes at most 9 bytes). */
+#define SET_FAST_ROOM 64u
+
+/*
+ * The typed setters' common case, with set_attr()'s checks: a live span that keeps content,
+ * a key of 1 to 31 bytes, a string value of at most 31 bytes or a number, and room to spare.
+ * Written without a call, so that a setter taking it needs no stack frame: some 15
+ * instructions a call fewer, 60 a span of an agent's run. false: set_attr() takes it.
+ * a->type is a constant in every caller.
+ */
+static inline __attribute__((always_inline)) bool set_fast(sidespan_span *s, const sidespan_attr *a,
+                                                           size_t klen, size_t vlen)
+{
+        uint8_t *p;
+
+        if (!s || !s->live || s->drop_content || !a->key || klen - 1 >= 31 ||
+            s->n_attrs == UINT32_MAX)
+                return false;
+        if (a->type == SIDESPAN_ATTR_STR && (!a->value.s || vlen >= 32))
+                return false;
+        /* A span's buffer never holds more than its max (span_alloc() sees to it): room in
+         * the allocation is room under the maximum. */
+        if (s->end.cap - s->end.len < SET_FAST_ROOM)
+                return false;
+        p = s->end.data + s->end.len;
+        *p++ = (uint8_t)(0xa0 | klen);
+        ss_mp_copy_small(p, a->key, klen);
+        p += klen;
+        if (a->type == SIDESPAN_ATTR_STR) {
+                *p++ = (uint8_t)(0xa0 | vlen);
+                ss_mp_copy_small(p, a->value.s, vlen);
+                p += vlen;
+        } else if (a->type == SIDESPAN_ATTR_INT) {
+                p = ss_mp_put_int(p, a->value.i);
+        } else if (a->type == SIDESPAN_ATTR_DOUBLE) {
+                p = ss_mp_put_double(p, a->value.d);
+        } else {
+                p = ss_mp_put_bool(p, a->value.b);
+        }
+        s->end.len = (size_t)(p - s->end.data);
+        s->n_attrs++;
+        return true;
+}
+
+/* The rest of each typed setter: out of line, its arguments in registers, so that the fast
+ * path's caller keeps none of its own. */
+
+static __attribute__((noinline)) int set_str_slow(sidespan_span *s, const char *key, size_t key_len,
+                                                  const char *value, size_t value_len)
+{
+        sidespan_attr a = {.key = key, .type = SIDESPAN_ATTR_STR, .value.s = value};
+
+        return set_attr(s, &a, key_len, value_len, true);
+}
+
+static __attribute__((noinline)) int set_int_slow(sidespan_span *s, const char *key, size_t key_len,
+                                                  int64_t value)
+{
+        sidespan_attr a = {.key = key, .type = SIDESPAN_ATTR_INT, .value.i = value};
+
+        return set_attr(s, &a, key_len, 0, true);
+}
+
+static __attribute__((noinline)) int set_double_slow(sidespan_span *s, const char *key,
+                                                     size_t key_len, double value)
+{
+        sidespan_attr a = {.key = key, .type = SIDESPAN_ATTR_DOUBLE, .value.d = value};
+
+        return set_attr(s, &a, key_len, 0, true);
+}
+
+static __attribute__((noinline)) int set_bool_slow(sidespan_span *s, const char *key,
+                                                   size_t key_len, bool value)
+{
+        sidespan_attr a = {.key = key, .type = SIDESPAN_ATTR_BOOL, .value.b = value};
+
+        return set_attr(s, &a, key_len, 0, true);
+}
+
 /* The scalar setters with the lengths given, which sidespan.h's inline setters call. */
 
 SIDESPAN_EXPORT int sidespan_span_set_str_n(sidespan_span *s, const char *key, size_t key_len,
@@ -400,7 +480,9 @@ SIDESPAN_EXPORT int sidespan_span_set_str_n(sidespan_span *s, const char *key, s
 {
         sidespan_attr a = {.key = key, .type = SIDESPAN_ATTR_STR, .value.s = value};
 
-        return set_attr(s, &a, key_len, value_len, true);
+        if (set_fast(s, &a, key_len, value_len))
+                return 0;
+        return set_str_slow(s, key, key_len, value, value_len);
 }
 
 SIDESPAN_EXPORT int sidespan_span_set_int_n(sidespan_span *s, const char *key, size_t key_len,
@@ -408,7 +490,9 @@ SIDESPAN_EXPORT int sidespan_span_set_int_n(sidespan_span *s, const char *key, s
 {
         sidespan_attr a = {.key = key, .type = SIDESPAN_ATTR_INT, .value.i = value};
 
-        return set_attr(s, &a, key_len, 0, true);
+        if (set_fast(s, &a, key_len, 0))
+                return 0;
+        return set_int_slow(s, key, key_len, value);
 }
 
 SIDESPAN_EXPORT int sidespan_span_set_double_n(sidespan_span *s, const char *key, size_t key_len,
@@ -416,7 +500,9 @@ SIDESPAN_EXPORT int sidespan_span_set_double_n(sidespan_span *s, const char *key
 {
         sidespan_attr a = {.key = key, .type = SIDESPAN_ATTR_DOUBLE, .value.d = value};
 
-        return set_attr(s, &a, key_len, 0, true);
+        if (set_fast(s, &a, key_len, 0))
+                return 0;
+        return set_double_slow(s, key, key_len, value);
 }
 
 SIDESPAN_EXPORT int sidespan_span_set_bool_n(sidespan_span *s, const char *key, size_t key_len,
@@ -424,7 +510,9 @@ SIDESPAN_EXPORT int sidespan_span_set_bool_n(sidespan_span *s, const char *key, 
 {
         sidespan_attr a = {.key = key, .type = SIDESPAN_ATTR_BOOL, .value.b = value};
 
-        return set_attr(s, &a, key_len, 0, true);
+        if (set_fast(s, &a, key_len, 0))
+                return 0;
+        return set_bool_slow(s, key, key_len, value);
 }
 
 /*

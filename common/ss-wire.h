@@ -271,16 +271,14 @@ static inline uint8_t *ss_mp_put_str_head(uint8_t *p, uint32_t n)
         return ss_mp_put_be(p, n, 4);
 }
 
-/* Copy n bytes; keys, names and short values (up to 32 bytes) with a few overlapping
- * word moves inline instead of a call, which costs more than the copy at these sizes. */
-static inline void ss_mp_copy(uint8_t *p, const char *s, size_t n)
+/* Copy n <= 32 bytes with a few overlapping word moves, no call: keys, names and short
+ * values, for which a call to memcpy() costs more than the copy. */
+static inline void ss_mp_copy_small(uint8_t *p, const char *s, size_t n)
 {
         uint64_t a, b, c, d;
         uint32_t x, y;
 
-        if (n > 32) {
-                memcpy(p, s, n);
-        } else if (n > 16) {
+        if (n > 16) {
                 memcpy(&a, s, 8);
                 memcpy(&b, s + 8, 8);
                 memcpy(&c, s + n - 16, 8);
@@ -303,6 +301,15 @@ static inline void ss_mp_copy(uint8_t *p, const char *s, size_t n)
                 for (size_t i = 0; i < n; i++)
                         p[i] = (uint8_t)s[i];
         }
+}
+
+/* Copy n bytes: up to 32 inline, longer ones with memcpy(). */
+static inline void ss_mp_copy(uint8_t *p, const char *s, size_t n)
+{
+        if (n > 32)
+                memcpy(p, s, n);
+        else
+                ss_mp_copy_small(p, s, n);
 }
 
 static inline uint8_t *ss_mp_put_str(uint8_t *p, const char *s, uint32_t n)

@@ -737,6 +737,113 @@ START_TEST(test_setters_with_lengths)
 }
 END_TEST
 
+/* A key of k bytes, its first bytes its length (distinct for every k), the rest filler. */
+static void key_of_len(char *buf, size_t k, char fill)
+{
+        char num[8];
+
+        snprintf(num, sizeof(num), "%02zu", k);
+        memset(buf, fill, k);
+        memcpy(buf, num, k < 2 ? k : 2);
+        buf[k] = '\0';
+}
+
+/* The value of the k-th span of test_setters_every_length(): (k * 7) % 41 bytes, 1 to 40,
+ * each length once for k = 1 to 40. */
+static size_t value_of_len(char *buf, size_t k)
+{
+        size_t v = (k * 7) % 41;
+
+        memset(buf, (int)('a' + k % 26), v);
+        buf[0] = (char)('A' + k % 26);
+        buf[v - 1] = '$';
+        buf[v] = '\0';
+        return v;
+}
+
+/* The typed setters write the common case inline and hand the rest on: keys and string
+ * values of every length either side of 31 bytes, integers either side of each msgpack
+ * width, set first on a fresh span (where there is room for the inline path), and a span
+ * filled to its frame's end, all arrive as set, and no more. */
+START_TEST(test_setters_every_length)
+{
+        static const int64_t ints[] = {
+            0,   127, 128,  255,  256,    65535,  65536,     4294967295, 4294967296, -1,
+            -32, -33, -128, -129, -32768, -32769, INT32_MIN, INT64_MIN,  INT64_MAX,  1};
+        const size_t n_ints = sizeof(ints) / sizeof(ints[0]);
+        uint8_t trace_id[SS_TRACE_ID_LEN], ids[41][SS_SPAN_ID_LEN];
+        char key[48], val[48];
+        sidespan_options o;
+        msgpack_unpacked u;
+        sidespan_client *c, *small;
+        sidespan_span *sp;
+        uint32_t accepted = 0;
+        server s;
+        ss_msg m;
+        int r;
+
+        srv_start(&s);
+        c = open_at(&s, 1.0, true);
+        for (size_t k = 1; k <= 40; k++) {
+                ck_assert_int_eq(sidespan_span_start(c, NULL, "len", SIDESPAN_KIND_INTERNAL, &sp),
+                                 0);
+                key_of_len(key, k, 'k');
+                value_of_len(val, k);
+                ck_assert_int_eq(sidespan_span_set_str(sp, key, val), 0);
+                ck_assert_int_eq(sidespan_span_set_int(sp, "int", ints[k % n_ints]), 0);
+                key_of_len(key, 30 + k % 4, 'd');
+                ck_assert_int_eq(sidespan_span_set_double(sp, key, -0.125 * (double)k), 0);
+                key_of_len(key, 30 + k % 4, 'b');
+                ck_assert_int_eq(sidespan_span_set_bool(sp, key, k % 2), 0);
+                ids_of(sp, trace_id, ids[k]);
+                ck_assert_int_eq(sidespan_span_end(sp, SIDESPAN_STATUS_OK, NULL), 0);
+        }
+
+        /* A span of a client whose frames are 512 bytes, filled until a value is refused. */
+        sidespan_options_init(&o);
+        o.socket_path = s.path;
+        o.max_frame = 512;
+        o.flush_on_exit = false;
+        ck_assert_int_eq(sidespan_client_open(&o, &small), 0);
+        ck_assert_int_eq(sidespan_span_start(small, NULL, "full", SIDESPAN_KIND_INTERNAL, &sp), 0);
+        do {
+                snprintf(key, sizeof(key), "f%03u", accepted);
+                r = sidespan_span_set_str(sp, key, "0123456789abcdefghij");
+                accepted += r == 0;
+        } while (r == 0 && accepted < 1000);
+        ck_assert_int_eq(r, -ENOBUFS);
+        ck_assert_uint_eq(stats_of(small).attrs_dropped, 1);
+        ids_of(sp, trace_id, ids[0]);
+        ck_assert_int_eq(sidespan_span_end(sp, SIDESPAN_STATUS_OK, NULL), 0);
+        ck_assert_int_eq(sidespan_flush(c, 5000), 0);
+        ck_assert_int_eq(sidespan_flush(small, 5000), 0);
+
+        msgpack_unpacked_init(&u);
+        for (size_t k = 1; k <= 40; k++) {
+                ck_assert(srv_find_end(&s, ids[k], &u, &m));
+                ck_assert_uint_eq(m.end.attrs->size, 4);
+                key_of_len(key, k, 'k');
+                value_of_len(val, k);
+                check_str(m.end.attrs, key, val);
+                ck_assert_msg(get_int(m.end.attrs, "int") == ints[k % n_ints], "span %zu", k);
+                key_of_len(key, 30 + k % 4, 'd');
+                ck_assert(get_double(m.end.attrs, key) == -0.125 * (double)k);
+                key_of_len(key, 30 + k % 4, 'b');
+                ck_assert(get_bool(m.end.attrs, key) == (k % 2));
+        }
+        ck_assert(srv_find_end(&s, ids[0], &u, &m));
+        ck_assert_uint_gt(accepted, 5);
+        ck_assert_uint_eq(m.end.attrs->size, accepted);
+        snprintf(key, sizeof(key), "f%03u", accepted - 1);
+        check_str(m.end.attrs, key, "0123456789abcdefghij");
+        msgpack_unpacked_destroy(&u);
+        sidespan_client_close(&small);
+        sidespan_client_close(&c);
+        ck_assert_int_eq(s.decode_errors, 0);
+        srv_stop(&s);
+}
+END_TEST
+
 START_TEST(test_bad_arguments)
 {
         sidespan_client *c = open_at(NULL, 1.0, true);
@@ -1778,6 +1885,7 @@ static Suite *client_suite(void)
         tcase_add_test(tc, test_hello_first_with_options);
         tcase_add_test(tc, test_span_start_event_end);
         tcase_add_test(tc, test_setters_with_lengths);
+        tcase_add_test(tc, test_setters_every_length);
         tcase_add_test(tc, test_bad_arguments);
         tcase_add_test(tc, test_bad_options);
         tcase_add_test(tc, test_traceparent_format);
