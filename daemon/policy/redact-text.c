@@ -229,11 +229,42 @@ static void refresh(ss_redactor *r, unsigned set, bool email, cand *c, size_t so
         }
 }
 
+/* What can match in p[0..n): the NEED_* set of built-in alternatives, whether an e-mail
+ * address can, and the number of sources to run (SRC_CUSTOM plus the custom patterns asked
+ * for). */
+static size_t what_can_match(ss_redactor *r, unsigned kinds, const char *p, size_t n, unsigned *set,
+                             bool *email)
+{
+        if (!r->unfiltered && n < SS_REDACT_MIN_BUILTIN) {
+                /* Many values (a status, a flag, an id) are this short. */
+                *set = 0;
+                *email = false;
+        } else if (!r->unfiltered) {
+                unsigned need = ss_redact_filter(kinds, p, n);
+
+                *set = need & (NEED_SECRET | NEED_DIGIT);
+                *email = need & NEED_EMAIL;
+        } else {
+                *set = (kinds & SS_REDACT_SECRETS ? NEED_SECRET : 0) |
+                       (kinds & SS_REDACT_PERSONAL ? NEED_DIGIT : 0);
+                *email = kinds & SS_REDACT_PERSONAL;
+        }
+        return SRC_CUSTOM + (kinds & SS_REDACT_CUSTOM ? r->n_custom : 0);
+}
+
+bool ss_redact_none(ss_redactor *r, unsigned kinds, const char *p, size_t n)
+{
+        unsigned set;
+        bool email;
+
+        return what_can_match(r, kinds, p, n, &set, &email) == SRC_CUSTOM && !set && !email;
+}
+
 int ss_redact_scan(ss_redactor *r, unsigned kinds, const char *p, size_t n, ss_buf *out,
                    uint32_t *count)
 {
         cand c[SRC_CUSTOM + SS_REDACT_MAX_CUSTOM];
-        size_t pos = 0, base = out->len, sources = SRC_CUSTOM;
+        size_t pos = 0, base = out->len, sources;
         uint32_t found = 0;
         const cand *b;
         unsigned set;
@@ -242,20 +273,7 @@ int ss_redact_scan(ss_redactor *r, unsigned kinds, const char *p, size_t n, ss_b
 
         if (n == 0)
                 return 0;
-        if (!r->unfiltered && n < SS_REDACT_MIN_BUILTIN) {
-                /* Many values (a status, a flag, an id) are this short. */
-                set = 0;
-                email = false;
-        } else if (!r->unfiltered) {
-                set = ss_redact_filter(kinds, p, n);
-                email = kinds & SS_REDACT_PERSONAL && memchr(p, '@', n);
-        } else {
-                set = (kinds & SS_REDACT_SECRETS ? NEED_SECRET : 0) |
-                      (kinds & SS_REDACT_PERSONAL ? NEED_DIGIT : 0);
-                email = kinds & SS_REDACT_PERSONAL;
-        }
-        if (kinds & SS_REDACT_CUSTOM)
-                sources += r->n_custom;
+        sources = what_can_match(r, kinds, p, n, &set, &email);
         if (!set && !email && sources == SRC_CUSTOM)
                 return 0;
         for (size_t i = 0; i < sources; i++)
