@@ -14,6 +14,7 @@
 
 #include "base/utf8.h"
 #include "fixture.h"
+#include "fx-rnd.h"
 #include "model/resource.h"
 #include "model/span.h"
 #include "model/value.h"
@@ -625,6 +626,183 @@ START_TEST(empty_string_without_a_pointer)
 }
 END_TEST
 
+/* ---- a map merged at once, as set one pair at a time ------------------------------------- */
+
+/* Equal values, deeply: types, bytes of strings and bins, the bits of numbers. */
+static bool obj_eq(const msgpack_object *a, const msgpack_object *b)
+{
+        if (a->type != b->type)
+                return false;
+        switch (a->type) {
+        case MSGPACK_OBJECT_STR:
+        case MSGPACK_OBJECT_BIN:
+                return a->via.str.size == b->via.str.size &&
+                       (a->via.str.size == 0 ||
+                        memcmp(a->via.str.ptr, b->via.str.ptr, a->via.str.size) == 0);
+        case MSGPACK_OBJECT_ARRAY:
+                if (a->via.array.size != b->via.array.size)
+                        return false;
+                for (uint32_t i = 0; i < a->via.array.size; i++)
+                        if (!obj_eq(&a->via.array.ptr[i], &b->via.array.ptr[i]))
+                                return false;
+                return true;
+        case MSGPACK_OBJECT_MAP:
+                if (a->via.map.size != b->via.map.size)
+                        return false;
+                for (uint32_t i = 0; i < a->via.map.size; i++)
+                        if (!obj_eq(&a->via.map.ptr[i].key, &b->via.map.ptr[i].key) ||
+                            !obj_eq(&a->via.map.ptr[i].val, &b->via.map.ptr[i].val))
+                                return false;
+                return true;
+        case MSGPACK_OBJECT_NIL:
+                return true;
+        case MSGPACK_OBJECT_BOOLEAN:
+                return a->via.boolean == b->via.boolean;
+        default:
+                return a->via.u64 == b->via.u64;
+        }
+}
+
+/* The values the maps below draw from: scalars, strings short, long, ill-formed and empty
+ * (one without a pointer), containers, nil. */
+static msgpack_object random_value(uint64_t *seed)
+{
+        static const char long_value[] = "a value of some length, longer than sixteen and sixty "
+                                         "bytes, which max_value_len cuts";
+        static msgpack_object items[2], nested_val;
+        static msgpack_object_kv nested;
+
+        items[0] = fx_str("x");
+        items[1] = fx_uint(7);
+        nested_val = fx_str("n");
+        nested = fx_kv("inner", nested_val);
+        switch (fx_below(seed, 14)) {
+        case 0:
+                return fx_uint(fx_rnd(seed) >> fx_below(seed, 64));
+        case 1:
+                return fx_neg(-1 - (int64_t)fx_below(seed, 1000));
+        case 2:
+                return fx_f64(0.5 * fx_below(seed, 100));
+        case 3:
+                return fx_bool(fx_below(seed, 2));
+        case 4:
+                return (msgpack_object){.type = MSGPACK_OBJECT_NIL};
+        case 5:
+                return fx_str(long_value);
+        case 6:
+                return fx_str("caf\xc3"); /* cut short */
+        case 7:
+                return (msgpack_object){.type = MSGPACK_OBJECT_STR, .via.str = {0, NULL}};
+        case 8:
+                return fx_array(items, 2);
+        case 9:
+                return fx_map(&nested, 1);
+        case 10:
+                return (msgpack_object){.type = MSGPACK_OBJECT_FLOAT32, .via.f64 = 1.5};
+        default:
+                return fx_str(fx_below(seed, 2) ? "v" : "short value");
+        }
+}
+
+/* ss_attrs_merge() takes the common pair a shorter way: a random run of maps, under random
+ * limits, onto a list merged map by map and a list set pair by pair with ss_attrs_set() must
+ * leave the same pairs in the same order, the same bytes in each store, and the same counts. */
+START_TEST(merge_matches_set_pair_by_pair)
+{
+        static const char *const keys[] = {"k0",
+                                           "k1",
+                                           "k2",
+                                           "k3",
+                                           "k4",
+                                           "k5",
+                                           "k6",
+                                           "k7",
+                                           "gen_ai.request.model",
+                                           "bad\xff",
+                                           "bad\xef\xbf\xbd",
+                                           "",
+                                           "a key longer than the sixteen bytes max_key_len allows",
+                                           "k8",
+                                           "k9",
+                                           "ka",
+                                           "kb",
+                                           "kc",
+                                           "kd",
+                                           "ke",
+                                           "kf",
+                                           "kg"};
+        uint64_t seed = 0x5eed5eedull;
+
+        for (int run = 0; run < 3000; run++) {
+                ss_limit_hits hits_a = {0}, hits_b = {0};
+                ss_limits lim_a = {0}, lim_b;
+                bool limited = fx_below(&seed, 4) != 0;
+                uint32_t dropped_a = 0, dropped_b = 0;
+                ss_attrs a = {0}, b = {0};
+                ss_store sa, sb;
+                int maps = 1 + (int)fx_below(&seed, 3);
+
+                if (limited) {
+                        lim_a.max_attrs = fx_below(&seed, 3) ? 0 : fx_below(&seed, 20);
+                        lim_a.max_value_len = fx_below(&seed, 2) ? 0 : 16 + fx_below(&seed, 50);
+                        lim_a.max_key_len = fx_below(&seed, 2) ? 0 : 16;
+                        lim_a.max_bytes = fx_below(&seed, 2) ? 0 : 100 + fx_below(&seed, 600);
+                }
+                lim_b = lim_a;
+                lim_a.hits = &hits_a;
+                lim_b.hits = &hits_b;
+                ss_store_init(&sa);
+                ss_store_init(&sb);
+                for (int m = 0; m < maps; m++) {
+                        msgpack_object_kv kv[24];
+                        uint32_t n = fx_below(&seed, 24);
+                        msgpack_object map;
+
+                        for (uint32_t i = 0; i < n; i++)
+                                kv[i] = fx_kv(keys[fx_below(&seed, sizeof(keys) / sizeof(keys[0]))],
+                                              random_value(&seed));
+                        map = fx_map(kv, n);
+                        ck_assert_int_eq(ss_attrs_merge(&sa, &a, &map.via.map,
+                                                        limited ? &lim_a : NULL, &dropped_a),
+                                         0);
+                        if (n && b.cap == 0)
+                                ck_assert_int_eq(ss_attrs_reserve(&b, n), 0);
+                        for (uint32_t i = 0; i < n && (!limited || !lim_b.max_attrs ||
+                                                       i < ss_attrs_merge_max(lim_b.max_attrs));
+                             i++)
+                                ck_assert_int_eq(ss_attrs_set(&sb, &b, &kv[i].key.via.str,
+                                                              &kv[i].val, limited ? &lim_b : NULL,
+                                                              &dropped_b),
+                                                 0);
+                        if (limited && lim_b.max_attrs && n > ss_attrs_merge_max(lim_b.max_attrs)) {
+                                hits_b.attrs_over_count += n - ss_attrs_merge_max(lim_b.max_attrs);
+                                dropped_b += n - ss_attrs_merge_max(lim_b.max_attrs);
+                        }
+                }
+                ck_assert_uint_eq(a.n, b.n);
+                for (uint32_t i = 0; i < a.n; i++) {
+                        ck_assert_msg(obj_eq(&a.kv[i].key, &b.kv[i].key), "run %d, key %u", run, i);
+                        ck_assert_msg(obj_eq(&a.kv[i].val, &b.kv[i].val), "run %d, value %u", run,
+                                      i);
+                        if (a.kv[i].val.type == MSGPACK_OBJECT_STR)
+                                ck_assert_int_eq(a.kv[i].val.via.str.ptr[a.kv[i].val.via.str.size],
+                                                 '\0');
+                        ck_assert_ptr_eq(
+                            ss_attrs_get_n(&a, a.kv[i].key.via.str.ptr, a.kv[i].key.via.str.size),
+                            &a.kv[i].val);
+                }
+                ck_assert_uint_eq(sa.live, sb.live);
+                ck_assert_uint_eq(sa.dead, sb.dead);
+                ck_assert_uint_eq(dropped_a, dropped_b);
+                ck_assert(memcmp(&hits_a, &hits_b, sizeof(hits_a)) == 0);
+                ss_attrs_free(&a);
+                ss_attrs_free(&b);
+                ss_store_free(&sa);
+                ss_store_free(&sb);
+        }
+}
+END_TEST
+
 /* ---- resources -------------------------------------------------------------------------- */
 
 /* HELLO options: service.name, then process.pid as pid_val (nil object: left out). */
@@ -757,6 +935,7 @@ int main(void)
         tcase_add_test(tc, utf8_measure_word_scan_matches_bytes);
         tcase_add_test(tc, utf8_ascii_check_sees_every_byte);
         tcase_add_test(tc, store_copies_survive_every_block);
+        tcase_add_test(tc, merge_matches_set_pair_by_pair);
         suite_add_tcase(s, tc);
         return ss_check_run(s);
 }

@@ -59,6 +59,27 @@ int ss_store_str_valid(ss_store *st, const char *p, size_t n, msgpack_object_str
         return 0;
 }
 
+int ss_store_strs_valid(ss_store *st, const msgpack_object_str *in, size_t n,
+                        msgpack_object_str *out)
+{
+        size_t total = 0;
+        char *d;
+
+        for (size_t i = 0; i < n; i++)
+                total += in[i].size + 1ull;
+        d = store_alloc(st, total, false);
+        if (!d)
+                return -ENOMEM;
+        for (size_t i = 0; i < n; i++) {
+                /* No byte read for an empty one, whose p msgpack-c may leave NULL. */
+                ss_mp_copy((uint8_t *)d, in[i].ptr, in[i].size);
+                d[in[i].size] = '\0';
+                out[i] = (msgpack_object_str){.size = in[i].size, .ptr = d};
+                d += in[i].size + 1ull;
+        }
+        return 0;
+}
+
 int ss_store_str(ss_store *st, const char *p, size_t n, uint32_t max, msgpack_object_str *ret)
 {
         size_t limit = max ? max : UINT32_MAX - 1, in, len;

@@ -49,6 +49,12 @@ int ss_store_str(ss_store *st, const char *p, size_t n, uint32_t max, msgpack_ob
  * string checked once is not measured again. 0 or -ENOMEM. */
 int ss_store_str_valid(ss_store *st, const char *p, size_t n, msgpack_object_str *ret);
 
+/* Copy n strings the caller found well-formed UTF-8, each NUL-terminated, into one
+ * allocation (an attribute's key and string value: one bump, short ones copied without a
+ * call). 0 or -ENOMEM. */
+int ss_store_strs_valid(ss_store *st, const msgpack_object_str *in, size_t n,
+                        msgpack_object_str *out);
+
 /*
  * Copy an attribute value: strings and bins cut to max_len bytes (0: no
  * cut), arrays and maps deeply. Values the wire protocol does not allow (nil,
