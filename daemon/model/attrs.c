@@ -230,16 +230,14 @@ static bool set_new_fast(ss_store *st, ss_attrs *a, const msgpack_object_kv *kv,
 {
         const msgpack_object_str *key = &kv->key.via.str;
         const msgpack_object *val = &kv->val;
-        msgpack_object_str in[2], out[2];
+        const msgpack_object_str *str = NULL;
         uint32_t bit = key_bit(key->ptr, key->size);
-        size_t n = 1;
         uint64_t need;
         msgpack_object_kv *e;
 
         if (a->n == a->cap || a->index || a->n + 1 >= SS_ATTRS_INDEX_MIN || (a->key_bits & bit) ||
             key->size == 0)
                 return false;
-        in[0] = *key;
         need = key->size + 1ull;
         switch (val->type) {
         case MSGPACK_OBJECT_BOOLEAN:
@@ -251,8 +249,8 @@ static bool set_new_fast(ss_store *st, ss_attrs *a, const msgpack_object_kv *kv,
         case MSGPACK_OBJECT_STR:
                 if (lim && lim->max_value_len && val->via.str.size > lim->max_value_len)
                         return false;
-                in[n++] = val->via.str;
-                need += val->via.str.size + 1ull;
+                str = &val->via.str;
+                need += str->size + 1ull;
                 break;
         default:
                 return false;
@@ -261,16 +259,14 @@ static bool set_new_fast(ss_store *st, ss_attrs *a, const msgpack_object_kv *kv,
                     (lim->max_attrs && a->n >= lim->max_attrs) ||
                     (lim->max_bytes && st->live + need > lim->max_bytes)))
                 return false;
-        if (!ss_utf8_valid(key->ptr, key->size) ||
-            (n == 2 && !ss_utf8_valid(in[1].ptr, in[1].size)) ||
-            ss_store_strs_valid(st, in, n, out) < 0)
+        if (!ss_utf8_valid(key->ptr, key->size) || (str && !ss_utf8_valid(str->ptr, str->size)))
                 return false;
-        e = &a->kv[a->n++];
+        e = &a->kv[a->n];
         e->key.type = MSGPACK_OBJECT_STR;
-        e->key.via.str = out[0];
         e->val = *val;
-        if (n == 2)
-                e->val.via.str = out[1];
+        if (ss_store_pair_valid(st, key, str, &e->key.via.str, &e->val.via.str) < 0)
+                return false;
+        a->n++;
         a->key_bits |= bit;
         return true;
 }

@@ -36,11 +36,15 @@ void ss_store_free(ss_store *st)
         *st = (ss_store){0};
 }
 
-/* Every allocation of a store goes through here, so live counts exactly what copies take. */
+/* Every allocation of a store goes through here or ss_store_bytes(), so live counts exactly
+ * what copies take. */
 static void *store_alloc(ss_store *st, size_t n, bool align)
 {
-        void *p = ss_arena_alloc_aligned(&st->arena, n, align ? ALIGN : 1);
+        void *p;
 
+        if (!align)
+                return ss_store_bytes(st, n);
+        p = ss_arena_alloc_aligned(&st->arena, n, ALIGN);
         if (p)
                 st->live += n;
         return p;
@@ -56,27 +60,6 @@ int ss_store_str_valid(ss_store *st, const char *p, size_t n, msgpack_object_str
                 memcpy(d, p, n);
         d[n] = '\0';
         *ret = (msgpack_object_str){.size = (uint32_t)n, .ptr = d};
-        return 0;
-}
-
-int ss_store_strs_valid(ss_store *st, const msgpack_object_str *in, size_t n,
-                        msgpack_object_str *out)
-{
-        size_t total = 0;
-        char *d;
-
-        for (size_t i = 0; i < n; i++)
-                total += in[i].size + 1ull;
-        d = store_alloc(st, total, false);
-        if (!d)
-                return -ENOMEM;
-        for (size_t i = 0; i < n; i++) {
-                /* No byte read for an empty one, whose p msgpack-c may leave NULL. */
-                ss_mp_copy((uint8_t *)d, in[i].ptr, in[i].size);
-                d[in[i].size] = '\0';
-                out[i] = (msgpack_object_str){.size = in[i].size, .ptr = d};
-                d += in[i].size + 1ull;
-        }
         return 0;
 }
 

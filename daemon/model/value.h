@@ -11,12 +11,14 @@
  * thread-safe); never blocks.
  */
 
+#include <errno.h>
 #include <msgpack.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
 #include "base/arena.h"
+#include "ss-wire.h"
 
 typedef struct ss_store {
         ss_arena arena;
@@ -49,11 +51,42 @@ int ss_store_str(ss_store *st, const char *p, size_t n, uint32_t max, msgpack_ob
  * string checked once is not measured again. 0 or -ENOMEM. */
 int ss_store_str_valid(ss_store *st, const char *p, size_t n, msgpack_object_str *ret);
 
-/* Copy n strings the caller found well-formed UTF-8, each NUL-terminated, into one
- * allocation (an attribute's key and string value: one bump, short ones copied without a
- * call). 0 or -ENOMEM. */
-int ss_store_strs_valid(ss_store *st, const msgpack_object_str *in, size_t n,
-                        msgpack_object_str *out);
+/* n bytes of st's arena, counted live: what every copy takes. NULL when out of memory. */
+static inline char *ss_store_bytes(ss_store *st, size_t n)
+{
+        char *p = ss_arena_alloc_aligned(&st->arena, n, 1);
+
+        if (p)
+                st->live += n;
+        return p;
+}
+
+/* Copy s (well-formed) to d, NUL-terminated: short ones without a call, no byte read from an
+ * empty one, whose ptr msgpack-c may leave NULL. The byte after the copy. */
+static inline char *ss_store_put(char *d, const msgpack_object_str *s, msgpack_object_str *ret)
+{
+        ss_mp_copy((uint8_t *)d, s->ptr, s->size);
+        d[s->size] = '\0';
+        *ret = (msgpack_object_str){.size = s->size, .ptr = d};
+        return d + s->size + 1;
+}
+
+/* Copy an attribute's key and its string value (val NULL: none) the caller found
+ * well-formed UTF-8, each NUL-terminated, into one allocation. Inline: the common pair of a
+ * span's map. 0 or -ENOMEM. */
+static inline int ss_store_pair_valid(ss_store *st, const msgpack_object_str *key,
+                                      const msgpack_object_str *val, msgpack_object_str *ret_key,
+                                      msgpack_object_str *ret_val)
+{
+        char *d = ss_store_bytes(st, key->size + 1ull + (val ? val->size + 1ull : 0));
+
+        if (!d)
+                return -ENOMEM;
+        d = ss_store_put(d, key, ret_key);
+        if (val)
+                ss_store_put(d, val, ret_val);
+        return 0;
+}
 
 /*
  * Copy an attribute value: strings and bins cut to max_len bytes (0: no
