@@ -119,11 +119,9 @@ int ss_msgpack_check(const uint8_t *data, size_t len)
 
 /* ---- decoding ---------------------------------------------------------------------------- */
 
-typedef struct decoder {
-        const uint8_t *p, *end;
-        msgpack_zone *zone;
-        uint32_t objects; /* left to the limit */
-} decoder;
+/* The reader of ss-msgpack.h is the decoder's state: a field read by it and an object
+ * decoded are counted alike. */
+typedef ss_mp_reader decoder;
 
 static int decode_object(decoder *d, unsigned depth, msgpack_object *o);
 
@@ -370,12 +368,125 @@ static int decode_object(decoder *d, unsigned depth, msgpack_object *o)
         }
 }
 
-int ss_msgpack_decode(const uint8_t *data, size_t len, msgpack_zone *zone, msgpack_object *ret)
+void ss_mp_reader_init(ss_mp_reader *r, const uint8_t *data, size_t len, msgpack_zone *zone)
 {
         /* The root is one object; each container takes its elements from the rest. */
-        decoder d = {
+        *r = (ss_mp_reader){
             .p = data, .end = data + len, .zone = zone, .objects = SS_WIRE_MAX_OBJECTS - 1};
-        int r = decode_object(&d, 0, ret);
+}
+
+bool ss_mp_read_root(ss_mp_reader *r, uint32_t *ret_n)
+{
+        uint64_t n;
+
+        if (r->p >= r->end)
+                return false;
+        if ((*r->p & 0xf0) == 0x90) {
+                n = *r->p++ & 0x0fu;
+        } else if (*r->p == 0xdc && r->end - r->p >= 3) {
+                n = be(r->p + 1, 2);
+                r->p += 3;
+        } else {
+                return false;
+        }
+        /* As container() checks a root array (depth 0). */
+        if (n > (uint64_t)(r->end - r->p) || n > r->objects)
+                return false;
+        r->objects -= (uint32_t)n;
+        *ret_n = (uint32_t)n;
+        return true;
+}
+
+bool ss_mp_read_uint(ss_mp_reader *r, uint64_t *ret)
+{
+        size_t n;
+        uint8_t c;
+
+        if (r->p >= r->end)
+                return false;
+        c = *r->p;
+        if (c <= 0x7f) {
+                r->p++;
+                *ret = c;
+                return true;
+        }
+        if (c < 0xcc || c > 0xcf)
+                return false;
+        n = (size_t)1 << (c - 0xcc);
+        if ((size_t)(r->end - r->p) < 1 + n)
+                return false;
+        *ret = be(r->p + 1, n);
+        r->p += 1 + n;
+        return true;
+}
+
+bool ss_mp_read_bin(ss_mp_reader *r, uint32_t len, const uint8_t **ret)
+{
+        if (r->end - r->p < 2 || r->p[0] != 0xc4 || r->p[1] != len ||
+            (size_t)(r->end - r->p) < 2 + (size_t)len)
+                return false;
+        *ret = r->p + 2;
+        r->p += 2 + len;
+        return true;
+}
+
+bool ss_mp_read_str(ss_mp_reader *r, bool nullable, const char **ret, uint32_t *ret_len)
+{
+        uint64_t n;
+        size_t head;
+        uint8_t c;
+
+        if (r->p >= r->end)
+                return false;
+        c = *r->p;
+        if (c == 0xc0 && nullable) {
+                r->p++;
+                *ret = NULL;
+                *ret_len = 0;
+                return true;
+        }
+        if ((c & 0xe0) == 0xa0) {
+                head = 1;
+                n = c & 0x1fu;
+        } else if (c >= 0xd9 && c <= 0xdb) {
+                head = 1 + ((size_t)1 << (c - 0xd9));
+                if ((size_t)(r->end - r->p) < head)
+                        return false;
+                n = be(r->p + 1, head - 1);
+        } else {
+                return false;
+        }
+        if (n > (uint64_t)(r->end - r->p) - head)
+                return false;
+        *ret = (const char *)r->p + head;
+        *ret_len = (uint32_t)n;
+        r->p += head + n;
+        return true;
+}
+
+bool ss_mp_read_object(ss_mp_reader *r, const msgpack_object **ret)
+{
+        msgpack_object *o;
+
+        if (r->p < r->end && *r->p == 0xc0) {
+                r->p++;
+                *ret = NULL;
+                return true;
+        }
+        o = msgpack_zone_malloc(r->zone, sizeof(*o));
+        if (!o || decode_object(r, 1, o) < 0)
+                return false;
+        *ret = o;
+        return true;
+}
+
+int ss_msgpack_decode(const uint8_t *data, size_t len, msgpack_zone *zone, msgpack_object *ret)
+{
+        decoder d;
+        int r;
+
+        ss_mp_reader_init(&d, data, len, zone);
+        r = decode_object(&d, 0, ret);
 
         if (r == 0 && d.p != d.end)
                 r = -EBADMSG;

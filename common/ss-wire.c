@@ -359,6 +359,81 @@ static bool type_known(uint32_t t)
                (t >= SS_MSG_FLUSHED && t <= SS_MSG_TRACE);
 }
 
+/* A map field read by r: nil (NULL), or a map, checked as attributes when attrs. */
+static bool read_map(ss_mp_reader *r, bool attrs, const msgpack_object_map **ret)
+{
+        const msgpack_object *o;
+
+        if (!ss_mp_read_object(r, &o))
+                return false;
+        if (!o) {
+                *ret = NULL;
+                return true;
+        }
+        if (o->type != MSGPACK_OBJECT_MAP || (attrs && ss_wire_check_attrs(&o->via.map) < 0))
+                return false;
+        *ret = &o->via.map;
+        return true;
+}
+
+/*
+ * SPAN_START and SPAN_END, two frames of every span, read field by field (ss_mp_reader):
+ * only their maps become objects. Anything not as decode_body() would accept it, or not in
+ * the usual encoding, is false, and the frame is decoded the general way, whose answer (the
+ * same message, or the error) stands.
+ */
+static bool decode_span_frame(const uint8_t *payload, size_t len, msgpack_zone *zone, ss_msg *ret)
+{
+        const msgpack_object *extra;
+        ss_mp_reader r;
+        uint64_t type, v, status;
+        uint32_t n, known, name_len;
+        const char *name;
+
+        ss_mp_reader_init(&r, payload, len, zone);
+        if (!ss_mp_read_root(&r, &n) || !ss_mp_read_uint(&r, &type))
+                return false;
+        if (type == SS_MSG_SPAN_START) {
+                ss_msg_span *sp = &ret->span;
+
+                known = 9;
+                if (n < known || !ss_mp_read_bin(&r, SS_TRACE_ID_LEN, &sp->trace_id) ||
+                    !ss_mp_read_bin(&r, SS_SPAN_ID_LEN, &sp->span_id))
+                        return false;
+                if (r.p < r.end && *r.p == 0xc0)
+                        r.p++; /* a root */
+                else if (!ss_mp_read_bin(&r, SS_SPAN_ID_LEN, &sp->parent_id))
+                        return false;
+                if (!ss_mp_read_str(&r, false, &name, &name_len) || !ss_mp_read_uint(&r, &v) ||
+                    v > SS_KIND_CONSUMER || !ss_mp_read_uint(&r, &sp->start_ns) ||
+                    !read_map(&r, true, &sp->attrs) || !read_map(&r, false, &sp->options))
+                        return false;
+                sp->name = (ss_str){.ptr = name, .len = name_len};
+                sp->kind = (int32_t)v;
+                if (id_is_zero(sp->trace_id, SS_TRACE_ID_LEN) ||
+                    id_is_zero(sp->span_id, SS_SPAN_ID_LEN) ||
+                    (sp->parent_id && id_is_zero(sp->parent_id, SS_SPAN_ID_LEN)) || name_len == 0)
+                        return false;
+        } else if (type == SS_MSG_SPAN_END) {
+                known = 6;
+                if (n < known || !ss_mp_read_bin(&r, SS_SPAN_ID_LEN, &ret->end.span_id) ||
+                    !ss_mp_read_uint(&r, &ret->end.end_ns) || !ss_mp_read_uint(&r, &status) ||
+                    status > SS_STATUS_ERROR || !ss_mp_read_str(&r, true, &name, &name_len) ||
+                    !read_map(&r, true, &ret->end.attrs))
+                        return false;
+                ret->end.status_code = (int32_t)status;
+                ret->end.status_msg = (ss_str){.ptr = name, .len = name_len};
+        } else {
+                return false;
+        }
+        /* Trailing elements, allowed for forward compatibility, are decoded all the same. */
+        for (uint32_t i = known; i < n; i++)
+                if (!ss_mp_read_object(&r, &extra))
+                        return false;
+        ret->type = (uint32_t)type;
+        return ss_mp_reader_done(&r);
+}
+
 int ss_wire_decode_zone(const uint8_t *payload, size_t len, msgpack_zone *zone, ss_msg *ret,
                         msgpack_object *ret_root)
 {
@@ -367,6 +442,9 @@ int ss_wire_decode_zone(const uint8_t *payload, size_t len, msgpack_zone *zone, 
         fields f;
         int r;
 
+        *ret = (ss_msg){0};
+        if (!ret_root && decode_span_frame(payload, len, zone, ret))
+                return 0;
         *ret = (ss_msg){0};
         r = ss_msgpack_decode(payload, len, zone, &root);
         if (r < 0)

@@ -5,6 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "fx-msg.h"
+#include "fx-rnd.h"
 #include "ss-wire.h"
 
 static const uint8_t TID[16] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16};
@@ -695,6 +697,225 @@ START_TEST(buf_bounds)
 }
 END_TEST
 
+/* ---- SPAN_START and SPAN_END read field by field -------------------------------------- */
+
+/* A value for a field: mostly what the field takes, sometimes not (nil, another type, a
+ * deep or a non-string-keyed map, another encoding of the same number). */
+static void pack_value(msgpack_packer *pk, uint64_t *seed, unsigned depth)
+{
+        switch (fx_below(seed, depth > 3 ? 8 : 11)) {
+        case 0:
+                msgpack_pack_nil(pk);
+                break;
+        case 1:
+                msgpack_pack_int64(pk, -(int64_t)fx_below(seed, 1000) - 1);
+                break;
+        case 2:
+                msgpack_pack_uint64(pk, fx_rnd(seed) >> fx_below(seed, 64));
+                break;
+        case 3:
+                msgpack_pack_double(pk, 0.25);
+                break;
+        case 4:
+                msgpack_pack_true(pk);
+                break;
+        case 5:
+                msgpack_pack_bin_with_body(pk, "\1\2\3\4\5\6\7\10", fx_below(seed, 9));
+                break;
+        case 6:
+        case 7:
+                msgpack_pack_str_with_body(pk, "value with some length", fx_below(seed, 23));
+                break;
+        case 8:
+                msgpack_pack_array(pk, 2);
+                pack_value(pk, seed, depth + 1);
+                pack_value(pk, seed, depth + 1);
+                break;
+        default: {
+                uint32_t n = fx_below(seed, 4);
+
+                msgpack_pack_map(pk, n);
+                for (uint32_t i = 0; i < n; i++) {
+                        if (fx_below(seed, 10))
+                                msgpack_pack_str_with_body(pk, "kabcdef", fx_below(seed, 8));
+                        else
+                                msgpack_pack_uint8(pk, 1);
+                        pack_value(pk, seed, depth + 1);
+                }
+        }
+        }
+}
+
+/* An id: bin of len bytes, sometimes all zero, or a wrong length, or nil, or not a bin. */
+static void pack_id(msgpack_packer *pk, uint64_t *seed, uint32_t len, bool right)
+{
+        static const uint8_t ones[16] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16};
+        static const uint8_t zeros[16];
+
+        if (right || fx_below(seed, 4)) {
+                msgpack_pack_bin_with_body(pk, fx_below(seed, 20) ? ones : zeros, len);
+                return;
+        }
+        if (fx_below(seed, 2))
+                msgpack_pack_nil(pk);
+        else
+                msgpack_pack_bin_with_body(pk, ones, len - 1);
+}
+
+/* A field that should be what want_right packs: mostly it, else a random value. */
+static bool field(msgpack_packer *pk, uint64_t *seed, unsigned odds)
+{
+        if (fx_below(seed, odds))
+                return true;
+        pack_value(pk, seed, 0);
+        return false;
+}
+
+/* A SPAN_START, a SPAN_END or another message, mostly well-formed, with random fields. */
+static void pack_random_frame(ss_buf *b, uint64_t *seed)
+{
+        uint32_t type = fx_below(seed, 5)
+                            ? (fx_below(seed, 2) ? SS_MSG_SPAN_START : SS_MSG_SPAN_END)
+                            : fx_below(seed, 20);
+        uint32_t fields = type == SS_MSG_SPAN_START ? 9 : 6, n = fields;
+        msgpack_packer pk;
+
+        if (fx_below(seed, 6) == 0)
+                n = fx_below(seed, 2) ? fields + 1 + fx_below(seed, 3) : fx_below(seed, fields);
+        msgpack_packer_init(&pk, b, ss_buf_msgpack_write);
+        msgpack_pack_array(&pk, n);
+        if (n == 0)
+                return;
+        if (fx_below(seed, 30))
+                msgpack_pack_uint32(&pk, type);
+        else
+                msgpack_pack_int64(&pk, -2);
+        for (uint32_t i = 1; i < n; i++) {
+                if (i >= fields) {
+                        pack_value(&pk, seed, 0);
+                } else if (type == SS_MSG_SPAN_START) {
+                        switch (i) {
+                        case 1:
+                                pack_id(&pk, seed, 16, fx_below(seed, 10));
+                                break;
+                        case 2:
+                                pack_id(&pk, seed, 8, fx_below(seed, 10));
+                                break;
+                        case 3:
+                                if (fx_below(seed, 3))
+                                        pack_id(&pk, seed, 8, fx_below(seed, 10));
+                                else
+                                        msgpack_pack_nil(&pk);
+                                break;
+                        case 4:
+                                if (field(&pk, seed, 10))
+                                        msgpack_pack_str_with_body(&pk, "chat gpt-4o",
+                                                                   fx_below(seed, 12));
+                                break;
+                        case 5:
+                                if (field(&pk, seed, 10))
+                                        msgpack_pack_uint8(&pk, (uint8_t)fx_below(seed, 7));
+                                break;
+                        case 6:
+                                if (field(&pk, seed, 10))
+                                        msgpack_pack_uint64(&pk,
+                                                            fx_rnd(seed) >> fx_below(seed, 64));
+                                break;
+                        default: /* the attributes, the options */
+                                if (field(&pk, seed, 4)) {
+                                        msgpack_pack_map(&pk, 1);
+                                        msgpack_pack_str_with_body(&pk, "k", 1);
+                                        pack_value(&pk, seed, 0);
+                                }
+                        }
+                } else if (type == SS_MSG_SPAN_END) {
+                        switch (i) {
+                        case 1:
+                                pack_id(&pk, seed, 8, fx_below(seed, 10));
+                                break;
+                        case 2:
+                                if (field(&pk, seed, 10))
+                                        msgpack_pack_uint64(&pk,
+                                                            fx_rnd(seed) >> fx_below(seed, 64));
+                                break;
+                        case 3:
+                                if (field(&pk, seed, 10))
+                                        msgpack_pack_uint8(&pk, (uint8_t)fx_below(seed, 4));
+                                break;
+                        case 4:
+                                if (field(&pk, seed, 3))
+                                        msgpack_pack_nil(&pk);
+                                else
+                                        msgpack_pack_str_with_body(&pk, "failed", 6);
+                                break;
+                        default:
+                                if (field(&pk, seed, 4)) {
+                                        uint32_t k = fx_below(seed, 5);
+
+                                        msgpack_pack_map(&pk, k);
+                                        for (uint32_t j = 0; j < k; j++) {
+                                                msgpack_pack_str_with_body(&pk, "key", 1 + j % 3);
+                                                pack_value(&pk, seed, 0);
+                                        }
+                                }
+                        }
+                } else {
+                        pack_value(&pk, seed, 0);
+                }
+        }
+}
+
+/* The daemon's decode (no root asked for: SPAN_START and SPAN_END read field by field) and
+ * the general one (root asked for) agree on every frame: the same answer, the same message. */
+static void decode_both_ways(const uint8_t *p, size_t n, uint64_t frame, unsigned *fast_ok)
+{
+        msgpack_zone *z1 = msgpack_zone_new(1024), *z2 = msgpack_zone_new(1024);
+        msgpack_object root;
+        ss_msg a, b;
+        int ra, rb;
+
+        ck_assert(z1 && z2);
+        ra = ss_wire_decode_zone(p, n, z1, &a, NULL);
+        rb = ss_wire_decode_zone(p, n, z2, &b, &root);
+        ck_assert_msg(ra == rb, "frame %llu: %d, the general decode %d", (unsigned long long)frame,
+                      ra, rb);
+        if (ra == 0) {
+                ck_assert_msg(fx_msg_same(&a, &b), "frame %llu: another message",
+                              (unsigned long long)frame);
+                *fast_ok += a.type == SS_MSG_SPAN_START || a.type == SS_MSG_SPAN_END;
+        }
+        msgpack_zone_free(z1);
+        msgpack_zone_free(z2);
+}
+
+START_TEST(span_frames_read_as_the_general_decode_reads_them)
+{
+        uint64_t seed = 0xdec0de5eedull;
+        unsigned ok = 0;
+        ss_buf b;
+
+        ss_buf_init(&b, 1 << 20);
+        for (uint64_t i = 0; i < 40000; i++) {
+                ss_buf_reset(&b);
+                pack_random_frame(&b, &seed);
+                decode_both_ways(b.data, b.len, i, &ok);
+                /* Cut short, a byte changed, a byte more. */
+                if (b.len > 1)
+                        decode_both_ways(b.data, fx_below(&seed, (uint32_t)b.len), i, &ok);
+                if (b.len) {
+                        b.data[fx_below(&seed, (uint32_t)b.len)] ^=
+                            (uint8_t)(1 + fx_below(&seed, 255));
+                        decode_both_ways(b.data, b.len, i, &ok);
+                }
+                ck_assert_int_eq(ss_buf_append(&b, "\xc0", 1), 0);
+                decode_both_ways(b.data, b.len, i, &ok);
+        }
+        /* Most frames were spans the daemon takes. */
+        ck_assert_uint_gt(ok, 10000);
+        ss_buf_free(&b);
+}
+END_TEST
+
 static Suite *wire_suite(void)
 {
         Suite *s = suite_create("wire");
@@ -718,6 +939,7 @@ static Suite *wire_suite(void)
         tcase_add_test(tc, trace_round_trip_cuts_long_strings);
         tcase_add_test(tc, stats_reply_with_negative_counter_is_eproto);
         tcase_add_test(tc, hello_keys_named_once);
+        tcase_add_test(tc, span_frames_read_as_the_general_decode_reads_them);
         suite_add_tcase(s, tc);
         return s;
 }

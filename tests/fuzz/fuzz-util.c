@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "fx-msg.h"
 #include "json-check.h"
 #include "otlp/otlp.h"
 #include "trace_service.pb-c.h"
@@ -219,6 +220,19 @@ void fz_check_decoded(const uint8_t *payload, size_t len, int r, const ss_msg *m
         check_body(payload, len, m);
 }
 
+/* The daemon's decode, which reads SPAN_START and SPAN_END field by field, gives what the
+ * general one gave (r, m). */
+static void fz_check_span_read(const uint8_t *payload, size_t len, int r, const ss_msg *m)
+{
+        msgpack_zone *zone = msgpack_zone_new(MSGPACK_ZONE_CHUNK_SIZE);
+        ss_msg fast;
+
+        FZ_ASSERT(zone != NULL);
+        FZ_ASSERT(ss_wire_decode_zone(payload, len, zone, &fast, NULL) == r);
+        FZ_ASSERT(r != 0 || fx_msg_same(&fast, m));
+        msgpack_zone_free(zone);
+}
+
 int fz_decode(const uint8_t *payload, size_t len, msgpack_unpacked *u, ss_msg *m)
 {
         int r;
@@ -227,6 +241,7 @@ int fz_decode(const uint8_t *payload, size_t len, msgpack_unpacked *u, ss_msg *m
         msgpack_unpacked_init(u);
         r = ss_wire_decode(payload, len, u, m);
         fz_check_decoded(payload, len, r, m);
+        fz_check_span_read(payload, len, r, m);
         return r;
 }
 

@@ -1,0 +1,56 @@
+/* SPDX-License-Identifier: MIT */
+#pragma once
+
+/*
+ * Two decoded messages compared field by field: the daemon's decode of SPAN_START and
+ * SPAN_END (read field by field) against the general one, in test-wire and the fuzz
+ * targets. Header-only.
+ */
+
+#include <msgpack.h>
+#include <stdbool.h>
+#include <string.h>
+
+#include "ss-wire.h"
+
+static inline bool fx_id_same(const uint8_t *a, const uint8_t *b, size_t n)
+{
+        return (!a && !b) || (a && b && memcmp(a, b, n) == 0);
+}
+
+static inline bool fx_ss_str_same(ss_str a, ss_str b)
+{
+        return a.len == b.len && !a.ptr == !b.ptr && (!a.len || memcmp(a.ptr, b.ptr, a.len) == 0);
+}
+
+static inline bool fx_map_same(const msgpack_object_map *a, const msgpack_object_map *b)
+{
+        msgpack_object x, y;
+
+        if (!a || !b)
+                return !a && !b;
+        x = (msgpack_object){.type = MSGPACK_OBJECT_MAP, .via.map = *a};
+        y = (msgpack_object){.type = MSGPACK_OBJECT_MAP, .via.map = *b};
+        return msgpack_object_equal(x, y);
+}
+
+/* The same SPAN_START or SPAN_END (other types: the same type). */
+static inline bool fx_msg_same(const ss_msg *a, const ss_msg *b)
+{
+        if (a->type != b->type)
+                return false;
+        if (a->type == SS_MSG_SPAN_START)
+                return fx_id_same(a->span.trace_id, b->span.trace_id, SS_TRACE_ID_LEN) &&
+                       fx_id_same(a->span.span_id, b->span.span_id, SS_SPAN_ID_LEN) &&
+                       fx_id_same(a->span.parent_id, b->span.parent_id, SS_SPAN_ID_LEN) &&
+                       fx_ss_str_same(a->span.name, b->span.name) && a->span.kind == b->span.kind &&
+                       a->span.start_ns == b->span.start_ns &&
+                       fx_map_same(a->span.attrs, b->span.attrs) &&
+                       fx_map_same(a->span.options, b->span.options);
+        if (a->type == SS_MSG_SPAN_END)
+                return fx_id_same(a->end.span_id, b->end.span_id, SS_SPAN_ID_LEN) &&
+                       a->end.end_ns == b->end.end_ns && a->end.status_code == b->end.status_code &&
+                       fx_ss_str_same(a->end.status_msg, b->end.status_msg) &&
+                       fx_map_same(a->end.attrs, b->end.attrs);
+        return true;
+}
