@@ -65,11 +65,11 @@ static int index_update(ss_attrs *a)
  * A key's bit in ss_attrs.key_bits, from its length and two of its bytes: most lookups are
  * of keys a span does not hold yet (a new attribute), and most of those skip the search.
  */
-static uint32_t key_bit(const char *key, size_t len)
+static uint64_t key_bit(const char *key, size_t len)
 {
         unsigned h = len ? (unsigned)len * 5u ^ (uint8_t)key[len - 1] ^ (uint8_t)key[len / 2] : 0;
 
-        return 1u << (h & 31u);
+        return 1ull << (h & 63u);
 }
 
 /* The pair of key in a, writable: the owner owns it. */
@@ -231,7 +231,7 @@ static bool set_new_fast(ss_store *st, ss_attrs *a, const msgpack_object_kv *kv,
         const msgpack_object_str *key = &kv->key.via.str;
         const msgpack_object *val = &kv->val;
         const msgpack_object_str *str = NULL;
-        uint32_t bit = key_bit(key->ptr, key->size);
+        uint64_t bit = key_bit(key->ptr, key->size);
         uint64_t need;
         msgpack_object_kv *e;
 

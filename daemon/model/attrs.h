@@ -17,7 +17,7 @@
 
 #include "model/value.h"
 
-#define SS_ATTRS_INDEX_MIN 16u
+#define SS_ATTRS_INDEX_MIN 32u
 
 typedef struct ss_attrs {
         msgpack_object_kv *kv;
@@ -25,7 +25,7 @@ typedef struct ss_attrs {
         uint32_t cap;
         uint32_t *index; /* kv position + 1 per slot, 0 empty; NULL below SS_ATTRS_INDEX_MIN */
         uint32_t index_cap;
-        uint32_t key_bits; /* a bit per key set (key_bit()): a clear bit skips the search */
+        uint64_t key_bits; /* a bit per key set (key_bit()): a clear bit skips the search */
 } ss_attrs;
 
 /* What the limits did, for the daemon's counters. */
