@@ -43,30 +43,31 @@ void ss_headline_free(ss_headline *h)
         free(h);
 }
 
-static model *model_add(ss_headline *h, const char *name)
+/* A new model named name[0..len) (len <= SS_HEADLINE_MODEL_MAX). */
+static model *model_add(ss_headline *h, const char *name, size_t len)
 {
         model *m = calloc(1, sizeof(*m));
 
         if (!m)
                 return NULL;
-        snprintf(m->name, sizeof(m->name), "%s", name);
+        memcpy(m->name, name, len); /* NUL-terminated by calloc() */
         h->models[h->n++] = m;
         return m;
 }
 
-/* The model of name: known, new, or past the bound "_other" (the last entry). */
+/* The model of name (cut to SS_HEADLINE_MODEL_MAX bytes): known, new, or past the bound
+ * "_other" (the last entry). Two spans a run come here: no formatting on the way. */
 static model *model_get(ss_headline *h, const char *name)
 {
-        char cut[SS_HEADLINE_MODEL_MAX + 1];
+        size_t len = strnlen(name, SS_HEADLINE_MODEL_MAX);
 
-        snprintf(cut, sizeof(cut), "%s", name);
         for (uint32_t i = 0; i < h->n; i++)
-                if (!strcmp(h->models[i]->name, cut))
+                if (strncmp(h->models[i]->name, name, len) == 0 && h->models[i]->name[len] == '\0')
                         return h->models[i];
         if (h->n < SS_HEADLINE_MAX_MODELS)
-                return model_add(h, cut);
+                return model_add(h, name, len);
         if (h->n == SS_HEADLINE_MAX_MODELS)
-                return model_add(h, "_other");
+                return model_add(h, "_other", strlen("_other"));
         return h->models[SS_HEADLINE_MAX_MODELS];
 }
 
