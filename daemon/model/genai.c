@@ -16,19 +16,15 @@ static bool str_starts(const msgpack_object_str *s, const char *prefix)
         return s->size >= n && memcmp(s->ptr, prefix, n) == 0;
 }
 
-/* The NUL-terminated string value of key (the store terminates its strings), or NULL. */
-const char *ss_span_attr_str(const ss_span *s, const char *key)
+/* The NUL-terminated string value (the store terminates its strings), or NULL. */
+const char *ss_attr_value_str(const msgpack_object *o)
 {
-        const msgpack_object *o = ss_attrs_get(&s->attrs, key);
-
         return o && o->type == MSGPACK_OBJECT_STR && o->via.str.size ? o->via.str.ptr : NULL;
 }
 
-/* A token count: true with *ret when key holds a non-negative integral number. */
-bool ss_span_attr_count(const ss_span *s, const char *key, uint64_t *ret)
+/* A token count: true with *ret when o is a non-negative integral number. */
+bool ss_attr_value_count(const msgpack_object *o, uint64_t *ret)
 {
-        const msgpack_object *o = ss_attrs_get(&s->attrs, key);
-
         if (!o)
                 return false;
         switch (o->type) {
@@ -54,9 +50,8 @@ bool ss_span_attr_count(const ss_span *s, const char *key, uint64_t *ret)
 }
 
 /* A cost or time the client set: a finite number >= 0. */
-bool ss_span_attr_amount(const ss_span *s, const char *key, double *ret)
+bool ss_attr_value_amount(const msgpack_object *o, double *ret)
 {
-        const msgpack_object *o = ss_attrs_get(&s->attrs, key);
         uint64_t n;
 
         if (o && (o->type == MSGPACK_OBJECT_FLOAT32 || o->type == MSGPACK_OBJECT_FLOAT64)) {
@@ -65,7 +60,7 @@ bool ss_span_attr_amount(const ss_span *s, const char *key, double *ret)
                 *ret = o->via.f64;
                 return true;
         }
-        if (!ss_span_attr_count(s, key, &n))
+        if (!ss_attr_value_count(o, &n))
                 return false;
         *ret = (double)n;
         return true;

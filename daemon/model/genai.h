@@ -14,15 +14,32 @@
 
 #include "model/span.h"
 
+/* The typed reads below of a value (NULL: absent), out of line. */
+const char *ss_attr_value_str(const msgpack_object *o);
+bool ss_attr_value_count(const msgpack_object *o, uint64_t *ret);
+bool ss_attr_value_amount(const msgpack_object *o, double *ret);
+
+/* The typed reads of key, inline so that a literal key's length is a constant (every span
+ * goes through a few of them). */
+
 /* The NUL-terminated string value of key (the store terminates its strings), or NULL when
  * absent, empty or not a string. */
-const char *ss_span_attr_str(const ss_span *s, const char *key);
+static inline const char *ss_span_attr_str(const ss_span *s, const char *key)
+{
+        return ss_attr_value_str(ss_attrs_get(&s->attrs, key));
+}
 
 /* A count: true with *ret when key holds a non-negative integral number. */
-bool ss_span_attr_count(const ss_span *s, const char *key, uint64_t *ret);
+static inline bool ss_span_attr_count(const ss_span *s, const char *key, uint64_t *ret)
+{
+        return ss_attr_value_count(ss_attrs_get(&s->attrs, key), ret);
+}
 
 /* An amount (a cost, a time): true with *ret when key holds a finite number >= 0. */
-bool ss_span_attr_amount(const ss_span *s, const char *key, double *ret);
+static inline bool ss_span_attr_amount(const ss_span *s, const char *key, double *ret)
+{
+        return ss_attr_value_amount(ss_attrs_get(&s->attrs, key), ret);
+}
 
 /* Whether s is a chat (model call): gen_ai.operation.name=chat, or a name "chat ...". */
 bool ss_span_is_chat(const ss_span *s);
