@@ -420,11 +420,11 @@ static inline __attribute__((always_inline)) bool set_fast(sidespan_span *s, con
                 return false;
         p = s->end.data + s->end.len;
         *p++ = (uint8_t)(0xa0 | klen);
-        ss_mp_copy_small(p, a->key, klen);
+        ss_copy_small(p, a->key, klen);
         p += klen;
         if (a->type == SIDESPAN_ATTR_STR) {
                 *p++ = (uint8_t)(0xa0 | vlen);
-                ss_mp_copy_small(p, a->value.s, vlen);
+                ss_copy_small(p, a->value.s, vlen);
                 p += vlen;
         } else if (a->type == SIDESPAN_ATTR_INT) {
                 p = ss_mp_put_int(p, a->value.i);

@@ -75,3 +75,47 @@ int ss_buf_printf(ss_buf *b, const char *fmt, ...) __attribute__((format(printf,
 
 /* A msgpack_packer_write callback appending to the ss_buf passed as data. */
 int ss_buf_msgpack_write(void *data, const char *buf, size_t len);
+
+/* Copy n <= 32 bytes with a few overlapping word moves, no call: keys, names and short
+ * values (msgpack, protobuf, the stores), for which a call to memcpy() costs more than the
+ * copy. No byte is read when n is 0 (src may then be NULL). */
+static inline void ss_copy_small(void *dst, const void *src, size_t n)
+{
+        uint8_t *p = dst;
+        const uint8_t *s = src;
+        uint64_t a, b, c, d;
+        uint32_t x, y;
+
+        if (n > 16) {
+                memcpy(&a, s, 8);
+                memcpy(&b, s + 8, 8);
+                memcpy(&c, s + n - 16, 8);
+                memcpy(&d, s + n - 8, 8);
+                memcpy(p, &a, 8);
+                memcpy(p + 8, &b, 8);
+                memcpy(p + n - 16, &c, 8);
+                memcpy(p + n - 8, &d, 8);
+        } else if (n >= 8) {
+                memcpy(&a, s, 8);
+                memcpy(&b, s + n - 8, 8);
+                memcpy(p, &a, 8);
+                memcpy(p + n - 8, &b, 8);
+        } else if (n >= 4) {
+                memcpy(&x, s, 4);
+                memcpy(&y, s + n - 4, 4);
+                memcpy(p, &x, 4);
+                memcpy(p + n - 4, &y, 4);
+        } else {
+                for (size_t i = 0; i < n; i++)
+                        p[i] = s[i];
+        }
+}
+
+/* Copy n bytes: up to 32 inline, longer ones with memcpy(). */
+static inline void ss_copy(void *dst, const void *src, size_t n)
+{
+        if (n > 32)
+                memcpy(dst, src, n);
+        else
+                ss_copy_small(dst, src, n);
+}

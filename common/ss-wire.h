@@ -271,51 +271,10 @@ static inline uint8_t *ss_mp_put_str_head(uint8_t *p, uint32_t n)
         return ss_mp_put_be(p, n, 4);
 }
 
-/* Copy n <= 32 bytes with a few overlapping word moves, no call: keys, names and short
- * values, for which a call to memcpy() costs more than the copy. */
-static inline void ss_mp_copy_small(uint8_t *p, const char *s, size_t n)
-{
-        uint64_t a, b, c, d;
-        uint32_t x, y;
-
-        if (n > 16) {
-                memcpy(&a, s, 8);
-                memcpy(&b, s + 8, 8);
-                memcpy(&c, s + n - 16, 8);
-                memcpy(&d, s + n - 8, 8);
-                memcpy(p, &a, 8);
-                memcpy(p + 8, &b, 8);
-                memcpy(p + n - 16, &c, 8);
-                memcpy(p + n - 8, &d, 8);
-        } else if (n >= 8) {
-                memcpy(&a, s, 8);
-                memcpy(&b, s + n - 8, 8);
-                memcpy(p, &a, 8);
-                memcpy(p + n - 8, &b, 8);
-        } else if (n >= 4) {
-                memcpy(&x, s, 4);
-                memcpy(&y, s + n - 4, 4);
-                memcpy(p, &x, 4);
-                memcpy(p + n - 4, &y, 4);
-        } else {
-                for (size_t i = 0; i < n; i++)
-                        p[i] = (uint8_t)s[i];
-        }
-}
-
-/* Copy n bytes: up to 32 inline, longer ones with memcpy(). */
-static inline void ss_mp_copy(uint8_t *p, const char *s, size_t n)
-{
-        if (n > 32)
-                memcpy(p, s, n);
-        else
-                ss_mp_copy_small(p, s, n);
-}
-
 static inline uint8_t *ss_mp_put_str(uint8_t *p, const char *s, uint32_t n)
 {
         p = ss_mp_put_str_head(p, n);
-        ss_mp_copy(p, s, n);
+        ss_copy(p, s, n);
         return p + n;
 }
 
@@ -526,7 +485,7 @@ static inline int ss_wire_span_start_write(uint8_t *out, size_t max_frame, const
         p = ss_mp_put_container(p, options ? options->count : 0, true);
         /* A few bytes: inline moves, not a call. */
         if (olen)
-                ss_mp_copy(p, (const char *)options->data, olen);
+                ss_copy(p, (const char *)options->data, olen);
         n = (size_t)(p - out) + olen - SS_FRAME_HEADER;
         if (n > max_frame || n > UINT32_MAX)
                 return -EMSGSIZE;
@@ -563,7 +522,7 @@ static inline int ss_wire_span_end_head(uint8_t *end, size_t max_frame, const ui
         if (payload > max_frame || payload > UINT32_MAX || body_len > UINT32_MAX)
                 return -EMSGSIZE;
         ss_frame_header_put(head, (uint32_t)payload);
-        ss_mp_copy(end - n, (const char *)head, n);
+        ss_copy(end - n, (const char *)head, n);
         return (int)n;
 }
 

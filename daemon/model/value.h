@@ -65,7 +65,7 @@ static inline char *ss_store_bytes(ss_store *st, size_t n)
  * empty one, whose ptr msgpack-c may leave NULL. The byte after the copy. */
 static inline char *ss_store_put(char *d, const msgpack_object_str *s, msgpack_object_str *ret)
 {
-        ss_mp_copy((uint8_t *)d, s->ptr, s->size);
+        ss_copy((uint8_t *)d, s->ptr, s->size);
         d[s->size] = '\0';
         *ret = (msgpack_object_str){.size = s->size, .ptr = d};
         return d + s->size + 1;

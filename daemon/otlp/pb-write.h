@@ -73,41 +73,100 @@ static inline size_t ss_pb_varint_len(uint64_t v)
 }
 
 /*
- * Each writer below has two forms: ss_pbw_X() makes room for what it writes, and
- * ss_pbw_X_c(..., check) does so only when check is true: false writes into room the
- * caller found for a bound of a whole message (a KeyValue), which saves a test a field.
- * check is a constant the compiler folds.
+ * The raw writers: each writes below p, which must have the room, and returns the new first
+ * byte. A caller keeps p in a local for a run of fields: a byte stored through w->p might be
+ * w->p itself as far as the compiler knows, so writers on the struct reload it after every
+ * byte, and these do not.
+ */
+static inline uint8_t *ss_pb_varint(uint8_t *p, uint64_t v)
+{
+        size_t n;
+        uint8_t *q;
+
+        if (v < 0x80) {
+                *--p = (uint8_t)v;
+                return p;
+        }
+        n = ss_pb_varint_len(v);
+        p -= n;
+        for (q = p; v >= 0x80; v >>= 7)
+                *q++ = (uint8_t)(v | 0x80);
+        *q = (uint8_t)v;
+        return p;
+}
+
+static inline uint8_t *ss_pb_bytes(uint8_t *p, const void *s, size_t n)
+{
+        p -= n;
+        ss_copy(p, s, n);
+        return p;
+}
+
+/* A tag: field numbers below 16 take one byte. */
+static inline uint8_t *ss_pb_tag(uint8_t *p, uint32_t field, unsigned wire_type)
+{
+        return ss_pb_varint(p, (uint64_t)field << 3 | wire_type);
+}
+
+/* The prefix of a length-delimited field of len bytes, written below them. */
+static inline uint8_t *ss_pb_len_field(uint8_t *p, uint32_t field, size_t len)
+{
+        return ss_pb_tag(ss_pb_varint(p, len), field, SS_PB_LEN);
+}
+
+/* A string or bytes field, written even when empty (a oneof member's value). */
+static inline uint8_t *ss_pb_str_field(uint8_t *p, uint32_t field, const void *s, size_t n)
+{
+        return ss_pb_len_field(ss_pb_bytes(p, s, n), field, n);
+}
+
+static inline uint8_t *ss_pb_varint_field(uint8_t *p, uint32_t field, uint64_t v)
+{
+        return ss_pb_tag(ss_pb_varint(p, v), field, SS_PB_VARINT);
+}
+
+/* n bytes of v, little-endian: fixed32, fixed64, double. */
+static inline uint8_t *ss_pb_le(uint8_t *p, uint64_t v, int n)
+{
+        p -= n;
+        for (int i = 0; i < n; i++)
+                p[i] = (uint8_t)(v >> (8 * i));
+        return p;
+}
+
+static inline uint8_t *ss_pb_fixed64_field(uint8_t *p, uint32_t field, uint64_t v)
+{
+        return ss_pb_tag(ss_pb_le(p, v, 8), field, SS_PB_I64);
+}
+
+static inline uint8_t *ss_pb_double_field(uint8_t *p, uint32_t field, double d)
+{
+        uint64_t v;
+
+        memcpy(&v, &d, sizeof(v));
+        return ss_pb_fixed64_field(p, field, v);
+}
+
+/*
+ * The writers on an ss_pbw: each makes room for what it writes and writes with the raw
+ * writer. ss_pbw_X_c(..., check) makes room only when check is true: false writes into room
+ * the caller found for a bound of a whole message, which saves a test a field. check is a
+ * constant the compiler folds.
  */
 static inline void ss_pbw_varint_c(ss_pbw *w, uint64_t v, bool check)
 {
-        uint8_t *q;
-        size_t n;
-
-        if (v < 0x80) {
-                if (check && !ss_pbw_room(w, 1))
-                        return;
-                *--w->p = (uint8_t)v;
+        if (check && !ss_pbw_room(w, ss_pb_varint_len(v)))
                 return;
-        }
-        n = ss_pb_varint_len(v);
-        if (check && !ss_pbw_room(w, n))
-                return;
-        w->p -= n;
-        for (q = w->p; v >= 0x80; v >>= 7)
-                *q++ = (uint8_t)(v | 0x80);
-        *q = (uint8_t)v;
+        w->p = ss_pb_varint(w->p, v);
 }
 
 static inline void ss_pbw_bytes_c(ss_pbw *w, const void *p, size_t n, bool check)
 {
         if (check && !ss_pbw_room(w, n))
                 return;
-        w->p -= n;
-        if (n)
-                memcpy(w->p, p, n);
+        w->p = ss_pb_bytes(w->p, p, n);
 }
 
-/* A tag: field numbers below 16 take one byte. */
 static inline void ss_pbw_tag_c(ss_pbw *w, uint32_t field, unsigned wire_type, bool check)
 {
         ss_pbw_varint_c(w, (uint64_t)field << 3 | wire_type, check);
@@ -120,7 +179,6 @@ static inline void ss_pbw_len_field_c(ss_pbw *w, uint32_t field, size_t mark, bo
         ss_pbw_tag_c(w, field, SS_PB_LEN, check);
 }
 
-/* A string or bytes field, written even when empty (a oneof member's value). */
 static inline void ss_pbw_str_field_c(ss_pbw *w, uint32_t field, const void *p, size_t n,
                                       bool check)
 {
@@ -135,14 +193,11 @@ static inline void ss_pbw_varint_field_c(ss_pbw *w, uint32_t field, uint64_t v, 
         ss_pbw_tag_c(w, field, SS_PB_VARINT, check);
 }
 
-/* n bytes of v, little-endian: fixed32, fixed64, double. */
 static inline void ss_pbw_le_c(ss_pbw *w, uint64_t v, int n, bool check)
 {
-        uint8_t b[8];
-
-        for (int i = 0; i < n; i++)
-                b[i] = (uint8_t)(v >> (8 * i));
-        ss_pbw_bytes_c(w, b, (size_t)n, check);
+        if (check && !ss_pbw_room(w, (size_t)n))
+                return;
+        w->p = ss_pb_le(w->p, v, n);
 }
 
 static inline void ss_pbw_fixed64_field_c(ss_pbw *w, uint32_t field, uint64_t v, bool check)

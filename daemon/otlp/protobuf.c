@@ -70,44 +70,58 @@ static void array_values(ss_pbw *w, const msgpack_object_array *a);
  * anything else the span model left as nil) is an AnyValue with no value, as
  * OTLP allows. A oneof member is written even when zero or empty.
  *
- * any_scalar() writes a string, bool, integer or float (false, nothing written, for the
- * others), with check as ss_pbw_X_c() has it; inlined into both callers, so that each has
- * check as a constant.
+ * A scalar (a string, bool, integer or float) is written by any_scalar() below p, which has
+ * the scalar_size() bytes it takes; scalar_size() is 0 for the other values.
  */
-static inline __attribute__((always_inline)) bool any_scalar(ss_pbw *w, const msgpack_object *o,
-                                                             bool check)
+static size_t scalar_size(const msgpack_object *o)
 {
         switch (o->type) {
         case MSGPACK_OBJECT_STR:
-                ss_pbw_str_field_c(w, ANY_STRING, o->via.str.ptr, o->via.str.size, check);
-                return true;
+                return 1 + ss_pb_varint_len(o->via.str.size) + o->via.str.size;
         case MSGPACK_OBJECT_BOOLEAN:
-                ss_pbw_varint_field_c(w, ANY_BOOL, o->via.boolean, check);
-                return true;
+                return 2;
         case MSGPACK_OBJECT_POSITIVE_INTEGER:
-                if (o->via.u64 > INT64_MAX)
-                        ss_pbw_double_field_c(w, ANY_DOUBLE, (double)o->via.u64, check);
-                else
-                        ss_pbw_varint_field_c(w, ANY_INT, o->via.u64, check);
-                return true;
+                return o->via.u64 > INT64_MAX ? 9 : 1 + ss_pb_varint_len(o->via.u64);
         case MSGPACK_OBJECT_NEGATIVE_INTEGER:
-                ss_pbw_varint_field_c(w, ANY_INT, (uint64_t)o->via.i64, check);
-                return true;
+                return 1 + ss_pb_varint_len((uint64_t)o->via.i64);
         case MSGPACK_OBJECT_FLOAT32:
         case MSGPACK_OBJECT_FLOAT64:
-                ss_pbw_double_field_c(w, ANY_DOUBLE, o->via.f64, check);
-                return true;
+                return 9;
         default:
-                return false;
+                return 0;
+        }
+}
+
+static inline uint8_t *any_scalar(uint8_t *p, const msgpack_object *o)
+{
+        switch (o->type) {
+        case MSGPACK_OBJECT_STR:
+                return ss_pb_str_field(p, ANY_STRING, o->via.str.ptr, o->via.str.size);
+        case MSGPACK_OBJECT_BOOLEAN:
+                return ss_pb_varint_field(p, ANY_BOOL, o->via.boolean);
+        case MSGPACK_OBJECT_POSITIVE_INTEGER:
+                if (o->via.u64 > INT64_MAX)
+                        return ss_pb_double_field(p, ANY_DOUBLE, (double)o->via.u64);
+                return ss_pb_varint_field(p, ANY_INT, o->via.u64);
+        case MSGPACK_OBJECT_NEGATIVE_INTEGER:
+                return ss_pb_varint_field(p, ANY_INT, (uint64_t)o->via.i64);
+        case MSGPACK_OBJECT_FLOAT32:
+        case MSGPACK_OBJECT_FLOAT64:
+                return ss_pb_double_field(p, ANY_DOUBLE, o->via.f64);
+        default:
+                return p;
         }
 }
 
 static void any_value(ss_pbw *w, const msgpack_object *o)
 {
-        size_t m = ss_pbw_pos(w);
+        size_t m = ss_pbw_pos(w), n = scalar_size(o);
 
-        if (any_scalar(w, o, true))
+        if (n) {
+                if (ss_pbw_room(w, n))
+                        w->p = any_scalar(w->p, o);
                 return;
+        }
         switch (o->type) {
         case MSGPACK_OBJECT_BIN:
                 ss_pbw_str_field(w, ANY_BYTES, o->via.bin.ptr, o->via.bin.size);
@@ -137,14 +151,15 @@ static void array_values(ss_pbw *w, const msgpack_object_array *a)
 
 /*
  * A KeyValue of a string or scalar value (most of them), written unchecked when the room
- * for its bound is there: the key's and the value's bytes, and five fields of a tag and a
- * varint at most (the KeyValue's prefix, its key's and value's, the AnyValue's member, a
- * scalar). False, with nothing written, otherwise: the checked writers then write it.
+ * for its bound is there, through a local pointer: the key's and the value's bytes, and five
+ * fields of a tag and a varint at most (the KeyValue's prefix, its key's and value's, the
+ * AnyValue's member, a scalar). False, with nothing written, otherwise: the checked writers
+ * then write it.
  */
 static bool key_value_flat(ss_pbw *w, uint32_t field, const msgpack_object_kv *kv)
 {
         const msgpack_object *o = &kv->val;
-        size_t m = ss_pbw_pos(w), mv = m;
+        uint8_t *end = w->p, *p;
 
         /* Only in room there already: the checked writers grow the buffer, and fill it
          * exactly to its maximum where a bound would not fit. */
@@ -152,13 +167,13 @@ static bool key_value_flat(ss_pbw *w, uint32_t field, const msgpack_object_kv *k
                                 (o->type == MSGPACK_OBJECT_STR ? o->via.str.size : 0) +
                                 5 * SS_PBW_FIELD_MAX))
                 return false;
-        if (!any_scalar(w, o, false)) /* nothing written */
+        p = any_scalar(end, o);
+        if (p == end) /* not a scalar: nothing written */
                 return false;
-        ss_pbw_len_field_c(w, KEY_VALUE_VALUE, mv, false);
+        p = ss_pb_len_field(p, KEY_VALUE_VALUE, (size_t)(end - p));
         if (kv->key.via.str.size)
-                ss_pbw_str_field_c(w, KEY_VALUE_KEY, kv->key.via.str.ptr, kv->key.via.str.size,
-                                   false);
-        ss_pbw_len_field_c(w, field, m, false);
+                p = ss_pb_str_field(p, KEY_VALUE_KEY, kv->key.via.str.ptr, kv->key.via.str.size);
+        w->p = ss_pb_len_field(p, field, (size_t)(end - p));
         return true;
 }
 
