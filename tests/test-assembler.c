@@ -164,6 +164,32 @@ START_TEST(hierarchy_completes_when_last_span_ends)
 }
 END_TEST
 
+/* A trace that completed is gone: a span of its id afterwards starts a trace anew, right
+ * after it or after another trace (the table remembers the trace it found last). */
+START_TEST(completed_trace_starts_anew)
+{
+        ss_session *s = hello(7, "svc", 100);
+
+        ck_assert_int_eq(start(s, T1, 1, 0, "first"), 0);
+        ck_assert_int_eq(end(s, 1, SS_STATUS_OK), 0);
+        ck_assert_uint_eq(rec.puts, 1);
+        ck_assert_int_eq(start(s, T1, 2, 0, "again"), 0);
+        ck_assert_int_eq(end(s, 2, SS_STATUS_OK), 0);
+        ck_assert_uint_eq(rec.puts, 2);
+        ck_assert_int_eq(start(s, T2, 3, 0, "other"), 0);
+        ck_assert_int_eq(start(s, T1, 4, 0, "third"), 0);
+        ck_assert_int_eq(end(s, 3, SS_STATUS_OK), 0);
+        ck_assert_int_eq(end(s, 4, SS_STATUS_OK), 0);
+        ck_assert_uint_eq(rec.puts, 4);
+        ck_assert_uint_eq(rec.n, 4);
+        ck_assert(!find("again")->has_parent);
+        ck_assert(!find("third")->has_parent);
+        ck_assert_uint_eq(ss_assembler_get_stats(asm_)->traces_completed, 4);
+        ck_assert_uint_eq(ss_assembler_open_spans(asm_), 0);
+        ss_session_detach(s);
+}
+END_TEST
+
 START_TEST(trace_over_two_sessions)
 {
         ss_session *a = hello(1, "planner", 100), *b = hello(2, "worker", 101);
@@ -954,6 +980,7 @@ int main(void)
 
         tcase_add_checked_fixture(tc, setup, teardown);
         tcase_add_test(tc, hierarchy_completes_when_last_span_ends);
+        tcase_add_test(tc, completed_trace_starts_anew);
         tcase_add_test(tc, trace_over_two_sessions);
         tcase_add_test(tc, session_cannot_touch_another_sessions_span);
         tcase_add_test(tc, ended_twice_and_unknown_span);

@@ -18,10 +18,22 @@ void ss_tt_init(ss_trace_table *tt, ss_sink *out, uint32_t max_trace_spans,
         ss_map_init(&tt->traces, SS_TRACE_ID_LEN);
 }
 
+static void remember(ss_trace_table *tt, ss_trace *t)
+{
+        tt->last = t;
+        memcpy(tt->last_id, t->id, SS_TRACE_ID_LEN);
+}
+
 ss_trace *ss_tt_get(ss_trace_table *tt, const uint8_t *id, bool create)
 {
-        ss_trace *t = ss_map_get(&tt->traces, id);
+        ss_trace *t;
 
+        /* A run's spans come one after another: most lookups are of the trace before. */
+        if (tt->last && memcmp(tt->last_id, id, SS_TRACE_ID_LEN) == 0)
+                return tt->last;
+        t = ss_map_get(&tt->traces, id);
+        if (t)
+                remember(tt, t);
         if (t || !create)
                 return t;
         t = calloc(1, sizeof(*t));
@@ -32,6 +44,7 @@ ss_trace *ss_tt_get(ss_trace_table *tt, const uint8_t *id, bool create)
                 free(t);
                 return NULL;
         }
+        remember(tt, t);
         return t;
 }
 
@@ -152,6 +165,8 @@ static void trace_free(ss_trace_table *tt, ss_trace *t)
 {
         wait_stop(tt, t);
         ss_map_remove(&tt->traces, t->id);
+        if (tt->last == t)
+                tt->last = NULL;
         trace_release(t);
 }
 
@@ -237,4 +252,5 @@ void ss_tt_free(ss_trace_table *tt)
         ss_map_foreach(&tt->traces, free_one, tt);
         ss_map_free(&tt->traces);
         tt->waiting = tt->waiting_tail = NULL;
+        tt->last = NULL;
 }

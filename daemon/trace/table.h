@@ -46,7 +46,9 @@ typedef struct ss_trace {
 } ss_trace;
 
 typedef struct ss_trace_table {
-        ss_map traces; /* trace id -> ss_trace */
+        ss_map traces;  /* trace id -> ss_trace */
+        ss_trace *last; /* the trace ss_tt_get() found or made last; NULL once freed */
+        uint8_t last_id[SS_TRACE_ID_LEN]; /* its id, compared without touching it */
         ss_trace *waiting, *waiting_tail;
         ss_sink *out;
         uint32_t max_trace_spans;
