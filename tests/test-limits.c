@@ -14,6 +14,7 @@
 
 #include "base/utf8.h"
 #include "fixture.h"
+#include "fx-msg.h"
 #include "fx-rnd.h"
 #include "model/resource.h"
 #include "model/span.h"
@@ -628,41 +629,6 @@ END_TEST
 
 /* ---- a map merged at once, as set one pair at a time ------------------------------------- */
 
-/* Equal values, deeply: types, bytes of strings and bins, the bits of numbers. */
-static bool obj_eq(const msgpack_object *a, const msgpack_object *b)
-{
-        if (a->type != b->type)
-                return false;
-        switch (a->type) {
-        case MSGPACK_OBJECT_STR:
-        case MSGPACK_OBJECT_BIN:
-                return a->via.str.size == b->via.str.size &&
-                       (a->via.str.size == 0 ||
-                        memcmp(a->via.str.ptr, b->via.str.ptr, a->via.str.size) == 0);
-        case MSGPACK_OBJECT_ARRAY:
-                if (a->via.array.size != b->via.array.size)
-                        return false;
-                for (uint32_t i = 0; i < a->via.array.size; i++)
-                        if (!obj_eq(&a->via.array.ptr[i], &b->via.array.ptr[i]))
-                                return false;
-                return true;
-        case MSGPACK_OBJECT_MAP:
-                if (a->via.map.size != b->via.map.size)
-                        return false;
-                for (uint32_t i = 0; i < a->via.map.size; i++)
-                        if (!obj_eq(&a->via.map.ptr[i].key, &b->via.map.ptr[i].key) ||
-                            !obj_eq(&a->via.map.ptr[i].val, &b->via.map.ptr[i].val))
-                                return false;
-                return true;
-        case MSGPACK_OBJECT_NIL:
-                return true;
-        case MSGPACK_OBJECT_BOOLEAN:
-                return a->via.boolean == b->via.boolean;
-        default:
-                return a->via.u64 == b->via.u64;
-        }
-}
-
 /* The values the maps below draw from: scalars, strings short, long, ill-formed and empty
  * (one without a pointer), containers, nil. */
 static msgpack_object random_value(uint64_t *seed)
@@ -781,9 +747,10 @@ START_TEST(merge_matches_set_pair_by_pair)
                 }
                 ck_assert_uint_eq(a.n, b.n);
                 for (uint32_t i = 0; i < a.n; i++) {
-                        ck_assert_msg(obj_eq(&a.kv[i].key, &b.kv[i].key), "run %d, key %u", run, i);
-                        ck_assert_msg(obj_eq(&a.kv[i].val, &b.kv[i].val), "run %d, value %u", run,
-                                      i);
+                        ck_assert_msg(fx_obj_same(&a.kv[i].key, &b.kv[i].key), "run %d, key %u",
+                                      run, i);
+                        ck_assert_msg(fx_obj_same(&a.kv[i].val, &b.kv[i].val), "run %d, value %u",
+                                      run, i);
                         if (a.kv[i].val.type == MSGPACK_OBJECT_STR)
                                 ck_assert_int_eq(a.kv[i].val.via.str.ptr[a.kv[i].val.via.str.size],
                                                  '\0');
