@@ -244,7 +244,7 @@ static void scan16(pass *f)
                  * are enough of them for a chain. */
                 char pad[BLOCK] = {0};
 
-                memcpy(pad, f->p, n);
+                ss_copy_small(pad, f->p, n);
                 m = classes16(pad, f->want);
                 if (m.digit && bits32(m.digit) < DIGIT_CHAIN_MIN)
                         m.digit = 0;

@@ -278,6 +278,10 @@ static int redact_str(ss_redactor *r, unsigned kinds, ss_store *st, msgpack_obje
 
         if (!str->size)
                 return 0;
+        /* Most values hold nothing a pattern could match: the prefilter says so without the
+         * scan's machinery (a JSON document asks it itself, minding its escapes). */
+        if (!json && ss_redact_none(r, kinds, str->ptr, str->size))
+                return 0;
         ss_buf_reset(&r->value);
         e = json ? ss_redact_json(r, kinds, str->ptr, str->size, &r->value, count)
                  : ss_redact_text(r, kinds, str->ptr, str->size, &r->value, count);
