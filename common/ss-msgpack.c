@@ -5,30 +5,6 @@
 #include <stdbool.h>
 #include <string.h>
 
-/* Big-endian integer of n (0, 1, 2, 4 or 8) bytes at p: one load each, no loop. */
-static uint64_t be(const uint8_t *p, size_t n)
-{
-        uint64_t v8;
-        uint32_t v4;
-        uint16_t v2;
-
-        switch (n) {
-        case 1:
-                return p[0];
-        case 2:
-                memcpy(&v2, p, 2);
-                return __builtin_bswap16(v2);
-        case 4:
-                memcpy(&v4, p, 4);
-                return __builtin_bswap32(v4);
-        case 8:
-                memcpy(&v8, p, 8);
-                return __builtin_bswap64(v8);
-        default:
-                return 0;
-        }
-}
-
 /*
  * Skip one msgpack object at *p (of end - *p bytes), checking that every
  * array and map declares no more elements than the bytes left could hold
@@ -85,7 +61,7 @@ static int skip_object(const uint8_t **p, const uint8_t *end, unsigned depth, ui
                 k = &skip_kinds[c - 0xc4];
                 if ((size_t)(end - *p) < k->len_bytes)
                         return -EBADMSG;
-                body = be(*p, k->len_bytes);
+                body = ss_mp_be(*p, k->len_bytes);
                 *p += k->len_bytes;
                 if (k->array || k->map) {
                         count = k->map ? 2 * body : body;
@@ -143,7 +119,7 @@ static int length(decoder *d, size_t n, uint64_t *ret)
 
         if (!p)
                 return -EBADMSG;
-        *ret = be(p, n);
+        *ret = ss_mp_be(p, n);
         return 0;
 }
 
@@ -252,7 +228,7 @@ static int integer(decoder *d, msgpack_object *o, size_t n, bool is_signed)
 
         if (!p)
                 return -EBADMSG;
-        v = be(p, n);
+        v = ss_mp_be(p, n);
         if (is_signed && n < 8 && (v >> (8 * n - 1)))
                 v |= ~0ull << (8 * n); /* sign-extend */
         if (is_signed && (int64_t)v < 0) {
@@ -272,7 +248,7 @@ static int real(decoder *d, msgpack_object *o, size_t n)
 
         if (!p)
                 return -EBADMSG;
-        v = be(p, n);
+        v = ss_mp_be(p, n);
         if (n == 4) {
                 uint32_t u = (uint32_t)v;
                 float f;
@@ -373,95 +349,6 @@ void ss_mp_reader_init(ss_mp_reader *r, const uint8_t *data, size_t len, msgpack
         /* The root is one object; each container takes its elements from the rest. */
         *r = (ss_mp_reader){
             .p = data, .end = data + len, .zone = zone, .objects = SS_WIRE_MAX_OBJECTS - 1};
-}
-
-bool ss_mp_read_root(ss_mp_reader *r, uint32_t *ret_n)
-{
-        uint64_t n;
-
-        if (r->p >= r->end)
-                return false;
-        if ((*r->p & 0xf0) == 0x90) {
-                n = *r->p++ & 0x0fu;
-        } else if (*r->p == 0xdc && r->end - r->p >= 3) {
-                n = be(r->p + 1, 2);
-                r->p += 3;
-        } else {
-                return false;
-        }
-        /* As container() checks a root array (depth 0). */
-        if (n > (uint64_t)(r->end - r->p) || n > r->objects)
-                return false;
-        r->objects -= (uint32_t)n;
-        *ret_n = (uint32_t)n;
-        return true;
-}
-
-bool ss_mp_read_uint(ss_mp_reader *r, uint64_t *ret)
-{
-        size_t n;
-        uint8_t c;
-
-        if (r->p >= r->end)
-                return false;
-        c = *r->p;
-        if (c <= 0x7f) {
-                r->p++;
-                *ret = c;
-                return true;
-        }
-        if (c < 0xcc || c > 0xcf)
-                return false;
-        n = (size_t)1 << (c - 0xcc);
-        if ((size_t)(r->end - r->p) < 1 + n)
-                return false;
-        *ret = be(r->p + 1, n);
-        r->p += 1 + n;
-        return true;
-}
-
-bool ss_mp_read_bin(ss_mp_reader *r, uint32_t len, const uint8_t **ret)
-{
-        if (r->end - r->p < 2 || r->p[0] != 0xc4 || r->p[1] != len ||
-            (size_t)(r->end - r->p) < 2 + (size_t)len)
-                return false;
-        *ret = r->p + 2;
-        r->p += 2 + len;
-        return true;
-}
-
-bool ss_mp_read_str(ss_mp_reader *r, bool nullable, const char **ret, uint32_t *ret_len)
-{
-        uint64_t n;
-        size_t head;
-        uint8_t c;
-
-        if (r->p >= r->end)
-                return false;
-        c = *r->p;
-        if (c == 0xc0 && nullable) {
-                r->p++;
-                *ret = NULL;
-                *ret_len = 0;
-                return true;
-        }
-        if ((c & 0xe0) == 0xa0) {
-                head = 1;
-                n = c & 0x1fu;
-        } else if (c >= 0xd9 && c <= 0xdb) {
-                head = 1 + ((size_t)1 << (c - 0xd9));
-                if ((size_t)(r->end - r->p) < head)
-                        return false;
-                n = be(r->p + 1, head - 1);
-        } else {
-                return false;
-        }
-        if (n > (uint64_t)(r->end - r->p) - head)
-                return false;
-        *ret = (const char *)r->p + head;
-        *ret_len = (uint32_t)n;
-        r->p += head + n;
-        return true;
 }
 
 bool ss_mp_read_object(ss_mp_reader *r, const msgpack_object **ret)

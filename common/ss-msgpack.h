@@ -14,6 +14,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 /* Nesting of a whole frame: the message array and an attribute value at SS_ATTR_DEPTH_MAX
  * inside events and maps leave room under it; deeper frames are refused as bad msgpack. */
@@ -40,6 +41,30 @@ int ss_msgpack_check(const uint8_t *data, size_t len);
  * more than a frame may). */
 int ss_msgpack_check_max(const uint8_t *data, size_t len, uint32_t max_objects);
 
+/* Big-endian integer of n (0, 1, 2, 4 or 8) bytes at p: one load each, no loop. */
+static inline uint64_t ss_mp_be(const uint8_t *p, size_t n)
+{
+        uint64_t v8;
+        uint32_t v4;
+        uint16_t v2;
+
+        switch (n) {
+        case 1:
+                return p[0];
+        case 2:
+                memcpy(&v2, p, 2);
+                return __builtin_bswap16(v2);
+        case 4:
+                memcpy(&v4, p, 4);
+                return __builtin_bswap32(v4);
+        case 8:
+                memcpy(&v8, p, 8);
+                return __builtin_bswap64(v8);
+        default:
+                return 0;
+        }
+}
+
 /*
  * A reader of one frame's root array, field by field, for the frames every span sends:
  * scalars read where they are, with no object made for them; any other value decoded as
@@ -47,7 +72,7 @@ int ss_msgpack_check_max(const uint8_t *data, size_t len, uint32_t max_objects);
  * against SS_WIRE_MAX_OBJECTS when its header is read, as ss_msgpack_decode() counts
  * them). Each read returns false, with the reader unusable, for anything but the usual
  * encoding of what it reads: the caller then decodes the frame with ss_msgpack_decode(),
- * whose answer stands.
+ * whose answer stands. The reads of scalars are inline: a span's frames have a dozen.
  */
 typedef struct ss_mp_reader {
         const uint8_t *p, *end;
@@ -58,16 +83,98 @@ typedef struct ss_mp_reader {
 void ss_mp_reader_init(ss_mp_reader *r, const uint8_t *data, size_t len, msgpack_zone *zone);
 
 /* The root array's header (fixarray or array 16): its element count. */
-bool ss_mp_read_root(ss_mp_reader *r, uint32_t *ret_n);
+static inline bool ss_mp_read_root(ss_mp_reader *r, uint32_t *ret_n)
+{
+        uint64_t n;
+
+        if (r->p >= r->end)
+                return false;
+        if ((*r->p & 0xf0) == 0x90) {
+                n = *r->p++ & 0x0fu;
+        } else if (*r->p == 0xdc && r->end - r->p >= 3) {
+                n = ss_mp_be(r->p + 1, 2);
+                r->p += 3;
+        } else {
+                return false;
+        }
+        /* As the decoder checks a root array (depth 0). */
+        if (n > (uint64_t)(r->end - r->p) || n > r->objects)
+                return false;
+        r->objects -= (uint32_t)n;
+        *ret_n = (uint32_t)n;
+        return true;
+}
 
 /* An unsigned integer (positive fixint, uint 8 to 64). */
-bool ss_mp_read_uint(ss_mp_reader *r, uint64_t *ret);
+static inline bool ss_mp_read_uint(ss_mp_reader *r, uint64_t *ret)
+{
+        size_t n;
+        uint8_t c;
+
+        if (r->p >= r->end)
+                return false;
+        c = *r->p;
+        if (c <= 0x7f) {
+                r->p++;
+                *ret = c;
+                return true;
+        }
+        if (c < 0xcc || c > 0xcf)
+                return false;
+        n = (size_t)1 << (c - 0xcc);
+        if ((size_t)(r->end - r->p) < 1 + n)
+                return false;
+        *ret = ss_mp_be(r->p + 1, n);
+        r->p += 1 + n;
+        return true;
+}
 
 /* A bin 8 of exactly len bytes: where its bytes are. */
-bool ss_mp_read_bin(ss_mp_reader *r, uint32_t len, const uint8_t **ret);
+static inline bool ss_mp_read_bin(ss_mp_reader *r, uint32_t len, const uint8_t **ret)
+{
+        if (r->end - r->p < 2 || r->p[0] != 0xc4 || r->p[1] != len ||
+            (size_t)(r->end - r->p) < 2 + (size_t)len)
+                return false;
+        *ret = r->p + 2;
+        r->p += 2 + len;
+        return true;
+}
 
 /* A string (fixstr, str 8, 16 or 32), or nil when nullable (*ret_len 0, *ret NULL). */
-bool ss_mp_read_str(ss_mp_reader *r, bool nullable, const char **ret, uint32_t *ret_len);
+static inline bool ss_mp_read_str(ss_mp_reader *r, bool nullable, const char **ret,
+                                  uint32_t *ret_len)
+{
+        uint64_t n;
+        size_t head;
+        uint8_t c;
+
+        if (r->p >= r->end)
+                return false;
+        c = *r->p;
+        if (c == 0xc0 && nullable) {
+                r->p++;
+                *ret = NULL;
+                *ret_len = 0;
+                return true;
+        }
+        if ((c & 0xe0) == 0xa0) {
+                head = 1;
+                n = c & 0x1fu;
+        } else if (c >= 0xd9 && c <= 0xdb) {
+                head = 1 + ((size_t)1 << (c - 0xd9));
+                if ((size_t)(r->end - r->p) < head)
+                        return false;
+                n = ss_mp_be(r->p + 1, head - 1);
+        } else {
+                return false;
+        }
+        if (n > (uint64_t)(r->end - r->p) - head)
+                return false;
+        *ret = (const char *)r->p + head;
+        *ret_len = (uint32_t)n;
+        r->p += head + n;
+        return true;
+}
 
 /* Nil (true, *ret NULL), or any object decoded into the zone (*ret points to it there). */
 bool ss_mp_read_object(ss_mp_reader *r, const msgpack_object **ret);
