@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 #pragma once
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
@@ -118,4 +119,46 @@ static inline void ss_copy(void *dst, const void *src, size_t n)
                 memcpy(dst, src, n);
         else
                 ss_copy_small(dst, src, n);
+}
+
+/* Whether a[0..n) and b[0..n) are equal: up to 32 bytes with overlapping word loads, no
+ * call (keys compared while looking one up); longer with memcmp(). No byte is read when n
+ * is 0. */
+static inline bool ss_bytes_eq(const void *a, const void *b, size_t n)
+{
+        const uint8_t *p = a, *q = b;
+        uint64_t x0, x1, y0, y1;
+        uint32_t u0, u1, v0, v1;
+
+        if (n > 32)
+                return memcmp(a, b, n) == 0;
+        if (n > 16) {
+                memcpy(&x0, p, 8);
+                memcpy(&y0, q, 8);
+                memcpy(&x1, p + 8, 8);
+                memcpy(&y1, q + 8, 8);
+                if ((x0 ^ y0) | (x1 ^ y1))
+                        return false;
+                p += n - 16;
+                q += n - 16;
+                n = 16;
+        }
+        if (n >= 8) {
+                memcpy(&x0, p, 8);
+                memcpy(&y0, q, 8);
+                memcpy(&x1, p + n - 8, 8);
+                memcpy(&y1, q + n - 8, 8);
+                return !((x0 ^ y0) | (x1 ^ y1));
+        }
+        if (n >= 4) {
+                memcpy(&u0, p, 4);
+                memcpy(&v0, q, 4);
+                memcpy(&u1, p + n - 4, 4);
+                memcpy(&v1, q + n - 4, 4);
+                return !((u0 ^ v0) | (u1 ^ v1));
+        }
+        for (size_t i = 0; i < n; i++)
+                if (p[i] != q[i])
+                        return false;
+        return true;
 }

@@ -483,7 +483,7 @@ const msgpack_object_kv *ss_wire_kv_find(const msgpack_object_kv *kv, uint32_t n
 
                 /* msgpack-c may give an empty string a NULL ptr: no memcmp() of 0 bytes. */
                 if (k->type == MSGPACK_OBJECT_STR && k->via.str.size == len &&
-                    (len == 0 || memcmp(k->via.str.ptr, key, len) == 0))
+                    ss_bytes_eq(k->via.str.ptr, key, len))
                         return &kv[i];
         }
         return NULL;

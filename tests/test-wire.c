@@ -916,6 +916,34 @@ START_TEST(span_frames_read_as_the_general_decode_reads_them)
 }
 END_TEST
 
+/* The short-string helpers of ss-buf.h against memcpy() and memcmp(): every length up to
+ * past their word steps, every differing byte, at every alignment of the source. */
+START_TEST(short_copy_and_compare)
+{
+        uint8_t src[64 + 8], dst[64 + 8], other[64 + 8];
+
+        for (size_t i = 0; i < sizeof(src); i++)
+                src[i] = (uint8_t)(i * 37 + 11);
+        for (size_t off = 0; off < 8; off++) {
+                for (size_t n = 0; n <= 64; n++) {
+                        memset(dst, 0xee, sizeof(dst));
+                        ss_copy(dst + 1, src + off, n);
+                        ck_assert(memcmp(dst + 1, src + off, n) == 0);
+                        ck_assert_uint_eq(dst[0], 0xee);
+                        ck_assert_uint_eq(dst[1 + n], 0xee);
+                        memcpy(other, src + off, n);
+                        ck_assert(ss_bytes_eq(other, src + off, n));
+                        for (size_t i = 0; i < n; i++) {
+                                other[i] ^= 0x40;
+                                ck_assert_msg(!ss_bytes_eq(other, src + off, n), "n %zu, byte %zu",
+                                              n, i);
+                                other[i] ^= 0x40;
+                        }
+                }
+        }
+}
+END_TEST
+
 static Suite *wire_suite(void)
 {
         Suite *s = suite_create("wire");
@@ -939,6 +967,7 @@ static Suite *wire_suite(void)
         tcase_add_test(tc, trace_round_trip_cuts_long_strings);
         tcase_add_test(tc, stats_reply_with_negative_counter_is_eproto);
         tcase_add_test(tc, hello_keys_named_once);
+        tcase_add_test(tc, short_copy_and_compare);
         tcase_add_test(tc, span_frames_read_as_the_general_decode_reads_them);
         suite_add_tcase(s, tc);
         return s;

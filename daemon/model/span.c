@@ -294,8 +294,21 @@ void ss_span_end(ss_span *s, uint64_t end_ns, int status_code, const char *msg, 
 /* Options of SPAN_START: trace_state (str) and flags (uint, OTLP Span.flags). */
 static int span_options(ss_span *s, const msgpack_object_map *opts)
 {
-        const msgpack_object *ts = ss_wire_map_get(opts, SS_OPT_TRACE_STATE);
-        const msgpack_object *fl = ss_wire_map_get(opts, SS_OPT_FLAGS);
+        const msgpack_object *ts = NULL, *fl = NULL;
+
+        /* One pass over the (one or two) options, every span's: the first of each key. */
+        for (uint32_t i = 0; opts && i < opts->size; i++) {
+                const msgpack_object_str *k = &opts->ptr[i].key.via.str;
+
+                if (opts->ptr[i].key.type != MSGPACK_OBJECT_STR)
+                        continue;
+                if (!fl && k->size == sizeof(SS_OPT_FLAGS) - 1 &&
+                    memcmp(k->ptr, SS_OPT_FLAGS, sizeof(SS_OPT_FLAGS) - 1) == 0)
+                        fl = &opts->ptr[i].val;
+                else if (!ts && k->size == sizeof(SS_OPT_TRACE_STATE) - 1 &&
+                         memcmp(k->ptr, SS_OPT_TRACE_STATE, sizeof(SS_OPT_TRACE_STATE) - 1) == 0)
+                        ts = &opts->ptr[i].val;
+        }
 
         if (fl && fl->type == MSGPACK_OBJECT_POSITIVE_INTEGER && fl->via.u64 <= UINT32_MAX)
                 s->flags = (uint32_t)fl->via.u64;
