@@ -225,8 +225,30 @@ int ss_attrs_set(ss_store *st, ss_attrs *a, const msgpack_object_str *key,
  * under max_bytes. Key and string value go into one allocation of the store. Same result,
  * same bytes accounted. false, with nothing changed, for ss_attrs_set() to take it.
  */
+/* A map's limits for set_new_fast(), read once: each the most allowed, no limit the type's
+ * maximum. */
+typedef struct fast_limits {
+        uint32_t key_len, value_len, attrs;
+        uint64_t bytes;
+} fast_limits;
+
+static fast_limits fast_limits_of(const ss_limits *lim)
+{
+        fast_limits f = {UINT32_MAX, UINT32_MAX, UINT32_MAX, UINT64_MAX};
+
+        if (lim && lim->max_key_len)
+                f.key_len = lim->max_key_len;
+        if (lim && lim->max_value_len)
+                f.value_len = lim->max_value_len;
+        if (lim && lim->max_attrs)
+                f.attrs = lim->max_attrs;
+        if (lim && lim->max_bytes)
+                f.bytes = lim->max_bytes;
+        return f;
+}
+
 static bool set_new_fast(ss_store *st, ss_attrs *a, const msgpack_object_kv *kv,
-                         const ss_limits *lim)
+                         const fast_limits *lim)
 {
         const msgpack_object_str *key = &kv->key.via.str;
         const msgpack_object *val = &kv->val;
@@ -247,7 +269,7 @@ static bool set_new_fast(ss_store *st, ss_attrs *a, const msgpack_object_kv *kv,
         case MSGPACK_OBJECT_FLOAT64:
                 break;
         case MSGPACK_OBJECT_STR:
-                if (lim && lim->max_value_len && val->via.str.size > lim->max_value_len)
+                if (val->via.str.size > lim->value_len)
                         return false;
                 str = &val->via.str;
                 need += str->size + 1ull;
@@ -255,9 +277,7 @@ static bool set_new_fast(ss_store *st, ss_attrs *a, const msgpack_object_kv *kv,
         default:
                 return false;
         }
-        if (lim && ((lim->max_key_len && key->size > lim->max_key_len) ||
-                    (lim->max_attrs && a->n >= lim->max_attrs) ||
-                    (lim->max_bytes && st->live + need > lim->max_bytes)))
+        if (key->size > lim->key_len || a->n >= lim->attrs || st->live + need > lim->bytes)
                 return false;
         if (!ss_utf8_valid(key->ptr, key->size) || (str && !ss_utf8_valid(str->ptr, str->size)))
                 return false;
@@ -275,6 +295,7 @@ int ss_attrs_merge(ss_store *st, ss_attrs *a, const msgpack_object_map *m, const
                    uint32_t *dropped)
 {
         uint32_t n = m ? m->size : 0;
+        fast_limits fast;
 
         /* A map far longer than the attributes a list may hold is not looked at past a bound:
          * its tail could only replace values or be dropped, and 100 000 keys must not cost
@@ -294,10 +315,11 @@ int ss_attrs_merge(ss_store *st, ss_attrs *a, const msgpack_object_map *m, const
             ss_attrs_reserve(a, lim && lim->max_attrs && n > lim->max_attrs ? lim->max_attrs : n) <
                 0)
                 return -ENOMEM;
+        fast = fast_limits_of(lim);
         for (uint32_t i = 0; i < n; i++) {
                 const msgpack_object_kv *kv = &m->ptr[i];
 
-                if (kv->key.type != MSGPACK_OBJECT_STR || set_new_fast(st, a, kv, lim))
+                if (kv->key.type != MSGPACK_OBJECT_STR || set_new_fast(st, a, kv, &fast))
                         continue;
                 if (ss_attrs_set(st, a, &kv->key.via.str, &kv->val, lim, dropped) < 0)
                         return -ENOMEM;
