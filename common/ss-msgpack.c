@@ -355,8 +355,7 @@ bool ss_mp_read_object(ss_mp_reader *r, const msgpack_object **ret)
 {
         msgpack_object *o;
 
-        if (r->p < r->end && *r->p == 0xc0) {
-                r->p++;
+        if (ss_mp_read_nil(r)) {
                 *ret = NULL;
                 return true;
         }

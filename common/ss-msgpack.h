@@ -129,6 +129,15 @@ static inline bool ss_mp_read_uint(ss_mp_reader *r, uint64_t *ret)
         return true;
 }
 
+/* Whether the next object is nil: true, and read, when it is. */
+static inline bool ss_mp_read_nil(ss_mp_reader *r)
+{
+        if (r->p >= r->end || *r->p != 0xc0)
+                return false;
+        r->p++;
+        return true;
+}
+
 /* A bin 8 of exactly len bytes: where its bytes are. */
 static inline bool ss_mp_read_bin(ss_mp_reader *r, uint32_t len, const uint8_t **ret)
 {

@@ -400,9 +400,8 @@ static bool decode_span_frame(const uint8_t *payload, size_t len, msgpack_zone *
                 if (n < known || !ss_mp_read_bin(&r, SS_TRACE_ID_LEN, &sp->trace_id) ||
                     !ss_mp_read_bin(&r, SS_SPAN_ID_LEN, &sp->span_id))
                         return false;
-                if (r.p < r.end && *r.p == 0xc0)
-                        r.p++; /* a root */
-                else if (!ss_mp_read_bin(&r, SS_SPAN_ID_LEN, &sp->parent_id))
+                if (!ss_mp_read_nil(&r) && /* a root, else its parent */
+                    !ss_mp_read_bin(&r, SS_SPAN_ID_LEN, &sp->parent_id))
                         return false;
                 if (!ss_mp_read_str(&r, false, &name, &name_len) || !ss_mp_read_uint(&r, &v) ||
                     v > SS_KIND_CONSUMER || !ss_mp_read_uint(&r, &sp->start_ns) ||
@@ -445,7 +444,7 @@ int ss_wire_decode_zone(const uint8_t *payload, size_t len, msgpack_zone *zone, 
         *ret = (ss_msg){0};
         if (!ret_root && decode_span_frame(payload, len, zone, ret))
                 return 0;
-        *ret = (ss_msg){0};
+        *ret = (ss_msg){0}; /* what the span frame's reading filled in before it gave up */
         r = ss_msgpack_decode(payload, len, zone, &root);
         if (r < 0)
                 return r;
@@ -481,7 +480,8 @@ const msgpack_object_kv *ss_wire_kv_find(const msgpack_object_kv *kv, uint32_t n
         for (uint32_t i = 0; i < n; i++) {
                 const msgpack_object *k = &kv[i].key;
 
-                /* msgpack-c may give an empty string a NULL ptr: no memcmp() of 0 bytes. */
+                /* msgpack-c may give an empty string a NULL ptr: ss_bytes_eq() reads no
+                 * byte of it. */
                 if (k->type == MSGPACK_OBJECT_STR && k->via.str.size == len &&
                     ss_bytes_eq(k->via.str.ptr, key, len))
                         return &kv[i];
