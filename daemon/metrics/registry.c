@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "base/hashmap.h"
+#include "ss-macro.h"
 #include "ss-id.h"
 
 /* One attribute set of an instrument and what was recorded under it. */
@@ -28,8 +29,10 @@ struct ss_instrument {
         ss_metric m; /* name, unit, kind, bounds; points filled at collect */
         series **series;
         size_t n, cap;
-        ss_map index;            /* 16-byte hash of the blob -> series */
-        series *overflow;        /* past max_series */
+        ss_map index;      /* 16-byte hash of the blob -> series */
+        series *overflow;  /* past max_series */
+        series *recent[4]; /* found or made lately: a run's records repeat them */
+        unsigned next_recent;
         ss_metric_point *points; /* the last collection's */
 };
 
@@ -239,6 +242,12 @@ static series *overflow_series(ss_instrument *i)
         return i->overflow;
 }
 
+static series *remember(ss_instrument *i, series *s)
+{
+        i->recent[i->next_recent++ % SS_ELEMENTSOF(i->recent)] = s;
+        return s;
+}
+
 /* The series of attrs: found, new, or the overflow one past max_series. NULL: ENOMEM. */
 static series *series_get(ss_instrument *i, const ss_metric_attr *attrs, uint32_t n_attrs)
 {
@@ -248,10 +257,15 @@ static series *series_get(ss_instrument *i, const ss_metric_attr *attrs, uint32_
         size_t len = attrs_blob(attrs, n_attrs, buf, &n);
         series *s;
 
+        for (unsigned k = 0; k < SS_ELEMENTSOF(i->recent); k++) {
+                s = i->recent[k];
+                if (s && s->blob_len == len && memcmp(s->blob, buf, len) == 0)
+                        return s;
+        }
         blob_key(buf, len, key);
         s = ss_map_get(&i->index, key);
         if (s && s->blob_len == len && memcmp(s->blob, buf, len) == 0)
-                return s;
+                return remember(i, s);
         if (s || i->n >= i->reg->max_series) { /* a collision is as good as an overflow */
                 i->reg->overflows++;
                 return overflow_series(i);
@@ -271,7 +285,7 @@ static series *series_get(ss_instrument *i, const ss_metric_attr *attrs, uint32_
                 return NULL;
         }
         i->series[i->n++] = s;
-        return s;
+        return remember(i, s);
 }
 
 static uint32_t bucket_of(const ss_metric *m, double v)
