@@ -37,6 +37,16 @@ static inline bool ssc_attrs_scalar_ok(const sidespan_attr *a, size_t klen, size
                (a->type != SIDESPAN_ATTR_STR || (a->value.s && vlen <= UINT32_MAX));
 }
 
+/* The value of an integer, double or boolean attribute, written at p: the byte after it. */
+static inline uint8_t *ssc_attrs_put_number(uint8_t *p, const sidespan_attr *a)
+{
+        if (a->type == SIDESPAN_ATTR_INT)
+                return ss_mp_put_int(p, a->value.i);
+        if (a->type == SIDESPAN_ATTR_DOUBLE)
+                return ss_mp_put_double(p, a->value.d);
+        return ss_mp_put_bool(p, a->value.b);
+}
+
 /*
  * ssc_attrs_pack_one() for a string, integer, double or boolean whose key is klen bytes and
  * string value vlen (their NULs, if any, not read): the hot path, inline so that the setters
@@ -74,12 +84,8 @@ ssc_attrs_pack_scalar(ss_buf *b, const sidespan_attr *a, size_t klen, size_t vle
         p = ss_mp_put_str(b->data + b->len, a->key, (uint32_t)klen);
         if (a->type == SIDESPAN_ATTR_STR)
                 p = ss_mp_put_str(p, a->value.s, (uint32_t)vlen);
-        else if (a->type == SIDESPAN_ATTR_INT)
-                p = ss_mp_put_int(p, a->value.i);
-        else if (a->type == SIDESPAN_ATTR_DOUBLE)
-                p = ss_mp_put_double(p, a->value.d);
         else
-                p = ss_mp_put_bool(p, a->value.b);
+                p = ssc_attrs_put_number(p, a);
         b->len = (size_t)(p - b->data);
         *ret_added = true;
         return 0;

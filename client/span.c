@@ -426,12 +426,8 @@ static inline __attribute__((always_inline)) bool set_fast(sidespan_span *s, con
                 *p++ = (uint8_t)(0xa0 | vlen);
                 ss_copy_small(p, a->value.s, vlen);
                 p += vlen;
-        } else if (a->type == SIDESPAN_ATTR_INT) {
-                p = ss_mp_put_int(p, a->value.i);
-        } else if (a->type == SIDESPAN_ATTR_DOUBLE) {
-                p = ss_mp_put_double(p, a->value.d);
         } else {
-                p = ss_mp_put_bool(p, a->value.b);
+                p = ssc_attrs_put_number(p, a);
         }
         s->end.len = (size_t)(p - s->end.data);
         s->n_attrs++;
