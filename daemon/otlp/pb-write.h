@@ -10,7 +10,7 @@
  * buffer without moving them (ss_buf_take_tail()). Any thread.
  *
  *      size_t m = ss_pbw_pos(w);
- *      ss_pbw_varint_field(w, 2, count);
+ *      ss_pbw_varint_opt(w, 2, count);
  *      ss_pbw_str_field(w, 1, name, len);
  *      ss_pbw_len_field(w, 3, m);     // field 3: the message {1: name, 2: count}
  */
@@ -147,99 +147,49 @@ static inline uint8_t *ss_pb_double_field(uint8_t *p, uint32_t field, double d)
         return ss_pb_fixed64_field(p, field, v);
 }
 
-/*
- * The writers on an ss_pbw: each makes room for what it writes and writes with the raw
- * writer. ss_pbw_X_c(..., check) makes room only when check is true: false writes into room
- * the caller found for a bound of a whole message, which saves a test a field. check is a
- * constant the compiler folds.
- */
-static inline void ss_pbw_varint_c(ss_pbw *w, uint64_t v, bool check)
-{
-        if (check && !ss_pbw_room(w, ss_pb_varint_len(v)))
-                return;
-        w->p = ss_pb_varint(w->p, v);
-}
-
-static inline void ss_pbw_bytes_c(ss_pbw *w, const void *p, size_t n, bool check)
-{
-        if (check && !ss_pbw_room(w, n))
-                return;
-        w->p = ss_pb_bytes(w->p, p, n);
-}
-
-static inline void ss_pbw_tag_c(ss_pbw *w, uint32_t field, unsigned wire_type, bool check)
-{
-        ss_pbw_varint_c(w, (uint64_t)field << 3 | wire_type, check);
-}
-
-/* A length-delimited field holding what was written since mark. */
-static inline void ss_pbw_len_field_c(ss_pbw *w, uint32_t field, size_t mark, bool check)
-{
-        ss_pbw_varint_c(w, ss_pbw_pos(w) - mark, check);
-        ss_pbw_tag_c(w, field, SS_PB_LEN, check);
-}
-
-static inline void ss_pbw_str_field_c(ss_pbw *w, uint32_t field, const void *p, size_t n,
-                                      bool check)
-{
-        ss_pbw_bytes_c(w, p, n, check);
-        ss_pbw_varint_c(w, n, check);
-        ss_pbw_tag_c(w, field, SS_PB_LEN, check);
-}
-
-static inline void ss_pbw_varint_field_c(ss_pbw *w, uint32_t field, uint64_t v, bool check)
-{
-        ss_pbw_varint_c(w, v, check);
-        ss_pbw_tag_c(w, field, SS_PB_VARINT, check);
-}
-
-static inline void ss_pbw_le_c(ss_pbw *w, uint64_t v, int n, bool check)
-{
-        if (check && !ss_pbw_room(w, (size_t)n))
-                return;
-        w->p = ss_pb_le(w->p, v, n);
-}
-
-static inline void ss_pbw_fixed64_field_c(ss_pbw *w, uint32_t field, uint64_t v, bool check)
-{
-        ss_pbw_le_c(w, v, 8, check);
-        ss_pbw_tag_c(w, field, SS_PB_I64, check);
-}
-
-static inline void ss_pbw_double_field_c(ss_pbw *w, uint32_t field, double d, bool check)
-{
-        uint64_t v;
-
-        memcpy(&v, &d, sizeof(v));
-        ss_pbw_fixed64_field_c(w, field, v, check);
-}
-
 /* The most a field of a tag and a varint takes (a length prefix and its tag, say). */
 #define SS_PBW_FIELD_MAX 15u
 
+/*
+ * The writers on an ss_pbw: each makes room for what it writes and writes with the raw
+ * writer. Where there is no room to be had, w->err is set and nothing more is written.
+ */
 static inline void ss_pbw_varint(ss_pbw *w, uint64_t v)
 {
-        ss_pbw_varint_c(w, v, true);
-}
-
-static inline void ss_pbw_tag(ss_pbw *w, uint32_t field, unsigned wire_type)
-{
-        ss_pbw_tag_c(w, field, wire_type, true);
+        if (ss_pbw_room(w, ss_pb_varint_len(v)))
+                w->p = ss_pb_varint(w->p, v);
 }
 
 static inline void ss_pbw_bytes(ss_pbw *w, const void *p, size_t n)
 {
-        ss_pbw_bytes_c(w, p, n, true);
+        if (ss_pbw_room(w, n))
+                w->p = ss_pb_bytes(w->p, p, n);
 }
 
+static inline void ss_pbw_le(ss_pbw *w, uint64_t v, int n)
+{
+        if (ss_pbw_room(w, (size_t)n))
+                w->p = ss_pb_le(w->p, v, n);
+}
+
+static inline void ss_pbw_tag(ss_pbw *w, uint32_t field, unsigned wire_type)
+{
+        ss_pbw_varint(w, (uint64_t)field << 3 | wire_type);
+}
+
+/* A length-delimited field holding what was written since mark. */
 static inline void ss_pbw_len_field(ss_pbw *w, uint32_t field, size_t mark)
 {
-        ss_pbw_len_field_c(w, field, mark, true);
+        ss_pbw_varint(w, ss_pbw_pos(w) - mark);
+        ss_pbw_tag(w, field, SS_PB_LEN);
 }
 
+/* A string or bytes field, written even when empty (a oneof member's value). */
 static inline void ss_pbw_str_field(ss_pbw *w, uint32_t field, const void *p, size_t n)
 {
-        ss_pbw_str_field_c(w, field, p, n, true);
+        ss_pbw_bytes(w, p, n);
+        ss_pbw_varint(w, n);
+        ss_pbw_tag(w, field, SS_PB_LEN);
 }
 
 /* A proto3 string or bytes field: left out when empty. */
@@ -249,38 +199,27 @@ static inline void ss_pbw_str_opt(ss_pbw *w, uint32_t field, const void *p, size
                 ss_pbw_str_field(w, field, p, n);
 }
 
-static inline void ss_pbw_varint_field(ss_pbw *w, uint32_t field, uint64_t v)
-{
-        ss_pbw_varint_field_c(w, field, v, true);
-}
-
 /* A proto3 scalar: left out when zero. */
 static inline void ss_pbw_varint_opt(ss_pbw *w, uint32_t field, uint64_t v)
 {
-        if (v)
-                ss_pbw_varint_field(w, field, v);
-}
-
-static inline void ss_pbw_fixed64_field(ss_pbw *w, uint32_t field, uint64_t v)
-{
-        ss_pbw_fixed64_field_c(w, field, v, true);
+        if (!v)
+                return;
+        ss_pbw_varint(w, v);
+        ss_pbw_tag(w, field, SS_PB_VARINT);
 }
 
 static inline void ss_pbw_fixed64_opt(ss_pbw *w, uint32_t field, uint64_t v)
 {
-        if (v)
-                ss_pbw_fixed64_field(w, field, v);
+        if (!v)
+                return;
+        ss_pbw_le(w, v, 8);
+        ss_pbw_tag(w, field, SS_PB_I64);
 }
 
 static inline void ss_pbw_fixed32_opt(ss_pbw *w, uint32_t field, uint32_t v)
 {
         if (!v)
                 return;
-        ss_pbw_le_c(w, v, 4, true);
+        ss_pbw_le(w, v, 4);
         ss_pbw_tag(w, field, SS_PB_I32);
-}
-
-static inline void ss_pbw_double_field(ss_pbw *w, uint32_t field, double d)
-{
-        ss_pbw_double_field_c(w, field, d, true);
 }
