@@ -148,29 +148,6 @@ static int ext(decoder *d, msgpack_object *o, uint64_t n)
         return 0;
 }
 
-/* One element of a container: the commonest objects of a frame (a small integer, a short
- * string) decoded here, inline in the container's loop; the rest by decode_object(). */
-static inline int element(decoder *d, unsigned depth, msgpack_object *o)
-{
-        const uint8_t *p = d->p;
-        uint8_t c;
-
-        if (__builtin_expect(p < d->end, 1)) {
-                c = *p;
-                if (c <= 0x7f) {
-                        d->p = p + 1;
-                        o->type = MSGPACK_OBJECT_POSITIVE_INTEGER;
-                        o->via.u64 = c;
-                        return 0;
-                }
-                if ((c & 0xe0) == 0xa0) {
-                        d->p = p + 1;
-                        return bytes(d, o, MSGPACK_OBJECT_STR, c & 0x1f);
-                }
-        }
-        return decode_object(d, depth, o);
-}
-
 /*
  * n elements (2n objects for a map): refused when the bytes left could not
  * hold them, one byte each at least, when they would take the frame past its
@@ -190,14 +167,10 @@ static int container(decoder *d, unsigned depth, msgpack_object *o, uint64_t n, 
 
                 if (!kv)
                         return -ENOMEM;
-                for (uint64_t i = 0; i < n; i++) {
-                        int r = element(d, depth + 1, &kv[i].key);
-
-                        if (r == 0)
-                                r = element(d, depth + 1, &kv[i].val);
-                        if (r < 0)
-                                return r;
-                }
+                for (uint64_t i = 0; i < n; i++)
+                        if (!ss_mp_read_into(d, depth + 1, &kv[i].key) ||
+                            !ss_mp_read_into(d, depth + 1, &kv[i].val))
+                                return d->err;
                 o->type = MSGPACK_OBJECT_MAP;
                 o->via.map.size = (uint32_t)n;
                 o->via.map.ptr = kv;
@@ -207,12 +180,9 @@ static int container(decoder *d, unsigned depth, msgpack_object *o, uint64_t n, 
 
         if (!e)
                 return -ENOMEM;
-        for (uint64_t i = 0; i < n; i++) {
-                int r = element(d, depth + 1, &e[i]);
-
-                if (r < 0)
-                        return r;
-        }
+        for (uint64_t i = 0; i < n; i++)
+                if (!ss_mp_read_into(d, depth + 1, &e[i]))
+                        return d->err;
         o->type = MSGPACK_OBJECT_ARRAY;
         o->via.array.size = (uint32_t)n;
         o->via.array.ptr = e;
@@ -349,6 +319,15 @@ void ss_mp_reader_init(ss_mp_reader *r, const uint8_t *data, size_t len, msgpack
         /* The root is one object; each container takes its elements from the rest. */
         *r = (ss_mp_reader){
             .p = data, .end = data + len, .zone = zone, .objects = SS_WIRE_MAX_OBJECTS - 1};
+}
+
+bool ss_mp_read_any(ss_mp_reader *r, unsigned depth, msgpack_object *o)
+{
+        int e = decode_object(r, depth, o);
+
+        if (e < 0)
+                r->err = e;
+        return e == 0;
 }
 
 bool ss_mp_read_object(ss_mp_reader *r, const msgpack_object **ret)

@@ -78,6 +78,7 @@ typedef struct ss_mp_reader {
         const uint8_t *p, *end;
         msgpack_zone *zone;
         uint32_t objects; /* left to the limit */
+        int err;          /* what made the last read false: -EBADMSG or -ENOMEM */
 } ss_mp_reader;
 
 void ss_mp_reader_init(ss_mp_reader *r, const uint8_t *data, size_t len, msgpack_zone *zone);
@@ -187,6 +188,54 @@ static inline bool ss_mp_read_str(ss_mp_reader *r, bool nullable, const char **r
 
 /* Nil (true, *ret NULL), or any object decoded into the zone (*ret points to it there). */
 bool ss_mp_read_object(ss_mp_reader *r, const msgpack_object **ret);
+
+/* ss_mp_read_into() of anything but a positive fixint or a fixstr, at depth (the nesting of
+ * the object read: containers deeper than SS_WIRE_DEPTH_MAX are refused). */
+bool ss_mp_read_any(ss_mp_reader *r, unsigned depth, msgpack_object *o);
+
+/* One object into *o, as ss_msgpack_decode() would make it: strings and bins point into the
+ * input, arrays and maps are allocated in the zone. The commonest objects of a frame (a small
+ * integer, a short string) inline. false for bad input, or when the zone cannot grow. */
+static inline bool ss_mp_read_into(ss_mp_reader *r, unsigned depth, msgpack_object *o)
+{
+        const uint8_t *p = r->p;
+        uint8_t c;
+
+        if (__builtin_expect(p < r->end, 1)) {
+                c = *p;
+                if (c <= 0x7f) {
+                        r->p = p + 1;
+                        o->type = MSGPACK_OBJECT_POSITIVE_INTEGER;
+                        o->via.u64 = c;
+                        return true;
+                }
+                if ((c & 0xe0) == 0xa0 && (size_t)(r->end - p) > (size_t)(c & 0x1f)) {
+                        r->p = p + 1 + (c & 0x1f);
+                        o->type = MSGPACK_OBJECT_STR;
+                        o->via.str.size = c & 0x1fu;
+                        o->via.str.ptr = (const char *)p + 1;
+                        return true;
+                }
+        }
+        return ss_mp_read_any(r, depth, o);
+}
+
+/*
+ * A map left as its bytes in the frame: n pairs at p[0..len), found well-formed when the
+ * frame was read (ss_wire_decode_zone()), each read with ss_mp_read_into() by whoever applies
+ * it, nested values decoded into zone. The frame and the zone outlive the message.
+ */
+typedef struct ss_mp_map {
+        const uint8_t *p;
+        uint32_t len, n;
+        msgpack_zone *zone;
+} ss_mp_map;
+
+/* A reader of m's pairs. */
+static inline void ss_mp_map_reader(const ss_mp_map *m, ss_mp_reader *r)
+{
+        ss_mp_reader_init(r, m->p, m->len, m->zone);
+}
 
 /* Every byte was read. */
 static inline bool ss_mp_reader_done(const ss_mp_reader *r)

@@ -133,7 +133,11 @@ typedef struct ss_msg_span {
         int32_t kind;
         uint64_t start_ns;
         const msgpack_object_map *attrs;
-        const msgpack_object_map *options; /* trace_state (str), flags (uint) */
+        ss_mp_map attrs_bytes; /* ss_wire_decode_zone() only: attrs as bytes, attrs then NULL */
+        const msgpack_object_map *options; /* trace_state (str), flags (uint); may be NULL
+                                            * from ss_wire_decode_zone(): read them below */
+        uint32_t flags;     /* options' flags, when a positive integer to UINT32_MAX; else 0 */
+        ss_str trace_state; /* options' trace_state, when a string (ptr NULL: none) */
         /* SS_MSG_SPAN only */
         uint64_t end_ns;
         int32_t status_code;
@@ -165,6 +169,7 @@ typedef struct ss_msg {
                         int32_t status_code;
                         ss_str status_msg; /* ptr NULL when nil */
                         const msgpack_object_map *attrs;
+                        ss_mp_map attrs_bytes; /* as in ss_msg_span */
                 } end;
                 struct {
                         uint64_t seq; /* FLUSH, FLUSHED, STATS request id */
@@ -396,7 +401,10 @@ int ss_wire_decode(const uint8_t *payload, size_t len, msgpack_unpacked *unpacke
 /*
  * ss_wire_decode() into a zone the caller keeps and clears between frames
  * (msgpack_zone_clear()), so a frame costs no allocation; -ENOMEM when the
- * zone cannot grow. ret_root (may be NULL) gets the frame's object.
+ * zone cannot grow. ret_root (may be NULL) gets the frame's object. Without
+ * ret_root, the attributes of a SPAN_START or SPAN_END may be left as their
+ * bytes, checked (attrs_bytes, with attrs NULL): the daemon reads them once,
+ * into the span.
  */
 int ss_wire_decode_zone(const uint8_t *payload, size_t len, msgpack_zone *zone, ss_msg *ret,
                         msgpack_object *ret_root);
@@ -416,6 +424,10 @@ static inline const msgpack_object *ss_wire_map_get(const msgpack_object_map *m,
 
         return kv ? &kv->val : NULL;
 }
+
+/* Read s->options into s->flags and s->trace_state (the first of each key counts), as the
+ * decoders do: for a message made by hand. */
+void ss_wire_span_options(ss_msg_span *s);
 
 /* A short static name of a message type, "unknown" for others. */
 const char *ss_msg_type_name(uint32_t type);

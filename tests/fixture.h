@@ -176,12 +176,13 @@ typedef struct fx_span_ids {
 static inline ss_msg_span fx_span_msg(const fx_span_spec *sp, fx_span_ids *ids)
 {
         const char *msg = sp->status_msg;
+        ss_msg_span m;
 
         memset(ids->trace, 0xA0, sizeof(ids->trace));
         ids->trace[SS_TRACE_ID_LEN - 1] = sp->trace_seed;
         memset(ids->span, sp->seed, sizeof(ids->span));
         memset(ids->parent, sp->parent_seed, sizeof(ids->parent));
-        return (ss_msg_span){
+        m = (ss_msg_span){
             .trace_id = sp->trace_id ? sp->trace_id : ids->trace,
             .span_id = sp->span_id ? sp->span_id : ids->span,
             .parent_id = sp->parent_id     ? sp->parent_id
@@ -197,6 +198,8 @@ static inline ss_msg_span fx_span_msg(const fx_span_spec *sp, fx_span_ids *ids)
             .status_msg = {.ptr = msg, .len = msg ? (uint32_t)strlen(msg) : 0},
             .events = sp->events,
         };
+        ss_wire_span_options(&m);
+        return m;
 }
 
 /* The span of the spec, with one reference; it holds a reference to sp->resource. */

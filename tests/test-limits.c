@@ -670,9 +670,39 @@ static msgpack_object random_value(uint64_t *seed)
         }
 }
 
+/* One list of merge_matches_set_pair_by_pair(): its pairs, store and counts. */
+typedef struct merged {
+        ss_attrs a;
+        ss_store st;
+        ss_limit_hits hits;
+        ss_limits lim;
+        uint32_t dropped;
+} merged;
+
+/* x and y hold the same pairs in the same order, with the same bytes and counts. */
+static void merged_same(int run, const merged *x, const merged *y)
+{
+        ck_assert_uint_eq(x->a.n, y->a.n);
+        for (uint32_t i = 0; i < x->a.n; i++) {
+                const msgpack_object_kv *kv = &x->a.kv[i];
+
+                ck_assert_msg(fx_obj_same(&kv->key, &y->a.kv[i].key), "run %d, key %u", run, i);
+                ck_assert_msg(fx_obj_same(&kv->val, &y->a.kv[i].val), "run %d, value %u", run, i);
+                if (kv->val.type == MSGPACK_OBJECT_STR)
+                        ck_assert_int_eq(kv->val.via.str.ptr[kv->val.via.str.size], '\0');
+                ck_assert_ptr_eq(ss_attrs_get_n(&x->a, kv->key.via.str.ptr, kv->key.via.str.size),
+                                 &kv->val);
+        }
+        ck_assert_uint_eq(x->st.live, y->st.live);
+        ck_assert_uint_eq(x->st.dead, y->st.dead);
+        ck_assert_uint_eq(x->dropped, y->dropped);
+        ck_assert(memcmp(&x->hits, &y->hits, sizeof(x->hits)) == 0);
+}
+
 /* ss_attrs_merge() takes the common pair a shorter way: a random run of maps, under random
  * limits, onto a list merged map by map and a list set pair by pair with ss_attrs_set() must
- * leave the same pairs in the same order, the same bytes in each store, and the same counts. */
+ * leave the same pairs in the same order, the same bytes in each store, and the same counts;
+ * and so must ss_attrs_merge_bytes() of the maps' bytes. */
 START_TEST(merge_matches_set_pair_by_pair)
 {
         static const char *const keys[] = {"k0",
@@ -699,74 +729,78 @@ START_TEST(merge_matches_set_pair_by_pair)
                                            "kg"};
         uint64_t seed = 0x5eed5eedull;
 
+        msgpack_zone *zone = msgpack_zone_new(1024);
+        ss_buf packed;
+
+        ck_assert_ptr_nonnull(zone);
+        ss_buf_init(&packed, 1 << 16);
         for (int run = 0; run < 3000; run++) {
-                ss_limit_hits hits_a = {0}, hits_b = {0};
-                ss_limits lim_a = {0}, lim_b;
                 bool limited = fx_below(&seed, 4) != 0;
-                uint32_t dropped_a = 0, dropped_b = 0;
-                ss_attrs a = {0}, b = {0};
-                ss_store sa, sb;
+                merged m[3] = {0}; /* merged, set pair by pair, merged from bytes */
                 int maps = 1 + (int)fx_below(&seed, 3);
 
                 if (limited) {
-                        lim_a.max_attrs = fx_below(&seed, 3) ? 0 : fx_below(&seed, 20);
-                        lim_a.max_value_len = fx_below(&seed, 2) ? 0 : 16 + fx_below(&seed, 50);
-                        lim_a.max_key_len = fx_below(&seed, 2) ? 0 : 16;
-                        lim_a.max_bytes = fx_below(&seed, 2) ? 0 : 100 + fx_below(&seed, 600);
+                        m[0].lim.max_attrs = fx_below(&seed, 3) ? 0 : fx_below(&seed, 20);
+                        m[0].lim.max_value_len = fx_below(&seed, 2) ? 0 : 16 + fx_below(&seed, 50);
+                        m[0].lim.max_key_len = fx_below(&seed, 2) ? 0 : 16;
+                        m[0].lim.max_bytes = fx_below(&seed, 2) ? 0 : 100 + fx_below(&seed, 600);
                 }
-                lim_b = lim_a;
-                lim_a.hits = &hits_a;
-                lim_b.hits = &hits_b;
-                ss_store_init(&sa);
-                ss_store_init(&sb);
-                for (int m = 0; m < maps; m++) {
+                for (int j = 0; j < 3; j++) {
+                        m[j].lim = m[0].lim;
+                        m[j].lim.hits = &m[j].hits;
+                        ss_store_init(&m[j].st);
+                }
+                for (int k = 0; k < maps; k++) {
+                        const ss_limits *lim_b = limited ? &m[1].lim : NULL;
                         msgpack_object_kv kv[24];
                         uint32_t n = fx_below(&seed, 24);
                         msgpack_object map;
+                        msgpack_packer pk;
+                        ss_mp_map bytes;
 
                         for (uint32_t i = 0; i < n; i++)
                                 kv[i] = fx_kv(keys[fx_below(&seed, sizeof(keys) / sizeof(keys[0]))],
                                               random_value(&seed));
                         map = fx_map(kv, n);
-                        ck_assert_int_eq(ss_attrs_merge(&sa, &a, &map.via.map,
-                                                        limited ? &lim_a : NULL, &dropped_a),
+                        ck_assert_int_eq(ss_attrs_merge(&m[0].st, &m[0].a, &map.via.map,
+                                                        limited ? &m[0].lim : NULL, &m[0].dropped),
                                          0);
-                        if (n && b.cap == 0)
-                                ck_assert_int_eq(ss_attrs_reserve(&b, n), 0);
-                        for (uint32_t i = 0; i < n && (!limited || !lim_b.max_attrs ||
-                                                       i < ss_attrs_merge_max(lim_b.max_attrs));
+                        if (n && m[1].a.cap == 0)
+                                ck_assert_int_eq(ss_attrs_reserve(&m[1].a, n), 0);
+                        for (uint32_t i = 0; i < n && (!lim_b || !lim_b->max_attrs ||
+                                                       i < ss_attrs_merge_max(lim_b->max_attrs));
                              i++)
-                                ck_assert_int_eq(ss_attrs_set(&sb, &b, &kv[i].key.via.str,
-                                                              &kv[i].val, limited ? &lim_b : NULL,
-                                                              &dropped_b),
+                                ck_assert_int_eq(ss_attrs_set(&m[1].st, &m[1].a, &kv[i].key.via.str,
+                                                              &kv[i].val, lim_b, &m[1].dropped),
                                                  0);
-                        if (limited && lim_b.max_attrs && n > ss_attrs_merge_max(lim_b.max_attrs)) {
-                                hits_b.attrs_over_count += n - ss_attrs_merge_max(lim_b.max_attrs);
-                                dropped_b += n - ss_attrs_merge_max(lim_b.max_attrs);
+                        if (lim_b && lim_b->max_attrs && n > ss_attrs_merge_max(lim_b->max_attrs)) {
+                                m[1].hits.attrs_over_count +=
+                                    n - ss_attrs_merge_max(lim_b->max_attrs);
+                                m[1].dropped += n - ss_attrs_merge_max(lim_b->max_attrs);
                         }
+                        /* The map's pairs as a frame has them, after the map's header. */
+                        ss_buf_reset(&packed);
+                        msgpack_packer_init(&pk, &packed, ss_buf_msgpack_write);
+                        ck_assert_int_eq(msgpack_pack_object(&pk, map), 0);
+                        bytes = (ss_mp_map){.p = packed.data + (n < 16 ? 1 : 3),
+                                            .len = (uint32_t)packed.len - (n < 16 ? 1 : 3),
+                                            .n = n,
+                                            .zone = zone};
+                        ck_assert_int_eq(ss_attrs_merge_bytes(&m[2].st, &m[2].a, &bytes,
+                                                              limited ? &m[2].lim : NULL,
+                                                              &m[2].dropped),
+                                         0);
+                        msgpack_zone_clear(zone);
                 }
-                ck_assert_uint_eq(a.n, b.n);
-                for (uint32_t i = 0; i < a.n; i++) {
-                        ck_assert_msg(fx_obj_same(&a.kv[i].key, &b.kv[i].key), "run %d, key %u",
-                                      run, i);
-                        ck_assert_msg(fx_obj_same(&a.kv[i].val, &b.kv[i].val), "run %d, value %u",
-                                      run, i);
-                        if (a.kv[i].val.type == MSGPACK_OBJECT_STR)
-                                ck_assert_int_eq(a.kv[i].val.via.str.ptr[a.kv[i].val.via.str.size],
-                                                 '\0');
-                        ck_assert_ptr_eq(
-                            ss_attrs_get_n(&a, a.kv[i].key.via.str.ptr, a.kv[i].key.via.str.size),
-                            &a.kv[i].val);
+                merged_same(run, &m[0], &m[1]);
+                merged_same(run, &m[0], &m[2]);
+                for (int j = 0; j < 3; j++) {
+                        ss_attrs_free(&m[j].a);
+                        ss_store_free(&m[j].st);
                 }
-                ck_assert_uint_eq(sa.live, sb.live);
-                ck_assert_uint_eq(sa.dead, sb.dead);
-                ck_assert_uint_eq(dropped_a, dropped_b);
-                ck_assert(memcmp(&hits_a, &hits_b, sizeof(hits_a)) == 0);
-                ss_attrs_free(&a);
-                ss_attrs_free(&b);
-                ss_store_free(&sa);
-                ss_store_free(&sb);
         }
+        ss_buf_free(&packed);
+        msgpack_zone_free(zone);
 }
 END_TEST
 

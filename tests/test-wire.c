@@ -2,6 +2,7 @@
 /* The frame codec and message decoder: what a daemon does with every byte a client sends. */
 #include "ss-check.h"
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -100,6 +101,76 @@ START_TEST(span_start_round_trip)
         msgpack_unpacked_destroy(&u);
         ss_buf_free(&attrs);
         ss_buf_free(&b);
+}
+END_TEST
+
+/* A SPAN_START's options read into flags and trace_state, both ways: the first of each key
+ * counts, even when its value is of the wrong type. */
+START_TEST(span_options_first_of_each_key)
+{
+        static const struct {
+                const char *opts; /* key=value pairs: a number, or 's' and a string */
+                uint32_t flags;
+                const char *trace_state;
+        } cases[] = {
+            {"flags=769 flags=5 trace_state=sa trace_state=sb", 769, "a"},
+            {"trace_state=s flags=4294967295", 4294967295u, ""},
+            {"flags=4294967297 flags=1", 0, NULL},
+            {"flags=sx flags=1 trace_state=7 trace_state=sb", 0, NULL},
+            {"other=1 flags=2", 2, NULL},
+        };
+        ss_span_head h = {
+            .trace_id = TID, .span_id = SID, .name = "op", .name_len = 2, .start_ns = 1};
+
+        for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+                char buf[128], *save = NULL;
+                ss_buf opts, b;
+                ss_rawmap m = {0};
+                msgpack_packer pk;
+
+                ss_buf_init(&opts, 256);
+                ss_buf_init(&b, 4096);
+                msgpack_packer_init(&pk, &opts, ss_buf_msgpack_write);
+                snprintf(buf, sizeof(buf), "%s", cases[i].opts);
+                for (char *t = strtok_r(buf, " ", &save); t; t = strtok_r(NULL, " ", &save)) {
+                        char *v = strchr(t, '=');
+
+                        *v++ = '\0';
+                        msgpack_pack_str_with_body(&pk, t, strlen(t));
+                        if (*v == 's')
+                                msgpack_pack_str_with_body(&pk, v + 1, strlen(v + 1));
+                        else
+                                msgpack_pack_uint64(&pk, strtoull(v, NULL, 10));
+                        m.count++;
+                }
+                m.data = opts.data;
+                m.len = opts.len;
+                ck_assert_int_eq(ss_wire_put_span_start(&b, SS_MAX_FRAME_DEFAULT, &h, NULL, &m), 0);
+                for (int general = 0; general < 2; general++) {
+                        msgpack_zone *z = msgpack_zone_new(1024);
+                        msgpack_object root;
+                        ss_msg msg;
+
+                        ck_assert_int_eq(ss_wire_decode_zone(b.data + SS_FRAME_HEADER,
+                                                             b.len - SS_FRAME_HEADER, z, &msg,
+                                                             general ? &root : NULL),
+                                         0);
+                        ck_assert_msg(msg.span.flags == cases[i].flags, "case %zu, %s: flags %u", i,
+                                      general ? "general" : "fast", msg.span.flags);
+                        if (cases[i].trace_state) {
+                                ck_assert_uint_eq(msg.span.trace_state.len,
+                                                  strlen(cases[i].trace_state));
+                                ck_assert_ptr_nonnull(msg.span.trace_state.ptr);
+                                ck_assert(memcmp(msg.span.trace_state.ptr, cases[i].trace_state,
+                                                 msg.span.trace_state.len) == 0);
+                        } else {
+                                ck_assert_ptr_null(msg.span.trace_state.ptr);
+                        }
+                        msgpack_zone_free(z);
+                }
+                ss_buf_free(&opts);
+                ss_buf_free(&b);
+        }
 }
 END_TEST
 
@@ -772,6 +843,38 @@ static bool field(msgpack_packer *pk, uint64_t *seed, unsigned odds)
 }
 
 /* A SPAN_START, a SPAN_END or another message, mostly well-formed, with random fields. */
+/* A span frame's attributes or options: keys the options name, others (one empty, one past
+ * a fixstr), values of every kind, and now and then a long string. */
+static void pack_random_map(msgpack_packer *pk, uint64_t *seed)
+{
+        static const char *const keys[] = {SS_OPT_FLAGS,
+                                           SS_OPT_TRACE_STATE,
+                                           "k",
+                                           "key",
+                                           "gen_ai.usage.output_tokens",
+                                           "",
+                                           "a.key.longer.than.thirty.one.bytes"};
+        static const char long_str[300] = "long";
+        uint32_t k = fx_below(seed, 5);
+
+        msgpack_pack_map(pk, k);
+        for (uint32_t j = 0; j < k; j++) {
+                const char *key = keys[fx_below(seed, sizeof(keys) / sizeof(keys[0]))];
+
+                msgpack_pack_str_with_body(pk, key, strlen(key));
+                switch (fx_below(seed, 6)) {
+                case 0:
+                        msgpack_pack_uint64(pk, fx_rnd(seed) >> fx_below(seed, 64));
+                        break;
+                case 1:
+                        msgpack_pack_str_with_body(pk, long_str, fx_below(seed, sizeof(long_str)));
+                        break;
+                default:
+                        pack_value(pk, seed, 0);
+                }
+        }
+}
+
 static void pack_random_frame(ss_buf *b, uint64_t *seed)
 {
         uint32_t type = fx_below(seed, 5)
@@ -822,11 +925,8 @@ static void pack_random_frame(ss_buf *b, uint64_t *seed)
                                                             fx_rnd(seed) >> fx_below(seed, 64));
                                 break;
                         default: /* the attributes, the options */
-                                if (field(&pk, seed, 4)) {
-                                        msgpack_pack_map(&pk, 1);
-                                        msgpack_pack_str_with_body(&pk, "k", 1);
-                                        pack_value(&pk, seed, 0);
-                                }
+                                if (field(&pk, seed, 4))
+                                        pack_random_map(&pk, seed);
                         }
                 } else if (type == SS_MSG_SPAN_END) {
                         switch (i) {
@@ -849,15 +949,8 @@ static void pack_random_frame(ss_buf *b, uint64_t *seed)
                                         msgpack_pack_str_with_body(&pk, "failed", 6);
                                 break;
                         default:
-                                if (field(&pk, seed, 4)) {
-                                        uint32_t k = fx_below(seed, 5);
-
-                                        msgpack_pack_map(&pk, k);
-                                        for (uint32_t j = 0; j < k; j++) {
-                                                msgpack_pack_str_with_body(&pk, "key", 1 + j % 3);
-                                                pack_value(&pk, seed, 0);
-                                        }
-                                }
+                                if (field(&pk, seed, 4))
+                                        pack_random_map(&pk, seed);
                         }
                 } else {
                         pack_value(&pk, seed, 0);
@@ -867,7 +960,8 @@ static void pack_random_frame(ss_buf *b, uint64_t *seed)
 
 /* The daemon's decode (no root asked for: SPAN_START and SPAN_END read field by field) and
  * the general one (root asked for) agree on every frame: the same answer, the same message. */
-static void decode_both_ways(const uint8_t *p, size_t n, uint64_t frame, unsigned *fast_ok)
+static void decode_both_ways(const uint8_t *p, size_t n, uint64_t frame, unsigned *fast_ok,
+                             unsigned *as_bytes, unsigned with_options[2])
 {
         msgpack_zone *z1 = msgpack_zone_new(1024), *z2 = msgpack_zone_new(1024);
         msgpack_object root;
@@ -883,6 +977,10 @@ static void decode_both_ways(const uint8_t *p, size_t n, uint64_t frame, unsigne
                 ck_assert_msg(fx_msg_same(&a, &b), "frame %llu: another message",
                               (unsigned long long)frame);
                 *fast_ok += a.type == SS_MSG_SPAN_START || a.type == SS_MSG_SPAN_END;
+                *as_bytes += (a.type == SS_MSG_SPAN_START && a.span.attrs_bytes.n) ||
+                             (a.type == SS_MSG_SPAN_END && a.end.attrs_bytes.n);
+                with_options[0] += a.type == SS_MSG_SPAN_START && a.span.flags;
+                with_options[1] += a.type == SS_MSG_SPAN_START && a.span.trace_state.ptr;
         }
         msgpack_zone_free(z1);
         msgpack_zone_free(z2);
@@ -891,27 +989,32 @@ static void decode_both_ways(const uint8_t *p, size_t n, uint64_t frame, unsigne
 START_TEST(span_frames_read_as_the_general_decode_reads_them)
 {
         uint64_t seed = 0xdec0de5eedull;
-        unsigned ok = 0;
+        unsigned ok = 0, as_bytes = 0, with_options[2] = {0};
         ss_buf b;
 
         ss_buf_init(&b, 1 << 20);
         for (uint64_t i = 0; i < 40000; i++) {
                 ss_buf_reset(&b);
                 pack_random_frame(&b, &seed);
-                decode_both_ways(b.data, b.len, i, &ok);
+                decode_both_ways(b.data, b.len, i, &ok, &as_bytes, with_options);
                 /* Cut short, a byte changed, a byte more. */
                 if (b.len > 1)
-                        decode_both_ways(b.data, fx_below(&seed, (uint32_t)b.len), i, &ok);
+                        decode_both_ways(b.data, fx_below(&seed, (uint32_t)b.len), i, &ok,
+                                         &as_bytes, with_options);
                 if (b.len) {
                         b.data[fx_below(&seed, (uint32_t)b.len)] ^=
                             (uint8_t)(1 + fx_below(&seed, 255));
-                        decode_both_ways(b.data, b.len, i, &ok);
+                        decode_both_ways(b.data, b.len, i, &ok, &as_bytes, with_options);
                 }
                 ck_assert_int_eq(ss_buf_append(&b, "\xc0", 1), 0);
-                decode_both_ways(b.data, b.len, i, &ok);
+                decode_both_ways(b.data, b.len, i, &ok, &as_bytes, with_options);
         }
-        /* Most frames were spans the daemon takes. */
+        /* Most frames were spans the daemon takes; many with attributes left as bytes, some
+         * with each option. */
         ck_assert_uint_gt(ok, 10000);
+        ck_assert_uint_gt(as_bytes, 3000);
+        ck_assert_uint_gt(with_options[0], 100);
+        ck_assert_uint_gt(with_options[1], 100);
         ss_buf_free(&b);
 }
 END_TEST
@@ -951,6 +1054,7 @@ static Suite *wire_suite(void)
 
         tcase_add_test(tc, frame_parse_needs_more_and_limits);
         tcase_add_test(tc, span_start_round_trip);
+        tcase_add_test(tc, span_options_first_of_each_key);
         tcase_add_test(tc, root_event_end_hello_flush);
         tcase_add_test(tc, encoder_respects_max_frame_and_buffer);
         tcase_add_test(tc, truncated_and_invalid_msgpack);

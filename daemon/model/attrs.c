@@ -291,15 +291,16 @@ static bool set_new_fast(ss_store *st, ss_attrs *a, const msgpack_object_kv *kv,
         return true;
 }
 
-int ss_attrs_merge(ss_store *st, ss_attrs *a, const msgpack_object_map *m, const ss_limits *lim,
-                   uint32_t *dropped)
+/*
+ * The start of a merge of a map of n entries: how many of them it looks at, *ret_n. A map far
+ * longer than the attributes a list may hold is not looked at past a bound: its tail could
+ * only replace values or be dropped, and 100 000 keys must not cost the loop milliseconds.
+ * What is not looked at is counted as dropped. A first map gets room for exactly its keys, or
+ * as many as may be kept (most spans get one map, or one more). 0 or -ENOMEM.
+ */
+static int merge_start(ss_attrs *a, uint32_t n, const ss_limits *lim, uint32_t *dropped,
+                       uint32_t *ret_n)
 {
-        uint32_t n = m ? m->size : 0;
-        fast_limits fast;
-
-        /* A map far longer than the attributes a list may hold is not looked at past a bound:
-         * its tail could only replace values or be dropped, and 100 000 keys must not cost
-         * the loop milliseconds. What is not looked at is counted as dropped. */
         if (lim && lim->max_attrs && n > ss_attrs_merge_max(lim->max_attrs)) {
                 uint32_t skipped = n - ss_attrs_merge_max(lim->max_attrs);
 
@@ -309,21 +310,54 @@ int ss_attrs_merge(ss_store *st, ss_attrs *a, const msgpack_object_map *m, const
                 if (dropped)
                         *dropped += skipped;
         }
-        /* A first map: room for exactly its keys, or as many as may be kept (most spans get
-         * one map, or one more). */
+        *ret_n = n;
         if (a->cap == 0 && n &&
             ss_attrs_reserve(a, lim && lim->max_attrs && n > lim->max_attrs ? lim->max_attrs : n) <
                 0)
                 return -ENOMEM;
-        fast = fast_limits_of(lim);
-        for (uint32_t i = 0; i < n; i++) {
-                const msgpack_object_kv *kv = &m->ptr[i];
+        return 0;
+}
 
-                if (kv->key.type != MSGPACK_OBJECT_STR || set_new_fast(st, a, kv, &fast))
-                        continue;
-                if (ss_attrs_set(st, a, &kv->key.via.str, &kv->val, lim, dropped) < 0)
+/* One pair of a merge. 0 or -ENOMEM. */
+static inline int merge_pair(ss_store *st, ss_attrs *a, const msgpack_object_kv *kv,
+                             const ss_limits *lim, const fast_limits *fast, uint32_t *dropped)
+{
+        if (kv->key.type != MSGPACK_OBJECT_STR || set_new_fast(st, a, kv, fast))
+                return 0;
+        return ss_attrs_set(st, a, &kv->key.via.str, &kv->val, lim, dropped);
+}
+
+int ss_attrs_merge(ss_store *st, ss_attrs *a, const msgpack_object_map *m, const ss_limits *lim,
+                   uint32_t *dropped)
+{
+        fast_limits fast = fast_limits_of(lim);
+        uint32_t n;
+
+        if (merge_start(a, m ? m->size : 0, lim, dropped, &n) < 0)
+                return -ENOMEM;
+        for (uint32_t i = 0; i < n; i++)
+                if (merge_pair(st, a, &m->ptr[i], lim, &fast, dropped) < 0)
                         return -ENOMEM;
-        }
+        return 0;
+}
+
+int ss_attrs_merge_bytes(ss_store *st, ss_attrs *a, const ss_mp_map *m, const ss_limits *lim,
+                         uint32_t *dropped)
+{
+        fast_limits fast = fast_limits_of(lim);
+        msgpack_object_kv kv;
+        ss_mp_reader r;
+        uint32_t n;
+
+        if (merge_start(a, m->n, lim, dropped, &n) < 0)
+                return -ENOMEM;
+        ss_mp_map_reader(m, &r);
+        /* The pairs were found well-formed when the frame was read: only the zone, which
+         * takes a nested value, can fail a read. */
+        for (uint32_t i = 0; i < n; i++)
+                if (!ss_mp_read_into(&r, 2, &kv.key) || !ss_mp_read_into(&r, 2, &kv.val) ||
+                    merge_pair(st, a, &kv, lim, &fast, dropped) < 0)
+                        return -ENOMEM;
         return 0;
 }
 

@@ -71,6 +71,10 @@ static inline uint32_t ss_attrs_merge_max(uint32_t max_attrs)
 int ss_attrs_merge(ss_store *st, ss_attrs *a, const msgpack_object_map *m, const ss_limits *lim,
                    uint32_t *dropped);
 
+/* ss_attrs_merge() of a map left as its bytes in a frame (ss_wire_decode_zone()). */
+int ss_attrs_merge_bytes(ss_store *st, ss_attrs *a, const ss_mp_map *m, const ss_limits *lim,
+                         uint32_t *dropped);
+
 /* The value of key[0..len) in a, or NULL. */
 const msgpack_object *ss_attrs_get_n(const ss_attrs *a, const char *key, size_t len);
 

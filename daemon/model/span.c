@@ -147,6 +147,18 @@ int ss_span_set_attrs(ss_span *s, const msgpack_object_map *m, const ss_limits *
         return r;
 }
 
+int ss_span_set_msg_attrs(ss_span *s, const msgpack_object_map *m, const ss_mp_map *bytes,
+                          const ss_limits *lim)
+{
+        int r;
+
+        if (!bytes->n)
+                return ss_span_set_attrs(s, m, lim);
+        r = ss_attrs_merge_bytes(&s->store, &s->attrs, bytes, lim, &s->dropped_attrs);
+        maybe_compact(s, lim);
+        return r;
+}
+
 static int span_set(ss_span *s, const char *key, const msgpack_object *val)
 {
         msgpack_object_str k = {.size = (uint32_t)strlen(key), .ptr = key};
@@ -292,29 +304,11 @@ void ss_span_end(ss_span *s, uint64_t end_ns, int status_code, const char *msg, 
 /* ---- building a span from a message ----------------------------------------------------- */
 
 /* Options of SPAN_START: trace_state (str) and flags (uint, OTLP Span.flags). */
-static int span_options(ss_span *s, const msgpack_object_map *opts)
+static int span_options(ss_span *s, const ss_msg_span *m)
 {
-        const msgpack_object *ts = NULL, *fl = NULL;
-
-        /* One pass over the (one or two) options, every span's: the first of each key. */
-        for (uint32_t i = 0; opts && i < opts->size; i++) {
-                const msgpack_object_str *k = &opts->ptr[i].key.via.str;
-
-                if (opts->ptr[i].key.type != MSGPACK_OBJECT_STR)
-                        continue;
-                if (!fl && k->size == sizeof(SS_OPT_FLAGS) - 1 &&
-                    memcmp(k->ptr, SS_OPT_FLAGS, sizeof(SS_OPT_FLAGS) - 1) == 0)
-                        fl = &opts->ptr[i].val;
-                else if (!ts && k->size == sizeof(SS_OPT_TRACE_STATE) - 1 &&
-                         memcmp(k->ptr, SS_OPT_TRACE_STATE, sizeof(SS_OPT_TRACE_STATE) - 1) == 0)
-                        ts = &opts->ptr[i].val;
-        }
-
-        if (fl && fl->type == MSGPACK_OBJECT_POSITIVE_INTEGER && fl->via.u64 <= UINT32_MAX)
-                s->flags = (uint32_t)fl->via.u64;
-        if (ts && ts->type == MSGPACK_OBJECT_STR && ts->via.str.size &&
-            ts->via.str.size <= SS_TRACE_STATE_MAX)
-                return ss_store_str(&s->store, ts->via.str.ptr, ts->via.str.size, 0,
+        s->flags = m->flags;
+        if (m->trace_state.len && m->trace_state.len <= SS_TRACE_STATE_MAX)
+                return ss_store_str(&s->store, m->trace_state.ptr, m->trace_state.len, 0,
                                     &s->trace_state) < 0
                            ? -ENOMEM
                            : 0;
@@ -354,7 +348,7 @@ static int span_fill(ss_span *s, const ss_msg_span *m, bool whole, const ss_limi
                       : SS_KIND_UNSPECIFIED;
         s->start_ns = m->start_ns;
         if (store_name(&s->store, m->name.ptr, m->name.len, lim, &s->name) < 0 ||
-            span_options(s, m->options) < 0 || ss_span_set_attrs(s, m->attrs, lim) < 0)
+            span_options(s, m) < 0 || ss_span_set_msg_attrs(s, m->attrs, &m->attrs_bytes, lim) < 0)
                 return -ENOMEM;
         if (!whole)
                 return 0;
@@ -374,6 +368,9 @@ static size_t store_hint(const ss_msg_span *m)
 {
         size_t n = (size_t)m->name.len + m->status_msg.len + 2;
 
+        /* Attributes left as bytes take about as many in the store: a string's header byte
+         * for its NUL, a number's bytes more than it takes. */
+        n += m->attrs_bytes.len;
         for (uint32_t i = 0; m->attrs && i < m->attrs->size; i++) {
                 const msgpack_object_kv *kv = &m->attrs->ptr[i];
 

@@ -81,6 +81,11 @@ ss_span *ss_span_new(const ss_msg_span *m, bool whole, ss_resource *r, const ss_
  * and lim->hits. -ENOMEM. */
 int ss_span_set_attrs(ss_span *s, const msgpack_object_map *m, const ss_limits *lim);
 
+/* ss_span_set_attrs() of a message's attributes: decoded (m), or left as bytes (bytes->n
+ * pairs; ss_wire_decode_zone()). */
+int ss_span_set_msg_attrs(ss_span *s, const msgpack_object_map *m, const ss_mp_map *bytes,
+                          const ss_limits *lim);
+
 /* Append an event; past lim->max_events or lim->max_bytes it is dropped and counted
  * in dropped_events. Its name is cut to lim->max_name_len. -ENOMEM. */
 int ss_span_add_event(ss_span *s, const char *name, uint32_t name_len, uint64_t time_ns,

@@ -30,17 +30,10 @@ static const char *over_open_limit(const ss_assembler *a, const ss_session *s)
 
 /* ---- head sampling ---------------------------------------------------------------------- */
 
-static uint32_t msg_flags(const ss_msg_span *m)
-{
-        const msgpack_object *v = m->options ? ss_wire_map_get(m->options, "flags") : NULL;
-
-        return v && v->type == MSGPACK_OBJECT_POSITIVE_INTEGER ? (uint32_t)v->via.u64 : 0;
-}
-
 /* The first span of t seen: the head decision for all of t. */
 static void head_decide(ss_assembler *a, const ss_session *s, ss_trace *t, const ss_msg_span *m)
 {
-        uint32_t flags = msg_flags(m);
+        uint32_t flags = m->flags;
         bool remote = m->parent_id && (flags & 0x300u) == 0x300u;
         double rate = s->sample_rate < a->cfg.sample_rate ? s->sample_rate : a->cfg.sample_rate;
 
@@ -238,8 +231,8 @@ static int span_end(ss_assembler *a, ss_session *s, const ss_msg *m)
         if (!sp)
                 return -ENOENT;
         ss_session_span_closed(s);
-        if (!sp->discard && m->end.attrs &&
-            ss_span_set_attrs(sp, m->end.attrs, &a->span_limits) < 0) {
+        if (!sp->discard && (m->end.attrs || m->end.attrs_bytes.n) &&
+            ss_span_set_msg_attrs(sp, m->end.attrs, &m->end.attrs_bytes, &a->span_limits) < 0) {
                 a->stats.no_memory++;
                 r = -ENOMEM;
         }
