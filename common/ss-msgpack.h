@@ -201,21 +201,49 @@ static inline bool ss_mp_read_into(ss_mp_reader *r, unsigned depth, msgpack_obje
         const uint8_t *p = r->p;
         uint8_t c;
 
-        if (__builtin_expect(p < r->end, 1)) {
-                c = *p;
-                if (c <= 0x7f) {
-                        r->p = p + 1;
-                        o->type = MSGPACK_OBJECT_POSITIVE_INTEGER;
-                        o->via.u64 = c;
-                        return true;
-                }
-                if ((c & 0xe0) == 0xa0 && (size_t)(r->end - p) > (size_t)(c & 0x1f)) {
-                        r->p = p + 1 + (c & 0x1f);
+        size_t n, left;
+
+        if (__builtin_expect(p >= r->end, 0))
+                return ss_mp_read_any(r, depth, o);
+        c = *p;
+        left = (size_t)(r->end - p);
+        if (c <= 0x7f) {
+                r->p = p + 1;
+                o->type = MSGPACK_OBJECT_POSITIVE_INTEGER;
+                o->via.u64 = c;
+                return true;
+        }
+        if ((c & 0xe0) == 0xa0 && left > (size_t)(c & 0x1f)) {
+                r->p = p + 1 + (c & 0x1f);
+                o->type = MSGPACK_OBJECT_STR;
+                o->via.str.size = c & 0x1fu;
+                o->via.str.ptr = (const char *)p + 1;
+                return true;
+        }
+        /* A content string (str 8 or 16), a uint 8 to 32 (token counts), a float 64. */
+        if ((c == 0xd9 || c == 0xda) && left >= 3) {
+                n = c == 0xd9 ? p[1] : ss_mp_be(p + 1, 2);
+                p += c == 0xd9 ? 2 : 3;
+                if (n <= (size_t)(r->end - p)) {
+                        r->p = p + n;
                         o->type = MSGPACK_OBJECT_STR;
-                        o->via.str.size = c & 0x1fu;
-                        o->via.str.ptr = (const char *)p + 1;
+                        o->via.str.size = (uint32_t)n;
+                        o->via.str.ptr = (const char *)p;
                         return true;
                 }
+        } else if (c >= 0xcc && c <= 0xce && left > ((size_t)1 << (c - 0xcc))) {
+                n = (size_t)1 << (c - 0xcc);
+                r->p = p + 1 + n;
+                o->type = MSGPACK_OBJECT_POSITIVE_INTEGER;
+                o->via.u64 = ss_mp_be(p + 1, n);
+                return true;
+        } else if (c == 0xcb && left >= 9) {
+                uint64_t v = ss_mp_be(p + 1, 8);
+
+                r->p = p + 9;
+                o->type = MSGPACK_OBJECT_FLOAT64;
+                memcpy(&o->via.f64, &v, sizeof(v));
+                return true;
         }
         return ss_mp_read_any(r, depth, o);
 }

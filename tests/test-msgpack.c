@@ -238,6 +238,92 @@ START_TEST(limits)
 }
 END_TEST
 
+/* Every encoding ss_mp_read_into() takes inline, and some it does not: each cut short by any
+ * number of bytes is refused by it and by the decoder, read from a copy of exactly its
+ * length (so that the address sanitizer sees a byte read past it); whole, both read it all. */
+START_TEST(every_cut_of_each_kind)
+{
+        static char text[300];
+        msgpack_zone *z = msgpack_zone_new(1024);
+        msgpack_sbuffer sb;
+        msgpack_packer pk;
+
+        memset(text, 'x', sizeof(text));
+        for (int kind = 0; kind < 14; kind++) {
+                msgpack_sbuffer_init(&sb);
+                msgpack_packer_init(&pk, &sb, msgpack_sbuffer_write);
+                switch (kind) {
+                case 0:
+                        msgpack_pack_str_with_body(&pk, text, 5);
+                        break;
+                case 1:
+                        msgpack_pack_str_with_body(&pk, text, 40);
+                        break;
+                case 2:
+                        msgpack_pack_str_with_body(&pk, text, 300);
+                        break;
+                case 3:
+                        msgpack_pack_uint8(&pk, 200);
+                        break;
+                case 4:
+                        msgpack_pack_uint16(&pk, 60000);
+                        break;
+                case 5:
+                        msgpack_pack_uint32(&pk, 4000000000u);
+                        break;
+                case 6:
+                        msgpack_pack_uint64(&pk, 1ull << 40);
+                        break;
+                case 7:
+                        msgpack_pack_double(&pk, 0.5);
+                        break;
+                case 8:
+                        msgpack_pack_float(&pk, 0.5f);
+                        break;
+                case 9:
+                        msgpack_pack_int16(&pk, -300);
+                        break;
+                case 10:
+                        msgpack_pack_bin_with_body(&pk, text, 40);
+                        break;
+                case 11:
+                        msgpack_pack_true(&pk);
+                        break;
+                case 12:
+                        msgpack_pack_map(&pk, 1);
+                        msgpack_pack_str_with_body(&pk, "k", 1);
+                        msgpack_pack_str_with_body(&pk, text, 40);
+                        break;
+                default:
+                        msgpack_pack_array(&pk, 1);
+                        msgpack_pack_str_with_body(&pk, text, 300);
+                }
+                for (size_t len = 0; len <= sb.size; len++) {
+                        uint8_t *copy = malloc(len ? len : 1);
+                        msgpack_object o;
+                        ss_mp_reader r;
+
+                        ck_assert_ptr_nonnull(copy);
+                        memcpy(copy, sb.data, len);
+                        ck_assert_msg(ss_msgpack_decode(copy, len, z, &o) ==
+                                          (len == sb.size ? 0 : -EBADMSG),
+                                      "kind %d, %zu of %zu bytes", kind, len, sb.size);
+                        ss_mp_reader_init(&r, copy, len, z);
+                        ck_assert_msg(ss_mp_read_into(&r, 1, &o) == (len == sb.size),
+                                      "kind %d, %zu of %zu bytes", kind, len, sb.size);
+                        if (len == sb.size) {
+                                ck_assert(ss_mp_reader_done(&r));
+                                ck_assert(compare(copy, len));
+                        }
+                        free(copy);
+                        msgpack_zone_clear(z);
+                }
+                msgpack_sbuffer_destroy(&sb);
+        }
+        msgpack_zone_free(z);
+}
+END_TEST
+
 /* SS_WIRE_MAX_OBJECTS objects pass, one more does not. */
 START_TEST(object_limit)
 {
@@ -269,6 +355,7 @@ static Suite *suite(void)
 
         tcase_set_timeout(tc, 120);
         tcase_add_test(tc, random_objects_and_damage);
+        tcase_add_test(tc, every_cut_of_each_kind);
         tcase_add_test(tc, limits);
         tcase_add_test(tc, object_limit);
         suite_add_tcase(s, tc);

@@ -7,7 +7,9 @@
  * (ss_span_new()), SPAN_ATTRS, SPAN_EVENT and SPAN_END change an open span of
  * that resource. The result goes through both OTLP encoders
  * (fz_check_encoders()). Each message is applied twice: under the daemon's
- * default limits and under tiny ones that drop and cut everything.
+ * default limits and under tiny ones that drop and cut everything; and each
+ * twice more as the daemon decodes it (a span frame's attributes left as
+ * bytes, ss_attrs_merge_bytes()).
  *
  * Input: the payload of one frame (no length header).
  */
@@ -99,8 +101,7 @@ static size_t apply(const ss_msg *m, ss_span **spans, ss_resource *r, const ss_l
                                             m->event.time_ns, m->event.attrs, lim) == 0);
                 break;
         case SS_MSG_SPAN_END:
-                if (m->end.attrs)
-                        FZ_ASSERT(ss_span_set_attrs(s, m->end.attrs, lim) == 0);
+                FZ_ASSERT(ss_span_set_msg_attrs(s, m->end.attrs, &m->end.attrs_bytes, lim) == 0);
                 ss_span_end_limited(s, m->end.end_ns, m->end.status_code, m->end.status_msg.ptr,
                                     m->end.status_msg.len, lim);
                 break;
@@ -152,12 +153,19 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
              .max_name_len = 5,
              .max_bytes = 300},
         };
+        msgpack_zone *zone = msgpack_zone_new(MSGPACK_ZONE_CHUNK_SIZE);
         msgpack_unpacked u;
-        ss_msg m;
+        ss_msg m, daemons;
 
-        if (fz_decode(data, size, &u, &m) == 0)
-                for (size_t i = 0; i < sizeof(limits) / sizeof(limits[0]); i++)
+        FZ_ASSERT(zone != NULL);
+        /* The general decode's message, then the daemon's (attributes left as bytes). */
+        if (fz_decode(data, size, &u, &m) == 0 &&
+            ss_wire_decode_zone(data, size, zone, &daemons, NULL) == 0)
+                for (size_t i = 0; i < sizeof(limits) / sizeof(limits[0]); i++) {
                         model(&m, &limits[i]);
+                        model(&daemons, &limits[i]);
+                }
         msgpack_unpacked_destroy(&u);
+        msgpack_zone_free(zone);
         return 0;
 }
