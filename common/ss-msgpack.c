@@ -314,13 +314,6 @@ static int decode_object(decoder *d, unsigned depth, msgpack_object *o)
         }
 }
 
-void ss_mp_reader_init(ss_mp_reader *r, const uint8_t *data, size_t len, msgpack_zone *zone)
-{
-        /* The root is one object; each container takes its elements from the rest. */
-        *r = (ss_mp_reader){
-            .p = data, .end = data + len, .zone = zone, .objects = SS_WIRE_MAX_OBJECTS - 1};
-}
-
 bool ss_mp_read_any(ss_mp_reader *r, unsigned depth, msgpack_object *o)
 {
         int e = decode_object(r, depth, o);

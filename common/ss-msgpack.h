@@ -81,7 +81,14 @@ typedef struct ss_mp_reader {
         int err;          /* what made the last read false: -EBADMSG or -ENOMEM */
 } ss_mp_reader;
 
-void ss_mp_reader_init(ss_mp_reader *r, const uint8_t *data, size_t len, msgpack_zone *zone);
+/* A reader of data[0..len): every frame has one, inline. */
+static inline void ss_mp_reader_init(ss_mp_reader *r, const uint8_t *data, size_t len,
+                                     msgpack_zone *zone)
+{
+        /* The root is one object; each container takes its elements from the rest. */
+        *r = (ss_mp_reader){
+            .p = data, .end = data + len, .zone = zone, .objects = SS_WIRE_MAX_OBJECTS - 1};
+}
 
 /* The root array's header (fixarray or array 16): its element count. */
 static inline bool ss_mp_read_root(ss_mp_reader *r, uint32_t *ret_n)
@@ -106,8 +113,9 @@ static inline bool ss_mp_read_root(ss_mp_reader *r, uint32_t *ret_n)
         return true;
 }
 
-/* An unsigned integer (positive fixint, uint 8 to 64). */
-static inline bool ss_mp_read_uint(ss_mp_reader *r, uint64_t *ret)
+/* An unsigned integer (positive fixint, uint 8 to 64): always inline, where the compiler
+ * would call it for a time. */
+static inline __attribute__((always_inline)) bool ss_mp_read_uint(ss_mp_reader *r, uint64_t *ret)
 {
         size_t n;
         uint8_t c;
