@@ -56,10 +56,7 @@ int ss_store_str_valid(ss_store *st, const char *p, size_t n, msgpack_object_str
 
         if (!d)
                 return -ENOMEM;
-        if (n) /* msgpack-c gives some empty strings a NULL p */
-                memcpy(d, p, n);
-        d[n] = '\0';
-        *ret = (msgpack_object_str){.size = (uint32_t)n, .ptr = d};
+        ss_store_put(d, &(msgpack_object_str){.size = (uint32_t)n, .ptr = p}, ret);
         return 0;
 }
 
@@ -69,6 +66,10 @@ int ss_store_str(ss_store *st, const char *p, size_t n, uint32_t max, msgpack_ob
         bool clean;
         char *d;
 
+        /* Most strings (a span's name, a status) are short, whole and well-formed: measured
+         * word by word, without the cut's and the repair's care. */
+        if (n <= limit && ss_utf8_valid(p, n))
+                return ss_store_str_valid(st, p, n, ret) < 0 ? -ENOMEM : 0;
         len = ss_utf8_measure((const uint8_t *)p, n, limit, &in, &clean);
         if (clean)
                 return ss_store_str_valid(st, p, len, ret) < 0 ? -ENOMEM : in < n;
