@@ -197,19 +197,19 @@ static inline bool ss_mp_read_str(ss_mp_reader *r, bool nullable, const char **r
 /* Nil (true, *ret NULL), or any object decoded into the zone (*ret points to it there). */
 bool ss_mp_read_object(ss_mp_reader *r, const msgpack_object **ret);
 
-/* ss_mp_read_into() of anything but a positive fixint or a fixstr, at depth (the nesting of
- * the object read: containers deeper than SS_WIRE_DEPTH_MAX are refused). */
+/* ss_mp_read_into() of what it does not read inline, at depth (the nesting of the object
+ * read: containers deeper than SS_WIRE_DEPTH_MAX are refused). */
 bool ss_mp_read_any(ss_mp_reader *r, unsigned depth, msgpack_object *o);
 
 /* One object into *o, as ss_msgpack_decode() would make it: strings and bins point into the
- * input, arrays and maps are allocated in the zone. The commonest objects of a frame (a small
- * integer, a short string) inline. false for bad input, or when the zone cannot grow. */
+ * input, arrays and maps are allocated in the zone. The commonest values of a span's
+ * attributes (a string, an unsigned integer, a float 64) inline. false for bad input, or when
+ * the zone cannot grow (r->err says which). */
 static inline bool ss_mp_read_into(ss_mp_reader *r, unsigned depth, msgpack_object *o)
 {
         const uint8_t *p = r->p;
-        uint8_t c;
-
         size_t n, left;
+        uint8_t c;
 
         if (__builtin_expect(p >= r->end, 0))
                 return ss_mp_read_any(r, depth, o);

@@ -442,8 +442,9 @@ static const int8_t attr_skip[256] = {
 #undef X16
 #undef X4
 
-/* An attribute value at r, skipped, as attr_skip[] says (elements: not arrays). false for
- * what it leaves to read_map(), and for bytes the decoder would refuse. */
+/* An attribute value at r, skipped as attr_skip[] says: an array only when top (not as an
+ * array's element). false for what it leaves to read_map(), and for bytes the decoder would
+ * refuse. */
 static bool skip_attr_value(ss_mp_reader *r, bool top)
 {
         uint64_t n, head;
@@ -510,9 +511,10 @@ static bool read_attrs_bytes(ss_mp_reader *r, ss_mp_map *ret)
         *ret = (ss_mp_map){.p = r->p, .n = (uint32_t)n, .zone = r->zone};
         for (uint64_t i = 0; i < n; i++) {
                 /* A key: a string of a byte or more; a fixstr is all but always. */
-                if (r->p<r->end && * r->p> 0xa0 && *r->p <= 0xbf &&
-                    (uint64_t)(r->end - r->p) > (*r->p & 0x1fu)) {
-                        r->p += 1 + (*r->p & 0x1fu);
+                uint8_t c = r->p < r->end ? *r->p : 0;
+
+                if (c > 0xa0 && c <= 0xbf && (uint64_t)(r->end - r->p) > (c & 0x1fu)) {
+                        r->p += 1 + (c & 0x1fu);
                 } else if (!ss_mp_read_str(r, false, &key, &key_len) || key_len == 0) {
                         goto refused;
                 }
