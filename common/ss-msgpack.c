@@ -149,19 +149,16 @@ static int ext(decoder *d, msgpack_object *o, uint64_t n)
 }
 
 /*
- * n elements (2n objects for a map): refused when the bytes left could not
- * hold them, one byte each at least, when they would take the frame past its
- * objects, or nest past SS_WIRE_DEPTH_MAX, before anything is allocated for
- * them. The limits are checked here once for all of them, not per element.
+ * n elements (2n objects for a map): refused as ss_mp_take_objects() says, or
+ * when they would nest past SS_WIRE_DEPTH_MAX, before anything is allocated
+ * for them.
  */
 static int container(decoder *d, unsigned depth, msgpack_object *o, uint64_t n, bool map)
 {
         uint64_t objects = map ? 2 * n : n;
 
-        if (objects > (uint64_t)(d->end - d->p) || objects > d->objects ||
-            (objects && depth >= SS_WIRE_DEPTH_MAX))
+        if ((objects && depth >= SS_WIRE_DEPTH_MAX) || !ss_mp_take_objects(d, objects))
                 return -EBADMSG;
-        d->objects -= (uint32_t)objects;
         if (map) {
                 msgpack_object_kv *kv = msgpack_zone_malloc(d->zone, (size_t)n * sizeof(*kv));
 

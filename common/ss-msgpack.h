@@ -90,6 +90,20 @@ static inline void ss_mp_reader_init(ss_mp_reader *r, const uint8_t *data, size_
             .p = data, .end = data + len, .zone = zone, .objects = SS_WIRE_MAX_OBJECTS - 1};
 }
 
+/*
+ * A container's n objects (elements, or keys and values), its header read: false when the
+ * bytes left could not hold them, one byte each at least, or when they would take the frame
+ * past its objects; else counted off. Checked once for all of them, before anything is read
+ * or allocated for them.
+ */
+static inline bool ss_mp_take_objects(ss_mp_reader *r, uint64_t n)
+{
+        if (n > (uint64_t)(r->end - r->p) || n > r->objects)
+                return false;
+        r->objects -= (uint32_t)n;
+        return true;
+}
+
 /* The root array's header (fixarray or array 16): its element count. */
 static inline bool ss_mp_read_root(ss_mp_reader *r, uint32_t *ret_n)
 {
@@ -106,9 +120,8 @@ static inline bool ss_mp_read_root(ss_mp_reader *r, uint32_t *ret_n)
                 return false;
         }
         /* As the decoder checks a root array (depth 0). */
-        if (n > (uint64_t)(r->end - r->p) || n > r->objects)
+        if (!ss_mp_take_objects(r, n))
                 return false;
-        r->objects -= (uint32_t)n;
         *ret_n = (uint32_t)n;
         return true;
 }
