@@ -141,20 +141,17 @@ static void maybe_compact(ss_span *s, const ss_limits *lim)
 
 int ss_span_set_attrs(ss_span *s, const msgpack_object_map *m, const ss_limits *lim)
 {
-        int r = ss_attrs_merge(&s->store, &s->attrs, m, lim, &s->dropped_attrs);
+        static const ss_mp_map no_bytes;
 
-        maybe_compact(s, lim);
-        return r;
+        return ss_span_set_msg_attrs(s, m, &no_bytes, lim);
 }
 
 int ss_span_set_msg_attrs(ss_span *s, const msgpack_object_map *m, const ss_mp_map *bytes,
                           const ss_limits *lim)
 {
-        int r;
+        int r = bytes->n ? ss_attrs_merge_bytes(&s->store, &s->attrs, bytes, lim, &s->dropped_attrs)
+                         : ss_attrs_merge(&s->store, &s->attrs, m, lim, &s->dropped_attrs);
 
-        if (!bytes->n)
-                return ss_span_set_attrs(s, m, lim);
-        r = ss_attrs_merge_bytes(&s->store, &s->attrs, bytes, lim, &s->dropped_attrs);
         maybe_compact(s, lim);
         return r;
 }
