@@ -18,7 +18,7 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import otlp_receiver  # noqa: E402
-from itest_lib import Base, RawClient, rss_kib, send_trace  # noqa: E402
+from itest_lib import Base, RawClient, rss_kib, send_trace, span_end, span_start  # noqa: E402
 
 EXP = "exporter.otlp-http."
 
@@ -137,14 +137,58 @@ class Backpressure(Base):
         self.assertEqual(st[EXP + "spans_dropped"], 0)
         self.assertGreater(st["input_held"], 0)
 
+    def test_a_batch_filling_under_the_watermark_waits_for_room(self):
+        # A request more than half the queue: the queue sits just under the high watermark
+        # with one request in flight, and the spans filling the next batch are memory the
+        # exporter holds too. Counted, they hold the input before that batch overflows the
+        # queue; uncounted, the batch goes out whole and has no room (issue 11's burst).
+        queue, batch, content = 1 << 20, 80, 8000
+        d = self.slow_backend_daemon(2.0, queue, batch)
+        c = RawClient(d.socket)
+        c.sock.settimeout(120)
+        c.hello()
+
+        def one_span_traces(n):
+            for _ in range(n):
+                tid, sid = os.urandom(16), os.urandom(8)
+                c.send(span_start(tid, sid, None, "big", attrs={"content": "z" * content}) +
+                       span_end(sid))
+            c.flush()
+        first = 60
+        one_span_traces(first)  # under a batch: the batch timer sends it, 2 s in flight
+        st = self.wait_stats(d, "the first request in flight",
+                             lambda s: s[EXP + "inflight_requests"] > 0)
+        queued = st[EXP + "queued_bytes"]
+        per_span = queued / first
+        self.assertLess(queued, queue // 2, "the first request is over the high watermark")
+        self.assertGreater(queued + batch * per_span, queue,
+                           "a full batch would fit beside the first request: nothing tested")
+        one_span_traces(100)
+        sent = first + 100
+        st = self.wait_stats(d, "every span exported or dropped",
+                             lambda s: s[EXP + "spans_exported"] + s[EXP + "spans_dropped"] >=
+                             sent, 60)
+        print("\nunder the watermark: %d bytes in flight, batches of %d spans of ~%d bytes, "
+              "queue %d; held %d times; dropped %d" % (queued, batch, per_span, queue,
+                                                       st["input_held"],
+                                                       st[EXP + "spans_dropped"]))
+        self.assertEqual(st[EXP + "dropped.queue_full"], 0)
+        self.assertEqual(st[EXP + "spans_dropped"], 0)
+        self.assertEqual(len({s["span_id"] for s in self.rx.spans()}), sent)
+        self.assertGreater(st["input_held"], 0)
+        c.close()
+
     def test_a_failing_backend_does_not_hold_clients(self):
         # The collector is gone: its work waits in memory for retries (no spool) and the
-        # clients are not held for it.
+        # clients are not held for it. The first trace finds it gone: until a request has
+        # failed, a burst filling the exporter's memory is held like any other.
         self.rx.stop()
         d = self.daemon(["--endpoint", self.rx.url, "--batch-delay-ms", "20",
                          "--retry-queue-bytes", str(1 << 20), "--retry-initial-ms", "5000"])
         c = RawClient(d.socket)
         c.hello()
+        send_trace(c, "first", 0)
+        self.wait_stats(d, "the first request failed", lambda s: s[EXP + "failures"] > 0)
         for i in range(40):
             send_trace(c, "f%d" % i, 99, attrs={"content": "x" * 1024})
         c.flush()

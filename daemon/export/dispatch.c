@@ -2,6 +2,7 @@
 #include "export/dispatch.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -376,13 +377,22 @@ static bool dispatch_busy(const ss_exporter *base)
                (d->spool && !d->failing && ss_spool_has_more(d->spool));
 }
 
+/*
+ * The exporter's memory against its queue's bound: the encoded requests, and the spans
+ * waiting in the batcher, which are the next request. Counting only the queue, a batch
+ * filling while the queue sat just under the high watermark went out whole and found no
+ * room when a request is more than the headroom above the watermark (the spans' stored
+ * size is more than their encoding: the hold comes early rather than late).
+ */
 static unsigned dispatch_pressure(const ss_exporter *base)
 {
         const ss_dispatch *d = (const ss_dispatch *)base;
+        uint64_t held = (uint64_t)d->queue.bytes + d->batcher.bytes;
 
         if (d->failing || !d->queue.max_bytes)
                 return 0;
-        return (unsigned)(d->queue.bytes * 100 / d->queue.max_bytes);
+        held = held * 100 / d->queue.max_bytes;
+        return held > UINT_MAX ? UINT_MAX : (unsigned)held;
 }
 
 static void dispatch_counters(const ss_exporter *base, const char *prefix, ss_counters *out)
