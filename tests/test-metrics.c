@@ -935,6 +935,36 @@ END_TEST
 
 /* ---- health ------------------------------------------------------------------------------ */
 
+/* A STATS counter's name is its prefix then its name, cut to SS_COUNTER_NAME_MAX - 1 bytes. */
+START_TEST(test_counter_names)
+{
+        char longer[2 * SS_COUNTER_NAME_MAX], want[SS_COUNTER_NAME_MAX];
+        ss_counters c;
+
+        memset(longer, 'n', sizeof(longer) - 1);
+        longer[sizeof(longer) - 1] = '\0';
+        ss_counters_init(&c);
+        ss_counters_add(&c, "exporter.otlp-http.", "spans_in", 7);
+        ss_counters_add(&c, NULL, "spans", 8);
+        ss_counters_add(&c, "", "", 9);
+        ss_counters_add(&c, "p.", longer, 10);
+        ss_counters_add(&c, longer, "tail", 11);
+        ck_assert_uint_eq(c.n, 5);
+        ck_assert_str_eq(c.v[0].name, "exporter.otlp-http.spans_in");
+        ck_assert_str_eq(c.v[1].name, "spans");
+        ck_assert_str_eq(c.v[2].name, "");
+        memcpy(want, "p.", 2);
+        memcpy(want + 2, longer, sizeof(want) - 3);
+        want[sizeof(want) - 1] = '\0';
+        ck_assert_uint_eq(strlen(want), SS_COUNTER_NAME_MAX - 1);
+        ck_assert_str_eq(c.v[3].name, want);
+        ck_assert_str_eq(c.v[4].name, longer + sizeof(longer) - SS_COUNTER_NAME_MAX);
+        ck_assert_uint_eq(ss_counters_get(&c, "exporter.otlp-http.spans_in"), 7);
+        ck_assert_uint_eq(c.v[4].value, 11);
+        ss_counters_free(&c);
+}
+END_TEST
+
 START_TEST(test_health)
 {
         static const ss_metric_attr http[] = {{"sidespan.exporter", "otlp-http"}};
@@ -1049,6 +1079,7 @@ int main(void)
         tcase_add_test(tc, test_headline_bounds);
         tcase_add_test(tc, test_headline_fallback);
         tcase_add_test(tc, test_health);
+        tcase_add_test(tc, test_counter_names);
         suite_add_tcase(s, tc);
         return ss_check_run(s);
 }

