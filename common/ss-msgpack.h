@@ -32,6 +32,19 @@
 int ss_msgpack_decode(const uint8_t *data, size_t len, msgpack_zone *zone, msgpack_object *ret);
 
 /*
+ * Free what zone holds for the next frame's decoding. Most span frames take nothing from
+ * it (their attributes stay bytes): a zone whose first chunk is whole and that has no
+ * finalizer is left alone. A zone that merely looks so after growing keeps its chunks until
+ * the next clearing: memory held a frame longer, nothing read from it.
+ */
+static inline void ss_mp_zone_clear(msgpack_zone *zone)
+{
+        if (zone->chunk_list.free != zone->chunk_size ||
+            zone->finalizer_array.tail != zone->finalizer_array.array)
+                msgpack_zone_clear(zone);
+}
+
+/*
  * 0 when data is exactly one msgpack object within the limits, -EBADMSG
  * otherwise: for bytes handed to msgpack-c. Linear, no allocation.
  */

@@ -458,6 +458,49 @@ START_TEST(whole_span_message)
 }
 END_TEST
 
+/* The zone is cleared after a frame that took from it, and left alone after one that did
+ * not: a span frame whose attributes stay bytes. */
+START_TEST(zone_cleared_when_used)
+{
+        msgpack_zone *z = msgpack_zone_new(MSGPACK_ZONE_CHUNK_SIZE);
+        ss_buf attrs, start, whole;
+        ss_rawmap m = {0};
+        ss_span_head h = {.trace_id = TID, .span_id = SID, .name = "a", .name_len = 1};
+        const uint8_t *p;
+        size_t n;
+        ss_msg msg;
+
+        ck_assert_ptr_nonnull(z);
+        ss_buf_init(&attrs, 4096);
+        ss_buf_init(&start, 4096);
+        ss_buf_init(&whole, 4096);
+        pack_attrs(&attrs, &m.count);
+        m.data = attrs.data;
+        m.len = attrs.len;
+        ck_assert_int_eq(ss_wire_put_span_start(&start, SS_MAX_FRAME_DEFAULT, &h, &m, NULL), 0);
+        packed(&whole, fill_whole_span);
+        for (int round = 0; round < 3; round++) {
+                ck_assert_int_eq(ss_wire_decode_zone(whole.data, whole.len, z, &msg, NULL), 0);
+                ck_assert_uint_eq(msg.span.events->size, 1);
+                ck_assert_uint_lt(z->chunk_list.free, z->chunk_size); /* the events' array */
+                ss_mp_zone_clear(z);
+                ck_assert_uint_eq(z->chunk_list.free, z->chunk_size);
+                ck_assert_int_eq(
+                    ss_frame_parse(start.data, start.len, SS_MAX_FRAME_DEFAULT, &p, &n),
+                    (int)start.len);
+                ck_assert_int_eq(ss_wire_decode_zone(p, n, z, &msg, NULL), 0);
+                ck_assert_uint_eq(msg.type, SS_MSG_SPAN_START);
+                ck_assert_uint_eq(z->chunk_list.free, z->chunk_size); /* bytes: none taken */
+                ss_mp_zone_clear(z);
+                ck_assert_uint_eq(z->chunk_list.free, z->chunk_size);
+        }
+        msgpack_zone_free(z);
+        ss_buf_free(&attrs);
+        ss_buf_free(&start);
+        ss_buf_free(&whole);
+}
+END_TEST
+
 /* A SPAN message whose type field is type: every other field a whole SPAN's. */
 static void pack_span_typed(msgpack_packer *pk, uint64_t type, uint64_t start, uint64_t end)
 {
@@ -1061,6 +1104,7 @@ static Suite *wire_suite(void)
         tcase_add_test(tc, wrong_shapes_are_eproto);
         tcase_add_test(tc, unknown_type_and_trailing_fields);
         tcase_add_test(tc, whole_span_message);
+        tcase_add_test(tc, zone_cleared_when_used);
         tcase_add_test(tc, wide_numbers_are_not_cut);
         tcase_add_test(tc, span_ending_before_its_start_decodes);
         tcase_add_test(tc, map_lookup);

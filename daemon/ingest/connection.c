@@ -358,7 +358,7 @@ static void frame(ss_conn *c, const uint8_t *payload, size_t len)
                           r);
         }
         /* Nothing downstream keeps a pointer into the frame's objects: spans copy. */
-        msgpack_zone_clear(c->env->zone);
+        ss_mp_zone_clear(c->env->zone);
 }
 
 /* ---- reading ---------------------------------------------------------------------------- */
