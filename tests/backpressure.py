@@ -178,6 +178,43 @@ class Backpressure(Base):
         self.assertGreater(st["input_held"], 0)
         c.close()
 
+    def test_traces_ending_in_one_read_wait_for_room(self):
+        # Each trace holds its finished spans until its root ends, then hands them all on at
+        # once: here each is more than half the queue. The roots' ends arrive in one read;
+        # checked only after the read, all four traces were handed on together and overflowed
+        # the queue. Checked after each frame that handed spans on, the rest wait for room.
+        queue, children, content, traces = 1 << 20, 100, 6000, 4
+        d = self.slow_backend_daemon(1.0, queue, children)
+        c = RawClient(d.socket)
+        c.sock.settimeout(120)
+        c.hello()
+        roots = []
+        for _ in range(traces):
+            tid, root = os.urandom(16), os.urandom(8)
+            roots.append(root)
+            c.send(span_start(tid, root, None, "big-run"))
+            for _ in range(children):
+                sid = os.urandom(8)
+                c.send(span_start(tid, sid, root, "step", attrs={"content": "w" * content}) +
+                       span_end(sid))
+        c.flush()
+        st = self.wait_stats(d, "every child finished",
+                             lambda s: s["spans_finished"] == traces * children)
+        self.assertEqual(st[EXP + "spans_in"], 0, "a trace was handed on before its root ended")
+        c.send(b"".join(span_end(r) for r in roots))  # one write, one read: four traces end
+        sent = traces * (children + 1)
+        st = self.wait_stats(d, "every span exported or dropped",
+                             lambda s: s[EXP + "spans_exported"] + s[EXP + "spans_dropped"] >=
+                             sent, 60)
+        print("\ntraces ending together: %d traces of ~%d KiB, queue %d KiB; held %d times; "
+              "dropped %d" % (traces, children * content >> 10, queue >> 10, st["input_held"],
+                              st[EXP + "spans_dropped"]))
+        self.assertEqual(st[EXP + "dropped.queue_full"], 0)
+        self.assertEqual(st[EXP + "spans_dropped"], 0)
+        self.assertEqual(len({s["span_id"] for s in self.rx.spans()}), sent)
+        self.assertGreater(st["input_held"], 0)
+        c.close()
+
     def test_a_failing_backend_does_not_hold_clients(self):
         # The collector is gone: its work waits in memory for retries (no spool) and the
         # clients are not held for it. The first trace finds it gone: until a request has

@@ -51,7 +51,7 @@ void ss_config_defaults(ss_config *cfg)
                     .max_open_process = 50000,
                     .max_open_total = 1000000,
                     .max_trace_spans = 10000,
-                    .max_trace_bytes = 64u << 20,
+                    .max_trace_bytes = 16u << 20, /* a quarter of a queue (see README) */
                     .sample_rate = 1.0,
                     .orphan_grace_ms = 10000,
                     .foreign_wait_ms = 60000,

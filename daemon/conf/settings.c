@@ -74,7 +74,7 @@ const ss_setting ss_settings[] = {
             "finished spans held per open trace"),
     SETTING("Limits", "max-trace-bytes", "BYTES", 0, 1ull << 34, assembler.max_trace_bytes,
             "bytes of finished spans held per open trace (past it a part goes out, and "
-            "sampling decides early); 0: no limit"),
+            "sampling decides early); at most half of an exporter's queue bytes; 0: no limit"),
     SETTING("Limits", "max-attributes", "N", 1, 100000, assembler.limits.max_attrs,
             "attributes per span or event"),
     SETTING("Limits", "max-resource-attributes", "N", 1, 100000, assembler.max_resource_attrs,

@@ -73,7 +73,7 @@ static void budget_unlink(ss_conn *c)
 
 static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf);
 static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf);
-static void process(ss_conn *c);
+static bool process(ss_conn *c);
 static bool hold_now(ss_conn *c);
 
 /* Room came back: let paused connections read again, oldest pause last. */
@@ -101,13 +101,12 @@ void ss_conn_resume(ss_conn *c)
         if (c->partial_since_ms)
                 c->partial_since_ms = now;
         if (c->in.len) {
-                process(c);
-                if (c->closing)
-                        return;
-                if (hold_now(c)) {
+                if (process(c) || (!c->closing && hold_now(c))) {
                         c->held = true;
                         return;
                 }
+                if (c->closing)
+                        return;
         }
         if (!c->paused && uv_read_start((uv_stream_t *)&c->pipe, on_alloc, on_read) < 0)
                 ss_conn_close_because(c, "cannot read again");
@@ -116,7 +115,7 @@ void ss_conn_resume(ss_conn *c)
 void ss_conn_process_held(ss_conn *c)
 {
         if (c->held && !c->closing && c->in.len)
-                process(c);
+                (void)process(c);
 }
 
 /* ---- closing ---------------------------------------------------------------------------- */
@@ -363,8 +362,16 @@ static void frame(ss_conn *c, const uint8_t *payload, size_t len)
 
 /* ---- reading ---------------------------------------------------------------------------- */
 
-static void process(ss_conn *c)
+/*
+ * The whole frames in c->in. True when the hold stopped it: a frame that handed spans on (a
+ * trace ended; one read can end many, and each releases all its spans at once) may have
+ * filled an exporter, and the frames after it wait in c->in until the hold ends.
+ */
+static bool process(ss_conn *c)
 {
+        const ss_assembler_stats *st = ss_assembler_get_stats(c->env->assembler);
+        uint64_t handoffs = st->handoffs;
+        bool held = false;
         size_t off = 0;
 
         while (!c->closing) {
@@ -379,10 +386,15 @@ static void process(ss_conn *c)
                         conn_fail(
                             c, r == -EMSGSIZE ? "frame larger than max_frame" : "zero-length frame",
                             r);
-                        return;
+                        return false;
                 }
                 off += (size_t)r;
                 frame(c, payload, len);
+                if (st->handoffs != handoffs) {
+                        handoffs = st->handoffs;
+                        if ((held = hold_now(c)))
+                                break;
+                }
         }
         ss_buf_consume(&c->in, off);
         /* The deadline is per frame: it starts when a frame begins, not when a read of a
@@ -393,6 +405,7 @@ static void process(ss_conn *c)
                 c->partial_since_ms = uv_now(c->pipe.loop);
         if (c->in.cap > SHRINK_ABOVE)
                 c->grew_ms = uv_now(c->pipe.loop);
+        return held;
 }
 
 /* Whether the exporters are too full to take more of c's frames now (a reader of traces is
@@ -471,7 +484,7 @@ static void on_read(uv_stream_t *stream, ssize_t nread, const uv_buf_t *buf)
         /* Checked before the frames too: one loop iteration delivers a read to every ready
          * connection, and 512 of them processed after the exporters filled up would queue
          * more than they hold. What was read waits in c->in until the hold ends. */
-        if (hold_now(c) || (process(c), hold_now(c))) {
+        if (hold_now(c) || process(c) || hold_now(c)) {
                 (void)uv_read_stop(stream);
                 c->held = true;
         }

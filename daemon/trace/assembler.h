@@ -67,6 +67,7 @@ typedef struct ss_assembler_stats {
         uint64_t traces_discarded;        /* head-dropped at their first span, no tail policy */
         uint64_t spans_discarded;         /* ... their spans, which held nothing */
         uint64_t no_memory;
+        uint64_t handoffs; /* times finished spans were handed on (ingest checks its hold) */
 } ss_assembler_stats;
 
 /* Shown each finished span (ended, whole or orphaned) once its roll-ups are applied, before

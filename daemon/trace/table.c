@@ -144,8 +144,10 @@ static bool part_close(ss_trace *t, const void *owner)
 /* Hand the finished spans of t on and drop our references. */
 static void emit(ss_trace_table *tt, ss_trace *t)
 {
-        if (t->n_done)
+        if (t->n_done) {
+                tt->n->handoffs++;
                 ss_sink_put(tt->out, t->done, t->n_done);
+        }
         for (uint32_t i = 0; i < t->n_done; i++)
                 ss_span_unref(t->done[i]);
         t->n_done = 0;
