@@ -332,6 +332,36 @@ static int state_start(sidespand *d)
         return 0;
 }
 
+/*
+ * The backpressure holds input once an exporter's memory passes half its queue, checked after
+ * each frame that hands spans on: the other half must take what one frame hands on, a trace's
+ * finished spans, up to max_trace_bytes. Said once at the start when it cannot (a spool takes
+ * what memory cannot: nothing to say then).
+ */
+static void warn_queue_room(const ss_config *cfg)
+{
+        uint64_t trace = cfg->assembler.max_trace_bytes;
+
+        for (size_t i = 0; i < cfg->export.n; i++) {
+                const ss_exporter_def *e = &cfg->export.defs[i];
+                uint64_t queue = e->http.max_queue_bytes ? e->http.max_queue_bytes
+                                                         : SS_HTTP_MAX_QUEUE_BYTES_DEFAULT;
+
+                if (!(e->kind & (SS_EXPORT_OTLP_HTTP | SS_EXPORT_OTLP_GRPC)) || e->http.spool.dir ||
+                    (trace && trace <= queue / 2))
+                        continue;
+                ss_log(SS_LOG_WARNING,
+                       "max_trace_bytes %llu is %s half of exporter %s's queue_bytes %llu: a "
+                       "trace that large ending can fill its queue and drop spans; lower "
+                       "max_trace_bytes, raise queue_bytes or give it a spool "
+                       "event=config-queue-room exporter=%s max_trace_bytes=%llu "
+                       "queue_bytes=%llu",
+                       (unsigned long long)trace, trace ? "over" : "(0: no limit) not under",
+                       e->name, (unsigned long long)queue, e->name, (unsigned long long)trace,
+                       (unsigned long long)queue);
+        }
+}
+
 static int start(sidespand *d)
 {
         int r;
@@ -354,6 +384,7 @@ static int start(sidespand *d)
                 r = control_start(d);
         if (r < 0)
                 return r;
+        warn_queue_room(&d->cfg);
         /* A connection and, at worst, the pidfd of its own process for each. */
         (void)ss_fd_limit_raise(2ull * d->cfg.listener.max_connections + SS_FD_RESERVE);
         make_socket_dir(d->cfg.listener.path);

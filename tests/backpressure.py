@@ -215,6 +215,22 @@ class Backpressure(Base):
         self.assertGreater(st["input_held"], 0)
         c.close()
 
+    def test_a_queue_too_small_for_a_trace_is_said_at_the_start(self):
+        # Half the queue above the high watermark must take a whole trace's spans.
+        ep = ["--endpoint", self.rx.url]
+        small = self.daemon(ep + ["--retry-queue-bytes", str(8 << 20)], name="small")
+        unbounded = self.daemon(ep + ["--max-trace-bytes", "0"], name="unbounded")
+        fits = self.daemon(ep + ["--retry-queue-bytes", str(32 << 20)], name="fits")
+        spooled = self.daemon(ep + ["--retry-queue-bytes", str(8 << 20), "--spool-dir",
+                                    os.path.join(self.tmp, "spool")], name="spooled")
+        self.assertRegex(small.stderr(), r"max_trace_bytes 16777216 is over half of exporter "
+                         r"otlp-http's queue_bytes 8388608: .*event=config-queue-room")
+        self.assertRegex(unbounded.stderr(), r"max_trace_bytes 0 is \(0: no limit\) not under "
+                         r"half of exporter otlp-http's queue_bytes 67108864")
+        self.assertNotIn("config-queue-room", fits.stderr())
+        self.assertNotIn("config-queue-room", spooled.stderr())
+        self.assertIn("listening", spooled.stderr())
+
     def test_a_failing_backend_does_not_hold_clients(self):
         # The collector is gone: its work waits in memory for retries (no spool) and the
         # clients are not held for it. The first trace finds it gone: until a request has
