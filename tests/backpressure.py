@@ -57,6 +57,19 @@ class Backpressure(Base):
         return self.daemon(["--endpoint", self.rx.url, "--batch-delay-ms", "20",
                             "--batch-size", str(batch_size), "--retry-queue-bytes", str(queue)])
 
+    def all_delivered_after_a_hold(self, d, sent, what):
+        """Once the exporter has settled all sent spans: none dropped, every one received,
+        and the input held at least once on the way."""
+        st = self.wait_stats(d, "every span exported or dropped",
+                             lambda s: s[EXP + "spans_exported"] + s[EXP + "spans_dropped"] >=
+                             sent, 60)
+        print("\n%s; held %d times; dropped %d" % (what, st["input_held"],
+                                                  st[EXP + "spans_dropped"]))
+        self.assertEqual(st[EXP + "dropped.queue_full"], 0)
+        self.assertEqual(st[EXP + "spans_dropped"], 0)
+        self.assertEqual(len({s["span_id"] for s in self.rx.spans()}), sent)
+        self.assertGreater(st["input_held"], 0)
+
     def test_a_fast_client_is_read_no_faster_than_the_backend_takes(self):
         queue = 2 << 20
         d = self.slow_backend_daemon(0.3, queue, 200)
@@ -164,18 +177,9 @@ class Backpressure(Base):
         self.assertGreater(queued + batch * per_span, queue,
                            "a full batch would fit beside the first request: nothing tested")
         one_span_traces(100)
-        sent = first + 100
-        st = self.wait_stats(d, "every span exported or dropped",
-                             lambda s: s[EXP + "spans_exported"] + s[EXP + "spans_dropped"] >=
-                             sent, 60)
-        print("\nunder the watermark: %d bytes in flight, batches of %d spans of ~%d bytes, "
-              "queue %d; held %d times; dropped %d" % (queued, batch, per_span, queue,
-                                                       st["input_held"],
-                                                       st[EXP + "spans_dropped"]))
-        self.assertEqual(st[EXP + "dropped.queue_full"], 0)
-        self.assertEqual(st[EXP + "spans_dropped"], 0)
-        self.assertEqual(len({s["span_id"] for s in self.rx.spans()}), sent)
-        self.assertGreater(st["input_held"], 0)
+        self.all_delivered_after_a_hold(d, first + 100, "under the watermark: %d bytes in "
+                                        "flight, batches of %d spans of ~%d bytes, queue %d"
+                                        % (queued, batch, per_span, queue))
         c.close()
 
     def test_traces_ending_in_one_read_wait_for_room(self):
@@ -202,17 +206,9 @@ class Backpressure(Base):
                              lambda s: s["spans_finished"] == traces * children)
         self.assertEqual(st[EXP + "spans_in"], 0, "a trace was handed on before its root ended")
         c.send(b"".join(span_end(r) for r in roots))  # one write, one read: four traces end
-        sent = traces * (children + 1)
-        st = self.wait_stats(d, "every span exported or dropped",
-                             lambda s: s[EXP + "spans_exported"] + s[EXP + "spans_dropped"] >=
-                             sent, 60)
-        print("\ntraces ending together: %d traces of ~%d KiB, queue %d KiB; held %d times; "
-              "dropped %d" % (traces, children * content >> 10, queue >> 10, st["input_held"],
-                              st[EXP + "spans_dropped"]))
-        self.assertEqual(st[EXP + "dropped.queue_full"], 0)
-        self.assertEqual(st[EXP + "spans_dropped"], 0)
-        self.assertEqual(len({s["span_id"] for s in self.rx.spans()}), sent)
-        self.assertGreater(st["input_held"], 0)
+        self.all_delivered_after_a_hold(d, traces * (children + 1), "traces ending together: "
+                                        "%d traces of ~%d KiB, queue %d KiB"
+                                        % (traces, children * content >> 10, queue >> 10))
         c.close()
 
     def test_a_queue_too_small_for_a_trace_is_said_at_the_start(self):
