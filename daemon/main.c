@@ -23,6 +23,7 @@
 #include "base/notify.h"
 #include "base/notify-timers.h"
 #include "conf/config.h"
+#include "export/dispatch.h"
 #include "export/pipeline.h"
 #include "ingest/control.h"
 #include "ingest/listener.h"
@@ -344,8 +345,7 @@ static void warn_queue_room(const ss_config *cfg)
 
         for (size_t i = 0; i < cfg->export.n; i++) {
                 const ss_exporter_def *e = &cfg->export.defs[i];
-                uint64_t queue = e->http.max_queue_bytes ? e->http.max_queue_bytes
-                                                         : SS_HTTP_MAX_QUEUE_BYTES_DEFAULT;
+                uint64_t queue = ss_dispatch_queue_bytes(e->http.max_queue_bytes);
 
                 if (!(e->kind & (SS_EXPORT_OTLP_HTTP | SS_EXPORT_OTLP_GRPC)) || e->http.spool.dir ||
                     (trace && trace <= queue / 2))

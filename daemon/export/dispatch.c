@@ -558,8 +558,7 @@ int ss_dispatch_init(ss_dispatch *d, uv_loop_t *loop, const char *name, const ss
             .multiplier = cfg->retry.multiplier >= 1.0 ? cfg->retry.multiplier : rd.multiplier,
             .max_elapsed_ms = OR_DEFAULT(cfg->retry.max_elapsed_ms, rd.max_elapsed_ms),
         };
-        ss_reqq_init(&d->queue, name,
-                     OR_DEFAULT(cfg->max_queue_bytes, SS_DISPATCH_MAX_QUEUE_BYTES_DEFAULT),
+        ss_reqq_init(&d->queue, name, ss_dispatch_queue_bytes(cfg->max_queue_bytes),
                      OR_DEFAULT(cfg->max_inflight, SS_DISPATCH_MAX_INFLIGHT_DEFAULT));
         r = ss_batcher_init(
             &d->batcher, loop, OR_DEFAULT(cfg->max_batch, SS_DISPATCH_MAX_BATCH_DEFAULT),

@@ -36,6 +36,12 @@
 #define SS_DISPATCH_MAX_QUEUE_BYTES_DEFAULT ((size_t)64 << 20)
 #define SS_DISPATCH_MAX_INFLIGHT_DEFAULT    4u
 
+/* The memory queue's bound for a configured max_queue_bytes (0: the default). */
+static inline size_t ss_dispatch_queue_bytes(size_t configured)
+{
+        return configured ? configured : SS_DISPATCH_MAX_QUEUE_BYTES_DEFAULT;
+}
+
 typedef struct ss_dispatch ss_dispatch;
 
 typedef struct ss_dispatch_ops {

@@ -101,7 +101,7 @@ void ss_conn_resume(ss_conn *c)
         if (c->partial_since_ms)
                 c->partial_since_ms = now;
         if (c->in.len) {
-                if (process(c) || (!c->closing && hold_now(c))) {
+                if (process(c) || hold_now(c)) {
                         c->held = true;
                         return;
                 }
