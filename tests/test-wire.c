@@ -47,6 +47,18 @@ static void pack_attrs(ss_buf *b, uint32_t *count)
         *count = 3;
 }
 
+/* A SPAN_START frame of h into frame, its attributes pack_attrs()'s (packed into attrs, which
+ * the frame's map points into). */
+static void put_start_with_attrs(ss_buf *frame, ss_buf *attrs, const ss_span_head *h)
+{
+        ss_rawmap m = {0};
+
+        pack_attrs(attrs, &m.count);
+        m.data = attrs->data;
+        m.len = attrs->len;
+        ck_assert_int_eq(ss_wire_put_span_start(frame, SS_MAX_FRAME_DEFAULT, h, &m, NULL), 0);
+}
+
 START_TEST(frame_parse_needs_more_and_limits)
 {
         const uint8_t *p;
@@ -68,7 +80,6 @@ END_TEST
 START_TEST(span_start_round_trip)
 {
         ss_buf attrs, b;
-        ss_rawmap m = {0};
         ss_span_head h = {.trace_id = TID,
                           .span_id = SID,
                           .parent_id = PID,
@@ -81,10 +92,7 @@ START_TEST(span_start_round_trip)
 
         ss_buf_init(&attrs, 4096);
         ss_buf_init(&b, 4096);
-        pack_attrs(&attrs, &m.count);
-        m.data = attrs.data;
-        m.len = attrs.len;
-        ck_assert_int_eq(ss_wire_put_span_start(&b, SS_MAX_FRAME_DEFAULT, &h, &m, NULL), 0);
+        put_start_with_attrs(&b, &attrs, &h);
         msgpack_unpacked_init(&u);
         ck_assert_int_eq(decode_one(&b, &u, &msg), 0);
         ck_assert_uint_eq(msg.type, SS_MSG_SPAN_START);
@@ -464,7 +472,6 @@ START_TEST(zone_cleared_when_used)
 {
         msgpack_zone *z = msgpack_zone_new(MSGPACK_ZONE_CHUNK_SIZE);
         ss_buf attrs, start, whole;
-        ss_rawmap m = {0};
         ss_span_head h = {.trace_id = TID, .span_id = SID, .name = "a", .name_len = 1};
         const uint8_t *p;
         size_t n;
@@ -474,10 +481,7 @@ START_TEST(zone_cleared_when_used)
         ss_buf_init(&attrs, 4096);
         ss_buf_init(&start, 4096);
         ss_buf_init(&whole, 4096);
-        pack_attrs(&attrs, &m.count);
-        m.data = attrs.data;
-        m.len = attrs.len;
-        ck_assert_int_eq(ss_wire_put_span_start(&start, SS_MAX_FRAME_DEFAULT, &h, &m, NULL), 0);
+        put_start_with_attrs(&start, &attrs, &h);
         packed(&whole, fill_whole_span);
         for (int round = 0; round < 3; round++) {
                 ck_assert_int_eq(ss_wire_decode_zone(whole.data, whole.len, z, &msg, NULL), 0);
