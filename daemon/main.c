@@ -26,6 +26,7 @@
 #include "export/dispatch.h"
 #include "export/pipeline.h"
 #include "ingest/control.h"
+#include "ingest/hold.h"
 #include "ingest/listener.h"
 #include "ingest/tap.h"
 #include "metrics/stage.h"
@@ -362,6 +363,13 @@ static void warn_queue_room(const ss_config *cfg)
         }
 }
 
+/* Room after the assembler for what its timer hands on: an exporter's memory under the mark
+ * at which input is held. */
+static bool pipeline_room(const void *pipeline)
+{
+        return ss_pipeline_pressure(pipeline) < SS_HOLD_HIGH_PCT;
+}
+
 static int start(sidespand *d)
 {
         int r;
@@ -391,8 +399,10 @@ static int start(sidespand *d)
         r = ss_listener_new(&d->loop, &d->cfg.listener, d->assembler, d->control, &d->listener);
         if (r == 0)
                 r = ss_control_add_counters(d->control, ss_listener_counters, d->listener);
-        if (r == 0)
+        if (r == 0) {
                 ss_listener_set_pressure(d->listener, ss_pipeline_pressure, d->pipeline);
+                ss_assembler_set_room(d->assembler, pipeline_room, d->pipeline);
+        }
         if (r == 0)
                 r = signals_start(d);
         if (r == 0)

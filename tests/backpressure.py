@@ -11,6 +11,7 @@ Run by meson with SIDESPAND set (suite integration, test backpressure).
 """
 
 import os
+import subprocess
 import sys
 import threading
 import time
@@ -48,27 +49,51 @@ class SlowReceiver(otlp_receiver.Receiver):
 
 
 
+def big_trace(c, tid, parent, children, content):
+    """Over c: a root under parent (None: none) and children finished at once, each with
+    content bytes. Returns the root's span id: the root stays open."""
+    root = os.urandom(8)
+    c.send(span_start(tid, root, parent, "big-run"))
+    for _ in range(children):
+        sid = os.urandom(8)
+        c.send(span_start(tid, sid, root, "step", attrs={"content": "w" * content}) +
+               span_end(sid))
+    return root
+
+
+def open_run_and_wait(sock, children, content):
+    """A client process: a big run left open, "ready" on stdout, then exit at stdin's end."""
+    c = RawClient(sock)
+    c.sock.settimeout(120)
+    c.hello()
+    big_trace(c, os.urandom(16), None, children, content)
+    c.flush()
+    print("ready", flush=True)
+    sys.stdin.read()
+    os._exit(0)
+
+
 class Backpressure(Base):
-    def slow_backend_daemon(self, delay, queue, batch_size):
+    def slow_backend_daemon(self, delay, queue, batch_size, more=()):
         """A daemon exporting to a receiver that answers each request after delay seconds,
-        its memory queue bounded to queue bytes."""
+        its memory queue bounded to queue bytes; more: further arguments."""
         self.rx.stop()
         self.rx = SlowReceiver(delay).start()
         return self.daemon(["--endpoint", self.rx.url, "--batch-delay-ms", "20",
-                            "--batch-size", str(batch_size), "--retry-queue-bytes", str(queue)])
+                            "--batch-size", str(batch_size), "--retry-queue-bytes", str(queue)] +
+                           list(more))
 
-    def all_delivered_after_a_hold(self, d, sent, what):
+    def all_delivered_after_a_hold(self, d, sent, what, held="input_held"):
         """Once the exporter has settled all sent spans: none dropped, every one received,
-        and the input held at least once on the way."""
+        and the counter held (the input held, or a timer's hand-off waited) moved."""
         st = self.wait_stats(d, "every span exported or dropped",
                              lambda s: s[EXP + "spans_exported"] + s[EXP + "spans_dropped"] >=
                              sent, 60)
-        print("\n%s; held %d times; dropped %d" % (what, st["input_held"],
-                                                  st[EXP + "spans_dropped"]))
+        print("\n%s; %s %d; dropped %d" % (what, held, st.get(held, -1), st[EXP + "spans_dropped"]))
         self.assertEqual(st[EXP + "dropped.queue_full"], 0)
         self.assertEqual(st[EXP + "spans_dropped"], 0)
         self.assertEqual(len({s["span_id"] for s in self.rx.spans()}), sent)
-        self.assertGreater(st["input_held"], 0)
+        self.assertGreater(st[held], 0)
 
     def test_a_fast_client_is_read_no_faster_than_the_backend_takes(self):
         queue = 2 << 20
@@ -192,15 +217,8 @@ class Backpressure(Base):
         c = RawClient(d.socket)
         c.sock.settimeout(120)
         c.hello()
-        roots = []
-        for _ in range(traces):
-            tid, root = os.urandom(16), os.urandom(8)
-            roots.append(root)
-            c.send(span_start(tid, root, None, "big-run"))
-            for _ in range(children):
-                sid = os.urandom(8)
-                c.send(span_start(tid, sid, root, "step", attrs={"content": "w" * content}) +
-                       span_end(sid))
+        roots = [big_trace(c, os.urandom(16), None, children, content)
+                 for _ in range(traces)]
         c.flush()
         st = self.wait_stats(d, "every child finished",
                              lambda s: s["spans_finished"] == traces * children)
@@ -210,6 +228,81 @@ class Backpressure(Base):
                                         "%d traces of ~%d KiB, queue %d KiB"
                                         % (traces, children * content >> 10, queue >> 10))
         c.close()
+
+    def test_traces_orphaned_together_wait_for_room(self):
+        # Four clients leave together, each with a run of ~585 KiB open: their grace periods
+        # end in one sweep. Orphaned all at once, the four traces overflowed the queue; the
+        # sweep hands one on, then leaves the rest for a later sweep while the exporter's
+        # memory is past its high watermark.
+        queue, children, content, traces = 1 << 20, 100, 6000, 4
+        d = self.slow_backend_daemon(1.0, queue, children, ["--orphan-grace-ms", "300"])
+        clients = []
+        for i in range(traces):
+            c = RawClient(d.socket)
+            c.sock.settimeout(120)
+            c.hello(instance=100 + i)
+            big_trace(c, os.urandom(16), None, children, content)
+            c.flush()
+            clients.append(c)
+        st = self.wait_stats(d, "every child finished",
+                             lambda s: s["spans_finished"] == traces * children)
+        self.assertEqual(st[EXP + "spans_in"], 0, "a trace was handed on before it ended")
+        for c in clients:
+            c.close()
+        self.all_delivered_after_a_hold(d, traces * (children + 1), "runs orphaned together",
+                                        "timer_handoffs_waited")
+        self.assertEqual(d.stats()["spans_orphaned"], traces)
+
+    def test_runs_of_exited_processes_wait_for_room(self):
+        # Four client processes exit together, each with a ~585 KiB run open: their spans end
+        # as orphans as soon as the exits are seen, not at the end of a grace period. What
+        # does not fit waits for a sweep.
+        queue, children, content, traces = 1 << 20, 100, 6000, 4
+        d = self.slow_backend_daemon(1.0, queue, children, ["--orphan-grace-ms", "600000"])
+        procs = [subprocess.Popen([sys.executable, os.path.abspath(__file__), "--open-run",
+                                   d.socket, str(children), str(content)],
+                                  stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+                 for _ in range(traces)]
+        for p in procs:
+            self.assertEqual(p.stdout.readline().strip(), "ready")
+        st = self.wait_stats(d, "every child finished",
+                             lambda s: s["spans_finished"] == traces * children)
+        self.assertEqual(st[EXP + "spans_in"], 0, "a trace was handed on before it ended")
+        for p in procs:
+            p.stdin.close()
+        for p in procs:
+            self.assertEqual(p.wait(30), 0)
+            p.stdout.close()
+        self.all_delivered_after_a_hold(d, traces * (children + 1), "runs of exited processes",
+                                        "timer_handoffs_waited")
+        st = d.stats()
+        self.assertEqual(st["spans_orphaned"], traces)
+        self.assertEqual(st["sessions_gone"], traces)
+
+    def test_traces_released_together_wait_for_room(self):
+        # One client keeps a span open in each of four traces; another finishes a ~585 KiB
+        # run under each. Its done spans wait --foreign-wait-ms for the first client's, then
+        # go out without them: all four in one sweep, which must leave what does not fit.
+        queue, children, content, traces = 1 << 20, 100, 6000, 4
+        d = self.slow_backend_daemon(1.0, queue, children, ["--foreign-wait-ms", "300"])
+        holder, worker = RawClient(d.socket), RawClient(d.socket)
+        worker.sock.settimeout(120)
+        holder.hello(instance=1)
+        worker.hello(instance=2)
+        for i in range(traces):
+            tid, parent = os.urandom(16), os.urandom(8)
+            holder.send(span_start(tid, parent, None, "remote-parent"))
+            holder.flush()
+            started = i * (children + 2) + 1
+            self.wait_stats(d, "the holder's span open",
+                            lambda s: s["spans_started"] >= started)
+            worker.send(span_end(big_trace(worker, tid, parent, children, content)))
+        worker.flush()
+        self.all_delivered_after_a_hold(d, traces * (children + 1), "runs released together",
+                                        "timer_handoffs_waited")
+        self.assertEqual(d.stats()["traces_released"], traces)
+        holder.close()
+        worker.close()
 
     def test_a_queue_too_small_for_a_trace_is_said_at_the_start(self):
         # Half the queue above the high watermark must take a whole trace's spans.
@@ -248,4 +341,6 @@ class Backpressure(Base):
 
 
 if __name__ == "__main__":
+    if sys.argv[1:2] == ["--open-run"]:
+        open_run_and_wait(sys.argv[2], int(sys.argv[3]), int(sys.argv[4]))
     unittest.main()

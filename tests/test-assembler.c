@@ -502,26 +502,47 @@ static void table_close(void)
         ss_resource_unref(tres);
 }
 
-/* The trace of seed 1, as the table holds it. */
-static ss_trace *trace(void)
+/* The trace of seed tseed, as the table holds it. */
+static ss_trace *trace_of(uint8_t tseed)
 {
         uint8_t id[SS_TRACE_ID_LEN];
         ss_trace *t;
 
-        fx_trace_id(1, id);
+        fx_trace_id(tseed, id);
         t = ss_tt_get(&tt, id, true);
         ck_assert_ptr_nonnull(t);
         return t;
 }
 
+static void opened_in(uint8_t tseed, const void *owner)
+{
+        ck_assert_int_eq(ss_tt_opened(&tt, trace_of(tseed), owner), 0);
+}
+
+static void finished_in(uint8_t tseed, const void *owner, const char *name, uint8_t seed,
+                        uint64_t now)
+{
+        ss_tt_finished(&tt, trace_of(tseed), owner, true,
+                       fx_finished_span(tres, name, tseed, seed, 1), now);
+}
+
+/* In the trace of seed 1. */
 static void opened(const void *owner)
 {
-        ck_assert_int_eq(ss_tt_opened(&tt, trace(), owner), 0);
+        opened_in(1, owner);
 }
 
 static void finished(const void *owner, const char *name, uint8_t seed, uint64_t now)
 {
-        ss_tt_finished(&tt, trace(), owner, true, fx_finished_span(tres, name, 1, seed, 1), now);
+        finished_in(1, owner, name, seed, now);
+}
+
+/* A room callback: room for *(unsigned *)ctx more hand-offs. */
+static bool room_left(void *ctx)
+{
+        unsigned *n = ctx;
+
+        return *n > 0 && (*n)--;
 }
 
 START_TEST(done_spans_wait_for_strangers_then_go)
@@ -530,22 +551,22 @@ START_TEST(done_spans_wait_for_strangers_then_go)
         opened(&owner_a); /* A's root */
         opened(&owner_b); /* B's child under it, held open */
         finished(&owner_a, "a.root", 1, T0);
-        ss_tt_release_due(&tt, T0 + WAIT_MS * NS_MS - 1);
+        ss_tt_release_due(&tt, T0 + WAIT_MS * NS_MS - 1, NULL, NULL);
         ck_assert_uint_eq(rec.puts, 0);
         /* A stranger's new span does not restart the clock. */
         opened(&owner_c);
-        ss_tt_release_due(&tt, T0 + WAIT_MS * NS_MS - 1);
+        ss_tt_release_due(&tt, T0 + WAIT_MS * NS_MS - 1, NULL, NULL);
         ck_assert_uint_eq(rec.puts, 0);
-        ss_tt_release_due(&tt, T0 + WAIT_MS * NS_MS);
+        ss_tt_release_due(&tt, T0 + WAIT_MS * NS_MS, NULL, NULL);
         ck_assert_uint_eq(rec.puts, 1);
         ck_assert_uint_eq(rec.n, 1);
         ck_assert_ptr_nonnull(fx_sink_find(&rec, "a.root"));
         ck_assert_uint_eq(tstats.traces_released, 1);
         /* B's child comes later as its own chunk, once it too has waited for C. */
         finished(&owner_b, "b.child", 2, T0 + 2 * WAIT_MS * NS_MS);
-        ss_tt_release_due(&tt, T0 + 3 * WAIT_MS * NS_MS - 1);
+        ss_tt_release_due(&tt, T0 + 3 * WAIT_MS * NS_MS - 1, NULL, NULL);
         ck_assert_uint_eq(rec.puts, 1);
-        ss_tt_release_due(&tt, T0 + 3 * WAIT_MS * NS_MS);
+        ss_tt_release_due(&tt, T0 + 3 * WAIT_MS * NS_MS, NULL, NULL);
         ck_assert_uint_eq(rec.puts, 2);
         ck_assert_ptr_eq(rec.spans[1], fx_sink_find(&rec, "b.child"));
         ck_assert_uint_eq(tstats.traces_released, 2);
@@ -567,13 +588,13 @@ START_TEST(owner_active_again_restarts_the_wait)
         finished(&owner_a, "a.root", 1, T0);
         /* A opens a new span in the trace: its spans wait no more for now. */
         opened(&owner_a);
-        ss_tt_release_due(&tt, T0 + 10 * WAIT_MS * NS_MS);
+        ss_tt_release_due(&tt, T0 + 10 * WAIT_MS * NS_MS, NULL, NULL);
         ck_assert_uint_eq(rec.puts, 0);
         /* Done again: a new wait from then. */
         finished(&owner_a, "a.again", 4, T0 + 10 * WAIT_MS * NS_MS);
-        ss_tt_release_due(&tt, T0 + 11 * WAIT_MS * NS_MS - 1);
+        ss_tt_release_due(&tt, T0 + 11 * WAIT_MS * NS_MS - 1, NULL, NULL);
         ck_assert_uint_eq(rec.puts, 0);
-        ss_tt_release_due(&tt, T0 + 11 * WAIT_MS * NS_MS);
+        ss_tt_release_due(&tt, T0 + 11 * WAIT_MS * NS_MS, NULL, NULL);
         ck_assert_uint_eq(rec.puts, 1);
         ck_assert_uint_eq(rec.n, 2);
         ck_assert_ptr_nonnull(fx_sink_find(&rec, "a.root"));
@@ -582,6 +603,34 @@ START_TEST(owner_active_again_restarts_the_wait)
         table_close();
         /* ss_tt_free() hands on what is left: nothing of B's, which never finished. */
         ck_assert_uint_eq(rec.n, 2);
+}
+END_TEST
+
+START_TEST(released_traces_wait_for_room)
+{
+        unsigned room = 0;
+
+        table_open();
+        for (uint8_t t = 1; t <= 2; t++) {
+                opened_in(t, &owner_a);
+                opened_in(t, &owner_b);
+                finished_in(t, &owner_a, t == 1 ? "a.first" : "a.second", 1, T0);
+        }
+        /* Due, and no room: both stay. */
+        ss_tt_release_due(&tt, T0 + WAIT_MS * NS_MS, room_left, &room);
+        ck_assert_uint_eq(rec.puts, 0);
+        /* Room for one: the first goes, the second waits for the next call. */
+        room = 1;
+        ss_tt_release_due(&tt, T0 + WAIT_MS * NS_MS, room_left, &room);
+        ck_assert_uint_eq(rec.puts, 1);
+        ck_assert_ptr_nonnull(fx_sink_find(&rec, "a.first"));
+        room = 5;
+        ss_tt_release_due(&tt, T0 + 2 * WAIT_MS * NS_MS, room_left, &room);
+        ck_assert_uint_eq(rec.puts, 2);
+        ck_assert_ptr_nonnull(fx_sink_find(&rec, "a.second"));
+        ck_assert_uint_eq(tstats.traces_released, 2);
+        ck_assert_uint_eq(room, 4);
+        table_close();
 }
 END_TEST
 
@@ -995,6 +1044,7 @@ int main(void)
         tcase_add_test(tc, resource_attributes_capped_and_counted);
         tcase_add_test(tc, done_spans_wait_for_strangers_then_go);
         tcase_add_test(tc, owner_active_again_restarts_the_wait);
+        tcase_add_test(tc, released_traces_wait_for_room);
         tcase_add_test(tc, done_spans_held_while_the_wait_runs);
         tcase_add_test(tc, done_spans_released_after_the_wait);
         tcase_add_test(tc, owner_opening_again_stops_the_wait);

@@ -284,13 +284,32 @@ int ss_assembler_apply(ss_assembler *a, ss_session *s, const ss_msg *m)
 
 /* ---- lifetime ------------------------------------------------------------------------- */
 
+bool ss_assembler_room(ss_assembler *a)
+{
+        if (!a->room || a->room(a->room_ctx))
+                return true;
+        a->stats.timer_handoffs_waited++;
+        return false;
+}
+
+static bool room_for_release(void *a)
+{
+        return ss_assembler_room(a);
+}
+
+void ss_assembler_set_room(ss_assembler *a, bool (*room)(const void *ctx), const void *ctx)
+{
+        a->room = room;
+        a->room_ctx = ctx;
+}
+
 static void on_sweep(uv_timer_t *timer)
 {
         ss_assembler *a = timer->data;
         uint64_t now = ss_now_ns();
 
         ss_sessions_sweep(a, now);
-        ss_tt_release_due(&a->tt, now);
+        ss_tt_release_due(&a->tt, now, room_for_release, a);
 }
 
 static void on_sweep_closed(uv_handle_t *h)
@@ -390,6 +409,7 @@ void ss_assembler_counters(const void *assembler, ss_counters *out)
         ss_counters_add(out, NULL, "traces_open", a->tt.traces.n);
         ss_counters_add(out, NULL, "traces_completed", st->traces_completed);
         ss_counters_add(out, NULL, "traces_released", st->traces_released);
+        ss_counters_add(out, NULL, "timer_handoffs_waited", st->timer_handoffs_waited);
         ss_counters_add(out, NULL, "chunks_early", st->chunks_early);
         ss_counters_add(out, NULL, "unknown_span", st->unknown_span);
         ss_counters_add(out, NULL, "duplicate_span", st->duplicate_span);

@@ -68,6 +68,7 @@ typedef struct ss_assembler_stats {
         uint64_t spans_discarded;         /* ... their spans, which held nothing */
         uint64_t no_memory;
         uint64_t handoffs; /* times finished spans were handed on (ingest checks its hold) */
+        uint64_t timer_handoffs_waited; /* a timer's hand-off left for later: no room after */
 } ss_assembler_stats;
 
 /* Shown each finished span (ended, whole or orphaned) once its roll-ups are applied, before
@@ -78,6 +79,14 @@ typedef void (*ss_span_observer)(void *ctx, const ss_span *s);
  * spans of head-dropped traces keep their attributes (the policy stage drops them), so
  * the observer sees them whole. Set it before clients connect. */
 void ss_assembler_set_observer(ss_assembler *a, ss_span_observer fn, void *ctx);
+
+/*
+ * What a timer hands on (a trace's done spans at the end of their wait for strangers', the
+ * spans of a client that left or exited) waits while room(ctx) says the stages after have
+ * no room: input is held then, and this cannot be, so the sweep leaves it for a later
+ * sweep, which comes within a second. Without it (the default) there is always room.
+ */
+void ss_assembler_set_room(ss_assembler *a, bool (*room)(const void *ctx), const void *ctx);
 
 /* A new assembler handing finished traces to out (borrowed: it must outlive the
  * assembler). 0, -ENOMEM or a libuv error. */

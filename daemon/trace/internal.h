@@ -63,6 +63,8 @@ struct ss_assembler {
         ss_rollup_stats rollup;
         ss_span_observer observe; /* NULL: none */
         void *observe_ctx;
+        bool (*room)(const void *ctx); /* NULL: always room (ss_assembler_set_room()) */
+        const void *room_ctx;
 };
 
 /* ---- assembler.c ---- */
@@ -71,6 +73,10 @@ struct ss_assembler {
  * the roll-up of the run it is under, or apply the run's roll-up when it is one. Spans of s
  * that are open are looked up for the parent chain, so call it before removing them. */
 void ss_assembler_finishing(ss_assembler *a, ss_session *s, ss_span *sp);
+
+/* Whether the stages after have room for a timer's hand-off now; when not, counted as a
+ * hand-off left for later. */
+bool ss_assembler_room(ss_assembler *a);
 
 /* Free the roll-ups of runs s still has open. */
 void ss_assembler_drop_runs(ss_session *s);
@@ -85,7 +91,8 @@ ss_session *ss_session_attach(ss_assembler *a, const msgpack_object_map *options
 void ss_session_span_opened(ss_session *s);
 void ss_session_span_closed(ss_session *s);
 
-/* End every open span of every session past its grace period. */
+/* End every open span of every session past its grace period (or whose process exited
+ * while there was no room), while ss_assembler_room() says there is room. */
 void ss_sessions_sweep(ss_assembler *a, uint64_t now_ns);
 
 /* A detached session restored from the state file (trace/state.c), with no spans yet: key,

@@ -216,6 +216,10 @@ static void orphan_gone(ss_assembler *a, ss_proc *p)
 
                 if (s->proc != p || s->attached > 0)
                         continue;
+                if (!ss_assembler_room(a)) {
+                        s->orphan_at_ns = 0; /* for the sweep, once there is room */
+                        continue;
+                }
                 a->stats.sessions_gone++;
                 /* The last session may free p: p is not touched after this loop. */
                 session_orphan(a, s, "client process exited");
@@ -357,7 +361,9 @@ void ss_session_detach(ss_session *s)
                 return;
         s->detached_ns = ss_now_ns();
         s->orphan_at_ns = s->detached_ns + s->a->cfg.orphan_grace_ms * 1000000ull;
-        if (s->proc->gone) {
+        if (s->proc->gone && s->open.n > 0 && !ss_assembler_room(s->a)) {
+                s->orphan_at_ns = 0; /* for the sweep, once there is room */
+        } else if (s->proc->gone) {
                 s->a->stats.sessions_gone += s->open.n > 0;
                 session_orphan(s->a, s, "client process exited");
         }
@@ -375,7 +381,13 @@ void ss_sessions_sweep(ss_assembler *a, uint64_t now_ns)
 
                 if (s->attached > 0 || s->orphan_at_ns > now_ns)
                         continue;
-                session_orphan(a, s, "client disconnected and did not return");
+                if (s->open.n > 0 && !ss_assembler_room(a))
+                        break;
+                /* A process seen gone here exited while there was no room. */
+                a->stats.sessions_gone += s->proc->gone;
+                session_orphan(a, s,
+                               s->proc->gone ? "client process exited"
+                                             : "client disconnected and did not return");
                 session_free(s);
         }
         free(all);

@@ -225,11 +225,13 @@ void ss_tt_finished(ss_trace_table *tt, ss_trace *t, const void *owner, bool was
         }
 }
 
-void ss_tt_release_due(ss_trace_table *tt, uint64_t now_ns)
+void ss_tt_release_due(ss_trace_table *tt, uint64_t now_ns, bool (*room)(void *ctx), void *ctx)
 {
         ss_trace *t;
 
         while ((t = tt->waiting) && t->release_at_ns <= now_ns) {
+                if (t->n_done && room && !room(ctx))
+                        return;
                 wait_stop(tt, t);
                 if (t->n_done == 0)
                         continue;

@@ -78,8 +78,9 @@ void ss_tt_discard(ss_trace_table *tt, ss_trace *t);
 void ss_tt_finished(ss_trace_table *tt, ss_trace *t, const void *owner, bool was_open, ss_span *s,
                     uint64_t now_ns);
 
-/* Hand on the done spans of traces whose wait for strangers is over. */
-void ss_tt_release_due(ss_trace_table *tt, uint64_t now_ns);
+/* Hand on the done spans of traces whose wait for strangers is over, while room(ctx) (room
+ * NULL: always) says the stages after have room; the others wait for a later call. */
+void ss_tt_release_due(ss_trace_table *tt, uint64_t now_ns, bool (*room)(void *ctx), void *ctx);
 
 /* Hand on every finished span still held and free the table. */
 void ss_tt_free(ss_trace_table *tt);
