@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * Every line of sidespand that speaks to grpc core is in this file: its API
- * moves faster than the wrapped-language ones, so it stays in one place
+ * Every line of sidespand that speaks to grpc core is in this file and, for
+ * the configured headers as grpc metadata, grpc-metadata.c: its API moves
+ * faster than the wrapped-language ones, so it stays in one place
  * (grpc-support.c checks the settings and names status codes without it). It
  * is built as the module sidespan-grpc.so (base/module.h): a daemon without a
  * gRPC exporter never maps grpc core.
@@ -38,6 +39,7 @@
 
 #include "base/log.h"
 #include "export/dispatch.h"
+#include "export/grpc-metadata.h"
 #include "export/grpc-support.h"
 #include "export/tls.h"
 #include "otlp/otlp.h"
@@ -70,9 +72,8 @@ typedef struct grpc_exporter {
         ss_dispatch d; /* first: batching, queueing, retries; its ss_exporter is ours */
         char *target;  /* "dns:///host:port" */
         bool tls;
-        ss_tls_pems pem;   /* read at creation, freed once the channel has them */
-        grpc_metadata *md; /* the configured headers */
-        size_t n_md;
+        ss_tls_pems pem;     /* read at creation, freed once the channel has them */
+        ss_grpc_metadata md; /* the configured headers */
         grpc_slice method;
         const char *method_name; /* static */
         uint32_t timeout_ms;
@@ -145,8 +146,8 @@ static void ops_fill(grpc_exporter *e, attempt *a, grpc_op ops[6])
 {
         memset(ops, 0, 6 * sizeof(*ops));
         ops[0].op = GRPC_OP_SEND_INITIAL_METADATA;
-        ops[0].data.send_initial_metadata.count = e->n_md;
-        ops[0].data.send_initial_metadata.metadata = e->md;
+        ops[0].data.send_initial_metadata.count = e->md.n;
+        ops[0].data.send_initial_metadata.metadata = e->md.md;
         ops[1].op = GRPC_OP_SEND_MESSAGE;
         ops[1].data.send_message.send_message = a->send;
         ops[2].op = GRPC_OP_SEND_CLOSE_FROM_CLIENT;
@@ -307,23 +308,12 @@ static void cq_thread(void *arg)
 
 /* ---- the loop's side of the bridge ---- */
 
-static void metadata_free(grpc_exporter *e)
-{
-        for (size_t i = 0; i < e->n_md; i++) {
-                grpc_slice_unref(e->md[i].key);
-                grpc_slice_unref(e->md[i].value);
-        }
-        free(e->md);
-        e->md = NULL;
-        e->n_md = 0;
-}
-
 /* Drained: nothing will use the queue or the slices again; let the thread shut grpc down. */
 static void let_go(grpc_exporter *e)
 {
         grpc_completion_queue_destroy(e->cq);
         e->cq = NULL;
-        metadata_free(e);
+        ss_grpc_metadata_free(&e->md);
         e->let_go = true;
         uv_mutex_lock(&e->mu);
         e->let_go_shared = true;
@@ -423,7 +413,7 @@ static void grpc_teardown_here(grpc_exporter *e)
                         ;
                 grpc_completion_queue_destroy(e->cq);
         }
-        metadata_free(e);
+        ss_grpc_metadata_free(&e->md);
         if (e->grpc_ref)
                 grpc_shutdown();
 }
@@ -455,70 +445,6 @@ static const ss_dispatch_ops grpc_ops = {
     .close = grpc_close,
     .free = grpc_free,
 };
-
-/* ---- construction: headers ---- */
-
-/* Why gRPC would refuse the header name: value, or NULL when it is fine. */
-static const char *header_problem(const char *name, const char *value, size_t value_len)
-{
-        grpc_slice k = grpc_slice_from_static_string(name);
-        grpc_slice v = grpc_slice_from_static_buffer(value, value_len);
-
-        if (!grpc_header_key_is_legal(k))
-                return "not a legal gRPC metadata name (a-z, 0-9, '-', '_', '.')";
-        if (ss_grpc_reserved_name(name))
-                return "set by the transport itself";
-        if (!grpc_is_binary_header(k) && !grpc_header_nonbin_value_is_legal(v))
-                return "a value gRPC does not allow (printable ASCII only)";
-        return NULL;
-}
-
-static int header_add(grpc_exporter *e, const char *line)
-{
-        char *name = NULL, shown[64];
-        const char *value, *why;
-        size_t len;
-        int r = ss_grpc_header_split(line, &name, &value, &len);
-
-        if (r == -EINVAL) {
-                ss_log(SS_LOG_ERR,
-                       "otlp-grpc: header is not \"Name: value\": %s event=config-invalid "
-                       "exporter=otlp-grpc key=headers",
-                       line ? line : "(null)");
-                return r;
-        }
-        if (r < 0)
-                return r;
-        why = header_problem(name, value, len);
-        if (why) {
-                ss_log_text(shown, sizeof(shown), name, strlen(name));
-                ss_log(SS_LOG_ERR,
-                       "otlp-grpc: header %s: %s event=config-invalid exporter=otlp-grpc "
-                       "key=headers",
-                       shown, why);
-                free(name);
-                return -EINVAL;
-        }
-        e->md[e->n_md].key = grpc_slice_from_copied_string(name);
-        e->md[e->n_md].value = grpc_slice_from_copied_buffer(value, len);
-        e->n_md++;
-        free(name);
-        return 0;
-}
-
-static int metadata_build(grpc_exporter *e, const ss_grpc_config *cfg)
-{
-        int r = 0;
-
-        if (cfg->n_headers == 0)
-                return 0;
-        e->md = calloc(cfg->n_headers, sizeof(*e->md));
-        if (!e->md)
-                return -ENOMEM;
-        for (size_t i = 0; i < cfg->n_headers && r == 0; i++)
-                r = header_add(e, cfg->headers[i]);
-        return r;
-}
 
 /* ---- construction: grpc ---- */
 
@@ -618,7 +544,7 @@ int ss_grpc_exporter_new(uv_loop_t *loop, const ss_grpc_config *cfg, ss_exporter
         if (r == 0)
                 r = ss_grpc_security_check(e->tls, cfg);
         if (r == 0)
-                r = metadata_build(e, cfg);
+                r = ss_grpc_metadata_build(&e->md, cfg);
         if (r == 0)
                 r = ss_tls_read_files("otlp-grpc", &files, &e->pem);
         if (r < 0) {
