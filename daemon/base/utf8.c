@@ -32,6 +32,30 @@ size_t ss_utf8_char_len(const uint8_t *p, size_t n)
         return 4;
 }
 
+/* 16 bytes as one vector: SSE2 on x86-64, NEON on arm64, words elsewhere. */
+typedef uint64_t v16 __attribute__((vector_size(16)));
+
+static v16 load16(const uint8_t *p)
+{
+        v16 v;
+
+        memcpy(&v, p, sizeof(v));
+        return v;
+}
+
+bool ss_utf8_is_ascii_long(const uint8_t *p, size_t n)
+{
+        v16 acc = {0, 0};
+        size_t i = 0;
+
+        for (; n - i >= 64; i += 64)
+                acc |= load16(p + i) | load16(p + i + 16) | load16(p + i + 32) | load16(p + i + 48);
+        for (; n - i > 16; i += 16)
+                acc |= load16(p + i);
+        acc |= load16(p + n - 16); /* the last 16, some perhaps again */
+        return !((acc[0] | acc[1]) & SS_UTF8_HIGH_BITS);
+}
+
 static const char replacement[] = "\xEF\xBF\xBD"; /* U+FFFD */
 
 /* Up to this many bytes ss_utf8_is_ascii() costs less than ascii_prefix()'s loops. */

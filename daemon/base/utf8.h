@@ -17,6 +17,12 @@
 
 #define SS_UTF8_HIGH_BITS 0x8080808080808080ull
 
+/* Beyond this many bytes ss_utf8_is_ascii() reads 16-byte vectors. */
+#define SS_UTF8_ASCII_VECTOR 64u
+
+/* ss_utf8_is_ascii() of more than SS_UTF8_ASCII_VECTOR bytes: 64 a step. */
+bool ss_utf8_is_ascii_long(const uint8_t *p, size_t n);
+
 /*
  * True when p[0..n) is all ASCII (and so well-formed). Keys and most values are
  * short: up to 16 bytes take two overlapping word loads, no loop.
@@ -27,6 +33,8 @@ static inline bool ss_utf8_is_ascii(const uint8_t *p, size_t n)
         uint32_t x, y;
         size_t i = 0;
 
+        if (n > SS_UTF8_ASCII_VECTOR)
+                return ss_utf8_is_ascii_long(p, n);
         if (n < 8) {
                 if (n < 4) {
                         for (; i < n; i++)
