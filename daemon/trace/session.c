@@ -205,6 +205,23 @@ static void session_orphan(ss_assembler *a, ss_session *s, const char *reason)
         free(spans);
 }
 
+/*
+ * The process of s, detached, exited: its open spans end now as orphans and s is freed; or,
+ * with no room after the assembler for them, the sweep ends them once there is.
+ */
+static void session_gone(ss_session *s)
+{
+        ss_assembler *a = s->a;
+
+        if (s->open.n > 0 && !ss_assembler_room(a)) {
+                s->orphan_at_ns = 0;
+                return;
+        }
+        a->stats.sessions_gone += s->open.n > 0;
+        session_orphan(a, s, "client process exited");
+        session_free(s);
+}
+
 /* The process of p exited: its detached sessions need not wait for it. */
 static void orphan_gone(ss_assembler *a, ss_proc *p)
 {
@@ -216,14 +233,8 @@ static void orphan_gone(ss_assembler *a, ss_proc *p)
 
                 if (s->proc != p || s->attached > 0)
                         continue;
-                if (!ss_assembler_room(a)) {
-                        s->orphan_at_ns = 0; /* for the sweep, once there is room */
-                        continue;
-                }
-                a->stats.sessions_gone++;
                 /* The last session may free p: p is not touched after this loop. */
-                session_orphan(a, s, "client process exited");
-                session_free(s);
+                session_gone(s);
         }
         free(all);
 }
@@ -350,9 +361,7 @@ void ss_session_restored(ss_session *s)
 {
         if (!s->proc->gone && s->open.n > 0)
                 return;
-        s->a->stats.sessions_gone += s->open.n > 0;
-        session_orphan(s->a, s, "client process exited");
-        session_free(s);
+        session_gone(s);
 }
 
 void ss_session_detach(ss_session *s)
@@ -361,13 +370,9 @@ void ss_session_detach(ss_session *s)
                 return;
         s->detached_ns = ss_now_ns();
         s->orphan_at_ns = s->detached_ns + s->a->cfg.orphan_grace_ms * 1000000ull;
-        if (s->proc->gone && s->open.n > 0 && !ss_assembler_room(s->a)) {
-                s->orphan_at_ns = 0; /* for the sweep, once there is room */
-        } else if (s->proc->gone) {
-                s->a->stats.sessions_gone += s->open.n > 0;
-                session_orphan(s->a, s, "client process exited");
-        }
-        if (s->open.n == 0)
+        if (s->proc->gone)
+                session_gone(s);
+        else if (s->open.n == 0)
                 session_free(s);
 }
 
