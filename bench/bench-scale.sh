@@ -61,7 +61,8 @@ clean_env
 if [ ! -d "$BUILD" ]; then
         meson setup "$BUILD" "$SRC" --buildtype=release >/dev/null
 fi
-ninja -C "$BUILD" daemon/sidespand bench/bench-scale >/dev/null
+ninja -C "$BUILD" daemon/sidespand daemon/sidespan-http.so daemon/sidespan-grpc.so bench/bench-scale \
+        >/dev/null
 
 # The limits raised so that 512 connections from 8 processes and 1 000 000 open spans of one
 # client fit: per instance and per process open spans, connections per process, the total.

@@ -16,10 +16,10 @@
 #include <unistd.h>
 #include <uv.h>
 
-#include "base/curl-uv.h"
 #include "base/fdlimit.h"
 #include "base/listen-fds.h"
 #include "base/log.h"
+#include "base/module.h"
 #include "base/notify.h"
 #include "base/notify-timers.h"
 #include "conf/config.h"
@@ -463,7 +463,7 @@ int main(int argc, char **argv)
         if (uv_loop_close(&d.loop) != 0)
                 ss_log(SS_LOG_WARNING,
                        "event loop closed with handles still open event=handle-leak");
-        ss_curl_uv_global_cleanup();
+        ss_module_exit_all();
         ss_pricing_free(d.pricing);
         free(d.state_path);
         ss_config_free(&d.cfg);

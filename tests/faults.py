@@ -235,6 +235,52 @@ class Faults(Base):
         self.assertEqual(r.returncode, 0, r.stderr)
         self.assertIn("protocol = grpc", r.stdout)
 
+    def test_libcurl_is_mapped_only_by_an_http_exporter_and_a_missing_module_is_named(self):
+        # The OTLP/HTTP exporter is the module sidespan-http.so: a daemon writing files, or
+        # exporting over gRPC, never maps libcurl (nor the TLS, Kerberos and LDAP libraries
+        # beneath it); one exporting over HTTP loads it and delivers through it.
+        path = os.path.join(self.tmp, "spans.jsonl")
+        d = self.daemon(["--exporter", "file", "--file", path, "--batch-delay-ms", "20"],
+                        name="file")
+        sent = self.one_trace(d, tag="file")
+
+        def written():
+            if not os.path.exists(path):
+                return 0
+            with open(path) as f:
+                return f.read().count('"spanId"')
+        self.wait(lambda: written() >= sent, "the file exporter wrote the trace")
+        for lib in ("sidespan-http.so", "libcurl", "libssl"):
+            self.assertNotIn(lib, self.maps(d))
+        d.stop()
+        rx = self.grpc_rx()
+        d = self.grpc_daemon(rx)
+        self.assertNotIn("sidespan-http.so", self.maps(d))
+        self.assertNotIn("libcurl", self.maps(d))
+        d.stop()
+        d = self.start(self.rx.url)
+        self.assertIn("sidespan-http.so", self.maps(d))
+        self.assertIn("libcurl", self.maps(d))
+        sent = self.one_trace(d, tag="http-module")
+        self.assertEqual(len(self.wait_spans(sent)), sent)
+        d.stop()
+        # Without the module the daemon does not start, and says which file it looked for.
+        empty = os.path.join(self.tmp, "no-http-module")
+        os.mkdir(empty)
+        d = self.daemon(["--endpoint", self.rx.url], env={"SIDESPAN_MODULE_DIR": empty},
+                        name="nohttp", wait=False)
+        self.assertNotEqual(d.proc.wait(20), 0)
+        self.assertIn("cannot load the http module event=module-failed module=http path=%s/"
+                      "sidespan-http.so" % empty, d.stderr())
+        # --check-config says so too, rather than passing a configuration that cannot start.
+        check = [os.environ["SIDESPAND"], "--check-config", "--endpoint", self.rx.url]
+        r = run(check, env={"SIDESPAN_MODULE_DIR": empty})
+        self.assertEqual(r.returncode, 2, r.stdout + r.stderr)
+        self.assertIn("path=%s/sidespan-http.so" % empty, r.stderr)
+        r = run(check, env={})
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("protocol = http/protobuf", r.stdout)
+
     def test_grpc_resource_exhausted_with_retry_info_waits_as_told(self):
         for spool in (False, True):
             rx = self.grpc_rx()

@@ -74,15 +74,15 @@ class Install(unittest.TestCase):
         self.assertEqual(r.returncode, 0, r.stderr)
         self.assertIn(self.version, r.stdout)
 
-    def test_grpc_module_loads_into_the_installed_daemon(self):
-        # The gRPC exporter is LIBDIR/sidespan/sidespan-grpc.so; the daemon itself does not
-        # link grpc core, and the module resolves the daemon's functions against it.
-        module = os.path.join(self.dirs["libdir"], "sidespan", "sidespan-grpc.so")
+    def module_loads_into_the_installed_daemon(self, name, lib, args):
+        # A network exporter is LIBDIR/sidespan/sidespan-NAME.so; the daemon itself does not
+        # link its library, and the module resolves the daemon's functions against it.
+        module = os.path.join(self.dirs["libdir"], "sidespan", "sidespan-%s.so" % name)
         self.assertTrue(os.path.isfile(module), module)
         if shutil.which("readelf"):
-            self.assertIn("libgrpc.so", run(["readelf", "-d", module]).stdout)
+            self.assertIn(lib, run(["readelf", "-d", module]).stdout)
             sbin = os.path.join(self.dirs["sbindir"], "sidespand")
-            self.assertNotIn("libgrpc.so", run(["readelf", "-d", sbin]).stdout)
+            self.assertNotIn(lib, run(["readelf", "-d", sbin]).stdout)
         with tempfile.TemporaryDirectory(prefix="sidespan-module-") as tmp:
             sock = os.path.join(tmp, "s.sock")
             env = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
@@ -90,8 +90,7 @@ class Install(unittest.TestCase):
                        OTEL_EXPORTER_OTLP_INSECURE="true")
             with open(os.path.join(tmp, "log"), "w+") as log:
                 p = subprocess.Popen([os.path.join(self.dirs["sbindir"], "sidespand"),
-                                      "--socket", sock, "--log-level", "debug", "--protocol",
-                                      "grpc", "--endpoint", "http://127.0.0.1:9"],
+                                      "--socket", sock, "--log-level", "debug"] + args,
                                      env=env, stdout=subprocess.DEVNULL, stderr=log)
                 try:
                     deadline = time.time() + 10
@@ -103,11 +102,19 @@ class Install(unittest.TestCase):
                     log.seek(0)
                     text = log.read()
                     self.assertIsNone(p.poll(), text)
-                    self.assertIn("loaded the grpc module event=module-loaded module=grpc "
-                                  "path=" + module, text)
+                    self.assertIn("loaded the %s module event=module-loaded module=%s "
+                                  "path=%s" % (name, name, module), text)
                 finally:
                     p.terminate()
                     p.wait(20)
+
+    def test_grpc_module_loads_into_the_installed_daemon(self):
+        self.module_loads_into_the_installed_daemon(
+            "grpc", "libgrpc.so", ["--protocol", "grpc", "--endpoint", "http://127.0.0.1:9"])
+
+    def test_http_module_loads_into_the_installed_daemon(self):
+        self.module_loads_into_the_installed_daemon(
+            "http", "libcurl.so", ["--endpoint", "http://127.0.0.1:9"])
 
     def test_library_soname_and_symlinks(self):
         lib = self.dirs["libdir"]

@@ -107,6 +107,12 @@ START_TEST(test_after_garbage)
             "5 seconds",
             "Nov",
             "tomorrow at noon",
+            /* an HTTP-date is GMT, whole, and nothing after it */
+            "Sun, 06 Nov 1994 08:49:37 PST",
+            "Sun, 06 Nov 1994 08:49:37 GMT later",
+            "Sun, 06 Nov 1994",
+            "Sun, 06 Nov 1994 08:49 GMT",
+            "Sun Nov  6 08:49:37",
         };
 
         for (size_t i = 0; i < SS_ELEMENTSOF(bad); i++)

@@ -8,8 +8,9 @@
  * which owns the easy handle from then on (it is already removed from the
  * multi handle); after() runs once curl has made progress and every finished
  * transfer was reported, so the owner may start more. Embedded in its owner
- * (STYLE.md rule 6). Loop thread only; nothing blocks. The caller owns
- * curl_global_init().
+ * (STYLE.md rule 6). Loop thread only; nothing blocks. The first
+ * ss_curl_uv_init() does libcurl's global set-up; ss_curl_uv_global_cleanup()
+ * undoes it. Part of the sidespan-http module (export/exporter-http.h).
  */
 
 #include <curl/curl.h>

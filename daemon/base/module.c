@@ -103,3 +103,16 @@ int ss_module_fn_get(const char *name, const char *sym, ss_module_fn *ret)
         memcpy(ret, &p, sizeof(*ret));
         return 0;
 }
+
+void ss_module_exit_all(void)
+{
+        for (size_t i = 0; i < SS_ELEMENTSOF(loaded); i++) {
+                void *p = loaded[i].handle ? dlsym(loaded[i].handle, "ss_module_exit") : NULL;
+                void (*fn)(void);
+
+                if (!p)
+                        continue;
+                memcpy(&fn, &p, sizeof(fn));
+                fn();
+        }
+}

@@ -4,11 +4,12 @@
 /*
  * Parts of the daemon built as loadable modules, so that a daemon that does
  * not use them never maps their libraries: the gRPC exporter (grpc core, C++
- * and abseil beneath it, about 5 MB of resident pages) is
- * sidespan-grpc.so. A module is looked for in $SIDESPAN_MODULE_DIR when set,
- * else next to the executable (a build tree), else in SS_MODULE_DIR
- * (LIBDIR/sidespan). It resolves the daemon's own functions against the
- * executable, which exports them. Main or loop thread, at configuration.
+ * and abseil beneath it, about 5 MB of resident pages) is sidespan-grpc.so,
+ * the OTLP/HTTP exporter (libcurl and its TLS, Kerberos, LDAP and SSH
+ * libraries, about 5 MB too) sidespan-http.so. A module is looked for in $SIDESPAN_MODULE_DIR when
+ * set, else next to the executable (a build tree), else in SS_MODULE_DIR (LIBDIR/sidespan). It
+ * resolves the daemon's own functions against the executable, which exports them. Main or loop
+ * thread, at configuration.
  */
 
 /* Any function; the caller casts it to the type the module defines. */
@@ -20,3 +21,7 @@ typedef void (*ss_module_fn)(void);
  * what the loader said.
  */
 int ss_module_fn_get(const char *name, const char *sym, ss_module_fn *ret);
+
+/* At the daemon's exit, after its loop: call ss_module_exit() of each module loaded that
+ * defines one (a library's global state to undo). Main thread. */
+void ss_module_exit_all(void);

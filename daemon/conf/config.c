@@ -334,12 +334,17 @@ static void print_config(const ss_config *cfg)
 
 /* --check-config: an exporter whose module (base/module.h) does not load would stop the
  * start; it stops the check too, with the line naming the file. */
+static bool uses(const ss_config *cfg, unsigned kind)
+{
+        return cfg->export.exporters & kind ||
+               (cfg->metrics.export_otlp && cfg->metrics.exporter.kind == kind);
+}
+
 static int check_modules(const ss_config *cfg)
 {
-        bool grpc = cfg->export.exporters & SS_EXPORT_OTLP_GRPC ||
-                    (cfg->metrics.export_otlp && cfg->metrics.exporter.kind == SS_EXPORT_OTLP_GRPC);
-
-        return grpc && !ss_grpc_exporter_load() ? -EINVAL : 0;
+        if (uses(cfg, SS_EXPORT_OTLP_GRPC) && !ss_grpc_exporter_load())
+                return -EINVAL;
+        return uses(cfg, SS_EXPORT_OTLP_HTTP) && !ss_http_exporter_load() ? -EINVAL : 0;
 }
 
 int ss_config_load(ss_config *cfg, int argc, char **argv)

@@ -40,20 +40,6 @@ typedef struct http_exporter {
         ss_http_config cfg; /* the numbers; strings live above */
 } http_exporter;
 
-void ss_http_config_defaults(ss_http_config *cfg)
-{
-        *cfg = (ss_http_config){
-            .timeout_ms = SS_HTTP_TIMEOUT_MS_DEFAULT,
-            .max_batch = SS_HTTP_MAX_BATCH_DEFAULT,
-            .max_batch_bytes = SS_HTTP_MAX_BATCH_BYTES_DEFAULT,
-            .batch_delay_ms = SS_HTTP_BATCH_DELAY_MS_DEFAULT,
-            .max_queue_bytes = SS_HTTP_MAX_QUEUE_BYTES_DEFAULT,
-            .max_inflight = SS_HTTP_MAX_INFLIGHT_DEFAULT,
-        };
-        ss_retry_config_defaults(&cfg->retry);
-        cfg->spool.max_bytes = SS_SPOOL_MAX_BYTES_DEFAULT;
-}
-
 /* ---- encoding ---- */
 
 /* What is sent for a body in the content type: gzipped, or as it is. */
@@ -396,4 +382,9 @@ int ss_http_exporter_new(uv_loop_t *loop, const ss_http_config *cfg, ss_exporter
         ss_dispatch_hold(&e->d);
         *ret = &e->d.base;
         return 0;
+}
+
+void ss_module_exit(void)
+{
+        ss_curl_uv_global_cleanup();
 }

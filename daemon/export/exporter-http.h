@@ -7,7 +7,9 @@
  * (export/request-queue.h) and POSTed with libcurl driven by the daemon's
  * loop (base/curl-uv.h). Retryable failures are sent again with the same
  * bytes after the retry policy's wait (export/retry.h). Loop thread only;
- * nothing blocks. The caller owns curl_global_init().
+ * nothing blocks. Built as the module sidespan-http.so (base/module.h), so that
+ * a daemon without an HTTP exporter never maps libcurl; libcurl's global set-up
+ * waits for the first exporter (base/curl-uv.h).
  */
 
 #include <stdbool.h>
@@ -15,6 +17,7 @@
 #include <stdint.h>
 #include <uv.h>
 
+#include "base/module.h"
 #include "export/exporter.h"
 #include "export/retry.h"
 #include "export/spool.h"
@@ -47,8 +50,21 @@ typedef struct ss_http_config {
         const char *key_file;
 } ss_http_config;
 
-/* Fill cfg with the defaults above; endpoint NULL and no headers. Any thread. */
-void ss_http_config_defaults(ss_http_config *cfg);
+/* Fill cfg with the defaults above; endpoint NULL and no headers. Any thread. Inline: the
+ * configuration, in the daemon, fills it without the module. */
+static inline void ss_http_config_defaults(ss_http_config *cfg)
+{
+        *cfg = (ss_http_config){
+            .timeout_ms = SS_HTTP_TIMEOUT_MS_DEFAULT,
+            .max_batch = SS_HTTP_MAX_BATCH_DEFAULT,
+            .max_batch_bytes = SS_HTTP_MAX_BATCH_BYTES_DEFAULT,
+            .batch_delay_ms = SS_HTTP_BATCH_DELAY_MS_DEFAULT,
+            .max_queue_bytes = SS_HTTP_MAX_QUEUE_BYTES_DEFAULT,
+            .max_inflight = SS_HTTP_MAX_INFLIGHT_DEFAULT,
+        };
+        ss_retry_config_defaults(&cfg->retry);
+        cfg->spool.max_bytes = SS_SPOOL_MAX_BYTES_DEFAULT;
+}
 
 /*
  * New exporter; copies what it needs from cfg (the caller keeps cfg and its
@@ -60,3 +76,20 @@ void ss_http_config_defaults(ss_http_config *cfg);
  * loop iteration). Loop thread.
  */
 int ss_http_exporter_new(uv_loop_t *loop, const ss_http_config *cfg, ss_exporter **ret);
+typedef int ss_http_exporter_new_fn(uv_loop_t *loop, const ss_http_config *cfg, ss_exporter **ret);
+
+/* ss_http_exporter_new() as the daemon reaches it: from the module sidespan-http.so, loaded
+ * the first time (base/module.h). NULL, with a line logged naming the file, when it cannot
+ * be loaded. */
+static inline ss_http_exporter_new_fn *ss_http_exporter_load(void)
+{
+        ss_module_fn fn;
+
+        return ss_module_fn_get("http", "ss_http_exporter_new", &fn) == 0
+                   ? (ss_http_exporter_new_fn *)fn
+                   : NULL;
+}
+
+/* What base/module.c calls of the module at the daemon's exit (ss_module_exit_all()): undo
+ * libcurl's global set-up, if an exporter did it. */
+void ss_module_exit(void);

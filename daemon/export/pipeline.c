@@ -96,10 +96,17 @@ static void log_def(const ss_exporter_def *d)
         }
 }
 
-/* The gRPC exporter is a module, loaded once one is configured. */
+/* The network exporters are modules, each loaded once one is configured. */
 static int grpc_exporter_new(uv_loop_t *loop, const ss_grpc_config *cfg, ss_exporter **ret)
 {
         ss_grpc_exporter_new_fn *fn = ss_grpc_exporter_load();
+
+        return fn ? fn(loop, cfg, ret) : -ENOENT;
+}
+
+static int http_exporter_new(uv_loop_t *loop, const ss_http_config *cfg, ss_exporter **ret)
+{
+        ss_http_exporter_new_fn *fn = ss_http_exporter_load();
 
         return fn ? fn(loop, cfg, ret) : -ENOENT;
 }
@@ -119,7 +126,7 @@ static int build(ss_pipeline *p, const ss_export_config *c, const ss_exporter_de
                                          d->http.batch_delay_ms, &e);
                 break;
         case SS_EXPORT_OTLP_HTTP:
-                r = ss_http_exporter_new(p->loop, &d->http, &e);
+                r = http_exporter_new(p->loop, &d->http, &e);
                 break;
         default:
                 r = grpc_exporter_new(p->loop, &d->grpc, &e);

@@ -2,13 +2,14 @@
 #include "export/retry.h"
 
 #include <ctype.h>
-#include <curl/curl.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "error_details.pb-c.h"
 #include "ss-id.h"
+#include "ss-macro.h"
 #include "status.pb-c.h"
 
 /* A google.rpc.Status comes from the peer; gRPC caps its metadata far below this anyway. */
@@ -49,6 +50,29 @@ static long capped_ms(unsigned long long seconds)
                                                       : (long)(seconds * 1000);
 }
 
+/*
+ * An HTTP-date (RFC 9110 5.6.7) in any of the three forms a recipient must accept, blanks
+ * after it allowed; -1 when v is none of them. The daemon never sets a locale, so strptime()
+ * reads the English day and month names of the C locale.
+ */
+static time_t http_date(const char *v)
+{
+        static const char *const forms[] = {
+            "%a, %d %b %Y %H:%M:%S GMT", /* IMF-fixdate, the preferred form */
+            "%A, %d-%b-%y %H:%M:%S GMT", /* obsolete RFC 850 form */
+            "%a %b %e %H:%M:%S %Y",      /* obsolete asctime() form */
+        };
+
+        for (size_t i = 0; i < SS_ELEMENTSOF(forms); i++) {
+                struct tm tm = {0};
+                const char *end = strptime(v, forms[i], &tm);
+
+                if (end && end[strspn(end, " \t")] == '\0')
+                        return timegm(&tm);
+        }
+        return -1;
+}
+
 long ss_retry_after_parse(const char *v, time_t now)
 {
         unsigned long long s;
@@ -66,7 +90,7 @@ long ss_retry_after_parse(const char *v, time_t now)
                         return errno == ERANGE ? (long)SS_RETRY_AFTER_MAX_MS : capped_ms(s);
                 return -1;
         }
-        t = curl_getdate(v, NULL);
+        t = http_date(v);
         if (t == -1)
                 return -1;
         return t <= now ? 0 : capped_ms((unsigned long long)(t - now));
