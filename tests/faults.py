@@ -16,6 +16,7 @@ faults).
 import email.utils
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -250,7 +251,8 @@ class Faults(Base):
             with open(path) as f:
                 return f.read().count('"spanId"')
         self.wait(lambda: written() >= sent, "the file exporter wrote the trace")
-        for lib in ("sidespan-http.so", "libcurl", "libssl"):
+        for lib in ("sidespan-http.so", "libcurl", "libssl", "sidespan-prometheus.so",
+                    "libmicrohttpd", "libgnutls"):
             self.assertNotIn(lib, self.maps(d))
         d.stop()
         rx = self.grpc_rx()
@@ -280,6 +282,36 @@ class Faults(Base):
         r = run(check, env={})
         self.assertEqual(r.returncode, 0, r.stderr)
         self.assertIn("protocol = http/protobuf", r.stdout)
+
+    def test_libmicrohttpd_is_mapped_only_with_a_scrape_endpoint(self):
+        # The scrape endpoint's server is the module sidespan-prometheus.so: libmicrohttpd, and
+        # GnuTLS beneath it, are mapped once --prometheus-listen asks for one, which answers.
+        path = os.path.join(self.tmp, "spans.jsonl")
+        args = ["--exporter", "file", "--file", path, "--prometheus-listen", "127.0.0.1:0"]
+        d = self.daemon(args, name="prom")
+        self.assertIn("sidespan-prometheus.so", self.maps(d))
+        self.assertIn("libmicrohttpd", self.maps(d))
+        m = None
+        deadline = time.time() + 10
+        while not m and time.time() < deadline:
+            m = re.search(r"event=prometheus-listening addr=\S+ port=(\d+)", d.stderr())
+            time.sleep(0.05)
+        self.assertTrue(m, d.stderr()[-2000:])
+        r = run(["curl", "-sS", "--max-time", "5", "http://127.0.0.1:%s/metrics" % m.group(1)])
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertIn("target_info{", r.stdout)
+        d.stop()
+        # Without the module the daemon does not start, and says which file it looked for.
+        empty = os.path.join(self.tmp, "no-prometheus-module")
+        os.mkdir(empty)
+        d = self.daemon(args, env={"SIDESPAN_MODULE_DIR": empty}, name="noprom", wait=False)
+        self.assertNotEqual(d.proc.wait(20), 0)
+        self.assertIn("cannot load the prometheus module event=module-failed module=prometheus "
+                      "path=%s/sidespan-prometheus.so" % empty, d.stderr())
+        r = run([os.environ["SIDESPAND"], "--check-config"] + args,
+                env={"SIDESPAN_MODULE_DIR": empty})
+        self.assertEqual(r.returncode, 2, r.stdout + r.stderr)
+        self.assertIn("path=%s/sidespan-prometheus.so" % empty, r.stderr)
 
     def test_grpc_resource_exhausted_with_retry_info_waits_as_told(self):
         for spool in (False, True):

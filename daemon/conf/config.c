@@ -20,6 +20,7 @@
 #include "conf/parse.h"
 #include "conf/policy.h"
 #include "conf/settings.h"
+#include "metrics/prometheus.h"
 #include "ss-wire.h"
 
 #define CLI_ORIGIN "flags and environment"
@@ -332,17 +333,20 @@ static void print_config(const ss_config *cfg)
         ss_conf_metrics_print(stdout, cfg);
 }
 
-/* --check-config: an exporter whose module (base/module.h) does not load would stop the
- * start; it stops the check too, with the line naming the file. */
+/* Whether a span or the metrics exporter is of this kind. */
 static bool uses(const ss_config *cfg, unsigned kind)
 {
         return cfg->export.exporters & kind ||
                (cfg->metrics.export_otlp && cfg->metrics.exporter.kind == kind);
 }
 
+/* --check-config: a network exporter or a scrape endpoint whose module (base/module.h) does
+ * not load would stop the start; it stops the check too, with the line naming the file. */
 static int check_modules(const ss_config *cfg)
 {
         if (uses(cfg, SS_EXPORT_OTLP_GRPC) && !ss_grpc_exporter_load())
+                return -EINVAL;
+        if (cfg->metrics.prometheus_listen && !ss_prom_server_load())
                 return -EINVAL;
         return uses(cfg, SS_EXPORT_OTLP_HTTP) && !ss_http_exporter_load() ? -EINVAL : 0;
 }

@@ -253,3 +253,14 @@ void ss_prom_server_stop(ss_prom_server *p)
         pthread_mutex_destroy(&p->lock);
         free(p);
 }
+
+const ss_prom_server_api *ss_prom_server_api_get(void)
+{
+        static const ss_prom_server_api api = {
+            .start = ss_prom_server_start,
+            .publish = ss_prom_server_publish,
+            .stop = ss_prom_server_stop,
+        };
+
+        return &api;
+}

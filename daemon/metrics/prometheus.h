@@ -16,10 +16,15 @@
  * The server runs libmicrohttpd's own polling thread. The loop thread renders
  * and publishes; the HTTP thread only takes a reference to the published text
  * under a mutex held for a pointer copy, so the loop never waits on a scrape.
+ * The server (metrics/prometheus-server.c, the one file that includes
+ * libmicrohttpd) is the module sidespan-prometheus.so (base/module.h): a
+ * daemon that serves no scrapes never maps libmicrohttpd, nor the GnuTLS,
+ * p11-kit and nettle libraries it links, about 2.4 MB of resident pages.
  */
 
 #include <stdint.h>
 
+#include "base/module.h"
 #include "metrics/metrics.h"
 #include "ss-buf.h"
 
@@ -56,3 +61,26 @@ void ss_prom_server_publish(ss_prom_server *p, const ss_buf *text);
 /* Stop serving, wait for libmicrohttpd's thread, free p. Scrapes in flight are cut off. Blocks
  * for as long as the thread takes to finish a request: at shutdown only. Accepts NULL. */
 void ss_prom_server_stop(ss_prom_server *p);
+
+/* The server's calls, as the module hands them over. */
+typedef struct ss_prom_server_api {
+        int (*start)(const char *listen, ss_prom_server **ret);
+        void (*publish)(ss_prom_server *p, const ss_buf *text);
+        void (*stop)(ss_prom_server *p);
+} ss_prom_server_api;
+
+/* In the module: the calls above. */
+const ss_prom_server_api *ss_prom_server_api_get(void);
+typedef const ss_prom_server_api *ss_prom_server_api_get_fn(void);
+
+/* The server's calls as the daemon reaches them: from the module sidespan-prometheus.so,
+ * loaded the first time. NULL, with a line logged naming the file, when it cannot be
+ * loaded. */
+static inline const ss_prom_server_api *ss_prom_server_load(void)
+{
+        ss_module_fn fn;
+
+        return ss_module_fn_get("prometheus", "ss_prom_server_api_get", &fn) == 0
+                   ? ((ss_prom_server_api_get_fn *)fn)()
+                   : NULL;
+}

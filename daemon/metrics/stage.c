@@ -47,7 +47,8 @@ struct ss_metrics {
         size_t n_sets;
         inst_set *otlp, *prom; /* into sets[], or NULL */
         ss_headline *headline;
-        ss_pipeline *pipeline; /* the metrics exporter's own, or NULL */
+        ss_pipeline *pipeline;                /* the metrics exporter's own, or NULL */
+        const ss_prom_server_api *server_api; /* the module's, once a server is to start */
         ss_prom_server *server;
         uv_timer_t timer;
         uint64_t next_export_ms;
@@ -105,6 +106,13 @@ static size_t points_of(const ss_metrics_snapshot *snap)
         return n;
 }
 
+static void server_stop(ss_metrics *m)
+{
+        if (m->server)
+                m->server_api->stop(m->server);
+        m->server = NULL;
+}
+
 static void publish_scrape(ss_metrics *m, uint64_t now_ns)
 {
         ss_metrics_snapshot snap;
@@ -115,7 +123,7 @@ static void publish_scrape(ss_metrics *m, uint64_t now_ns)
             ss_prom_render(&snap, &text) < 0)
                 m->st.no_memory++;
         else {
-                ss_prom_server_publish(m->server, &text);
+                m->server_api->publish(m->server, &text);
                 m->st.scrape_renders++;
         }
         ss_buf_free(&text);
@@ -297,13 +305,15 @@ int ss_metrics_new(uv_loop_t *loop, const ss_metrics_config *cfg, ss_counters_fn
         if (r == 0 && m->cfg.export_otlp)
                 r = exporter_start(m);
         if (r == 0 && m->cfg.prometheus_listen)
-                r = ss_prom_server_start(m->cfg.prometheus_listen, &m->server);
+                r = (m->server_api = ss_prom_server_load())
+                        ? m->server_api->start(m->cfg.prometheus_listen, &m->server)
+                        : -ENOENT;
         if (r == 0)
                 r = uv_timer_init(loop, &m->timer);
         if (r < 0) {
                 ss_log(SS_LOG_ERR, "metrics: cannot start: %s event=start-failed error=\"%s\"",
                        strerror(-r), strerror(-r));
-                ss_prom_server_stop(m->server);
+                server_stop(m);
                 /* An exporter that started closes in later loop iterations. */
                 if (m->pipeline)
                         ss_pipeline_drain(m->pipeline, 0, NULL, NULL);
@@ -339,8 +349,7 @@ void ss_metrics_drain(ss_metrics *m, uint32_t timeout_ms, void (*done)(void *ctx
         }
         if (m->otlp || m->prom)
                 collect(m, true); /* what came since the last interval is not lost */
-        ss_prom_server_stop(m->server);
-        m->server = NULL;
+        server_stop(m);
         m->done = done;
         m->done_ctx = ctx;
         m->closing = 1 + (m->pipeline != NULL);
