@@ -111,12 +111,14 @@ echo "sidespand memory and scaling, $(date -u +%FT%TZ), $(nproc) CPUs," \
 echo "sidespand --exporter file --file /dev/null (OTLP/JSON) ${LIMITS[*]}"
 
 if [ "$ONLY_SOAK" = 0 ]; then
-        # Each exporter kind maps its own libraries: the gRPC one is a module (grpc core,
-        # abseil, libstdc++), HTTP sets up libcurl and its TLS. Port 9 (discard) is never
+        # Each network exporter is a module that maps its own libraries: gRPC grpc core,
+        # abseil and libstdc++; HTTP libcurl with its TLS, Kerberos and LDAP libraries. The
+        # console (the default) and the file exporter map neither. Port 9 (discard) is never
         # reached: an idle daemon sends nothing.
         section "idle: VmRSS 2 s after start, per exporter kind"
-        for kind in file otlp-http otlp-grpc; do
+        for kind in console file otlp-http otlp-grpc; do
                 case $kind in
+                console) set -- --exporter console ;;
                 file) set -- --exporter file --file /dev/null ;;
                 otlp-http) set -- --exporter otlp-http --endpoint http://127.0.0.1:9/v1/traces ;;
                 otlp-grpc) set -- --exporter otlp-grpc --endpoint http://127.0.0.1:9 ;;
