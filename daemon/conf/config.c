@@ -333,7 +333,7 @@ static void print_config(const ss_config *cfg)
         ss_conf_metrics_print(stdout, cfg);
 }
 
-/* Whether a span or the metrics exporter is of this kind. */
+/* Whether one of the span exporters, or the metrics exporter, is of this kind. */
 static bool uses(const ss_config *cfg, unsigned kind)
 {
         return cfg->export.exporters & kind ||
