@@ -1,14 +1,16 @@
 #!/usr/bin/python3
 # SPDX-License-Identifier: MIT
 """
-callgrind-lib.py CALLGRIND_OUT LIB PROGRAM: the instructions a program spent inside one
-library, from callgrind_annotate's caller tree: the inclusive cost of every call from an
-object named PROGRAM into an object named LIB, less that of the calls LIB made back into
-PROGRAM (its callbacks, whose work is the program's). Prints the count.
+callgrind-lib.py CALLGRIND_OUT LIB PROGRAM[,MODULE...]: the instructions a program spent
+inside one library, from callgrind_annotate's caller tree: the inclusive cost of every call
+from the program's objects (the executable and the modules it loads, named by file name)
+into an object whose file name holds LIB, less that of the calls LIB made back into them
+(its callbacks, whose work is the program's). Prints the count.
 
 bench/run.sh subtracts libcurl's share from the daemon's instructions per span: the target
 of issue 11 counts from the socket read to the request handed to libcurl.
 """
+import os
 import re
 import subprocess
 import sys
@@ -17,7 +19,14 @@ EDGE = re.compile(r"^\s*([\d,]+)\s+\([^)]*\)\s+([<*>])\s+(.*?)(?:\s+\((\d+)x\))?
 
 
 def main():
-    out, lib, prog = sys.argv[1], sys.argv[2], sys.argv[3]
+    out, lib, progs = sys.argv[1], sys.argv[2], sys.argv[3].split(",")
+
+    def is_lib(o):
+        return lib in os.path.basename(o)
+
+    def is_prog(o):
+        return os.path.basename(o) in progs
+
     tree = subprocess.run(
         ["callgrind_annotate", "--tree=caller", "--inclusive=yes", "--threshold=100", out],
         capture_output=True, text=True, check=True).stdout
@@ -34,9 +43,9 @@ def main():
             callers.append((cost, obj))
         elif mark == "*":
             for c, caller in callers:
-                if lib in obj and prog in caller and lib not in caller:
+                if is_lib(obj) and is_prog(caller):
                     into += c
-                elif prog in obj and lib in caller and prog not in caller:
+                elif is_prog(obj) and is_lib(caller):
                     back += c
             callers = []
     print(into - back)

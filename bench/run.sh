@@ -156,8 +156,11 @@ daemon_instructions() {
         a=$(sed -n 's/.*Collected : \([0-9]*\).*/\1/p' "$TMP/cg.daemon.$runs")
         b=$(sed -n 's/.*Collected : \([0-9]*\).*/\1/p' "$TMP/cg.daemon.$((3 * runs))")
         total=$(((b - a) / (2 * runs * 30)))
-        curl_a=$(python3 "$SRC/bench/callgrind-lib.py" "$TMP/cg.out.$runs" libcurl sidespand)
-        curl_b=$(python3 "$SRC/bench/callgrind-lib.py" "$TMP/cg.out.$((3 * runs))" libcurl sidespand)
+        # libcurl is called from the HTTP exporter's module, sidespan-http.so.
+        curl_a=$(python3 "$SRC/bench/callgrind-lib.py" "$TMP/cg.out.$runs" libcurl \
+                sidespand,sidespan-http.so)
+        curl_b=$(python3 "$SRC/bench/callgrind-lib.py" "$TMP/cg.out.$((3 * runs))" libcurl \
+                sidespand,sidespan-http.so)
         RESULT_OWN=$(((b - a - (curl_b - curl_a)) / (2 * runs * 30)))
         say "$(printf '  %-44s %6d instructions/span, %6d to the hand-off to libcurl' "$label" \
                 "$total" "$RESULT_OWN")"
