@@ -273,6 +273,16 @@ class Base(unittest.TestCase):
                     k: v for k, v in st.items() if k.startswith("exporter.")}))
             time.sleep(0.05)
 
+    def prometheus_port(self, d, timeout=10):
+        """The port d's scrape endpoint (--prometheus-listen ...:0) says it listens on."""
+        m = None
+        deadline = time.time() + timeout
+        while not m and time.time() < deadline:
+            m = re.search(r"event=prometheus-listening addr=\S+ port=(\d+)", d.stderr())
+            time.sleep(0.05)
+        self.assertTrue(m, d.stderr()[-2000:])
+        return int(m.group(1))
+
     def wait_spans(self, n, timeout=20):
         ok = self.rx.wait_spans(n, timeout)
         self.assertTrue(ok, "receiver got %d of %d spans" % (len(self.rx.spans()), n))
