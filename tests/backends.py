@@ -1040,6 +1040,14 @@ class Tls(BackendsBase):
         self.deliver(d, rx)
         self.assertEqual({q["client_cert"] for q in rx.requests}, {"sidespan-test-client"})
 
+    def tls_errors(self, rx, timeout=10):
+        """rx's failed handshakes, once it has one: its thread may note the client's abort
+        after the daemon has counted the failure."""
+        deadline = time.monotonic() + timeout
+        while not rx.tls_errors and time.monotonic() < deadline:
+            time.sleep(0.02)
+        return rx.tls_errors
+
     def failing(self, rx, **keys):
         """A daemon whose exporter cannot reach rx: one span sent, failures awaited."""
         d = self.daemon(self.tls_conf(rx, max_attempts=1, **keys) + ["--drain-timeout-ms", "500"])
@@ -1053,12 +1061,12 @@ class Tls(BackendsBase):
     def test_mutual_tls_without_client_certificate_fails(self):
         rx = self.tls_receiver(mutual=True)
         self.failing(rx, ca_file=self.certs.ca)
-        self.assertTrue(rx.tls_errors, "the receiver refused the handshake")
+        self.assertTrue(self.tls_errors(rx), "the receiver refused the handshake")
 
     def test_wrong_ca_fails_counted_and_logged(self):
         rx = self.tls_receiver()
         d = self.failing(rx, ca_file=self.certs.other_ca)
-        self.assertTrue(rx.tls_errors, "the handshake failed")
+        self.assertTrue(self.tls_errors(rx), "the handshake failed")
         err = d.stderr()
         self.assertRegex(err, r"(?i)certificate")
         self.assertIn("dropping 1 spans", err)

@@ -3,7 +3,9 @@
  * and the backoff with its jitter. */
 #include "ss-check.h"
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "error_details.pb-c.h"
 #include "export/retry.h"
@@ -118,6 +120,61 @@ START_TEST(test_after_garbage)
         for (size_t i = 0; i < SS_ELEMENTSOF(bad); i++)
                 ck_assert_msg(ss_retry_after_parse(bad[i], RFC_DATE_T) == -1, "'%s' gave %ld",
                               bad[i], ss_retry_after_parse(bad[i], RFC_DATE_T));
+}
+END_TEST
+
+/* A Retry-After value is the peer's: any bytes, valid dates with bytes changed, cut or added,
+ * give a wait within the cap or -1, never anything else. */
+START_TEST(test_after_random)
+{
+        static const char *const seeds[] = {
+            "Sun, 06 Nov 1994 08:49:37 GMT",
+            "Sunday, 06-Nov-94 08:49:37 GMT",
+            "Sun Nov  6 08:49:37 1994",
+            "120",
+        };
+        static const char alphabet[] = "0123456789 ,:-\tSunNovGMTday\xff";
+        uint64_t x = 0x9e3779b97f4a7c15ull;
+        int parsed = 0, refused = 0;
+        char v[64];
+
+        for (int i = 0; i < 50000; i++) {
+                size_t n;
+
+                x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+                snprintf(v, sizeof(v), "%s", seeds[x % SS_ELEMENTSOF(seeds)]);
+                n = strlen(v);
+                for (int k = (int)(x >> 8) % 4; k >= 0; k--) {
+                        x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+                        size_t at = n ? (x >> 16) % n : 0;
+                        char c = alphabet[(x >> 40) % (sizeof(alphabet) - 1)];
+
+                        switch ((x >> 4) % 3) {
+                        case 0: /* change a byte */
+                                if (n)
+                                        v[at] = c;
+                                break;
+                        case 1: /* cut the rest */
+                                v[n = at] = '\0';
+                                break;
+                        default: /* add a byte */
+                                if (n + 1 < sizeof(v)) {
+                                        memmove(v + at + 1, v + at, n - at + 1);
+                                        v[at] = c;
+                                        n++;
+                                }
+                        }
+                }
+                long r = ss_retry_after_parse(v, RFC_DATE_T - 30);
+
+                ck_assert_msg(r == -1 || (r >= 0 && r <= (long)SS_RETRY_AFTER_MAX_MS),
+                              "'%s' gave %ld", v, r);
+                parsed += r >= 0;
+                refused += r < 0;
+        }
+        /* both ways, many times: the changes reach past the dates' first bytes */
+        ck_assert_int_gt(parsed, 5000);
+        ck_assert_int_gt(refused, 5000);
 }
 END_TEST
 
@@ -386,6 +443,7 @@ static Suite *retry_suite(void)
         tcase_add_test(tc, test_after_capped);
         tcase_add_test(tc, test_after_http_date);
         tcase_add_test(tc, test_after_garbage);
+        tcase_add_test(tc, test_after_random);
         tcase_add_test(tc, test_grpc_status);
         tcase_add_test(tc, test_retry_info);
         tcase_add_test(tc, test_retry_info_among_details);
