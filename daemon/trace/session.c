@@ -206,20 +206,30 @@ static void session_orphan(ss_assembler *a, ss_session *s, const char *reason)
 }
 
 /*
- * The process of s, detached, exited: its open spans end now as orphans and s is freed; or,
- * with no room after the assembler for them, the sweep ends them once there is.
+ * The open spans of s, detached, end as orphans and s is freed, when the stages after the
+ * assembler have room for them: its process exited, or its grace period ran out. false, with
+ * nothing done, when there is no room.
  */
-static void session_gone(ss_session *s)
+static bool session_end(ss_session *s)
 {
         ss_assembler *a = s->a;
+        bool gone = s->proc->gone; /* the last session frees its proc */
 
-        if (s->open.n > 0 && !ss_assembler_room(a)) {
-                s->orphan_at_ns = 0;
-                return;
-        }
-        a->stats.sessions_gone += s->open.n > 0;
-        session_orphan(a, s, "client process exited");
+        if (s->open.n > 0 && !ss_assembler_room(a))
+                return false;
+        a->stats.sessions_gone += gone && s->open.n > 0;
+        session_orphan(a, s,
+                       gone ? "client process exited" : "client disconnected and did not return");
         session_free(s);
+        return true;
+}
+
+/* The process of s, detached, exited: its spans end now, or with no room the sweep ends them
+ * once there is. */
+static void session_gone(ss_session *s)
+{
+        if (!session_end(s))
+                s->orphan_at_ns = 0;
 }
 
 /* The process of p exited: its detached sessions need not wait for it. */
@@ -386,14 +396,9 @@ void ss_sessions_sweep(ss_assembler *a, uint64_t now_ns)
 
                 if (s->attached > 0 || s->orphan_at_ns > now_ns)
                         continue;
-                if (s->open.n > 0 && !ss_assembler_room(a))
-                        break;
                 /* A process seen gone here exited while there was no room. */
-                a->stats.sessions_gone += s->proc->gone;
-                session_orphan(a, s,
-                               s->proc->gone ? "client process exited"
-                                             : "client disconnected and did not return");
-                session_free(s);
+                if (!session_end(s))
+                        break;
         }
         free(all);
 }
