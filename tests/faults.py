@@ -201,6 +201,26 @@ class Faults(Base):
         with open("/proc/%d/maps" % d.proc.pid) as f:
             return f.read()
 
+    def missing_module_is_named(self, name, args, env=None):
+        """Without sidespan-NAME.so a daemon given args does not start and --check-config fails
+        (exit 2), each naming the file it looked for; with it the check passes: its output."""
+        env = env or {}
+        empty = os.path.join(self.tmp, "no-%s-module" % name)
+        os.mkdir(empty)
+        d = self.daemon(args, env=dict(env, SIDESPAN_MODULE_DIR=empty), name="no-" + name,
+                        wait=False)
+        self.assertNotEqual(d.proc.wait(20), 0)
+        self.assertIn("cannot load the %s module event=module-failed module=%s path=%s/"
+                      "sidespan-%s.so" % (name, name, empty, name), d.stderr())
+        # --check-config says so too, rather than passing a configuration that cannot start.
+        check = [os.environ["SIDESPAND"], "--check-config"] + args
+        r = run(check, env=dict(env, SIDESPAN_MODULE_DIR=empty))
+        self.assertEqual(r.returncode, 2, r.stdout + r.stderr)
+        self.assertIn("path=%s/sidespan-%s.so" % (empty, name), r.stderr)
+        r = run(check, env=env)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        return r.stdout
+
     def test_grpc_core_is_mapped_only_by_a_grpc_exporter_and_a_missing_module_is_named(self):
         # The gRPC exporter is the module sidespan-grpc.so (daemon/base/module.h): a daemon
         # exporting over HTTP never maps grpc core, one exporting over gRPC loads it and
@@ -217,23 +237,10 @@ class Faults(Base):
         self.assertEqual(len(self.grpc_spans(rx, sent)), sent)
         d.stop()
         # Without the module the daemon does not start, and says which file it looked for.
-        empty = os.path.join(self.tmp, "no-modules")
-        os.mkdir(empty)
-        d = self.daemon(["--endpoint", "http://127.0.0.1:%d" % rx.port, "--protocol", "grpc"],
-                        env={"SIDESPAN_MODULE_DIR": empty}, name="nomod", wait=False)
-        self.assertNotEqual(d.proc.wait(20), 0)
-        self.assertIn("cannot load the grpc module event=module-failed module=grpc path=%s/"
-                      "sidespan-grpc.so" % empty, d.stderr())
-        # --check-config says so too, rather than passing a configuration that cannot start.
-        check = [os.environ["SIDESPAND"], "--check-config", "--protocol", "grpc", "--endpoint",
-                 "http://127.0.0.1:%d" % rx.port]
-        env = {"OTEL_EXPORTER_OTLP_INSECURE": "true"}
-        r = run(check, env=dict(env, SIDESPAN_MODULE_DIR=empty))
-        self.assertEqual(r.returncode, 2, r.stdout + r.stderr)
-        self.assertIn("path=%s/sidespan-grpc.so" % empty, r.stderr)
-        r = run(check, env=env)
-        self.assertEqual(r.returncode, 0, r.stderr)
-        self.assertIn("protocol = grpc", r.stdout)
+        out = self.missing_module_is_named(
+            "grpc", ["--protocol", "grpc", "--endpoint", "http://127.0.0.1:%d" % rx.port],
+            env={"OTEL_EXPORTER_OTLP_INSECURE": "true"})
+        self.assertIn("protocol = grpc", out)
 
     def test_libcurl_is_mapped_only_by_an_http_exporter_and_a_missing_module_is_named(self):
         # The OTLP/HTTP exporter is the module sidespan-http.so: a daemon writing files, or
@@ -266,21 +273,8 @@ class Faults(Base):
         self.assertEqual(len(self.wait_spans(sent)), sent)
         d.stop()
         # Without the module the daemon does not start, and says which file it looked for.
-        empty = os.path.join(self.tmp, "no-http-module")
-        os.mkdir(empty)
-        d = self.daemon(["--endpoint", self.rx.url], env={"SIDESPAN_MODULE_DIR": empty},
-                        name="nohttp", wait=False)
-        self.assertNotEqual(d.proc.wait(20), 0)
-        self.assertIn("cannot load the http module event=module-failed module=http path=%s/"
-                      "sidespan-http.so" % empty, d.stderr())
-        # --check-config says so too, rather than passing a configuration that cannot start.
-        check = [os.environ["SIDESPAND"], "--check-config", "--endpoint", self.rx.url]
-        r = run(check, env={"SIDESPAN_MODULE_DIR": empty})
-        self.assertEqual(r.returncode, 2, r.stdout + r.stderr)
-        self.assertIn("path=%s/sidespan-http.so" % empty, r.stderr)
-        r = run(check, env={})
-        self.assertEqual(r.returncode, 0, r.stderr)
-        self.assertIn("protocol = http/protobuf", r.stdout)
+        out = self.missing_module_is_named("http", ["--endpoint", self.rx.url])
+        self.assertIn("protocol = http/protobuf", out)
 
     def test_libmicrohttpd_is_mapped_only_with_a_scrape_endpoint(self):
         # The scrape endpoint's server is the module sidespan-prometheus.so: libmicrohttpd, and
@@ -296,16 +290,7 @@ class Faults(Base):
         self.assertIn("target_info{", r.stdout)
         d.stop()
         # Without the module the daemon does not start, and says which file it looked for.
-        empty = os.path.join(self.tmp, "no-prometheus-module")
-        os.mkdir(empty)
-        d = self.daemon(args, env={"SIDESPAN_MODULE_DIR": empty}, name="noprom", wait=False)
-        self.assertNotEqual(d.proc.wait(20), 0)
-        self.assertIn("cannot load the prometheus module event=module-failed module=prometheus "
-                      "path=%s/sidespan-prometheus.so" % empty, d.stderr())
-        r = run([os.environ["SIDESPAND"], "--check-config"] + args,
-                env={"SIDESPAN_MODULE_DIR": empty})
-        self.assertEqual(r.returncode, 2, r.stdout + r.stderr)
-        self.assertIn("path=%s/sidespan-prometheus.so" % empty, r.stderr)
+        self.missing_module_is_named("prometheus", args)
 
     def test_grpc_resource_exhausted_with_retry_info_waits_as_told(self):
         for spool in (False, True):
