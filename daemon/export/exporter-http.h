@@ -18,16 +18,13 @@
 #include <uv.h>
 
 #include "base/module.h"
+#include "export/dispatch.h"
 #include "export/exporter.h"
 #include "export/retry.h"
 #include "export/spool.h"
 
-#define SS_HTTP_TIMEOUT_MS_DEFAULT      10000u
-#define SS_HTTP_MAX_BATCH_DEFAULT       512u
-#define SS_HTTP_MAX_BATCH_BYTES_DEFAULT ((size_t)8 << 20)
-#define SS_HTTP_BATCH_DELAY_MS_DEFAULT  1000u
-#define SS_HTTP_MAX_QUEUE_BYTES_DEFAULT ((size_t)64 << 20)
-#define SS_HTTP_MAX_INFLIGHT_DEFAULT    4u
+/* The batching, queue and in-flight defaults are the dispatch's (export/dispatch.h). */
+#define SS_HTTP_TIMEOUT_MS_DEFAULT 10000u
 
 typedef struct ss_http_config {
         /* Full URL used as given, e.g. http://127.0.0.1:4318/v1/traces */
@@ -50,17 +47,17 @@ typedef struct ss_http_config {
         const char *key_file;
 } ss_http_config;
 
-/* Fill cfg with the defaults above; endpoint NULL and no headers. Any thread. Inline: the
- * configuration, in the daemon, fills it without the module. */
+/* Fill cfg with the defaults above and the dispatch's; endpoint NULL and no headers. Any thread.
+ * Inline: the configuration, in the daemon, fills it without the module. */
 static inline void ss_http_config_defaults(ss_http_config *cfg)
 {
         *cfg = (ss_http_config){
             .timeout_ms = SS_HTTP_TIMEOUT_MS_DEFAULT,
-            .max_batch = SS_HTTP_MAX_BATCH_DEFAULT,
-            .max_batch_bytes = SS_HTTP_MAX_BATCH_BYTES_DEFAULT,
-            .batch_delay_ms = SS_HTTP_BATCH_DELAY_MS_DEFAULT,
-            .max_queue_bytes = SS_HTTP_MAX_QUEUE_BYTES_DEFAULT,
-            .max_inflight = SS_HTTP_MAX_INFLIGHT_DEFAULT,
+            .max_batch = SS_DISPATCH_MAX_BATCH_DEFAULT,
+            .max_batch_bytes = SS_DISPATCH_MAX_BATCH_BYTES_DEFAULT,
+            .batch_delay_ms = SS_DISPATCH_BATCH_DELAY_MS_DEFAULT,
+            .max_queue_bytes = SS_DISPATCH_MAX_QUEUE_BYTES_DEFAULT,
+            .max_inflight = SS_DISPATCH_MAX_INFLIGHT_DEFAULT,
         };
         ss_retry_config_defaults(&cfg->retry);
         cfg->spool.max_bytes = SS_SPOOL_MAX_BYTES_DEFAULT;
