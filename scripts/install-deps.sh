@@ -13,9 +13,10 @@ set -eu
 # libmicrohttpd-dev: the Prometheus scrape endpoint (daemon/metrics/prometheus.c);
 # python3-prometheus-client: tests/prometheus_parse.py parses what it serves;
 # curl: tests/genai_metrics.py scrapes the endpoint with it;
-# libdeflate-dev: the exporters' gzip (daemon/export/gzip.c).
+# libdeflate-dev: the exporters' gzip (daemon/export/gzip.c);
+# libssl-dev: the HTTP exporter sets OpenSSL up lean when no TLS is used (daemon/base/curl-uv.c).
 PACKAGES="gcc libc6-dev pkg-config meson ninja-build
-libuv1-dev libcurl4-openssl-dev libmsgpack-dev libprotobuf-c-dev protobuf-c-compiler
+libuv1-dev libcurl4-openssl-dev libssl-dev libmsgpack-dev libprotobuf-c-dev protobuf-c-compiler
 zlib1g-dev libdeflate-dev libgrpc-dev libpcre2-dev libmicrohttpd-dev check libsubunit-dev libtsan2 valgrind
 python3 python3-protobuf python3-msgpack protobuf-compiler python3-grpcio openssl
 scdoc docker-compose systemd python3-pip python3-setuptools python3-prometheus-client curl"

@@ -13,6 +13,7 @@ Run by meson with SIDESPAND, SIDESPAN_CLI and ITEST_CLIENT set (suite integratio
 faults).
 """
 
+import ctypes
 import email.utils
 import json
 import os
@@ -275,6 +276,60 @@ class Faults(Base):
         # Without the module the daemon does not start, and says which file it looked for.
         out = self.missing_module_is_named("http", ["--endpoint", self.rx.url])
         self.assertIn("protocol = http/protobuf", out)
+
+    def watch_opens(self, path):
+        """A function saying whether path was opened since this call (inotify's IN_OPEN)."""
+        libc = ctypes.CDLL(None, use_errno=True)
+        fd = libc.inotify_init1(os.O_NONBLOCK | os.O_CLOEXEC)
+        self.assertGreaterEqual(fd, 0, os.strerror(ctypes.get_errno()))
+        self.addCleanup(os.close, fd)
+        self.assertGreaterEqual(libc.inotify_add_watch(fd, path.encode(), 0x20),  # IN_OPEN
+                                0, os.strerror(ctypes.get_errno()))
+
+        def opened():
+            try:
+                return len(os.read(fd, 4096)) > 0
+            except BlockingIOError:
+                return False
+        return opened
+
+    def test_openssl_is_set_up_lean_only_when_nothing_uses_tls(self):
+        # libcurl sets OpenSSL up with the system's configuration file (OPENSSL_CONF here) and
+        # its error strings. When no exporter uses TLS the HTTP module sets it up first,
+        # without either (0.9 MB of resident pages): the file is never opened, and plaintext
+        # HTTP delivers as before.
+        conf = os.path.join(self.tmp, "openssl.cnf")
+        with open(conf, "w") as f:
+            f.write("# read only when TLS may be used\nopenssl_conf = init\n[init]\n")
+        env = {"OPENSSL_CONF": conf}
+        opened = self.watch_opens(conf)
+        d = self.daemon(["--endpoint", self.rx.url, "--batch-delay-ms", "20"], env=env,
+                        name="lean")
+        sent = self.one_trace(d, tag="lean")
+        self.assertEqual(len(self.wait_spans(sent)), sent)
+        self.assertIn("OpenSSL set up without its configuration file and error strings "
+                      "event=tls-lean", d.stderr())
+        d.stop()
+        self.assertFalse(opened(), "OPENSSL_CONF was read with no TLS anywhere")
+        # With TLS anywhere in the process, libcurl's own set-up reads it, system policy and
+        # all: an https:// endpoint; an https:// proxy for http:// URLs; a gRPC exporter
+        # with TLS beside a plaintext HTTP one.
+        both = os.path.join(self.tmp, "both.conf")
+        with open(both, "w") as f:
+            f.write("[exporter plain]\ntype = otlp\nprotocol = http/protobuf\nendpoint = %s\n"
+                    "[exporter secure]\ntype = otlp\nprotocol = grpc\n"
+                    "endpoint = https://127.0.0.1:9\n" % self.rx.url)
+        cases = [("https endpoint", ["--endpoint", "https://127.0.0.1:9/v1/traces"], {}),
+                 ("https proxy", ["--endpoint", self.rx.url],
+                  {"http_proxy": "https://127.0.0.1:9"}),
+                 ("gRPC with TLS", ["--config", both], {})]
+        for i, (what, args, extra) in enumerate(cases):
+            opened = self.watch_opens(conf)
+            d = self.daemon(args, env=dict(env, **extra), name="tls%d" % i)
+            self.wait(opened, "OPENSSL_CONF read (%s)" % what)
+            self.assertNotIn("event=tls-lean", d.stderr(), what)
+            self.assertIn("event=exporter-ready", d.stderr(), what)
+            d.stop()
 
     def test_libmicrohttpd_is_mapped_only_with_a_scrape_endpoint(self):
         # The scrape endpoint's server is the module sidespan-prometheus.so: libmicrohttpd, and

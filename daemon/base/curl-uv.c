@@ -3,6 +3,12 @@
 
 #include <errno.h>
 #include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#ifdef SS_HAVE_OPENSSL
+#include <openssl/crypto.h>
+#include <openssl/ssl.h>
+#endif
 
 #include "base/list.h"
 #include "base/log.h"
@@ -133,6 +139,54 @@ static int on_curl_socket(CURL *easy, curl_socket_t fd, int what, void *userp, v
  * that sends nothing over HTTP never maps the pages it takes, about 2 MB. */
 static bool global_ready;
 
+/* A proxy of the environment that libcurl would reach over TLS for an http:// URL. */
+static bool env_proxy_tls(void)
+{
+        static const char *const names[] = {"http_proxy", "all_proxy", "ALL_PROXY"};
+
+        for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+                const char *v = getenv(names[i]);
+
+                if (v && strncasecmp(v, "https://", 8) == 0)
+                        return true;
+        }
+        return false;
+}
+
+/*
+ * libcurl sets OpenSSL up with the system's configuration file and every error string, about
+ * 0.9 MB of resident pages, whatever its URLs' scheme. When nothing of the process will use
+ * TLS, OpenSSL is set up first, without either: OpenSSL takes the first set-up, and libcurl's
+ * asks for nothing more. With TLS anywhere (an https:// URL, an https:// proxy, or another
+ * user of OpenSSL, see ss_curl_uv_global_init()), libcurl's own set-up is left to do it all.
+ */
+static void tls_lean_init(void)
+{
+#ifdef SS_HAVE_OPENSSL
+        const curl_version_info_data *v = curl_version_info(CURLVERSION_NOW);
+
+        if (env_proxy_tls() || !v->ssl_version || strncmp(v->ssl_version, "OpenSSL/", 8) != 0)
+                return;
+        OPENSSL_init_crypto(OPENSSL_INIT_NO_LOAD_CONFIG | OPENSSL_INIT_NO_LOAD_CRYPTO_STRINGS,
+                            NULL);
+        OPENSSL_init_ssl(OPENSSL_INIT_NO_LOAD_SSL_STRINGS, NULL);
+        ss_log(SS_LOG_DEBUG, "no TLS in this process: OpenSSL set up without its configuration "
+                             "file and error strings event=tls-lean");
+#endif
+}
+
+int ss_curl_uv_global_init(bool tls)
+{
+        if (global_ready)
+                return 0;
+        if (!tls)
+                tls_lean_init();
+        if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
+                return -ENOMEM;
+        global_ready = true;
+        return 0;
+}
+
 void ss_curl_uv_global_cleanup(void)
 {
         if (global_ready)
@@ -147,11 +201,9 @@ int ss_curl_uv_init(ss_curl_uv *cu, uv_loop_t *loop,
         int r;
 
         *cu = (ss_curl_uv){.loop = loop, .done = done, .after = after, .ctx = ctx};
-        if (!global_ready) {
-                if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
-                        return -ENOMEM;
-                global_ready = true;
-        }
+        r = ss_curl_uv_global_init(true);
+        if (r < 0)
+                return r;
         cu->multi = curl_multi_init();
         if (!cu->multi)
                 return -ENOMEM;

@@ -9,8 +9,9 @@
  * multi handle); after() runs once curl has made progress and every finished
  * transfer was reported, so the owner may start more. Embedded in its owner
  * (STYLE.md rule 6). Loop thread only; nothing blocks. The first
- * ss_curl_uv_init() does libcurl's global set-up; ss_curl_uv_global_cleanup()
- * undoes it. Part of the sidespan-http module (export/exporter-http.h).
+ * ss_curl_uv_global_init() or ss_curl_uv_init() does libcurl's global set-up;
+ * ss_curl_uv_global_cleanup() undoes it. Part of the sidespan-http module
+ * (export/exporter-http.h).
  */
 
 #include <curl/curl.h>
@@ -28,6 +29,11 @@ typedef struct ss_curl_uv {
         void (*after)(void *ctx);
         void *ctx;
 } ss_curl_uv;
+
+/* libcurl's global set-up, once: tls false when nothing of the process will ever use TLS
+ * (OpenSSL is then set up without its configuration file and error strings, unless a proxy
+ * of the environment is https://). Later calls do nothing. 0 or -ENOMEM. */
+int ss_curl_uv_global_init(bool tls);
 
 /* Undo the libcurl global set-up the first ss_curl_uv_init() did, if any: at exit. */
 void ss_curl_uv_global_cleanup(void);

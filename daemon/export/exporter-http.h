@@ -45,6 +45,9 @@ typedef struct ss_http_config {
         const char *ca_file;     /* PEM bundle to verify the server with; NULL: the system's */
         const char *cert_file;   /* PEM client certificate (mTLS), with key_file */
         const char *key_file;
+        /* Nothing of the process uses TLS, this exporter nor any other (set by the pipeline):
+         * OpenSSL is set up without what only TLS needs (base/curl-uv.h). */
+        bool no_tls_in_process;
 } ss_http_config;
 
 /* Fill cfg with the defaults above and the dispatch's; endpoint NULL and no headers. Any thread.

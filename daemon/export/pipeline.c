@@ -111,9 +111,24 @@ static int http_exporter_new(uv_loop_t *loop, const ss_http_config *cfg, ss_expo
         return fn ? fn(loop, cfg, ret) : -ENOENT;
 }
 
+/* Whether no exporter of c uses TLS: plaintext HTTP endpoints, insecure gRPC ones. */
+static bool no_tls(const ss_export_config *c)
+{
+        for (size_t i = 0; i < c->n; i++) {
+                const ss_exporter_def *d = &c->defs[i];
+
+                if ((d->kind == SS_EXPORT_OTLP_HTTP &&
+                     strncasecmp(d->http.endpoint, "http://", 7) != 0) ||
+                    (d->kind == SS_EXPORT_OTLP_GRPC && !d->grpc.insecure))
+                        return false;
+        }
+        return true;
+}
+
 /* One exporter of the configuration. */
 static int build(ss_pipeline *p, const ss_export_config *c, const ss_exporter_def *d)
 {
+        ss_http_config http;
         ss_exporter *e = NULL;
         int r;
 
@@ -126,7 +141,9 @@ static int build(ss_pipeline *p, const ss_export_config *c, const ss_exporter_de
                                          d->http.batch_delay_ms, &e);
                 break;
         case SS_EXPORT_OTLP_HTTP:
-                r = http_exporter_new(p->loop, &d->http, &e);
+                http = d->http;
+                http.no_tls_in_process = no_tls(c);
+                r = http_exporter_new(p->loop, &http, &e);
                 break;
         default:
                 r = grpc_exporter_new(p->loop, &d->grpc, &e);
