@@ -29,17 +29,23 @@ static const uint8_t byte_class[256] = {
     ['B'] = B_SECRET, ['@'] = B_AT,
 };
 
-/* True when p[0..n) holds lit starting off bytes before p[i]. */
-static bool lit_at(const char *p, size_t n, size_t i, const char *lit, size_t off)
+/* True when p[0..n) holds lit starting off bytes before p[i]. Inline: with a literal lit, its
+ * length and the comparison are constants, not calls. */
+static inline __attribute__((always_inline)) bool lit_at(const char *p, size_t n, size_t i,
+                                                         const char *lit, size_t off)
 {
         size_t len = strlen(lit);
 
         return i >= off && n - (i - off) >= len && memcmp(p + i - off, lit, len) == 0;
 }
 
-static bool one_of(char ch, const char *set)
+/* Whether ch is in set; inline for the same reason. */
+static inline __attribute__((always_inline)) bool one_of(char ch, const char *set)
 {
-        return memchr(set, ch, strlen(set)) != NULL;
+        for (; *set; set++)
+                if (*set == ch)
+                        return true;
+        return false;
 }
 
 /*
@@ -62,8 +68,10 @@ static bool secret_at(const char *p, size_t n, size_t i)
                 return lit_at(p, n, i, "eyJ", 2);
         case 'A':
                 return lit_at(p, n, i, "AKIA", 0) || lit_at(p, n, i, "ASIA", 0);
-        default: /* 'b', 'B' */
-                return n - i >= 6 && strncasecmp(p + i, "bearer", 6) == 0;
+        default: /* 'b', 'B': "bearer" in any case, each letter tested with its case bit set */
+                return n - i >= 6 && ((p[i + 1] | 0x20) == 'e') && ((p[i + 2] | 0x20) == 'a') &&
+                       ((p[i + 3] | 0x20) == 'r') && ((p[i + 4] | 0x20) == 'e') &&
+                       ((p[i + 5] | 0x20) == 'r');
         }
 }
 
@@ -76,7 +84,12 @@ static bool secret_at(const char *p, size_t n, size_t i)
  */
 #define DIGIT_CHAIN_MIN 7u
 #define DIGIT_GAP_MAX   2u
-#define DIGIT_GAP       " .-()"
+
+/* DIGIT_GAP: " .-()". */
+static inline bool digit_gap_byte(char c)
+{
+        return c == ' ' || c == '.' || c == '-' || c == '(' || c == ')';
+}
 
 /* One pass over a text: what it found, what it still looks for, the digits it counts. */
 typedef struct pass {
@@ -95,7 +108,7 @@ static bool digit_gap(const char *p, size_t s, size_t e)
         if (e - s > DIGIT_GAP_MAX)
                 return false;
         for (size_t i = s; i < e; i++)
-                if (!one_of(p[i], DIGIT_GAP))
+                if (!digit_gap_byte(p[i]))
                         return false;
         return true;
 }
@@ -248,7 +261,8 @@ static void scan16(pass *f)
                 m = classes16(pad, f->want);
                 if (m.digit && bits32(m.digit) < DIGIT_CHAIN_MIN)
                         m.digit = 0;
-                look_at(f, 0, m.digit | m.other);
+                if (m.digit | m.other) /* most short values: not a call */
+                        look_at(f, 0, m.digit | m.other);
                 return;
         }
         for (; n - i >= BLOCK && f->want; i += BLOCK)
