@@ -329,8 +329,16 @@ static int redact_attrs(ss_redactor *r, unsigned kinds, ss_store *st, ss_attrs *
 {
         int e = 0;
 
-        for (uint32_t i = 0; e == 0 && i < a->n; i++)
-                e = redact_value(r, kinds, st, &a->kv[i].val, is_json_key(&a->kv[i].key), count);
+        for (uint32_t i = 0; e == 0 && i < a->n; i++) {
+                msgpack_object *v = &a->kv[i].val;
+
+                /* Most values are strings or numbers: neither is a call into redact_value(). */
+                if (v->type == MSGPACK_OBJECT_STR)
+                        e = redact_str(r, kinds, st, &v->via.str, is_json_key(&a->kv[i].key),
+                                       count);
+                else if (v->type == MSGPACK_OBJECT_ARRAY || v->type == MSGPACK_OBJECT_MAP)
+                        e = redact_value(r, kinds, st, v, is_json_key(&a->kv[i].key), count);
+        }
         return e;
 }
 
