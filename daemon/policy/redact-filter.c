@@ -6,7 +6,6 @@
  */
 #include <stdbool.h>
 #include <string.h>
-#include <strings.h>
 #if defined(__x86_64__) && defined(__GNUC__)
 #include <immintrin.h> /* SSE2, and AVX2 for the functions built for it */
 #elif defined(__SSE2__)
@@ -77,15 +76,15 @@ static bool secret_at(const char *p, size_t n, size_t i)
 
 /*
  * Every digit pattern (ssn, card, phone) holds at least DIGIT_CHAIN_MIN digits
- * with at most DIGIT_GAP_MAX characters between two of them, each one of
- * DIGIT_GAP ("(212) 555" has two; the E.164, card and SSN forms one): text
+ * with at most DIGIT_GAP_MAX characters between two of them, each one that
+ * digit_gap_byte() takes ("(212) 555" has two; the E.164, card and SSN forms one): text
  * without such a chain (prose with a time, a date or a temperature in it,
  * "21:04", "12/05", "18C") is not handed to them.
  */
 #define DIGIT_CHAIN_MIN 7u
 #define DIGIT_GAP_MAX   2u
 
-/* DIGIT_GAP: " .-()". */
+/* Whether c may stand between two digits of one number: one of " .-()". */
 static inline bool digit_gap_byte(char c)
 {
         return c == ' ' || c == '.' || c == '-' || c == '(' || c == ')';
