@@ -348,9 +348,9 @@ int ss_http_exporter_new(uv_loop_t *loop, const ss_http_config *cfg, ss_exporter
 
         if (!endpoint_ok(cfg->endpoint))
                 return -EINVAL;
-        /* The global set-up first: the first exporter's word on TLS is the process's. */
-        r = ss_curl_uv_global_init(!cfg->no_tls_in_process ||
-                                   strncasecmp(cfg->endpoint, "http://", 7) != 0);
+        /* The global set-up first: the first exporter's word on TLS is the process's, which
+         * the pipeline gives every exporter alike (its own endpoint included). */
+        r = ss_curl_uv_global_init(!cfg->no_tls_in_process);
         if (r < 0)
                 return r;
         e = calloc(1, sizeof(*e));
