@@ -162,8 +162,9 @@ static bool over_bytes(const ss_store *st, const ss_limits *lim, uint64_t bytes)
  * local took about 10 instructions a call. */
 static _Thread_local ss_limit_hits uncounted;
 
-int ss_attrs_set(ss_store *st, ss_attrs *a, const msgpack_object_str *key,
-                 const msgpack_object *val, const ss_limits *lim, uint32_t *dropped)
+/* ss_attrs_set() of any pair, each case as its contract says. */
+static int attrs_set_slow(ss_store *st, ss_attrs *a, const msgpack_object_str *key,
+                          const msgpack_object *val, const ss_limits *lim, uint32_t *dropped)
 {
         ss_limit_hits *h = lim && lim->hits ? lim->hits : &uncounted;
         uint32_t max_len = lim ? lim->max_value_len : 0;
@@ -219,11 +220,12 @@ int ss_attrs_set(ss_store *st, ss_attrs *a, const msgpack_object_str *key,
 }
 
 /*
- * ss_attrs_set() of the common pair of a map, done with fewer steps: a key the list does not
- * hold (its bit in key_bits clear), well-formed and within max_key_len, under max_attrs and
- * below the index's size; a scalar value, or a well-formed string within max_value_len; room
- * under max_bytes. Key and string value go into one allocation of the store. Same result,
- * same bytes accounted. false, with nothing changed, for ss_attrs_set() to take it.
+ * ss_attrs_set() of the common pair, done with fewer steps: a key the list does not hold (its
+ * bit in key_bits clear), well-formed and within max_key_len, under max_attrs and below the
+ * index's size; a scalar value, or a well-formed string within max_value_len; room under
+ * max_bytes. The list grows by doubling when full. Key and string value go into one
+ * allocation of the store. Same result, same bytes accounted. false, with nothing changed
+ * but perhaps the list's room, for attrs_set_slow() to take it.
  */
 /* A map's limits for set_new_fast(), read once: each the most allowed, no limit the type's
  * maximum. */
@@ -247,18 +249,18 @@ static fast_limits fast_limits_of(const ss_limits *lim)
         return f;
 }
 
-static bool set_new_fast(ss_store *st, ss_attrs *a, const msgpack_object_kv *kv,
-                         const fast_limits *lim)
+/* Always inline: a merge calls it for every pair, and GCC called it. */
+static inline __attribute__((always_inline)) bool set_new_fast(ss_store *st, ss_attrs *a,
+                                                               const msgpack_object_str *key,
+                                                               const msgpack_object *val,
+                                                               const fast_limits *lim)
 {
-        const msgpack_object_str *key = &kv->key.via.str;
-        const msgpack_object *val = &kv->val;
         const msgpack_object_str *str = NULL;
         uint64_t bit = key_bit(key->ptr, key->size);
         uint64_t need;
         msgpack_object_kv *e;
 
-        if (a->n == a->cap || a->index || a->n + 1 >= SS_ATTRS_INDEX_MIN || (a->key_bits & bit) ||
-            key->size == 0)
+        if (a->index || a->n + 1 >= SS_ATTRS_INDEX_MIN || (a->key_bits & bit) || key->size == 0)
                 return false;
         need = key->size + 1ull;
         switch (val->type) {
@@ -281,6 +283,8 @@ static bool set_new_fast(ss_store *st, ss_attrs *a, const msgpack_object_kv *kv,
                 return false;
         if (!ss_utf8_valid(key->ptr, key->size) || (str && !ss_utf8_valid(str->ptr, str->size)))
                 return false;
+        if (a->n == a->cap && attrs_grow(a) < 0)
+                return false;
         e = &a->kv[a->n];
         e->key.type = MSGPACK_OBJECT_STR;
         e->val = *val;
@@ -289,6 +293,16 @@ static bool set_new_fast(ss_store *st, ss_attrs *a, const msgpack_object_kv *kv,
         a->n++;
         a->key_bits |= bit;
         return true;
+}
+
+int ss_attrs_set(ss_store *st, ss_attrs *a, const msgpack_object_str *key,
+                 const msgpack_object *val, const ss_limits *lim, uint32_t *dropped)
+{
+        fast_limits fast = fast_limits_of(lim);
+
+        if (set_new_fast(st, a, key, val, &fast))
+                return 0;
+        return attrs_set_slow(st, a, key, val, lim, dropped);
 }
 
 /*
@@ -322,9 +336,10 @@ static int merge_start(ss_attrs *a, uint32_t n, const ss_limits *lim, uint32_t *
 static inline int merge_pair(ss_store *st, ss_attrs *a, const msgpack_object_kv *kv,
                              const ss_limits *lim, const fast_limits *fast, uint32_t *dropped)
 {
-        if (kv->key.type != MSGPACK_OBJECT_STR || set_new_fast(st, a, kv, fast))
+        if (kv->key.type != MSGPACK_OBJECT_STR ||
+            set_new_fast(st, a, &kv->key.via.str, &kv->val, fast))
                 return 0;
-        return ss_attrs_set(st, a, &kv->key.via.str, &kv->val, lim, dropped);
+        return attrs_set_slow(st, a, &kv->key.via.str, &kv->val, lim, dropped);
 }
 
 int ss_attrs_merge(ss_store *st, ss_attrs *a, const msgpack_object_map *m, const ss_limits *lim,
