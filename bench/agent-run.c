@@ -7,6 +7,7 @@
 #define CONTENT_BYTES 1024
 
 static char chat_in[CONTENT_BYTES + 64], chat_out[CONTENT_BYTES + 64];
+static bench_agent_shape shape = BENCH_AGENT_FULL;
 
 /* A value an agent has only at run time (from its configuration, a model's reply, an id),
  * hidden from the compiler so that its length is measured as it would be there. Keys and the
@@ -32,6 +33,11 @@ static void messages(char *buf, size_t size, const char *role)
         snprintf(buf + n, size - n, "\"}]}]");
 }
 
+void bench_agent_set_shape(bench_agent_shape s)
+{
+        shape = s;
+}
+
 void bench_agent_init(void)
 {
         messages(chat_in, sizeof(chat_in), "user");
@@ -44,7 +50,7 @@ static int agent(sidespan_client *c, sidespan_span **ret)
 {
         int r = sidespan_span_start(c, NULL, "agent.run", SIDESPAN_KIND_INTERNAL, ret);
 
-        if (r < 0)
+        if (r < 0 || shape == BENCH_AGENT_BARE)
                 return r;
         (void)sidespan_span_set_str(*ret, "upsonic.agent.name", rt("support-bot"));
         (void)sidespan_span_set_str(*ret, "upsonic.agent.model", rt("gpt-4o"));
@@ -59,7 +65,7 @@ static int pipeline(sidespan_client *c, const sidespan_span *parent, sidespan_sp
 {
         int r = sidespan_span_start(c, parent, "pipeline.execute", SIDESPAN_KIND_INTERNAL, ret);
 
-        if (r < 0)
+        if (r < 0 || shape == BENCH_AGENT_BARE)
                 return r;
         (void)sidespan_span_set_int(*ret, "upsonic.pipeline.total_steps", 24);
         (void)sidespan_span_set_bool(*ret, "upsonic.pipeline.streaming", false);
@@ -73,7 +79,7 @@ static int step(sidespan_client *c, const sidespan_span *parent, int i, sidespan
                                     model ? "pipeline.step.model_execution" : "pipeline.step",
                                     SIDESPAN_KIND_INTERNAL, ret);
 
-        if (r < 0)
+        if (r < 0 || shape == BENCH_AGENT_BARE)
                 return r;
         (void)sidespan_span_set_str(*ret, "upsonic.step.name",
                                     model ? "model_execution" : "agent_step");
@@ -87,7 +93,7 @@ static int chat(sidespan_client *c, const sidespan_span *parent, sidespan_span *
 {
         int r = sidespan_span_start(c, parent, "chat gpt-4o", SIDESPAN_KIND_CLIENT, ret);
 
-        if (r < 0)
+        if (r < 0 || shape == BENCH_AGENT_BARE)
                 return r;
         (void)sidespan_span_set_str(*ret, "gen_ai.operation.name", "chat");
         (void)sidespan_span_set_str(*ret, "gen_ai.provider.name", "openai");
@@ -98,6 +104,8 @@ static int chat(sidespan_client *c, const sidespan_span *parent, sidespan_span *
         (void)sidespan_span_set_str(*ret, "server.address", rt("api.openai.com"));
         (void)sidespan_span_set_int(*ret, "gen_ai.usage.input_tokens", 412);
         (void)sidespan_span_set_int(*ret, "gen_ai.usage.output_tokens", 46);
+        if (shape == BENCH_AGENT_NO_CONTENT)
+                return 0;
         (void)sidespan_span_set_str(*ret, "gen_ai.input.messages", chat_in);
         (void)sidespan_span_set_str(*ret, "gen_ai.output.messages", chat_out);
         return 0;
@@ -107,7 +115,7 @@ static int tool(sidespan_client *c, const sidespan_span *parent, sidespan_span *
 {
         int r = sidespan_span_start(c, parent, "tool.execute", SIDESPAN_KIND_INTERNAL, ret);
 
-        if (r < 0)
+        if (r < 0 || shape == BENCH_AGENT_BARE)
                 return r;
         (void)sidespan_span_set_str(*ret, "upsonic.tool.name", "get_weather");
         (void)sidespan_span_set_str(*ret, "upsonic.tool.call_id", rt("call_8f2a1c"));

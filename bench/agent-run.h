@@ -17,6 +17,17 @@
 
 #define BENCH_AGENT_SPANS 30
 
+/* What of the run is emitted: all of it; all but the chat spans' messages; or its spans
+ * alone, with their names, kinds and hierarchy and no attribute (what a span costs the
+ * daemon whatever it carries). For the daemon's benchmark; before any thread emits. */
+typedef enum bench_agent_shape {
+        BENCH_AGENT_FULL,
+        BENCH_AGENT_NO_CONTENT,
+        BENCH_AGENT_BARE,
+} bench_agent_shape;
+
+void bench_agent_set_shape(bench_agent_shape s);
+
 /* Build the chat content once, before any thread emits. */
 void bench_agent_init(void);
 

@@ -43,6 +43,7 @@ typedef struct config {
         long runs;
         bool simple;
         bool genai; /* the GenAI helpers' run instead of the generic agent-shaped one */
+        bench_agent_shape shape; /* --no-content, --bare */
         long buffer_mb;
         long export_timeout_s;
         long pid;     /* the daemon's, for its CPU time; 0: unknown */
@@ -301,9 +302,11 @@ static void report(const config *cfg, const worker *w, const measure *m)
                 bytes += w[i].bytes;
         }
         printf("%ld client threads x %ld %s, client buffer %ld MiB", cfg->threads, cfg->runs,
-               cfg->simple  ? "single spans"
-               : cfg->genai ? "GenAI-helper runs of 30 spans"
-                            : "agent-shaped runs of 30 spans",
+               cfg->simple                            ? "single spans"
+               : cfg->genai                           ? "GenAI-helper runs of 30 spans"
+               : cfg->shape == BENCH_AGENT_BARE       ? "agent-shaped runs of 30 spans, bare"
+               : cfg->shape == BENCH_AGENT_NO_CONTENT ? "agent-shaped runs of 30 spans, no content"
+                                                      : "agent-shaped runs of 30 spans",
                cfg->buffer_mb);
         if (cfg->rate > 0)
                 printf(", paced at %.0f spans/s for %ld s", cfg->rate, cfg->seconds);
@@ -350,6 +353,8 @@ static void usage(FILE *f, const char *argv0)
                 "  -n, --runs N             runs (30 spans) per thread (default 2000)\n"
                 "      --simple             single spans (start + 5 attributes + end) instead\n"
                 "      --genai              sidespan-demo-agent's run through the GenAI helpers\n"
+                "      --no-content         the agent-shaped run without the chat messages\n"
+                "      --bare               the agent-shaped run's 30 spans, no attribute\n"
                 "  -b, --buffer-mb N        client buffer (default 4, the library's default)\n"
                 "      --export-timeout S   longest wait for the exporter (default 300)\n"
                 "      --pid PID            the daemon's process, to report its CPU time and RSS\n"
@@ -368,6 +373,8 @@ static int parse_args(int argc, char **argv, config *cfg)
             {"runs", required_argument, NULL, 'n'},
             {"simple", no_argument, NULL, 'S'},
             {"genai", no_argument, NULL, 'G'},
+            {"no-content", no_argument, NULL, 'C'},
+            {"bare", no_argument, NULL, 'B'},
             {"buffer-mb", required_argument, NULL, 'b'},
             {"export-timeout", required_argument, NULL, 'T'},
             {"pid", required_argument, NULL, 'p'},
@@ -389,6 +396,10 @@ static int parse_args(int argc, char **argv, config *cfg)
                         cfg->simple = true;
                 else if (c == 'G')
                         cfg->genai = true;
+                else if (c == 'C')
+                        cfg->shape = BENCH_AGENT_NO_CONTENT;
+                else if (c == 'B')
+                        cfg->shape = BENCH_AGENT_BARE;
                 else if (c == 'b')
                         cfg->buffer_mb = strtol(optarg, NULL, 10);
                 else if (c == 'T')
@@ -458,6 +469,7 @@ int main(int argc, char **argv)
                 return 2;
         }
         bench_agent_init();
+        bench_agent_set_shape(cfg.shape);
         r = bench_daemon_stats(cfg.socket, &m.before);
         if (r < 0) {
                 fprintf(stderr, "bench-daemon: no daemon on %s: %s\n", cfg.socket, strerror(-r));

@@ -134,7 +134,8 @@ instructions() {
 # exporting OTLP/HTTP to the receiver on $PORT, for bench-daemon's agent-shaped runs: the
 # difference of RUNS and 3 x RUNS runs (start-up and shutdown cancel out), over 2 x RUNS x 30.
 # RESULT is the whole; RESULT_OWN leaves out what libcurl spent sending (bench/callgrind-lib.py),
-# as the target counts to the request handed to libcurl.
+# as the target counts to the request handed to libcurl. SHAPE, when set, is a bench-daemon
+# option that changes the run (--no-content, --bare).
 daemon_instructions() {
         local label=$1 runs=$2 n total a b curl_a curl_b
         shift 2
@@ -150,7 +151,7 @@ daemon_instructions() {
                         sleep 0.1
                 done
                 "$BUILD/bench/bench-daemon" --socket "$SOCK" --threads 1 --runs "$n" \
-                        --buffer-mb 64 >"$TMP/cg.bench.$n" 2>&1
+                        --buffer-mb 64 ${SHAPE:+"$SHAPE"} >"$TMP/cg.bench.$n" 2>&1
                 stop_daemon
         done
         a=$(sed -n 's/.*Collected : \([0-9]*\).*/\1/p' "$TMP/cg.daemon.$runs")
@@ -238,6 +239,11 @@ if command -v valgrind >/dev/null; then
         note daemon.instr.plain "$RESULT"
         daemon_instructions "defaults, --compression gzip" 100 --compression gzip
         note daemon.instr.gzip "$RESULT"
+        # What of it is the spans', the attributes' and the content's.
+        SHAPE=--no-content daemon_instructions "defaults, the run without chat messages" 100
+        note daemon.instr.nocontent "$RESULT_OWN"
+        SHAPE=--bare daemon_instructions "defaults, the run's spans, no attribute" 100
+        note daemon.instr.bare "$RESULT_OWN"
         stop_pid "$RECEIVER_PID"
         RECEIVER_PID=
 fi
@@ -338,6 +344,8 @@ figure() {
         printf '| Daemon, instructions per span (defaults), libcurl sending it included | | %s |\n' "$(figure daemon.instr)"
         printf '| Daemon, instructions per span (no redaction, no metrics) | | %s |\n' "$(figure daemon.instr.plain)"
         printf '| Daemon, instructions per span, gzip on | reported | %s |\n' "$(figure daemon.instr.gzip)"
+        printf '| Daemon, instructions per span to the hand-off, the run without its chat messages | | %s |\n' "$(figure daemon.instr.nocontent)"
+        printf '| Daemon, instructions per span to the hand-off, the run'"'"'s 30 spans with no attribute | | %s |\n' "$(figure daemon.instr.bare)"
         printf '| Daemon, spans per CPU-second (file exporter, 4 clients) | >= 1 000 000 | %s |\n' "$(figure daemon.file.spans_per_cpu_s)"
         printf '| Bytes per span on the socket | | %s |\n' "$(figure socket.bytes_per_span)"
         printf '| End to end at 100 000 spans/s, OTLP/HTTP to nginx | no drops | %s |\n' "$(figure e2e.http.100000)"
