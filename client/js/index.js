@@ -3,15 +3,18 @@
 // SidespanSpanProcessor: an OpenTelemetry JS SpanProcessor that hands every
 // ended span to the sidespand daemon as one SPAN message of its wire protocol
 // (DESIGN.md section 3: a 4-byte big-endian length, then one msgpack array),
-// over its Unix socket. Encoding is all it does on the agent's call; a
-// bounded buffer, the socket's writes and reconnects happen around it, and
+// over its Unix socket. The agent's call only notes the span; its frames are
+// written right after (writer.js: straight into one growable buffer, the bytes
+// @msgpack/msgpack would give, with no allocation per frame), and the buffer,
+// bounded, goes to the socket in one write. Reconnects happen around it, and
 // nothing ever throws into the agent: what cannot be sent is dropped and
 // counted (stats()).
 
 import net from 'node:net';
 import fs from 'node:fs';
 import crypto from 'node:crypto';
-import { Encoder, Decoder } from '@msgpack/msgpack';
+import { Decoder } from '@msgpack/msgpack';
+import { FrameWriter, FrameTooLarge, encodeFrame } from './writer.js';
 
 const MSG_HELLO = 1;
 const MSG_SPAN_START = 2;
@@ -101,10 +104,9 @@ export class SidespanSpanProcessor {
     this.resourceAttributes = options.resourceAttributes || {};
     this.maxQueueBytes = options.maxQueueBytes || MAX_QUEUE_BYTES_DEFAULT;
     this.instance = crypto.randomBytes(8).readBigUInt64BE() || 1n;
-    this.encoder = new Encoder({ useBigInt64: true });
     this.decoder = new Decoder({ useBigInt64: true });
-    this.queue = []; // frames (Buffers) not yet written
-    this.queueBytes = 0;
+    this.writer = new FrameWriter(); // the frames not yet written to the socket
+    this.queuedFrames = 0;
     this.sock = null;
     this.connected = false;
     this.connecting = false;
@@ -182,7 +184,7 @@ export class SidespanSpanProcessor {
     } finally {
       this.batching = false;
     }
-    if (this.queue.length === 0) return;
+    if (this.queuedFrames === 0) return;
     if (this.connected) this._drain();
     else this._connect();
   }
@@ -200,7 +202,7 @@ export class SidespanSpanProcessor {
         if (!this.resource) this.resource = (e.span.resource && e.span.resource.attributes) || {};
         if (e.start) {
           // Dropped at its start (the queue full), it goes whole at its end, if there is room.
-          if (!whole(e.span) && this._enqueue(this._frame([MSG_SPAN_START, ...this._head(e.span, e.attrs)]))) {
+          if (!whole(e.span) && this._enqueue([MSG_SPAN_START, ...this._head(e.span, e.attrs)])) {
             this.started.set(e.span, e.attrs);
           }
           continue;
@@ -210,7 +212,7 @@ export class SidespanSpanProcessor {
           this.started.delete(e.span);
           this._enqueueEnd(e.span, atStart);
         } else {
-          this._enqueue(this._encodeSpan(e.span));
+          this._enqueue(this._span(e.span));
         }
       } catch {
         this.counters.dropped++; // never into the agent
@@ -233,7 +235,7 @@ export class SidespanSpanProcessor {
         clearTimeout(t);
         resolve();
       });
-      this._enqueue(this._frame([MSG_FLUSH, seq]), true);
+      this._enqueue([MSG_FLUSH, seq], true);
     });
   }
 
@@ -260,18 +262,10 @@ export class SidespanSpanProcessor {
 
   /** Counters: spans seen, frames queued and sent, drops (never thrown), connection state. */
   stats() {
-    return { ...this.counters, queuedBytes: this.queueBytes, connected: this.connected };
+    return { ...this.counters, queuedBytes: this.writer.pos, connected: this.connected };
   }
 
-  // ---- encoding ----
-
-  _frame(msg) {
-    const body = this.encoder.encode(msg);
-    const f = Buffer.allocUnsafe(4 + body.length);
-    f.writeUInt32BE(body.length, 0);
-    Buffer.from(body.buffer, body.byteOffset, body.length).copy(f, 4);
-    return f;
-  }
+  // ---- the messages (arrays the writer encodes) ----
 
   // SPAN_START's fields after the type: ids, parent, name, kind, start, attributes, options.
   _head(span, attrs = span.attributes) {
@@ -304,9 +298,9 @@ export class SidespanSpanProcessor {
     return [s.code === 1 || s.code === 2 ? s.code : 0, s.message ? String(s.message) : null];
   }
 
-  _encodeSpan(span) {
-    return this._frame([MSG_SPAN, ...this._head(span), hrToNs(span.endTime),
-      ...SidespanSpanProcessor._status(span), this._events(span)]);
+  _span(span) {
+    return [MSG_SPAN, ...this._head(span), hrToNs(span.endTime),
+      ...SidespanSpanProcessor._status(span), this._events(span)];
   }
 
   // A span sent at its start: its events, then its end with the attributes that changed.
@@ -317,10 +311,10 @@ export class SidespanSpanProcessor {
       if (atStart[k] !== v) changed[k] = v;
     }
     for (const [name, time, attrs] of this._events(span)) {
-      this._enqueue(this._frame([MSG_SPAN_EVENT, spanId, name, time, attrs]));
+      this._enqueue([MSG_SPAN_EVENT, spanId, name, time, attrs]);
     }
-    this._enqueue(this._frame([MSG_SPAN_END, spanId, hrToNs(span.endTime),
-      ...SidespanSpanProcessor._status(span), attrMap(changed, this.counters)]));
+    this._enqueue([MSG_SPAN_END, spanId, hrToNs(span.endTime),
+      ...SidespanSpanProcessor._status(span), attrMap(changed, this.counters)]);
   }
 
   _hello() {
@@ -335,25 +329,38 @@ export class SidespanSpanProcessor {
     opts['sdk.name'] = SDK_NAME;
     opts['sdk.version'] = SDK_VERSION;
     opts.instance = this.instance;
-    return this._frame([MSG_HELLO, PROTOCOL_VERSION, opts]);
+    return encodeFrame([MSG_HELLO, PROTOCOL_VERSION, opts]);
   }
 
   // ---- the buffer and the socket ----
 
-  // Queue one frame: true, or false when it was dropped (counted).
-  _enqueue(frame, control = false) {
-    if (frame.length - 4 > MAX_FRAME) {
+  // Queue one message, written as a frame after those queued: true, or false when it was
+  // dropped (counted) and taken back out, the queue as it was.
+  _enqueue(msg, control = false) {
+    const w = this.writer;
+    const start = w.begin(MAX_FRAME);
+    let body;
+    try {
+      w.value(msg);
+      body = w.finish(start);
+    } catch (err) {
+      w.rollback(start);
+      if (!(err instanceof FrameTooLarge)) throw err; // the caller drops it, counted
+      body = MAX_FRAME + 1; // given up as soon as it was past the limit
+    }
+    if (body > MAX_FRAME) {
+      w.rollback(start);
       this.counters.dropped++;
       this.counters.droppedTooLarge++;
       return false;
     }
     // A FLUSH is small and always queued: it is how the caller learns what arrived.
-    if (!control && this.queueBytes + frame.length > this.maxQueueBytes) {
+    if (!control && w.pos > this.maxQueueBytes) {
+      w.rollback(start);
       this.counters.dropped++;
       return false;
     }
-    this.queue.push(frame);
-    this.queueBytes += frame.length;
+    this.queuedFrames++;
     this.counters.framesQueued++;
     if (this.batching) return true;
     if (this.connected) this._drain();
@@ -362,16 +369,18 @@ export class SidespanSpanProcessor {
   }
 
   _drain() {
-    if (!this.sock || !this.connected || this.queue.length === 0) return;
-    // Many frames in one write: the socket carries more in large writes.
-    const frames = this.queue;
-    this.queue = [];
-    const bytes = this.queueBytes;
-    this.queueBytes = 0;
-    const chunk = frames.length === 1 ? frames[0] : Buffer.concat(frames, bytes);
-    this.sock.write(chunk);
-    this.counters.framesSent += frames.length;
-    this.counters.bytesSent += bytes;
+    if (!this.sock || !this.connected || this.queuedFrames === 0) return;
+    // Many frames in one write: the socket carries more in large writes. The writer hands
+    // its buffer over (a copy, for a few bytes) and goes on in another; a buffer serves again
+    // once the socket is done with it, never before.
+    const w = this.writer;
+    const chunk = w.take();
+    this.sock.write(chunk, (err) => {
+      if (!err) w.recycle(chunk);
+    });
+    this.counters.framesSent += this.queuedFrames;
+    this.counters.bytesSent += chunk.length;
+    this.queuedFrames = 0;
   }
 
   _connect() {
@@ -400,7 +409,7 @@ export class SidespanSpanProcessor {
       // Again later, with backoff; frames wait in the bounded queue meanwhile.
       this.timer = setTimeout(() => {
         this.timer = null;
-        if (this.queue.length) this._connect();
+        if (this.queuedFrames) this._connect();
       }, this.backoff);
       this.timer.unref();
       this.backoff = Math.min(this.backoff * 2, RECONNECT_MAX_MS);

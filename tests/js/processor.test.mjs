@@ -154,6 +154,24 @@ test('the 30-span run arrives whole, as the C demo sends it', async () => {
   await provider.shutdown();
 });
 
+test('an integer attribute past 32 bits arrives as an integer, not a float', async () => {
+  await reset();
+  const { provider, tracer } = makeProvider({ socketPath: sock });
+  const span = tracer.startSpan('tool.execute');
+  span.setAttribute('app.started_ms', 1733500000123);
+  span.setAttribute('app.offset', -5000000000);
+  span.setAttribute('app.ratio', 0.25);
+  span.end();
+  await provider.forceFlush();
+  await waitFor(async () => (await received()).length >= 1, 'the span');
+  // The receiver writes an OTLP intValue as a JSON integer and a doubleValue with a point.
+  const text = await (await fetch(`http://127.0.0.1:${rxPort}/_sidespan/spans`)).text();
+  assert.match(text, /"app\.started_ms": 1733500000123[,}]/);
+  assert.match(text, /"app\.offset": -5000000000[,}]/);
+  assert.match(text, /"app\.ratio": 0\.25[,}]/);
+  await provider.shutdown();
+});
+
 test('an error ends its spans with ERROR and an exception event', async () => {
   await reset();
   const { provider, tracer } = makeProvider({ socketPath: sock });
