@@ -238,6 +238,17 @@ static long conn_fork(const config *cfg, conn_job *proto, slot *slots, long proc
         return k;
 }
 
+/* How long after a burst its memory is looked at again: three of the daemon's looks at its heap,
+ * of which a trim of freed memory takes two (daemon/base/heap.h). */
+#define SETTLE_MS 3000u
+
+/* The daemon's RSS SETTLE_MS after the line before. */
+static void rss_settled(const config *cfg)
+{
+        sleep_ms(SETTLE_MS);
+        printf("  daemon RSS %u s later: %ld kB\n", SETTLE_MS / 1000, rss_kb(cfg));
+}
+
 /* What the parent saw while the clients ran. */
 typedef struct conn_watch {
         long rss_idle; /* before the clients connected */
@@ -367,9 +378,11 @@ static int mode_connections(const config *cfg)
         conn_reap(cfg, pids, started, t0, &w);
         if (r == 0)
                 r = bench_wait_export(cfg->socket, &a, cfg->export_timeout_s, &e, &done_ns);
-        if (r == 0)
+        if (r == 0) {
                 conn_report(cfg, procs, slots, &a, &connected, &e, &w, done_ns - t0,
                             cpu0 >= 0 ? bench_cpu_seconds(cfg->pid) - cpu0 : -1, rss0, thr0);
+                rss_settled(cfg);
+        }
         munmap(slots, (size_t)cfg->n * sizeof(slot));
         return r;
 }
@@ -492,11 +505,13 @@ static int mode_open(const config *cfg)
         t0 = bench_now_ns();
         end_roots(c, spans, cfg->n);
         r = bench_wait_export(cfg->socket, &a, cfg->export_timeout_s, &e, &done_ns);
-        if (r == 0)
+        if (r == 0) {
                 printf("  all ended: %" PRIu64 " spans open, %" PRIu64 " exported (%" PRIu64
                        " dropped) by %.2f s; daemon RSS %ld kB\n",
                        e.spans_open, e.exported - a.exported, e.export_dropped - a.export_dropped,
                        (double)(done_ns - t0) / 1e9, rss_kb(cfg));
+                rss_settled(cfg);
+        }
 out:
         (void)sidespan_client_close(&c);
         free(spans);

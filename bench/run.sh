@@ -266,6 +266,21 @@ if [ -x "$SRC/bench/bench-scale.sh" ] && [ "${BENCH_SCALE:-1}" != 0 ]; then
         note idle.rss "$(awk '$1 == "exporter" {k = $2} /^idle: daemon RSS/ {a = $7; sub(/,/, "", a); s = s (s ? "; " : "") k ": " $4 " kB (" a " kB anonymous)"} END {print s}' "$TMP/run.out")"
         note open.bytes "$(sed -n 's/.*: \([0-9]*\) bytes per open span beyond them.*/\1/p' "$TMP/run.out" | tail -1)"
         note threads.max "$(sed -n 's/.*threads: [0-9]* connected, \([0-9]*\) max.*/\1/p' "$TMP/run.out" | sort -n | tail -1)"
+        # The last level of connections (512): its burst's peak, and the RSS once the daemon
+        # gave what it freed back.
+        note burst.rss "$(awk '
+                /^connections [0-9]/ { n = $2 }
+                /^open traces/ { n = "" }
+                n != "" && /daemon RSS: .* kB max/ {
+                        for (i = 1; i + 2 <= NF; i++) {
+                                if ($(i + 1) == "kB" && $(i + 2) == "max,") m = $i
+                                if ($(i + 1) == "kB" && $(i + 2) == "after") a = $i
+                        }
+                }
+                n != "" && /daemon RSS [0-9]+ s later:/ {
+                        s = n " connections: " m " kB at the peak, " a " kB at the end of export, " $(NF - 1) " kB " $3 " s later"
+                }
+                END { print s }' "$TMP/run.out")"
         if [ "${BENCH_SOAK:-600}" != 0 ]; then
                 section "bench-scale soak: RSS at 100 000 spans/s for ${BENCH_SOAK:-600} s"
                 run "$SRC/bench/bench-scale.sh" "$BUILD" soak "${BENCH_SOAK:-600}"
@@ -354,6 +369,7 @@ figure() {
         printf '| End to end, the most exported (HTTP / gRPC), unpaced | | %s / %s |\n' "$(figure e2e.http.max)" "$(figure e2e.grpc.max)"
         printf '| Idle RSS, per exporter kind | <= 10 MB | %s |\n' "$(figure idle.rss)"
         printf '| Bytes per open span beyond its attributes (1 000 000 open traces) | <= 1 024 | %s |\n' "$(figure open.bytes)"
+        printf '| RSS after a burst, the daemon giving freed memory back (daemon/base/heap.h) | bounded | %s |\n' "$(figure burst.rss)"
         printf '| Daemon threads, 1 to 512 connections (the file exporter'"'"'s 4 libuv workers included) | no thread per connection | %s at most |\n' "$(figure threads.max)"
         printf '| RSS over the soak at 100 000 spans/s | flat | %s |\n' "$(figure soak.rss)"
         printf '| OpenTelemetry JS SDK / sidespan (JS processor) | | %s |\n' "$(figure js.ratio)"

@@ -17,6 +17,7 @@
 #include <uv.h>
 
 #include "base/fdlimit.h"
+#include "base/heap.h"
 #include "base/listen-fds.h"
 #include "base/log.h"
 #include "base/module.h"
@@ -54,6 +55,7 @@ typedef struct sidespand {
         ss_tap *tap;
         ss_listener *listener;
         ss_notify_timers *notify_timers;
+        ss_heap *heap;
         char *state_path; /* STATE_DIR/STATE_FILE, or NULL */
         int argc;
         char **argv;
@@ -97,6 +99,8 @@ static void take_down(sidespand *d, const char *reason)
         d->metrics = NULL;
         ss_control_free(d->control);
         d->control = NULL;
+        ss_heap_close(d->heap);
+        d->heap = NULL;
         ss_policy_free(d->policy);
         d->policy = NULL;
         ss_tap_free(d->tap);
@@ -390,6 +394,10 @@ static int start(sidespand *d)
                 r = state_start(d);
         if (r == 0)
                 r = control_start(d);
+        if (r == 0)
+                r = ss_heap_start(&d->loop, &d->heap);
+        if (r == 0)
+                r = ss_control_add_counters(d->control, ss_heap_counters, d->heap);
         if (r < 0)
                 return r;
         warn_queue_room(&d->cfg);

@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "base/pool.h"
+#include "ss-macro.h"
 
 START_TEST(classes)
 {
@@ -85,6 +86,34 @@ START_TEST(keeps_a_bounded_number)
 }
 END_TEST
 
+/* Released, every class's kept blocks are freed (valgrind's and LeakSanitizer's leak checks
+ * would see one left) and the pool serves from malloc again. */
+START_TEST(releases_what_it_keeps)
+{
+        void *p[SS_POOL_MAX_SIZE / SS_POOL_STEP + 1];
+
+        for (unsigned c = 1; c < SS_ELEMENTSOF(p); c++)
+                ck_assert_ptr_nonnull(p[c] = ss_pool_get(c, 1));
+        for (unsigned c = 1; c < SS_ELEMENTSOF(p); c++)
+                ss_pool_put(p[c], c);
+        ck_assert_uint_eq(ss_pool_kept_bytes(), SS_POOL_KEEPS ? SS_POOL_STEP * SS_ELEMENTSOF(p) *
+                                                                    (SS_ELEMENTSOF(p) - 1) / 2
+                                                              : 0);
+        ss_pool_release();
+        ck_assert_uint_eq(ss_pool_kept_bytes(), 0);
+        ss_pool_release(); /* again: nothing to do */
+        ck_assert_uint_eq(ss_pool_kept_bytes(), 0);
+        for (unsigned c = 1; c < SS_ELEMENTSOF(p); c++) {
+                ck_assert_ptr_nonnull(p[c] = ss_pool_get(c, 1));
+                memset(p[c], 0xa5, ss_pool_class_size(c));
+                ck_assert_uint_eq(ss_pool_kept_bytes(), 0);
+        }
+        for (unsigned c = 1; c < SS_ELEMENTSOF(p); c++)
+                ss_pool_put(p[c], c);
+        ss_pool_release();
+}
+END_TEST
+
 int main(void)
 {
         Suite *s = suite_create("pool");
@@ -93,6 +122,7 @@ int main(void)
         tcase_add_test(tc, classes);
         tcase_add_test(tc, blocks_are_whole_and_reused);
         tcase_add_test(tc, keeps_a_bounded_number);
+        tcase_add_test(tc, releases_what_it_keeps);
         suite_add_tcase(s, tc);
         return ss_check_run(s);
 }

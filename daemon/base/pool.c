@@ -46,6 +46,18 @@ void ss_pool_put(void *p, unsigned c)
         pool.bytes += ss_pool_class_size(c);
 }
 
+void ss_pool_release(void)
+{
+        for (unsigned c = 1; c <= CLASSES; c++)
+                while (pool.head[c]) {
+                        kept *k = pool.head[c];
+
+                        pool.head[c] = k->next;
+                        free(k);
+                }
+        pool.bytes = 0;
+}
+
 size_t ss_pool_kept_bytes(void)
 {
         return pool.bytes;

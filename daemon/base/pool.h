@@ -52,5 +52,9 @@ void *ss_pool_get(unsigned c, size_t size);
 /* Give back p (NULL is ignored), got with class c: kept for reuse, or freed. */
 void ss_pool_put(void *p, unsigned c);
 
+/* Free every block this thread's pool keeps: kept blocks lie among the heap's free memory
+ * and would hold its pages resident (base/heap.h). */
+void ss_pool_release(void);
+
 /* The bytes this thread's pool keeps for reuse (at most SS_POOL_KEEP_BYTES). */
 size_t ss_pool_kept_bytes(void);
