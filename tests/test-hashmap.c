@@ -119,6 +119,47 @@ START_TEST(dense_churn)
 }
 END_TEST
 
+/* A table emptied shrinks, down to SS_MAP_SHRINK_MIN slots and no further, and every member
+ * left is still found through each halving; it grows again as before. */
+START_TEST(shrinks_when_emptied)
+{
+        enum { N = 100000, KEEP = 100 };
+        static uint8_t keys[N][16];
+        size_t peak;
+        ss_map m;
+
+        ss_map_init(&m, 16);
+        for (uintptr_t i = 0; i < N; i++) {
+                ss_id_random(keys[i], 16);
+                ck_assert_int_eq(ss_map_put(&m, keys[i], (void *)(i + 1)), 0);
+        }
+        peak = m.cap;
+        ck_assert_uint_ge(peak, N * 4 / 3);
+        for (uintptr_t i = KEEP; i < N; i++) {
+                ck_assert_ptr_eq(ss_map_remove(&m, keys[i]), (void *)(i + 1));
+                /* Never fuller than when it grows, never emptier than an eighth above the
+                 * floor. */
+                ck_assert_uint_le(m.n * 4, m.cap * 3);
+                ck_assert(m.cap <= SS_MAP_SHRINK_MIN || m.n * 8 >= m.cap);
+                if (i % 9973 == 0)
+                        for (uintptr_t k = 0; k < KEEP; k++)
+                                ck_assert_ptr_eq(ss_map_get(&m, keys[k]), (void *)(k + 1));
+        }
+        ck_assert_uint_eq(m.n, KEEP);
+        ck_assert_uint_eq(m.cap, SS_MAP_SHRINK_MIN);
+        for (uintptr_t k = 0; k < KEEP; k++)
+                ck_assert_ptr_eq(ss_map_get(&m, keys[k]), (void *)(k + 1));
+        for (uintptr_t i = KEEP; i < N; i++)
+                ck_assert_ptr_null(ss_map_get(&m, keys[i]));
+        for (uintptr_t i = KEEP; i < N; i++)
+                ck_assert_int_eq(ss_map_add(&m, keys[i], (void *)(i + 1)), 0);
+        ck_assert_uint_eq(m.cap, peak);
+        for (uintptr_t i = 0; i < N; i++)
+                ck_assert_ptr_eq(ss_map_get(&m, keys[i]), (void *)(i + 1));
+        ss_map_free(&m);
+}
+END_TEST
+
 int main(void)
 {
         Suite *s = suite_create("hashmap");
@@ -129,6 +170,7 @@ int main(void)
         tcase_add_test(tc, replace_and_short_keys);
         tcase_add_test(tc, add_and_odd_lengths);
         tcase_add_test(tc, dense_churn);
+        tcase_add_test(tc, shrinks_when_emptied);
         suite_add_tcase(s, tc);
         return ss_check_run(s);
 }

@@ -85,9 +85,9 @@ void *ss_map_get(const ss_map *m, const void *key)
         return m->slots[find(m, k)].value;
 }
 
-static int grow(ss_map *m)
+/* Move every member into a table of cap slots (a power of two, above n / 3 * 4). */
+static int resize(ss_map *m, size_t cap)
 {
-        size_t cap = m->cap ? m->cap * 2 : 16;
         ss_map old = *m;
 
         if (cap > SIZE_MAX / sizeof(ss_map_slot))
@@ -118,7 +118,7 @@ static int put(ss_map *m, const void *key, void *value, bool replace)
 
         /* Keep the load at or under 3/4 so probe runs stay short. */
         if ((m->n + 1) * 4 > m->cap * 3) {
-                int r = grow(m);
+                int r = resize(m, m->cap ? m->cap * 2 : 16);
 
                 if (r < 0)
                         return r;
@@ -173,6 +173,11 @@ void *ss_map_remove(ss_map *m, const void *key)
         }
         m->slots[i].value = NULL;
         m->n--;
+        /* A table an eighth full is halved (a quarter full then), so a million traces come
+         * and gone do not leave their 48 MB of slots behind; the halvings cost no more than
+         * the removals that led to them. Without memory it stays as it is. */
+        if (m->cap > SS_MAP_SHRINK_MIN && m->n * 8 < m->cap)
+                (void)resize(m, m->cap / 2);
         return value;
 }
 

@@ -13,6 +13,9 @@
 #include <stdint.h>
 
 #define SS_MAP_KEY_MAX 16u
+/* Slots a table keeps however few members it has left (it grows at 3/4 full, and shrinks
+ * by half under 1/8 above this). */
+#define SS_MAP_SHRINK_MIN 1024u
 
 /* A 64 x 64 -> 128-bit product, its halves folded: the mixing step of the map's hash and
  * of other hashes of the daemon. */
@@ -52,7 +55,8 @@ int ss_map_put(ss_map *m, const void *key, void *value);
 /* Store value (non-NULL) under key unless the key is there: -EEXIST then, 0, or -ENOMEM. */
 int ss_map_add(ss_map *m, const void *key, void *value);
 
-/* Remove key; returns its value or NULL when absent. */
+/* Remove key; returns its value or NULL when absent. May move the other members (the table
+ * shrinks): not while iterating over it. */
 void *ss_map_remove(ss_map *m, const void *key);
 
 /* Call fn on every value; fn must not change the map. */
