@@ -387,6 +387,37 @@ class Backpressure(Base):
         self.assertEqual([s["attributes"]["text"] for s in survivors],
                          ["s%d" % i * 50 for i in range(len(few))])
 
+    def test_idle_connections_hold_no_input_buffer(self):
+        """Twenty agents send a burst and stay connected, idle: their input buffers are given
+        back (STATS input_buffer_bytes falls to the STATS connection's own), and each is read
+        again, into a new buffer, when it sends more."""
+        d = self.http_daemon()
+        own = d.stats()["input_buffer_bytes"]  # the STATS connection's, reading its request
+        clients, sent = [], 0
+        for _ in range(20):
+            c = RawClient(d.socket)
+            c.hello()
+            clients.append(c)
+        for c in clients:
+            send_trace(c, "burst", 40, attrs={"content": "x" * 1024})
+            sent += 41
+        for c in clients:
+            c.flush()
+        busy = d.stats()["input_buffer_bytes"]
+        self.assertGreaterEqual(busy, own + 20 * 64 * 1024)
+        st = self.wait_stats(d, "the idle connections' buffers given back",
+                             lambda s: s["input_buffer_bytes"] == own, 15)
+        print("\nidle connections: input buffers %d kB after the burst, %d kB idle; "
+              "RSS %d kB" % (busy >> 10, st["input_buffer_bytes"] >> 10, rss_kib(d.proc.pid)))
+        self.assertEqual(st["connections_active"], 21)
+        for c in clients:
+            send_trace(c, "again", 2)
+            sent += 3
+            c.flush()
+        self.assertEqual(len({s["span_id"] for s in self.wait_spans(sent, 30)}), sent)
+        for c in clients:
+            c.close()
+
 
 if __name__ == "__main__":
     if sys.argv[1:2] == ["--open-run"]:

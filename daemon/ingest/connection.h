@@ -111,8 +111,9 @@ void ss_conn_process_held(ss_conn *c);
 /* Whether the connection holds nothing: no open span, no partial frame. */
 bool ss_conn_idle(const ss_conn *c);
 
-/* Give back an input buffer that grew for large frames and has not needed it for a while.
- * The listener calls it from its timer. */
+/* Give back an input buffer that grew for large frames and has not needed it for a while,
+ * and the whole of an empty one after a while without input. The listener calls it from its
+ * timer. */
 void ss_conn_shrink(ss_conn *c, uint64_t now_ms);
 
 /* Close with a reason, logged (rate-limited). */

@@ -596,8 +596,12 @@ void ss_listener_counters(const void *listener, ss_counters *out)
 {
         const ss_listener *l = listener;
         const ss_ingest_stats *v = &l->stats;
+        uint64_t buffers = 0;
 
+        for (const ss_conn *c = l->conns; c; c = c->next)
+                buffers += c->in.cap + c->in.head;
         ss_counters_add(out, NULL, "input_bytes", l->budget.used);
+        ss_counters_add(out, NULL, "input_buffer_bytes", buffers);
         ss_counters_add(out, NULL, "connections", v->connections);
         ss_counters_add(out, NULL, "connections_refused", v->connections_refused);
         ss_counters_add(out, NULL, "connections_refused_process", v->connections_refused_process);
