@@ -222,6 +222,7 @@ static void stats_get(sidespan_client *c, sidespan_stats *st)
         ssc_queue_lock(&c->q);
         st->connected = ssc_queue_connected(&c->q);
         st->buffered_bytes = ssc_queue_pending(&c->q) + ssc_sender_buffered(&c->snd);
+        st->buffer_capacity = ssc_queue_capacity(&c->q) + ssc_sender_capacity(&c->snd);
         ssc_queue_unlock(&c->q);
 }
 

@@ -195,6 +195,11 @@ size_t ssc_queue_pending(const ssc_queue *q)
         return q->pending.len;
 }
 
+size_t ssc_queue_capacity(const ssc_queue *q)
+{
+        return q->pending.cap + q->pending.head;
+}
+
 bool ssc_queue_connected(const ssc_queue *q)
 {
         return q->connected;

@@ -147,6 +147,9 @@ bool ssc_queue_stop(ssc_queue *q);
 /* Bytes pending. Under the lock. */
 size_t ssc_queue_pending(const ssc_queue *q);
 
+/* Bytes the buffer of pending frames holds allocated. Under the lock. */
+size_t ssc_queue_capacity(const ssc_queue *q);
+
 /* Whether the sender has a connection. Under the lock. */
 bool ssc_queue_connected(const ssc_queue *q);
 

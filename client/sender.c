@@ -27,6 +27,8 @@
 #define STABLE_NS      (1000u * 1000000ull) /* a connection this old resets the backoff */
 #define SYSTEM_SOCKET  "/run/sidespan/sidespan.sock"
 #define ZONE_CHUNK     1024u /* a FLUSHED reply decodes into some 50 bytes */
+/* A buffer written is kept at most this large once a round carries an eighth of it. */
+#define OUT_KEEP (2u * SSC_QUEUE_WATERMARK)
 
 /* ---- connection --------------------------------------------------------------------- */
 
@@ -367,8 +369,17 @@ static int write_round(ssc_sender *s)
         count_sent(s);
         ssc_queue_lock(s->q);
         if (r == 0) {
+                size_t wrote = s->out.len;
+
                 ss_buf_reset(&s->out);
                 s->out_off = s->out_scan = 0;
+                /* A backlog (the daemon away, then back) grew both buffers to what it took;
+                 * once it is gone they would hold that memory in the agent for good. One
+                 * that carried an eighth of its size is cut back, here, by the sender, so
+                 * that callers appending to the other never wait on a realloc for it;
+                 * the two take turns, so both are back within two rounds. */
+                if (s->out.cap > OUT_KEEP && wrote < s->out.cap / 8)
+                        ss_buf_shrink(&s->out, OUT_KEEP);
         } else if (r != -EAGAIN) {
                 disconnect(s);
         }
@@ -458,6 +469,11 @@ void ssc_sender_stop(ssc_sender *s)
 size_t ssc_sender_buffered(const ssc_sender *s)
 {
         return s->out.len;
+}
+
+size_t ssc_sender_capacity(const ssc_sender *s)
+{
+        return s->out.cap + s->out.head;
 }
 
 void ssc_sender_after_fork(ssc_sender *s)

@@ -65,6 +65,9 @@ void ssc_sender_stop(ssc_sender *s);
 /* Bytes taken from the queue and not written yet. Under the queue lock. */
 size_t ssc_sender_buffered(const ssc_sender *s);
 
+/* Bytes its buffer of frames being written holds allocated. Under the queue lock. */
+size_t ssc_sender_capacity(const ssc_sender *s);
+
 /* In a fork() child, under the queue lock: drop the parent's connection without a byte on
  * it, and the frames the parent will send itself; the next start begins afresh. */
 void ssc_sender_after_fork(ssc_sender *s);

@@ -1200,6 +1200,43 @@ START_TEST(test_buffer_full_drops_with_stalled_reader)
 }
 END_TEST
 
+/* A backlog built while the daemon is away grows the buffers to what it takes; once it is
+ * written and rounds carry little again, they are cut back, and nothing is lost. */
+START_TEST(test_buffers_shrink_after_a_backlog)
+{
+        sidespan_client *c;
+        sidespan_stats st;
+        server s;
+        int n = 0;
+
+        srv_start_opt(&s, false);
+        c = open_at(&s, 1.0, true);
+        while (stats_of(c).buffered_bytes < (1u << 20)) {
+                emit_one(c, "backlog");
+                n++;
+        }
+        st = stats_of(c);
+        ck_assert_uint_eq(st.dropped, 0);
+        ck_assert_uint_ge(st.buffer_capacity, 1u << 20);
+        srv_listen(&s);
+        ck_assert_int_eq(sidespan_flush(c, 10000), 0);
+        ck_assert_uint_ge(stats_of(c).buffer_capacity, 1u << 20);
+        for (int round = 0; round < 3; round++) {
+                emit_one(c, "after");
+                n++;
+                ck_assert_int_eq(sidespan_flush(c, 10000), 0);
+        }
+        st = stats_of(c);
+        ck_assert_uint_le(st.buffer_capacity, 2 * 128 * 1024);
+        ck_assert_uint_eq(st.dropped, 0);
+        ck_assert_uint_eq(srv_count(&s, SS_MSG_SPAN_START), (size_t)n);
+        ck_assert_uint_eq(srv_count(&s, SS_MSG_SPAN_END), (size_t)n);
+        sidespan_client_close(&c);
+        ck_assert_int_eq(s.decode_errors, 0);
+        srv_stop(&s);
+}
+END_TEST
+
 START_TEST(test_dropped_start_drops_its_end)
 {
         char name[151];
@@ -1895,6 +1932,7 @@ static Suite *client_suite(void)
         tcase_add_test(tc, test_include_content_false);
         tcase_add_test(tc, test_buffer_full_drops_without_daemon);
         tcase_add_test(tc, test_buffer_full_drops_with_stalled_reader);
+        tcase_add_test(tc, test_buffers_shrink_after_a_backlog);
         tcase_add_test(tc, test_dropped_start_drops_its_end);
         tcase_add_test(tc, test_oversized_values);
         tcase_add_test(tc, test_reconnect_says_hello_again);

@@ -220,6 +220,10 @@ typedef struct sidespan_stats {
         uint64_t buffered_bytes; /* bytes waiting to be written now */
         bool connected;
         bool enabled;
+        /* Past the first fields (set when size covers it): the bytes the two buffers of
+         * frames hold allocated, the one callers fill and the one being written; each grows
+         * to at most buffer_size and is cut back to 128 KiB once a backlog is written. */
+        uint64_t buffer_capacity;
 } sidespan_stats;
 
 SIDESPAN_EXPORT void sidespan_stats_init_sized(sidespan_stats *st, size_t size);

@@ -55,7 +55,7 @@ class Stats(ctypes.Structure):
                 ("dropped", ctypes.c_uint64), ("attrs_dropped", ctypes.c_uint64),
                 ("reconnects", ctypes.c_uint64), ("connect_failures", ctypes.c_uint64),
                 ("buffered_bytes", ctypes.c_uint64), ("connected", c_bool),
-                ("enabled", c_bool)]
+                ("enabled", c_bool), ("buffer_capacity", ctypes.c_uint64)]
 
 
 class RunResult(ctypes.Structure):
