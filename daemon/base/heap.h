@@ -6,7 +6,7 @@
  * hands the kernel back only a free top of the heap, so after a burst (hundreds of clients
  * at once, a backend back after an outage) the spans, batches and input buffers are freed
  * but their pages stay resident, among the few allocations that live on: 512 connections'
- * burst left 85 MB resident of which malloc had 3 MB in use. An unref'd timer looks once a
+ * burst left 85 MB resident of which malloc had 1.4 MB in use. An unref'd timer looks once a
  * second; when at least SS_HEAP_TRIM_MIN of the anonymous memory resident is not in use by
  * malloc, and malloc holds at least that much free, on two looks in a row (a burst still
  * going reuses its free memory at once), the loop thread's pool (base/pool.h) lets its kept
