@@ -59,6 +59,8 @@ class Cli(Base):
                          r"in 0 open trace\(s\); 3 span\(s\) finished$" % d.socket)
         self.assertRegex(lines[1], r"^  exporter otlp-http: 3 in, 3 exported, 0 dropped, "
                          r"0 retries")
+        self.assertRegex(lines[2], r"^  memory: \d+ kB in use by malloc, \d+ kB free, "
+                         r"[1-9]\d* kB of input buffers; \d+ kB given back by \d+ trim\(s\)$")
         c.close()
 
     def test_flush(self):

@@ -138,8 +138,8 @@ static void print_models(const msgpack_object_map *m)
         }
 }
 
-/* The headline: clients, open work, and per exporter what came in, went out, waits and was
- * lost (by reason, where the exporter counts reasons). */
+/* The headline: clients, open work, per exporter what came in, went out, waits and was lost
+ * (by reason, where the exporter counts reasons), and the daemon's memory. */
 static void print_summary(const cli *c, const msgpack_object_map *m)
 {
         static const char *const figures[][2] = {
@@ -179,6 +179,13 @@ static void print_summary(const cli *c, const msgpack_object_map *m)
                 }
                 putchar('\n');
         }
+        printf("  memory: %llu kB in use by malloc, %llu kB free, %llu kB of input buffers; "
+               "%llu kB given back by %llu trim(s)\n",
+               (unsigned long long)counter(m, "heap.in_use_bytes") >> 10,
+               (unsigned long long)counter(m, "heap.free_bytes") >> 10,
+               (unsigned long long)counter(m, "input_buffer_bytes") >> 10,
+               (unsigned long long)counter(m, "heap.trimmed_bytes") >> 10,
+               (unsigned long long)counter(m, "heap.trims"));
         print_models(m);
         printf("\n");
 }
