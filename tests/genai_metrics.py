@@ -192,6 +192,18 @@ class GenAIMetrics(Base):
         # The daemon's own health rides along.
         self.assertGreaterEqual(total(pts, "sidespan.spans.received"), 5 * RUNS)
         self.assertTrue(latest(pts, "sidespan.clients.connected"))
+        # Its memory: the resident set (as a collection can come before the heap's first
+        # look, a second's, the last one is read), malloc's by state, the input buffers.
+        rss = list(latest(pts, "process.memory.usage").values())
+        self.assertEqual(len(rss), 1)
+        self.assertEqual(rss[0]["unit"], "By")
+        self.assertGreater(rss[0]["value"], 1 << 20)
+        heap = {dict(k)["state"]: p["value"]
+                for k, p in latest(pts, "sidespan.memory.heap").items()}
+        self.assertEqual(set(heap), {"used", "free"})
+        if os.environ.get("SIDESPAN_SANITIZE", "none") == "none":  # else its allocator's
+            self.assertGreater(heap["used"], 0)
+        self.assertTrue(latest(pts, "sidespan.memory.input_buffers"))
         for p in pts:
             self.assertEqual(p["resource"]["service.name"], "sidespand")
             self.assertEqual(p["scope_name"], "sidespand")

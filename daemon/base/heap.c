@@ -16,22 +16,26 @@ struct ss_heap {
         uint64_t in_use; /* malloc's, at the last look */
         uint64_t free;
         uint64_t trims;
-        uint64_t trimmed; /* resident bytes the trims gave back */
-        uint64_t floor;   /* anonymous memory resident beyond malloc's use after the last trim */
-        bool worth;       /* the last look found a trim worth it */
+        uint64_t trimmed;  /* resident bytes the trims gave back */
+        uint64_t resident; /* VmRSS, at the last look */
+        uint64_t floor;    /* anonymous memory resident beyond malloc's use after the last trim */
+        bool worth;        /* the last look found a trim worth it */
 };
 
 /*
- * The anonymous memory resident, in bytes, from /proc/self/statm (resident less shared, the
- * file-backed pages): what malloc's free pages add to. 0 when it cannot be read.
+ * The memory resident, in bytes, from /proc/self/statm: all of it (VmRSS) in *all, and the
+ * anonymous part (resident less shared, the file-backed pages), which malloc's free pages
+ * add to, returned. 0 and *all 0 when it cannot be read.
  */
-static uint64_t anon_resident(void)
+static uint64_t resident(uint64_t *all)
 {
-        unsigned long long size, resident, shared;
+        unsigned long long size, res, shared;
+        uint64_t page = (uint64_t)sysconf(_SC_PAGESIZE);
         char text[128];
         ssize_t n;
         int fd = open("/proc/self/statm", O_RDONLY | O_CLOEXEC);
 
+        *all = 0;
         if (fd < 0)
                 return 0;
         n = read(fd, text, sizeof(text) - 1);
@@ -39,22 +43,29 @@ static uint64_t anon_resident(void)
         if (n <= 0)
                 return 0;
         text[n] = '\0';
-        if (sscanf(text, "%llu %llu %llu", &size, &resident, &shared) != 3 || shared > resident)
+        if (sscanf(text, "%llu %llu %llu", &size, &res, &shared) != 3 || shared > res)
                 return 0;
-        return (uint64_t)(resident - shared) * (uint64_t)sysconf(_SC_PAGESIZE);
+        *all = (uint64_t)res * page;
+        return (uint64_t)(res - shared) * page;
+}
+
+/* Read malloc's figures and the resident set into h: the anonymous part, returned. */
+static uint64_t look(ss_heap *h)
+{
+        struct mallinfo2 m = mallinfo2();
+
+        h->in_use = m.uordblks;
+        h->free = m.fordblks;
+        return resident(&h->resident);
 }
 
 static void on_check(uv_timer_t *t)
 {
         ss_heap *h = t->data;
-        struct mallinfo2 m = mallinfo2();
-        uint64_t before, after, released, ns;
+        uint64_t before = look(h), after, released, ns;
         bool worth;
 
-        h->in_use = m.uordblks;
-        h->free = m.fordblks;
-        before = h->free >= SS_HEAP_TRIM_MIN ? anon_resident() : 0;
-        worth = before >= h->in_use + h->floor + SS_HEAP_TRIM_MIN;
+        worth = h->free >= SS_HEAP_TRIM_MIN && before >= h->in_use + h->floor + SS_HEAP_TRIM_MIN;
         if (!worth || !h->worth) {
                 h->worth = worth;
                 return;
@@ -64,7 +75,7 @@ static void on_check(uv_timer_t *t)
         ss_pool_release();
         (void)malloc_trim(0);
         ns = uv_hrtime() - ns;
-        after = anon_resident();
+        after = resident(&h->resident);
         released = after < before ? before - after : 0;
         /* What no trim gives back (thread stacks, libraries' data, malloc's own): the next
          * trim waits for SS_HEAP_TRIM_MIN more than that. */
@@ -94,6 +105,7 @@ int ss_heap_start(uv_loop_t *loop, ss_heap **ret)
         }
         h->timer.data = h;
         uv_unref((uv_handle_t *)&h->timer);
+        (void)look(h); /* the counters are never the zeros of no look yet */
         r = uv_timer_start(&h->timer, on_check, SS_HEAP_CHECK_MS, SS_HEAP_CHECK_MS);
         if (r < 0) {
                 ss_heap_close(h);
@@ -111,6 +123,7 @@ void ss_heap_counters(const void *heap, ss_counters *out)
         ss_counters_add(out, "heap.", "free_bytes", h->free);
         ss_counters_add(out, "heap.", "trims", h->trims);
         ss_counters_add(out, "heap.", "trimmed_bytes", h->trimmed);
+        ss_counters_add(out, "heap.", "resident_bytes", h->resident);
 }
 
 static void on_closed(uv_handle_t *t)

@@ -28,9 +28,18 @@ int ss_health_init(ss_health *h, ss_registry *r)
             .clients = ss_registry_gauge(r, "sidespan.clients.connected", "Client connections open",
                                          "{client}", true),
             .open_spans = ss_registry_gauge(r, "sidespan.spans.open", "Spans open", "{span}", true),
+            .memory = ss_registry_gauge(r, "process.memory.usage",
+                                        "The daemon's resident memory (VmRSS)", "By", true),
+            .heap =
+                ss_registry_gauge(r, "sidespan.memory.heap",
+                                  "Bytes malloc has in use and holds free, by state", "By", true),
+            .input_buffers =
+                ss_registry_gauge(r, "sidespan.memory.input_buffers",
+                                  "Bytes of the client connections' input buffers", "By", true),
         };
         return h->received && h->refused && h->exported && h->dropped && h->queue_bytes &&
-                       h->spool_bytes && h->clients && h->open_spans
+                       h->spool_bytes && h->clients && h->open_spans && h->memory && h->heap &&
+                       h->input_buffers
                    ? 0
                    : -ENOMEM;
 }
@@ -92,4 +101,12 @@ void ss_health_observe(const ss_health *h, const ss_counters *c)
                                     NULL, 0);
         (void)ss_instrument_observe(h->open_spans, (double)ss_counters_get(c, "spans_open"), NULL,
                                     0);
+        (void)ss_instrument_observe(h->memory, (double)ss_counters_get(c, "heap.resident_bytes"),
+                                    NULL, 0);
+        (void)ss_instrument_observe(h->heap, (double)ss_counters_get(c, "heap.in_use_bytes"),
+                                    &(ss_metric_attr){"state", "used"}, 1);
+        (void)ss_instrument_observe(h->heap, (double)ss_counters_get(c, "heap.free_bytes"),
+                                    &(ss_metric_attr){"state", "free"}, 1);
+        (void)ss_instrument_observe(h->input_buffers,
+                                    (double)ss_counters_get(c, "input_buffer_bytes"), NULL, 0);
 }
