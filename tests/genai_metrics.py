@@ -192,8 +192,8 @@ class GenAIMetrics(Base):
         # The daemon's own health rides along.
         self.assertGreaterEqual(total(pts, "sidespan.spans.received"), 5 * RUNS)
         self.assertTrue(latest(pts, "sidespan.clients.connected"))
-        # Its memory: the resident set (as a collection can come before the heap's first
-        # look, a second's, the last one is read), malloc's by state, the input buffers.
+        # Its memory, as each collection reads it: the resident set, malloc's by state, the
+        # input buffers.
         rss = list(latest(pts, "process.memory.usage").values())
         self.assertEqual(len(rss), 1)
         self.assertEqual(rss[0]["unit"], "By")

@@ -13,13 +13,10 @@
 
 struct ss_heap {
         uv_timer_t timer;
-        uint64_t in_use; /* malloc's, at the last look */
-        uint64_t free;
         uint64_t trims;
-        uint64_t trimmed;  /* resident bytes the trims gave back */
-        uint64_t resident; /* VmRSS, at the last look */
-        uint64_t floor;    /* anonymous memory resident beyond malloc's use after the last trim */
-        bool worth;        /* the last look found a trim worth it */
+        uint64_t trimmed; /* resident bytes the trims gave back */
+        uint64_t floor;   /* anonymous memory resident beyond malloc's use after the last trim */
+        bool worth;       /* the last look found a trim worth it */
 };
 
 /*
@@ -49,23 +46,17 @@ static uint64_t resident(uint64_t *all)
         return (uint64_t)(res - shared) * page;
 }
 
-/* Read malloc's figures and the resident set into h: the anonymous part, returned. */
-static uint64_t look(ss_heap *h)
-{
-        struct mallinfo2 m = mallinfo2();
-
-        h->in_use = m.uordblks;
-        h->free = m.fordblks;
-        return resident(&h->resident);
-}
-
 static void on_check(uv_timer_t *t)
 {
         ss_heap *h = t->data;
-        uint64_t before = look(h), after, released, ns;
+        struct mallinfo2 m = mallinfo2();
+        uint64_t in_use = m.uordblks, all, before = 0, after, released, ns;
         bool worth;
 
-        worth = h->free >= SS_HEAP_TRIM_MIN && before >= h->in_use + h->floor + SS_HEAP_TRIM_MIN;
+        /* statm only when malloc holds enough free for a trim to be worth a look. */
+        if (m.fordblks >= SS_HEAP_TRIM_MIN)
+                before = resident(&all);
+        worth = before >= in_use + h->floor + SS_HEAP_TRIM_MIN;
         if (!worth || !h->worth) {
                 h->worth = worth;
                 return;
@@ -75,18 +66,18 @@ static void on_check(uv_timer_t *t)
         ss_pool_release();
         (void)malloc_trim(0);
         ns = uv_hrtime() - ns;
-        after = resident(&h->resident);
+        after = resident(&all);
         released = after < before ? before - after : 0;
         /* What no trim gives back (thread stacks, libraries' data, malloc's own): the next
          * trim waits for SS_HEAP_TRIM_MIN more than that. */
-        h->floor = after > h->in_use ? after - h->in_use : 0;
+        h->floor = after > in_use ? after - in_use : 0;
         h->trims++;
         h->trimmed += released;
         ss_log(SS_LOG_DEBUG,
                "gave %llu kB of freed memory back in %llu us (%llu kB in use, %llu kB free) "
                "event=heap-trimmed released_kb=%llu",
                (unsigned long long)(released >> 10), (unsigned long long)(ns / 1000),
-               (unsigned long long)(h->in_use >> 10), (unsigned long long)(h->free >> 10),
+               (unsigned long long)(in_use >> 10), (unsigned long long)(m.fordblks >> 10),
                (unsigned long long)(released >> 10));
 }
 
@@ -105,7 +96,6 @@ int ss_heap_start(uv_loop_t *loop, ss_heap **ret)
         }
         h->timer.data = h;
         uv_unref((uv_handle_t *)&h->timer);
-        (void)look(h); /* the counters are never the zeros of no look yet */
         r = uv_timer_start(&h->timer, on_check, SS_HEAP_CHECK_MS, SS_HEAP_CHECK_MS);
         if (r < 0) {
                 ss_heap_close(h);
@@ -118,12 +108,15 @@ int ss_heap_start(uv_loop_t *loop, ss_heap **ret)
 void ss_heap_counters(const void *heap, ss_counters *out)
 {
         const ss_heap *h = heap;
+        struct mallinfo2 m = mallinfo2();
+        uint64_t all;
 
-        ss_counters_add(out, "heap.", "in_use_bytes", h->in_use);
-        ss_counters_add(out, "heap.", "free_bytes", h->free);
+        (void)resident(&all);
+        ss_counters_add(out, "heap.", "in_use_bytes", m.uordblks);
+        ss_counters_add(out, "heap.", "free_bytes", m.fordblks);
+        ss_counters_add(out, "heap.", "resident_bytes", all);
         ss_counters_add(out, "heap.", "trims", h->trims);
         ss_counters_add(out, "heap.", "trimmed_bytes", h->trimmed);
-        ss_counters_add(out, "heap.", "resident_bytes", h->resident);
 }
 
 static void on_closed(uv_handle_t *t)

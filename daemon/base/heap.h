@@ -12,8 +12,8 @@
  * going reuses its free memory at once), the loop thread's pool (base/pool.h) lets its kept
  * blocks go, which lie among the free memory and would pin its pages, and malloc_trim()
  * returns the free pages (MADV_DONTNEED: the heap keeps its shape, a next burst faults them
- * in again). Loop thread only; a look is mallinfo2() and a read of /proc/self/statm, whose
- * resident set it also reports.
+ * in again). Loop thread only; a look is mallinfo2(), and a read of /proc/self/statm when
+ * malloc holds that much free.
  */
 
 #include <uv.h>
@@ -28,8 +28,8 @@ typedef struct ss_heap ss_heap;
 /* Start looking at the heap on loop. 0, -ENOMEM or a libuv error. */
 int ss_heap_start(uv_loop_t *loop, ss_heap **ret);
 
-/* heap.in_use_bytes and heap.free_bytes (malloc's) and heap.resident_bytes (VmRSS), at the
- * last look; heap.trims and heap.trimmed_bytes (the resident memory the trims gave back). */
+/* heap.in_use_bytes and heap.free_bytes (malloc's) and heap.resident_bytes (VmRSS), read
+ * now; heap.trims and heap.trimmed_bytes (the resident memory the trims gave back). */
 void ss_heap_counters(const void *heap, ss_counters *out);
 
 /* Stop; freed once the timer's handle has closed. Accepts NULL. */
