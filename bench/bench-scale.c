@@ -3,7 +3,8 @@
  * bench-scale: sidespand's memory and how it scales (issue 11), against a
  * daemon that bench/bench-scale.sh started (--socket PATH, --pid PID).
  *   idle             the daemon's RSS and threads, then again after one client
- *                    connected and disconnected;
+ *                    connected and disconnected, and 2 s after one agent run of
+ *                    another was exported;
  *   connections N    N concurrent clients (one sidespan_client each, one thread
  *                    each, in up to --processes forked processes) emit agent-shaped
  *                    runs (agent-run.c: 30 spans, 1 KiB of content in each chat
@@ -107,6 +108,31 @@ static void print_rss(const config *cfg, const char *when)
                bench_proc_field(cfg->pid, "smaps_rollup", "Pss:"), threads(cfg));
 }
 
+/* One agent run from c, flushed and exported (or dropped: the daemon's STATS tell which). */
+static int export_one_run(const config *cfg, sidespan_client *c)
+{
+        bench_dstats a, e;
+        uint64_t done_ns;
+        int r;
+
+        r = bench_daemon_stats(cfg->socket, &a);
+        if (r == 0)
+                r = bench_agent_run(c);
+        if (r == 0)
+                r = sidespan_flush(c, 10000);
+        if (r == 0)
+                r = bench_wait_export(cfg->socket, &a, cfg->export_timeout_s, &e, &done_ns);
+        if (r == 0)
+                printf("  one agent run: %" PRIu64 " spans exported, %" PRIu64 " dropped\n",
+                       e.exported - a.exported, e.export_dropped - a.export_dropped);
+        return r;
+}
+
+/*
+ * Idle, then with one client connected, after it went, and 2 s after that client's one agent
+ * run was exported: the exporter's library has then done all it does once (a connection, a
+ * TLS handshake), as a daemon idle between bursts has.
+ */
 static int mode_idle(const config *cfg)
 {
         sidespan_client *c = NULL;
@@ -124,6 +150,15 @@ static int mode_idle(const config *cfg)
         (void)sidespan_client_close(&c);
         sleep_ms(1000);
         print_rss(cfg, "  1 s after it disconnected");
+        if (r == 0)
+                r = client_open(cfg, 4u << 20, &c);
+        if (r == 0)
+                r = export_one_run(cfg, c);
+        (void)sidespan_client_close(&c);
+        if (r == 0) {
+                sleep_ms(2000);
+                print_rss(cfg, "  2 s after one agent run was exported");
+        }
         return r;
 }
 
@@ -653,7 +688,9 @@ static void usage(FILE *f, const char *argv0)
             f,
             "Usage: %s --socket PATH --pid PID MODE [N]\n"
             "Memory and scaling of a running sidespand (bench/bench-scale.sh starts it).\n"
-            "  idle                  RSS and threads, idle and after one client came and went\n"
+            "  idle                  RSS and threads: idle, after one client came and went, and 2 "
+            "s\n"
+            "                        after one agent run was exported\n"
             "  connections N         N concurrent clients emitting agent runs (--spans in all)\n"
             "  open N                N traces held open, then ended\n"
             "  soak SECONDS          --rate spans/s of agent runs, RSS every %d s\n"

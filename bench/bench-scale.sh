@@ -3,8 +3,10 @@
 # Memory and scaling of sidespand (issue 11): idle RSS, 1/8/64/512 client
 # connections, 10/10 000/1 000 000 open traces and, when asked, a paced soak.
 # Starts a fresh sidespand per measurement on a temporary socket (exporting
-# OTLP/JSON to /dev/null: the daemon has no discarding exporter), runs
-# bench-scale against it and stops it by pid. Prints figures; asserts nothing.
+# OTLP/JSON to /dev/null: the daemon has no discarding exporter; the idle
+# figures of the network exporters to tests/' OTLP receivers, beside
+# bench/floor-curl and floor-grpc), runs bench-scale against it and stops it
+# by pid. Prints figures; asserts nothing.
 #
 #   bench/bench-scale.sh [BUILD_DIR]                  BUILD_DIR default build-bench
 #   bench/bench-scale.sh [BUILD_DIR] soak [SECONDS]   only the soak (default 600 s)
@@ -43,6 +45,7 @@ SPANS=${BENCH_SCALE_SPANS:-600000}
 RATE=${BENCH_SCALE_RATE:-100000}
 TMP=$(mktemp -d /tmp/sidespan-scale.XXXXXX)
 DAEMON_PID=
+RECEIVER_PID=
 
 stop_daemon() {
         stop_pid "$DAEMON_PID"
@@ -51,6 +54,7 @@ stop_daemon() {
 
 cleanup() {
         stop_daemon
+        stop_pid "$RECEIVER_PID"
         rm -rf "$TMP"
 }
 trap cleanup EXIT
@@ -62,7 +66,7 @@ if [ ! -d "$BUILD" ]; then
         meson setup "$BUILD" "$SRC" --buildtype=release >/dev/null
 fi
 ninja -C "$BUILD" daemon/sidespand daemon/sidespan-http.so daemon/sidespan-grpc.so bench/bench-scale \
-        >/dev/null
+        bench/floor-curl bench/floor-grpc >/dev/null
 
 # The limits raised so that 512 connections from 8 processes and 1 000 000 open spans of one
 # client fit: per instance and per process open spans, connections per process, the total.
@@ -113,21 +117,47 @@ echo "sidespand --exporter file --file /dev/null (OTLP/JSON) ${LIMITS[*]}"
 if [ "$ONLY_SOAK" = 0 ]; then
         # Each network exporter is a module that maps its own libraries: gRPC grpc core,
         # abseil and libstdc++; HTTP libcurl with its TLS, Kerberos and LDAP libraries. The
-        # console (the default) and the file exporter map neither. Port 9 (discard) is never
-        # reached: an idle daemon sends nothing.
-        section "idle: VmRSS 2 s after start, per exporter kind"
-        for kind in console file otlp-http otlp-grpc; do
+        # console (the default) and the file exporter map neither. The network exporters send
+        # to tests/' receivers, which decode what they get: plain HTTP, HTTPS (a certificate
+        # made here) and gRPC. After each, bench/floor-curl or floor-grpc does the same with
+        # the library alone (libc and the library, no code of ours): the floor under the
+        # daemon's figure.
+        section "idle: VmRSS 2 s after start, then 2 s after one agent run was exported, per exporter kind, beside the exporter library's floor"
+        openssl req -x509 -newkey rsa:2048 -nodes -keyout "$TMP/tls.key" -out "$TMP/tls.pem" \
+                -days 2 -subj /CN=127.0.0.1 -addext subjectAltName=IP:127.0.0.1 2>/dev/null
+        for kind in console file otlp-http otlp-https otlp-grpc; do
+                floor=()
                 case $kind in
                 console) set -- --exporter console ;;
                 file) set -- --exporter file --file /dev/null ;;
-                otlp-http) set -- --exporter otlp-http --endpoint http://127.0.0.1:9/v1/traces ;;
-                otlp-grpc) set -- --exporter otlp-grpc --endpoint http://127.0.0.1:9 ;;
+                otlp-http | otlp-https)
+                        tls_args=()
+                        [ $kind = otlp-https ] && tls_args=(--tls-cert "$TMP/tls.pem" --tls-key "$TMP/tls.key")
+                        start_receiver "$TMP/rx.port" "$TMP/rx-$kind.log" otlp_receiver.py "${tls_args[@]}"
+                        url="${kind#otlp-}://127.0.0.1:$(cat "$TMP/rx.port")/v1/traces"
+                        set -- --exporter otlp-http --endpoint "$url"
+                        floor=("$BUILD/bench/floor-curl" "$url")
+                        [ $kind = otlp-https ] && floor+=("$TMP/tls.pem")
+                        ;;
+                otlp-grpc)
+                        start_receiver "$TMP/rx.port" "$TMP/rx-$kind.log" otlp_grpc_receiver.py
+                        read -r grpc_port _ <"$TMP/rx.port"
+                        set -- --exporter otlp-grpc --endpoint "http://127.0.0.1:$grpc_port"
+                        floor=("$BUILD/bench/floor-grpc" "127.0.0.1:$grpc_port")
+                        ;;
                 esac
                 echo "exporter $kind"
+                if [ $kind = otlp-https ]; then
+                        export OTEL_EXPORTER_OTLP_CERTIFICATE="$TMP/tls.pem"
+                fi
                 OTEL_EXPORTER_OTLP_INSECURE=true start_daemon "idle-$kind" "$@"
+                unset OTEL_EXPORTER_OTLP_CERTIFICATE
                 sleep 2
                 scale idle
                 stop_daemon
+                [ ${#floor[@]} -eq 0 ] || "${floor[@]}" || echo "floor: ${floor[0]##*/} failed"
+                stop_pid "$RECEIVER_PID"
+                RECEIVER_PID=
         done
 
         section "connections: agent-shaped runs (30 spans, 1 KiB per chat message), $SPANS spans in all, a fresh daemon per level"

@@ -71,20 +71,6 @@ stop_daemon() {
         DAEMON_PID=
 }
 
-# start_receiver [SCRIPT]: tests/SCRIPT (otlp_receiver.py) with its port in $TMP/receiver.port.
-start_receiver() {
-        rm -f "$TMP/receiver.port"
-        PROTO_DIR="$SRC/proto" "$PYTHON3" "$SRC/tests/${1:-otlp_receiver.py}" \
-                --port-file "$TMP/receiver.port" 2>"$TMP/receiver.log" &
-        RECEIVER_PID=$!
-        for _ in $(seq 200); do
-                [ -s "$TMP/receiver.port" ] && return 0
-                sleep 0.05
-        done
-        echo "the OTLP receiver did not start:" >&2
-        cat "$TMP/receiver.log" >&2
-        exit 1
-}
 
 # A benchmark program, waited for in the background so that a signal reaches the trap at once;
 # its output is shown as it comes and kept for RESULTS.md.
@@ -229,7 +215,7 @@ if command -v valgrind >/dev/null; then
         say "(less what libcurl spends sending it, bench/callgrind-lib.py), with the receiver"
         say "tests/otlp_receiver.py (the daemon under callgrind is the slow side); the"
         say "difference of 100 and 300 runs of 30 spans."
-        start_receiver
+        start_receiver "$TMP/receiver.port" "$TMP/receiver.log" otlp_receiver.py
         PORT=$(cat "$TMP/receiver.port")
         daemon_instructions "defaults (redaction, metrics on)" 100
         note daemon.instr "$RESULT"
@@ -265,6 +251,25 @@ if [ -x "$SRC/bench/bench-scale.sh" ] && [ "${BENCH_SCALE:-1}" != 0 ]; then
         run "$SRC/bench/bench-scale.sh" "$BUILD"
         # "exporter KIND" precedes each idle line: "file: N kB (M kB anonymous); otlp-http: ...".
         note idle.rss "$(awk '$1 == "exporter" {k = $2} /^idle: daemon RSS/ {a = $7; sub(/,/, "", a); s = s (s ? "; " : "") k ": " $4 " kB (" a " kB anonymous)"} END {print s}' "$TMP/run.out")"
+        # The same 2 s after one agent run was exported, with the floor of the exporter's
+        # library (bench/floor-curl, floor-grpc: the library alone, after the same request).
+        note idle.exported "$(awk '
+                $1 == "exporter" { k = $2 }
+                /after one agent run was exported: daemon RSS/ {
+                        match($0, /daemon RSS [0-9]+/)
+                        d[k] = substr($0, RSTART + 11, RLENGTH - 11)
+                        order[++n] = k
+                }
+                /^floor: .* after one / { match($0, /: RSS [0-9]+/); f[k] = substr($0, RSTART + 6, RLENGTH - 6) }
+                END {
+                        for (i = 1; i <= n; i++) {
+                                k = order[i]
+                                s = s (i > 1 ? "; " : "") k ": " d[k] " kB"
+                                if (k in f)
+                                        s = s " (the library alone: " f[k] " kB)"
+                        }
+                        print s
+                }' "$TMP/run.out")"
         note open.bytes "$(sed -n 's/.*: \([0-9]*\) bytes per open span beyond them.*/\1/p' "$TMP/run.out" | tail -1)"
         note threads.max "$(sed -n 's/.*threads: [0-9]* connected, \([0-9]*\) max.*/\1/p' "$TMP/run.out" | sort -n | tail -1)"
         # The last level of connections (512): its burst's peak, and the RSS once the daemon
@@ -320,7 +325,7 @@ fi
 if [ "${BENCH_GRPC:-1}" != 0 ]; then
         section "bench-exporter-grpc: the OTLP/gRPC exporter alone to tests/otlp_grpc_receiver.py"
         say "(the Python receiver, which decodes and keeps every span, is the bottleneck here)"
-        start_receiver otlp_grpc_receiver.py
+        start_receiver "$TMP/receiver.port" "$TMP/receiver.log" otlp_grpc_receiver.py
         run "$BUILD/bench/bench-exporter-grpc" \
                 --endpoint "http://127.0.0.1:$(cut -d' ' -f1 "$TMP/receiver.port")" --calls 2000
         stop_pid "$RECEIVER_PID"
@@ -370,6 +375,7 @@ figure() {
         printf '| End to end at 100 000 spans/s, OTLP/gRPC to grpc-sink | no drops | %s |\n' "$(figure e2e.grpc.100000)"
         printf '| End to end, the most exported (HTTP / gRPC), unpaced | | %s / %s |\n' "$(figure e2e.http.max)" "$(figure e2e.grpc.max)"
         printf '| Idle RSS, per exporter kind | <= 10 MB | %s |\n' "$(figure idle.rss)"
+        printf '| Idle RSS 2 s after one agent run was exported, per exporter kind (beside it: a program that only sets up the exporter'"'"'s library and makes the same request, bench/floor-*.c) | <= 10 MB | %s |\n' "$(figure idle.exported)"
         printf '| Bytes per open span beyond its attributes (1 000 000 open traces) | <= 1 024 | %s |\n' "$(figure open.bytes)"
         printf '| RSS after a burst, the daemon giving freed memory back (daemon/base/heap.h) | bounded | %s |\n' "$(figure burst.rss)"
         printf '| Daemon threads, 1 to 512 connections (the file exporter'"'"'s 4 libuv workers included) | no thread per connection | %s at most |\n' "$(figure threads.max)"
