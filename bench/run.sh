@@ -122,7 +122,7 @@ instructions() {
 # 48 000 instructions).
 probe_instructions() {
         callgrind_annotate --inclusive=yes --threshold=100 "$1" |
-                awk '/:ss_control_stats \[/ { gsub(/,/, "", $1); n = $1; exit } END { print n + 0 }'
+                awk '/:ss_control_stats \[/ && !n { gsub(/,/, "", $1); n = $1 } END { print n + 0 }'
 }
 
 # daemon_instructions LABEL RUNS ARGS...: sidespand's instructions per span under callgrind,
