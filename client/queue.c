@@ -197,7 +197,7 @@ size_t ssc_queue_pending(const ssc_queue *q)
 
 size_t ssc_queue_capacity(const ssc_queue *q)
 {
-        return q->pending.cap + q->pending.head;
+        return ss_buf_allocated(&q->pending);
 }
 
 bool ssc_queue_connected(const ssc_queue *q)

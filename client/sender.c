@@ -473,7 +473,7 @@ size_t ssc_sender_buffered(const ssc_sender *s)
 
 size_t ssc_sender_capacity(const ssc_sender *s)
 {
-        return s->out.cap + s->out.head;
+        return ss_buf_allocated(&s->out);
 }
 
 void ssc_sender_after_fork(ssc_sender *s)

@@ -85,7 +85,7 @@ void ss_buf_shrink(ss_buf *b, size_t keep)
         size_t cap = b->len > keep ? b->len : keep;
         uint8_t *p;
 
-        if (cap >= b->cap + b->head)
+        if (cap >= ss_buf_allocated(b))
                 return;
         unskip(b);
         if (cap == 0) {

@@ -57,6 +57,12 @@ void ss_buf_take_tail(ss_buf *b, size_t n);
 /* Drop the first n bytes (n <= len), keeping the rest in order. */
 void ss_buf_consume(ss_buf *b, size_t n);
 
+/* The bytes b holds allocated: its room and what lies before data (ss_buf_take_tail()). */
+static inline size_t ss_buf_allocated(const ss_buf *b)
+{
+        return b->cap + b->head;
+}
+
 /* Forget the contents, keep the allocation. */
 static inline void ss_buf_reset(ss_buf *b)
 {

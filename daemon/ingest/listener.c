@@ -599,7 +599,7 @@ void ss_listener_counters(const void *listener, ss_counters *out)
         uint64_t buffers = 0;
 
         for (const ss_conn *c = l->conns; c; c = c->next)
-                buffers += c->in.cap + c->in.head;
+                buffers += ss_buf_allocated(&c->in);
         ss_counters_add(out, NULL, "input_bytes", l->budget.used);
         ss_counters_add(out, NULL, "input_buffer_bytes", buffers);
         ss_counters_add(out, NULL, "connections", v->connections);
