@@ -419,17 +419,16 @@ void ss_conn_shrink(ss_conn *c, uint64_t now_ms)
 {
         /* A connection that read nothing for a while holds no buffer: hundreds of agents
          * connected and idle between runs would otherwise keep 64 KiB or more each. The
-         * next read (on_alloc()) takes one again. */
-        if (c->in.len == 0 && c->in.cap && now_ms - c->last_read_ms >= SHRINK_AFTER_MS) {
+         * next read (on_alloc()) takes one again. A buffer that grew is cut back, but not at
+         * once: a client that sends large frames would have it grown back (mremap) for
+         * every one. */
+        if (c->in.len == 0 && c->in.cap && now_ms - c->last_read_ms >= SHRINK_AFTER_MS)
                 ss_buf_free(&c->in);
-        } else {
-                /* Not at once: a client that sends large frames would have its buffer grown
-                 * back (mremap) for every one. */
-                if (c->in.cap <= SHRINK_ABOVE || c->in.len >= c->in.cap / 4 ||
-                    now_ms - c->grew_ms < SHRINK_AFTER_MS)
-                        return;
+        else if (c->in.cap > SHRINK_ABOVE && c->in.len < c->in.cap / 4 &&
+                 now_ms - c->grew_ms >= SHRINK_AFTER_MS)
                 ss_buf_shrink(&c->in, READ_CHUNK);
-        }
+        else
+                return;
         budget_update(c);
         budget_resume(c->env->budget);
 }
