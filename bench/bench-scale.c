@@ -688,9 +688,8 @@ static void usage(FILE *f, const char *argv0)
             f,
             "Usage: %s --socket PATH --pid PID MODE [N]\n"
             "Memory and scaling of a running sidespand (bench/bench-scale.sh starts it).\n"
-            "  idle                  RSS and threads: idle, after one client came and went, and 2 "
-            "s\n"
-            "                        after one agent run was exported\n"
+            "  idle                  RSS and threads: idle, after one client came and went,\n"
+            "                        and 2 s after one agent run was exported\n"
             "  connections N         N concurrent clients emitting agent runs (--spans in all)\n"
             "  open N                N traces held open, then ended\n"
             "  soak SECONDS          --rate spans/s of agent runs, RSS every %d s\n"

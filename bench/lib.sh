@@ -31,14 +31,14 @@ clean_env() {
 }
 
 # start_receiver PORT_FILE LOG SCRIPT [ARGS...]: tests/SCRIPT, an OTLP receiver that decodes
-# what it gets, on Debian's python3 (it has the protobuf and grpc modules), until it wrote its
-# port(s) to PORT_FILE; sets RECEIVER_PID. $SRC: the source tree.
+# what it gets, on $PYTHON3 (default Debian's python3, which has the protobuf and grpc
+# modules), until it wrote its port(s) to PORT_FILE; sets RECEIVER_PID. $SRC: the source tree.
 start_receiver() {
         local port_file=$1 log=$2 script=$3
         shift 3
         rm -f "$port_file"
-        PROTO_DIR="$SRC/proto" /usr/bin/python3 "$SRC/tests/$script" --port-file "$port_file" "$@" \
-                2>"$log" &
+        PROTO_DIR="$SRC/proto" "${PYTHON3:-/usr/bin/python3}" "$SRC/tests/$script" \
+                --port-file "$port_file" "$@" 2>"$log" &
         RECEIVER_PID=$!
         wait_path -s "$port_file" "$RECEIVER_PID" && return 0
         echo "the OTLP receiver $script did not start:" >&2

@@ -71,7 +71,6 @@ stop_daemon() {
         DAEMON_PID=
 }
 
-
 # A benchmark program, waited for in the background so that a signal reaches the trap at once;
 # its output is shown as it comes and kept for RESULTS.md.
 run() {
